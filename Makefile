@@ -1,0 +1,48 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check -q
+
+.PHONY: run test check lint typecheck bench bench-emulator bench-engine bench-server bench-bulk clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Stamps re-run the install when packaging metadata changes.
+$(VENV)/.installed-base: $(PY) setup.cfg pyproject.toml
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: $(PY) setup.cfg pyproject.toml
+	$(PIP) install -e '.[test]'
+	touch $@ $(VENV)/.installed-base
+
+## run: start the embedded emulator, run the YAML createJob -> getJob -> updateJob flow, print responses
+run: $(VENV)/.installed-base
+	$(PY) examples/demo.py
+
+## test: install with test extras and run the whole suite
+test: $(VENV)/.installed-test
+	$(PY) -m pytest
+
+## check: lint and type-check
+check: lint typecheck
+lint: $(VENV)/.installed-test
+	$(PY) -m ruff check sfbulk tests bench examples
+typecheck: $(VENV)/.installed-test
+	$(PY) -m mypy sfbulk
+
+## bench: every benchmark, figures printed (see docs/benchmarks.md)
+bench: bench-emulator bench-engine bench-server bench-bulk
+bench-emulator: $(VENV)/.installed-test
+	$(PY) bench/emulator.py
+bench-engine: $(VENV)/.installed-test
+	$(PY) bench/engine.py
+bench-server: $(VENV)/.installed-test
+	$(PY) bench/server.py
+bench-bulk: $(VENV)/.installed-test
+	$(PY) bench/bulk.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,54 @@
+"""sfbulk: the Salesforce Bulk connector, a small Synapse-compatible mediation engine, and an emulator.
+
+The public face is small; implementation modules stay private to their layer:
+
+    from sfbulk import Engine, Connector, MessageContext, FileRegistry
+    from sfbulk import errors            # the exception tree
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from sfbulk import errors
+from sfbulk.errors import ApiError, ConfigError, MediationFault, SfBulkError
+
+__version__ = "0.1.0"
+
+# name -> module; imported on first access so `import sfbulk` stays cheap (the emulator and the
+# CLI import only what they use).
+_LAZY = {
+    "Engine": "sfbulk.engine",
+    "Connector": "sfbulk.connector",
+    "Connection": "sfbulk.connector",
+    "MessageContext": "sfbulk.context",
+    "FileRegistry": "sfbulk.registry",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector import Connection, Connector
+    from sfbulk.context import MessageContext
+    from sfbulk.engine import Engine
+    from sfbulk.registry import FileRegistry
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sfbulk' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "Connection",
+    "Connector",
+    "Engine",
+    "FileRegistry",
+    "MediationFault",
+    "MessageContext",
+    "SfBulkError",
+    "errors",
+]

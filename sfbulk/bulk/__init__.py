@@ -1,0 +1,1 @@
+"""Bulk load/extract pipeline on top of the connector operations."""

@@ -1,0 +1,1 @@
+"""Local Salesforce Bulk API emulator (filled in by its owner)."""

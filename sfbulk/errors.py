@@ -1,0 +1,193 @@
+"""The sfbulk exception tree: one base, then a branch per layer, so callers catch at the right level.
+
+Messages say what went wrong and what to do about it. They never carry secrets (access or refresh
+tokens, client secrets, passwords): build messages from names and ids, never from request bodies.
+"""
+
+from __future__ import annotations
+
+
+class SfBulkError(Exception):
+    """Base of every error sfbulk raises on purpose."""
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+
+class ConfigError(SfBulkError):
+    """A config file (YAML, Synapse XML, connector bundle) is invalid.
+
+    Carries the file, 1-based line and the field (element/attribute/key path) when known, as jinja's
+    TemplateSyntaxError carries its location.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.field = field
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = ""
+        if self.file:
+            where = self.file + (f":{self.line}" if self.line else "") + ": "
+        elif self.line:
+            where = f"line {self.line}: "
+        field = f"{self.field}: " if self.field else ""
+        return f"{where}{field}{self.message}"
+
+
+class ConfigErrors(ConfigError):
+    """Several config problems found in one load; the server refuses to start half-configured."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = list(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "configuration is invalid")
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return str(self.errors[0])
+        return f"{len(self.errors)} configuration errors:\n" + "\n".join(f"  {e}" for e in self.errors)
+
+
+# --- mediation faults --------------------------------------------------------------------------
+
+
+class MediationFault(SfBulkError):
+    """A fault raised while mediating a message (Synapse's SynapseException).
+
+    The engine catches it, sets ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL on the message context
+    (unless ERROR_CODE is already set) and runs the fault handler on top of the fault stack.
+    """
+
+    #: Synapse's generic mediation error code.
+    default_code = 0
+
+    def __init__(self, message: str, *, code: int | str | None = None, detail: str | None = None) -> None:
+        self.message = message
+        self.code = self.default_code if code is None else code
+        self.detail = detail
+        super().__init__(message)
+
+
+class ExpressionError(MediationFault):
+    """An expression failed to evaluate (or to compile, when raised at load time as ConfigError)."""
+
+
+class PayloadError(MediationFault):
+    """The message body could not be parsed: malformed XML/JSON, a DTD, entity expansion, too deep."""
+
+    default_code = 601000  # MI's code for message-build errors
+
+
+class TransportError(MediationFault):
+    """An HTTP exchange failed below the HTTP level (no response). Synapse 1015xx codes."""
+
+    default_code = 101500  # sender I/O error
+
+
+class ConnectError(TransportError):
+    """The connection could not be established (refused, DNS, TLS handshake)."""
+
+    default_code = 101503
+
+
+class TimeoutError_(TransportError):
+    """No response within the configured timeout."""
+
+    default_code = 101504
+
+
+class ConnectionClosedError(TransportError):
+    """The peer closed the connection before a full response arrived."""
+
+    default_code = 101505
+
+
+class ParameterError(MediationFault):
+    """A required operation/template parameter is missing, or a value is not allowed."""
+
+    default_code = 500101  # MI's code for a missing mandatory template parameter
+
+
+# --- Salesforce and auth -----------------------------------------------------------------------
+
+
+class ApiError(SfBulkError):
+    """Salesforce (or the emulator) answered with an error status.
+
+    ``exception_code``/``exception_message`` come from the Bulk API ``<error>`` body (or the OAuth
+    ``error``/``error_description`` JSON) when there is one.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        exception_code: str | None = None,
+        exception_message: str | None = None,
+        *,
+        context: str | None = None,
+    ) -> None:
+        self.status = status
+        self.exception_code = exception_code
+        self.exception_message = exception_message
+        self.context = context
+        parts = [f"HTTP {status}"]
+        if exception_code:
+            parts.append(exception_code)
+        if exception_message:
+            parts.append(exception_message)
+        text = ": ".join(parts)
+        super().__init__(f"{context}: {text}" if context else text)
+
+
+class AuthError(SfBulkError):
+    """Obtaining or refreshing an access token failed (bad client id/secret, revoked refresh token...)."""
+
+
+class RegistryError(SfBulkError):
+    """A registry key is invalid (outside the root, absolute, '..') or a resource cannot be read/written."""
+
+
+# --- bulk load / extract -----------------------------------------------------------------------
+
+
+class BulkError(SfBulkError):
+    """A bulk load or extract could not complete."""
+
+
+class PollTimeout(BulkError):
+    """Polling gave up: the job/batch did not reach a final state within the overall timeout."""
+
+    def __init__(self, message: str, *, job_id: str, batch_ids: list[str] | None = None) -> None:
+        self.job_id = job_id
+        self.batch_ids = list(batch_ids or [])
+        super().__init__(message)
+
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "BulkError",
+    "ConfigError",
+    "ConfigErrors",
+    "ConnectError",
+    "ConnectionClosedError",
+    "ExpressionError",
+    "MediationFault",
+    "ParameterError",
+    "PayloadError",
+    "PollTimeout",
+    "RegistryError",
+    "SfBulkError",
+    "TimeoutError_",
+    "TransportError",
+]

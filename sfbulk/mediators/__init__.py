@@ -1,0 +1,1 @@
+"""Mediators: one small class per Synapse mediator, shared by every config front-end."""

@@ -1,0 +1,196 @@
+"""Keep access/refresh tokens, client secrets and passwords out of logs, errors and faults.
+
+Two mechanisms, because secrets reach us two ways:
+
+* ``Secret`` wraps a value we hold (in a connection, in the auth layer). Its ``str``/``repr`` are
+  masked; code that must send it calls ``reveal()`` at the last moment.
+* ``Redactor`` masks secrets inside text we did not build (a logged payload, a backend body): it
+  knows every secret value registered so far and the names under which secrets travel
+  (``<accessToken>``, ``"refresh_token"``, ``X-SFDC-Session:``, ``client_secret=``...).
+  ``install_log_redaction()`` puts it on the sfbulk logger's records, so even DEBUG output is clean.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable
+
+MASK = "***"
+
+#: Names (element, JSON key, form field, header, property) whose values are always secret.
+SECRET_NAMES: tuple[str, ...] = (
+    "accessToken",
+    "access_token",
+    "refreshToken",
+    "refresh_token",
+    "clientSecret",
+    "client_secret",
+    "password",
+    "sessionId",
+    "X-SFDC-Session",
+    "Authorization",
+    "signature",
+    "uri.var.accessToken",
+    "uri.var.accessToken.reg",
+    "uri.var.refreshToken",
+    "uri.var.clientSecret",
+)
+
+_SECRET_NAMES_LOWER = frozenset(n.lower() for n in SECRET_NAMES)
+
+
+def is_secret_name(name: str) -> bool:
+    """True when a property/header/element called ``name`` holds a secret."""
+    return name.lower() in _SECRET_NAMES_LOWER
+
+
+class Secret:
+    """A secret value whose printed forms are masked. Compare and hash by value."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        if value:
+            default_redactor.add(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Secret):
+            return self._value == other._value
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return MASK
+
+
+def reveal(value: Secret | str | None) -> str | None:
+    """The plain value of a ``Secret`` or string (``None`` stays ``None``)."""
+    if isinstance(value, Secret):
+        return value.reveal()
+    return value
+
+
+_names_alt = "|".join(re.escape(n) for n in sorted(SECRET_NAMES, key=len, reverse=True))
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    # <accessToken>value</accessToken>, with an optional prefix: <ns:accessToken ...>value</ns:accessToken>
+    re.compile(rf"(<(?:[\w.-]+:)?(?:{_names_alt})(?:\s[^>]*)?>)([^<]+)(</)", re.IGNORECASE),
+    # "access_token": "value"
+    re.compile(rf'("(?:{_names_alt})"\s*:\s*")((?:[^"\\]|\\.)+)(")', re.IGNORECASE),
+    # access_token=value (form bodies, query strings)
+    re.compile(rf"((?:^|[?&\s])(?:{_names_alt})=)([^&\s]+)()", re.IGNORECASE),
+    # X-SFDC-Session: value / Authorization: Bearer value (header dumps)
+    re.compile(rf"((?:^|\n|\s|')(?:{_names_alt})'?\s*[:=]\s*'?)([^\s',}}]+)()", re.IGNORECASE),
+)
+
+
+class Redactor:
+    """Masks known secret values and values stored under secret names in arbitrary text."""
+
+    #: Values shorter than this are not masked by value (too likely to collide with normal text).
+    min_length = 6
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+        self._compiled: re.Pattern[str] | None = None
+
+    def add(self, value: str | None) -> None:
+        if not value or len(value) < self.min_length:
+            return
+        with self._lock:
+            if value not in self._values:
+                self._values.add(value)
+                self._compiled = None
+
+    def add_all(self, values: Iterable[str | None]) -> None:
+        for value in values:
+            self.add(value)
+
+    def _value_pattern(self) -> re.Pattern[str] | None:
+        with self._lock:
+            if self._compiled is None and self._values:
+                alternatives = sorted(self._values, key=len, reverse=True)
+                self._compiled = re.compile("|".join(re.escape(v) for v in alternatives))
+            return self._compiled
+
+    def redact(self, text: str) -> str:
+        """``text`` with every known secret replaced by ``***``."""
+        if not text:
+            return text
+        pattern = self._value_pattern()
+        if pattern is not None:
+            text = pattern.sub(MASK, text)
+        for named in _PATTERNS:
+            text = named.sub(lambda m: m.group(1) + MASK + m.group(3), text)
+        return text
+
+
+#: Process-wide redactor: every ``Secret`` registers itself here.
+default_redactor = Redactor()
+
+
+def redact(text: str) -> str:
+    """Mask secrets in ``text`` with the process-wide redactor."""
+    return default_redactor.redact(text)
+
+
+class RedactingFilter(logging.Filter):
+    """A logging filter that rewrites records so their message holds no secret."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self.redactor = redactor or default_redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.redactor.redact(message)
+        if cleaned != message or record.args:
+            record.msg = cleaned
+            record.args = None
+        if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
+            record.exc_text = self.redactor.redact(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def install_log_redaction() -> None:
+    """Make every record of the ``sfbulk`` logger tree pass through the redactor.
+
+    A filter on a logger only sees records logged to that very logger, so the filter is attached
+    through the record factory instead: it applies to records created by any ``sfbulk.*`` logger,
+    whatever handler (ours, pytest's caplog, the user's) finally emits them. Idempotent.
+    """
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        previous = logging.getLogRecordFactory()
+        redacting = RedactingFilter()
+
+        def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+            record = previous(*args, **kwargs)  # type: ignore[arg-type]
+            if record.name == "sfbulk" or record.name.startswith("sfbulk."):
+                redacting.filter(record)
+            return record
+
+        logging.setLogRecordFactory(factory)
+        _installed = True
