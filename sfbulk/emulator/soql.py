@@ -1,0 +1,784 @@
+"""Parse the SOQL subset the Bulk API emulator serves and translate it to parameterised SQLite SQL.
+
+Salesforce semantics kept on purpose:
+
+* keywords are case-insensitive; field and object names are kept as written (``column()`` resolves
+  them case-insensitively);
+* ``AND`` and ``OR`` may not be mixed without parentheses and ``NOT`` may only start a condition
+  (``a AND NOT b`` is ``unexpected token: 'NOT'``, as on Salesforce);
+* two-valued logic: ``null`` is a value, so ``Name != 'x'`` and ``NOT (Name = 'x')`` include rows whose
+  ``Name`` is null, while ``<``, ``>``, ``LIKE`` and ``IN`` never match a null;
+* ``=``, ``!=``, ``<``, ``>``, ``IN`` and ``LIKE`` on strings ignore case (SQLite ``NOCASE``; ASCII only),
+  except on ``Id`` where the binary order is what PK chunking ranges rely on;
+* ``ORDER BY`` defaults to NULLS FIRST for ASC and NULLS LAST for DESC.
+
+Every literal reaches SQLite as a bound parameter; only SQL produced by this module and the caller's
+``table``/``column()``/``extra_where`` fragments are ever interpolated.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+__all__ = [
+    "And",
+    "Comparison",
+    "InList",
+    "Literal",
+    "Not",
+    "Or",
+    "SoqlError",
+    "SoqlQuery",
+    "parse_soql",
+]
+
+
+class SoqlError(Exception):
+    """Malformed or unsupported SOQL, with a Salesforce-like message.
+
+    ``code`` is the Salesforce exception code the emulator should report (``MALFORMED_QUERY`` for syntax,
+    ``INVALID_FIELD`` for unknown fields); ``position`` is the 0-based character offset, when known.
+    """
+
+    def __init__(self, message: str, *, code: str = "MALFORMED_QUERY", position: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.position = position
+
+
+# --------------------------------------------------------------------------------------------- AST
+
+
+@dataclass(frozen=True)
+class Literal:
+    """A SOQL literal. ``kind`` is string | number | boolean | null | date | datetime.
+
+    ``value`` is the Python value bound to SQLite (str, int, float, bool or None); dates and datetimes are
+    ISO strings (datetimes normalised to UTC ``YYYY-MM-DDTHH:MM:SS.sssZ``). ``raw`` is the text as written.
+    """
+
+    kind: str
+    value: Any
+    raw: str
+
+    def to_soql(self) -> str:
+        return self.raw
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """``field op value`` with op one of = != < > <= >= LIKE (``<>`` is normalised to ``!=``)."""
+
+    field: str
+    op: str
+    value: Literal
+
+    def to_soql(self) -> str:
+        return f"{self.field} {self.op} {self.value.to_soql()}"
+
+
+@dataclass(frozen=True)
+class InList:
+    """``field IN (v, ...)`` or ``field NOT IN (v, ...)``."""
+
+    field: str
+    values: tuple[Literal, ...]
+    negated: bool = False
+
+    def to_soql(self) -> str:
+        values = ", ".join(v.to_soql() for v in self.values)
+        return f"{self.field} {'NOT IN' if self.negated else 'IN'} ({values})"
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+    def to_soql(self) -> str:
+        return f"NOT ({self.operand.to_soql()})"
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Node, ...]
+
+    def to_soql(self) -> str:
+        return " AND ".join(_wrapped(o) for o in self.operands)
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Node, ...]
+
+    def to_soql(self) -> str:
+        return " OR ".join(_wrapped(o) for o in self.operands)
+
+
+Node = Comparison | InList | Not | And | Or
+
+
+def _wrapped(node: Node) -> str:
+    text = node.to_soql()
+    return f"({text})" if isinstance(node, And | Or) else text
+
+
+# ------------------------------------------------------------------------------------------- lexer
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2}))?(?![A-Za-z0-9_.:])"
+)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?![A-Za-z_])")
+_OPERATORS = ("!=", "<>", "<=", ">=", "=", "<", ">", "(", ")", ",", ":")
+_STRING_ESCAPES = {
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "b": "\b",
+    "f": "\f",
+    '"': '"',
+    "'": "'",
+    "\\": "\\",
+}
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: str  # ident | string | number | date | datetime | op | eof
+    text: str  # as written (strings include their quotes)
+    start: int
+    end: int
+    value: Any = None
+
+    def is_kw(self, *words: str) -> bool:
+        return self.kind == "ident" and self.text.upper() in words
+
+
+def _tokenize(text: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    pos, size = 0, len(text)
+    while pos < size:
+        ch = text[pos]
+        if ch.isspace():
+            pos += 1
+            continue
+        if ch == "'":
+            end, value = _scan_string(text, pos)
+            tokens.append(_Token("string", text[pos:end], pos, end, value))
+            pos = end
+            continue
+        m = _DATETIME.match(text, pos)
+        if m:
+            kind = "datetime" if m.group(4) else "date"
+            tokens.append(_Token(kind, m.group(0), pos, m.end(), _date_value(m, text)))
+            pos = m.end()
+            continue
+        m = _NUMBER.match(text, pos)
+        if m and (ch not in "+-" or _sign_allowed(tokens)):
+            tokens.append(_Token("number", m.group(0), pos, m.end()))
+            pos = m.end()
+            continue
+        m = _IDENT.match(text, pos)
+        if m:
+            tokens.append(_Token("ident", m.group(0), pos, m.end()))
+            pos = m.end()
+            continue
+        for op in _OPERATORS:
+            if text.startswith(op, pos):
+                tokens.append(_Token("op", op, pos, pos + len(op)))
+                pos += len(op)
+                break
+        else:
+            raise SoqlError(f"unexpected token: '{ch}'", position=pos)
+    tokens.append(_Token("eof", "<EOF>", size, size))
+    return tokens
+
+
+def _sign_allowed(tokens: list[_Token]) -> bool:
+    """A leading +/- belongs to a number only where a value is expected (after an operator)."""
+    return bool(tokens) and tokens[-1].kind == "op" and tokens[-1].text not in (")",)
+
+
+def _scan_string(text: str, start: int) -> tuple[int, list[tuple[str, bool]]]:
+    """Scan a quoted literal; return its end and its characters as (char, was_escaped) pairs.
+
+    Keeping the escaped flag lets LIKE tell a literal ``\\%`` from the ``%`` wildcard.
+    """
+    chars: list[tuple[str, bool]] = []
+    pos = start + 1
+    while pos < len(text):
+        ch = text[pos]
+        if ch == "'":
+            return pos + 1, chars
+        if ch == "\\":
+            if pos + 1 >= len(text):
+                break
+            esc = text[pos + 1]
+            if esc in _STRING_ESCAPES:
+                chars.append((_STRING_ESCAPES[esc], True))
+                pos += 2
+            elif esc in "%_":
+                chars.append((esc, True))
+                pos += 2
+            elif esc == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", text[pos + 2 : pos + 6]):
+                chars.append((chr(int(text[pos + 2 : pos + 6], 16)), True))
+                pos += 6
+            else:
+                raise SoqlError(f"Invalid string literal: illegal escape sequence '\\{esc}'", position=pos)
+            continue
+        chars.append((ch, False))
+        pos += 1
+    raise SoqlError("unterminated string literal: missing closing quote (')", position=start)
+
+
+def _date_value(m: re.Match[str], text: str) -> str:
+    year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    try:
+        if not m.group(4):
+            return _dt.date(year, month, day).isoformat()
+        fraction = (m.group(7) or ".0")[1:]
+        micros = int(fraction[:6].ljust(6, "0"))
+        zone = m.group(8)
+        if zone == "Z":
+            tz = _dt.UTC
+        else:
+            sign = 1 if zone[0] == "+" else -1
+            digits = zone[1:].replace(":", "")
+            offset = _dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+            tz = _dt.timezone(sign * offset)
+        moment = _dt.datetime(
+            year, month, day, int(m.group(4)), int(m.group(5)), int(m.group(6)), micros, tzinfo=tz
+        ).astimezone(_dt.UTC)
+    except ValueError as exc:
+        raise SoqlError(f"invalid date/time literal: '{m.group(0)}' ({exc})", position=m.start()) from exc
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+# ------------------------------------------------------------------------------------------ parser
+
+_AGGREGATES = {"COUNT", "COUNT_DISTINCT", "SUM", "AVG", "MIN", "MAX"}
+_DATE_FUNCTIONS = {
+    "CALENDAR_MONTH", "CALENDAR_QUARTER", "CALENDAR_YEAR", "DAY_IN_MONTH", "DAY_IN_WEEK", "DAY_IN_YEAR",
+    "DAY_ONLY", "FISCAL_MONTH", "FISCAL_QUARTER", "FISCAL_YEAR", "HOUR_IN_DAY", "WEEK_IN_MONTH",
+    "WEEK_IN_YEAR", "CONVERTTIMEZONE",
+}  # fmt: skip
+_RELATIVE_DATES = re.compile(
+    r"(YESTERDAY|TODAY|TOMORROW|(LAST|THIS|NEXT)_(WEEK|MONTH|QUARTER|YEAR|FISCAL_QUARTER|FISCAL_YEAR)|"
+    r"LAST_90_DAYS|NEXT_90_DAYS|(LAST|NEXT)_N_\w+|N_\w+_AGO)",
+    re.IGNORECASE,
+)
+# Keywords that are valid SOQL but outside the Bulk API / emulator subset, wherever they appear.
+_UNSUPPORTED_CLAUSES = {
+    "GROUP": "GROUP BY is not supported by Bulk API",
+    "HAVING": "HAVING is not supported by Bulk API",
+    "OFFSET": "OFFSET is not supported by Bulk API",
+    "TYPEOF": "TYPEOF is not supported by Bulk API",
+    "FOR": "FOR VIEW, FOR REFERENCE and FOR UPDATE are not supported by Bulk API",
+    "UPDATE": "UPDATE TRACKING and UPDATE VIEWSTAT are not supported by Bulk API",
+    "WITH": "WITH clauses are not supported by the sfbulk emulator",
+    "USING": "USING SCOPE is not supported by the sfbulk emulator",
+    "INCLUDES": "INCLUDES and EXCLUDES (multi-select picklists) are not supported by the sfbulk emulator",
+    "EXCLUDES": "INCLUDES and EXCLUDES (multi-select picklists) are not supported by the sfbulk emulator",
+    "ROLLUP": "Aggregate queries are not supported by Bulk API",
+    "CUBE": "Aggregate queries are not supported by Bulk API",
+}
+# SOQL reserved words (never a field name) plus the unsupported clause keywords above.
+_RESERVED = {
+    "AND", "ASC", "DESC", "EXCLUDES", "FIRST", "FROM", "GROUP", "HAVING", "IN", "INCLUDES", "LAST", "LIKE",
+    "LIMIT", "NOT", "NULL", "NULLS", "OR", "SELECT", "WHERE", "WITH", "TRUE", "FALSE", "ORDER", "BY",
+    "OFFSET", "TYPEOF", "FOR", "UPDATE", "USING",
+}  # fmt: skip
+_COMPARISON_OPS = {"=", "!=", "<>", "<", ">", "<=", ">="}
+
+
+class _Parser:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.tokens = _tokenize(text)
+        self.i = 0
+
+    # -- token helpers
+    @property
+    def tok(self) -> _Token:
+        return self.tokens[self.i]
+
+    def peek(self, ahead: int = 1) -> _Token:
+        return self.tokens[min(self.i + ahead, len(self.tokens) - 1)]
+
+    def advance(self) -> _Token:
+        tok = self.tokens[self.i]
+        if tok.kind != "eof":
+            self.i += 1
+        return tok
+
+    def unexpected(self, tok: _Token | None = None) -> SoqlError:
+        tok = tok or self.tok
+        if tok.kind == "ident":
+            word = tok.text.upper()
+            if word in _UNSUPPORTED_CLAUSES:
+                return SoqlError(_UNSUPPORTED_CLAUSES[word], position=tok.start)
+        if tok.kind == "op" and tok.text == ":":
+            return SoqlError("unexpected token: ':' (bind variables are Apex-only)", position=tok.start)
+        return SoqlError(f"unexpected token: '{tok.text}'", position=tok.start)
+
+    def expect_kw(self, word: str) -> _Token:
+        if not self.tok.is_kw(word):
+            raise self.unexpected()
+        return self.advance()
+
+    def expect_op(self, op: str) -> _Token:
+        if not (self.tok.kind == "op" and self.tok.text == op):
+            raise self.unexpected()
+        return self.advance()
+
+    def at_op(self, op: str) -> bool:
+        return self.tok.kind == "op" and self.tok.text == op
+
+    # -- grammar
+    def query(self) -> SoqlQuery:
+        if self.tok.kind == "eof":
+            raise SoqlError("empty query: expected SELECT ... FROM ...", position=0)
+        self.expect_kw("SELECT")
+        fields = self.select_list()
+        self.expect_kw("FROM")
+        obj = self.tok
+        if obj.kind != "ident" or "." in obj.text:
+            raise self.unexpected()
+        self.advance()
+        insert_at = obj.end
+        where: Node | None = None
+        where_span: tuple[int, int] | None = None
+        if self.tok.is_kw("WHERE"):
+            self.advance()
+            start = self.tok.start
+            where = self.condition()
+            where_span = (start, self.tokens[self.i - 1].end)
+        order_by: list[tuple[str, bool, bool | None]] = []
+        if self.tok.is_kw("ORDER"):
+            self.advance()
+            self.expect_kw("BY")
+            order_by = self.order_list()
+        limit: int | None = None
+        if self.tok.is_kw("LIMIT"):
+            self.advance()
+            tok = self.tok
+            if tok.kind != "number" or not tok.text.isdigit():
+                raise self.unexpected()
+            self.advance()
+            limit = int(tok.text)
+        if self.tok.kind != "eof":
+            raise self.unexpected()
+        return SoqlQuery(
+            object=obj.text,
+            fields=fields,
+            where=where,
+            order_by=order_by,
+            limit=limit,
+            text=self.text,
+            _where_span=where_span,
+            _insert_at=insert_at,
+        )
+
+    def select_list(self) -> list[str]:
+        fields: list[str] = []
+        seen: set[str] = set()
+        while True:
+            tok = self.tok
+            if self.at_op("("):
+                if self.peek().is_kw("SELECT"):
+                    raise SoqlError(
+                        "Nested queries (relationship subqueries) are not supported by Bulk API",
+                        position=tok.start,
+                    )
+                raise self.unexpected()
+            name = self.field_name()
+            if name.upper() in seen:
+                raise SoqlError(f"duplicate field selected: {name}", position=tok.start)
+            seen.add(name.upper())
+            fields.append(name)
+            if not self.at_op(","):
+                return fields
+            self.advance()
+
+    def field_name(self) -> str:
+        tok = self.tok
+        if tok.kind != "ident" or tok.text.upper() in _RESERVED:
+            raise self.unexpected()
+        if self.peek().kind == "op" and self.peek().text == "(":
+            raise self.function_error(tok)
+        self.advance()
+        return tok.text
+
+    def function_error(self, tok: _Token) -> SoqlError:
+        name = tok.text.upper()
+        if name in _AGGREGATES:
+            return SoqlError("Aggregate queries are not supported by Bulk API", position=tok.start)
+        if name in _DATE_FUNCTIONS:
+            return SoqlError(
+                f"Date functions are not supported by Bulk API: {tok.text}()", position=tok.start
+            )
+        if name == "FIELDS":
+            return SoqlError("FIELDS() is not supported by Bulk API", position=tok.start)
+        return SoqlError(f"Function {tok.text}() is not supported by the sfbulk emulator", position=tok.start)
+
+    def condition(self) -> Node:
+        """condition := [NOT] simple ((AND simple)* | (OR simple)*)  -- mixing needs parentheses."""
+        if self.tok.is_kw("NOT"):
+            self.advance()
+            first: Node = Not(self.simple())
+        else:
+            first = self.simple()
+        if not self.tok.is_kw("AND", "OR"):
+            return first
+        joiner = self.tok.text.upper()
+        operands = [first]
+        while self.tok.is_kw("AND", "OR"):
+            if self.tok.text.upper() != joiner:
+                raise self.unexpected()
+            self.advance()
+            operands.append(self.simple())
+        return And(tuple(operands)) if joiner == "AND" else Or(tuple(operands))
+
+    def simple(self) -> Node:
+        if self.at_op("("):
+            self.advance()
+            if self.tok.is_kw("SELECT"):
+                raise self.semi_join_error()
+            node = self.condition()
+            self.expect_op(")")
+            return node
+        return self.field_expression()
+
+    def semi_join_error(self) -> SoqlError:
+        return SoqlError(
+            "Semi-join and anti-join subqueries (IN (SELECT ...)) are not supported by the sfbulk emulator",
+            position=self.tok.start,
+        )
+
+    def field_expression(self) -> Node:
+        name = self.field_name()
+        tok = self.tok
+        if tok.kind == "op" and tok.text in _COMPARISON_OPS:
+            self.advance()
+            op = "!=" if tok.text == "<>" else tok.text
+            value = self.value()
+            if value.kind == "null" and op not in ("=", "!="):
+                raise SoqlError(f"null can only be compared with = or !=, not {tok.text}", position=tok.start)
+            if value.kind == "boolean" and op not in ("=", "!="):
+                raise SoqlError(
+                    f"true/false can only be compared with = or !=, not {tok.text}", position=tok.start
+                )
+            return Comparison(name, op, value)
+        if tok.is_kw("LIKE"):
+            self.advance()
+            value = self.value()
+            if value.kind != "string":
+                raise SoqlError(f"LIKE needs a quoted string pattern, got {value.raw}", position=tok.start)
+            return Comparison(name, "LIKE", value)
+        negated = False
+        if tok.is_kw("NOT") and self.peek().is_kw("IN"):
+            self.advance()
+            negated = True
+        if self.tok.is_kw("IN"):
+            self.advance()
+            self.expect_op("(")
+            if self.tok.is_kw("SELECT"):
+                raise self.semi_join_error()
+            values = [self.value()]
+            while self.at_op(","):
+                self.advance()
+                values.append(self.value())
+            self.expect_op(")")
+            for v in values:
+                if v.kind == "boolean":
+                    raise SoqlError("true/false cannot be used in an IN list", position=tok.start)
+            return InList(name, tuple(values), negated)
+        raise self.unexpected()
+
+    def value(self) -> Literal:
+        tok = self.tok
+        if tok.kind == "string":
+            self.advance()
+            return _StringLiteral("string", "".join(c for c, _ in tok.value), tok.text, tuple(tok.value))
+        if tok.kind == "number":
+            self.advance()
+            return Literal("number", _number(tok), tok.text)
+        if tok.kind in ("date", "datetime"):
+            self.advance()
+            return Literal(tok.kind, tok.value, tok.text)
+        if tok.kind == "ident":
+            word = tok.text.upper()
+            if word in ("TRUE", "FALSE"):
+                self.advance()
+                return Literal("boolean", word == "TRUE", tok.text)
+            if word == "NULL":
+                self.advance()
+                return Literal("null", None, tok.text)
+            if _RELATIVE_DATES.fullmatch(tok.text):
+                raise SoqlError(
+                    f"Relative date literal {tok.text} is not supported by the sfbulk emulator; "
+                    "use an explicit date (2024-01-31) or datetime (2024-01-31T00:00:00Z)",
+                    position=tok.start,
+                )
+            if self.peek().kind == "op" and self.peek().text == "(":
+                raise self.function_error(tok)
+        raise self.unexpected()
+
+    def order_list(self) -> list[tuple[str, bool, bool | None]]:
+        items: list[tuple[str, bool, bool | None]] = []
+        while True:
+            name = self.field_name()
+            ascending = True
+            if self.tok.is_kw("ASC", "DESC"):
+                ascending = self.advance().text.upper() == "ASC"
+            nulls_first: bool | None = None
+            if self.tok.is_kw("NULLS"):
+                self.advance()
+                if not self.tok.is_kw("FIRST", "LAST"):
+                    raise self.unexpected()
+                nulls_first = self.advance().text.upper() == "FIRST"
+            items.append((name, ascending, nulls_first))
+            if not self.at_op(","):
+                return items
+            self.advance()
+
+
+@dataclass(frozen=True)
+class _StringLiteral(Literal):
+    """A string literal that remembers which characters were backslash-escaped (for LIKE)."""
+
+    chars: tuple[tuple[str, bool], ...] = ()
+
+    def like_pattern(self) -> str:
+        """SQLite LIKE pattern with ESCAPE '\\': SOQL wildcards stay wildcards, everything else literal."""
+        out = []
+        for ch, escaped in self.chars:
+            if ch in "%_" and not escaped:
+                out.append(ch)
+            elif ch in "%_\\":
+                out.append("\\" + ch)
+            else:
+                out.append(ch)
+        return "".join(out)
+
+
+def _number(tok: _Token) -> int | float:
+    text = tok.text
+    try:
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        return float(Decimal(text))
+    except (ValueError, InvalidOperation) as exc:  # pragma: no cover - the lexer only admits numbers
+        raise SoqlError(f"invalid number: '{text}'", position=tok.start) from exc
+
+
+# ------------------------------------------------------------------------------------------ query
+
+
+@dataclass
+class SoqlQuery:
+    """A parsed SOQL query. ``order_by`` items are (field, ascending, nulls_first or None = SOQL default)."""
+
+    object: str
+    fields: list[str]
+    where: Node | None = None
+    order_by: list[tuple[str, bool, bool | None]] = field(default_factory=list)
+    limit: int | None = None
+    text: str = ""
+    _where_span: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    _insert_at: int | None = field(default=None, repr=False, compare=False)
+
+    def where_fields(self) -> list[str]:
+        """Fields the WHERE clause tests, as written (e.g. to disable PK chunking on Id filters)."""
+        found: list[str] = []
+
+        def walk(node: Node) -> None:
+            if isinstance(node, Comparison | InList):
+                found.append(node.field)
+            elif isinstance(node, Not):
+                walk(node.operand)
+            else:
+                for operand in node.operands:
+                    walk(operand)
+
+        if self.where is not None:
+            walk(self.where)
+        return found
+
+    def to_soql(self) -> str:
+        """Canonical SOQL text of this query (keywords upper-case, NOT always parenthesised)."""
+        parts = [f"SELECT {', '.join(self.fields)} FROM {self.object}"]
+        if self.where is not None:
+            parts.append(f"WHERE {self.where.to_soql()}")
+        if self.order_by:
+            items = []
+            for name, ascending, nulls_first in self.order_by:
+                item = f"{name} {'ASC' if ascending else 'DESC'}"
+                if nulls_first is not None:
+                    item += " NULLS FIRST" if nulls_first else " NULLS LAST"
+                items.append(item)
+            parts.append("ORDER BY " + ", ".join(items))
+        if self.limit is not None:
+            parts.append(f"LIMIT {self.limit}")
+        return " ".join(parts)
+
+    def with_id_range(self, lo: str | None, hi: str | None) -> str:
+        """The original SOQL text restricted to ``lo <= Id < hi`` (a PK-chunk batch); None = unbounded."""
+        bounds = []
+        if lo is not None:
+            bounds.append(f"Id >= {_soql_quote(lo)}")
+        if hi is not None:
+            bounds.append(f"Id < {_soql_quote(hi)}")
+        if not self.text:  # built by hand, not by parse_soql: work on the canonical text
+            return parse_soql(self.to_soql()).with_id_range(lo, hi)
+        text = self.text
+        if not bounds:
+            return text
+        range_soql = " AND ".join(bounds)
+        if self._where_span is not None:
+            start, end = self._where_span
+            return f"{text[:start]}({text[start:end]}) AND {range_soql}{text[end:]}"
+        at = self._insert_at if self._insert_at is not None else len(text)
+        return f"{text[:at]} WHERE {range_soql}{text[at:]}"
+
+    def to_sql(
+        self,
+        table: str,
+        column: Callable[[str], str],
+        extra_where: str | None = None,
+        id_range: tuple[str | None, str | None] | None = None,
+        *,
+        tiebreak: str | None = None,
+    ) -> tuple[str, list[Any]]:
+        """SQLite SELECT for this query and its parameters.
+
+        ``table`` and ``column(field)`` return trusted SQL fragments (``column`` raises SoqlError for an
+        unknown field); ``extra_where`` is a trusted SQL condition AND-ed in (e.g. ``is_deleted = 0``);
+        ``id_range=(lo, hi)`` restricts to ``lo <= Id < hi`` (either bound may be None); ``tiebreak`` is an
+        SQL expression appended to ORDER BY (always, even without a SOQL ORDER BY) so paging is stable.
+        The result columns are ``self.fields`` in order.
+        """
+        params: list[Any] = []
+        select = ", ".join(_paren(column(name)) for name in self.fields)
+        conditions: list[str] = []
+        if extra_where:
+            conditions.append(f"({extra_where})")
+        if self.where is not None:
+            conditions.append(_Sql(column, params).node(self.where))
+        if id_range is not None:
+            lo, hi = id_range
+            id_col = _paren(column("Id"))
+            if lo is not None:
+                conditions.append(f"{id_col} >= ?")
+                params.append(lo)
+            if hi is not None:
+                conditions.append(f"{id_col} < ?")
+                params.append(hi)
+        sql = f"SELECT {select} FROM {table}"
+        if conditions:
+            sql += " WHERE " + " AND ".join(conditions)
+        order: list[str] = []
+        for name, ascending, nulls_first in self.order_by:
+            col = _paren(column(name))
+            if nulls_first is None:
+                nulls_first = ascending
+            order.append(f"{col} IS NULL {'DESC' if nulls_first else 'ASC'}")
+            collate = "" if _is_id(name) else " COLLATE NOCASE"
+            order.append(f"{col}{collate} {'ASC' if ascending else 'DESC'}")
+        if tiebreak:
+            order.append(tiebreak)
+        if order:
+            sql += " ORDER BY " + ", ".join(order)
+        if self.limit is not None:
+            sql += " LIMIT ?"
+            params.append(self.limit)
+        return sql, params
+
+
+def _soql_quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _paren(expr: str) -> str:
+    return expr if re.fullmatch(r'"[^"]*"|\w+|\w+\."[^"]*"|\w+\.\w+', expr) else f"({expr})"
+
+
+def _is_id(name: str) -> bool:
+    return name.lower() == "id"
+
+
+class _Sql:
+    """Translate a WHERE AST to SQL where every predicate is TRUE or FALSE, never NULL (SOQL logic)."""
+
+    def __init__(self, column: Callable[[str], str], params: list[Any]) -> None:
+        self.column = column
+        self.params = params
+
+    def bind(self, value: Any) -> str:
+        self.params.append(value)
+        return "?"
+
+    def node(self, node: Node) -> str:
+        if isinstance(node, And):
+            return "(" + " AND ".join(self.node(o) for o in node.operands) + ")"
+        if isinstance(node, Or):
+            return "(" + " OR ".join(self.node(o) for o in node.operands) + ")"
+        if isinstance(node, Not):
+            return f"(NOT {self.node(node.operand)})"
+        if isinstance(node, InList):
+            return self.in_list(node)
+        return self.comparison(node)
+
+    def comparison(self, node: Comparison) -> str:
+        col = _paren(self.column(node.field))
+        value = node.value
+        if value.kind == "null":
+            return f"({col} IS NULL)" if node.op == "=" else f"({col} IS NOT NULL)"
+        if node.op == "!=":
+            # null is a value in SOQL: "!= x" matches nulls, i.e. it is NOT (= x).
+            return f"(NOT {self.comparison(Comparison(node.field, '=', value))})"
+        if node.op == "LIKE":
+            assert isinstance(value, _StringLiteral)
+            return f"({col} IS NOT NULL AND {col} LIKE {self.bind(value.like_pattern())} ESCAPE '\\')"
+        if value.kind == "boolean":
+            words = ("true", "1") if value.value else ("false", "0")
+            return f"({col} IS NOT NULL AND lower({col}) IN ({self.bind(words[0])}, {self.bind(words[1])}))"
+        lhs = self.typed(col, node.field, value)
+        return f"({col} IS NOT NULL AND {lhs} {node.op} {self.bind(value.value)})"
+
+    def in_list(self, node: InList) -> str:
+        col = _paren(self.column(node.field))
+        values = [v for v in node.values if v.kind != "null"]
+        parts = []
+        if len(values) != len(node.values):
+            parts.append(f"{col} IS NULL")
+        if values:
+            kinds = {v.kind for v in values}
+            sample = values[0] if len(kinds) == 1 else Literal("string", "", "''")
+            lhs = self.typed(col, node.field, sample)
+            marks = ", ".join(self.bind(v.value) for v in values)
+            parts.append(f"({col} IS NOT NULL AND {lhs} IN ({marks}))")
+        sql = "(" + " OR ".join(parts) + ")"
+        return f"(NOT {sql})" if node.negated else sql
+
+    @staticmethod
+    def typed(col: str, name: str, value: Literal) -> str:
+        """Left-hand side so the comparison follows the literal's type (numbers numeric, text NOCASE)."""
+        if value.kind == "number":
+            return f"CAST({col} AS NUMERIC)"
+        if value.kind == "string" and not _is_id(name):
+            return f"{col} COLLATE NOCASE"
+        return col
+
+
+def parse_soql(text: str) -> SoqlQuery:
+    """Parse one Bulk API SOQL query; raise SoqlError (Salesforce-like message) if malformed/unsupported."""
+    if not isinstance(text, str):
+        raise SoqlError("query must be text")
+    return _Parser(text).query()
