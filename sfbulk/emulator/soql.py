@@ -125,7 +125,7 @@ Node = Comparison | InList | Not | And | Or
 
 def _wrapped(node: Node) -> str:
     text = node.to_soql()
-    return f"({text})" if isinstance(node, And | Or) else text
+    return f"({text})" if isinstance(node, And | Or | Not) else text
 
 
 # ------------------------------------------------------------------------------------------- lexer
