@@ -1,0 +1,55 @@
+"""The mediator protocol and the list runner every container shares.
+
+A mediator is a small immutable object built once by a config front-end; ``mediate(ctx)`` returns
+True to continue with the next sibling and False to stop the whole current flow (synapse.md §1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from sfbulk.errors import MediationFault
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.context import MessageContext
+
+
+@runtime_checkable
+class Mediator(Protocol):
+    """Anything with ``mediate(ctx) -> bool``."""
+
+    def mediate(self, ctx: MessageContext) -> bool: ...
+
+
+def run_mediators(mediators: Iterable[Mediator], ctx: MessageContext) -> bool:
+    """Run a mediator list in order; the first False stops it and is returned (AbstractListMediator)."""
+    for mediator in mediators:
+        if not mediator.mediate(ctx):
+            return False
+    return True
+
+
+def as_tuple(mediators: Sequence[Mediator] | None) -> tuple[Mediator, ...]:
+    return tuple(mediators or ())
+
+
+def engine_of(ctx: MessageContext, what: str) -> Any:
+    """The engine behind ``ctx``; mediators that need one (sequences by key, call, connectors) fail clearly."""
+    engine = getattr(ctx, "engine", None)
+    if engine is None:
+        raise MediationFault(f"{what} needs an Engine: build the message context with engine=...")
+    return engine
+
+
+#: axis2 property Synapse uses to tell the transport a response has been written (6.6).
+RESPONSE_WRITTEN = "RESPONSE_WRITTEN"
+
+
+def mark_responded(ctx: MessageContext) -> None:
+    """Record that the current message is the answer to the caller (respond, send back, loopback reply)."""
+    ctx.axis2[RESPONSE_WRITTEN] = "SKIP"
+
+
+def has_responded(ctx: MessageContext) -> bool:
+    return ctx.axis2.get(RESPONSE_WRITTEN) == "SKIP"

@@ -1,0 +1,114 @@
+"""Connector operation mediator: ``<salesforcebulk.createJob>`` and friends (synapse.md §2.4).
+
+Parameters are bound like Synapse binds template parameters: values are evaluated in the
+caller's context when the operation is entered, a null result leaves the parameter unbound,
+names the operation does not declare are ignored, and a missing required one is a
+``ParameterError`` fault. ``init`` creates (or reuses, through the engine's cache) a
+``Connection``; it lives in the operation scope under ``connector:<name>``, never in a
+user-visible property or header. The other operations invoke it and the HTTP answer becomes
+the current message (4xx/5xx included, HTTP_SC set).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sfbulk.errors import ConfigError, MediationFault, ParameterError
+from sfbulk.mediators.base import engine_of
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.context import MessageContext
+    from sfbulk.expressions import Value
+
+log = logging.getLogger("sfbulk.mediation")
+
+INIT_OPERATION = "init"
+
+
+def connection_key(connector: str) -> str:
+    """Operation-scope key holding the message flow's connection for ``connector``."""
+    return f"connector:{connector}"
+
+
+def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool]] | None:
+    """(name, required) for each declared parameter of ``operation``; None when the connector cannot tell."""
+    op = None
+    lookup = getattr(connector, "operation", None)
+    if callable(lookup):
+        try:
+            op = lookup(operation)
+        except (KeyError, LookupError):
+            return None
+    else:
+        ops = getattr(connector, "operations", None)
+        if isinstance(ops, Mapping):
+            op = ops.get(operation)
+    if op is None:
+        return None
+    params = getattr(op, "parameters", None)
+    if params is None:
+        return None
+    if isinstance(params, Mapping):
+        params = list(params.values())
+    return [(p.name, bool(getattr(p, "required", False))) for p in params]
+
+
+class ConnectorOperationMediator:
+    """``<connector.operation>`` with child parameters already classified into ``Value`` objects."""
+
+    def __init__(self, connector: str, operation: str, params: Mapping[str, Value] | None = None) -> None:
+        if not connector or not operation:
+            raise ConfigError("connector operation: both the connector name and the operation are required")
+        self.connector = connector
+        self.operation = operation
+        self.params = dict(params or {})
+
+    @property
+    def tag(self) -> str:
+        return f"{self.connector}.{self.operation}"
+
+    def bind(self, ctx: MessageContext, connector: Any) -> dict[str, str]:
+        """Evaluate the parameters in the caller's context; apply declared/required rules."""
+        declared = operation_parameters(connector, self.operation)
+        if declared is None:
+            raise MediationFault(
+                f"Sequence template {self.tag} cannot be found: connector {self.connector!r} has no "
+                f"operation {self.operation!r}"
+            )
+        names = {name for name, _ in declared}
+        bound: dict[str, str] = {}
+        for name, value in self.params.items():
+            if name not in names:
+                continue  # undeclared names are ignored, as Synapse ignores them
+            result = value.evaluate(ctx)
+            if result is not None:
+                bound[name] = result
+        missing = [name for name, required in declared if required and not bound.get(name)]
+        if missing:
+            raise ParameterError(
+                f"{self.tag}: missing required parameter(s) {', '.join(missing)}; "
+                f"add <{missing[0]}>...</{missing[0]}> (or the YAML key) to the operation"
+            )
+        return bound
+
+    def mediate(self, ctx: MessageContext) -> bool:
+        engine = engine_of(ctx, f"connector operation {self.tag}")
+        connector = engine.connector(self.connector)
+        params = self.bind(ctx, connector)
+        key = connection_key(self.connector)
+        if self.operation == INIT_OPERATION:
+            ctx.operation[key] = engine.connection(self.connector, params)
+            return True
+        connection = ctx.operation.get(key)
+        if connection is None:
+            raise MediationFault(
+                f"{self.tag} was invoked before {self.connector}.init: put <{self.connector}.init> "
+                f"(with apiUrl, accessToken, ...) earlier in the same message flow"
+            )
+        response = connection.invoke(self.operation, **params)
+        headers = list(response.headers.items()) if hasattr(response.headers, "items") else list(response.headers)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, response.content, content_type)
+        return True
