@@ -475,3 +475,117 @@ def test_unknown_field_error_from_column_propagates(soql: str) -> None:
         q.to_sql('"sobj_Account"', column)
     assert info.value.code == "INVALID_FIELD"
     assert "on entity 'Account'" in str(info.value)
+
+
+# ------------------------------------------------------------------------ typed store (field_type)
+
+TYPES = {
+    "id": "id",
+    "name": "string",
+    "industry": "picklist",
+    "annualrevenue": "currency",
+    "createddate": "datetime",
+    "ispartner": "boolean",
+    "ownerid": "reference",
+    "logo": "base64",
+}
+
+
+def field_type(field: str) -> str | None:
+    return TYPES.get(field.lower())
+
+
+def typed_column(field: str) -> str:
+    if field.lower() in TYPES:
+        return '"' + next(n for n in [*COLUMNS, "OwnerId", "Logo"] if n.lower() == field.lower()) + '"'
+    raise SoqlError(f"No such column '{field}' on entity 'Account'", code="INVALID_FIELD")
+
+
+@pytest.fixture(scope="module")
+def typed_db() -> sqlite3.Connection:
+    """Laid out like the emulator's store: typed columns named after fields, booleans 0/1, WITHOUT ROWID."""
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        'CREATE TABLE "Account" ("Id" TEXT PRIMARY KEY, "Name" TEXT, "Industry" TEXT, "AnnualRevenue" REAL,'
+        ' "CreatedDate" TEXT, "IsPartner" INTEGER, "OwnerId" TEXT, "Logo" TEXT, is_deleted INTEGER) WITHOUT ROWID'
+    )
+    conn.executemany(
+        'INSERT INTO "Account" VALUES (?, ?, ?, ?, ?, ?, NULL, NULL, ?)',
+        [(*row[:5], 1 if row[5] == "true" else 0, row[6]) for row in ROWS],
+    )
+    return conn
+
+
+def typed_names(conn: sqlite3.Connection, where: str) -> set[str | None]:
+    q = parse_soql(f"SELECT Name FROM Account WHERE {where}")
+    sql, params = q.to_sql('"Account"', typed_column, extra_where=LIVE, field_type=field_type)
+    return {row[0] for row in conn.execute(sql, params)}
+
+
+def test_typed_store_results(typed_db) -> None:
+    assert typed_names(typed_db, "IsPartner = true") == {"Acme", "Gamma_1", "O'Brien\\Co"}
+    assert typed_names(typed_db, "IsPartner != true") == {"acme labs", "Beta", "100% Cotton", None}
+    assert typed_names(typed_db, "AnnualRevenue > 200") == {"Acme", None}
+    assert typed_names(typed_db, "AnnualRevenue IN (0, 10)") == {"100% Cotton", "O'Brien\\Co"}
+    assert typed_names(typed_db, "Industry = 'TECH' AND Name LIKE 'a%'") == {"Acme", "acme labs"}
+    assert typed_names(typed_db, "CreatedDate < 2024-01-01T00:00:00Z") == {"Gamma_1"}
+    sql, params = parse_soql("SELECT Name FROM Account ORDER BY AnnualRevenue DESC, Name").to_sql(
+        '"Account"', typed_column, extra_where=LIVE, field_type=field_type
+    )
+    assert [r[0] for r in typed_db.execute(sql, params)][:3] == ["Acme", None, "Gamma_1"]
+
+
+def test_fifteen_character_id_literal_matches_stored_id(db, typed_db) -> None:
+    assert names(db, "Id = '001000000000003'") == {"Beta"}
+    assert names(db, "Id IN ('001000000000001', '001000000000002AAA')") == {"Acme", "acme labs"}
+    assert typed_names(typed_db, "Id != '001000000000003'") == {r[1] for r in ROWS[:7]} - {"Beta"}
+
+
+def test_pk_range_uses_the_primary_key_index(typed_db) -> None:
+    sql, params = parse_soql("SELECT Name FROM Account WHERE Name != null").to_sql(
+        '"Account"', typed_column, extra_where=LIVE, id_range=(IDS[1], IDS[4]), field_type=field_type
+    )
+    plan = " ".join(str(row[-1]) for row in typed_db.execute("EXPLAIN QUERY PLAN " + sql, params))
+    assert "SEARCH" in plan and "PRIMARY KEY" in plan
+    assert {r[0] for r in typed_db.execute(sql, params)} == {"acme labs", "Beta", "Gamma_1"}
+
+
+@pytest.mark.parametrize(
+    ("where", "message", "code"),
+    [
+        (
+            "Name = 5",
+            "field 'Name' must be of type string and should be enclosed in quotes",
+            "MALFORMED_QUERY",
+        ),
+        ("Industry IN ('a', 3)", "field 'Industry' must be of type string", "MALFORMED_QUERY"),
+        (
+            "AnnualRevenue = '5'",
+            "must be of type double and should not be enclosed in quotes",
+            "MALFORMED_QUERY",
+        ),
+        ("CreatedDate > 2024-01-01", "field 'CreatedDate' must be of type dateTime", "MALFORMED_QUERY"),
+        ("CreatedDate > '2024-01-01T00:00:00Z'", "must be of type dateTime", "MALFORMED_QUERY"),
+        (
+            "IsPartner = 'true'",
+            "must be of type boolean and should not be enclosed in quotes",
+            "MALFORMED_QUERY",
+        ),
+        ("Id = 5", "must be of type id and should be enclosed in quotes", "MALFORMED_QUERY"),
+        ("Id = 'abc'", "invalid ID field: abc", "INVALID_QUERY_FILTER_OPERATOR"),
+        ("OwnerId IN ('005000000000001', 'nope')", "invalid ID field: nope", "INVALID_QUERY_FILTER_OPERATOR"),
+        ("AnnualRevenue LIKE '1%'", "invalid operator on field 'AnnualRevenue'", "MALFORMED_QUERY"),
+        ("Logo = 'x'", "field 'Logo' can not be filtered in a query call", "INVALID_FIELD"),
+    ],
+)
+def test_typed_filter_value_errors(where: str, message: str, code: str) -> None:
+    q = parse_soql(f"SELECT Id FROM Account WHERE {where}")
+    with pytest.raises(SoqlError) as info:
+        q.to_sql('"Account"', typed_column, field_type=field_type)
+    assert message in str(info.value)
+    assert info.value.code == code
+
+
+def test_like_pattern_with_nul_is_rejected() -> None:
+    with pytest.raises(SoqlError, match="NUL"):
+        parse_soql("SELECT Id FROM Account WHERE Name LIKE 'a\x00%'").to_sql("t", column)
