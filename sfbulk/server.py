@@ -1,0 +1,536 @@
+"""HTTP front door: serve each proxy at ``/services/<name>`` on cheroot, a multi-threaded WSGI server.
+
+The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
+the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
+own business lives here and never reaches the engine: the body size limit (413), routing (404),
+allowed methods (405), the health endpoint, the access log and the last-resort error handling
+(500 with a generic message; the traceback goes to the log only, never to the caller).
+
+``start_server`` runs the app on cheroot in a background thread and returns a handle whose
+``stop()`` finishes in-flight requests before returning (graceful shutdown); the CLI wires it to
+SIGTERM/SIGINT (``sfbulk.cli.serve``) and the test fixture uses it directly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Protocol
+from urllib.parse import quote, unquote
+from xml.sax.saxutils import escape as xml_escape
+
+from cheroot import wsgi
+
+from sfbulk.errors import PayloadError, SfBulkError
+from sfbulk.secrets import install_log_redaction, redact
+
+log = logging.getLogger("sfbulk.server")
+access_log = logging.getLogger("sfbulk.access")
+
+#: Default request body limit: 10 MiB, Salesforce's own batch file limit.
+DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
+DEFAULT_THREADS = 32
+DEFAULT_PORT = 8280
+#: Seconds `stop()` waits for in-flight requests (a Salesforce call may take a while).
+DEFAULT_SHUTDOWN_TIMEOUT = 30
+
+SERVICES_PREFIX = "/services/"
+HEALTH_PATH = "/health"
+
+#: Methods a proxy accepts. Synapse hands every standard method to the inSequence (synapse.md
+#: §6.1); TRACE and CONNECT are proxy/diagnostic methods with no meaning for a mediation flow
+#: (TRACE would echo request headers, tokens included), so they get 405 like any unknown method.
+PROXY_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
+HEALTH_METHODS: tuple[str, ...] = ("GET", "HEAD")
+
+#: Inbound headers that describe this hop only; the engine never sees them (the body is handed
+#: over de-chunked, and the connection belongs to the server).
+_INBOUND_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"})
+#: Outbound headers the server computes itself (PEP 3333 forbids hop-by-hop headers from apps;
+#: Synapse strips the same list before writing a response, synapse.md §6.5).
+_OUTBOUND_DROPPED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "trailers",
+        "upgrade",
+        "proxy-connection",
+        "proxy-authenticate",
+        "content-length",
+        "date",
+        "server",
+    }
+)
+#: Canonical spellings of headers whose WSGI (upper-case, underscore) form title-cases badly.
+_CANONICAL_HEADER_NAMES = {
+    "soapaction": "SOAPAction",
+    "x-sfdc-session": "X-SFDC-Session",
+    "content-md5": "Content-MD5",
+    "www-authenticate": "WWW-Authenticate",
+    "etag": "ETag",
+}
+_READ_CHUNK = 64 * 1024
+_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_UNPRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
+
+
+class EngineLike(Protocol):
+    """What the server needs from ``sfbulk.engine.Engine``."""
+
+    def handle(
+        self,
+        proxy: str,
+        *,
+        method: str,
+        uri: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        rest_url_postfix: str,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A response the server itself produces: status plus a short code and a human message."""
+
+    status: int
+    code: str
+    message: str
+    allow: tuple[str, ...] = ()
+
+
+class _FaultResponse(Exception):
+    def __init__(self, fault: Fault) -> None:
+        super().__init__(fault.message)
+        self.fault = fault
+
+
+@dataclass
+class _Response:
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: bytes | Iterable[bytes]
+
+
+def proxy_names(engine: Any) -> list[str]:
+    """The names of the proxies ``engine`` serves, sorted (for /health and the CLI banner)."""
+    proxies = getattr(engine, "proxies", None)
+    if callable(proxies):
+        proxies = proxies()
+    if proxies is None:
+        return []
+    if isinstance(proxies, Mapping):
+        return sorted(str(name) for name in proxies)
+    return sorted(str(getattr(p, "name", p)) for p in proxies)
+
+
+def fault_response(fault: Fault, *, json_wanted: bool) -> _Response:
+    """Render ``fault`` as the small XML (or JSON) body every server-made error uses."""
+    if json_wanted:
+        body = json.dumps({"fault": {"code": fault.code, "message": fault.message}}).encode("utf-8")
+        content_type = "application/json; charset=UTF-8"
+    else:
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<fault><code>{xml_escape(fault.code)}</code><message>{xml_escape(fault.message)}</message></fault>\n"
+        ).encode()
+        content_type = "application/xml; charset=UTF-8"
+    headers = [("Content-Type", content_type)]
+    if fault.allow:
+        headers.append(("Allow", ", ".join(fault.allow)))
+    return _Response(fault.status, _reason(fault.status, ""), headers, body)
+
+
+def _reason(status: int, reason: str | None) -> str:
+    text = (reason or "").replace("\r", " ").replace("\n", " ").strip()
+    if not text:
+        try:
+            text = HTTPStatus(status).phrase
+        except ValueError:
+            text = "Unknown"
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        text = text.encode("latin-1", "replace").decode("latin-1")
+    return text
+
+
+def _latin1(value: str) -> str:
+    """A header value as PEP 3333 wants it: a latin-1 'bytes as str'; other text goes out as UTF-8."""
+    try:
+        value.encode("latin-1")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8").decode("latin-1")
+
+
+def _header_name(wsgi_key: str) -> str:
+    name = "-".join(part.capitalize() for part in wsgi_key.split("_"))
+    return _CANONICAL_HEADER_NAMES.get(name.lower(), name)
+
+
+def _wants_json(environ: Mapping[str, Any]) -> bool:
+    content_type = str(environ.get("CONTENT_TYPE") or "").lower()
+    if "json" in content_type:
+        return True
+    accept = str(environ.get("HTTP_ACCEPT") or "").lower()
+    return "json" in accept and "xml" not in accept
+
+
+def _log_path(raw_path: str) -> str:
+    """The request path for the access log: raw (still %-encoded), no query, nothing unprintable."""
+    return _UNPRINTABLE_RE.sub(lambda m: quote(m.group(0), safe=""), raw_path)[:512] or "/"
+
+
+class ServicesApp:
+    """The WSGI application serving ``/services/<proxy>`` and ``/health``."""
+
+    def __init__(self, engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+        if max_body_bytes < 0:
+            raise ValueError("max_body_bytes must be >= 0")
+        self.engine = engine
+        self.max_body_bytes = max_body_bytes
+        install_log_redaction()
+
+    # --- WSGI entry ----------------------------------------------------------------------------
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        started = time.perf_counter()
+        method = str(environ.get("REQUEST_METHOD") or "GET").upper()
+        raw_uri = self._raw_uri(environ)
+        raw_path = raw_uri.split("?", 1)[0]
+        try:
+            response = self._dispatch(environ, method, raw_uri, raw_path)
+        except _FaultResponse as exc:
+            response = fault_response(exc.fault, json_wanted=_wants_json(environ))
+        except Exception:  # the server stays up whatever happens; details go to the log only
+            request_id = uuid.uuid4().hex[:12]
+            log.exception("Unhandled error serving %s %s (request id %s)", method, _log_path(raw_path), request_id)
+            response = fault_response(
+                Fault(500, "InternalError", f"Internal server error (request id {request_id}); see the server log."),
+                json_wanted=_wants_json(environ),
+            )
+        return self._send(environ, start_response, method, raw_path, response, started)
+
+    def _send(
+        self,
+        environ: Mapping[str, Any],
+        start_response: Callable[..., Any],
+        method: str,
+        raw_path: str,
+        response: _Response,
+        started: float,
+    ) -> Iterable[bytes]:
+        headers: list[tuple[str, str]] = []
+        for name, value in response.headers:
+            name, value = str(name), str(value)
+            if name.lower() in _OUTBOUND_DROPPED or not _TOKEN_RE.match(name):
+                continue
+            if "\r" in value or "\n" in value:  # never let a relayed value split the header block
+                value = value.replace("\r", " ").replace("\n", " ")
+            headers.append((name, _latin1(value)))
+        body = response.body
+        chunks: Iterable[bytes]
+        if isinstance(body, bytes | bytearray | memoryview):
+            data = bytes(body)
+            headers.append(("Content-Length", str(len(data))))
+            chunks = [] if method == "HEAD" else [data]
+        else:
+            chunks = [] if method == "HEAD" else body
+        start_response(f"{response.status} {_reason(response.status, response.reason)}", headers)
+        client = str(environ.get("REMOTE_ADDR") or "-")
+        return _LoggedBody(chunks, client, method, _log_path(raw_path), response.status, started)
+
+    # --- routing -------------------------------------------------------------------------------
+
+    def _dispatch(self, environ: dict[str, Any], method: str, raw_uri: str, raw_path: str) -> _Response:
+        # Read (bounded) first: an unread body would otherwise be drained by the server for
+        # keep-alive, unbounded. Over-limit bodies fail here with 413 whatever the route.
+        body = self._read_body(environ)
+        if raw_path == HEALTH_PATH:
+            if method not in HEALTH_METHODS:
+                raise _FaultResponse(
+                    Fault(405, "MethodNotAllowed", f"{method} is not allowed on {HEALTH_PATH}.", HEALTH_METHODS)
+                )
+            return self._health()
+        if not raw_path.startswith(SERVICES_PREFIX):
+            raise _FaultResponse(
+                Fault(404, "NotFound", "Nothing is served here: proxies are served at /services/<proxyName>.")
+            )
+        name_part, slash, rest = raw_path[len(SERVICES_PREFIX) :].partition("/")
+        proxy = unquote(name_part)
+        if not proxy:
+            raise _FaultResponse(Fault(404, "NotFound", "No proxy name given: call /services/<proxyName>."))
+        if method not in PROXY_METHODS:
+            raise _FaultResponse(
+                Fault(405, "MethodNotAllowed", f"{method} is not allowed on proxy services.", PROXY_METHODS)
+            )
+        query = raw_uri.partition("?")[2]
+        postfix = (slash + rest) + (f"?{query}" if query else "")
+        return self._call_engine(environ, method, proxy, raw_uri, postfix, body)
+
+    def _call_engine(
+        self, environ: Mapping[str, Any], method: str, proxy: str, raw_uri: str, postfix: str, body: bytes
+    ) -> _Response:
+        try:
+            result = self.engine.handle(
+                proxy,
+                method=method,
+                uri=raw_uri,
+                headers=self._request_headers(environ),
+                body=body,
+                rest_url_postfix=postfix,
+            )
+        except PayloadError as exc:
+            message = redact(getattr(exc, "message", None) or str(exc)) or "The request body could not be parsed."
+            raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
+        except LookupError:
+            if proxy in proxy_names(self.engine):
+                raise  # a KeyError/IndexError inside mediation is a bug, not an unknown proxy: 500
+            raise _FaultResponse(
+                Fault(404, "NotFound", f"No proxy service named '{proxy}' is deployed; GET /health lists them.")
+            ) from None
+        except SfBulkError as exc:
+            # Our own errors carry actionable, secret-free messages; redact anyway (defence in depth).
+            request_id = uuid.uuid4().hex[:12]
+            log.error("Proxy %s failed (request id %s): %s", proxy, request_id, exc)
+            code = str(getattr(exc, "code", "") or type(exc).__name__)
+            raise _FaultResponse(Fault(500, code, f"{redact(str(exc))} (request id {request_id})")) from None
+        return _Response(
+            int(result.status),
+            str(getattr(result, "reason", "") or ""),
+            _header_items(getattr(result, "headers", None)),
+            result.body if result.body is not None else b"",
+        )
+
+    def _health(self) -> _Response:
+        payload = {"status": "ok", "proxies": proxy_names(self.engine)}
+        body = json.dumps(payload).encode("utf-8")
+        return _Response(200, "OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+
+    # --- request pieces ------------------------------------------------------------------------
+
+    @staticmethod
+    def _raw_uri(environ: Mapping[str, Any]) -> str:
+        """The request target as sent (%-encoded path + query): REST_URL_POSTFIX is built from it."""
+        uri = environ.get("REQUEST_URI") or environ.get("RAW_URI")
+        if isinstance(uri, str) and uri.startswith("/"):
+            return uri
+        path = str(environ.get("SCRIPT_NAME") or "") + str(environ.get("PATH_INFO") or "")
+        path = quote(path.encode("latin-1").decode("utf-8", "replace"), safe="/%;:@&=+$,!~*'()-._") or "/"
+        query = environ.get("QUERY_STRING")
+        return f"{path}?{query}" if query else path
+
+    @staticmethod
+    def _request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
+        headers: list[tuple[str, str]] = []
+        for key, value in environ.items():
+            if key.startswith("HTTP_"):
+                name = _header_name(key[5:])
+            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+                name = _header_name(key)
+            else:
+                continue
+            if not value or name.lower() in _INBOUND_HOP_BY_HOP:
+                continue
+            # WSGI hands headers over as latin-1 'bytes as str'; undo that so UTF-8 survives.
+            text = str(value)
+            try:
+                text = text.encode("latin-1").decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                pass
+            headers.append((name, text))
+        return headers
+
+    def _read_body(self, environ: Mapping[str, Any]) -> bytes:
+        """The request body, at most ``max_body_bytes`` (413 beyond), chunked bodies counted as read."""
+        limit = self.max_body_bytes
+        stream = environ.get("wsgi.input")
+        raw_length = str(environ.get("CONTENT_LENGTH") or "").strip()
+        chunked = "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING") or "").lower()
+        too_large = Fault(
+            413, "PayloadTooLarge", f"The request body exceeds the limit of {limit} bytes (--max-body-bytes)."
+        )
+        if raw_length and not chunked:
+            if not raw_length.isdigit():
+                raise _FaultResponse(Fault(400, "BadRequest", "The Content-Length header is not a number."))
+            length = int(raw_length)
+            if length > limit:
+                raise _FaultResponse(too_large)  # refused before reading a byte; cheroot closes the connection
+            if length == 0 or stream is None:
+                return b""
+            parts: list[bytes] = []
+            remaining = length
+            while remaining > 0:
+                chunk = stream.read(min(remaining, _READ_CHUNK))
+                if not chunk:
+                    raise _FaultResponse(Fault(400, "BadRequest", "The request body ended before Content-Length bytes."))
+                parts.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(parts)
+        if not chunked or stream is None:
+            return b""
+        parts = []
+        total = 0
+        while True:
+            chunk = stream.read(_READ_CHUNK)
+            if not chunk:
+                return b"".join(parts)
+            total += len(chunk)
+            if total > limit:
+                raise _FaultResponse(too_large)
+            parts.append(chunk)
+
+
+def _header_items(headers: Any) -> list[tuple[str, str]]:
+    if headers is None:
+        return []
+    if isinstance(headers, Mapping):
+        return [(str(k), str(v)) for k, v in headers.items()]
+    items = getattr(headers, "items", None)
+    if callable(items) and not isinstance(headers, list | tuple):
+        return [(str(k), str(v)) for k, v in items()]
+    return [(str(k), str(v)) for k, v in headers]
+
+
+class _LoggedBody:
+    """Response iterable that writes the access-log line once the body has gone out."""
+
+    def __init__(
+        self, chunks: Iterable[bytes], client: str, method: str, path: str, status: int, started: float
+    ) -> None:
+        self._chunks = chunks
+        self._sent = 0
+        self._fields = (client, method, path, status)
+        self._started = started
+        self._closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self._sent += len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        close = getattr(self._chunks, "close", None)
+        if callable(close):
+            close()
+        client, method, path, status = self._fields
+        elapsed_ms = (time.perf_counter() - self._started) * 1000.0
+        access_log.info('%s "%s %s" %d %d %.1fms', client, method, path, status, self._sent, elapsed_ms)
+
+
+def make_app(engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ServicesApp:
+    """The WSGI application serving ``engine``'s proxies at ``/services/<name>`` (plus ``/health``)."""
+    return ServicesApp(engine, max_body_bytes=max_body_bytes)
+
+
+# --- serving on cheroot --------------------------------------------------------------------------
+
+
+class _CherootServer(wsgi.Server):
+    """cheroot's WSGI server with its diagnostics routed to the ``sfbulk.server`` logger."""
+
+    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
+        log.log(level, "%s", msg, exc_info=traceback)
+
+
+class RunningServer:
+    """A started server: ``url`` to call it, ``stop()`` to shut it down gracefully."""
+
+    def __init__(self, server: wsgi.Server, thread: threading.Thread, app: ServicesApp) -> None:
+        self._server = server
+        self._thread = thread
+        self.app = app
+        self.engine = app.engine
+        host, port = server.bind_addr[:2]
+        self.host: str = host
+        self.port: int = port
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{port}"
+        self._stopped = False
+        self._lock = threading.Lock()
+
+    def service_url(self, proxy: str) -> str:
+        return f"{self.url}{SERVICES_PREFIX}{quote(proxy, safe='')}"
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish (up to the shutdown timeout), then return."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._server.stop()
+        self._thread.join(timeout=max(5.0, float(self._server.shutdown_timeout) + 5.0))
+
+    def __enter__(self) -> RunningServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_server(
+    engine: EngineLike,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    threads: int = DEFAULT_THREADS,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT,
+    connection_timeout: int = 30,
+) -> RunningServer:
+    """Bind ``host:port`` (0 = a free port) and serve ``engine`` on cheroot from a background thread.
+
+    Returns once the socket listens; raises ``OSError`` when the address cannot be bound.
+    """
+    if threads < 1:
+        raise ValueError("threads must be >= 1")
+    app = make_app(engine, max_body_bytes=max_body_bytes)
+    server = _CherootServer(
+        (host, port),
+        app,
+        numthreads=threads,
+        max=threads,
+        server_name="sfbulk",
+        request_queue_size=max(128, threads * 4),
+        timeout=connection_timeout,
+        shutdown_timeout=shutdown_timeout,
+    )
+    server.prepare()
+    thread = threading.Thread(target=server.serve, name=f"sfbulk-server-{server.bind_addr[1]}", daemon=True)
+    thread.start()
+    return RunningServer(server, thread, app)
+
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_PORT",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "DEFAULT_THREADS",
+    "PROXY_METHODS",
+    "Fault",
+    "RunningServer",
+    "ServicesApp",
+    "fault_response",
+    "make_app",
+    "proxy_names",
+    "start_server",
+]
