@@ -118,6 +118,15 @@ class ParameterError(MediationFault):
     default_code = 500101  # MI's code for a missing mandatory template parameter
 
 
+class UnknownProxyError(SfBulkError, LookupError):
+    """No proxy of that name is loaded (the server answers 404)."""
+
+    def __init__(self, name: str, known: list[str] | None = None) -> None:
+        self.name = name
+        hint = f"; loaded proxies: {', '.join(sorted(known))}" if known else "; no proxy is loaded"
+        super().__init__(f"no proxy named {name!r}{hint}")
+
+
 # --- Salesforce and auth -----------------------------------------------------------------------
 
 
@@ -190,4 +199,5 @@ __all__ = [
     "SfBulkError",
     "TimeoutError_",
     "TransportError",
+    "UnknownProxyError",
 ]

@@ -42,14 +42,7 @@ def engine_of(ctx: MessageContext, what: str) -> Any:
     return engine
 
 
-#: axis2 property Synapse uses to tell the transport a response has been written (6.6).
-RESPONSE_WRITTEN = "RESPONSE_WRITTEN"
-
-
 def mark_responded(ctx: MessageContext) -> None:
-    """Record that the current message is the answer to the caller (respond, send back, loopback reply)."""
-    ctx.axis2[RESPONSE_WRITTEN] = "SKIP"
-
-
-def has_responded(ctx: MessageContext) -> bool:
-    return ctx.axis2.get(RESPONSE_WRITTEN) == "SKIP"
+    """Record that the current message is the answer to the caller (respond, send back)."""
+    ctx.is_response = True
+    ctx.response_ready = True

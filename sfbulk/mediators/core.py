@@ -54,9 +54,9 @@ def convert_property_type(value: str, type_: str) -> Any:
         text = text.rstrip("fFdD") if text[-1:] in "fFdD" and not text.endswith("Infinity") else text
         return float(text.replace("Infinity", "inf"))
     if type_ == "OM":
-        from sfbulk.xmlsafe import parse_xml
+        from sfbulk.xmlsafe import parse
 
-        return parse_xml(value.encode("utf-8"))
+        return parse(value, what="OM property value")
     if type_ == "JSON":
         return json.loads(value)
     raise ValueError(f"unknown type {type_}")
@@ -132,37 +132,22 @@ class PropertyMediator:
 
     def mediate(self, ctx: MessageContext) -> bool:
         if self.action == "remove":
-            if self.scope == "registry":
-                registry = _engine_registry(ctx)
-                registry.delete(self.name)
-            else:
-                ctx.remove_property(self.name, self.scope)
+            ctx.remove_property(self.name, self.scope)
             return True
         value = self._result(ctx)
         scope = self.scope
         if scope == "registry":
             if value is not None:
-                _engine_registry(ctx).put(self.name, _to_text(value))
+                ctx.set_property(self.name, _to_text(value), "registry")
             return True
         if scope == "transport":
             ctx.set_property(self.name, "" if value is None else _to_text(value), "transport")
             return True
         if value is None and scope == "default":
             return True  # Axis2MessageContext.setProperty: null is a no-op, the old value stays
+        # axis2 messageType is special (P10): the context drags ContentType and Content-Type along.
         ctx.set_property(self.name, value, scope)
-        if scope == "axis2" and self.name == "messageType":
-            # handleSpecialProperties: messageType drags ContentType and the Content-Type header along.
-            ctx.set_property("ContentType", value, "axis2")
-            if "Content-Type" in ctx.headers:
-                ctx.headers["Content-Type"] = value
         return True
-
-
-def _engine_registry(ctx: MessageContext) -> Any:
-    engine = getattr(ctx, "engine", None)
-    if engine is None or getattr(engine, "registry", None) is None:
-        raise MediationFault("registry scope needs an Engine with a registry")
-    return engine.registry
 
 
 def _to_text(value: Any) -> str:
@@ -410,9 +395,9 @@ def looks_like_xml(text: str) -> bool:
     if not stripped.startswith("<") or not stripped.endswith(">"):
         return False
     try:
-        from sfbulk.xmlsafe import parse_xml
+        from sfbulk.xmlsafe import parse
 
-        parse_xml(stripped.encode("utf-8"))
+        parse(stripped)
     except Exception:
         return False
     return True
@@ -438,9 +423,9 @@ class PayloadFactoryMediator:
             raise ConfigError(f"payloadFactory: media-type must be xml, json or text, not {media_type!r}")
         if media_type == "xml":
             try:
-                from sfbulk.xmlsafe import parse_xml
+                from sfbulk.xmlsafe import parse
 
-                parse_xml(_PLACEHOLDER.sub("0", format).encode("utf-8"))
+                parse(_PLACEHOLDER.sub("0", format), what="payloadFactory format")
             except Exception as exc:
                 raise ConfigError(f"payloadFactory: the xml format is not well-formed XML: {exc}") from exc
         self.format = format
@@ -492,18 +477,10 @@ class PayloadFactoryMediator:
     def mediate(self, ctx: MessageContext) -> bool:
         text = self.render(ctx)
         if self.media_type == "xml":
-            from sfbulk.xmlsafe import parse_xml
+            from sfbulk.xmlsafe import parse
 
-            try:
-                element = parse_xml(text.encode("utf-8"))
-            except MediationFault:
-                raise
-            except Exception as exc:
-                raise MediationFault(f"payloadFactory produced malformed XML: {exc}") from exc
-            if etree.QName(element).localname == "Envelope" and etree.QName(element).namespace in _SOAP_NAMESPACES:
-                ctx.set_envelope(element)  # type: ignore[attr-defined]
-            else:
-                ctx.set_body_element(element)
+            element = parse(text, what="payloadFactory result")
+            ctx.set_body_element(element)  # a SOAP Envelope replaces the whole envelope
             if ctx.axis2.get("messageType") not in _XML_TYPES:
                 ctx.set_property("messageType", "application/xml", "axis2")
                 ctx.set_property("ContentType", "application/xml", "axis2")
@@ -518,14 +495,11 @@ class PayloadFactoryMediator:
         return True
 
 
-_SOAP_NAMESPACES = ("http://schemas.xmlsoap.org/soap/envelope/", "http://www.w3.org/2003/05/soap-envelope")
-
-
 def _xml_text_to_json(text: str) -> str:
     """XML-looking argument in a JSON format: convert (wrapped in <jsonObject>) to JSON text."""
-    from sfbulk.xmlsafe import parse_xml
+    from sfbulk.xmlsafe import parse
 
-    element = parse_xml(("<jsonObject>" + text.strip() + "</jsonObject>").encode("utf-8"))
+    element = parse("<jsonObject>" + text.strip() + "</jsonObject>", what="payloadFactory argument")
     return json.dumps(_element_to_json(element), ensure_ascii=False)
 
 
@@ -646,7 +620,7 @@ class EnrichMediator:
             element = next((i for i in items if isinstance(i, etree._Element)), None)
             if element is None:
                 raise MediationFault("enrich: an envelope target needs an XML source")
-            ctx.set_envelope(element)  # type: ignore[attr-defined]
+            ctx.set_body_element(element)  # an Envelope element replaces the whole envelope
             return True
         if tgt.type == "body":
             elements = [i for i in items if isinstance(i, etree._Element)]
@@ -696,20 +670,11 @@ class EnrichMediator:
 
 
 def _body(ctx: MessageContext) -> etree._Element:
-    body = getattr(ctx, "body_element", None)
-    envelope = ctx.envelope
-    soap_ns = etree.QName(envelope).namespace
-    found = envelope.find(f"{{{soap_ns}}}Body")
-    if found is None:
-        raise MediationFault("the message has no SOAP Body")
-    del body
-    return found
+    return ctx.body_element
 
 
 def _touched(ctx: MessageContext) -> None:
-    mark = getattr(ctx, "mark_modified", None)
-    if callable(mark):
-        mark()
+    ctx.envelope  # noqa: B018 - reading it marks the payload as built (re-serialized, not relayed)
 
 
 def _append(parent: etree._Element, item: Any) -> None:

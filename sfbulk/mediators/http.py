@@ -151,7 +151,6 @@ class RespondMediator:
     """``<respond/>``: the current message goes back to the caller (6.5); stops the flow."""
 
     def mediate(self, ctx: MessageContext) -> bool:
-        ctx.is_response = True
         ctx.to = None
         mark_responded(ctx)
         return False
@@ -162,6 +161,7 @@ class DropMediator:
 
     def mediate(self, ctx: MessageContext) -> bool:
         ctx.to = None
+        ctx.dropped = True
         return False
 
 

@@ -1,0 +1,311 @@
+"""The Engine: one object holding proxies, sequences, local entries, connectors, the registry and the
+HTTP transport, and running messages through them (synapse.md §2.2, §5, §6.5-6.6).
+
+Nothing is global: tests and servers build their own Engine. One transport (one connection pool)
+serves every message; connector connections are cached per parameter set.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sfbulk.context import HttpResult, MessageContext
+from sfbulk.errors import (
+    ConfigError,
+    MediationFault,
+    ParameterError,
+    PayloadError,
+    SfBulkError,
+    UnknownProxyError,
+)
+from sfbulk.mediators.flow import Proxy, Sequence
+from sfbulk.registry import FileRegistry, Registry
+from sfbulk.secrets import install_log_redaction, redact
+
+log = logging.getLogger("sfbulk.engine")
+
+#: Name of the global fault sequence a proxy falls back to (synapse.md §2.2).
+GLOBAL_FAULT_SEQUENCE = "fault"
+RUNTIME_ERROR = "Runtime error occurred while mediating the message"
+_CONNECTION_CACHE_SIZE = 256
+
+
+class _DefaultFaultHandler:
+    """Bottom of every fault stack when neither the proxy nor the config defines one: answer a clear fault."""
+
+    def mediate(self, ctx: MessageContext) -> bool:
+        ctx.operation[_DEFAULT_FAULT_KEY] = True
+        return False
+
+    def __repr__(self) -> str:
+        return "DefaultFaultHandler()"
+
+
+_DEFAULT_FAULT_KEY = "sfbulk:default-fault"
+DEFAULT_FAULT_HANDLER = _DefaultFaultHandler()
+
+
+def fault_response(code: Any, message: str, status: int = 500) -> HttpResult:
+    """``<fault><code>..</code><message>..</message></fault>``: no traceback, no secret."""
+    from xml.sax.saxutils import escape
+
+    body = f"<fault><code>{escape(str(code))}</code><message>{escape(redact(message))}</message></fault>"
+    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+    return HttpResult(status, reason, [("Content-Type", "application/xml; charset=UTF-8")], body.encode("utf-8"))
+
+
+class Engine:
+    """Owns what a message flow needs; ``handle`` mediates one HTTP request through a proxy."""
+
+    def __init__(
+        self,
+        registry: Registry | str | os.PathLike[str] | None = None,
+        *,
+        connectors: Mapping[str, Any] | None = None,
+        transport: Any = None,
+        verify: bool | str = True,
+    ) -> None:
+        install_log_redaction()
+        if isinstance(registry, Registry):
+            self.registry: Registry = registry
+        else:
+            self.registry = FileRegistry(registry if registry is not None else "registry")
+        if transport is None:
+            from sfbulk.transport import RequestsTransport
+
+            transport = RequestsTransport(verify=verify)
+        self.transport = transport
+        self._connectors: dict[str, Any] | None = dict(connectors) if connectors is not None else None
+        self.proxies: dict[str, Proxy] = {}
+        self.sequences: dict[str, Sequence] = {}
+        self.local_entries: dict[str, Any] = {}
+        self._connections: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- configuration ---------------------------------------------------------------------------
+
+    def load(self, *paths: str | os.PathLike[str], **options: Any) -> None:
+        """Load YAML / Synapse XML files or folders; all-or-nothing (raises ConfigError(s))."""
+        from sfbulk.config import load_paths
+
+        loaded = load_paths([os.fspath(p) for p in paths], **options)
+        proxies = _named(getattr(loaded, "proxies", {}))
+        sequences = _named(getattr(loaded, "sequences", {}))
+        entries = getattr(loaded, "local_entries", {}) or {}
+        clashes = sorted(set(proxies) & set(self.proxies)) + sorted(set(sequences) & set(self.sequences))
+        if clashes:
+            raise ConfigError(f"already loaded: {', '.join(clashes)}; each proxy and sequence name must be unique")
+        self.proxies.update(proxies)
+        self.sequences.update(sequences)
+        self.local_entries.update(dict(entries))
+
+    def add_proxy(self, proxy: Proxy) -> Proxy:
+        self.proxies[proxy.name] = proxy
+        return proxy
+
+    def add_sequence(self, sequence: Sequence) -> Sequence:
+        if not sequence.name:
+            raise ConfigError("a named sequence needs a name")
+        self.sequences[sequence.name] = sequence
+        return sequence
+
+    def add_local_entry(self, key: str, value: Any) -> None:
+        self.local_entries[key] = value
+
+    # --- lookups mediators use --------------------------------------------------------------------
+
+    def sequence(self, name: str) -> Sequence | None:
+        return self.sequences.get(name)
+
+    def local_entry(self, key: str) -> Any | None:
+        return self.local_entries.get(key)
+
+    def proxy(self, name: str) -> Proxy:
+        proxy = self.proxies.get(name)
+        if proxy is None:
+            raise UnknownProxyError(name, list(self.proxies))
+        return proxy
+
+    def connector(self, name: str) -> Any:
+        """The loaded connector called ``name`` (the bundled ``salesforcebulk`` by default)."""
+        if self._connectors is None:
+            from sfbulk.connector import Connector
+
+            bundled = Connector.load()
+            self._connectors = {getattr(bundled, "name", "salesforcebulk"): bundled}
+        connector = self._connectors.get(name)
+        if connector is None:
+            raise MediationFault(
+                f"no connector named {name!r} is loaded (loaded: {', '.join(sorted(self._connectors)) or 'none'})"
+            )
+        return connector
+
+    def connection(self, connector_name: str, params: Mapping[str, str]) -> Any:
+        """A Connection for these init parameters, reused across messages (one pool, one token life cycle)."""
+        key = (connector_name, tuple(sorted((k, str(v)) for k, v in params.items())))
+        with self._lock:
+            conn = self._connections.get(key)
+            if conn is not None:
+                self._connections.move_to_end(key)
+                return conn
+        connector = self.connector(connector_name)
+        try:
+            conn = connector.connection(registry=self.registry, transport=self.transport, **params)
+        except TypeError as exc:
+            raise ParameterError(f"{connector_name}.init: {exc}") from None
+        with self._lock:
+            self._connections[key] = conn
+            while len(self._connections) > _CONNECTION_CACHE_SIZE:
+                self._connections.popitem(last=False)
+        return conn
+
+    # --- running ------------------------------------------------------------------------------------
+
+    def handle(
+        self,
+        proxy: str,
+        *,
+        method: str,
+        uri: str,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        body: bytes = b"",
+        rest_url_postfix: str | None = None,
+    ) -> HttpResult:
+        """Mediate one inbound HTTP request through ``proxy``; UnknownProxyError if there is none."""
+        target = self.proxy(proxy)
+        ctx = MessageContext.from_http(
+            method=method, uri=uri, headers=headers, body=body, rest_url_postfix=rest_url_postfix, engine=self
+        )
+        return self.mediate(target, ctx)
+
+    def mediate(self, proxy: Proxy | str, ctx: MessageContext) -> HttpResult:
+        """Run ``ctx`` through ``proxy`` (in flow, target endpoint, faults) and return the caller's response."""
+        if isinstance(proxy, str):
+            proxy = self.proxy(proxy)
+        if ctx.engine is None:
+            ctx.engine = self
+        ctx.properties["proxy.name"] = proxy.name
+        ctx.fault_stack.append(self._proxy_fault_handler(proxy))
+        try:
+            in_sequence = self._resolve(proxy.in_sequence, proxy, "inSequence")
+            result = in_sequence.mediate(ctx) if in_sequence is not None else True
+            if result and proxy.endpoint is not None and not ctx.response_ready:
+                proxy.endpoint.invoke(ctx)
+                self.run_out_sequence(ctx)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a fault, never a traceback
+            return self._handle_fault(ctx, exc)
+        return self._result(ctx)
+
+    def run_out_sequence(self, ctx: MessageContext) -> bool:
+        """The response path (send with an endpoint, loopback): run the proxy's outSequence, if any."""
+        ctx.is_response = True
+        proxy = self.proxies.get(str(ctx.properties.get("proxy.name") or ""))
+        if proxy is None:
+            return True
+        out_sequence = self._resolve(proxy.out_sequence, proxy, "outSequence")
+        return out_sequence.mediate(ctx) if out_sequence is not None else True
+
+    def _resolve(self, sequence: Sequence | str | None, proxy: Proxy, role: str) -> Sequence | None:
+        if sequence is None or isinstance(sequence, Sequence):
+            return sequence
+        found = self.sequences.get(sequence)
+        if found is None:
+            raise MediationFault(
+                f"Sequence named Value {{name ='null', keyValue ='{sequence}'}} cannot be found "
+                f"({role} of proxy {proxy.name!r})"
+            )
+        return found
+
+    def _proxy_fault_handler(self, proxy: Proxy) -> Any:
+        """Named faultSequence if it resolves, else inline, else the global ``fault``, else the default."""
+        fault = proxy.fault_sequence
+        if isinstance(fault, str):
+            named = self.sequences.get(fault)
+            if named is not None:
+                return named
+            log.warning("faultSequence %r of proxy %r cannot be found; using the global one", fault, proxy.name)
+        elif isinstance(fault, Sequence):
+            return fault
+        return self.sequences.get(GLOBAL_FAULT_SEQUENCE) or DEFAULT_FAULT_HANDLER
+
+    # --- faults ---------------------------------------------------------------------------------------
+
+    def _record_fault(self, ctx: MessageContext, exc: BaseException) -> None:
+        """ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL / ERROR_EXCEPTION, only when ERROR_CODE is unset."""
+        if isinstance(exc, MediationFault):
+            code: Any = exc.code
+            message = redact(str(exc.message).splitlines()[0] if exc.message else type(exc).__name__)
+            detail = redact(exc.detail) if exc.detail else message
+            log.warning("mediation fault in proxy %s: %s (ERROR_CODE %s)", ctx.properties.get("proxy.name"), message, code)
+        else:
+            code = 0
+            message = RUNTIME_ERROR
+            detail = f"{RUNTIME_ERROR}: {type(exc).__name__}"
+            log.error(
+                "unexpected error in proxy %s", ctx.properties.get("proxy.name"), exc_info=(type(exc), exc, exc.__traceback__)
+            )
+        if ctx.properties.get("ERROR_CODE") is None:
+            ctx.properties["ERROR_CODE"] = code
+            ctx.properties["ERROR_MESSAGE"] = message
+            ctx.properties["ERROR_DETAIL"] = detail
+            ctx.properties["ERROR_EXCEPTION"] = f"{type(exc).__name__}: {message}"
+
+    def _handle_fault(self, ctx: MessageContext, exc: BaseException) -> HttpResult:
+        """Pop and run fault handlers until one completes (synapse.md §5)."""
+        first = exc
+        while True:
+            self._record_fault(ctx, exc)
+            if not ctx.fault_stack:
+                return self._default_fault(ctx, first)
+            handler = ctx.fault_stack.pop()
+            if handler is DEFAULT_FAULT_HANDLER:
+                return self._default_fault(ctx, first)
+            try:
+                handler.mediate(ctx)
+            except Exception as nested:  # noqa: BLE001 - the next handler on the stack runs
+                exc = nested
+                continue
+            return self._result(ctx, fault=first)
+
+    def _default_fault(self, ctx: MessageContext, exc: BaseException) -> HttpResult:
+        code = ctx.properties.get("ERROR_CODE", 0)
+        message = str(ctx.properties.get("ERROR_MESSAGE") or RUNTIME_ERROR)
+        status = 400 if isinstance(exc, (PayloadError, ParameterError)) else 500
+        return fault_response(code, message, status)
+
+    def _result(self, ctx: MessageContext, fault: BaseException | None = None) -> HttpResult:
+        if ctx.operation.get(_DEFAULT_FAULT_KEY):
+            return self._default_fault(ctx, fault or MediationFault(RUNTIME_ERROR))
+        if not ctx.response_ready:
+            return HttpResult(202, "Accepted", [], b"")
+        try:
+            return ctx.to_http_response()
+        except SfBulkError as exc:
+            log.warning("the response cannot be serialized: %s", exc)
+            return fault_response(getattr(exc, "code", 0), f"the response cannot be serialized: {exc}")
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        close = getattr(self.transport, "close", None)
+        if callable(close):
+            close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _named(items: Any) -> dict[str, Any]:
+    if isinstance(items, Mapping):
+        return dict(items)
+    return {item.name: item for item in items or ()}
+
+
+__all__ = ["DEFAULT_FAULT_HANDLER", "Engine", "GLOBAL_FAULT_SEQUENCE", "fault_response"]
