@@ -1,0 +1,321 @@
+"""The connector's Python API: load the bundle, open a connection (init), invoke operations.
+
+The code here is generic: it runs any operation definition of the bundle (see
+docs/connector.md). ``Connection.invoke`` binds and checks parameters, renders the request, adds
+the session header, sends it over the transport and, when Salesforce says the session is invalid
+(400 InvalidSessionId or 401), refreshes the token and replays the request exactly once.
+
+    connector = Connector.load()
+    conn = connector.connection(apiUrl=..., accessToken=..., refreshToken=..., clientId=...,
+                                clientSecret=..., registry=FileRegistry("registry"))
+    resp = conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
+    resp.status, resp.headers, resp.content, resp.properties["jobId"]
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import io
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from sfbulk.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
+from sfbulk.connector_bundle import ConnectorDef, OperationDef, load_bundle
+from sfbulk.errors import ConfigError, ParameterError
+from sfbulk.registry import FileRegistry, Registry
+from sfbulk.transport import HttpRequest, HttpResponse, RequestsTransport, Transport
+
+log = logging.getLogger("sfbulk.connector")
+
+SESSION_HEADER = "X-SFDC-Session"
+#: response bodies larger than this are not parsed for ``extract``
+EXTRACT_LIMIT = 1024 * 1024
+
+
+def bundle_root() -> Path:
+    """Where the bundled connector lives: the repo root in a checkout, else package data."""
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "connector.yaml").is_file() and (checkout / "operations").is_dir():
+        return checkout
+    try:
+        files = importlib.resources.files("sfbulk.bundle")
+    except ModuleNotFoundError:
+        raise ConfigError("the connector bundle is not installed (package sfbulk.bundle missing); "
+                          "reinstall sfbulk or pass Connector.load(path)") from None
+    root = Path(str(files))
+    if not (root / "connector.yaml").is_file():
+        raise ConfigError(f"the connector bundle is incomplete: {root}/connector.yaml not found")
+    return root
+
+
+class OperationResponse:
+    """What an operation returns: the HTTP response plus the values named in ``response.extract``."""
+
+    def __init__(self, operation: str, response: HttpResponse, properties: dict[str, str]) -> None:
+        self.operation = operation
+        self.http = response
+        self.properties = properties
+
+    status = property(lambda self: self.http.status)
+    reason = property(lambda self: self.http.reason)
+    headers = property(lambda self: self.http.headers)
+    content = property(lambda self: self.http.content)
+    text = property(lambda self: self.http.text)
+    content_type = property(lambda self: self.http.content_type)
+
+    def iter_content(self, chunk_size: int = 64 * 1024) -> Iterator[bytes]:
+        return self.http.iter_content(chunk_size)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> OperationResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<OperationResponse {self.operation} {self.status} {self.reason}>"
+
+
+class Connector:
+    """A loaded bundle: its operations and a cache of connections."""
+
+    def __init__(self, definition: ConnectorDef) -> None:
+        self.definition = definition
+        self._cache: dict[tuple[Any, ...], Connection] = {}
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Connector:
+        """Load a bundle directory (default: the bundled salesforcebulk connector)."""
+        if path is None:
+            return cls(load_bundle(bundle_root()))
+        return cls(load_bundle(Path(path), str(path)))
+
+    name = property(lambda self: self.definition.name)
+    version = property(lambda self: self.definition.version)
+    description = property(lambda self: self.definition.description)
+
+    @property
+    def operations(self) -> Mapping[str, OperationDef]:
+        return self.definition.operations
+
+    @property
+    def init(self) -> OperationDef | None:
+        return next((op for op in self.operations.values() if op.kind == "init"), None)
+
+    def operation(self, name: str) -> OperationDef:
+        try:
+            return self.operations[name]
+        except KeyError:
+            raise ParameterError(
+                f"connector {self.name} has no operation {name!r}; operations: {', '.join(self.operations)}"
+            ) from None
+
+    def connection(self, *, registry: Registry | None = None, transport: Transport | None = None,
+                   cache: bool = False, **init_params: Any) -> Connection:
+        """Run init: validate the parameters and set up the token life cycle.
+
+        ``cache=True`` returns the connection already opened with the same parameters, registry
+        and transport (keyed by the non-secret parameters and a hash of the secrets).
+        """
+        params = InitParams.from_params(init_params)
+        if registry is None:
+            registry = FileRegistry("registry")
+        if not cache:
+            return Connection(self, params, registry, transport)
+        registry_id: Any = ("file", str(registry.root)) if isinstance(registry, FileRegistry) else id(registry)
+        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None)
+        with self._cache_lock:
+            conn = self._cache.get(key)
+            if conn is None or conn.closed:
+                conn = Connection(self, params, registry, transport)
+                self._cache[key] = conn
+            return conn
+
+    def close_cached(self) -> None:
+        """Close every cached connection (and the sessions they own)."""
+        with self._cache_lock:
+            connections, self._cache = list(self._cache.values()), {}
+        for conn in connections:
+            conn.close()
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.name} {self.version}: {', '.join(self.operations)}>"
+
+
+class _Body:
+    """The caller's body and, when possible, a way to produce it again for a replay."""
+
+    def __init__(self, body: Any) -> None:
+        self.factory: Callable[[], Any] | None = None
+        if body is None or isinstance(body, (bytes, str)):
+            self.first: Any = body
+            self.factory = lambda: body
+        elif isinstance(body, (bytearray, memoryview)):
+            data = bytes(body)
+            self.first = data
+            self.factory = lambda: data
+        elif callable(body):
+            self.first = body()
+            self.factory = body
+        elif hasattr(body, "read"):
+            self.first = body
+            try:
+                position = body.tell()
+                if body.seekable():
+                    def rewind() -> Any:
+                        body.seek(position)
+                        return body
+                    self.factory = rewind
+            except (AttributeError, OSError, io.UnsupportedOperation):
+                self.factory = None
+        elif isinstance(body, Iterable):
+            self.first = body
+        else:
+            raise ParameterError(f"body must be bytes, str, a binary file, an iterator of bytes or a callable, "
+                                 f"not {type(body).__name__}")
+        self.used = False
+
+    def take(self) -> Any:
+        if not self.used:
+            self.used = True
+            return self.first
+        assert self.factory is not None
+        return self.factory()
+
+    @property
+    def replayable(self) -> bool:
+        return self.factory is not None
+
+
+class Connection:
+    """An initialised connection: parameters, token manager and one pooled transport. Thread-safe."""
+
+    def __init__(self, connector: Connector, params: InitParams, registry: Registry,
+                 transport: Transport | None = None) -> None:
+        self.connector = connector
+        self.params = params
+        self.registry = registry
+        self._owns_transport = transport is None
+        self.transport = transport or RequestsTransport(verify=params.ca_file or True)
+        self.auth = TokenManager(params, registry, self.transport)
+        self.closed = False
+        self._last_instance = params.api_url
+
+    @property
+    def api_url(self) -> str:
+        """The Bulk base URL in use: ``<instance>/services/async/<version>``."""
+        return f"{self._last_instance}/services/async/{self.params.api_version}"
+
+    def _url(self, session: Session, path: str, query: tuple[tuple[str, str], ...]) -> str:
+        self._last_instance = session.instance_url
+        url = f"{session.instance_url}/services/async/{self.params.api_version}{path}"
+        return url + ("?" + urlencode(query) if query else "")
+
+    def invoke(self, name: str, *, body: Any = None, stream: bool | None = None,
+               timeout: float | None = None, **params: Any) -> OperationResponse:
+        """Run operation ``name`` with ``params``; the response comes back whatever its status."""
+        if self.closed:
+            raise ParameterError("the connection is closed")
+        op = self.connector.operation(name)
+        if op.kind == "init":
+            raise ParameterError("init is not invoked on a connection: connector.connection(...) runs it")
+        rendered = op.render(op.bind(params))
+        if rendered.body_from_caller:
+            if body is None and rendered.body_required:
+                raise ParameterError(f"{name}: a request body is required (body=...)")
+            caller_body = _Body(body)
+        elif body is not None:
+            raise ParameterError(f"{name} builds its own request body; body= is not accepted")
+        else:
+            caller_body = _Body(rendered.body)
+        want_stream = op.response.stream if stream is None else stream
+        use_session = op.request is not None and op.request.auth == "session"
+        session = self.auth.current() if use_session else None
+        response = self._send(rendered, session, caller_body, want_stream, timeout)
+        if session is not None and response.status in (400, 401) and is_auth_failure(response.status, response.content):
+            fresh = self.auth.refresh_after_failure(session)
+            if fresh is None:
+                log.debug("%s: session rejected and no refresh credentials; returning the answer", name)
+            elif not caller_body.replayable:
+                log.debug("%s: session rejected; token refreshed but the body is a one-shot iterator, "
+                          "so the request is not replayed", name)
+            else:
+                log.debug("%s: session rejected; replaying once with the refreshed token", name)
+                response.close()
+                response = self._send(rendered, fresh, caller_body, want_stream, timeout)
+        properties = {} if want_stream else self._extract(op, response)
+        return OperationResponse(name, response, properties)
+
+    def _send(self, rendered: Any, session: Session | None, body: _Body, stream: bool,
+              timeout: float | None) -> HttpResponse:
+        headers = dict(rendered.headers)
+        if session is not None:
+            if session.token:
+                headers[SESSION_HEADER] = session.token.reveal()
+            url = self._url(session, rendered.path, rendered.query)
+        else:
+            url = self._url(Session(self.params.access_token, self._last_instance), rendered.path, rendered.query)
+        request = HttpRequest(rendered.method, url, headers, body.take(),
+                              timeout=self.params.timeout if timeout is None else timeout, stream=stream)
+        return self.transport.send(request)
+
+    @staticmethod
+    def _extract(op: OperationDef, response: HttpResponse) -> dict[str, str]:
+        if not op.response.extract:
+            return {}
+        content = response.content
+        if not content or len(content) > EXTRACT_LIMIT:
+            return {}
+        found: dict[str, str] = {}
+        stripped = content.lstrip()
+        if stripped.startswith(b"{"):
+            try:
+                data = json.loads(content.decode(response.charset or "utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                return {}
+            if isinstance(data, dict):
+                for prop, key in op.response.extract:
+                    value = data.get(key)
+                    if value is not None:
+                        found[prop] = value if isinstance(value, str) else json.dumps(value)
+            return found
+        if stripped.startswith(b"<"):
+            from lxml import etree
+
+            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+            try:
+                root = etree.fromstring(content, parser)
+            except etree.XMLSyntaxError:
+                return {}
+            for prop, local in op.response.extract:
+                for child in root:
+                    if isinstance(child.tag, str) and etree.QName(child).localname == local:
+                        found[prop] = child.text or ""
+                        break
+        return found
+
+    def close(self) -> None:
+        self.closed = True
+        if self._owns_transport:
+            self.transport.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.connector.name} {self.api_url}>"
+
+
+__all__ = ["Connection", "Connector", "INIT_PARAMETERS", "OperationResponse", "bundle_root"]

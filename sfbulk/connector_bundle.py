@@ -1,0 +1,650 @@
+"""Loading and validating the connector bundle (connector.yaml + operations/*.yaml + templates/).
+
+Everything here is data handling: YAML read with line numbers, validated with JSON Schema plus
+cross-checks (templates exist and compile, every template variable is a declared parameter),
+turned into frozen dataclasses whose templates are compiled once. ``OperationDef.bind`` checks
+parameter values and ``OperationDef.render`` turns them into the pieces of one HTTP request.
+The format is documented in docs/connector.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+import jinja2.meta
+import jsonschema
+import yaml
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
+
+log = logging.getLogger("sfbulk.connector")
+
+IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+_SCALAR = {"type": ["string", "number", "boolean"]}
+
+CONNECTOR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name", "version", "operations"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": IDENTIFIER},
+        "version": {"type": ["string", "number"]},
+        "description": {"type": "string"},
+        "operations": {
+            "type": "object",
+            "minProperties": 1,
+            "propertyNames": {"pattern": IDENTIFIER},
+            "additionalProperties": {"type": "string", "minLength": 1},
+        },
+    },
+}
+
+PARAMETER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": IDENTIFIER},
+        "required": {"type": "boolean"},
+        "default": _SCALAR,
+        "description": {"type": "string"},
+        "allowed": {"type": "array", "minItems": 1, "items": _SCALAR},
+        "strict": {"type": "boolean"},
+    },
+}
+
+OPERATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string", "pattern": IDENTIFIER},
+        "kind": {"enum": ["http", "init"]},
+        "description": {"type": "string"},
+        "parameters": {"type": "array", "items": PARAMETER_SCHEMA},
+        "request": {
+            "type": "object",
+            "required": ["method", "path"],
+            "additionalProperties": False,
+            "properties": {
+                "method": {"enum": list(METHODS)},
+                "path": {"type": "string", "pattern": "^/"},
+                "query": {"type": "object", "additionalProperties": {"type": "string"}},
+                "headers": {
+                    "type": "object",
+                    "propertyNames": {"pattern": HEADER_NAME},
+                    "additionalProperties": {"type": "string"},
+                },
+                "contentType": {"type": "string"},
+                "body": {
+                    "oneOf": [
+                        {
+                            "type": "object",
+                            "required": ["template"],
+                            "additionalProperties": False,
+                            "properties": {"template": {"type": "string", "minLength": 1}},
+                        },
+                        {
+                            "type": "object",
+                            "required": ["from"],
+                            "additionalProperties": False,
+                            "properties": {"from": {"const": "caller"}, "required": {"type": "boolean"}},
+                        },
+                    ]
+                },
+                "auth": {"enum": ["session", "none"]},
+            },
+        },
+        "response": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "stream": {"type": "boolean"},
+                "extract": {
+                    "type": "object",
+                    "propertyNames": {"pattern": IDENTIFIER},
+                    "additionalProperties": {"type": "string", "minLength": 1},
+                },
+            },
+        },
+    },
+}
+
+
+# --- YAML with line numbers -------------------------------------------------------------------
+
+
+class LineDict(dict):  # type: ignore[type-arg]
+    """A YAML mapping that remembers its own line and the line of each key (1-based)."""
+
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[Any, int] = {}
+
+
+class LineList(list):  # type: ignore[type-arg]
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+    loader.flatten_mapping(node)
+    result = LineDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in result:
+            raise ConfigError(
+                f"duplicate key {key!r} (first at line {result.lines[key]})",
+                file=getattr(loader, "source_name", None), line=key_node.start_mark.line + 1, field=str(key),
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = key_node.start_mark.line + 1
+    return result
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+    result = LineList()
+    result.line = node.start_mark.line + 1
+    for child in node.value:
+        result.append(loader.construct_object(child, deep=True))
+        result.lines.append(child.start_mark.line + 1)
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(path: Path, display: str) -> Any:
+    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=display) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=display) from None
+    loader = _LineLoader(text)
+    loader.source_name = display  # type: ignore[attr-defined]
+    try:
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=display, line=line) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", file=display) from None
+    finally:
+        loader.dispose()
+
+
+def _field_path(path: Iterable[Any]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line_of(document: Any, path: Iterable[Any]) -> int | None:
+    """The line of the deepest node on ``path`` that we can locate."""
+    node = document
+    line = getattr(document, "line", None) or None
+    for part in path:
+        if isinstance(node, LineDict) and part in node:
+            line = node.lines.get(part, line)
+            node = node[part]
+        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
+            line = node.lines[part]
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def validate(document: Any, schema: Mapping[str, Any], display: str) -> None:
+    """JSON-Schema validation; every problem becomes a ConfigError with file, line and field."""
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if not errors:
+        return
+    problems: list[ConfigError] = []
+    for error in errors:
+        # For oneOf failures, report the most specific sub-error when there is one.
+        best = jsonschema.exceptions.best_match([error]) if error.context else error
+        path = list(best.absolute_path)
+        problems.append(ConfigError(best.message, file=display, line=_line_of(document, path),
+                                    field=_field_path(path) or None))
+    if len(problems) == 1:
+        raise problems[0]
+    raise ConfigErrors(problems)
+
+
+# --- definitions ------------------------------------------------------------------------------
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class ParameterDef:
+    name: str
+    required: bool = False
+    default: str | None = None
+    description: str = ""
+    allowed: tuple[str, ...] | None = None
+    strict: bool = True
+
+
+@dataclass(frozen=True)
+class BodyDef:
+    #: "none", "template" (rendered from templates/) or "caller" (the caller's body relayed as is)
+    kind: str = "none"
+    template: str | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class RequestDef:
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...] = ()
+    headers: tuple[tuple[str, str], ...] = ()
+    content_type: str | None = None
+    body: BodyDef = BodyDef()
+    auth: str = "session"
+
+
+@dataclass(frozen=True)
+class ResponseDef:
+    stream: bool = False
+    extract: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderedRequest:
+    """The operation-specific part of an HTTP request (auth and base URL are added by the connection)."""
+
+    method: str
+    path: str
+    query: tuple[tuple[str, str], ...]
+    headers: dict[str, str]
+    body: bytes | None
+    body_from_caller: bool
+    body_required: bool
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    path: jinja2.Template | None = None
+    query: tuple[tuple[str, jinja2.Template], ...] = ()
+    headers: tuple[tuple[str, jinja2.Template], ...] = ()
+    content_type: jinja2.Template | None = None
+    body: jinja2.Template | None = None
+    path_variables: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class OperationDef:
+    name: str
+    kind: str  # "http" or "init"
+    description: str
+    parameters: tuple[ParameterDef, ...]
+    request: RequestDef | None
+    response: ResponseDef
+    source: str
+    compiled: _Compiled = field(default_factory=_Compiled, compare=False, repr=False)
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+    def parameter(self, name: str) -> ParameterDef | None:
+        for param in self.parameters:
+            if param.name == name:
+                return param
+        return None
+
+    def bind(self, values: Mapping[str, Any]) -> dict[str, str]:
+        """Apply defaults, check required and allowed values; unknown names are errors (typos)."""
+        known = {p.name: p for p in self.parameters}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ParameterError(
+                f"{self.name}: unknown parameter{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(repr(u) for u in unknown)}; parameters are: {', '.join(known) or '(none)'}"
+            )
+        bound: dict[str, str] = {}
+        for name, param in known.items():
+            raw = values.get(name)
+            if raw is not None and not isinstance(raw, (str, int, float, bool)):
+                raise ParameterError(f"{self.name}: parameter {name!r} must be text, got {type(raw).__name__}")
+            value = "" if raw is None else _to_text(raw)
+            if value == "" and param.default is not None:
+                value = param.default
+            if value == "" and param.required:
+                raise ParameterError(f"{self.name}: parameter {name!r} is required"
+                                     + (f" ({param.description})" if param.description else ""))
+            if value != "" and param.allowed is not None and value not in param.allowed:
+                allowed = ", ".join(param.allowed)
+                if param.strict:
+                    raise ParameterError(
+                        f"{self.name}: parameter {name!r} must be one of {allowed} (case-sensitive), got {value!r}"
+                    )
+                log.debug("%s: %s=%r is not a documented value (%s); passed through", self.name, name, value, allowed)
+            bound[name] = value
+        return bound
+
+    def render(self, bound: Mapping[str, str]) -> RenderedRequest:
+        """The request pieces for bound parameter values (see ``bind``)."""
+        if self.request is None or self.compiled.path is None:
+            raise ParameterError(f"{self.name} is not an HTTP operation")
+        for name in self.compiled.path_variables:
+            if bound.get(name, "") == "":
+                raise ParameterError(f"{self.name}: parameter {name!r} is needed in the URL path and is empty")
+        path = self.compiled.path.render(bound)
+        query = []
+        for name, template in self.compiled.query:
+            value = template.render(bound)
+            if value != "":
+                _no_newlines(self.name, name, value)
+                query.append((name, value))
+        headers: dict[str, str] = {}
+        for name, template in self.compiled.headers:
+            value = template.render(bound).strip()
+            if value != "":
+                _no_newlines(self.name, name, value)
+                headers[name] = value
+        if self.compiled.content_type is not None:
+            content_type = self.compiled.content_type.render(bound).strip()
+            if content_type:
+                _no_newlines(self.name, "contentType", content_type)
+                headers["Content-Type"] = content_type
+        body: bytes | None = None
+        if self.compiled.body is not None:
+            body = self.compiled.body.render(bound).encode("utf-8")
+        return RenderedRequest(
+            method=self.request.method,
+            path=path,
+            query=tuple(query),
+            headers=headers,
+            body=body,
+            body_from_caller=self.request.body.kind == "caller",
+            body_required=self.request.body.required,
+        )
+
+
+def _no_newlines(operation: str, name: str, value: str) -> None:
+    if "\r" in value or "\n" in value:
+        raise ParameterError(f"{operation}: the value for {name!r} must not contain line breaks")
+
+
+@dataclass(frozen=True)
+class ConnectorDef:
+    name: str
+    version: str
+    description: str
+    root: Path
+    operations: Mapping[str, OperationDef]
+
+
+# --- Jinja environments -----------------------------------------------------------------------
+
+
+def _path_segment(value: Any) -> str:
+    """Every value in a path is one percent-encoded segment: '../x' → '..%2Fx'."""
+    return quote("" if value is None else str(value), safe="")
+
+
+def _xml_autoescape(name: str | None) -> bool:
+    return bool(name) and name.endswith((".xml.j2", ".xml"))  # type: ignore[union-attr]
+
+
+_INLINE = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
+_PATH = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_path_segment)
+
+
+def _body_environment(templates_dir: Path) -> jinja2.Environment:
+    return ImmutableSandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=_xml_autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        auto_reload=False,
+    )
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+class _Builder:
+    """Turns one validated operation document into an OperationDef, collecting cross-check errors."""
+
+    def __init__(self, doc: LineDict, display: str, templates_dir: Path, templates_display: str,
+                 body_env: jinja2.Environment) -> None:
+        self.doc = doc
+        self.display = display
+        self.templates_dir = templates_dir
+        self.templates_display = templates_display
+        self.body_env = body_env
+        self.errors: list[ConfigError] = []
+
+    def error(self, message: str, path: list[Any], *, file: str | None = None, line: int | None = None) -> None:
+        self.errors.append(ConfigError(message, file=file or self.display,
+                                       line=line if line is not None else _line_of(self.doc, path),
+                                       field=_field_path(path) or None))
+
+    def inline(self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
+               ) -> tuple[jinja2.Template | None, frozenset[str]]:
+        try:
+            ast = env.parse(source)
+            variables = frozenset(jinja2.meta.find_undeclared_variables(ast))
+            template = env.from_string(source)
+        except jinja2.TemplateSyntaxError as exc:
+            self.error(f"template syntax error: {exc.message}", path)
+            return None, frozenset()
+        for name in sorted(variables - declared):
+            self.error(f"uses {name!r}, which is not a declared parameter", path)
+        return template, variables
+
+    def build(self) -> OperationDef:
+        doc = self.doc
+        name = doc["name"]
+        kind = doc.get("kind", "http")
+        params: list[ParameterDef] = []
+        seen: set[str] = set()
+        for index, raw in enumerate(doc.get("parameters", [])):
+            pname = raw["name"]
+            if pname in seen:
+                self.error(f"duplicate parameter {pname!r}", ["parameters", index, "name"])
+            seen.add(pname)
+            allowed = tuple(_to_text(v) for v in raw["allowed"]) if "allowed" in raw else None
+            default = _to_text(raw["default"]) if "default" in raw else None
+            if default and allowed and raw.get("strict", True) and default not in allowed:
+                self.error(f"default {default!r} is not one of the allowed values", ["parameters", index, "default"])
+            params.append(ParameterDef(
+                name=pname, required=bool(raw.get("required", False)), default=default,
+                description=str(raw.get("description", "")).strip(), allowed=allowed,
+                strict=bool(raw.get("strict", True)),
+            ))
+        declared = set(seen)
+        raw_response = doc.get("response", {})
+        response = ResponseDef(
+            stream=bool(raw_response.get("stream", False)),
+            extract=tuple((k, v) for k, v in raw_response.get("extract", {}).items()),
+        )
+        if kind == "init":
+            for key in ("request", "response"):
+                if key in doc:
+                    self.error(f"an init operation has no {key!r}: its behaviour is the auth code", [key])
+            return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), None,
+                                response, self.display)
+        if "request" not in doc:
+            self.error("'request' is required (or declare 'kind: init')", [])
+            return OperationDef(name, kind, "", tuple(params), None, response, self.display)
+        raw_req = doc["request"]
+        path_template, path_vars = self.inline(_PATH, raw_req["path"], ["request", "path"], declared)
+        query = []
+        for qname, source in raw_req.get("query", {}).items():
+            template, _ = self.inline(_INLINE, source, ["request", "query", qname], declared)
+            if template is not None:
+                query.append((qname, template))
+        headers = []
+        lowered = set()
+        for hname, source in raw_req.get("headers", {}).items():
+            if hname.lower() in ("x-sfdc-session", "content-type", "content-length", "host", "authorization"):
+                self.error(f"header {hname!r} is set by the connector itself"
+                           + (" (use request.contentType)" if hname.lower() == "content-type" else ""),
+                           ["request", "headers", hname])
+            if hname.lower() in lowered:
+                self.error(f"header {hname!r} is declared twice (header names are case-insensitive)",
+                           ["request", "headers", hname])
+            lowered.add(hname.lower())
+            template, _ = self.inline(_INLINE, source, ["request", "headers", hname], declared)
+            if template is not None:
+                headers.append((hname, template))
+        content_type = None
+        if "contentType" in raw_req:
+            content_type, _ = self.inline(_INLINE, raw_req["contentType"], ["request", "contentType"], declared)
+        body_def = BodyDef()
+        body_template = None
+        raw_body = raw_req.get("body")
+        if raw_body is not None and "template" in raw_body:
+            template_name = raw_body["template"]
+            body_def = BodyDef("template", template_name)
+            body_template = self.load_body_template(template_name, declared)
+        elif raw_body is not None:
+            body_def = BodyDef("caller", None, bool(raw_body.get("required", False)))
+        request = RequestDef(
+            method=raw_req["method"], path=raw_req["path"],
+            query=tuple((k, v) for k, v in raw_req.get("query", {}).items()),
+            headers=tuple((k, v) for k, v in raw_req.get("headers", {}).items()),
+            content_type=raw_req.get("contentType"), body=body_def, auth=raw_req.get("auth", "session"),
+        )
+        compiled = _Compiled(path=path_template, query=tuple(query), headers=tuple(headers),
+                             content_type=content_type, body=body_template, path_variables=path_vars)
+        return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), request,
+                            response, self.display, compiled)
+
+    def load_body_template(self, template_name: str, declared: set[str]) -> jinja2.Template | None:
+        path = ["request", "body", "template"]
+        display = f"{self.templates_display}/{template_name}"
+        if "/" in template_name or "\\" in template_name or template_name.startswith("."):
+            self.error("template must be a file name inside templates/", path)
+            return None
+        file = self.templates_dir / template_name
+        if not file.is_file():
+            self.error(f"template {display} not found", path)
+            return None
+        source = file.read_text(encoding="utf-8")
+        try:
+            ast = self.body_env.parse(source, template_name, str(file))
+            template = self.body_env.get_template(template_name)
+        except jinja2.TemplateSyntaxError as exc:
+            self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
+            return None
+        for name in sorted(set(jinja2.meta.find_undeclared_variables(ast)) - declared):
+            self.error(f"uses {name!r}, which is not a declared parameter of the operation", path,
+                       file=display, line=_first_line_mentioning(source, name))
+        return template
+
+
+def _first_line_mentioning(source: str, name: str) -> int | None:
+    pattern = re.compile(rf"\b{re.escape(name)}\b")
+    for number, text in enumerate(source.splitlines(), 1):
+        if pattern.search(text):
+            return number
+    return None
+
+
+def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
+    """Load and validate a bundle directory; all problems found are raised together."""
+    root = Path(root)
+    shown = (display_root or str(root)).rstrip("/")
+
+    def show(rel: str) -> str:
+        return f"{shown}/{rel}" if shown else rel
+
+    manifest_display = show("connector.yaml")
+    manifest = load_yaml(root / "connector.yaml", manifest_display)
+    validate(manifest, CONNECTOR_SCHEMA, manifest_display)
+    templates_dir = root / "templates"
+    body_env = _body_environment(templates_dir)
+    operations: dict[str, OperationDef] = {}
+    errors: list[ConfigError] = []
+    for op_name, rel in manifest["operations"].items():
+        rel_path = Path(rel)
+        display = show(rel)
+        if rel_path.is_absolute() or ".." in rel_path.parts:
+            errors.append(ConfigError("operation files must be inside the bundle", file=manifest_display,
+                                      line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}"))
+            continue
+        try:
+            doc = load_yaml(root / rel_path, display)
+            validate(doc, OPERATION_SCHEMA, display)
+        except ConfigErrors as exc:
+            errors.extend(exc.errors)
+            continue
+        except ConfigError as exc:
+            if exc.message == "file not found":
+                exc = ConfigError(f"operation file {rel} not found", file=manifest_display,
+                                  line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}")
+            errors.append(exc)
+            continue
+        if doc["name"] != op_name:
+            errors.append(ConfigError(f"operation is listed as {op_name!r} in connector.yaml but named "
+                                      f"{doc['name']!r} here", file=display, line=doc.lines.get("name"), field="name"))
+            continue
+        builder = _Builder(doc, display, templates_dir, show("templates"), body_env)
+        operation = builder.build()
+        if builder.errors:
+            errors.extend(builder.errors)
+            continue
+        operations[op_name] = operation
+    inits = [op for op in operations.values() if op.kind == "init"]
+    if len(inits) > 1:
+        errors.append(ConfigError("only one operation may have kind: init", file=manifest_display))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    return ConnectorDef(
+        name=manifest["name"], version=_to_text(manifest["version"]),
+        description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
+    )
+
+
+__all__ = [
+    "BodyDef",
+    "ConnectorDef",
+    "OperationDef",
+    "ParameterDef",
+    "RenderedRequest",
+    "RequestDef",
+    "ResponseDef",
+    "load_bundle",
+    "load_yaml",
+    "validate",
+]

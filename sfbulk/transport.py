@@ -1,0 +1,359 @@
+"""HTTP client layer: one request/response shape for every caller, two ways to send it.
+
+``RequestsTransport`` pools one ``requests.Session`` (keep-alive, TLS verification always on,
+timeouts honoured) and turns failures below HTTP into Synapse-coded faults: ``ConnectError``
+(101503), ``TimeoutError_`` (101504), ``ConnectionClosedError`` (101505). Their messages name the
+host, never a header or body, so no token can leak through them. ``WSGITransport`` answers from a
+WSGI app in-process, which lets benchmarks measure our overhead without sockets.
+
+Debug logs carry method, URL path, status and elapsed time only.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, Union
+from urllib.parse import urlsplit
+
+import requests
+from requests.structures import CaseInsensitiveDict
+
+from sfbulk.errors import ConnectError, ConnectionClosedError, TimeoutError_, TransportError
+
+log = logging.getLogger("sfbulk.transport")
+
+#: Request bodies: bytes/str, a binary file object, an iterator of bytes (streamed), or None.
+Body = Union[bytes, str, IO[bytes], Iterable[bytes], None]  # noqa: UP007 - runtime alias
+
+DEFAULT_TIMEOUT = 60.0
+CHUNK_SIZE = 64 * 1024
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Body = None
+    timeout: float = DEFAULT_TIMEOUT
+    stream: bool = False
+
+
+class HttpResponse:
+    """Status, reason, case-insensitive headers and a body that is either read or streamable.
+
+    With ``stream=False`` the body is read before ``send`` returns (``content``). With
+    ``stream=True`` nothing is read: iterate ``iter_content()`` (or read ``content`` once) and
+    ``close()`` to give the connection back to the pool.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        content: bytes | None = None,
+        *,
+        chunks: Iterator[bytes] | None = None,
+        closer: Callable[[], None] | None = None,
+        url: str = "",
+    ) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(headers)
+        self.url = url
+        self._content = content
+        self._chunks = chunks
+        self._closer = closer
+        self._consumed = content is not None
+
+    @property
+    def content(self) -> bytes:
+        if self._content is None:
+            if self._consumed:
+                raise TransportError("the streamed response body was already consumed by iter_content()")
+            self._content = b"".join(self.iter_content())
+            self._consumed = True
+        return self._content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.charset or "utf-8", errors="replace")
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "")
+
+    @property
+    def charset(self) -> str | None:
+        for part in self.content_type.split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "charset" and value:
+                return value.strip('"')
+        return None
+
+    def iter_content(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
+        if self._content is not None:
+            for start in range(0, len(self._content), chunk_size):
+                yield self._content[start:start + chunk_size]
+            return
+        if self._consumed or self._chunks is None:
+            raise TransportError("the streamed response body was already consumed")
+        self._consumed = True
+        try:
+            yield from self._chunks
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        closer, self._closer = self._closer, None
+        if closer is not None:
+            closer()
+
+    def __enter__(self) -> HttpResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HttpResponse {self.status} {self.reason}>"
+
+
+class Transport(ABC):
+    @abstractmethod
+    def send(self, request: HttpRequest) -> HttpResponse:
+        """Send one request; HTTP error statuses are responses, failures below HTTP raise."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release pooled connections."""
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc.rpartition("@")[2] or url
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path or "/"
+
+
+def _stream_body(body: Body) -> Any:
+    """What requests should send: bytes as is, str as UTF-8, files and iterators streamed."""
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    if hasattr(body, "read"):
+        return _FileChunks(body)  # type: ignore[arg-type]
+    return iter(body)
+
+
+class _FileChunks:
+    """Iterate a file in chunks so requests streams it (chunked) instead of reading it whole."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            chunk = self.handle.read(CHUNK_SIZE)
+            if not chunk:
+                return
+            yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
+
+
+_CLOSED = frozenset({"RemoteDisconnected", "IncompleteRead", "ConnectionResetError", "BrokenPipeError",
+                     "ConnectionAbortedError"})
+_NOT_CONNECTED = frozenset({"NewConnectionError", "ConnectionRefusedError", "NameResolutionError", "gaierror"})
+
+
+def _is_closed_error(exc: BaseException) -> bool:
+    """True when the peer dropped an established connection (not when it could not be reached)."""
+    pending: list[object] = [exc]
+    seen: set[int] = set()
+    closed = False
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        name = type(current).__name__
+        if name in _NOT_CONNECTED:
+            return False
+        if name in _CLOSED:
+            closed = True
+        pending.extend(current.args)
+        pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
+    return closed
+
+
+class RequestsTransport(Transport):
+    """A pooled ``requests.Session``; ``verify`` is True (system CAs) or a CA bundle path."""
+
+    def __init__(self, *, verify: bool | str = True, pool_maxsize: int = 32) -> None:
+        if verify is False:
+            raise ValueError("TLS verification cannot be turned off; pass a CA bundle path instead")
+        self.verify = verify
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy / netrc surprises; loopback and explicit URLs only
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        host = _host(request.url)
+        started = time.perf_counter()
+        try:
+            resp = self.session.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=_stream_body(request.body),
+                timeout=request.timeout,
+                stream=True,
+                verify=self.verify,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError:
+            raise ConnectError(
+                f"TLS handshake with {host} failed (certificate not trusted or invalid); "
+                "pass the server's CA bundle (caFile) if it uses a private CA"
+            ) from None
+        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, TimeoutError):
+            raise TimeoutError_(
+                f"no response from {host} within {request.timeout:g} s ({request.method} {_path(request.url)})"
+            ) from None
+        except requests.exceptions.ConnectionError as exc:
+            if _is_closed_error(exc):
+                raise ConnectionClosedError(
+                    f"{host} closed the connection before answering ({request.method} {_path(request.url)})"
+                ) from None
+            raise ConnectError(f"cannot connect to {host} (connection refused or host unreachable)") from None
+        except requests.exceptions.InvalidURL:
+            raise ConnectError(f"invalid URL for host {host}") from None
+        except requests.exceptions.RequestException as exc:
+            raise TransportError(f"HTTP call to {host} failed: {type(exc).__name__}") from None
+
+        def chunks() -> Iterator[bytes]:
+            try:
+                yield from resp.iter_content(CHUNK_SIZE)
+            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError):
+                raise ConnectionClosedError(f"{host} closed the connection in the middle of the response") from None
+            except requests.exceptions.Timeout:
+                raise TimeoutError_(f"{host} stopped sending the response for {request.timeout:g} s") from None
+
+        response = HttpResponse(
+            resp.status_code, resp.reason or "", resp.headers, chunks=chunks(), closer=resp.close, url=request.url
+        )
+        if not request.stream:
+            try:
+                response._content = b"".join(chunks())
+                response._consumed = True
+            finally:
+                resp.close()
+                response._closer = None
+        log.debug(
+            "%s %s -> %d (%.1f ms%s)", request.method, _path(request.url), resp.status_code,
+            (time.perf_counter() - started) * 1000, ", streaming" if request.stream else "",
+        )
+        return response
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class WSGITransport(Transport):
+    """Answer requests by calling a WSGI app in-process (no sockets): for benchmarks and tests."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def send(self, request: HttpRequest) -> HttpResponse:
+        started = time.perf_counter()
+        parts = urlsplit(request.url)
+        body = request.body
+        if body is None:
+            data = b""
+        elif isinstance(body, bytes):
+            data = body
+        elif isinstance(body, str):
+            data = body.encode("utf-8")
+        elif hasattr(body, "read"):
+            data = b"".join(_FileChunks(body))  # type: ignore[arg-type]
+        else:
+            data = b"".join(body)  # type: ignore[arg-type]
+        host, _, port = parts.netloc.rpartition("@")[2].partition(":")
+        environ: dict[str, Any] = {
+            "REQUEST_METHOD": request.method.upper(),
+            "SCRIPT_NAME": "",
+            "PATH_INFO": _unquote_path(parts.path or "/"),
+            "QUERY_STRING": parts.query,
+            "SERVER_NAME": host or "localhost",
+            "SERVER_PORT": port or ("443" if parts.scheme == "https" else "80"),
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": parts.scheme or "http",
+            "wsgi.input": io.BytesIO(data),
+            "wsgi.errors": io.StringIO(),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+            "CONTENT_LENGTH": str(len(data)),
+        }
+        for name, value in request.headers.items():
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+            elif key != "CONTENT_LENGTH":
+                environ["HTTP_" + key] = value
+        captured: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda _data: None
+
+        result = self.app(environ, start_response)
+        try:
+            content = b"".join(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        code, _, reason = captured["status"].partition(" ")
+        log.debug("%s %s -> %s (%.2f ms, in-process)", request.method, parts.path, code,
+                  (time.perf_counter() - started) * 1000)
+        return HttpResponse(int(code), reason, CaseInsensitiveDict(captured["headers"]), content, url=request.url)
+
+
+def _unquote_path(path: str) -> str:
+    from urllib.parse import unquote_to_bytes
+
+    # PEP 3333: PATH_INFO is the URL-decoded path as latin-1 characters.
+    return unquote_to_bytes(path).decode("latin-1")
+
+
+__all__ = [
+    "Body",
+    "DEFAULT_TIMEOUT",
+    "HttpRequest",
+    "HttpResponse",
+    "RequestsTransport",
+    "Transport",
+    "WSGITransport",
+]
