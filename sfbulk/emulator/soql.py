@@ -134,6 +134,7 @@ _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _DATETIME = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2}))?(?![A-Za-z0-9_.:])"
 )
+_DATETIME_START = re.compile(r"\d{4}-\d{2}-\d{2}")
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?![A-Za-z_])")
 _OPERATORS = ("!=", "<>", "<=", ">=", "=", "<", ">", "(", ")", ",", ":")
 _STRING_ESCAPES = {
@@ -165,7 +166,7 @@ def _tokenize(text: str) -> list[_Token]:
     pos, size = 0, len(text)
     while pos < size:
         ch = text[pos]
-        if ch.isspace():
+        if ch.isspace() or ch == "\ufeff":  # a byte-order mark may lead a text/csv batch body
             pos += 1
             continue
         if ch == "'":
@@ -179,6 +180,12 @@ def _tokenize(text: str) -> list[_Token]:
             tokens.append(_Token(kind, m.group(0), pos, m.end(), _date_value(m, text)))
             pos = m.end()
             continue
+        if _DATETIME_START.match(text, pos):
+            raise SoqlError(
+                f"invalid date/time literal at column {pos + 1}: use 2024-01-31 or 2024-01-31T10:00:00Z "
+                "(a datetime needs seconds and a time zone: Z or +hh:mm)",
+                position=pos,
+            )
         m = _NUMBER.match(text, pos)
         if m and (ch not in "+-" or _sign_allowed(tokens)):
             tokens.append(_Token("number", m.group(0), pos, m.end()))
@@ -344,7 +351,9 @@ class _Parser:
     def query(self) -> SoqlQuery:
         if self.tok.kind == "eof":
             raise SoqlError("empty query: expected SELECT ... FROM ...", position=0)
-        self.expect_kw("SELECT")
+        if not self.tok.is_kw("SELECT"):
+            raise SoqlError(f"unexpected token: '{self.tok.text}'", position=self.tok.start)
+        self.advance()
         fields = self.select_list()
         self.expect_kw("FROM")
         obj = self.tok

@@ -111,6 +111,12 @@ def test_literals() -> None:
     assert value("2024-01-31T23:30:00-0100") == ("datetime", "2024-02-01T00:30:00.000Z")
 
 
+def test_whitespace_and_byte_order_mark_are_ignored() -> None:
+    q = parse_soql("\ufeff\n  select Id\r\n  from Account\n")
+    assert (q.object, q.fields) == ("Account", ["Id"])
+    assert q.with_id_range("a", "b") == "\ufeff\n  select Id\r\n  from Account WHERE Id >= 'a' AND Id < 'b'\n"
+
+
 def test_where_fields_lists_tested_fields() -> None:
     q = parse_soql("SELECT Name FROM Account WHERE (Id > '001' OR (NOT Name = 'x')) AND Industry IN ('a')")
     assert q.where_fields() == ["Id", "Name", "Industry"]
@@ -414,7 +420,16 @@ def test_canonical_text_round_trips(where: str) -> None:
         ("SELECT Id FROM Account ORDER BY Id NULLS", "unexpected token: '<EOF>'"),
         ("SELECT Id FROM Account WHERE Name = :name", "unexpected token: ':'"),
         ("", "empty query"),
-        ("UPDATE Account SET Name = 'x'", "UPDATE TRACKING"),
+        ("UPDATE Account SET Name = 'x'", "unexpected token: 'UPDATE'"),
+        (
+            "SELECT Id FROM Account WHERE CreatedDate > 2024-01-31T10:00:00",
+            "datetime needs seconds and a time zone",
+        ),
+        (
+            "SELECT Id FROM Account WHERE CreatedDate > 2024-01-31T10:00Z",
+            "invalid date/time literal at column 44",
+        ),
+        ("SELECT Id FROM Account UPDATE VIEWSTAT", "UPDATE TRACKING and UPDATE VIEWSTAT are not supported"),
         ("SELECT Id, Name, ID FROM Account", "duplicate field selected: ID"),
         ("SELECT Id FROM Account WHERE Name = 'abc", "unterminated string literal"),
         ("SELECT Id FROM Account WHERE Name = 'a\\qb'", "illegal escape sequence '\\q'"),
