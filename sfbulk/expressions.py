@@ -1,0 +1,613 @@
+"""Compile Synapse expressions once, evaluate them per message (synapse.md §4).
+
+XPath 1.0 runs on lxml with the SOAP envelope as context node. Synapse's variables (``$ctx:x``,
+``$trp:x``...) are rewritten at compile time into plain lxml variables and bound per evaluation;
+Synapse's functions (``get-property``, ``base64Encode``...) are lxml extension functions. A missing
+value is bound as an empty node-set, which gives Jaxen's null rules for free (``=``/``!=`` false,
+``string()`` empty, ``boolean()`` false). The commonest shapes, a bare ``$ctx:x`` or
+``get-property('x')``, are recognised at compile time and evaluated directly in Python: that is
+faster and keeps their top-level ``null`` (None) distinct from ``""``.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote_plus, unquote_plus
+
+from lxml import etree
+
+from sfbulk.context import SYSTEM_PROPERTIES, MessageContext, environment_variable
+from sfbulk.errors import ConfigError, ExpressionError
+from sfbulk.xpath_values import (
+    _NOT_FOUND,
+    JsonPath,
+    boolean_value_of,
+    format_java_date,
+    json_string,
+    string_value_of,
+    to_xpath_value,
+    xpath_string,
+)
+
+# lxml's compiler, behind a name so a test can count compilations.
+_XPath = etree.XPath
+
+#: XPath 1.0 core functions plus the Jaxen extras Synapse's function context inherits.
+XPATH_FUNCTIONS = frozenset(
+    "last position count id local-name namespace-uri name string concat starts-with contains "
+    "substring-before substring-after substring string-length normalize-space translate boolean not "
+    "true false lang number sum floor ceiling round".split()
+)
+SYNAPSE_FUNCTIONS = frozenset(
+    ["get-property", "base64Encode", "base64Decode", "url-encode", "ends-with", "lower-case", "upper-case"]
+)
+_NODE_TESTS = frozenset(["node", "text", "comment", "processing-instruction"])
+_OPERATOR_NAMES = frozenset(["and", "or", "div", "mod"])
+# Functions whose zero-argument form reads the context node.
+_CONTEXT_FUNCTIONS = frozenset(
+    [
+        "last",
+        "position",
+        "id",
+        "local-name",
+        "namespace-uri",
+        "name",
+        "string",
+        "normalize-space",
+        "string-length",
+        "number",
+        "lang",
+    ]
+)
+_XPATH_FUNCTIONS_NS = "http://www.w3.org/2005/xpath-functions"
+
+#: ``$prefix:name`` variable kinds, and the prefix-less ones.
+VARIABLE_PREFIXES = frozenset(["ctx", "axis2", "trp", "func", "operation", "url", "sys"])
+BARE_VARIABLES = frozenset(["body", "header", "env"])
+
+#: Scopes ``get-property(scope, name)`` knows (two-argument calls with any other first argument are
+#: ``get-property(name, dateFormat)``).
+GET_PROPERTY_SCOPES = frozenset(
+    ["default", "axis2", "transport", "operation", "registry", "func", "system", "env", "file"]
+)
+
+_TOKEN = re.compile(
+    r"""
+    (?P<str>"[^"]*"|'[^']*')
+  | \$(?P<var>[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)
+  | (?P<num>\d+(?:\.\d*)?|\.\d+)
+  | (?P<name>(?:(?P<prefix>[A-Za-z_][\w.\-]*):(?!:))?(?P<local>[A-Za-z_][\w.\-]*|\*)(?P<call>\s*\()?)
+  | (?P<ws>\s+)
+  | (?P<other>.)
+    """,
+    re.X | re.S,
+)
+_STRING = r"""(?:'[^']*'|"[^"]*")"""
+_GET_PROPERTY_SHAPE = re.compile(
+    rf"^(?:[A-Za-z_][\w.\-]*:)?get-property\s*\(\s*({_STRING}(?:\s*,\s*{_STRING}){{0,2}})\s*\)$"
+)
+_STRING_LITERAL = re.compile(_STRING)
+_VARIABLE_SHAPE = re.compile(r"^\$([A-Za-z_][\w.\-]*)(?::([A-Za-z_][\w.\-]*))?$")
+
+_current = threading.local()
+
+
+def current_time_ms() -> int:
+    """Epoch milliseconds for ``SYSTEM_TIME`` (tests replace this to pin the clock)."""
+    return int(time.time() * 1000)
+
+
+# --- expression objects --------------------------------------------------------------------------
+
+
+class Expression:
+    """A compiled expression. ``evaluate`` gives the raw result; the two helpers apply Synapse's conversions."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def evaluate(self, ctx: MessageContext) -> Any:
+        raise NotImplementedError
+
+    def string_value(self, ctx: MessageContext) -> str | None:
+        """Synapse ``stringValueOf`` (§4.2): None for a missing top-level value."""
+        return string_value_of(self.evaluate(ctx))
+
+    def boolean_value(self, ctx: MessageContext) -> bool:
+        """XPath ``boolean()`` of the result (None is false)."""
+        return boolean_value_of(self.evaluate(ctx))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.text!r})"
+
+
+class VariableExpression(Expression):
+    """A bare ``$ctx:name`` (or ``$trp:``, ``$body``...): looked up directly, None when missing."""
+
+    __slots__ = ("kind", "name")
+
+    def __init__(self, text: str, kind: str, name: str) -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.name = name
+
+    def evaluate(self, ctx: MessageContext) -> Any:
+        return variable_value(ctx, self.kind, self.name)
+
+
+class GetPropertyExpression(Expression):
+    """``get-property('...'[, '...'[, '...']])`` with literal arguments, evaluated in Python."""
+
+    __slots__ = ("args",)
+
+    def __init__(self, text: str, args: tuple[str, ...]) -> None:
+        super().__init__(text)
+        self.args = args
+
+    def evaluate(self, ctx: MessageContext) -> Any:
+        return get_property(ctx, self.args)
+
+
+class XPathExpression(Expression):
+    """A general XPath 1.0 expression, compiled once by lxml."""
+
+    __slots__ = ("rewritten", "_xpath", "_variables", "_needs_document")
+
+    def __init__(
+        self,
+        text: str,
+        rewritten: str,
+        xpath: etree.XPath,
+        variables: tuple[tuple[str, str, str], ...],
+        needs_document: bool,
+    ) -> None:
+        super().__init__(text)
+        self.rewritten = rewritten
+        self._xpath = xpath
+        self._variables = variables
+        self._needs_document = needs_document
+
+    def evaluate(self, ctx: MessageContext) -> Any:
+        bindings = {
+            lxml_name: to_xpath_value(variable_value(ctx, kind, name))
+            for lxml_name, kind, name in self._variables
+        }
+        node = ctx.envelope if self._needs_document else _NO_DOCUMENT
+        previous = getattr(_current, "ctx", None)
+        _current.ctx = ctx
+        try:
+            return self._xpath(node, **bindings)
+        except etree.XPathError as exc:
+            cause = _extension_error(exc)
+            if cause is not None:
+                raise cause from None
+            raise ExpressionError(f"cannot evaluate XPath expression '{self.text}': {exc}") from None
+        finally:
+            _current.ctx = previous
+
+
+class JsonPathExpression(Expression):
+    """``json-eval(<JSONPath>)`` over the JSON payload (an XML payload is converted first)."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, text: str, path: JsonPath) -> None:
+        super().__init__(text)
+        self.path = path
+
+    def _find(self, ctx: MessageContext) -> Any:
+        document = ctx.json_value()
+        if document is None and ctx.payload_kind == "empty":
+            return _NOT_FOUND
+        return self.path.find(document)
+
+    def evaluate(self, ctx: MessageContext) -> Any:
+        found = self._find(ctx)
+        return None if found is _NOT_FOUND else found
+
+    def string_value(self, ctx: MessageContext) -> str | None:
+        if self.path.whole:
+            return ctx.json_text() if ctx.payload_kind != "empty" else ""
+        return json_string(self._find(ctx))
+
+    def boolean_value(self, ctx: MessageContext) -> bool:
+        found = self._find(ctx)
+        return found is not _NOT_FOUND and boolean_value_of(found)
+
+
+# A context node for expressions that never look at the message (``concat($ctx:a, '/x')``): binding
+# the envelope would force the body to be parsed for nothing.
+_NO_DOCUMENT = etree.Element("none")
+
+
+# --- compiling ---------------------------------------------------------------------------------------
+
+
+def compile_expression(text: str, namespaces: Mapping[str | None, str] | None = None) -> Expression:
+    """Compile an expression once (at config load). Raises ConfigError naming the expression."""
+    if text is None or not str(text).strip():
+        raise ConfigError("an expression is required but the text is empty")
+    source = str(text).strip()
+    if source.startswith("json-eval("):
+        if not source.endswith(")"):
+            raise ConfigError(f"invalid expression '{text}': json-eval( is not closed")
+        return JsonPathExpression(source, JsonPath(source[len("json-eval(") : -1]))
+    shape = _VARIABLE_SHAPE.match(source)
+    if shape is not None:
+        kind, name = _variable_kind(shape.group(1), shape.group(2), source)
+        return VariableExpression(source, kind, name)
+    shape = _GET_PROPERTY_SHAPE.match(source)
+    if shape is not None:
+        args = tuple(lit[1:-1] for lit in _STRING_LITERAL.findall(shape.group(1)))
+        _check_get_property_args(args, source)
+        return GetPropertyExpression(source, args)
+    return _compile_xpath(source, namespaces or {})
+
+
+def _variable_kind(first: str, second: str | None, text: str) -> tuple[str, str]:
+    if second is None:
+        if first in BARE_VARIABLES:
+            return first, ""
+        raise ConfigError(
+            f"invalid expression '{text}': unknown variable ${first}; use $ctx:, $axis2:, $trp:, $func:, "
+            "$operation:, $url:, $sys:, $body, $header or $env"
+        )
+    if first in VARIABLE_PREFIXES:
+        return first, second
+    raise ConfigError(
+        f"invalid expression '{text}': unknown variable prefix ${first}:; use $ctx:, $axis2:, $trp:, $func:, "
+        "$operation:, $url: or $sys:"
+    )
+
+
+def _check_get_property_args(args: tuple[str, ...], text: str) -> None:
+    if len(args) >= 2 and args[0] == "file":
+        raise ConfigError(f"invalid expression '{text}': get-property scope 'file' is not supported")
+    if len(args) >= 2 and args[0] == "registry" and "@" in args[1]:
+        raise ConfigError(
+            f"invalid expression '{text}': registry resource properties (key@property) are not supported; "
+            "read the resource itself"
+        )
+
+
+def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathExpression:
+    ns = {k: v for k, v in namespaces.items() if k}
+    out: list[str] = []
+    variables: dict[tuple[str, str], str] = {}
+    needs_document = False
+    for match in _TOKEN.finditer(source):
+        group = match.lastgroup
+        token = match.group(0)
+        if group == "var":
+            raw = match.group("var")
+            first, _, second = raw.partition(":")
+            kind, name = _variable_kind(first, second or None, source)
+            key = (kind, name)
+            if key not in variables:
+                variables[key] = f"sv{len(variables)}"
+            out.append("$" + variables[key])
+            if kind in BARE_VARIABLES:
+                needs_document = True
+            continue
+        if group == "name":
+            prefix, local, call = match.group("prefix"), match.group("local"), match.group("call")
+            if call is None or local in _NODE_TESTS:
+                if local not in _OPERATOR_NAMES or prefix:
+                    needs_document = True
+                out.append(token)
+                continue
+            # A function call. Jaxen ignores an unbound prefix (fn:concat -> concat); we also drop one
+            # bound to the XPath functions namespace. Other bound prefixes (EXSLT...) stay for lxml.
+            if prefix and prefix in ns and ns[prefix] != _XPATH_FUNCTIONS_NS:
+                out.append(token)
+                continue
+            if local not in XPATH_FUNCTIONS and local not in SYNAPSE_FUNCTIONS:
+                raise ConfigError(f"invalid expression '{source}': unknown function {local}()")
+            if local in _CONTEXT_FUNCTIONS:
+                needs_document = True
+            if local == "get-property":
+                _check_literal_get_property(source, match.end())
+            out.append(local + call)
+            continue
+        if group == "other" and token in "/@.|[":
+            needs_document = True
+        out.append(token)
+    rewritten = "".join(out)
+    try:
+        xpath = _XPath(rewritten, namespaces=ns, extensions=_EXTENSIONS, smart_strings=False)
+    except etree.XPathSyntaxError as exc:
+        raise ConfigError(f"invalid XPath expression '{source}': {exc}") from None
+    except (etree.XPathError, ValueError, TypeError) as exc:
+        raise ConfigError(f"invalid XPath expression '{source}': {exc}") from None
+    bound = tuple((lxml_name, kind, name) for (kind, name), lxml_name in variables.items())
+    return XPathExpression(source, rewritten, xpath, bound, needs_document)
+
+
+def _check_literal_get_property(source: str, args_start: int) -> None:
+    literal_args = re.match(rf"\s*({_STRING}(?:\s*,\s*{_STRING}){{0,2}})\s*\)", source[args_start:])
+    if literal_args:
+        args = tuple(lit[1:-1] for lit in _STRING_LITERAL.findall(literal_args.group(1)))
+        _check_get_property_args(args, source)
+
+
+# --- variables -----------------------------------------------------------------------------------------
+
+
+def variable_value(ctx: MessageContext, kind: str, name: str) -> Any:
+    """The raw value of a Synapse variable (§4.3); None when missing (``$url:``/``$sys:``: "")."""
+    if kind == "ctx":
+        return ctx.properties.get(name)
+    if kind == "trp":
+        return ctx.headers.get(name)
+    if kind == "axis2":
+        return ctx.axis2.get(name)
+    if kind == "func":
+        frame = ctx.frames[-1] if ctx.frames else None
+        if frame is None:
+            return None
+        value = frame.get(name)
+        if isinstance(value, Expression):
+            return value.evaluate(ctx)
+        return value
+    if kind == "url":
+        return url_parameter(ctx.to, name)
+    if kind == "operation":
+        return ctx.operation.get(name)
+    if kind == "sys":
+        return SYSTEM_PROPERTIES.get(name, "")
+    if kind == "body":
+        return ctx.body_element
+    if kind == "header":
+        return ctx.header_element
+    if kind == "env":
+        return ctx.envelope
+    raise ExpressionError(f"unknown variable kind {kind!r}")
+
+
+def url_parameter(uri: str | None, name: str) -> str:
+    """``$url:name``: the query parameter of the request URI (case-insensitive name, "" when absent)."""
+    if not uri or "?" not in uri:
+        return ""
+    query = uri.split("?", 1)[1]
+    lname = name.lower()
+    for pair in query.split("&"):
+        parts = pair.split("=")
+        if parts[0].lower() == lname and len(parts) > 1:
+            return unquote_plus(parts[1])
+    return ""
+
+
+# --- get-property ----------------------------------------------------------------------------------------
+
+
+def get_property(ctx: MessageContext, args: tuple[str, ...] | list[str]) -> Any:
+    """Synapse's ``get-property`` (§4.4). Returns the raw value, "" or None (missing default-scope name)."""
+    if not args:
+        raise ExpressionError("get-property() needs at least one argument")
+    if len(args) == 1:
+        scope, name, date_format = "default", args[0], None
+    elif len(args) == 2:
+        if args[0] in GET_PROPERTY_SCOPES:
+            scope, name, date_format = args[0], args[1], None
+        else:
+            scope, name, date_format = "default", args[0], args[1]
+    else:
+        scope, name, date_format = args[0], args[1], args[2]
+    if not name:
+        return ""
+    if name == "SYSTEM_TIME":
+        return str(current_time_ms())
+    if name == "SYSTEM_DATE":
+        return format_java_date(date_format, current_time_ms())
+    if scope == "default":
+        return _default_scope_property(ctx, name)
+    if scope == "axis2":
+        return ctx.axis2.get(name)
+    if scope == "transport":
+        return ctx.headers.get(name)
+    if scope == "operation":
+        return ctx.operation.get(name)
+    if scope == "func":
+        return variable_value(ctx, "func", name)
+    if scope == "registry":
+        if "@" in name:
+            raise ExpressionError(
+                f"registry resource properties are not supported: get-property('registry', '{name}')"
+            )
+        value = (
+            ctx.get_property(name, "registry") if getattr(ctx.engine, "registry", None) is not None else None
+        )
+        return "" if value is None else value
+    if scope == "system":
+        return SYSTEM_PROPERTIES.get(name, "")
+    if scope == "env":
+        return environment_variable(name)
+    raise ExpressionError(f"get-property scope '{scope}' is not supported")
+
+
+def _default_scope_property(ctx: MessageContext, name: str) -> Any:
+    special = _SPECIAL_PROPERTIES.get(name)
+    if special is not None:
+        return special(ctx)
+    value = ctx.properties.get(name)
+    if value is not None:
+        return value
+    engine = ctx.engine
+    if engine is not None:
+        local_entry = getattr(engine, "local_entry", None)
+        if local_entry is not None:
+            return local_entry(name)
+    return None
+
+
+def _message_format(ctx: MessageContext) -> str:
+    message_type = str(ctx.axis2.get("messageType") or "")
+    if message_type == "text/xml":
+        return "soap11"
+    if message_type == "application/soap+xml":
+        return "soap12"
+    if str(ctx.axis2.get("HTTP_METHOD", "")).upper() == "GET":
+        return "get"
+    return "pox"
+
+
+def _fault_flag(ctx: MessageContext) -> str:
+    if str(ctx.axis2.get("FAULT_MESSAGE", "")).lower() == "true" or ctx.is_soap_fault():
+        return "true"
+    return ""
+
+
+_SPECIAL_PROPERTIES: dict[str, Any] = {
+    "To": lambda ctx: ctx.to or "",
+    "From": lambda ctx: "",
+    "Action": lambda ctx: ctx.soap_action or "",
+    "FaultTo": lambda ctx: "",
+    "ReplyTo": lambda ctx: "",
+    "RelatesTo": lambda ctx: "",
+    "MessageID": lambda ctx: ctx.get_message_id(),
+    "FAULT": _fault_flag,
+    "MESSAGE_FORMAT": _message_format,
+    "OperationName": lambda ctx: "mediate",
+    "OperationNamespace": lambda ctx: "http://ws.apache.org/ns/synapse",
+}
+
+
+# --- extension functions --------------------------------------------------------------------------------
+
+
+def _ctx() -> MessageContext:
+    ctx = getattr(_current, "ctx", None)
+    if ctx is None:
+        raise ExpressionError("Synapse functions need a message context")
+    return ctx
+
+
+def _guard(func: Any) -> Any:
+    def wrapper(_context: Any, *args: Any) -> Any:
+        try:
+            return func(*args)
+        except ExpressionError as exc:
+            _current.error = exc
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported with the function name
+            _current.error = ExpressionError(f"{func.__name__.strip('_').replace('_', '-')}(): {exc}")
+            raise
+
+    return wrapper
+
+
+def _extension_error(exc: Exception) -> ExpressionError | None:
+    error = getattr(_current, "error", None)
+    _current.error = None
+    return error
+
+
+def _get_property(*args: Any) -> Any:
+    value = get_property(_ctx(), [xpath_string(a) for a in args])
+    return to_xpath_value(value)
+
+
+def _charset(args: tuple[Any, ...]) -> str:
+    return xpath_string(args[0]) if args else "UTF-8"
+
+
+def _base64_encode(value: Any, *charset: Any) -> str:
+    return base64.b64encode(xpath_string(value).encode(_charset(charset))).decode("ascii")
+
+
+def _base64_decode(value: Any, *charset: Any) -> str:
+    return base64.b64decode(xpath_string(value)).decode(_charset(charset))
+
+
+def _url_encode(value: Any, *charset: Any) -> str:
+    # java.net.URLEncoder.encode(value, charset): space -> "+", "*-._" kept.
+    return quote_plus(xpath_string(value), safe="*", encoding=_charset(charset)).replace("~", "%7E")
+
+
+def _ends_with(value: Any, suffix: Any) -> bool:
+    return xpath_string(value).endswith(xpath_string(suffix))
+
+
+def _lower_case(value: Any, *_locale: Any) -> str:
+    return xpath_string(value).lower()
+
+
+def _upper_case(value: Any, *_locale: Any) -> str:
+    return xpath_string(value).upper()
+
+
+_EXTENSIONS = {
+    (None, "get-property"): _guard(_get_property),
+    (None, "base64Encode"): _guard(_base64_encode),
+    (None, "base64Decode"): _guard(_base64_decode),
+    (None, "url-encode"): _guard(_url_encode),
+    (None, "ends-with"): _guard(_ends_with),
+    (None, "lower-case"): _guard(_lower_case),
+    (None, "upper-case"): _guard(_upper_case),
+}
+
+
+# --- {...} values ---------------------------------------------------------------------------------------
+
+
+class Value:
+    """A config value that is either literal text or ``{expression}`` (synapse.md §2.4 step 2)."""
+
+    __slots__ = ("text", "expression", "literal")
+
+    def __init__(self, text: str, expression: Expression | None, literal: str | None) -> None:
+        self.text = text
+        self.expression = expression
+        self.literal = literal
+
+    @classmethod
+    def parse(cls, text: str, namespaces: Mapping[str | None, str] | None = None) -> Value:
+        """Classify ``text``: ``{expr}`` is dynamic (no surrounding whitespace), ``{{expr}}`` is the
+        escaped literal ``{expr}``, anything else is literal and kept untrimmed."""
+        text = "" if text is None else str(text)
+        trimmed = text.strip()
+        if len(trimmed) > 3 and trimmed.startswith("{{") and trimmed.endswith("}}"):
+            return cls(text, None, trimmed[1:-1])
+        if len(text) >= 2 and text[0] == "{" and text[-1] == "}":
+            inner = text[1:-1]
+            try:
+                expression = compile_expression(inner, namespaces)
+            except ConfigError as exc:
+                raise ConfigError(f"invalid value '{text}': {exc.message}") from None
+            return cls(text, expression, None)
+        return cls(text, None, text)
+
+    @property
+    def is_dynamic(self) -> bool:
+        return self.expression is not None
+
+    def evaluate(self, ctx: MessageContext) -> str | None:
+        """The literal, or the expression's string value (None when it yields null)."""
+        if self.expression is None:
+            return self.literal
+        return self.expression.string_value(ctx)
+
+    def __repr__(self) -> str:
+        return f"Value({self.text!r})"
+
+
+__all__ = [
+    "Expression",
+    "GetPropertyExpression",
+    "JsonPathExpression",
+    "Value",
+    "VariableExpression",
+    "XPathExpression",
+    "compile_expression",
+    "current_time_ms",
+    "get_property",
+    "url_parameter",
+    "variable_value",
+]
