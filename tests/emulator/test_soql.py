@@ -335,7 +335,7 @@ def test_hostile_literal_cannot_inject_sql(db) -> None:
     assert db.execute('SELECT COUNT(*) FROM "sobj_Account"').fetchone() == (8,)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.text(st.characters(blacklist_characters="\x00"), max_size=12))
 def test_any_string_value_round_trips_through_equality_and_like(value: str) -> None:
     conn = sqlite3.connect(":memory:")
@@ -384,11 +384,11 @@ _conditions = st.recursive(
         st.lists(inner, min_size=2, max_size=3).map(lambda xs: " OR ".join(f"({x})" for x in xs)),
         inner.map(lambda x: f"NOT ({x})"),
     ),
-    max_leaves=6,
+    max_leaves=5,
 )
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(_conditions)
 def test_canonical_text_round_trips(where: str) -> None:
     q = parse_soql(f"SELECT Id, Name FROM Account WHERE {where} ORDER BY Name DESC NULLS FIRST LIMIT 7")
