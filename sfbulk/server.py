@@ -28,6 +28,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from cheroot import wsgi
 
+from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError, SfBulkError
 from sfbulk.secrets import install_log_redaction, redact
 
@@ -135,6 +136,43 @@ def proxy_names(engine: Any) -> list[str]:
     return sorted(str(getattr(p, "name", p)) for p in proxies)
 
 
+def _serves(engine: Any, proxy: str) -> bool:
+    proxies = getattr(engine, "proxies", None)
+    if isinstance(proxies, Mapping):
+        return proxy in proxies
+    return proxy in proxy_names(engine)
+
+
+def _payload_kind(content_type: str) -> str | None:
+    base = content_type.split(";", 1)[0].strip().lower()
+    if base in ("text/xml", "application/xml", "application/soap+xml") or base.endswith("+xml"):
+        return "xml"
+    if base == "application/json" or base.endswith("+json"):
+        return "json"
+    return None
+
+
+def check_payload(content_type: str, body: bytes) -> None:
+    """Reject a body declared as XML or JSON that is not well-formed, before any mediation.
+
+    Uses the same hardened parser as the message context (``sfbulk.xmlsafe``: no DTD, no entity,
+    bounded depth), so XXE and entity bombs are refused here, in microseconds, with a 400. Other
+    content types (CSV, zip, text) are relayed as they are and never parsed by the server.
+    """
+    kind = _payload_kind(content_type)
+    if kind == "xml":
+        xmlsafe.parse(body, what="request body")
+    elif kind == "json":
+        try:
+            json.loads(body)
+        except RecursionError:
+            raise PayloadError("request body is JSON nested too deeply") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            line, column = getattr(exc, "lineno", None), getattr(exc, "colno", None)
+            where = f" (line {line}, column {column})" if line else ""
+            raise PayloadError(f"request body is not valid JSON: {getattr(exc, 'msg', exc)}{where}") from None
+
+
 def fault_response(fault: Fault, *, json_wanted: bool) -> _Response:
     """Render ``fault`` as the small XML (or JSON) body every server-made error uses."""
     if json_wanted:
@@ -196,11 +234,14 @@ def _log_path(raw_path: str) -> str:
 class ServicesApp:
     """The WSGI application serving ``/services/<proxy>`` and ``/health``."""
 
-    def __init__(self, engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    def __init__(
+        self, engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
+    ) -> None:
         if max_body_bytes < 0:
             raise ValueError("max_body_bytes must be >= 0")
         self.engine = engine
         self.max_body_bytes = max_body_bytes
+        self.validate_payloads = validate_payloads
         install_log_redaction()
 
     # --- WSGI entry ----------------------------------------------------------------------------
@@ -283,6 +324,11 @@ class ServicesApp:
     def _call_engine(
         self, environ: Mapping[str, Any], method: str, proxy: str, raw_uri: str, postfix: str, body: bytes
     ) -> _Response:
+        if self.validate_payloads and body and _serves(self.engine, proxy):
+            try:
+                check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
+            except PayloadError as exc:
+                raise _FaultResponse(Fault(400, "MalformedPayload", redact(exc.message))) from None
         try:
             result = self.engine.handle(
                 proxy,
@@ -433,9 +479,14 @@ class _LoggedBody:
         access_log.info('%s "%s %s" %d %d %.1fms', client, method, path, status, self._sent, elapsed_ms)
 
 
-def make_app(engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> ServicesApp:
-    """The WSGI application serving ``engine``'s proxies at ``/services/<name>`` (plus ``/health``)."""
-    return ServicesApp(engine, max_body_bytes=max_body_bytes)
+def make_app(
+    engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
+) -> ServicesApp:
+    """The WSGI application serving ``engine``'s proxies at ``/services/<name>`` (plus ``/health``).
+
+    ``validate_payloads``: reject malformed XML/JSON bodies with 400 before mediation (default).
+    """
+    return ServicesApp(engine, max_body_bytes=max_body_bytes, validate_payloads=validate_payloads)
 
 
 # --- serving on cheroot --------------------------------------------------------------------------
@@ -529,6 +580,7 @@ __all__ = [
     "Fault",
     "RunningServer",
     "ServicesApp",
+    "check_payload",
     "fault_response",
     "make_app",
     "proxy_names",

@@ -1,0 +1,124 @@
+"""`sfbulk serve CONFIG...`: load proxies (Synapse XML and YAML) and serve them over HTTP.
+
+All-or-nothing: a config that fails to load is reported with file, line and reason and the
+server does not start (exit status 2). SIGTERM and SIGINT stop it gracefully: no new connections,
+in-flight requests finish, then exit 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import click
+
+from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
+from sfbulk.server import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_THREADS,
+    proxy_names,
+    start_server,
+)
+
+#: Exit status when the configuration (or the command line) is invalid: nothing was served.
+EXIT_CONFIG = 2
+#: Exit status when the server could not listen (address in use, permission denied).
+EXIT_LISTEN = 1
+
+
+def _report_config_error(error: ConfigError) -> None:
+    errors = error.errors if isinstance(error, ConfigErrors) else [error]
+    click.echo(f"sfbulk serve: {len(errors)} configuration error(s); the server was not started:", err=True)
+    for item in errors:
+        click.echo(f"  {item}", err=True)
+
+
+@click.command("serve")
+@click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
+              help="TCP port (0 picks a free one).")
+@click.option("--registry", "registry_dir", default="registry", show_default=True, type=click.Path(file_okay=False),
+              help="Root of the file registry (tokens are cached under it).")
+@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 1024),
+              help="Worker threads: requests handled at the same time.")
+@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(0),
+              help="Largest request body accepted; bigger ones get 413.")
+@click.option("--shutdown-timeout", default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, type=click.IntRange(0),
+              help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
+@click.option("--access-log/--no-access-log", default=True, show_default=True,
+              help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
+def serve_command(
+    configs: tuple[str, ...],
+    host: str,
+    port: int,
+    registry_dir: str,
+    threads: int,
+    max_body_bytes: int,
+    shutdown_timeout: int,
+    access_log: bool,
+) -> None:
+    """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files) at /services/<name>."""
+    from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
+
+    try:
+        engine = Engine(registry=registry_dir)
+        engine.load(*configs)
+    except ConfigError as exc:
+        _report_config_error(exc)
+        sys.exit(EXIT_CONFIG)
+    except SfBulkError as exc:
+        click.echo(f"sfbulk serve: {exc}; the server was not started.", err=True)
+        sys.exit(EXIT_CONFIG)
+
+    names = proxy_names(engine)
+    if not names:
+        click.echo("sfbulk serve: the configuration defines no proxy; nothing to serve.", err=True)
+        sys.exit(EXIT_CONFIG)
+
+    if access_log:
+        logging.getLogger("sfbulk.access").setLevel(logging.INFO)
+    try:
+        running = start_server(
+            engine,
+            host=host,
+            port=port,
+            threads=threads,
+            max_body_bytes=max_body_bytes,
+            shutdown_timeout=shutdown_timeout,
+        )
+    except OSError as exc:
+        click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        sys.exit(EXIT_LISTEN)
+
+    stop_requested = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        click.echo(f"sfbulk serving at {running.url}/services/ ({threads} threads, registry {registry_dir})")
+        for name in names:
+            click.echo(f"  {running.service_url(name)}")
+        click.echo(f"  health: {running.url}/health")
+        click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
+        sys.stdout.flush()
+        while not stop_requested.wait(0.5):
+            if not running.running:
+                click.echo("sfbulk serve: the server thread stopped unexpectedly.", err=True)
+                sys.exit(EXIT_LISTEN)
+        click.echo("sfbulk serve: stopping (finishing in-flight requests)...", err=True)
+        running.stop()
+        close = getattr(engine, "close", None)
+        if callable(close):
+            close()
+        click.echo("sfbulk serve: stopped.", err=True)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
