@@ -1,0 +1,148 @@
+"""The streaming splitter: no record lost, duplicated or cut, at the limits and with hostile CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sfbulk.bulk.csvsplit import MAX_RECORDS, CsvSplitter, read_range, transform
+from sfbulk.errors import BulkError
+
+
+def _field(value: str) -> str:
+    # Quote when needed (Python's csv writer leaves a lone \r unquoted, which no reader can undo).
+    if any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+def _csv_bytes(rows: list[list[str]], header: list[str], terminator: str = "\n") -> bytes:
+    lines = [",".join(_field(f) for f in row) for row in [header, *rows]]
+    return "".join(line + terminator for line in lines).encode("utf-8")
+
+
+def _records(batch_data: bytes) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(batch_data.decode("utf-8"), newline="")))
+
+
+def _split(data: bytes, chunk: int | None = None, **kw: object) -> tuple[CsvSplitter, list]:
+    source = io.BytesIO(data) if chunk is None else (data[i:i + chunk] for i in range(0, len(data), chunk))
+    splitter = CsvSplitter(source, **kw)  # type: ignore[arg-type]
+    return splitter, list(splitter)
+
+
+@pytest.mark.parametrize("n", [1, 9_999, 10_000, 10_001, 20_001])
+def test_row_counts_at_the_record_limit(n: int) -> None:
+    data = b"Id,Name\n" + b"".join(b"%d,n%d\n" % (i, i) for i in range(n))
+    splitter, batches = _split(data)
+    assert sum(b.rows for b in batches) == n == splitter.rows
+    assert all(b.rows <= MAX_RECORDS for b in batches)
+    assert len(batches) == -(-n // MAX_RECORDS)
+    got = [r for b in batches for r in _records(b.data)[1:]]
+    assert got == [[str(i), f"n{i}"] for i in range(n)]
+    assert all(_records(b.data)[0] == ["Id", "Name"] for b in batches)
+
+
+def test_character_limit_cuts_before_overflow() -> None:
+    row = b"x" * 95 + b"\n"  # 96 bytes per record
+    data = b"Name\n" + row * 1000
+    _, batches = _split(data, max_chars=1000)
+    assert sum(b.rows for b in batches) == 1000
+    assert all(len(b.data) <= 1000 for b in batches)
+    assert batches[0].rows == (1000 - 5) // 96
+
+
+def test_record_larger_than_the_limit_is_a_clear_error() -> None:
+    with pytest.raises(BulkError, match="exceeds the batch limit"):
+        _split(b"Name\n" + b"y" * 200 + b"\n", max_chars=100)
+
+
+field = st.text(
+    alphabet=st.sampled_from(list('ab ,"\n\r\t') + ["é", "日", "🙂", "\u2028", "\x00"]), max_size=12
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(st.lists(field, min_size=2, max_size=2), min_size=1, max_size=60),
+    max_records=st.integers(1, 7),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    chunk=st.one_of(st.none(), st.integers(1, 17)),
+    trailing_newline=st.booleans(),
+)
+def test_property_every_record_exactly_once(rows, max_records, terminator, chunk, trailing_newline) -> None:
+    # A row of only empty fields would be written as a blank line; Salesforce cannot take it either.
+    rows = [r if any(r) else ["x", ""] for r in rows]
+    data = _csv_bytes(rows, ["A", "B"], terminator)
+    if not trailing_newline:
+        data = data[: -len(terminator)]
+    splitter, batches = _split(data, chunk=chunk, max_records=max_records, max_chars=400)
+    got = [r for b in batches for r in _records(b.data)[1:]]
+    assert got == [[f.replace("\x00", "") for f in r] for r in rows]  # NULs are stripped, nothing else
+    assert splitter.nul_count == sum(f.count("\x00") for r in rows for f in r)
+    assert splitter.rows == len(rows)
+    for b in batches:
+        assert 1 <= b.rows <= max_records and len(b.data) <= 400
+        assert b.data.startswith(b"A,B" + terminator.encode())
+    # each batch's byte range in the source holds exactly its records
+    for b in batches:
+        assert _records(transform(data[b.start:b.end], "utf-8")[0]) == _records(b.data)[1:]
+
+
+def test_crlf_and_embedded_newlines_are_kept() -> None:
+    data = b'Id,Desc\r\n1,"line one\r\nline two"\r\n2,plain\r\n'
+    _, batches = _split(data, max_records=1)
+    assert [b.data for b in batches] == [b'Id,Desc\r\n1,"line one\r\nline two"\r\n', b"Id,Desc\r\n2,plain\r\n"]
+
+
+def test_nul_bytes_are_stripped_and_counted() -> None:
+    splitter, batches = _split(b"Id,Name\x00\n1,a\x00b\n2,\x00\x00c\n")
+    assert batches[0].data == b"Id,Name\n1,ab\n2,c\n"
+    assert splitter.nul_count == 4
+
+
+def test_nul_bytes_rejected_on_request() -> None:
+    with pytest.raises(BulkError, match="NUL byte"):
+        _split(b"Id\n1\x00\n", nul="reject")
+
+
+def test_bom_blank_lines_and_missing_final_newline() -> None:
+    splitter, batches = _split(b"\xef\xbb\xbfId,Name\n1,a\n\n2,b\r\n\r\n3,c", max_records=5)
+    assert [b.data for b in batches] == [b"Id,Name\n1,a\n", b"Id,Name\n2,b\r\n", b"Id,Name\n3,c\n"]
+    assert splitter.blank_lines == 2 and splitter.rows == 3
+
+
+def test_invalid_utf8_names_the_line_and_the_fix() -> None:
+    with pytest.raises(BulkError, match=r"not valid UTF-8.*line 2.*--encoding"):
+        _split(b"Id,Name\n1,ok\n2,caf\xe9\n")
+
+
+def test_cp1252_input_is_transcoded() -> None:
+    _, batches = _split("Id,Name\n1,café €\n".encode("cp1252"), encoding="cp1252")
+    assert batches[0].data.decode("utf-8") == "Id,Name\n1,café €\n"
+
+
+def test_utf16_is_refused_with_advice() -> None:
+    with pytest.raises(BulkError, match="not ASCII-compatible"):
+        CsvSplitter(io.BytesIO(b""), encoding="utf-16")
+
+
+def test_unclosed_quote_and_empty_input() -> None:
+    with pytest.raises(BulkError, match="closing quote"):
+        _split(b'Id,Name\n1,"open\n2,b\n')
+    with pytest.raises(BulkError, match="empty"):
+        _split(b"")
+    splitter, batches = _split(b"Id,Name\n")
+    assert batches == [] and splitter.rows == 0
+
+
+def test_read_range_finds_a_batch_again(tmp_path) -> None:
+    data = b"\xef\xbb\xbfId\n" + b"".join(b"%d\n" % i for i in range(25))
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    _, batches = _split(data, max_records=10)
+    assert [read_range(str(path), b.start, b.end) for b in batches] == [b.data[3:] for b in batches]
