@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,7 +30,6 @@ log = logging.getLogger("sfbulk.engine")
 #: Name of the global fault sequence a proxy falls back to (synapse.md §2.2).
 GLOBAL_FAULT_SEQUENCE = "fault"
 RUNTIME_ERROR = "Runtime error occurred while mediating the message"
-_CONNECTION_CACHE_SIZE = 256
 
 
 class _DefaultFaultHandler:
@@ -84,8 +81,6 @@ class Engine:
         self.proxies: dict[str, Proxy] = {}
         self.sequences: dict[str, Sequence] = {}
         self.local_entries: dict[str, Any] = {}
-        self._connections: OrderedDict[tuple[str, tuple[tuple[str, str], ...]], Any] = OrderedDict()
-        self._lock = threading.Lock()
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -146,23 +141,12 @@ class Engine:
         return connector
 
     def connection(self, connector_name: str, params: Mapping[str, str]) -> Any:
-        """A Connection for these init parameters, reused across messages (one pool, one token life cycle)."""
-        key = (connector_name, tuple(sorted((k, str(v)) for k, v in params.items())))
-        with self._lock:
-            conn = self._connections.get(key)
-            if conn is not None:
-                self._connections.move_to_end(key)
-                return conn
+        """A Connection for these init parameters, reused across messages (one pool, one token life cycle).
+
+        The connector's cache keys it by the non-secret parameters and a hash of the secrets.
+        """
         connector = self.connector(connector_name)
-        try:
-            conn = connector.connection(registry=self.registry, transport=self.transport, **params)
-        except TypeError as exc:
-            raise ParameterError(f"{connector_name}.init: {exc}") from None
-        with self._lock:
-            self._connections[key] = conn
-            while len(self._connections) > _CONNECTION_CACHE_SIZE:
-                self._connections.popitem(last=False)
-        return conn
+        return connector.connection(registry=self.registry, transport=self.transport, cache=True, **params)
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -290,7 +274,11 @@ class Engine:
             return fault_response(getattr(exc, "code", 0), f"the response cannot be serialized: {exc}")
 
     def close(self) -> None:
-        """Release the connection pool."""
+        """Release the connection pool (and the connectors' cached connections)."""
+        for connector in (self._connectors or {}).values():
+            close_cached = getattr(connector, "close_cached", None)
+            if callable(close_cached):
+                close_cached()
         close = getattr(self.transport, "close", None)
         if callable(close):
             close()

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sfbulk.errors import ConfigError, MediationFault, ParameterError
+from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkError
 from sfbulk.mediators.base import engine_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,7 +39,7 @@ def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool
     if callable(lookup):
         try:
             op = lookup(operation)
-        except (KeyError, LookupError):
+        except (KeyError, LookupError, SfBulkError):
             return None
     else:
         ops = getattr(connector, "operations", None)
@@ -52,7 +52,8 @@ def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool
         return None
     if isinstance(params, Mapping):
         params = list(params.values())
-    return [(p.name, bool(getattr(p, "required", False))) for p in params]
+    # Required without a default: the caller must bind it.
+    return [(p.name, bool(getattr(p, "required", False)) and getattr(p, "default", None) is None) for p in params]
 
 
 class ConnectorOperationMediator:
@@ -107,8 +108,19 @@ class ConnectorOperationMediator:
                 f"{self.tag} was invoked before {self.connector}.init: put <{self.connector}.init> "
                 f"(with apiUrl, accessToken, ...) earlier in the same message flow"
             )
-        response = connection.invoke(self.operation, **params)
+        op = connector.operation(self.operation)
+        rendered_from_caller = getattr(getattr(getattr(op, "request", None), "body", None), "kind", "") == "caller"
+        if rendered_from_caller:
+            # Operations that relay the caller's body (addBatch CSV, uploadBatchFile): the current payload.
+            body, _ = ctx.payload_bytes()
+            response = connection.invoke(self.operation, body=body, **params)
+        else:
+            response = connection.invoke(self.operation, **params)
+        try:
+            content = response.content
+        finally:
+            response.close()
         headers = list(response.headers.items()) if hasattr(response.headers, "items") else list(response.headers)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, response.content, content_type)
+        ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, content, content_type)
         return True

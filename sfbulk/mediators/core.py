@@ -212,7 +212,7 @@ class LogMediator:
 
     def mediate(self, ctx: MessageContext) -> bool:
         if log.isEnabledFor(self.log_level):
-            log.log(self.log_level, "%s", redact(self.message(ctx)))
+            log.log(self.log_level, "%s", mask_secrets(ctx, self.message(ctx)))
         return True
 
     def message(self, ctx: MessageContext) -> str:
@@ -236,6 +236,19 @@ class LogMediator:
         if not parts and text.startswith(self.separator):
             text = text[len(self.separator) :]
         return text
+
+
+def mask_secrets(ctx: MessageContext, text: str) -> str:
+    """Mask secrets in ``text``: known secret values, secret-looking fields, and the values of any
+    property or header with a secret name (a token copied under another name stays hidden)."""
+    values: set[str] = set()
+    for mapping in (ctx.properties, ctx.headers, ctx.operation):
+        for name, value in mapping.items():
+            if isinstance(value, str) and len(value) >= 4 and is_secret_name(str(name)):
+                values.add(value)
+    for value in sorted(values, key=len, reverse=True):
+        text = text.replace(value, MASK)
+    return redact(text)
 
 
 def _simple_parts(ctx: MessageContext) -> list[str]:
