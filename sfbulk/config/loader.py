@@ -16,7 +16,7 @@ from typing import Any
 
 from sfbulk.config.build import Builder
 from sfbulk.config.document import Document
-from sfbulk.config.synapse import read_synapse_file
+from sfbulk.config.synapse import NotSynapseConfig, read_synapse_file
 from sfbulk.config.yaml_config import read_yaml_file, validate
 from sfbulk.errors import ConfigError, ConfigErrors
 from sfbulk.mediators import Proxy, Sequence, SequenceReference
@@ -37,9 +37,15 @@ class LoadedConfig:
     warnings: list[str] = field(default_factory=list)
 
 
-def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[FsPath], list[ConfigError]]:
-    """Expand files and folders (recursively, sorted, hidden entries skipped) into config files."""
+def config_files(
+    paths: Iterable[str | os.PathLike[str]],
+) -> tuple[list[FsPath], set[FsPath], list[ConfigError]]:
+    """Expand files and folders (recursively, sorted, hidden entries skipped) into config files.
+
+    Returns the files, the subset found by expanding folders, and the problems with `paths`.
+    """
     files: list[FsPath] = []
+    from_folders: set[FsPath] = set()
     errors: list[ConfigError] = []
     for raw in paths:
         path = FsPath(raw)
@@ -56,6 +62,7 @@ def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[FsPath],
                     ConfigError("no .xml, .yaml or .yml config files in this folder", file=str(path))
                 )
             files.extend(found)
+            from_folders.update(found)
         elif path.is_file():
             if path.suffix.lower() not in XML_SUFFIXES + YAML_SUFFIXES:
                 errors.append(
@@ -69,7 +76,8 @@ def config_files(paths: Iterable[str | os.PathLike[str]]) -> tuple[list[FsPath],
         else:
             errors.append(ConfigError("no such file or folder", file=str(path)))
     unique = list(dict.fromkeys(files))
-    return unique, errors
+    explicit = {p for p in unique if p not in from_folders}
+    return unique, {p for p in unique if p not in explicit}, errors
 
 
 def read_document(path: FsPath) -> Document:
@@ -101,12 +109,19 @@ def load_paths(
     ``connectors`` (name -> Connector) lets connector operations be checked at load time
     (unknown connector or operation); without it they are checked when they run.
     """
-    files, errors = config_files(paths)
+    files, from_folders, errors = config_files(paths)
     loaded = LoadedConfig()
+    skipped: list[str] = []
     origins: dict[tuple[str, str], str] = {}
     for path in files:
         try:
             doc = read_document(path)
+        except NotSynapseConfig as exc:
+            if path not in from_folders:
+                errors.append(exc)
+            else:  # a folder may hold sample requests next to the configs
+                skipped.append(f"{path}: not a Synapse config (root <{_root_name(exc)}>), skipped")
+            continue
         except ConfigErrors as exc:
             errors.extend(exc.errors)
             continue
@@ -137,10 +152,14 @@ def load_paths(
                 target[name] = value
     if errors:
         raise ConfigErrors(errors)
-    loaded.warnings = _unresolved_references(loaded)
+    loaded.warnings = skipped + _unresolved_references(loaded)
     for warning in loaded.warnings:
         log.warning("%s", warning)
     return loaded
+
+
+def _root_name(exc: ConfigError) -> str:
+    return exc.message[1 : exc.message.index(">")] if exc.message.startswith("<") else "?"
 
 
 def _unresolved_references(config: LoadedConfig) -> list[str]:

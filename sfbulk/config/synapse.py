@@ -33,6 +33,10 @@ _IGNORED_PROXY_CHILDREN = {"parameter", "publishWSDL", "policy", "enableAddressi
 _CONNECTOR_OP = re.compile(r"^[A-Za-z_][\w-]*\.[A-Za-z_][\w.-]*$")
 
 
+class NotSynapseConfig(ConfigError):
+    """The XML file is not a Synapse config (e.g. a sample request body lying in a config folder)."""
+
+
 def read_synapse_file(data: bytes, filename: str) -> Document:
     """Parse one Synapse XML file into a ``Document`` (proxies, sequences, localEntries)."""
     try:
@@ -85,10 +89,11 @@ class _Reader:
             for child in _element_children(root):
                 self.definition(child)
         elif isinstance(root.tag, str) and etree.QName(root).namespace != SYNAPSE_NS:
-            raise self.error(
+            raise NotSynapseConfig(
                 f"<{_local(root)}> is not a Synapse configuration element: the root element must be in the "
                 f'namespace {SYNAPSE_NS} (add xmlns="{SYNAPSE_NS}")',
-                root,
+                file=self.filename,
+                line=root.sourceline,
             )
         else:
             self.definition(root)
