@@ -185,9 +185,6 @@ class XPathExpression(Expression):
         try:
             return self._xpath(node, **bindings)
         except etree.XPathError as exc:
-            cause = _extension_error(exc)
-            if cause is not None:
-                raise cause from None
             raise ExpressionError(f"cannot evaluate XPath expression '{self.text}': {exc}") from None
         finally:
             _current.ctx = previous
@@ -489,24 +486,18 @@ def _ctx() -> MessageContext:
     return ctx
 
 
-def _guard(func: Any) -> Any:
+def _guard(label: str, func: Any) -> Any:
+    """Run an extension function; lxml re-raises what it raises, so errors leave as ExpressionError."""
+
     def wrapper(_context: Any, *args: Any) -> Any:
         try:
             return func(*args)
-        except ExpressionError as exc:
-            _current.error = exc
+        except ExpressionError:
             raise
         except Exception as exc:  # noqa: BLE001 - reported with the function name
-            _current.error = ExpressionError(f"{func.__name__.strip('_').replace('_', '-')}(): {exc}")
-            raise
+            raise ExpressionError(f"{label}(): {exc}") from None
 
     return wrapper
-
-
-def _extension_error(exc: Exception) -> ExpressionError | None:
-    error = getattr(_current, "error", None)
-    _current.error = None
-    return error
 
 
 def _get_property(*args: Any) -> Any:
@@ -544,13 +535,13 @@ def _upper_case(value: Any, *_locale: Any) -> str:
 
 
 _EXTENSIONS = {
-    (None, "get-property"): _guard(_get_property),
-    (None, "base64Encode"): _guard(_base64_encode),
-    (None, "base64Decode"): _guard(_base64_decode),
-    (None, "url-encode"): _guard(_url_encode),
-    (None, "ends-with"): _guard(_ends_with),
-    (None, "lower-case"): _guard(_lower_case),
-    (None, "upper-case"): _guard(_upper_case),
+    (None, "get-property"): _guard("get-property", _get_property),
+    (None, "base64Encode"): _guard("base64Encode", _base64_encode),
+    (None, "base64Decode"): _guard("base64Decode", _base64_decode),
+    (None, "url-encode"): _guard("url-encode", _url_encode),
+    (None, "ends-with"): _guard("ends-with", _ends_with),
+    (None, "lower-case"): _guard("lower-case", _lower_case),
+    (None, "upper-case"): _guard("upper-case", _upper_case),
 }
 
 
