@@ -495,6 +495,10 @@ def make_app(
 class _CherootServer(wsgi.Server):
     """cheroot's WSGI server with its diagnostics routed to the ``sfbulk.server`` logger."""
 
+    #: How long the connection loop sleeps in select(); stop() waits for it, so keep it short
+    #: (idle wake-ups every 0.1 s cost nothing measurable).
+    expiration_interval = 0.1
+
     def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
         log.log(level, "%s", msg, exc_info=traceback)
 

@@ -69,7 +69,7 @@ class _SlowBackend(http.server.BaseHTTPRequestHandler):
 
 def test_serve_answers_logs_access_and_finishes_in_flight_requests_on_sigterm(tmp_path):
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowBackend)
-    threading.Thread(target=backend.serve_forever, daemon=True).start()
+    threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     config = tmp_path / "slow.xml"
     config.write_text(
         '<proxy xmlns="http://ws.apache.org/ns/synapse" name="slow"><target><inSequence>'
