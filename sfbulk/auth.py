@@ -281,7 +281,8 @@ class TokenManager:
             fields["client_secret"] = p.client_secret.reveal()
         form = urlencode(fields).encode("ascii")
         request = HttpRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded",
-                                            "Accept": "application/json"}, form, timeout=p.timeout)
+                                            "Accept": "application/json"}, form, timeout=p.timeout,
+                              verify=p.ca_file)
         self.refresh_count += 1
         response = self.transport.send(request)
         payload: Any = None

@@ -265,7 +265,8 @@ class Connection:
         else:
             url = self._url(Session(self.params.access_token, self._last_instance), rendered.path, rendered.query)
         request = HttpRequest(rendered.method, url, headers, body.take(),
-                              timeout=self.params.timeout if timeout is None else timeout, stream=stream)
+                              timeout=self.params.timeout if timeout is None else timeout, stream=stream,
+                              verify=self.params.ca_file)
         return self.transport.send(request)
 
     @staticmethod

@@ -42,6 +42,8 @@ class HttpRequest:
     body: Body = None
     timeout: float = DEFAULT_TIMEOUT
     stream: bool = False
+    #: CA bundle path for this request (e.g. init's caFile); None → the transport's own setting
+    verify: str | None = None
 
 
 class HttpResponse:
@@ -225,7 +227,7 @@ class RequestsTransport(Transport):
                 data=_stream_body(request.body),
                 timeout=request.timeout,
                 stream=True,
-                verify=self.verify,
+                verify=request.verify or self.verify,
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError:

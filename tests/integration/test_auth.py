@@ -212,6 +212,10 @@ def test_tls_with_the_emulator_ca(emulator_factory, connector, registry):
     assert emu.base_url.startswith("https://127.0.0.1:")
     with connector.connection(registry=registry, caFile=emu.ca_file, **init_params(emu)) as conn:
         create_job(conn)
+    # a shared transport (the engine's) honours the connection's caFile too
+    with RequestsTransport() as shared, connector.connection(registry=registry, caFile=emu.ca_file,
+                                                             transport=shared, **init_params(emu)) as conn:
+        create_job(conn)
     other = FileRegistry(registry.root.parent / "other")
     with connector.connection(registry=other, **init_params(emu)) as conn, pytest.raises(ConnectError, match="TLS"):
         conn.invoke("getJob", jobId="750000000000000AAA")
