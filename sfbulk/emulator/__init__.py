@@ -1,1 +1,11 @@
-"""Local Salesforce Bulk API emulator (filled in by its owner)."""
+"""Local Salesforce Bulk API 1.0 + OAuth emulator, persistent in SQLite. Imports nothing else of sfbulk.
+
+    from sfbulk.emulator import start_emulator
+    with start_emulator() as emu:
+        print(emu.base_url, emu.credentials)
+"""
+
+from .oauth import DEMO_CREDENTIALS
+from .server import Emulator, start_emulator
+
+__all__ = ["DEMO_CREDENTIALS", "Emulator", "start_emulator"]

@@ -1,0 +1,431 @@
+"""insert / update / upsert / delete / hardDelete of one batch, with per-row results like Salesforce's.
+
+A result row is ``[id, success, created, errors]`` with errors ``[[statusCode, message, [fields]]]``.
+Rows are converted outside the database lock; existence/uniqueness checks and writes happen in one
+write transaction per batch (bulk ``executemany``).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .apierrors import BatchFailure
+from .ids import make_id18, normalize_id
+from .payloads import MISSING, NULL, Payload
+from .schema import SYSTEM_FIELDS, Field, FieldValueError, Schema, SObject, make_converter, now_iso
+from .store import Store
+
+IN_CHUNK = 900
+_READONLY_MSG = (
+    "Unable to create/update fields: {0}. Please check the security settings of this field and verify "
+    "that it is read/write for your profile or permission set."
+)
+
+
+@dataclass
+class Column:
+    index: int
+    name: str  # as written in the payload
+    field: Field | None  # the target field (the reference field for a relationship column)
+    convert: Callable[[Any], Any] | None
+    lookup: tuple[SObject, Field] | None = None  # relationship column: (target object, key field)
+    readonly: bool = False
+
+
+def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: str) -> list[Column]:
+    """Map payload column names to fields; an unknown name fails the whole batch, as in Salesforce."""
+    seen: set[str] = set()
+    columns: list[Column] = []
+    for i, name in enumerate(names):
+        low = name.lower()
+        if low in seen:
+            raise BatchFailure(f"Duplicate field name: {name}")
+        seen.add(low)
+        if operation in ("delete", "hardDelete") and low != "id":
+            continue  # only the Id column matters for deletes
+        if "." in name:
+            rel, _, key = name.partition(".")
+            ref = obj.relationship(rel)
+            target = schema.get(ref.reference_to) if ref is not None and ref.reference_to else None
+            key_field = target.field(key) if target is not None else None
+            if ref is None or target is None or key_field is None or not key_field.upsert_key:
+                raise BatchFailure(f"Field name not found : {name}")
+            columns.append(Column(i, name, ref, make_converter(key_field), (target, key_field)))
+            continue
+        f = obj.field(name)
+        if f is None:
+            raise BatchFailure(f"Field name not found : {name}")
+        readonly = f.name in SYSTEM_FIELDS and f.name != "Id"
+        columns.append(Column(i, name, f, make_converter(f), readonly=readonly))
+    return columns
+
+
+class RowState:
+    """One input row on its way to a result."""
+
+    __slots__ = ("raw_id", "id", "values", "lookups", "errors", "created")
+
+    def __init__(self) -> None:
+        self.raw_id: str | None = None
+        self.id: str | None = None
+        self.values: dict[Field, Any] = {}
+        self.lookups: list[tuple[Column, Any]] = []
+        self.errors: list[list[Any]] = []
+        self.created = False
+
+    def fail(self, code: str, message: str, fields: Iterable[str] = ()) -> None:
+        if not self.errors:
+            self.errors.append([code, message, list(fields)])
+
+
+def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list[RowState]:
+    id_col = next((c for c in columns if c.field is not None and c.field.name == "Id"), None)
+    value_cols = [c for c in columns if c is not id_col]
+    states = []
+    for row in payload.rows:
+        st = RowState()
+        if id_col is not None:
+            cell = row[id_col.index]
+            if cell is not MISSING and cell is not NULL:
+                st.raw_id = str(cell).strip()
+        for col in value_cols:
+            cell = row[col.index]
+            if cell is MISSING:
+                continue
+            if col.readonly:
+                st.fail("INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(col.name), [col.name])
+                continue
+            if col.lookup is not None:
+                if cell is not NULL:
+                    st.lookups.append((col, cell))
+                else:
+                    st.values[col.field] = None  # type: ignore[index]
+                continue
+            if cell is NULL:
+                st.values[col.field] = None  # type: ignore[index]
+                continue
+            try:
+                st.values[col.field] = col.convert(cell)  # type: ignore[index,misc]
+            except FieldValueError as exc:
+                st.fail(exc.status_code, exc.message, exc.fields)
+        states.append(st)
+    return states
+
+
+def _chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _select_in(conn: sqlite3.Connection, sql: str, values: list[Any]) -> list[tuple[Any, ...]]:
+    """``sql`` has one ``{marks}`` placeholder for the IN list."""
+    out: list[tuple[Any, ...]] = []
+    for part in _chunks(list(dict.fromkeys(values))):
+        out.extend(conn.execute(sql.format(marks=",".join("?" * len(part))), part).fetchall())
+    return out
+
+
+class BatchWriter:
+    """Applies one batch of one job to the store."""
+
+    def __init__(self, store: Store, schema: Schema, obj: SObject, operation: str, user_id: str,
+                 external_id_field: str | None = None):
+        self.store = store
+        self.schema = schema
+        self.obj = obj
+        self.operation = operation
+        self.user_id = user_id
+        self.external_id_field = external_id_field
+
+    # -------------------------------------------------------------------------------------------
+    def run(self, payload: Payload) -> list[list[Any]]:
+        columns = resolve_columns(self.schema, self.obj, payload.columns, self.operation)
+        states = _convert_rows(self.obj, columns, payload)
+        with self.store.write() as conn:
+            self.conn = conn
+            self.now = now_iso()
+            if self.operation == "insert":
+                self._insert(states)
+            elif self.operation == "update":
+                self._update(states, by_id=True)
+            elif self.operation == "upsert":
+                self._upsert(states)
+            else:
+                self._delete(states, hard=self.operation == "hardDelete")
+        return [[st.id, not st.errors, st.created and not st.errors, st.errors] for st in states]
+
+    # ----------------------------------------------------------------------------- shared checks
+    def _malformed(self, st: RowState, value: str) -> None:
+        st.fail("MALFORMED_ID", f"{self.obj.name} ID: id value of incorrect type: {value}", ["Id"])
+
+    def _normalize_ids(self, states: list[RowState], missing_message: str) -> None:
+        for st in states:
+            if st.errors:
+                continue
+            if st.raw_id is None:
+                st.fail("MISSING_ARGUMENT", missing_message)
+                continue
+            norm = normalize_id(st.raw_id)
+            if norm is None or norm[:3] != self.obj.key_prefix:
+                self._malformed(st, st.raw_id)
+            else:
+                st.id = norm
+
+    def _existing(self, ids: list[str]) -> dict[str, int]:
+        """Id -> IsDeleted for the ids that exist."""
+        rows = _select_in(self.conn, f'SELECT "Id", "IsDeleted" FROM {self.obj.table} WHERE "Id" IN ({{marks}})', ids)
+        return {r[0]: r[1] for r in rows}
+
+    def _resolve_lookups(self, states: list[RowState]) -> None:
+        wanted: dict[tuple[str, str], list[Any]] = {}
+        for st in states:
+            for col, raw in st.lookups:
+                target, key = col.lookup  # type: ignore[misc]
+                wanted.setdefault((target.name, key.name), []).append(raw)
+        found: dict[tuple[str, str], dict[str, list[str]]] = {}
+        for (tname, kname), raws in wanted.items():
+            target = self.schema.get(tname)
+            assert target is not None
+            key = target.field(kname)
+            assert key is not None
+            conv = make_converter(key)
+            values = []
+            for raw in raws:
+                try:
+                    values.append(conv(raw))
+                except FieldValueError:
+                    pass
+            rows = _select_in(self.conn, f'SELECT {key.column}, "Id" FROM {target.table} '
+                              f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})', values)
+            by_value: dict[str, list[str]] = {}
+            for value, rid in rows:
+                by_value.setdefault(str(value), []).append(rid)
+            found[(tname, kname)] = by_value
+        for st in states:
+            for col, raw in st.lookups:
+                target, key = col.lookup  # type: ignore[misc]
+                matches = found[(target.name, key.name)].get(str(raw).strip(), [])
+                if not matches:
+                    st.fail("INVALID_FIELD", f"Foreign key external ID: {raw} not found for field {key.name} "
+                            f"in entity {target.name}", [col.name])
+                elif len(matches) > 1:
+                    st.fail("INVALID_FIELD", f"More than 1 record found for External ID field: {key.name} = {raw}",
+                            [col.name])
+                else:
+                    st.values[col.field] = matches[0]  # type: ignore[index]
+
+    def _check_references(self, states: list[RowState]) -> None:
+        refs = [f for f in self.obj.data_fields if f.type == "reference"]
+        if not refs:
+            return
+        by_prefix: dict[str, list[str]] = {}
+        for st in states:
+            if st.errors:
+                continue
+            for f in refs:
+                value = st.values.get(f)
+                if value is None:
+                    continue
+                norm = normalize_id(value)
+                if norm is None:
+                    st.fail("MALFORMED_ID", f"{f.name}: id value of incorrect type: {value}", [f.name])
+                    continue
+                target = self.schema.by_prefix(norm[:3])
+                if target is None or (f.reference_to != "*" and target.name != f.reference_to):
+                    st.fail("FIELD_INTEGRITY_EXCEPTION", f"{f.name}: id value of incorrect type: {value}", [f.name])
+                    continue
+                st.values[f] = norm
+                by_prefix.setdefault(norm[:3], []).append(norm)
+        alive: dict[str, int] = {}
+        for prefix, ids in by_prefix.items():
+            target = self.schema.by_prefix(prefix)
+            assert target is not None
+            for rid, deleted in _select_in(self.conn, f'SELECT "Id", "IsDeleted" FROM {target.table} '
+                                           f'WHERE "Id" IN ({{marks}})', ids):
+                alive[rid] = deleted
+        for st in states:
+            if st.errors:
+                continue
+            for f in refs:
+                value = st.values.get(f)
+                if value is None:
+                    continue
+                if value not in alive:
+                    st.fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [f.name])
+                elif alive[value]:
+                    st.fail("ENTITY_IS_DELETED", "entity is deleted", [f.name])
+
+    def _check_unique(self, states: list[RowState]) -> None:
+        for f in self.obj.data_fields:
+            if not f.unique:
+                continue
+            pending = [st for st in states if not st.errors and st.values.get(f) is not None]
+            if not pending:
+                continue
+            rows = _select_in(self.conn, f'SELECT {f.column}, "Id" FROM {self.obj.table} '
+                              f'WHERE "IsDeleted" = 0 AND {f.column} IN ({{marks}})', [st.values[f] for st in pending])
+            owner = {value: rid for value, rid in rows}
+            for st in pending:
+                value = st.values[f]
+                holder = owner.get(value)
+                if holder is not None and holder != st.id:
+                    st.fail("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record with id: "
+                            f"{holder}", [f.name])
+                elif holder is None:
+                    owner[value] = st.id or ""  # later rows of this batch collide with this one
+
+    def _check_required(self, states: list[RowState], inserting: bool) -> None:
+        required = [f for f in self.obj.data_fields if f.required]
+        for st in states:
+            if st.errors:
+                continue
+            if inserting:
+                missing = [f.name for f in required if st.values.get(f) is None and f.default is None]
+            else:
+                missing = [f.name for f in required if f in st.values and st.values[f] is None]
+            if missing:
+                st.fail("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
+
+    # ----------------------------------------------------------------------------- operations
+    def _insert(self, states: list[RowState]) -> None:
+        for st in states:
+            if st.raw_id and not st.errors:
+                st.fail("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
+        self._resolve_lookups(states)
+        self._check_required(states, inserting=True)
+        self._check_references(states)
+        good = [st for st in states if not st.errors]
+        first = self.store.allocate(self.conn, self.obj.key_prefix, len(good)) if good else 0
+        for n, st in enumerate(good):
+            st.id = make_id18(self.obj.key_prefix, first + n)
+        self._check_unique(good)
+        for st in good:
+            if st.errors:
+                st.id = None  # never written: no id in its result row
+        self._write_inserts([st for st in good if not st.errors])
+
+    def _write_inserts(self, rows: list[RowState]) -> None:
+        if not rows:
+            return
+        fields = self.obj.data_fields
+        defaults = [make_converter(f)(f.default) if f.default is not None else None for f in fields]
+        cols = ['"Id"', '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
+                '"LastModifiedById"'] + [f.column for f in fields]
+        sql = f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        head = (0, self.now, self.now, self.now, self.user_id, self.user_id)
+        pairs = list(zip(fields, defaults, strict=True))
+        params = []
+        for st in rows:
+            values = st.values
+            params.append((st.id, *head, *[d if (v := values.get(f)) is None else v for f, d in pairs]))
+            st.created = True
+        self.conn.executemany(sql, params)
+
+    def _update(self, states: list[RowState], by_id: bool) -> None:
+        if by_id:
+            self._normalize_ids(states, "Id not specified in an update call")
+        targets = [st for st in states if not st.errors]
+        existing = self._existing([st.id for st in targets])  # type: ignore[misc]
+        seen: set[str] = set()
+        for st in targets:
+            state = existing.get(st.id)  # type: ignore[arg-type]
+            if state is None:
+                st.fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            elif state:
+                st.fail("ENTITY_IS_DELETED", "entity is deleted")
+            elif st.id in seen:
+                st.fail("DUPLICATE_VALUE", f"Duplicate id in list: {st.id}")
+            else:
+                seen.add(st.id)  # type: ignore[arg-type]
+        self._resolve_lookups(targets)
+        self._check_required(targets, inserting=False)
+        self._check_references(targets)
+        self._check_unique(targets)
+        self._write_updates([st for st in targets if not st.errors])
+
+    def _write_updates(self, rows: list[RowState]) -> None:
+        groups: dict[tuple[Field, ...], list[tuple[Any, ...]]] = {}
+        for st in rows:
+            fields = tuple(st.values)
+            groups.setdefault(fields, []).append((*st.values.values(), self.now, self.now, self.user_id, st.id))
+        for fields, params in groups.items():
+            sets = ", ".join(f"{f.column} = ?" for f in fields)
+            sep = ", " if sets else ""
+            self.conn.executemany(
+                f'UPDATE {self.obj.table} SET {sets}{sep}"LastModifiedDate" = ?, "SystemModstamp" = ?, '
+                f'"LastModifiedById" = ? WHERE "Id" = ?',
+                params,
+            )
+
+    def _upsert(self, states: list[RowState]) -> None:
+        key = self.obj.field(self.external_id_field or "")
+        assert key is not None  # validated when the job was created
+        if key.name == "Id":
+            inserts = [st for st in states if not st.errors and st.raw_id is None]
+            updates = [st for st in states if not st.errors and st.raw_id is not None]
+            self._update(updates, by_id=True)
+            self._insert(inserts)
+            return
+        pending: list[RowState] = []
+        for st in states:
+            if st.errors:
+                continue
+            if st.values.get(key) is None:
+                st.fail("MISSING_ARGUMENT", f"{key.name} not specified")
+            else:
+                pending.append(st)
+        counts: dict[Any, int] = {}
+        for st in pending:
+            counts[st.values[key]] = counts.get(st.values[key], 0) + 1
+        for st in pending:
+            if counts[st.values[key]] > 1:
+                st.fail("DUPLICATE_VALUE", f"Duplicate external id specified: {st.values[key]}", [key.name])
+        pending = [st for st in pending if not st.errors]
+        rows = _select_in(self.conn, f'SELECT {key.column}, "Id" FROM {self.obj.table} '
+                          f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})', [st.values[key] for st in pending])
+        matches: dict[Any, list[str]] = {}
+        for value, rid in rows:
+            matches.setdefault(value, []).append(rid)
+        inserts, updates = [], []
+        for st in pending:
+            found = matches.get(st.values[key], [])
+            if len(found) > 1:
+                st.fail("DUPLICATE_EXTERNAL_ID", f"{key.name}: more than one record found for external id field: "
+                        f"[{', '.join(found)}]", [key.name])
+            elif found:
+                if st.raw_id is not None and normalize_id(st.raw_id) != found[0]:
+                    self._malformed(st, st.raw_id)
+                st.id = found[0]
+                updates.append(st)
+            else:
+                inserts.append(st)
+        self._update(updates, by_id=False)
+        self._insert(inserts)
+
+    def _delete(self, states: list[RowState], hard: bool) -> None:
+        self._normalize_ids(states, "Id not specified in a delete call")
+        targets = [st for st in states if not st.errors]
+        existing = self._existing([st.id for st in targets])  # type: ignore[misc]
+        seen: set[str] = set()
+        for st in targets:
+            state = existing.get(st.id)  # type: ignore[arg-type]
+            if state is None:
+                st.fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
+            elif state:
+                st.fail("ENTITY_IS_DELETED", "entity is deleted")
+            elif st.id in seen:
+                st.fail("DUPLICATE_VALUE", f"Duplicate id in list: {st.id}")
+            else:
+                seen.add(st.id)  # type: ignore[arg-type]
+        ids = [(st.id,) for st in targets if not st.errors]
+        if hard:
+            self.conn.executemany(f'DELETE FROM {self.obj.table} WHERE "Id" = ?', ids)
+        else:
+            self.conn.executemany(
+                f'UPDATE {self.obj.table} SET "IsDeleted" = 1, "SystemModstamp" = ?, "LastModifiedDate" = ? '
+                f'WHERE "Id" = ?',
+                [(self.now, self.now, i) for (i,) in ids],
+            )
