@@ -190,3 +190,14 @@ def test_init_timeout_parameter_reaches_every_call(http_server, tmp_path):
     assert conn.params.timeout == 0.3
     conn.close()
     conn_slow.close()
+
+
+def test_the_documented_python_example_runs(capsys):
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "connector.md").read_text()
+    start = doc.index("```python\nimport tempfile")
+    code = doc[start + len("```python\n"):doc.index("```", start + 10)]
+    exec(compile(code, "docs/connector.md", "exec"), {"__name__": "docs_example"})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("201 750") and lines[1] == "Open" and lines[2] == "200 Closed"
