@@ -173,6 +173,10 @@ class BulkError(SfBulkError):
     """A bulk load or extract could not complete."""
 
 
+class BulkInputError(BulkError):
+    """The input of a load (CSV file, encoding, options) is unusable; nothing was sent for it."""
+
+
 class PollTimeout(BulkError):
     """Polling gave up: the job/batch did not reach a final state within the overall timeout."""
 
@@ -186,6 +190,7 @@ __all__ = [
     "ApiError",
     "AuthError",
     "BulkError",
+    "BulkInputError",
     "ConfigError",
     "ConfigErrors",
     "ConnectError",

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from sfbulk.errors import BulkError
+from sfbulk.errors import BulkInputError as BulkError
 
 MAX_RECORDS = 10_000
 MAX_CHARS = 10_000_000

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO
 
 from sfbulk.bulk.csvsplit import Batch, read_range, transform
-from sfbulk.errors import BulkError
+from sfbulk.errors import BulkError, BulkInputError
 
 RESULT_COLUMNS = ("sf__Id", "sf__Created", "sf__Error")
 
@@ -127,10 +127,10 @@ def strip_result_columns(error_csv: str, out: IO[str]) -> int:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            raise BulkError(f"{error_csv} is empty; expected an error file written by sfbulk load")
+            raise BulkInputError(f"{error_csv} is empty; expected an error file written by sfbulk load")
         keep = [i for i, name in enumerate(header) if name not in RESULT_COLUMNS]
         if len(keep) == len(header):
-            raise BulkError(
+            raise BulkInputError(
                 f"{error_csv} has no sf__Error column: pass the error file written by a previous sfbulk load"
             )
         writer = csv.writer(out, lineterminator="\n")

@@ -1,0 +1,297 @@
+"""``sfbulk load`` and ``sfbulk extract``: thin click commands over :mod:`sfbulk.bulk`.
+
+Connection settings come from flags, then ``SFBULK_*`` environment variables, then a small YAML
+config file (``--config``, or ``SFBULK_CONFIG``), in that order of precedence. Secrets are best
+given through the environment or the config file (mode 0600), never on a shared command line.
+
+Exit status: 0 every row loaded (or the extract completed); 1 some rows failed (see the error
+file); 2 bad usage or input; 3 the job could not complete (API error, poll timeout, network).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+import click
+import yaml
+
+from sfbulk.errors import BulkInputError, SfBulkError
+
+log = logging.getLogger("sfbulk.cli.bulk")
+
+EXIT_ROWS_FAILED = 1
+EXIT_USAGE = 2
+EXIT_JOB_FAILED = 3
+
+#: option name -> (init parameter, environment variable, config-file key)
+CONNECTION_SETTINGS = {
+    "api_url": ("apiUrl", "SFBULK_API_URL", "api_url"),
+    "api_version": ("apiVersion", "SFBULK_API_VERSION", "api_version"),
+    "access_token": ("accessToken", "SFBULK_ACCESS_TOKEN", "access_token"),
+    "refresh_token": ("refreshToken", "SFBULK_REFRESH_TOKEN", "refresh_token"),
+    "client_id": ("clientId", "SFBULK_CLIENT_ID", "client_id"),
+    "client_secret": ("clientSecret", "SFBULK_CLIENT_SECRET", "client_secret"),
+    "token_endpoint": ("tokenEndpointHostname", "SFBULK_TOKEN_ENDPOINT", "token_endpoint"),
+    "ca_file": ("caFile", "SFBULK_CA_FILE", "ca_file"),
+    "http_timeout": ("timeout", "SFBULK_HTTP_TIMEOUT", "http_timeout"),
+}
+
+
+def connection_options(fn: Any) -> Any:
+    """The connection flags shared by load and extract."""
+    opts = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SFBULK_CONFIG",
+                     help="YAML file with connection settings (keys: api_url, api_version, access_token, "
+                          "refresh_token, client_id, client_secret, token_endpoint, ca_file, registry)."),
+        click.option("--api-url", help="Instance URL, e.g. https://example.my.salesforce.com [SFBULK_API_URL]."),
+        click.option("--api-version", help="Bulk API version (default 62.0) [SFBULK_API_VERSION]."),
+        click.option("--access-token", help="Access token / session id [SFBULK_ACCESS_TOKEN]."),
+        click.option("--refresh-token", help="OAuth refresh token [SFBULK_REFRESH_TOKEN]."),
+        click.option("--client-id", help="Connected app consumer key [SFBULK_CLIENT_ID]."),
+        click.option("--client-secret", help="Connected app consumer secret [SFBULK_CLIENT_SECRET]."),
+        click.option("--token-endpoint", help="OAuth host (default https://login.salesforce.com) "
+                                              "[SFBULK_TOKEN_ENDPOINT]."),
+        click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."),
+        click.option("--http-timeout", type=float, help="Seconds per HTTP call (default 60) [SFBULK_HTTP_TIMEOUT]."),
+        click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
+                     help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
+        click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
+                     help="Parallel uploads/downloads."),
+        click.option("--timeout", "poll_timeout", type=float, default=7200.0, show_default=True,
+                     help="Overall seconds to wait for Salesforce to process the job."),
+        click.option("--progress/--no-progress", default=None,
+                     help="Progress bar (default: on a terminal; plain periodic lines otherwise)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
+    """Flags > environment > config file; returns connector init parameters."""
+    config: dict[str, Any] = {}
+    path = kwargs.get("config_file")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                loaded = yaml.safe_load(fh) or {}
+        except OSError as exc:
+            raise click.UsageError(f"cannot read --config {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise click.UsageError(f"--config {path} is not valid YAML: {exc}") from None
+        if not isinstance(loaded, dict):
+            raise click.UsageError(f"--config {path} must be a mapping of settings")
+        known = {key for _, _, key in CONNECTION_SETTINGS.values()} | {"registry"}
+        unknown = sorted(set(loaded) - known)
+        if unknown:
+            raise click.UsageError(f"--config {path}: unknown setting(s) {', '.join(unknown)}; "
+                                   f"known: {', '.join(sorted(known))}")
+        config = loaded
+    params: dict[str, str] = {}
+    for option, (param, env, key) in CONNECTION_SETTINGS.items():
+        value = kwargs.get(option)
+        if value in (None, ""):
+            value = os.environ.get(env) or config.get(key)
+        if value not in (None, ""):
+            params[param] = str(value)
+    if "apiUrl" not in params:
+        raise click.UsageError("no Salesforce URL: pass --api-url, set SFBULK_API_URL or api_url in --config")
+    if not params.get("accessToken") and not params.get("refreshToken"):
+        raise click.UsageError("no credentials: give an access token, or a refresh token with client id/secret "
+                               "(flags, SFBULK_* variables or --config)")
+    if params.get("refreshToken") and not params.get("accessToken"):
+        params["accessToken"] = "-"  # a seed: the first answer is InvalidSessionId, then refresh-and-replay
+    kwargs.setdefault("registry_dir", None)
+    if not kwargs.get("registry_dir") and config.get("registry"):
+        kwargs["registry_dir"] = str(config["registry"])
+    return params
+
+
+def open_connection(kwargs: dict[str, Any]) -> Any:
+    from sfbulk.connector import Connector
+    from sfbulk.registry import FileRegistry
+
+    params = resolve_settings(kwargs)
+    registry = FileRegistry(kwargs.get("registry_dir") or "registry")
+    return Connector.load().connection(registry=registry, **params)
+
+
+class CliProgress:
+    """tqdm on a terminal, else a plain line every ``interval`` seconds (and at the end)."""
+
+    def __init__(self, unit: str, enabled: bool | None, interval: float = 5.0) -> None:
+        self.unit = unit
+        self.rows = 0
+        self.done = 0
+        self.records = 0
+        self._lock = threading.Lock()
+        self._bar: Any = None
+        self._interval = interval
+        self._last = time.monotonic()
+        tty = sys.stderr.isatty() if enabled is None else enabled
+        if tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(unit=f" {unit}", file=sys.stderr, dynamic_ncols=True, leave=True)
+
+    def sent(self, rows: int) -> None:
+        with self._lock:
+            self.rows += rows
+            if self._bar is not None:
+                self._bar.update(rows)
+                self._bar.set_postfix_str(f"batches done {self.done}", refresh=False)
+            self._maybe_line()
+
+    def batch_done(self, info: Any) -> None:
+        with self._lock:
+            self.done += 1
+            self.records += getattr(info, "records_processed", 0)
+            if self._bar is not None:
+                if self.unit != "rows sent":
+                    self._bar.update(getattr(info, "records_processed", 0))
+                self._bar.set_postfix_str(f"batches done {self.done}")
+            self._maybe_line()
+
+    def _maybe_line(self) -> None:
+        if self._bar is None and time.monotonic() - self._last >= self._interval:
+            self._last = time.monotonic()
+            click.echo(self._line(), err=True)
+
+    def _line(self) -> str:
+        if self.unit == "rows sent":
+            return f"progress: {self.rows:,} rows sent, {self.done} batches done"
+        return f"progress: {self.done} batches done, {self.records:,} records"
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _fail(exc: SfBulkError) -> None:
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(EXIT_USAGE if isinstance(exc, BulkInputError) else EXIT_JOB_FAILED)
+
+
+@click.command("load")
+@click.argument("csv_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--object", "sobject", required=True, help="sObject to load, e.g. Contact.")
+@click.option("--operation", type=click.Choice(["insert", "update", "upsert", "delete", "hardDelete"]),
+              default="insert", show_default=True)
+@click.option("--external-id", help="External id field for upsert.")
+@click.option("--serial", is_flag=True, help="Serial concurrency mode (avoids UNABLE_TO_LOCK_ROW).")
+@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
+              help="Records per batch (Salesforce's maximum is 10,000; batches also stay under 10,000,000 bytes).")
+@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the input file (sent as UTF-8).")
+@click.option("--reject-nul", is_flag=True, help="Fail on NUL bytes instead of stripping them (with a warning).")
+@click.option("--success", "success_path", type=click.Path(dir_okay=False),
+              help="Success file (default: <input>.success.csv next to the input).")
+@click.option("--errors", "error_path", type=click.Path(dir_okay=False),
+              help="Error file (default: <input>.error.csv next to the input).")
+@click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
+              help="Reload only the rows of this error file (written by an earlier load).")
+@connection_options
+def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
+                 batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
+                 error_path: str | None, retry_failed: str | None, **kwargs: Any) -> None:
+    """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order."""
+    from sfbulk.bulk.load import LoadOptions, load_csv
+    from sfbulk.bulk.results import strip_result_columns
+
+    if bool(csv_file) == bool(retry_failed):
+        raise click.UsageError("give either CSV_FILE or --retry-failed ERROR_FILE (exactly one)")
+    source = csv_file
+    tmp: str | None = None
+    try:
+        if retry_failed:
+            base = retry_failed[:-4] if retry_failed.lower().endswith(".csv") else retry_failed
+            fd, tmp = tempfile.mkstemp(prefix=".sfbulk-retry-", suffix=".csv",
+                                       dir=os.path.dirname(os.path.abspath(retry_failed)))
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                count = strip_result_columns(retry_failed, out)
+            click.echo(f"retrying {count:,} failed rows from {retry_failed}", err=True)
+            source = tmp
+            success_path = success_path or base + ".retry.success.csv"
+            error_path = error_path or base + ".retry.error.csv"
+            encoding = "utf-8"
+        elif not os.path.exists(source or ""):
+            raise click.UsageError(f"input file {source} does not exist")
+        assert source is not None
+        options = LoadOptions(object=sobject, operation=operation, external_id=external_id, serial=serial,
+                              batch_size=batch_size, concurrency=kwargs["concurrency"], encoding=encoding,
+                              nul="reject" if reject_nul else "strip", timeout=kwargs["poll_timeout"],
+                              success_path=success_path, error_path=error_path)
+        if retry_failed is None:
+            from sfbulk.bulk.load import default_outputs
+
+            d_ok, d_err = default_outputs(source)
+            options.success_path = success_path or d_ok
+            options.error_path = error_path or d_err
+        conn = open_connection(kwargs)
+        progress = CliProgress("rows sent", kwargs.get("progress"))
+        try:
+            summary = load_csv(conn, source, options, progress)
+        finally:
+            conn.close()
+    except SfBulkError as exc:
+        _fail(exc)
+        return
+    finally:
+        if tmp:
+            os.unlink(tmp)
+    click.echo(
+        f"job {summary.job_id}: {summary.rows:,} rows in {summary.batches} batches, "
+        f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
+        err=True,
+    )
+    if summary.nul_stripped:
+        click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the input", err=True)
+    if summary.blank_lines:
+        click.echo(f"warning: {summary.blank_lines:,} blank lines were skipped", err=True)
+    if summary.retries:
+        click.echo(f"note: {summary.retries} transient failures retried "
+                   f"({summary.resends} batches re-sent after checking they were not created)", err=True)
+    click.echo(f"success: {summary.success_path}\nerrors:  {summary.error_path}", err=True)
+    if summary.failed:
+        sys.exit(EXIT_ROWS_FAILED)
+
+
+@click.command("extract")
+@click.argument("soql")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output CSV file.")
+@click.option("--all", "query_all", is_flag=True, help="queryAll: include deleted and archived records.")
+@click.option("--pk-chunking", "pk_chunking", is_flag=False, flag_value="true", default=None,
+              metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
+@click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
+@connection_options
+def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
+                    **kwargs: Any) -> None:
+    """Extract the records of SOQL into one CSV file (streamed to disk, header once)."""
+    from sfbulk.bulk.extract import ExtractOptions, extract, pk_chunking_header
+
+    try:
+        pk_chunking_header(pk_chunking)
+        options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
+                                 concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
+        conn = open_connection(kwargs)
+        progress = CliProgress("records", kwargs.get("progress"))
+        try:
+            summary = extract(conn, soql, out_path, options, progress)
+        finally:
+            conn.close()
+    except SfBulkError as exc:
+        _fail(exc)
+        return
+    click.echo(
+        f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
+        f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
+        err=True,
+    )
+    if summary.nul_stripped:
+        click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the results", err=True)
