@@ -80,8 +80,12 @@ def config_files(
     return unique, {p for p in unique if p not in explicit}, errors
 
 
-def read_document(path: FsPath) -> Document:
-    """Read one file into a Document; YAML schema errors are raised together."""
+def read_document(path: FsPath) -> tuple[Document, list[ConfigError]]:
+    """Read one file into a Document plus the problems found while reading it.
+
+    YAML schema violations stop the file (the builder needs a valid shape); Synapse XML elements
+    that cannot be read are reported and left out, so the rest of the file is still checked.
+    """
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -96,7 +100,7 @@ def read_document(path: FsPath) -> Document:
     problems = validate(doc)
     if problems:
         raise ConfigErrors(problems)
-    return doc
+    return doc, []
 
 
 def load_paths(
@@ -115,7 +119,7 @@ def load_paths(
     origins: dict[tuple[str, str], str] = {}
     for path in files:
         try:
-            doc = read_document(path)
+            doc, problems = read_document(path)
         except NotSynapseConfig as exc:
             if path not in from_folders:
                 errors.append(exc)
@@ -128,8 +132,9 @@ def load_paths(
         except ConfigError as exc:
             errors.append(exc)
             continue
-        builder = Builder(doc, errors, connectors)
-        proxies, sequences, entries = builder.build()
+        file_errors = list(problems)
+        proxies, sequences, entries = Builder(doc, file_errors, connectors).build()
+        errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
         tables: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
             ("proxy", proxies, loaded.proxies),
             ("sequence", sequences, loaded.sequences),

@@ -37,8 +37,12 @@ class NotSynapseConfig(ConfigError):
     """The XML file is not a Synapse config (e.g. a sample request body lying in a config folder)."""
 
 
-def read_synapse_file(data: bytes, filename: str) -> Document:
-    """Parse one Synapse XML file into a ``Document`` (proxies, sequences, localEntries)."""
+def read_synapse_file(data: bytes, filename: str) -> tuple[Document, list[ConfigError]]:
+    """Parse one Synapse XML file into a ``Document`` (proxies, sequences, localEntries).
+
+    Problems in single elements are returned (the broken element is left out of the document, so
+    the builder can still check the rest); an unreadable file raises.
+    """
     try:
         root = xmlsafe.parse(data, what=f"config file {filename}")
     except PayloadError as exc:
@@ -46,11 +50,7 @@ def read_synapse_file(data: bytes, filename: str) -> Document:
         raise ConfigError(exc.message, file=filename, line=int(match.group(1)) if match else None) from None
     reader = _Reader(filename)
     reader.top_level(root)
-    if reader.errors:
-        from sfbulk.errors import ConfigErrors
-
-        raise ConfigErrors(reader.errors)
-    return reader.doc
+    return reader.doc, reader.errors
 
 
 class _Reader:
