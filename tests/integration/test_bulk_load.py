@@ -1,0 +1,142 @@
+"""sfbulk load / extract end to end against the emulator: files, exit codes, tokens, faults."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from sfbulk.bulk.extract import ExtractOptions, extract
+from sfbulk.bulk.load import LoadOptions, load_csv
+from sfbulk.bulk.retry import RetryPolicy
+from sfbulk.cli import cli
+from sfbulk.connector import Connector
+from sfbulk.registry import FileRegistry
+
+
+def connect(emu: Any, tmp_path: Path) -> Any:
+    creds = emu.credentials
+    return Connector.load().connection(
+        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
+        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url, caFile=emu.ca_file or "",
+    )
+
+
+def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
+    creds = emu.credentials
+    return {"SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+            "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
+            "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")}
+
+
+def write_contacts(path: Path, n: int, *, tag: str, missing_every: int = 0) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\r\n")
+        w.writerow(["FirstName", "LastName", "Email", "Description"])
+        for i in range(n):
+            last = "" if missing_every and i % missing_every == 3 else f"Läst{i}"
+            w.writerow([f"F{i}", last, f"{tag}{i}@example.com", f"line one\nline \"two\" {i}, ünïcode"])
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return list(csv.reader(fh))
+
+
+def test_cli_load_retry_and_extract(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    src = tmp_path / "contacts.csv"
+    write_contacts(src, 2_500, tag="cli", missing_every=500)
+    runner = CliRunner()
+    env = env_for(emu, tmp_path)
+    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "1000",
+                                 "--concurrency", "3", "--no-progress"], env=env)
+    assert result.exit_code == 1, result.output  # some rows failed
+    assert "2,500 rows in 3 batches, 2,495 succeeded, 5 failed" in result.output
+    ok, err = read_csv(tmp_path / "contacts.success.csv"), read_csv(tmp_path / "contacts.error.csv")
+    assert ok[0] == ["FirstName", "LastName", "Email", "Description", "sf__Id", "sf__Created", "sf__Error"]
+    assert len(ok) == 2_496 and len(err) == 6
+    # input order within each file, ids of the right prefix, the multi-line cell intact
+    assert [r[2] for r in ok[1:4]] == ["cli0@example.com", "cli1@example.com", "cli2@example.com"]
+    assert all(r[4].startswith("003") and len(r[4]) == 18 and r[5] == "true" for r in ok[1:])
+    assert ok[1][3] == 'line one\nline "two" 0, ünïcode'
+    assert [r[2] for r in err[1:]] == [f"cli{i}@example.com" for i in (3, 503, 1003, 1503, 2003)]
+    assert all(r[6].startswith("REQUIRED_FIELD_MISSING") for r in err[1:])
+
+    # fix the failed rows in the error file and reload only them
+    fixed = [err[0]] + [[*r[:1], "Fixed", *r[2:]] for r in err[1:]]
+    with (tmp_path / "contacts.error.csv").open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(fixed)
+    result = runner.invoke(cli, ["load", "--retry-failed", str(tmp_path / "contacts.error.csv"),
+                                 "--object", "Contact", "--no-progress"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "5 rows in 1 batches, 5 succeeded, 0 failed" in result.output
+    assert len(read_csv(tmp_path / "contacts.error.retry.success.csv")) == 6
+
+    out = tmp_path / "out.csv"
+    result = runner.invoke(cli, ["extract", "SELECT Id, Email, Description FROM Contact", "--out", str(out),
+                                 "--pk-chunking", "700", "--no-progress"], env=env)
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    assert rows[0] == ["Id", "Email", "Description"]
+    emails = [r[1] for r in rows[1:]]
+    assert len(emails) == len(set(emails)) == 2_500
+    assert {f"cli{i}@example.com" for i in range(2_500)} == set(emails)
+
+
+def test_cli_reports_bad_input_and_missing_settings(emulator: Any, tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"LastName\ncaf\xe9\n")
+    result = runner.invoke(cli, ["load", str(bad), "--object", "Contact"], env=env_for(emulator, tmp_path))
+    assert result.exit_code == 2 and "not valid UTF-8" in result.output and "Traceback" not in result.output
+    result = runner.invoke(cli, ["load", str(bad), "--object", "Contact"], env={"SFBULK_API_URL": ""})
+    assert result.exit_code == 2 and "no Salesforce URL" in result.output
+
+
+def test_token_expires_mid_load(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory(token_ttl=0.5)
+    src = tmp_path / "t.csv"
+    write_contacts(src, 12_000, tag="tok")
+    conn = connect(emu, tmp_path)
+    summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=1_000, concurrency=3,
+                                                   poll_initial=0.2))
+    assert (summary.rows, summary.succeeded, summary.failed) == (12_000, 12_000, 0)
+    assert summary.seconds > 0.5 and conn.auth.refresh_count >= 2  # tokens really expired during the job
+    out = tmp_path / "t-out.csv"
+    extract(conn, "SELECT Email FROM Contact", str(out))
+    emails = [r[0] for r in read_csv(out)[1:]]
+    assert len(emails) == len(set(emails)) == 12_000  # no batch lost, none sent twice
+    conn.close()
+
+
+@pytest.mark.slow
+def test_200k_rows_through_503s_and_resets(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory(processing_delay_ms=0)
+    src = tmp_path / "big.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("LastName,Email\n")
+        fh.writelines(f"L{i},big{i}@example.com\n" for i in range(200_000))
+    conn = connect(emu, tmp_path)
+    emu.faults.configure(error_rate=0.05, reset_rate=0.05, seed=7)
+    policy = RetryPolicy(attempts=12, initial=0.02, cap=0.5)
+    started = time.monotonic()
+    summary = load_csv(conn, str(src), LoadOptions(object="Contact", concurrency=4, poll_initial=0.1,
+                                                   poll_cap=1.0, retry=policy))
+    assert (summary.rows, summary.succeeded, summary.failed) == (200_000, 200_000, 0)
+    out = tmp_path / "big-out.csv"
+    ext = extract(conn, "SELECT Email FROM Contact", str(out),
+                  ExtractOptions(pk_chunking="50000", poll_initial=0.1, poll_cap=1.0, retry=policy))
+    emu.faults.configure()
+    assert sum(emu.faults.injected.values()) > 0 and summary.retries + ext.retries > 0
+    with out.open(encoding="utf-8") as fh:
+        assert fh.readline() == '"Email"\n'
+        emails = [line.strip().strip('"') for line in fh]
+    assert len(emails) == 200_000 and len(set(emails)) == 200_000  # loaded once, extracted once
+    assert time.monotonic() - started < 60
+    conn.close()
