@@ -157,9 +157,8 @@ def load_paths(
                 target[name] = value
     if errors:
         raise ConfigErrors(errors)
+    # Returned, not logged: the caller decides how to show them (the Engine logs them, validate prints).
     loaded.warnings = skipped + _unresolved_references(loaded)
-    for warning in loaded.warnings:
-        log.warning("%s", warning)
     return loaded
 
 
