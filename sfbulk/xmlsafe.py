@@ -87,6 +87,43 @@ def parse(data: bytes | str, *, what: str = "XML input") -> etree._Element:
     return root
 
 
+_UTF8_DECLARATION = re.compile(rb"^(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?\?>", re.S)
+_DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*['\"]([^'\"]*)['\"]")
+
+
+def parse_into(
+    data: bytes, prefix: bytes, suffix: bytes, *, what: str = "XML input"
+) -> etree._Element | None:
+    """Parse ``prefix + data + suffix`` in one go and return the root (``data`` lands inside it).
+
+    This is how a POX body is wrapped in a SOAP envelope without parsing twice and moving nodes
+    between documents. ``data`` must be one well-formed document: it is checked for a DOCTYPE and
+    for being a single element; on any error ``data`` is parsed alone so the message and the
+    line/column refer to the caller's input. Returns None when ``data`` is not UTF-8 (declared
+    otherwise or a UTF-16 BOM): the caller then parses it alone and wraps the result.
+    """
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return None
+    declaration = _UTF8_DECLARATION.match(data)
+    if declaration is not None:
+        encoding = _DECLARED_ENCODING.search(declaration.group(0))
+        if encoding is not None and encoding.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
+            return None
+        data = data[declaration.end() :]
+    elif data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    if _has_doctype(data):
+        raise PayloadError(f"{what}: DTDs are not allowed (DOCTYPE declarations are rejected for safety)")
+    try:
+        root = etree.fromstring(prefix + data + suffix, _parser())
+    except (etree.XMLSyntaxError, ValueError):
+        root = None
+    if root is None:
+        parse(data, what=what)  # raises with the caller's line/column
+        raise PayloadError(f"{what} is not well-formed XML")
+    return root
+
+
 _ENCODING_DECL = re.compile(rb"^(\s*<\?xml[^>]*?)\s+encoding\s*=\s*(['\"])[^'\"]*\2", re.S)
 
 
@@ -138,4 +175,4 @@ def _detached_copy(el: etree._Element) -> etree._Element:
     return dup
 
 
-__all__ = ["MAX_DEPTH", "parse", "serialize", "serialize_bytes"]
+__all__ = ["MAX_DEPTH", "parse", "parse_into", "serialize", "serialize_bytes"]

@@ -373,3 +373,30 @@ def test_json_response_goes_back_as_json() -> None:
     ctx.set_json_payload({"ok": True})
     result = ctx.to_http_response()
     assert result.body == b'{"ok":true}' and result.header("Content-Type") == "application/json"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<a>\xc3\xa9</a>',
+        b'<?xml version="1.0" encoding="ISO-8859-1"?><a>\xe9</a>',
+        b"\xef\xbb\xbf<a>\xc3\xa9</a>",
+        "<a>é</a>".encode("utf-16"),
+        b"<!-- c --><a>\xc3\xa9</a><!-- d -->",
+    ],
+)
+def test_pox_encodings_and_prolog(body: bytes) -> None:
+    ctx = request(body)
+    assert ctx.payload_element.text == "é"
+    assert ctx.payload_bytes() == ("<a>é</a>".encode(), "application/xml; charset=UTF-8")
+
+
+@pytest.mark.parametrize("body", [b"<a/><b/>", b"<a/>junk", b"<a><!DOCTYPE x></a>", b"<s:a/>"])
+def test_pox_must_be_one_well_formed_document(body: bytes) -> None:
+    with pytest.raises(PayloadError, match=r"message body is not well-formed XML: .*\(line 1, column \d+\)"):
+        request(body).envelope  # noqa: B018
+
+
+def test_pox_cannot_borrow_the_envelope_prefix() -> None:
+    with pytest.raises(PayloadError, match="soapenv"):
+        request(b"<soapenv:x/>").envelope  # noqa: B018
