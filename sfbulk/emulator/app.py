@@ -99,6 +99,8 @@ class EmulatorApp:
             environ[ABORT_KEY] = True
             return []
         response = self._handle(environ, path)
+        if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "").lower() and response.content_type:
+            _gzip(response)  # Salesforce compresses responses for clients that accept gzip (API 27.0+)
         if fault == "reset-after":
             if not isinstance(response.body, bytes | bytearray):
                 for _ in response.body:  # the work is done, only the answer is lost
@@ -260,6 +262,24 @@ class EmulatorApp:
 
 def _closing(chunks: Iterator[bytes]) -> Iterator[bytes]:
     yield from chunks
+
+
+def _gzip(response: Response) -> None:
+    response.headers.append(("Content-Encoding", "gzip"))
+    if isinstance(response.body, bytes | bytearray):
+        comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+        response.body = comp.compress(response.body) + comp.flush()
+    else:
+        response.body = _gzip_stream(response.body)
+
+
+def _gzip_stream(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    comp = zlib.compressobj(1, zlib.DEFLATED, 31)
+    for chunk in chunks:
+        out = comp.compress(chunk)
+        if out:
+            yield out
+    yield comp.flush()
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:

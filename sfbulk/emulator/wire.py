@@ -140,7 +140,8 @@ def csv_quote(value: str) -> str:
 
 def error_cell(errors: list[list[Any]]) -> str:
     """Salesforce's Error column: ``CODE:message:field1,field2 --`` (several errors joined)."""
-    return " ".join(f"{code}:{message}:{','.join(fields)} --" for code, message, fields in errors)
+    return " ".join(f"{code}:{message}:{','.join(fields)} --" if fields else f"{code}:{message}:--"
+                    for code, message, fields in errors)
 
 
 def results_csv(rows: list[list[Any]]) -> bytes:
