@@ -41,7 +41,7 @@ class ExtractOptions:
     object: str | None = None  # defaults to the FROM object of the SOQL
     concurrency: int = 4
     timeout: float | None = 7200.0
-    poll_initial: float = 0.2
+    poll_initial: float = 0.1
     poll_cap: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
@@ -192,7 +192,7 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
 
     try:
         poll_until(check, job_id=job_id, timeout=options.timeout,
-                   backoff=Backoff(initial=options.poll_initial, cap=options.poll_cap))
+                   backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
         raise

@@ -52,7 +52,7 @@ class LoadOptions:
     encoding: str = "utf-8"
     nul: str = "strip"
     timeout: float | None = 7200.0  # overall polling deadline, seconds
-    poll_initial: float = 0.2
+    poll_initial: float = 0.1
     poll_cap: float = 10.0
     success_path: str | None = None
     error_path: str | None = None
@@ -213,7 +213,7 @@ def _run(client: BulkClient, job_id: str, splitter: CsvSplitter, options: LoadOp
     def poller() -> None:
         try:
             poll_until(check, job_id=job_id, timeout=options.timeout,
-                       backoff=Backoff(initial=options.poll_initial, cap=options.poll_cap))
+                       backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             poll_error.append(exc)
             stop.set()

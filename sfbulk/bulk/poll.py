@@ -23,7 +23,7 @@ class Backoff:
     """Delays for one sequence of attempts: initial, initial*factor, ... capped at ``cap``."""
 
     initial: float = 0.1
-    factor: float = 1.6
+    factor: float = 1.3
     cap: float = 5.0
     jitter: float = 0.1  # +/- fraction, so many clients do not poll in lock-step
     _next: float = field(default=0.0, init=False, repr=False)

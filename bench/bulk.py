@@ -1,0 +1,244 @@
+"""Bulk load + extract: sfbulk vs salesforce-bulk 2.2.0 vs simple-salesforce (Bulk 1.0), one command.
+
+For each client: a fresh emulator (a separate process, HTTPS with its test CA, same settings for
+everyone), then the client inserts an N-row Contact CSV and extracts it back, each phase in its own
+subprocess. The parent measures wall time, and takes CPU time (user + system) and peak RSS from
+the child's rusage (``os.wait4``). Row counts are checked after every phase.
+
+    .venv/bin/python bench/bulk.py                      # 200,000 rows, all three clients
+    .venv/bin/python bench/bulk.py --rows 100000 --clients sfbulk
+    .venv/bin/python bench/bulk.py --memory 100000,1000000   # sfbulk peak RSS at several sizes
+
+Peers run as their docs show, with one change in their favour: status polling every 0.2 s (our
+initial interval) instead of their defaults (salesforce-bulk ``wait_for_batch`` 10 s,
+simple-salesforce 5 s), so the comparison measures the clients, not their sleep settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+SOQL = "SELECT Id, FirstName, LastName, Email, Description FROM Contact"
+POLL = 0.2
+CLIENTS = ("sfbulk", "salesforce-bulk", "simple-salesforce")
+
+
+# --------------------------------------------------------------------------------------------
+# children: one phase of one client; connection details come in through the environment
+
+
+def _child(client: str, phase: str, csv_path: str, out_path: str) -> None:
+    base_url = os.environ["BENCH_BASE_URL"]
+    token = os.environ["BENCH_TOKEN"]
+    host = base_url.split("://", 1)[1]
+    if client == "salesforce-bulk":
+        from salesforce_bulk import SalesforceBulk
+
+        bulk = SalesforceBulk(sessionId=token, host=base_url, API_version="62.0")
+        if phase == "load":
+            job = bulk.create_insert_job("Contact", contentType="CSV")
+            batches = []
+            with open(csv_path, "rb") as fh:
+                header = fh.readline()
+                lines: list[bytes] = []
+                for line in fh:  # the file has no embedded newlines; salesforce-bulk leaves splitting to you
+                    lines.append(line)
+                    if len(lines) == 10_000:
+                        batches.append(bulk.post_batch(job, iter([header, *lines])))
+                        lines = []
+                if lines:
+                    batches.append(bulk.post_batch(job, iter([header, *lines])))
+            ok = 0
+            for batch in batches:
+                bulk.wait_for_batch(job, batch, timeout=3600, sleep_interval=POLL)
+                ok += sum(1 for r in bulk.get_batch_results(batch, job) if r.success == "true")
+            bulk.close_job(job)
+            print(json.dumps({"ok": ok}))
+        else:
+            job = bulk.create_query_job("Contact", contentType="CSV")
+            batch = bulk.query(job, SOQL)
+            bulk.close_job(job)
+            while not bulk.is_batch_done(batch, job):
+                time.sleep(POLL)
+            rows = 0
+            with open(out_path, "wb") as out:
+                for n, result in enumerate(bulk.get_all_results_for_query_batch(batch, job)):
+                    data = result.read()
+                    if n:
+                        data = data.split(b"\n", 1)[1]
+                    rows += data.count(b"\n")
+                    out.write(data)
+            print(json.dumps({"ok": rows - 1}))
+    elif client == "simple-salesforce":
+        from simple_salesforce import Salesforce
+
+        sf = Salesforce(instance=host, session_id=token, version="62.0")
+        handler = sf.bulk.Contact
+        if phase == "load":
+            with open(csv_path, encoding="utf-8", newline="") as fh:
+                records = list(csv.DictReader(fh))
+            # insert() polls every 5 s and does not expose it; same call path with a 0.2 s poll:
+            results = handler._bulk_operation(operation="insert", data=records, batch_size=10_000, wait=POLL)
+            print(json.dumps({"ok": sum(1 for r in results if r["success"])}))
+        else:
+            rows = 0
+            fields = ["Id", "FirstName", "LastName", "Email", "Description"]
+            with open(out_path, "w", encoding="utf-8", newline="") as out:
+                writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+                writer.writeheader()
+                for chunk in handler.query(SOQL, lazy_operation=True, wait=POLL):
+                    for record in chunk:
+                        writer.writerow(record)
+                        rows += 1
+            print(json.dumps({"ok": rows}))
+    else:
+        raise SystemExit(f"unknown client {client}")
+
+
+# --------------------------------------------------------------------------------------------
+# parent
+
+
+class Emulator:
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([PY, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--tls"],
+                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        self.info = json.loads(self.proc.stdout.readline())
+        import requests
+
+        resp = requests.post(self.info["base_url"] + "/services/oauth2/token", timeout=30,
+                             verify=self.info["ca_file"],
+                             data={"grant_type": "refresh_token", "client_id": self.info["client_id"],
+                                   "client_secret": self.info["client_secret"],
+                                   "refresh_token": self.info["refresh_token"]})
+        resp.raise_for_status()
+        self.token = resp.json()["access_token"]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, float, str]:
+    """(wall s, cpu s, peak RSS MB, stdout) of one child process."""
+    out = tempfile.TemporaryFile()
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+    out.seek(0)
+    text = out.read().decode(errors="replace")
+    if proc.returncode not in (0,):
+        raise RuntimeError(f"{argv[:4]} exited {proc.returncode}:\n{err[-3000:]}\n{text[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, text
+
+
+def count_rows(path: Path) -> int:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return sum(1 for _ in csv.reader(fh)) - 1
+
+
+def make_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        w.writerow(["FirstName", "LastName", "Email", "Description"])
+        for i in range(rows):
+            w.writerow([f"First{i}", f"Last{i}", f"user{i}@example.com", f"Bench row {i}, café"])
+
+
+def bench_client(client: str, csv_path: Path, rows: int, work: Path) -> dict[str, Any]:
+    emu = Emulator()
+    try:
+        env = dict(os.environ, BENCH_BASE_URL=emu.info["base_url"], BENCH_TOKEN=emu.token,
+                   REQUESTS_CA_BUNDLE=emu.info["ca_file"], PYTHONPATH=str(ROOT))
+        out = work / f"{client}-extract.csv"
+        if client == "sfbulk":
+            common = ["--api-url", emu.info["base_url"], "--ca-file", emu.info["ca_file"], "--no-progress"]
+            env["SFBULK_ACCESS_TOKEN"] = emu.token
+            load = [PY, "-m", "sfbulk", "load", str(csv_path), "--object", "Contact",
+                    "--success", str(work / "ok.csv"), "--errors", str(work / "err.csv"), *common]
+            extract = [PY, "-m", "sfbulk", "extract", SOQL, "--out", str(out), *common]
+        else:
+            load = [PY, __file__, "_child", client, "load", str(csv_path), str(out)]
+            extract = [PY, __file__, "_child", client, "extract", str(csv_path), str(out)]
+        result: dict[str, Any] = {"client": client}
+        wall, cpu, rss, text = run_measured(load, env)
+        loaded = count_rows(work / "ok.csv") if client == "sfbulk" else json.loads(text.strip().splitlines()[-1])["ok"]
+        if loaded != rows:
+            raise RuntimeError(f"{client}: {loaded} rows loaded, expected {rows}")
+        result["load"] = (wall, cpu, rss)
+        wall, cpu, rss, _ = run_measured(extract, env)
+        extracted = count_rows(out)
+        if extracted != rows:
+            raise RuntimeError(f"{client}: {extracted} rows extracted, expected {rows}")
+        result["extract"] = (wall, cpu, rss)
+        out.unlink()
+        return result
+    finally:
+        emu.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--memory", default="", help="comma-separated row counts: sfbulk only, peak RSS per size")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="sfbulk-bench-") as tmp:
+        work = Path(tmp)
+        if args.memory:
+            print(f"{'rows':>10} {'load wall':>10} {'load RSS':>9} {'extract wall':>13} {'extract RSS':>12}")
+            for n in [int(x) for x in args.memory.split(",")]:
+                src = work / f"in-{n}.csv"
+                make_csv(src, n)
+                r = bench_client("sfbulk", src, n, work)
+                print(f"{n:>10,} {r['load'][0]:>9.1f}s {r['load'][2]:>7.0f}MB {r['extract'][0]:>12.1f}s "
+                      f"{r['extract'][2]:>10.0f}MB", flush=True)
+                src.unlink()
+            return
+        src = work / "in.csv"
+        make_csv(src, args.rows)
+        print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV); emulator over HTTPS, "
+              f"one fresh emulator process per client\n")
+        results = []
+        for client in args.clients.split(","):
+            r = bench_client(client, src, args.rows, work)
+            results.append(r)
+            print(f"{client:<18} load    wall {r['load'][0]:7.2f} s  cpu {r['load'][1]:7.2f} s  "
+                  f"peak RSS {r['load'][2]:7.1f} MB", flush=True)
+            print(f"{'':<18} extract wall {r['extract'][0]:7.2f} s  cpu {r['extract'][1]:7.2f} s  "
+                  f"peak RSS {r['extract'][2]:7.1f} MB", flush=True)
+        ours = next((r for r in results if r["client"] == "sfbulk"), None)
+        peers = [r for r in results if r["client"] != "sfbulk"]
+        if ours and peers:
+            print()
+            for phase in ("load", "extract"):
+                best = min(peers, key=lambda r: r[phase][0])
+                print(f"{phase:<8} sfbulk / fastest peer ({best['client']}): wall "
+                      f"{ours[phase][0] / best[phase][0]:.2f}x, cpu {ours[phase][1] / best[phase][1]:.2f}x, "
+                      f"peak RSS {ours[phase][2] / best[phase][2]:.2f}x")
+            total = {r["client"]: r["load"][0] + r["extract"][0] for r in results}
+            best_peer = min((c for c in total if c != "sfbulk"), key=total.get)  # type: ignore[arg-type]
+            print(f"load+extract wall: sfbulk {total['sfbulk']:.2f} s vs {best_peer} {total[best_peer]:.2f} s "
+                  f"= {total['sfbulk'] / total[best_peer]:.2f}x (target <= 0.5x)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "_child":
+        _child(*sys.argv[2:6])
+    else:
+        main()
