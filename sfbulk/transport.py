@@ -219,11 +219,18 @@ class RequestsTransport(Transport):
     def send(self, request: HttpRequest) -> HttpResponse:
         host = _host(request.url)
         started = time.perf_counter()
+        headers = dict(request.headers)
+        # A server may answer a streamed upload before reading all of it (400 InvalidSessionId,
+        # 413...); the connection then holds unread request bytes and must never be reused, or the
+        # next request on it is parsed after those bytes. Such connections are closed, not pooled.
+        streamed_upload = request.body is not None and not isinstance(request.body, (bytes, str))
+        if streamed_upload:
+            headers["Connection"] = "close"
         try:
             resp = self.session.request(
                 request.method,
                 request.url,
-                headers=dict(request.headers),
+                headers=headers,
                 data=_stream_body(request.body),
                 timeout=request.timeout,
                 stream=True,
@@ -250,6 +257,14 @@ class RequestsTransport(Transport):
         except requests.exceptions.RequestException as exc:
             raise TransportError(f"HTTP call to {host} failed: {type(exc).__name__}") from None
 
+        closer = resp.close
+        if streamed_upload and hasattr(resp.raw, "_pool"):
+            resp.raw._pool = None  # urllib3: release_conn() then keeps the connection out of the pool
+
+            def closer() -> None:
+                resp.raw.close()  # closes the socket too
+                resp.close()
+
         def chunks() -> Iterator[bytes]:
             try:
                 yield from resp.iter_content(CHUNK_SIZE)
@@ -259,14 +274,14 @@ class RequestsTransport(Transport):
                 raise TimeoutError_(f"{host} stopped sending the response for {request.timeout:g} s") from None
 
         response = HttpResponse(
-            resp.status_code, resp.reason or "", resp.headers, chunks=chunks(), closer=resp.close, url=request.url
+            resp.status_code, resp.reason or "", resp.headers, chunks=chunks(), closer=closer, url=request.url
         )
         if not request.stream:
             try:
                 response._content = b"".join(chunks())
                 response._consumed = True
             finally:
-                resp.close()
+                closer()
                 response._closer = None
         log.debug(
             "%s %s -> %d (%.1f ms%s)", request.method, _path(request.url), resp.status_code,

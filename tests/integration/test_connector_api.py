@@ -22,6 +22,7 @@ from sfbulk.registry import FileRegistry
 from sfbulk.transport import HttpRequest, RequestsTransport, WSGITransport
 
 BIG = bytes(range(256)) * 20_000  # ~5 MB
+PORTS: list[tuple[str, int]] = []  # (path, client port) of each POST: which connection carried it
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -57,6 +58,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, b"ok")
 
     def do_POST(self) -> None:  # noqa: N802
+        PORTS.append((self.path, self.client_address[1]))
+        if self.path.startswith("/early"):  # answers before reading the upload, as a 400 may
+            self._reply(400, b"InvalidSessionId")
+            self._body()  # drained afterwards: the connection itself stays usable
+            return
         body = self._body()
         mode = self.headers.get("Transfer-Encoding", "length")
         self._reply(200, f"{len(body)} {hashlib.sha256(body).hexdigest()} {mode}".encode())
@@ -141,6 +147,19 @@ def test_bodies_stream_from_files_and_iterators(http_server, transport, tmp_path
     chunks = (data[i:i + 100_000] for i in range(0, len(data), 100_000))
     assert transport.send(HttpRequest("POST", http_server + "/up", {}, chunks)).text == expected + " chunked"
     assert transport.send(HttpRequest("POST", http_server + "/up", {}, data)).text == expected + " length"
+
+
+def test_connections_are_pooled_but_never_after_a_streamed_upload(http_server, transport):
+    PORTS.clear()
+    assert transport.send(HttpRequest("POST", http_server + "/up", {}, b"abc")).text.startswith("3 ")
+    assert transport.send(HttpRequest("POST", http_server + "/up", {}, b"abcd")).text.startswith("4 ")
+    chunks = (b"x" * 1000 for _ in range(50))
+    assert transport.send(HttpRequest("POST", http_server + "/early", {}, chunks)).status == 400
+    assert transport.send(HttpRequest("POST", http_server + "/up", {}, b"ab")).text.startswith("2 ")
+    ports = [port for _, port in PORTS]
+    assert ports[0] == ports[1] == ports[2]  # keep-alive: one pooled connection
+    # the upload's connection may hold unread bytes on a real server: it is closed, not reused
+    assert ports[3] != ports[2]
 
 
 def test_streamed_response_arrives_in_chunks(http_server, transport):
