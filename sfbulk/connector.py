@@ -47,10 +47,11 @@ def bundle_root() -> Path:
     except ModuleNotFoundError:
         raise ConfigError("the connector bundle is not installed (package sfbulk.bundle missing); "
                           "reinstall sfbulk or pass Connector.load(path)") from None
-    root = Path(str(files))
-    if not (root / "connector.yaml").is_file():
-        raise ConfigError(f"the connector bundle is incomplete: {root}/connector.yaml not found")
-    return root
+    # sfbulk.bundle has no __init__.py: files() may be a MultiplexedPath, whose children are real paths.
+    manifest = files.joinpath("connector.yaml")
+    if not manifest.is_file():
+        raise ConfigError("the connector bundle is incomplete: sfbulk/bundle/connector.yaml not found; reinstall sfbulk")
+    return Path(str(manifest)).parent
 
 
 class OperationResponse:
