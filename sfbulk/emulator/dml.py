@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .apierrors import BatchFailure
-from .ids import make_id18, normalize_id
+from .ids import make_ids18, normalize_id
 from .payloads import MISSING, NULL, Payload
 from .schema import SYSTEM_FIELDS, Field, FieldValueError, Schema, SObject, make_converter, now_iso
 from .store import Store
@@ -33,6 +33,7 @@ class Column:
     convert: Callable[[Any], Any] | None
     lookup: tuple[SObject, Field] | None = None  # relationship column: (target object, key field)
     readonly: bool = False
+    text_limit: int | None = None  # plain text field: a str cell within this length is stored as is
 
 
 def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: str) -> list[Column]:
@@ -59,8 +60,13 @@ def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: s
         if f is None:
             raise BatchFailure(f"Field name not found : {name}")
         readonly = f.name in SYSTEM_FIELDS and f.name != "Id"
-        columns.append(Column(i, name, f, make_converter(f), readonly=readonly))
+        plain = f.type in ("string", "textarea", "phone", "url") or (f.type == "picklist" and not f.restricted)
+        columns.append(Column(i, name, f, make_converter(f), readonly=readonly,
+                              text_limit=(f.length or 255) if plain else None))
     return columns
+
+
+_NONE: list[Any] = []  # shared empty list: never appended to (RowState replaces it)
 
 
 class RowState:
@@ -72,46 +78,56 @@ class RowState:
         self.raw_id: str | None = None
         self.id: str | None = None
         self.values: dict[Field, Any] = {}
-        self.lookups: list[tuple[Column, Any]] = []
-        self.errors: list[list[Any]] = []
+        self.lookups: list[tuple[Column, Any]] = _NONE  # replaced by a list on first use
+        self.errors: list[list[Any]] = _NONE
         self.created = False
 
     def fail(self, code: str, message: str, fields: Iterable[str] = ()) -> None:
         if not self.errors:
-            self.errors.append([code, message, list(fields)])
+            self.errors = [[code, message, list(fields)]]
 
 
 def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list[RowState]:
     id_col = next((c for c in columns if c.field is not None and c.field.name == "Id"), None)
-    value_cols = [c for c in columns if c is not id_col]
+    id_index = id_col.index if id_col is not None else None
+    # (index, field, text limit or -1, column) in a flat tuple for the hot loop
+    plan = [(c.index, c.field, c.text_limit if c.text_limit is not None else -1, c) for c in columns if c is not id_col]
+    missing, null = MISSING, NULL
     states = []
+    append = states.append
     for row in payload.rows:
         st = RowState()
-        if id_col is not None:
-            cell = row[id_col.index]
-            if cell is not MISSING and cell is not NULL:
+        values = st.values
+        if id_index is not None:
+            cell = row[id_index]
+            if cell is not missing and cell is not null:
                 st.raw_id = str(cell).strip()
-        for col in value_cols:
-            cell = row[col.index]
-            if cell is MISSING:
+        for index, f, limit, col in plan:
+            cell = row[index]
+            if cell is missing:
+                continue
+            if limit >= 0 and type(cell) is str and len(cell) <= limit:
+                values[f] = cell
                 continue
             if col.readonly:
                 st.fail("INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(col.name), [col.name])
                 continue
             if col.lookup is not None:
-                if cell is not NULL:
+                if cell is not null:
+                    if not st.lookups:
+                        st.lookups = []
                     st.lookups.append((col, cell))
                 else:
-                    st.values[col.field] = None  # type: ignore[index]
+                    values[f] = None
                 continue
-            if cell is NULL:
-                st.values[col.field] = None  # type: ignore[index]
+            if cell is null:
+                values[f] = None
                 continue
             try:
-                st.values[col.field] = col.convert(cell)  # type: ignore[index,misc]
+                values[f] = col.convert(cell)  # type: ignore[misc]
             except FieldValueError as exc:
                 st.fail(exc.status_code, exc.message, exc.fields)
-        states.append(st)
+        append(st)
     return states
 
 
@@ -139,10 +155,12 @@ class BatchWriter:
         self.operation = operation
         self.user_id = user_id
         self.external_id_field = external_id_field
+        self._batch_fields: set[Field] = set()
 
     # -------------------------------------------------------------------------------------------
     def run(self, payload: Payload) -> list[list[Any]]:
         columns = resolve_columns(self.schema, self.obj, payload.columns, self.operation)
+        self._batch_fields = {c.field for c in columns if c.field is not None}
         states = _convert_rows(self.obj, columns, payload)
         with self.store.write() as conn:
             self.conn = conn
@@ -218,7 +236,8 @@ class BatchWriter:
                     st.values[col.field] = matches[0]  # type: ignore[index]
 
     def _check_references(self, states: list[RowState]) -> None:
-        refs = [f for f in self.obj.data_fields if f.type == "reference"]
+        set_fields = self._batch_fields  # fields no column sets need no check
+        refs = [f for f in self.obj.data_fields if f.type == "reference" and f in set_fields]
         if not refs:
             return
         by_prefix: dict[str, list[str]] = {}
@@ -299,8 +318,8 @@ class BatchWriter:
         self._check_references(states)
         good = [st for st in states if not st.errors]
         first = self.store.allocate(self.conn, self.obj.key_prefix, len(good)) if good else 0
-        for n, st in enumerate(good):
-            st.id = make_id18(self.obj.key_prefix, first + n)
+        for st, new_id in zip(good, make_ids18(self.obj.key_prefix, first, len(good)), strict=True):
+            st.id = new_id
         self._check_unique(good)
         for st in good:
             if st.errors:
@@ -308,21 +327,32 @@ class BatchWriter:
         self._write_inserts([st for st in good if not st.errors])
 
     def _write_inserts(self, rows: list[RowState]) -> None:
+        """One executemany over the columns this batch sets; constants are SQL literals, not bound values."""
         if not rows:
             return
-        fields = self.obj.data_fields
-        defaults = [make_converter(f)(f.default) if f.default is not None else None for f in fields]
-        cols = ['"Id"', '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
-                '"LastModifiedById"'] + [f.column for f in fields]
-        sql = f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-        head = (0, self.now, self.now, self.now, self.user_id, self.user_id)
-        pairs = list(zip(fields, defaults, strict=True))
-        params = []
+        present: dict[Field, None] = {}
         for st in rows:
-            values = st.values
-            params.append((st.id, *head, *[d if (v := values.get(f)) is None else v for f, d in pairs]))
-            st.created = True
+            for f in st.values:
+                present.setdefault(f, None)
+        with_default = [f for f in self.obj.data_fields if f.default is not None]
+        bound = list(present)
+        constants = [f for f in with_default if f not in present]
+        cols = ['"Id"'] + [f.column for f in bound] + [f.column for f in constants] + [
+            '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
+            '"LastModifiedById"']
+        literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
+            "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
+        sql = (f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES "
+               f"({', '.join(['?'] * (1 + len(bound)) + literals)})")
+        defaults = {f: make_converter(f)(f.default) for f in with_default if f in present}
+        if defaults:
+            params = [(st.id, *[defaults.get(f) if (v := st.values.get(f)) is None else v for f in bound])
+                      for st in rows]
+        else:
+            params = [(st.id, *[st.values.get(f) for f in bound]) for st in rows]
         self.conn.executemany(sql, params)
+        for st in rows:
+            st.created = True
 
     def _update(self, states: list[RowState], by_id: bool) -> None:
         if by_id:
@@ -429,3 +459,13 @@ class BatchWriter:
                 f'WHERE "Id" = ?',
                 [(self.now, self.now, i) for (i,) in ids],
             )
+
+
+def _sql_literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int | float):
+        return repr(value)
+    return "'" + str(value).replace("'", "''") + "'"

@@ -21,14 +21,17 @@ def checksum_suffix(id15: str) -> str:
 
     Each 5-character chunk gives one character: bit i is set when character i is an upper-case letter.
     """
-    out = []
-    for start in (0, 5, 10):
-        bits = 0
-        for i, ch in enumerate(id15[start : start + 5]):
-            if "A" <= ch <= "Z":
-                bits |= 1 << i
-        out.append(_SUFFIX_ALPHABET[bits])
-    return "".join(out)
+    return _chunk_char(id15[0:5]) + _chunk_char(id15[5:10]) + _chunk_char(id15[10:15])
+
+
+def _chunk_char(chunk: str) -> str:
+    bits = 0
+    bit = 1
+    for ch in chunk:
+        if "A" <= ch <= "Z":
+            bits |= bit
+        bit <<= 1
+    return _SUFFIX_ALPHABET[bits]
 
 
 def encode_counter(value: int, width: int) -> str:
@@ -49,6 +52,34 @@ def make_id15(prefix: str, counter: int) -> str:
 def make_id18(prefix: str, counter: int) -> str:
     id15 = make_id15(prefix, counter)
     return id15 + checksum_suffix(id15)
+
+
+_UPPER_BIT = [1 if "A" <= c <= "Z" else 0 for c in BASE62]
+_FIVE_DIGITS = 62**5
+
+
+def make_ids18(prefix: str, first: int, count: int) -> list[str]:
+    """``count`` consecutive 18-char ids, equal to ``make_id18`` for each counter (fast path for bulk inserts)."""
+    if len(prefix) != 3:
+        return [make_id18(prefix, c) for c in range(first, first + count)]
+    head = prefix + POD
+    head_char = _chunk_char(head)
+    b, up, suffix = BASE62, _UPPER_BIT, _SUFFIX_ALPHABET
+    out = []
+    high_cache: tuple[int, str, str] = (-1, "", "")
+    for counter in range(first, first + count):
+        hi, lo = divmod(counter, _FIVE_DIGITS)
+        if hi != high_cache[0]:
+            high = encode_counter(hi, 5)
+            high_cache = (hi, high, _chunk_char(high))
+        lo, d4 = divmod(lo, 62)
+        lo, d3 = divmod(lo, 62)
+        lo, d2 = divmod(lo, 62)
+        d0, d1 = divmod(lo, 62)
+        bits = up[d0] | up[d1] << 1 | up[d2] << 2 | up[d3] << 3 | up[d4] << 4
+        out.append(head + high_cache[1] + b[d0] + b[d1] + b[d2] + b[d3] + b[d4] + head_char + high_cache[2]
+                   + suffix[bits])
+    return out
 
 
 def normalize_id(value: str) -> str | None:

@@ -41,7 +41,7 @@ class FieldValueError(Exception):
         self.fields = fields
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: fields are per-schema singletons used as dict keys
 class Field:
     name: str
     type: str

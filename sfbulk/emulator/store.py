@@ -81,7 +81,8 @@ class Store:
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA synchronous=OFF")  # an emulator: speed over durability on power loss
+        conn.execute("PRAGMA wal_autocheckpoint=4000")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA cache_size=-32000")
         return conn
@@ -95,7 +96,7 @@ class Store:
             if f.name.lower() not in existing:
                 self._writer.execute(f"ALTER TABLE {obj.table} ADD COLUMN {f.column} {column_type(f)}")
         for f in obj.fields.values():
-            if f.external_id or f.unique or f.id_lookup or f.type == "reference":
+            if f.external_id or f.unique or f.id_lookup:
                 index = f'"idx_{obj.name}_{f.name}"'
                 self._writer.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {obj.table} ({f.column})")
 
