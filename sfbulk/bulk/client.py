@@ -153,7 +153,7 @@ class BulkClient:
                    external_id: str | None = None, concurrency: str | None = None,
                    pk_chunking: str | None = None) -> dict[str, str]:
         """Create a job; retried on transient failures (a lost answer can leave one empty open job)."""
-        params = {"operation": operation, "object": object, "contentType": content_type,
+        params: dict[str, Any] = {"operation": operation, "object": object, "contentType": content_type,
                   "externalIdFieldName": external_id or "", "concurrencyMode": concurrency or "",
                   "pkChunking": pk_chunking or ""}
 

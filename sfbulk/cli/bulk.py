@@ -21,6 +21,7 @@ from typing import Any
 import click
 import yaml
 
+from sfbulk.bulk.load import Progress
 from sfbulk.errors import BulkInputError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
@@ -117,12 +118,12 @@ def open_connection(kwargs: dict[str, Any]) -> Any:
     from sfbulk.connector import Connector
     from sfbulk.registry import FileRegistry
 
-    params = resolve_settings(kwargs)
+    params: dict[str, Any] = dict(resolve_settings(kwargs))
     registry = FileRegistry(kwargs.get("registry_dir") or "registry")
     return Connector.load().connection(registry=registry, **params)
 
 
-class CliProgress:
+class CliProgress(Progress):
     """tqdm on a terminal, else a plain line every ``interval`` seconds (and at the end)."""
 
     def __init__(self, unit: str, enabled: bool | None, interval: float = 5.0) -> None:
