@@ -715,6 +715,11 @@ class MessageContext:
                 hdrs[name] = f"{hdrs[name]}, {value}"
             else:
                 hdrs[name] = value
+        encoding = hdrs.get("Content-Encoding")
+        if encoding is not None and not _looks_encoded(body or b"", encoding):
+            # The HTTP client already decoded the body (requests does for gzip/deflate): the header
+            # no longer describes these bytes and would make the next hop decode them again.
+            del hdrs["Content-Encoding"]
         self.headers = hdrs
         if content_type is None:
             content_type = hdrs.get("Content-Type")
@@ -924,6 +929,18 @@ class MessageContext:
         if body and content_type:
             headers.append(("Content-Type", content_type))
         return HttpResult(status, reason, headers, body)
+
+
+def _looks_encoded(body: bytes, encoding: str) -> bool:
+    """Whether ``body`` still carries the Content-Encoding ``encoding`` (magic bytes)."""
+    coding = encoding.strip().lower()
+    if not body or coding in ("", "identity"):
+        return True  # nothing to tell apart: keep the header as sent
+    if coding in ("gzip", "x-gzip"):
+        return body[:2] == b"\x1f\x8b"
+    if coding == "deflate":
+        return body[:1] == b"\x78" or body.lstrip()[:1] not in (b"<", b"{", b"[")
+    return True  # br, compress...: cannot tell, trust the header
 
 
 def _serialize_env(env: etree._Element) -> bytes:
