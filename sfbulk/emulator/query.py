@@ -300,14 +300,14 @@ def stream_result(store: Store, result_id: str) -> Iterator[bytes]:
 
 
 def chunk_boundaries(store: Store, obj: SObject, chunk_size: int, start_row: str | None) -> list[str | None]:
-    """Lower Id bounds of each PK chunk (first one None = unbounded below)."""
+    """Lower Id bound of each PK chunk: every chunk_size-th Id from the first (or from startRow)."""
     sql = f'SELECT "Id" FROM {obj.table}'
     params: list[Any] = []
     if start_row:
         sql += ' WHERE "Id" >= ?'
         params.append(start_row)
     sql += ' ORDER BY "Id"'
-    bounds: list[str | None] = [start_row]
+    bounds: list[str | None] = []
     cursor = store.reader().execute(sql, params)
     try:
         n = 0
@@ -316,9 +316,9 @@ def chunk_boundaries(store: Store, obj: SObject, chunk_size: int, start_row: str
             if not rows:
                 break
             for (rid,) in rows:
-                if n and n % chunk_size == 0:
+                if n % chunk_size == 0:
                     bounds.append(rid)
                 n += 1
     finally:
         cursor.close()
-    return bounds
+    return bounds or [start_row]
