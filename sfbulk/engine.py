@@ -88,7 +88,12 @@ class Engine:
         """Load YAML / Synapse XML files or folders; all-or-nothing (raises ConfigError(s))."""
         from sfbulk.config import load_paths
 
+        if "connectors" not in options:
+            self.connector("salesforcebulk") if self._connectors is None else None
+            options["connectors"] = dict(self._connectors or {})  # connector operations checked at load
         loaded = load_paths([os.fspath(p) for p in paths], **options)
+        for warning in getattr(loaded, "warnings", ()) or ():
+            log.warning("%s", warning)
         proxies = _named(getattr(loaded, "proxies", {}))
         sequences = _named(getattr(loaded, "sequences", {}))
         entries = getattr(loaded, "local_entries", {}) or {}

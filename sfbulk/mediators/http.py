@@ -105,8 +105,8 @@ class HttpEndpoint:
             if callable(close):
                 close()
         response_headers = list(_header_items(response.headers))
-        content_type = next((v for k, v in response_headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, response.reason, response_headers, content, content_type)
+        response_type = next((v for k, v in response_headers if k.lower() == "content-type"), None)
+        ctx.set_response(response.status, response.reason, response_headers, content, response_type)
 
 
 def _header_items(headers: Any) -> list[tuple[str, str]]:
