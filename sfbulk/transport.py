@@ -203,6 +203,10 @@ def _is_closed_error(exc: BaseException) -> bool:
     return closed
 
 
+#: Content-Encodings that requests/urllib3 decode (requests only advertises what urllib3 can decode).
+_DECODED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
+
+
 class RequestsTransport(Transport):
     """A pooled ``requests.Session``; ``verify`` is True (system CAs) or a CA bundle path."""
 
@@ -273,8 +277,14 @@ class RequestsTransport(Transport):
             except requests.exceptions.Timeout:
                 raise TimeoutError_(f"{host} stopped sending the response for {request.timeout:g} s") from None
 
+        response_headers = CaseInsensitiveDict(resp.headers)
+        if response_headers.get("Content-Encoding", "").strip().lower() in _DECODED_ENCODINGS:
+            # requests hands us the decoded body; headers describing the encoded one would be lies
+            # (a relayed response would announce gzip for plain bytes).
+            del response_headers["Content-Encoding"]
+            response_headers.pop("Content-Length", None)
         response = HttpResponse(
-            resp.status_code, resp.reason or "", resp.headers, chunks=chunks(), closer=closer, url=request.url
+            resp.status_code, resp.reason or "", response_headers, chunks=chunks(), closer=closer, url=request.url
         )
         if not request.stream:
             try:
