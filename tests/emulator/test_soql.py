@@ -336,7 +336,8 @@ def test_hostile_literal_cannot_inject_sql(db) -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.text(st.characters(blacklist_characters="\x00"), max_size=12))
+# Lone surrogates (category Cs) cannot occur in UTF-8 payloads, so they are not SOQL input.
+@given(st.text(st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)), max_size=12))
 def test_any_string_value_round_trips_through_equality_and_like(value: str) -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute('CREATE TABLE t ("c_id" TEXT, "c_name" TEXT)')
