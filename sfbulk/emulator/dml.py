@@ -91,9 +91,10 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
     id_col = next((c for c in columns if c.field is not None and c.field.name == "Id"), None)
     id_index = id_col.index if id_col is not None else None
     # (index, field, text limit or -1, column) in a flat tuple for the hot loop
-    plan = [(c.index, c.field, c.text_limit if c.text_limit is not None else -1, c) for c in columns if c is not id_col]
+    plan = [(c.index, c.field, c.text_limit if c.text_limit is not None else -1, c)
+            for c in columns if c is not id_col and c.field is not None]
     missing, null = MISSING, NULL
-    states = []
+    states: list[RowState] = []
     append = states.append
     for row in payload.rows:
         st = RowState()
@@ -103,6 +104,7 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
             if cell is not missing and cell is not null:
                 st.raw_id = str(cell).strip()
         for index, f, limit, col in plan:
+            assert f is not None
             cell = row[index]
             if cell is missing:
                 continue
@@ -124,7 +126,7 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
                 values[f] = None
                 continue
             try:
-                values[f] = col.convert(cell)  # type: ignore[misc]
+                values[f] = col.convert(cell)  # type: ignore[index,misc]
             except FieldValueError as exc:
                 st.fail(exc.status_code, exc.message, exc.fields)
         append(st)
@@ -201,7 +203,7 @@ class BatchWriter:
         wanted: dict[tuple[str, str], list[Any]] = {}
         for st in states:
             for col, raw in st.lookups:
-                target, key = col.lookup  # type: ignore[misc]
+                target, key = col.lookup  # type: ignore[index,misc]
                 wanted.setdefault((target.name, key.name), []).append(raw)
         found: dict[tuple[str, str], dict[str, list[str]]] = {}
         for (tname, kname), raws in wanted.items():
@@ -224,7 +226,7 @@ class BatchWriter:
             found[(tname, kname)] = by_value
         for st in states:
             for col, raw in st.lookups:
-                target, key = col.lookup  # type: ignore[misc]
+                target, key = col.lookup  # type: ignore[index,misc]
                 matches = found[(target.name, key.name)].get(str(raw).strip(), [])
                 if not matches:
                     st.fail("INVALID_FIELD", f"Foreign key external ID: {raw} not found for field {key.name} "
@@ -358,7 +360,7 @@ class BatchWriter:
         if by_id:
             self._normalize_ids(states, "Id not specified in an update call")
         targets = [st for st in states if not st.errors]
-        existing = self._existing([st.id for st in targets])  # type: ignore[misc]
+        existing = self._existing([st.id for st in targets])  # type: ignore[index,misc]
         seen: set[str] = set()
         for st in targets:
             state = existing.get(st.id)  # type: ignore[arg-type]
@@ -438,7 +440,7 @@ class BatchWriter:
     def _delete(self, states: list[RowState], hard: bool) -> None:
         self._normalize_ids(states, "Id not specified in a delete call")
         targets = [st for st in states if not st.errors]
-        existing = self._existing([st.id for st in targets])  # type: ignore[misc]
+        existing = self._existing([st.id for st in targets])  # type: ignore[index,misc]
         seen: set[str] = set()
         for st in targets:
             state = existing.get(st.id)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,7 +124,7 @@ class Schema:
         return self._by_prefix.get(prefix)
 
     @classmethod
-    def load(cls, extra: str | Path | None = None) -> Schema:
+    def load(cls, extra: str | os.PathLike[str] | None = None) -> Schema:
         """The built-in schema, merged with an optional user schema file."""
         text = resources.files("sfbulk.emulator").joinpath("schema.yaml").read_text(encoding="utf-8")
         docs = [("built-in schema.yaml", yaml.safe_load(text))]

@@ -129,11 +129,11 @@ class BulkService:
             if not ext:
                 raise BulkApiError("InvalidJob", f"External ID was blank for {obj.name}. An External ID must be "
                                    f"specified for upsert.")
-            key = obj.field(str(ext))
-            if key is None or not key.upsert_key:
+            key_field = obj.field(str(ext))
+            if key_field is None or not key_field.upsert_key:
                 raise BulkApiError("InvalidJob", f"External ID field does not exist or is not an external id: "
                                    f"{obj.name}.{ext}")
-            ext = key.name
+            ext = key_field.name
         elif operation in ("query", "queryAll") and content_type.startswith("ZIP_"):
             raise BulkApiError("InvalidJob", f"Query jobs do not support contentType {content_type}")
         chunk_size, start_row = parse_pk_chunking(pk_header)

@@ -8,7 +8,7 @@ keys in alphabetical order. Timestamps are stored in the XML form and converted 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -66,7 +66,7 @@ def job_xml(job: Mapping[str, Any]) -> bytes:
 
 
 def job_json(job: Mapping[str, Any]) -> bytes:
-    doc = {k: job.get(k) for k in JOB_FIELD_ORDER}
+    doc: dict[str, Any] = {k: job.get(k) for k in JOB_FIELD_ORDER}
     doc["fastPathEnabled"] = False
     for k in _TIME_FIELDS:
         doc[k] = json_time(doc[k])
@@ -84,7 +84,7 @@ def batch_xml(batch: Mapping[str, Any]) -> bytes:
 
 
 def _batch_json_doc(batch: Mapping[str, Any]) -> dict[str, Any]:
-    doc = {k: batch.get(k) for k in BATCH_FIELD_ORDER}
+    doc: dict[str, Any] = {k: batch.get(k) for k in BATCH_FIELD_ORDER}
     for k in _TIME_FIELDS:
         doc[k] = json_time(doc[k])
     return doc
@@ -94,7 +94,7 @@ def batch_json(batch: Mapping[str, Any]) -> bytes:
     return json.dumps(_batch_json_doc(batch), sort_keys=True, separators=(",", ":")).encode("utf-8")
 
 
-def batch_list_xml(batches: list[Mapping[str, Any]]) -> bytes:
+def batch_list_xml(batches: Sequence[Mapping[str, Any]]) -> bytes:
     if not batches:
         return f'{XML_DECL}<batchInfoList\n   xmlns="{NS}" />'.encode()
     lines = [_xml_root_open("batchInfoList")]
@@ -106,7 +106,7 @@ def batch_list_xml(batches: list[Mapping[str, Any]]) -> bytes:
     return "\n".join(lines).encode("utf-8")
 
 
-def batch_list_json(batches: list[Mapping[str, Any]]) -> bytes:
+def batch_list_json(batches: Sequence[Mapping[str, Any]]) -> bytes:
     doc = {"batchInfo": [_batch_json_doc(b) for b in batches]}
     return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode("utf-8")
 
