@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -223,3 +224,45 @@ def test_caller_body_operation(bundle, recorder):
         assert resp.status == 201
     assert seen[-1]["headers"]["Content-Type"] == "text/csv"
     assert "X-SFDC-Session" not in seen[-1]["headers"]  # no token given: no header
+
+
+def test_init_yaml_and_the_auth_code_agree():
+    from sfbulk import auth
+
+    init = Connector.load().init
+    assert init.parameter_names == auth.INIT_PARAMETERS
+    defaults = {p.name: p.default for p in init.parameters if p.default is not None}
+    assert defaults == {
+        "apiVersion": auth.DEFAULT_API_VERSION, "intervalTime": str(auth.DEFAULT_INTERVAL_MS),
+        "registryPath": auth.DEFAULT_REGISTRY_PATH, "tokenEndpointHostname": auth.DEFAULT_TOKEN_ENDPOINT,
+        "timeout": f"{auth.DEFAULT_TIMEOUT:g}",
+    }
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"apiUrl": "ftp://x"}, "http(s) URL"),
+    ({"apiUrl": "https://u:p@host"}, "plain base URL"),
+    ({"apiUrl": "https://h", "apiVersion": "latest"}, "apiVersion"),
+    ({"apiUrl": "https://h", "intervalTime": "soon"}, "intervalTime"),
+    ({"apiUrl": "https://h", "timeout": "0"}, "timeout"),
+    ({"apiUrl": "https://h", "registryPath": "../x", "refreshToken": "r", "clientId": "c"}, None),
+    ({}, "apiUrl"),
+    ({"apiUrl": "https://h", "apiurl": "x"}, "unknown parameter"),
+])
+def test_init_parameter_errors(params, message):
+    from sfbulk.errors import RegistryError
+
+    connector = Connector.load()
+    if message is None:  # a registryPath outside the registry fails on first use, with RegistryError
+        conn = connector.connection(registry=MemoryRegistry(), **params)
+        with pytest.raises(RegistryError, match="outside"):
+            conn.auth.current()
+        return
+    with pytest.raises(ParameterError, match=re.escape(message)):
+        connector.connection(registry=MemoryRegistry(), **params)
+
+
+def test_api_version_is_normalised():
+    conn = Connector.load().connection(apiUrl="https://h.example/", apiVersion="34", registry=MemoryRegistry())
+    assert conn.api_url == "https://h.example/services/async/34.0"
+    conn.close()
