@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from sfbulk.errors import AuthError, ParameterError
-from sfbulk.registry import Registry
+from sfbulk.registry import Registry, split_key
 from sfbulk.secrets import Secret, redact
 from sfbulk.transport import HttpRequest, Transport
 
@@ -192,6 +192,8 @@ class TokenManager:
         self.instance_key = f"{base}/instanceUrl"
         if params.can_refresh and registry is None:
             raise ParameterError("init: refresh credentials were given but no registry to keep the token in")
+        if params.can_refresh:
+            split_key(self.token_key)  # a registryPath outside the registry fails at init, not mid-flow
 
     @property
     def uses_registry(self) -> bool:
