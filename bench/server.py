@@ -1,0 +1,163 @@
+"""Server throughput and latency: `python bench/server.py [--clients 1,8,32] [--requests 400]` (`make bench-server`).
+
+Three processes, as in production: the emulator (`sfbulk emulator`), the server (`sfbulk serve` with
+the seed proxy `examples/synapse/salesforcebulk_createJob.xml`) and this client process. For each
+client count N, N threads with one `requests.Session` each send createJob requests:
+
+  (a) through the seed proxy over HTTP (the seed's createJob.xml, `Content-Type: text/xml`), and
+  (b) straight to the emulator's `POST /services/async/34.0/job` (the plain jobInfo the proxy sends),
+
+in the same run, with the same clients. Printed: requests/s, p50 and p99 latency for both, and the
+ratios (a)/(b): what serving and mediating cost on top of the Salesforce call itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_PROXY = ROOT / "examples" / "synapse" / "salesforcebulk_createJob.xml"
+FAULT_SEQ = ROOT / "examples" / "synapse" / "faultHandlerSeq.xml"
+API_VERSION = "34.0"
+JOB_INFO = (
+    b'<?xml version="1.0" encoding="UTF-8"?><jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
+    b"<operation>insert</operation><object>Contact</object><contentType>CSV</contentType></jobInfo>"
+)
+
+
+def _start(args: list[str], ready: Callable[[str], str | None], cwd: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "sfbulk", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = ready(line)
+        if found:
+            return proc, found
+    proc.kill()
+    raise SystemExit(f"sfbulk {args[0]} did not start")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run_clients(clients: int, total: int, send: Callable[[requests.Session], int]) -> tuple[float, list[float]]:
+    """``total`` requests from ``clients`` threads; returns (requests/s, latencies in ms)."""
+    tickets = itertools.count()
+    latencies: list[float] = []
+    errors: list[int] = []
+    lock = threading.Lock()
+    gate = threading.Barrier(clients + 1)
+
+    def worker() -> None:
+        with requests.Session() as session:
+            send(session)  # warm the connection
+            gate.wait()
+            while next(tickets) < total:
+                started = time.perf_counter()
+                status = send(session)
+                elapsed = (time.perf_counter() - started) * 1000.0
+                with lock:
+                    latencies.append(elapsed)
+                    if status != 201:
+                        errors.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    gate.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise SystemExit(f"{len(errors)} requests failed (statuses {sorted(set(errors))})")
+    return len(latencies) / wall, latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
+    parser.add_argument("--requests", type=int, default=400, help="requests per client count and target")
+    parser.add_argument("--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)")
+    options = parser.parse_args()
+    counts = [int(c) for c in options.clients.split(",") if c.strip()]
+
+    with tempfile.TemporaryDirectory(prefix="sfbulk-bench-server-") as tmp:
+        work = Path(tmp)
+        emulator, base_url = _start(["emulator", "--port", "0", "--json"],
+                                    lambda line: json.loads(line)["base_url"] if line.startswith("{") else None,
+                                    work)
+        server = None
+        try:
+            server, server_url = _start(
+                ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
+                 "--threads", str(options.threads), "--no-access-log"],
+                lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
+                work,
+            )
+            token = requests.post(f"{base_url}/services/oauth2/token", data={
+                "grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id",
+                "client_secret": "sfbulk-demo-client-secret", "refresh_token": "sfbulk-demo-refresh-token",
+            }, timeout=10).json()["access_token"]
+            seed_body = (
+                "<createJob>\n   <apiVersion>34.0</apiVersion>\n"
+                f"   <accessToken>{token}</accessToken>\n   <apiUrl>{base_url}</apiUrl>\n"
+                "   <refreshToken>sfbulk-demo-refresh-token</refreshToken>\n"
+                "   <clientId>sfbulk-demo-client-id</clientId>\n   <clientSecret>sfbulk-demo-client-secret</clientSecret>\n"
+                "   <intervalTime>1000000</intervalTime>\n   <registryPath>connectors/SalesforceBulk</registryPath>\n"
+                "   <operation>insert</operation>\n   <contentType>CSV</contentType>\n   <object>Contact</object>\n"
+                "</createJob>"
+            ).encode()
+            proxy_url = f"{server_url}/services/salesforcebulk_createJob"
+            direct_url = f"{base_url}/services/async/{API_VERSION}/job"
+
+            def via_proxy(session: requests.Session) -> int:
+                return session.post(proxy_url, data=seed_body, headers={"Content-Type": "text/xml"}, timeout=60).status_code
+
+            def direct(session: requests.Session) -> int:
+                return session.post(direct_url, data=JOB_INFO, timeout=60, headers={
+                    "X-SFDC-Session": token, "Content-Type": "application/xml; charset=UTF-8"}).status_code
+
+            print(f"sfbulk serve ({options.threads} threads) + seed proxy vs the emulator directly; "
+                  f"{options.requests} createJob requests per row; {os.cpu_count()} CPUs")
+            header = (f"{'clients':>7}  {'proxy req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
+                      f"{'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7}   {'throughput x':>12} {'p50 x':>6}")
+            print(header)
+            print("-" * len(header))
+            for clients in counts:
+                direct_rps, direct_lat = run_clients(clients, options.requests, direct)
+                proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
+                d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
+                p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
+                print(f"{clients:>7}  {proxy_rps:>11.0f} {p50:>7.1f} {p99:>7.1f}   "
+                      f"{direct_rps:>12.0f} {d50:>7.1f} {d99:>7.1f}   "
+                      f"{direct_rps / proxy_rps:>11.2f}x {p50 / d50:>5.2f}x")
+            print("throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)")
+        finally:
+            for proc in (server, emulator):
+                if proc is not None:
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+
+
+if __name__ == "__main__":
+    main()
