@@ -66,8 +66,15 @@ class Engine:
         connectors: Mapping[str, Any] | None = None,
         transport: Any = None,
         verify: bool | str = True,
+        init_defaults: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """``init_defaults`` maps a connector name to init parameters used when a flow's init does not
+        pass them, e.g. ``{"salesforcebulk": {"tokenEndpointHostname": "https://test.salesforce.com"}}``
+        points unmodified proxies at a sandbox's (or the emulator's) token endpoint."""
         install_log_redaction()
+        self.init_defaults: dict[str, dict[str, str]] = {
+            name: dict(values) for name, values in (init_defaults or {}).items()
+        }
         if isinstance(registry, Registry):
             self.registry: Registry = registry
         else:
@@ -148,10 +155,13 @@ class Engine:
     def connection(self, connector_name: str, params: Mapping[str, str]) -> Any:
         """A Connection for these init parameters, reused across messages (one pool, one token life cycle).
 
-        The connector's cache keys it by the non-secret parameters and a hash of the secrets.
+        The connector's cache keys it by the non-secret parameters and a hash of the secrets. Parameters
+        the flow passes (non-empty) win over the engine's ``init_defaults``.
         """
         connector = self.connector(connector_name)
-        return connector.connection(registry=self.registry, transport=self.transport, cache=True, **params)
+        merged = dict(self.init_defaults.get(connector_name, {}))
+        merged.update((name, value) for name, value in params.items() if value != "" or name not in merged)
+        return connector.connection(registry=self.registry, transport=self.transport, cache=True, **merged)
 
     # --- running ------------------------------------------------------------------------------------
 
