@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from sfbulk.bulk.extract import ExtractOptions, extract
-from sfbulk.bulk.load import LoadOptions, load_csv
+from sfbulk.bulk.load import LoadOptions, Progress, load_csv
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.cli import cli
 from sfbulk.connector import Connector
@@ -104,10 +104,22 @@ def test_token_expires_mid_load(emulator_factory: Any, tmp_path: Path) -> None:
     src = tmp_path / "t.csv"
     write_contacts(src, 12_000, tag="tok")
     conn = connect(emu, tmp_path)
+
+    class ExpireEveryFewBatches(Progress):
+        """Besides the short lifetime, revoke every token after batches 3, 6, 9 and 12 are sent."""
+
+        def __init__(self) -> None:
+            self.batches = 0
+
+        def sent(self, rows: int) -> None:
+            self.batches += 1
+            if self.batches % 3 == 0:
+                emu.expire_tokens()
+
     summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=1_000, concurrency=3,
-                                                   poll_initial=0.2))
+                                                   poll_initial=0.2), ExpireEveryFewBatches())
     assert (summary.rows, summary.succeeded, summary.failed) == (12_000, 12_000, 0)
-    assert summary.seconds > 0.5 and conn.auth.refresh_count >= 2  # tokens really expired during the job
+    assert conn.auth.refresh_count >= 4  # tokens really expired during the job
     out = tmp_path / "t-out.csv"
     extract(conn, "SELECT Email FROM Contact", str(out))
     emails = [r[0] for r in read_csv(out)[1:]]
