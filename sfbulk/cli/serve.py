@@ -51,6 +51,10 @@ def _report_config_error(error: ConfigError) -> None:
               help="Largest request body accepted; bigger ones get 413.")
 @click.option("--shutdown-timeout", default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, type=click.IntRange(0),
               help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
+@click.option("--token-endpoint", default=None, metavar="URL",
+              help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
+                   "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
+                   "or an emulator's URL.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
 def serve_command(
@@ -61,13 +65,15 @@ def serve_command(
     threads: int,
     max_body_bytes: int,
     shutdown_timeout: int,
+    token_endpoint: str | None,
     access_log: bool,
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files) at /services/<name>."""
     from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
 
     try:
-        engine = Engine(registry=registry_dir)
+        init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
+        engine = Engine(registry=registry_dir, init_defaults=init_defaults)
         engine.load(*configs)
     except ConfigError as exc:
         _report_config_error(exc)

@@ -4,17 +4,15 @@ The registry starts with a stale token whose time is older than intervalTime, so
 finds the token expired at once. Exactly one refresh-token grant must reach the token endpoint, every
 request must get the emulator's 201, and the registry must end consistent.
 
-The seed proxy never passes `tokenEndpointHostname` to init, so its refreshes go to
-https://login.salesforce.com. The proxy served here is the seed proxy with that one parameter added
-(read from the request like the others), pointing at a counting relay in front of the emulator's token
-endpoint: the relay is how the test counts grants.
+The proxy is the seed proxy, unchanged. It never passes `tokenEndpointHostname` to init, so the
+engine is given that default the way `sfbulk serve --token-endpoint URL` does (`init_defaults`):
+a counting relay in front of the emulator's token endpoint, which is how the test counts grants.
 """
 
 from __future__ import annotations
 
 import http.server
 import itertools
-import re
 import threading
 import time
 from pathlib import Path
@@ -29,19 +27,6 @@ FAULT_SEQ = REPO / "examples" / "synapse" / "faultHandlerSeq.xml"
 CLIENTS = 50
 REQUESTS = 1000
 STALE_TOKEN = "00D000000000001!stale-token-from-yesterday"
-
-
-def _seed_with_token_endpoint(target: Path) -> Path:
-    text = SEED_PROXY.read_text()
-    text, n1 = re.subn(
-        r'(<property name="registryPath" expression="//registryPath/text\(\)"/>)',
-        r'\1<property name="tokenEndpointHostname" expression="//tokenEndpointHostname/text()"/>', text)
-    text, n2 = re.subn(
-        r"(<registryPath>\{\$ctx:registryPath\}</registryPath>)",
-        r"\1<tokenEndpointHostname>{$ctx:tokenEndpointHostname}</tokenEndpointHostname>", text)
-    assert n1 == n2 == 1
-    target.write_text(text)
-    return target
 
 
 class _CountingTokenRelay(http.server.BaseHTTPRequestHandler):
@@ -84,8 +69,9 @@ def test_50_clients_1000_requests_one_refresh(sfbulk_server, emulator_factory, t
     expired_at = int(time.time() * 1000) - 10_000_000  # older than intervalTime (1,000,000 ms)
     (token_dir / "time").write_text(str(expired_at))
 
-    proxy = _seed_with_token_endpoint(tmp_path / "salesforcebulk_createJob.xml")
-    server = sfbulk_server(proxy, FAULT_SEQ, registry=registry, threads=32)
+    relay_url = f"http://127.0.0.1:{relay.server_port}"
+    server = sfbulk_server(SEED_PROXY, FAULT_SEQ, registry=registry, threads=32,
+                           init_defaults={"salesforcebulk": {"tokenEndpointHostname": relay_url}})
     creds = emulator.credentials
     body = (
         "<createJob><apiVersion>34.0</apiVersion>"
@@ -93,7 +79,6 @@ def test_50_clients_1000_requests_one_refresh(sfbulk_server, emulator_factory, t
         f"<refreshToken>{creds['refresh_token']}</refreshToken><clientId>{creds['client_id']}</clientId>"
         f"<clientSecret>{creds['client_secret']}</clientSecret><intervalTime>1000000</intervalTime>"
         "<registryPath>connectors/SalesforceBulk</registryPath>"
-        f"<tokenEndpointHostname>http://127.0.0.1:{relay.server_port}</tokenEndpointHostname>"
         "<operation>insert</operation><contentType>CSV</contentType><object>Contact</object></createJob>"
     ).encode()
 

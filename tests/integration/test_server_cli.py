@@ -123,3 +123,29 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_token_endpoint_option_lets_the_unchanged_seed_proxy_refresh_locally(tmp_path, emulator):
+    """`--token-endpoint` gives init the tokenEndpointHostname the seed proxy never passes."""
+    repo = Path(__file__).resolve().parents[2]
+    proc, url = _start_serve(str(repo / "examples" / "synapse"), "--registry", str(tmp_path / "reg"),
+                             "--token-endpoint", emulator.base_url, cwd=tmp_path)
+    try:
+        creds = emulator.credentials
+        body = (
+            "<createJob><apiVersion>34.0</apiVersion><accessToken></accessToken>"
+            f"<apiUrl>{emulator.base_url}</apiUrl><refreshToken>{creds['refresh_token']}</refreshToken>"
+            f"<clientId>{creds['client_id']}</clientId><clientSecret>{creds['client_secret']}</clientSecret>"
+            "<intervalTime>1000000</intervalTime><registryPath>connectors/SalesforceBulk</registryPath>"
+            "<operation>insert</operation><contentType>CSV</contentType><object>Contact</object></createJob>"
+        )
+        response = requests.post(f"{url}/services/salesforcebulk_createJob", data=body.encode(),
+                                 headers={"Content-Type": "text/xml"}, timeout=20)
+        assert response.status_code == 201, response.text
+        stored = (tmp_path / "reg" / "connectors" / "SalesforceBulk" / "accessToken").read_text()
+        assert stored  # the refreshed token, cached in the registry
+        assert stored not in response.text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        proc.communicate(timeout=10)
