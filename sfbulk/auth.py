@@ -186,6 +186,8 @@ class TokenManager:
         self.refresh_count = 0
         self._lock = threading.Lock()
         self._memory = Session(params.access_token, params.api_url)
+        # Fast path of current(): the stored values with the registry versions they were read at.
+        self._seen: tuple[object, tuple[str | None, int | None, str | None]] | None = None
         base = params.registry_path
         self.token_key = f"{base}/accessToken"
         self.time_key = f"{base}/time"
@@ -212,6 +214,20 @@ class TokenManager:
         instance = self.registry.get(self.instance_key)
         return token, stamp, (instance.strip() or None) if instance else None
 
+    def _stored_cached(self) -> tuple[str | None, int | None, str | None]:
+        """``_stored()`` without re-reading files whose registry version has not changed.
+
+        Only the unlocked fast path uses it; every decision taken under the lock re-reads.
+        """
+        assert self.registry is not None
+        versions = tuple(self.registry.version(k) for k in (self.token_key, self.time_key, self.instance_key))
+        seen = self._seen
+        if seen is not None and None not in versions and seen[0] == versions:
+            return seen[1]
+        values = self._stored()  # read after taking the versions: a concurrent write re-reads next time
+        self._seen = (versions, values)
+        return values
+
     def _stale(self, token: str | None, stamp: int | None) -> bool:
         if not token:
             return True
@@ -227,7 +243,7 @@ class TokenManager:
         if not self.uses_registry:
             return self._memory
         assert self.registry is not None
-        token, stamp, instance = self._stored()
+        token, stamp, instance = self._stored_cached()
         if token is None:
             with self.registry.lock(self.token_key):
                 token, stamp, instance = self._stored()

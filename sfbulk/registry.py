@@ -52,6 +52,13 @@ class Registry(ABC):
     def lock(self, key: str, timeout: float = 30) -> contextlib.AbstractContextManager[None]:
         """A lock for ``key`` held across threads and processes sharing this registry."""
 
+    def version(self, key: str) -> object | None:
+        """A cheap signature that changes whenever ``key`` is written, or None ("unknown: read it").
+
+        Lets hot paths (the token check before every call) skip re-reading unchanged resources.
+        """
+        return None
+
 
 def split_key(key: str) -> tuple[str, list[str]]:
     """(sub-directory, path parts) of a registry key; raises RegistryError for unsafe keys.
@@ -97,12 +104,18 @@ class FileRegistry(Registry):
 
     def __init__(self, root: str | os.PathLike[str] = "registry") -> None:
         self.root = Path(root).absolute()
+        # Keys are validated (syntax, then symlinks) once; the root holds tokens, so it must be
+        # private to the sfbulk user anyway, and re-resolving on every read cost more than the read.
+        self._paths: dict[str, Path] = {}
 
     def __repr__(self) -> str:
         return f"FileRegistry({str(self.root)!r})"
 
     def path(self, key: str) -> Path:
         """The file holding ``key``; guaranteed to lie inside the root (symlinks included)."""
+        cached = self._paths.get(key)
+        if cached is not None:
+            return cached
         subdir, parts = split_key(key)
         base = self.root / subdir if subdir else self.root
         candidate = base.joinpath(*parts)
@@ -110,7 +123,19 @@ class FileRegistry(Registry):
         real = os.path.realpath(candidate)
         if os.path.commonpath([root_real, real]) != root_real:
             raise RegistryError(f"registry key {key!r} is illegal: it points to a location outside the registry")
+        if len(self._paths) < 4096:
+            self._paths[key] = candidate
         return candidate
+
+    def version(self, key: str) -> object | None:
+        """(inode, mtime, size) of the resource file: atomic replaces always change it."""
+        try:
+            st = os.stat(self.path(key))
+        except FileNotFoundError:
+            return ("missing",)
+        except OSError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size)
 
     def get(self, key: str) -> str | None:
         path = self.path(key)

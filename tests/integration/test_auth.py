@@ -249,3 +249,36 @@ def test_no_secret_in_debug_logs_of_a_full_flow(emulator, connector, registry, a
     assert "POST /services/async/62.0/job -> 201" in caplog.text  # the flow was logged
     for secret in (access_token, new_token, creds["refresh_token"], creds["client_secret"]):
         assert secret and secret not in text
+
+
+def test_a_token_written_by_another_process_is_used_by_the_next_call(emulator, connector, registry, access_token):
+    """The unlocked fast path skips re-reading unchanged token files; a write must still be seen at once."""
+    registry.put(f"{REG_PATH}/accessToken", "stale-token-from-earlier", secret=True)
+    registry.put(f"{REG_PATH}/time", str(now_ms()))
+    transport = CountingTransport()
+    with connector.connection(registry=registry, transport=transport,
+                              **init_params(emulator, accessToken="", intervalTime="600000")) as conn:
+        first = conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
+        assert first.status == 201  # stale token rejected, refreshed and replayed
+        assert conn.auth.refresh_count == 1
+        calls_before = len(transport.paths)
+        emulator.expire_tokens()  # the refreshed token is now rejected ...
+        fresh = emulator.issue_token()  # ... and "another process" stores a valid one
+        registry.put(f"{REG_PATH}/accessToken", fresh, secret=True)
+        again = conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
+        assert again.status == 201
+        # Exactly one request: the new stored token was sent straight away (a stale cache would have
+        # sent the expired token first, got 400 InvalidSessionId and replayed).
+        assert transport.paths[calls_before:] == ["POST services/async/62.0/job"]
+        assert conn.auth.refresh_count == 1
+    transport.close()
+
+
+def test_registry_versions_change_on_every_write(registry):
+    key = f"{REG_PATH}/accessToken"
+    assert registry.version(key) == ("missing",)
+    seen = set()
+    for value in ("a" * 20, "b" * 20, "c" * 20):  # same size each time: the inode/ctime must differ
+        registry.put(key, value, secret=True)
+        seen.add(registry.version(key))
+    assert len(seen) == 3
