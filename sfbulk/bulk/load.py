@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,7 +100,8 @@ class _Slot:
     batch_id: str | None = None
     send_error: str | None = None
     result_file: str | None = None
-    result_future: Future[Any] | None = None
+    fetch_error: BaseException | None = None
+    ready: bool = False  # final and its results (if any) on disk: the merger may write it
 
 
 def default_outputs(path: str) -> tuple[str, str]:
@@ -118,6 +119,8 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     success_path = options.success_path or success_path
     error_path = options.error_path or error_path
     client = BulkClient(conn, retry=options.retry)
+    if os.path.getsize(path) == 0:
+        raise BulkInputError(f"{path} is empty: a CSV header line naming the fields is required")
     with open(path, "rb") as source:
         splitter = CsvSplitter(source, max_records=options.batch_size, max_chars=options.max_chars,
                                encoding=options.encoding, nul=options.nul)
@@ -128,8 +131,8 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
         log.info("job %s: %s %s", job_id, options.operation, options.object)
         work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
         try:
-            slots, input_error = _run(client, job_id, splitter, options, progress, work)
-            succeeded, failed = _write_results(path, splitter, slots, options, success_path, error_path)
+            slots, input_error, (succeeded, failed) = _run(client, job_id, path, splitter, options, progress,
+                                                           work, success_path, error_path)
             if input_error is not None:
                 raise BulkInputError(
                     f"{input_error} -- the {splitter.rows:,} rows before it were sent in job {job_id}: "
@@ -147,27 +150,38 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     )
 
 
-def _run(client: BulkClient, job_id: str, splitter: CsvSplitter, options: LoadOptions,
-         progress: Progress, work: str) -> tuple[list[_Slot], BulkInputError | None]:
+def _run(client: BulkClient, job_id: str, path: str, splitter: CsvSplitter, options: LoadOptions,
+         progress: Progress, work: str, success_path: str,
+         error_path: str) -> tuple[list[_Slot], BulkInputError | None, tuple[int, int]]:
+    """Upload, poll, download and merge, overlapped; returns the slots, a mid-file input error and counts."""
     slots: list[_Slot] = []
-    lock = threading.Lock()
+    cv = threading.Condition()
     uploads_done = threading.Event()
     stop = threading.Event()
     in_flight = threading.BoundedSemaphore(options.concurrency * 2)
     fatal: list[BaseException] = []
+    errors: list[BaseException] = []  # poller / merger failures, handed to the main thread
     uploader = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-upload")
     downloader = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-results")
     by_id: dict[str, _Slot] = {}
+    counts = [0, 0]
+
+    def mark_ready(slot: _Slot) -> None:
+        with cv:
+            slot.ready = True
+            cv.notify_all()
 
     def upload(slot: _Slot) -> None:
+        sent = False
         try:
             if stop.is_set():
                 slot.send_error = "not sent: the load stopped after an earlier error"
                 return
             info = client.add_batch(job_id, slot.batch.data, label=f"batch {slot.batch.index + 1}")
-            with lock:
+            with cv:
                 slot.batch_id = info.id
                 by_id[info.id] = slot
+            sent = True
             progress.sent(slot.batch.rows)
         except SfBulkError as exc:
             slot.send_error = f"not sent: {exc}"
@@ -179,47 +193,83 @@ def _run(client: BulkClient, job_id: str, splitter: CsvSplitter, options: LoadOp
             # The batch's bytes are no longer needed: results are paired with the file, not memory.
             slot.batch = _without_data(slot.batch)
             in_flight.release()
+            if not sent:
+                mark_ready(slot)
 
     def fetch(slot: _Slot) -> None:
         info = slot.info
         assert info is not None and slot.batch_id is not None
-        if info.state == "Completed" or (info.state == "Failed" and info.records_processed > 0):
-            dest = os.path.join(work, f"{slot.batch.index}.csv")
-            client.download_batch_results(job_id, slot.batch_id, dest)
-            slot.result_file = dest
+        try:
+            if info.state == "Completed" or (info.state == "Failed" and info.records_processed > 0):
+                dest = os.path.join(work, f"{slot.batch.index}.csv")
+                client.download_batch_results(job_id, slot.batch_id, dest)
+                slot.result_file = dest
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the merger in order
+            slot.fetch_error = exc
+        finally:
+            mark_ready(slot)
 
     def check() -> tuple[bool, bool, list[str]]:
         finished = uploads_done.is_set()
-        with lock:
+        with cv:
             pending_ids = [s.batch_id for s in slots if s.batch_id and s.info is None]
         if not pending_ids:
             return finished, False, []
         progressed = False
         for info in client.list_batches(job_id):
-            with lock:
+            with cv:
                 slot = by_id.get(info.id)
             if slot is None or slot.info is not None or not info.final:
                 continue
             slot.info = info
             progressed = True
             progress.batch_done(info)
-            slot.result_future = downloader.submit(fetch, slot)
-        with lock:
+            downloader.submit(fetch, slot)
+        with cv:
             pending = [s.batch_id for s in slots if s.batch_id and s.info is None]
         return finished and not pending, progressed, [p for p in pending if p]
-
-    poll_error: list[BaseException] = []
 
     def poller() -> None:
         try:
             poll_until(check, job_id=job_id, timeout=options.timeout,
                        backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            poll_error.append(exc)
+            errors.append(exc)
             stop.set()
+            with cv:
+                cv.notify_all()
+
+    def merger() -> None:
+        """Write each batch's rows as soon as it and every batch before it are done (input order)."""
+        writer: ResultWriter | None = None
+        index = 0
+        try:
+            while True:
+                with cv:
+                    while not errors and not (index < len(slots) and slots[index].ready) and not (
+                            uploads_done.is_set() and index >= len(slots)):
+                        cv.wait(0.5)
+                    if errors or index >= len(slots):
+                        break  # a poll failure, or every batch written
+                    slot = slots[index]
+                if writer is None:
+                    writer = ResultWriter(success_path, error_path, parse_header(splitter.header))
+                _write_slot(writer, path, splitter, slot)
+                index += 1
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+            stop.set()
+        finally:
+            if writer is None and not errors:
+                writer = ResultWriter(success_path, error_path, parse_header(splitter.header))
+            if writer is not None:
+                counts[:] = [writer.succeeded, writer.failed]
+                writer.close()
 
     poll_thread = threading.Thread(target=poller, name="sfbulk-poll", daemon=True)
+    merge_thread = threading.Thread(target=merger, name="sfbulk-merge", daemon=True)
     poll_thread.start()
+    merge_thread.start()
     input_error: list[BulkInputError] = []
     try:
         batches = iter(splitter)
@@ -234,12 +284,13 @@ def _run(client: BulkClient, job_id: str, splitter: CsvSplitter, options: LoadOp
                 break
             in_flight.acquire()
             slot = _Slot(batch)
-            with lock:
+            with cv:
                 slots.append(slot)
             if stop.is_set():
                 slot.send_error = "not sent: the load stopped after an earlier error"
                 slot.batch = _without_data(batch)
                 in_flight.release()
+                mark_ready(slot)
                 continue
             uploader.submit(upload, slot)
         uploader.shutdown(wait=True)
@@ -249,20 +300,23 @@ def _run(client: BulkClient, job_id: str, splitter: CsvSplitter, options: LoadOp
         uploads_done.set()
         _close_quietly(client, job_id)
         poll_thread.join(timeout=5)
+        merge_thread.join(timeout=5)
         downloader.shutdown(wait=False, cancel_futures=True)
         raise
-    uploads_done.set()
-    client.close_job(job_id)
-    poll_thread.join()
-    downloader.shutdown(wait=True)
-    if poll_error:
-        raise poll_error[0]
+    with cv:
+        uploads_done.set()
+        cv.notify_all()
+    try:
+        client.close_job(job_id)
+    finally:
+        poll_thread.join()
+        downloader.shutdown(wait=True)
+        merge_thread.join()
+    if errors:
+        raise errors[0]
     if fatal and not any(s.batch_id for s in slots):
         raise BulkError(f"job {job_id}: no batch could be sent: {fatal[0]}") from fatal[0]
-    for slot in slots:
-        if slot.result_future is not None:
-            slot.result_future.result()  # re-raise a download failure
-    return slots, (input_error[0] if input_error else None)
+    return slots, (input_error[0] if input_error else None), (counts[0], counts[1])
 
 
 def _without_data(batch: Batch) -> Batch:
@@ -276,23 +330,21 @@ def _close_quietly(client: BulkClient, job_id: str) -> None:
         log.warning("job %s could not be closed: %s", job_id, exc)
 
 
-def _write_results(path: str, splitter: CsvSplitter, slots: list[_Slot], options: LoadOptions,
-                   success_path: str, error_path: str) -> tuple[int, int]:
-    fields = parse_header(splitter.header) if splitter.header else []
-    with ResultWriter(success_path, error_path, fields) as writer:
-        for slot in slots:
-            rows = input_rows(path, slot.batch, splitter.encoding, splitter.nul)
-            if slot.send_error is not None:
-                writer.add_batch(rows, None, slot.send_error)
-                continue
-            info = slot.info
-            message = (info.state_message if info else "") or (f"batch {info.state}" if info else "no result")
-            if slot.result_file is None:
-                writer.add_batch(rows, None, message)
-                continue
-            with open(slot.result_file, encoding="utf-8", newline="") as fh:
-                writer.add_batch(rows, result_rows(fh), message)
-        return writer.succeeded, writer.failed
+def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _Slot) -> None:
+    if slot.fetch_error is not None:
+        raise slot.fetch_error
+    rows = input_rows(path, slot.batch, splitter.encoding, splitter.nul)
+    if slot.send_error is not None:
+        writer.add_batch(rows, None, slot.send_error)
+        return
+    info = slot.info
+    message = (info.state_message if info else "") or (f"batch {info.state}" if info else "no result")
+    if slot.result_file is None:
+        writer.add_batch(rows, None, message)
+        return
+    with open(slot.result_file, encoding="utf-8", newline="") as fh:
+        writer.add_batch(rows, result_rows(fh), message)
+    os.unlink(slot.result_file)
 
 
 ProgressFactory = Callable[[], Progress]
