@@ -15,6 +15,7 @@ from sfbulk.bulk.load import LoadOptions, Progress, load_csv
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.cli import cli
 from sfbulk.connector import Connector
+from sfbulk.errors import PollTimeout
 from sfbulk.registry import FileRegistry
 
 
@@ -151,4 +152,18 @@ def test_200k_rows_through_503s_and_resets(emulator_factory: Any, tmp_path: Path
         emails = [line.strip().strip('"') for line in fh]
     assert len(emails) == 200_000 and len(set(emails)) == 200_000  # loaded once, extracted once
     assert time.monotonic() - started < 60
+    conn.close()
+
+
+def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory(processing_delay_ms=1_000)
+    src = tmp_path / "slow.csv"
+    write_contacts(src, 30, tag="slow")
+    conn = connect(emu, tmp_path)
+    with pytest.raises(PollTimeout) as info:
+        load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=0.4, poll_initial=0.05))
+    err = info.value
+    conn.invoke("updateJob", jobId=err.job_id, state="Aborted")  # queued batches need not run
+    assert err.job_id.startswith("750") and len(err.batch_ids) == 3
+    assert err.job_id in str(err) and all(b in str(err) for b in err.batch_ids)
     conn.close()
