@@ -24,7 +24,7 @@ run: $(VENV)/.installed-base
 
 ## test: install with test extras and run the whole suite
 test: $(VENV)/.installed-test
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 ## check: lint and type-check
 check: lint typecheck
