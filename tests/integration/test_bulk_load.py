@@ -167,3 +167,29 @@ def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_p
     assert err.job_id.startswith("750") and len(err.batch_ids) == 3
     assert err.job_id in str(err) and all(b in str(err) for b in err.batch_ids)
     conn.close()
+
+
+def test_update_upsert_and_delete_from_success_ids(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    conn = connect(emu, tmp_path)
+    src = tmp_path / "ins.csv"
+    write_contacts(src, 40, tag="upd")
+    ins = load_csv(conn, str(src), LoadOptions(object="Contact", serial=True, batch_size=15))
+    assert (ins.succeeded, ins.batches) == (40, 3)
+    ids = [r[4] for r in read_csv(Path(ins.success_path))[1:]]
+    upd = tmp_path / "upd.csv"
+    upd.write_text("Id,LastName\n" + "".join(f"{i},Renamed{n}\n" for n, i in enumerate(ids)) + "001000000000000AAA,X\n")
+    summary = load_csv(conn, str(upd), LoadOptions(object="Contact", operation="update"))
+    assert (summary.succeeded, summary.failed) == (40, 1)
+    assert read_csv(Path(summary.error_path))[1][0] == "001000000000000AAA"
+    ups = tmp_path / "ups.csv"
+    ups.write_text("Email,LastName\nupd0@example.com,Upserted\nnew@example.com,Created\n")
+    summary = load_csv(conn, str(ups), LoadOptions(object="Contact", operation="upsert", external_id="Email"))
+    assert [r[-2] for r in read_csv(Path(summary.success_path))[1:]] == ["false", "true"]  # sf__Created
+    dele = tmp_path / "del.csv"
+    dele.write_text("Id\n" + "".join(f"{i}\n" for i in ids))
+    assert load_csv(conn, str(dele), LoadOptions(object="Contact", operation="delete")).succeeded == 40
+    out = tmp_path / "left.csv"
+    extract(conn, "SELECT LastName FROM Contact", str(out))
+    assert [r[0] for r in read_csv(out)[1:]] == ["Created"]
+    conn.close()
