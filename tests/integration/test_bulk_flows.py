@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 @pytest.fixture
 def engine(tmp_path: Path) -> Engine:
     eng = Engine(registry=str(tmp_path / "registry"))
-    eng.load(EXAMPLES / "bulk" / "batches.yaml", EXAMPLES / "bulk" / "salesforcebulk_batches.xml",
-             EXAMPLES / "synapse" / "faultHandlerSeq.xml")
+    eng.load(EXAMPLES / "bulk" / "batches.yaml", EXAMPLES / "bulk" / "attachments.yaml",
+             EXAMPLES / "bulk" / "salesforcebulk_batches.xml", EXAMPLES / "synapse" / "faultHandlerSeq.xml")
     return eng
 
 
@@ -106,3 +108,28 @@ def test_xml_proxy_xml_batch_and_errors(engine: Engine, emulator: Any) -> None:
     r = call(engine, "salesforcebulk_batches", settings(emulator, jobId=job, batchId="INVALID"),
              "urn:getBatchStatus")
     assert r.status == 400 and b"<exceptionCode>InvalidBatch</exceptionCode>" in r.body
+
+
+def test_zip_attachments_through_flows(engine: Engine, emulator: Any) -> None:
+    eng = engine
+    c = emulator.credentials
+    headers = [("X-Sf-Api-Url", emulator.base_url), ("X-Sf-Refresh-Token", c["refresh_token"]),
+               ("X-Sf-Client-Id", c["client_id"]), ("X-Sf-Client-Secret", c["client_secret"]),
+               ("X-Sf-Token-Endpoint", emulator.base_url)]
+    job_info = (b'<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><operation>insert</operation>'
+                b"<object>Contact</object><contentType>ZIP_CSV</contentType></jobInfo>")
+    r = eng.handle("createJobToUploadBatchFile", method="POST", uri="/services/createJobToUploadBatchFile",
+                   headers=[("Content-Type", "application/xml"), *headers], body=job_info)
+    assert r.status == 201, r.body
+    job = tag(r.body, "id")
+    assert tag(r.body, "contentType") == "ZIP_CSV"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("request.txt", "LastName,Description\nZipFlow,from a flow\n")
+        zf.writestr("photo.bin", bytes(range(256)))
+    r = eng.handle("uploadBatchFile", method="POST", uri=f"/services/uploadBatchFile?jobId={job}",
+                   headers=[("Content-Type", "zip/csv"), *headers], body=buf.getvalue(),
+                   rest_url_postfix=f"?jobId={job}")
+    assert r.status == 201, r.body
+    body = wait_done(eng, emulator, job, tag(r.body, "id"))
+    assert tag(body, "state") == "Completed" and tag(body, "numberRecordsProcessed") == "1"
