@@ -193,3 +193,16 @@ def test_update_upsert_and_delete_from_success_ids(emulator_factory: Any, tmp_pa
     extract(conn, "SELECT LastName FROM Contact", str(out))
     assert [r[0] for r in read_csv(out)[1:]] == ["Created"]
     conn.close()
+
+
+def test_failed_batches_send_every_row_to_the_error_file(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    conn = connect(emu, tmp_path)
+    src = tmp_path / "badfield.csv"
+    src.write_text("LastName,NoSuchField__c\n" + "".join(f"L{i},x\n" for i in range(25)))
+    summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10))
+    assert (summary.batches, summary.succeeded, summary.failed) == (3, 0, 25)
+    errors = read_csv(Path(summary.error_path))
+    assert [r[0] for r in errors[1:]] == [f"L{i}" for i in range(25)]
+    assert all("InvalidBatch" in r[-1] and "NoSuchField__c" in r[-1] for r in errors[1:])
+    conn.close()
