@@ -22,7 +22,6 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -346,7 +345,5 @@ def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _S
         writer.add_batch(rows, result_rows(fh), message)
     os.unlink(slot.result_file)
 
-
-ProgressFactory = Callable[[], Progress]
 
 __all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "default_outputs", "load_csv"]
