@@ -248,8 +248,8 @@ def _run(client: BulkClient, job_id: str, path: str, splitter: CsvSplitter, opti
                     while not errors and not (index < len(slots) and slots[index].ready) and not (
                             uploads_done.is_set() and index >= len(slots)):
                         cv.wait(0.5)
-                    if errors or index >= len(slots):
-                        break  # a poll failure, or every batch written
+                    if index >= len(slots) or not slots[index].ready:
+                        break  # every batch written, or a poll failure: keep what is done, in order
                     slot = slots[index]
                 if writer is None:
                     writer = ResultWriter(success_path, error_path, parse_header(splitter.header))

@@ -163,6 +163,7 @@ def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_p
     with pytest.raises(PollTimeout) as info:
         load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=0.4, poll_initial=0.05))
     err = info.value
+    assert read_csv(tmp_path / "slow.success.csv")[0][-1] == "sf__Error"  # files exist, complete so far
     conn.invoke("updateJob", jobId=err.job_id, state="Aborted")  # queued batches need not run
     assert err.job_id.startswith("750") and len(err.batch_ids) == 3
     assert err.job_id in str(err) and all(b in str(err) for b in err.batch_ids)
