@@ -259,8 +259,11 @@ def _run(client: BulkClient, job_id: str, path: str, splitter: CsvSplitter, opti
             errors.append(exc)
             stop.set()
         finally:
-            if writer is None and not errors:
-                writer = ResultWriter(success_path, error_path, parse_header(splitter.header))
+            if writer is None:  # no batch done (or none at all): the files still exist, with their header
+                try:
+                    writer = ResultWriter(success_path, error_path, parse_header(splitter.header))
+                except OSError as exc:
+                    errors.append(exc)
             if writer is not None:
                 counts[:] = [writer.succeeded, writer.failed]
                 writer.close()
