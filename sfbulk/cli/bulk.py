@@ -243,6 +243,9 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     except SfBulkError as exc:
         _fail(exc)
         return
+    except OSError as exc:  # unreadable input, unwritable output folder, full disk
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+        sys.exit(EXIT_USAGE)
     finally:
         if tmp:
             os.unlink(tmp)
@@ -289,6 +292,9 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
     except SfBulkError as exc:
         _fail(exc)
         return
+    except OSError as exc:  # unreadable input, unwritable output folder, full disk
+        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+        sys.exit(EXIT_USAGE)
     click.echo(
         f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
         f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
