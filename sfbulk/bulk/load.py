@@ -120,15 +120,22 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     client = BulkClient(conn, retry=options.retry)
     if os.path.getsize(path) == 0:
         raise BulkInputError(f"{path} is empty: a CSV header line naming the fields is required")
+    # Output folders are checked (the work folder lives there) before a job exists in Salesforce.
+    if os.path.dirname(os.path.abspath(success_path)) != os.path.dirname(os.path.abspath(error_path)):
+        tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(success_path))).close()
+    work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
     with open(path, "rb") as source:
         splitter = CsvSplitter(source, max_records=options.batch_size, max_chars=options.max_chars,
                                encoding=options.encoding, nul=options.nul)
-        job = client.create_job(operation=options.operation, object=options.object, content_type="CSV",
-                                external_id=options.external_id,
-                                concurrency="Serial" if options.serial else None)
+        try:
+            job = client.create_job(operation=options.operation, object=options.object, content_type="CSV",
+                                    external_id=options.external_id,
+                                    concurrency="Serial" if options.serial else None)
+        except BaseException:
+            shutil.rmtree(work, ignore_errors=True)
+            raise
         job_id = job["id"]
         log.info("job %s: %s %s", job_id, options.operation, options.object)
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
         try:
             slots, input_error, (succeeded, failed) = _run(client, job_id, path, splitter, options, progress,
                                                            work, success_path, error_path)
