@@ -31,7 +31,12 @@ def is_transient(exc: BaseException) -> bool:
     """True for failures a retry may cure: no response at all, or a transient HTTP status."""
     if isinstance(exc, TransportError):
         return True
-    return isinstance(exc, ApiError) and exc.status in TRANSIENT_STATUSES
+    if not isinstance(exc, ApiError):
+        return False
+    # InvalidSessionId reaching us means the token expired again right after the connection's own
+    # refresh-and-replay (tokens revoked twice in a row): the request was rejected before Salesforce
+    # did anything, so another round (which refreshes again) is safe.
+    return exc.status in TRANSIENT_STATUSES or exc.exception_code == "InvalidSessionId"
 
 
 @dataclass

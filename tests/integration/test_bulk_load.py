@@ -107,20 +107,20 @@ def test_token_expires_mid_load(emulator_factory: Any, tmp_path: Path) -> None:
     conn = connect(emu, tmp_path)
 
     class ExpireEveryFewBatches(Progress):
-        """Besides the short lifetime, revoke every token after batches 3, 6, 9 and 12 are sent."""
+        """Besides the short lifetime, revoke every token after every second batch is sent."""
 
         def __init__(self) -> None:
             self.batches = 0
 
         def sent(self, rows: int) -> None:
             self.batches += 1
-            if self.batches % 3 == 0:
+            if self.batches % 2 == 0:
                 emu.expire_tokens()
 
     summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=1_000, concurrency=3,
                                                    poll_initial=0.2), ExpireEveryFewBatches())
     assert (summary.rows, summary.succeeded, summary.failed) == (12_000, 12_000, 0)
-    assert conn.auth.refresh_count >= 4  # tokens really expired during the job
+    assert conn.auth.refresh_count >= 3  # tokens really expired during the job (refreshes may coalesce)
     out = tmp_path / "t-out.csv"
     extract(conn, "SELECT Email FROM Contact", str(out))
     emails = [r[0] for r in read_csv(out)[1:]]
