@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @contextmanager
-def emulator_process(db: str) -> Iterator[dict[str, str]]:
+def emulator_process(db: str, extra: list[str] | None = None) -> Iterator[dict[str, str]]:
     """The emulator in its own process (as users run it), so the benchmark client does not share its GIL."""
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--db", db],
-                            cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    command = [sys.executable, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--db", db, *(extra or [])]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
         yield json.loads(proc.stdout.readline())
@@ -54,9 +54,14 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--db", default=":memory:")
+    parser.add_argument("--workers", type=int, default=2, help="the emulator's --workers")
+    parser.add_argument("--worker-threads", action="store_true",
+                        help="process batches in threads of the emulator process instead of worker processes")
     args = parser.parse_args()
     batches = make_batches(args.rows, args.batch)
-    with emulator_process(args.db) as emu:
+    extra = ["--workers", str(args.workers)] + (["--worker-threads"] if args.worker_threads else [])
+    print(f"emulator: sfbulk emulator {' '.join(extra)}")
+    with emulator_process(args.db, extra) as emu:
         http = requests.Session()
         token = http.post(f"{emu['base_url']}/services/oauth2/token", data={
             "grant_type": "refresh_token", "client_id": emu["client_id"], "client_secret": emu["client_secret"],

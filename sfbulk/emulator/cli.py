@@ -36,15 +36,21 @@ from .schema import SchemaError
               help="Latency added to every request.")
 @click.option("--fault-oauth", is_flag=True, help="Inject faults on the OAuth token endpoint too.")
 @click.option("--fault-seed", default=None, type=int, help="Seed for reproducible fault injection.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64),
+              help="Batches processed at the same time.")
+@click.option("--worker-processes/--worker-threads", default=True, show_default=True,
+              help="Process batches in worker processes (one core each) or in threads of this process.")
 def emulator_command(host: str, port: int, db: str, token_ttl: float, processing_delay: float, tls: bool,
                      as_json: bool, schema_file: str | None, result_file_rows: int, fault_rate: float,
-                     reset_rate: float, latency_ms: float, fault_oauth: bool, fault_seed: int | None) -> None:
+                     reset_rate: float, latency_ms: float, fault_oauth: bool, fault_seed: int | None,
+                     workers: int, worker_processes: bool) -> None:
     """Run the local Salesforce Bulk API 1.0 + OAuth emulator (demo credentials are printed on purpose)."""
     from .server import Emulator
 
     try:
         emu = Emulator(host=host, port=port, db=db, token_ttl=token_ttl, processing_delay_ms=processing_delay,
-                       tls=tls, schema_file=schema_file, rows_per_result_file=result_file_rows)
+                       tls=tls, schema_file=schema_file, rows_per_result_file=result_file_rows, workers=workers,
+                       worker_processes=worker_processes)
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:

@@ -133,6 +133,59 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
     return states
 
 
+def _clean_insert_columns(obj: SObject, columns: list[Column], payload: Payload) -> list[tuple[Field, list[Any]]] | None:
+    """Column-wise values of an insert batch in which no row can fail, or None (use the row path).
+
+    Most insert batches are clean: every value fits its field, required fields are filled, and no
+    column needs a database check (lookups, references, unique fields, an Id). For those, converting
+    column by column and inserting with one ``executemany`` gives the same rows and results as the
+    row-by-row path at a fraction of the cost. Anything that could produce a per-row error (or needs
+    the database to decide) returns None, and the general path handles the whole batch.
+    """
+    rows = payload.rows
+    if not rows:
+        return None
+    missing, null = MISSING, NULL
+    planned: list[tuple[Field, list[Any]]] = []
+    for col in columns:
+        f = col.field
+        if (f is None or f.name == "Id" or col.lookup is not None or col.readonly or f.unique
+                or f.type == "reference"):
+            return None
+        cells = [row[col.index] for row in rows]
+        limit = col.text_limit
+        if limit is not None and set(map(type, cells)) == {str}:
+            if max(map(len, cells)) > limit:
+                return None
+            values = cells
+        else:
+            values = []
+            append = values.append
+            convert = col.convert
+            assert convert is not None
+            for cell in cells:
+                if cell is missing or cell is null:
+                    append(None)
+                    continue
+                if limit is not None and type(cell) is str and len(cell) <= limit:
+                    append(cell)
+                    continue
+                try:
+                    append(convert(cell))
+                except FieldValueError:
+                    return None
+        if f.default is not None:
+            default = make_converter(f)(f.default)
+            values = [default if v is None else v for v in values]
+        elif f.required and None in values:
+            return None  # REQUIRED_FIELD_MISSING for some row
+        planned.append((f, values))
+    present = {f for f, _ in planned}
+    if any(f.required and f.default is None and f not in present for f in obj.data_fields):
+        return None  # every row misses a required field
+    return planned
+
+
 def _chunks(items: list[Any], size: int = IN_CHUNK) -> Iterable[list[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -163,6 +216,20 @@ class BatchWriter:
     def run(self, payload: Payload) -> list[list[Any]]:
         columns = resolve_columns(self.schema, self.obj, payload.columns, self.operation)
         self._batch_fields = {c.field for c in columns if c.field is not None}
+        if self.operation == "insert":
+            planned = _clean_insert_columns(self.obj, columns, payload)
+            if planned is not None:
+                count = len(payload.rows)
+                # Ids are reserved in a short transaction and built outside it, so parallel batch
+                # workers hold the database's write lock only for the insert itself.
+                with self.store.write() as conn:
+                    first = self.store.allocate(conn, self.obj.key_prefix, count)
+                ids = make_ids18(self.obj.key_prefix, first, count)
+                with self.store.write() as conn:
+                    self.conn = conn
+                    self.now = now_iso()
+                    self._write_columns(planned, ids)
+                return [[new_id, True, True, []] for new_id in ids]
         states = _convert_rows(self.obj, columns, payload)
         with self.store.write() as conn:
             self.conn = conn
@@ -355,6 +422,19 @@ class BatchWriter:
         self.conn.executemany(sql, params)
         for st in rows:
             st.created = True
+
+    def _write_columns(self, planned: list[tuple[Field, list[Any]]], ids: list[str]) -> None:
+        """Insert rows given column-wise (the clean-insert fast path) under the given new ids."""
+        present = {f for f, _ in planned}
+        constants = [f for f in self.obj.data_fields if f.default is not None and f not in present]
+        cols = ['"Id"'] + [f.column for f, _ in planned] + [f.column for f in constants] + [
+            '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
+            '"LastModifiedById"']
+        literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
+            "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
+        sql = (f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES "
+               f"({', '.join(['?'] * (1 + len(planned)) + literals)})")
+        self.conn.executemany(sql, zip(ids, *(values for _, values in planned), strict=True))
 
     def _update(self, states: list[RowState], by_id: bool) -> None:
         if by_id:

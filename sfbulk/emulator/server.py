@@ -96,7 +96,8 @@ class Emulator:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, db: str | os.PathLike[str] = ":memory:",
                  token_ttl: float = 7200, processing_delay_ms: float = 0, tls: bool = False,
                  schema_file: str | os.PathLike[str] | None = None, rows_per_result_file: int = 100_000,
-                 workers: int = 2, threads: int = 16, credentials: dict[str, str] | None = None):
+                 workers: int = 2, threads: int = 16, credentials: dict[str, str] | None = None,
+                 worker_processes: bool = False):
         self.host = host
         self.credentials = dict(credentials or DEMO_CREDENTIALS)
         self.schema = Schema.load(schema_file)
@@ -105,7 +106,17 @@ class Emulator:
         self.faults = Faults()
         self.service = BulkService(self.store, self.schema, USER_ID, rows_per_result_file)
         self.service.processing_delay = processing_delay_ms / 1000.0
-        self.processor = Processor(self.service.process_batch, workers=workers)
+        # Batches run in worker threads (cheap to start: tests) or worker processes (``worker_processes``:
+        # one core each, for real loads and benchmarks; see workers.py).
+        self._runner: Any = None
+        process: Any = self.service.process_batch
+        if worker_processes:
+            from .workers import make_runner
+
+            self._runner = process = make_runner(self.service, self.store, schema_file, USER_ID, workers)
+        self.processor = Processor(process, workers=workers)
+        if self._runner is not None:
+            self._runner.resubmit = self.processor.submit
         self.service.processor = self.processor
         self.ca_file: str | None = None
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
@@ -181,6 +192,8 @@ class Emulator:
             if self._thread is not None:
                 self._thread.join(timeout=5)
             self.processor.stop()
+            if self._runner is not None:
+                self._runner.close()
             self.store.close()
             if self._tls_dir is not None:
                 self._tls_dir.cleanup()
