@@ -192,6 +192,8 @@ class TokenManager:
         self.token_key = f"{base}/accessToken"
         self.time_key = f"{base}/time"
         self.instance_key = f"{base}/instanceUrl"
+        #: the init apiUrl the stored token and instance URL were obtained for
+        self.api_url_key = f"{base}/apiUrl"
         if params.can_refresh and registry is None:
             raise ParameterError("init: refresh credentials were given but no registry to keep the token in")
         if params.can_refresh:
@@ -204,6 +206,12 @@ class TokenManager:
     # -- reading --------------------------------------------------------------------------------
 
     def _stored(self) -> tuple[str | None, int | None, str | None]:
+        """(token, time, instance URL) from the registry.
+
+        A token cached for another apiUrl (a different org, or an emulator restarted on another
+        port) comes back without its time, so it counts as stale and is refreshed once, instead of
+        sending requests to an instance this connection was never pointed at.
+        """
         assert self.registry is not None
         token = self.registry.get(self.token_key)
         raw_time = self.registry.get(self.time_key)
@@ -212,6 +220,9 @@ class TokenManager:
         except ValueError:
             stamp = None
         instance = self.registry.get(self.instance_key)
+        recorded_api = self.registry.get(self.api_url_key)
+        if recorded_api is not None and recorded_api.strip() and recorded_api.strip() != self.params.api_url:
+            return token, None, None
         return token, stamp, (instance.strip() or None) if instance else None
 
     def _stored_cached(self) -> tuple[str | None, int | None, str | None]:
@@ -220,7 +231,8 @@ class TokenManager:
         Only the unlocked fast path uses it; every decision taken under the lock re-reads.
         """
         assert self.registry is not None
-        versions = tuple(self.registry.version(k) for k in (self.token_key, self.time_key, self.instance_key))
+        keys = (self.token_key, self.time_key, self.instance_key, self.api_url_key)
+        versions = tuple(self.registry.version(k) for k in keys)
         seen = self._seen
         if seen is not None and None not in versions and seen[0] == versions:
             return seen[1]
@@ -253,6 +265,7 @@ class TokenManager:
                     stamp = self.clock_ms()
                     self.registry.put(self.token_key, token, secret=True)
                     self.registry.put(self.time_key, str(stamp))
+                    self.registry.put(self.api_url_key, self.params.api_url)
                     log.debug("token seeded in the registry at %s", self.token_key)
         if token and not self._stale(token, stamp):
             return self._session(token, instance)
@@ -286,8 +299,11 @@ class TokenManager:
         stamp = self.clock_ms()
         self.registry.put(self.token_key, access_token.reveal(), secret=True)
         self.registry.put(self.time_key, str(stamp))
+        self.registry.put(self.api_url_key, self.params.api_url)
         if instance_url:
             self.registry.put(self.instance_key, instance_url)
+        else:
+            self.registry.delete(self.instance_key)
         return Session(access_token, instance_url or self.params.api_url)
 
     def grant(self) -> tuple[Secret, str | None]:

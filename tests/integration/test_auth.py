@@ -282,3 +282,17 @@ def test_registry_versions_change_on_every_write(registry):
         registry.put(key, value, secret=True)
         seen.add(registry.version(key))
     assert len(seen) == 3
+
+
+def test_a_registry_reused_for_another_api_url_refreshes_instead_of_calling_the_old_instance(
+        emulator_factory, connector, registry):
+    first, second = emulator_factory(), emulator_factory()  # e.g. an emulator restarted on another port
+    with connector.connection(registry=registry, **init_params(first)) as conn:
+        create_job(conn)
+    assert registry.get(f"{REG_PATH}/instanceUrl") == first.base_url
+    first.stop()  # the old instance is gone: a request sent there would be a ConnectError
+    with connector.connection(registry=registry, **init_params(second)) as conn:
+        create_job(conn)
+        assert conn.auth.refresh_count == 1
+    assert registry.get(f"{REG_PATH}/instanceUrl") == second.base_url
+    assert registry.get(f"{REG_PATH}/apiUrl") == second.base_url
