@@ -98,6 +98,10 @@ def _readable(body: bytes, content_type: str) -> str:
 @click.option(
     "--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle to verify HTTPS backends."
 )
+@click.option("--token-endpoint", default=None, metavar="URL",
+              help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
+                   "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
+                   "or an emulator's URL.")
 @click.option("--include", "-i", is_flag=True, help="Print the response headers too.")
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
 def run_command(
@@ -109,6 +113,7 @@ def run_command(
     method: str | None,
     registry_dir: str,
     ca_file: str | None,
+    token_endpoint: str | None,
     include: bool,
     raw: bool,
 ) -> None:
@@ -132,7 +137,8 @@ def run_command(
     method = (method or ("POST" if input_file is not None else "GET")).upper()
 
     try:
-        engine = Engine(registry=registry_dir, verify=ca_file or True)
+        init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
+        engine = Engine(registry=registry_dir, verify=ca_file or True, init_defaults=init_defaults)
     except SfBulkError as exc:
         click.echo(f"sfbulk run: {exc}", err=True)
         sys.exit(EXIT_CONFIG)
