@@ -85,24 +85,28 @@ class ResultWriter:
         Rows without a result (a Failed batch, or results cut short) go to the error file with
         ``batch_error``.
         """
-        ok = failed = 0
         it = iter(results) if results is not None else iter(())
-        for row in rows:
-            res = next(it, None)
-            if res is None:
-                self._err.writerow(row + ["", "false", batch_error or "no result returned for this row"])
-                failed += 1
-                continue
+        good: list[list[str]] = []
+        bad: list[list[str]] = []
+        for row, res in zip(rows, it):  # one result per input row, same order (bulk-api.md §1.9)
             rid, success, created, error = res
-            if success.strip().lower() == "true":
-                self._ok.writerow(row + [rid, created, ""])
-                ok += 1
+            if success == "true" or success.strip().lower() == "true":
+                row.extend((rid, created, ""))
+                good.append(row)
             else:
-                self._err.writerow(row + [rid, created, error])
-                failed += 1
+                row.extend((rid, created, error))
+                bad.append(row)
+        missing = rows[len(good) + len(bad):]
+        for row in missing:  # a Failed batch, or results cut short
+            row.extend(("", "false", batch_error or "no result returned for this row"))
+        bad.extend(missing)
         extra = sum(1 for _ in it)
         if extra:
             raise BulkError(f"Salesforce returned {extra} more result rows than the batch had records")
+        # Whole batches per writerows call: the csv module's C loop, not one Python call per row.
+        self._ok.writerows(good)
+        self._err.writerows(bad)
+        ok, failed = len(good), len(bad)
         self.succeeded += ok
         self.failed += failed
         return ok, failed
