@@ -436,11 +436,10 @@ class BatchWriter:
                f"({', '.join(['?'] * (1 + len(planned)) + literals)})")
         self.conn.executemany(sql, zip(ids, *(values for _, values in planned), strict=True))
 
-    def _update(self, states: list[RowState], by_id: bool) -> None:
-        if by_id:
-            self._normalize_ids(states, "Id not specified in an update call")
+    def _live_targets(self, states: list[RowState]) -> list[RowState]:
+        """Rows (not yet failed) whose id must name a live record, each id once per batch; others fail."""
         targets = [st for st in states if not st.errors]
-        existing = self._existing([st.id for st in targets])  # type: ignore[index,misc]
+        existing = self._existing([st.id for st in targets])  # type: ignore[misc]
         seen: set[str] = set()
         for st in targets:
             state = existing.get(st.id)  # type: ignore[arg-type]
@@ -452,6 +451,12 @@ class BatchWriter:
                 st.fail("DUPLICATE_VALUE", f"Duplicate id in list: {st.id}")
             else:
                 seen.add(st.id)  # type: ignore[arg-type]
+        return targets
+
+    def _update(self, states: list[RowState], by_id: bool) -> None:
+        if by_id:
+            self._normalize_ids(states, "Id not specified in an update call")
+        targets = self._live_targets(states)
         self._resolve_lookups(targets)
         self._check_required(targets, inserting=False)
         self._check_references(targets)
@@ -519,19 +524,7 @@ class BatchWriter:
 
     def _delete(self, states: list[RowState], hard: bool) -> None:
         self._normalize_ids(states, "Id not specified in a delete call")
-        targets = [st for st in states if not st.errors]
-        existing = self._existing([st.id for st in targets])  # type: ignore[index,misc]
-        seen: set[str] = set()
-        for st in targets:
-            state = existing.get(st.id)  # type: ignore[arg-type]
-            if state is None:
-                st.fail("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id")
-            elif state:
-                st.fail("ENTITY_IS_DELETED", "entity is deleted")
-            elif st.id in seen:
-                st.fail("DUPLICATE_VALUE", f"Duplicate id in list: {st.id}")
-            else:
-                seen.add(st.id)  # type: ignore[arg-type]
+        targets = self._live_targets(states)
         ids = [(st.id,) for st in targets if not st.errors]
         if hard:
             self.conn.executemany(f'DELETE FROM {self.obj.table} WHERE "Id" = ?', ids)
