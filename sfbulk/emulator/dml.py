@@ -403,17 +403,9 @@ class BatchWriter:
         for st in rows:
             for f in st.values:
                 present.setdefault(f, None)
-        with_default = [f for f in self.obj.data_fields if f.default is not None]
         bound = list(present)
-        constants = [f for f in with_default if f not in present]
-        cols = ['"Id"'] + [f.column for f in bound] + [f.column for f in constants] + [
-            '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
-            '"LastModifiedById"']
-        literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
-            "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
-        sql = (f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES "
-               f"({', '.join(['?'] * (1 + len(bound)) + literals)})")
-        defaults = {f: make_converter(f)(f.default) for f in with_default if f in present}
+        sql = self._insert_sql(bound)
+        defaults = {f: make_converter(f)(f.default) for f in bound if f.default is not None}
         if defaults:
             params = [(st.id, *[defaults.get(f) if (v := st.values.get(f)) is None else v for f in bound])
                       for st in rows]
@@ -425,16 +417,19 @@ class BatchWriter:
 
     def _write_columns(self, planned: list[tuple[Field, list[Any]]], ids: list[str]) -> None:
         """Insert rows given column-wise (the clean-insert fast path) under the given new ids."""
-        present = {f for f, _ in planned}
-        constants = [f for f in self.obj.data_fields if f.default is not None and f not in present]
-        cols = ['"Id"'] + [f.column for f, _ in planned] + [f.column for f in constants] + [
+        sql = self._insert_sql([f for f, _ in planned])
+        self.conn.executemany(sql, zip(ids, *(values for _, values in planned), strict=True))
+
+    def _insert_sql(self, bound: list[Field]) -> str:
+        """INSERT binding the Id and ``bound``; defaults of other fields and system fields are literals."""
+        constants = [f for f in self.obj.data_fields if f.default is not None and f not in bound]
+        cols = ['"Id"'] + [f.column for f in bound] + [f.column for f in constants] + [
             '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
             '"LastModifiedById"']
         literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
             "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
-        sql = (f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES "
-               f"({', '.join(['?'] * (1 + len(planned)) + literals)})")
-        self.conn.executemany(sql, zip(ids, *(values for _, values in planned), strict=True))
+        return (f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES "
+                f"({', '.join(['?'] * (1 + len(bound)) + literals)})")
 
     def _live_targets(self, states: list[RowState]) -> list[RowState]:
         """Rows (not yet failed) whose id must name a live record, each id once per batch; others fail."""
