@@ -180,6 +180,11 @@ def _fail(exc: SfBulkError) -> None:
     sys.exit(EXIT_USAGE if isinstance(exc, BulkInputError) else EXIT_JOB_FAILED)
 
 
+def _fail_io(exc: OSError) -> None:
+    click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
 @click.command("load")
 @click.argument("csv_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--object", "sobject", required=True, help="sObject to load, e.g. Contact.")
@@ -244,8 +249,7 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         _fail(exc)
         return
     except OSError as exc:  # unreadable input, unwritable output folder, full disk
-        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail_io(exc)
     finally:
         if tmp:
             os.unlink(tmp)
@@ -293,8 +297,7 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         _fail(exc)
         return
     except OSError as exc:  # unreadable input, unwritable output folder, full disk
-        click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
-        sys.exit(EXIT_USAGE)
+        _fail_io(exc)
     click.echo(
         f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
         f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
