@@ -56,29 +56,54 @@ def make_id18(prefix: str, counter: int) -> str:
 
 _UPPER_BIT = [1 if "A" <= c <= "Z" else 0 for c in BASE62]
 _FIVE_DIGITS = 62**5
+_PAIR_SPAN = 62 * 62
+#: the last two base-62 digits of a counter, and their upper-case bits (positions 3 and 4 of the chunk)
+_PAIRS = [a + b for a in BASE62 for b in BASE62]
+_PAIR_BITS = [_UPPER_BIT[i] << 3 | _UPPER_BIT[j] << 4 for i in range(62) for j in range(62)]
+_TAILS: dict[tuple[str, int], list[str]] = {}
+
+
+def _tails(chunk_chars: str, mid_bits: int) -> list[str]:
+    """The 3,844 id endings (two digits + the three suffix characters) of one block of counters.
+
+    ``chunk_chars`` are the suffix characters of the first two 5-character chunks, ``mid_bits`` the
+    upper-case bits of the block's first three digits of the last chunk.
+    """
+    key = (chunk_chars, mid_bits)
+    tails = _TAILS.get(key)
+    if tails is None:
+        if len(_TAILS) >= 256:
+            _TAILS.clear()  # bounded: only a handful of (prefix, high digits) pairs are ever in use
+        suffix = _SUFFIX_ALPHABET
+        tails = [pair + chunk_chars + suffix[mid_bits | bits] for pair, bits in zip(_PAIRS, _PAIR_BITS, strict=True)]
+        _TAILS[key] = tails
+    return tails
 
 
 def make_ids18(prefix: str, first: int, count: int) -> list[str]:
-    """``count`` consecutive 18-char ids, equal to ``make_id18`` for each counter (fast path for bulk inserts)."""
-    if len(prefix) != 3:
+    """``count`` consecutive 18-char ids, equal to ``make_id18`` for each counter (fast path for bulk inserts).
+
+    Counters are taken in blocks of 3,844 that share all but the last two base-62 digits: the block's
+    common head is built once and joined to precomputed endings, so an id costs one string concatenation.
+    """
+    if len(prefix) != 3 or first < 0:
         return [make_id18(prefix, c) for c in range(first, first + count)]
     head = prefix + POD
     head_char = _chunk_char(head)
-    b, up, suffix = BASE62, _UPPER_BIT, _SUFFIX_ALPHABET
-    out = []
-    high_cache: tuple[int, str, str] = (-1, "", "")
-    for counter in range(first, first + count):
+    b, up = BASE62, _UPPER_BIT
+    out: list[str] = []
+    counter, end = first, first + count
+    while counter < end:
         hi, lo = divmod(counter, _FIVE_DIGITS)
-        if hi != high_cache[0]:
-            high = encode_counter(hi, 5)
-            high_cache = (hi, high, _chunk_char(high))
-        lo, d4 = divmod(lo, 62)
-        lo, d3 = divmod(lo, 62)
-        lo, d2 = divmod(lo, 62)
-        d0, d1 = divmod(lo, 62)
-        bits = up[d0] | up[d1] << 1 | up[d2] << 2 | up[d3] << 3 | up[d4] << 4
-        out.append(head + high_cache[1] + b[d0] + b[d1] + b[d2] + b[d3] + b[d4] + head_char + high_cache[2]
-                   + suffix[bits])
+        high = encode_counter(hi, 5)  # OverflowError past the end of the id space, as make_id18
+        block, pos = divmod(lo, _PAIR_SPAN)
+        d0, rest = divmod(block, _PAIR_SPAN)
+        d1, d2 = divmod(rest, 62)
+        start = head + high + b[d0] + b[d1] + b[d2]
+        tails = _tails(head_char + _chunk_char(high), up[d0] | up[d1] << 1 | up[d2] << 2)
+        n = min(end - counter, _PAIR_SPAN - pos)
+        out += map(start.__add__, tails[pos : pos + n])
+        counter += n
     return out
 
 

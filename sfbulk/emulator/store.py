@@ -97,8 +97,11 @@ class Store:
                 self._writer.execute(f"ALTER TABLE {obj.table} ADD COLUMN {f.column} {column_type(f)}")
         for f in obj.fields.values():
             if f.external_id or f.unique or f.id_lookup:
+                # Partial: lookups compare the key with = / IN, which implies NOT NULL, so they use it
+                # the same; rows that leave the key empty (most inserts) cost no index entry.
                 index = f'"idx_{obj.name}_{f.name}"'
-                self._writer.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {obj.table} ({f.column})")
+                self._writer.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {obj.table} ({f.column}) "
+                                     f"WHERE {f.column} IS NOT NULL")
 
     # -----------------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:
