@@ -665,6 +665,7 @@ class SoqlQuery:
         *,
         tiebreak: str | None = None,
         field_type: Callable[[str], str | None] | None = None,
+        select: Callable[[list[str]], str] | None = None,
     ) -> tuple[str, list[Any]]:
         """SQLite SELECT for this query and its parameters.
 
@@ -675,11 +676,13 @@ class SoqlQuery:
         ``field_type(field)`` (optional) returns the field's Salesforce type (string, picklist, int, double,
         currency, percent, boolean, date, datetime, id, reference, base64...) or None: filter values are
         then type-checked as on Salesforce and comparisons use the stored SQLite type.
-        The result columns are ``self.fields`` in order.
+        The result columns are ``self.fields`` in order, unless ``select(expressions)`` (optional) turns
+        the fields' SQL expressions into another select list (e.g. one rendered CSV line).
         """
         params: list[Any] = []
         translator = _Sql(column, params, field_type)
-        select = ", ".join(_paren(column(name)) for name in self.fields)
+        expressions = [_paren(column(name)) for name in self.fields]
+        columns_sql = select(expressions) if select is not None else ", ".join(expressions)
         conditions: list[str] = []
         if extra_where:
             conditions.append(f"({extra_where})")
@@ -694,7 +697,7 @@ class SoqlQuery:
             if hi is not None:
                 conditions.append(f"{id_col} < ?")
                 params.append(hi)
-        sql = f"SELECT {select} FROM {table}"
+        sql = f"SELECT {columns_sql} FROM {table}"
         if conditions:
             sql += " WHERE " + " AND ".join(conditions)
         order: list[str] = []
