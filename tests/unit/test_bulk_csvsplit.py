@@ -146,3 +146,50 @@ def test_read_range_finds_a_batch_again(tmp_path) -> None:
     path.write_bytes(data)
     _, batches = _split(data, max_records=10)
     assert [read_range(str(path), b.start, b.end) for b in batches] == [b.data[3:] for b in batches]
+
+
+blank_or_row = st.one_of(st.lists(field, min_size=2, max_size=2), st.sampled_from(["", "\r"]))
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(blank_or_row, min_size=0, max_size=80),
+    max_records=st.integers(1, 12),
+    max_chars=st.integers(60, 600),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    chunk=st.one_of(st.none(), st.integers(1, 40)),
+)
+def test_run_of_plain_lines_fast_path_cuts_the_same_batches(monkeypatch, rows, max_records, max_chars, terminator,
+                                                            chunk) -> None:
+    """Taking plain one-line records in runs gives exactly the batches of the record-by-record scan."""
+    from sfbulk.bulk import csvsplit
+
+    lines = ["A,B"] + [r if isinstance(r, str) else ",".join(_field(f) for f in r) for r in rows]
+    data = "".join(line + terminator for line in lines).encode("utf-8")
+
+    def outcome() -> tuple:
+        try:
+            splitter, batches = _split(data, chunk=chunk, max_records=max_records, max_chars=max_chars)
+        except BulkError as exc:
+            return ("error", str(exc))
+        return ([(b.index, b.first_row, b.rows, b.start, b.end, b.data) for b in batches],
+                splitter.rows, splitter.nul_count, splitter.blank_lines)
+
+    fast = outcome()
+    with monkeypatch.context() as patch:
+        patch.setattr(csvsplit, "_plain_lines", lambda buf, pos, want, budget: (0, pos, pos))
+        slow = outcome()
+    assert fast == slow
+
+
+def test_plain_lines_stops_at_a_quoted_line_break_and_a_blank_line() -> None:
+    from sfbulk.bulk.csvsplit import _plain_lines
+
+    buf = b'a,"x"\nb,"two\nlines"\nc,d\n'
+    assert _plain_lines(buf, 0, 10, 1000) == (1, 6, len(buf))
+    buf = b"a,b\nc,d\n\ne,f\n"
+    assert _plain_lines(buf, 0, 10, 1000) == (2, 8, len(buf))
+    assert _plain_lines(buf, 0, 1, 1000) == (1, 4, 4)
+    assert _plain_lines(buf, 0, 10, 5) == (1, 4, 4)  # the byte budget
+    assert _plain_lines(b"a,b", 0, 10, 1000) == (0, 0, 0)  # no complete line yet
