@@ -63,6 +63,53 @@ def parse_csv(data: bytes) -> Payload:
     text = _decode(data)
     if not text.strip():
         raise BatchFailure("Records not found: the batch is empty")
+    payload = _parse_csv_whole(text)
+    return payload if payload is not None else _parse_csv_rows(text)
+
+
+def _parse_csv_whole(text: str) -> Payload | None:
+    """The batch read in one go by the C reader and checked as a whole; None when any check fails.
+
+    Well-formed batches (every row as wide as the header, within the record limit, no CSV error)
+    come out exactly as `_parse_csv_rows` makes them; for anything else it is that row-by-row parser
+    that runs, and it reports the error it meets first.
+    """
+    try:
+        rows: list[list[Any]] = list(csv.reader(io.StringIO(text, newline=""), strict=True))
+    except csv.Error:
+        return None
+    if not rows:
+        return None
+    header = rows[0]
+    if not header or any(not h.strip() for h in header):
+        return None
+    del rows[0]
+    width = len(header)
+    if rows and min(map(len, rows)) == 0:
+        rows = [row for row in rows if row]  # blank lines
+    if len(rows) > MAX_RECORDS or (rows and (min(map(len, rows)) != width or max(map(len, rows)) != width)):
+        return None
+    by_column = list(zip(*rows, strict=True))
+    if any("" in cells or "#N/A" in cells for cells in by_column):
+        for index, cells in enumerate(by_column):
+            for marker, sentinel in (("", MISSING), ("#N/A", NULL)):
+                if marker in cells:
+                    _mark(rows, index, cells, marker, sentinel)
+    return Payload([h.strip() for h in header], rows)
+
+
+def _mark(rows: list[list[Any]], index: int, cells: tuple[str, ...], marker: str, sentinel: Any) -> None:
+    """Put ``sentinel`` in column ``index`` of every row whose cell there is ``marker``."""
+    position = cells.index(marker)
+    try:
+        while True:
+            rows[position][index] = sentinel
+            position = cells.index(marker, position + 1)
+    except ValueError:
+        return
+
+
+def _parse_csv_rows(text: str) -> Payload:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)

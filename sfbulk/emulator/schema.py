@@ -10,7 +10,7 @@ import base64
 import binascii
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -24,6 +24,8 @@ SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemMo
 TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist"}
 FIELD_TYPES = TEXT_TYPES | {"boolean", "int", "double", "currency", "percent", "date", "datetime", "reference", "base64", "id"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+#: _EMAIL over newline-joined cells; atomic groups: a failing cell must not retry earlier cells' splits
+_EMAILS = re.compile(r"(?>[^@\s]+@[^@\s]+\.[^@\s]+)(?:\n(?>[^@\s]+@[^@\s]+\.[^@\s]+))*+")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$")
 _DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$")
 
@@ -321,6 +323,38 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
         return b64
     # reference / id: checked by the DML layer, which knows the other objects
     return lambda raw: str(raw).strip()
+
+
+def make_column_check(f: Field) -> Callable[[Sequence[str]], bool] | None:
+    """For a text field, a test of a whole column of ``str`` cells: True only when the field's converter
+    would return every cell unchanged (no per-value call needed). None for other field types.
+
+    A False answer says nothing about single cells: convert them one by one to find out.
+    """
+    if f.type not in TEXT_TYPES:
+        return None
+    limit = f.length or 255
+    is_email = f.type == "email"
+    restricted = frozenset(f.values) if (f.type == "picklist" and f.restricted) else None
+
+    def check(cells: Sequence[str]) -> bool:
+        if max(map(len, cells), default=0) > limit:
+            return False
+        if is_email and not _all_emails(cells):
+            return False
+        return restricted is None or restricted.issuperset(cells)
+
+    return check
+
+
+def _all_emails(cells: Sequence[str]) -> bool:
+    """True only when ``_EMAIL`` matches every cell; one regex pass over the cells joined by newlines.
+
+    No cell may hold a newline of its own (``$`` also matches before a final one, which this joined
+    form cannot tell): then the joins are the only separators and each cell must match in full.
+    """
+    joined = "\n".join(cells)
+    return joined.count("\n") == len(cells) - 1 and _EMAILS.fullmatch(joined) is not None
 
 
 def _scalar_text(raw: Any) -> str:

@@ -331,9 +331,9 @@ class BulkService:
         assert obj is not None
         payload = parse_payload(data, job["contentType"])
         writer = BatchWriter(self.store, self.schema, obj, job["operation"], self.user_id, job["externalIdFieldName"])
-        results = writer.run(payload)
-        failed = sum(1 for r in results if not r[1])
-        blob = json.dumps(results, separators=(",", ":")).encode("utf-8")
+        results = writer.apply(payload)
+        failed = results.failed()
+        blob = results.to_json()
         with self.store.write() as conn:
             conn.execute("INSERT OR REPLACE INTO batch_results (batch_id, data) VALUES (?, ?)", (batch_id, blob))
             conn.execute(

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import csv
+import json
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sfbulk.emulator import dml
+from sfbulk.emulator import dml, payloads
 from sfbulk.emulator import ids as ids_module
+from sfbulk.emulator import schema as schema_module
+from sfbulk.emulator.apierrors import BatchFailure
 from sfbulk.emulator.ids import make_id18, make_ids18
+from sfbulk.emulator.payloads import parse_csv
+from sfbulk.emulator.schema import Field, FieldValueError, make_column_check, make_converter
 from tests.emulator.test_clean_insert_path import CLEAN, apply, cell, csv_bytes
 
 ID_SPACE = 62**10  # ten base-62 counter digits after the 3-char prefix and the 2-char pod
@@ -65,3 +71,160 @@ def test_clean_batches_of_any_size_store_what_the_row_path_stores(count: int, tm
     fast = apply(tmp_path, "fast", data, allow_fast=True, monkeypatch=monkeypatch)
     assert len(fast[1]) == count
     assert fast == apply(tmp_path, "slow", data, allow_fast=False, monkeypatch=monkeypatch)
+
+
+# --------------------------------------------------------------------------------------- CSV parsing
+def _outcome(parse: Any, data: bytes) -> Any:
+    try:
+        return parse(data)
+    except BatchFailure as exc:
+        return ("failed", exc.state_message)
+
+
+def _rows_parser(data: bytes) -> Any:
+    """``parse_csv`` with the whole-batch reader switched off: the row-by-row parser only."""
+    whole = payloads._parse_csv_whole
+    payloads._parse_csv_whole = lambda text: None  # type: ignore[assignment]
+    try:
+        return parse_csv(data)
+    finally:
+        payloads._parse_csv_whole = whole
+
+
+_CSV_CHARS = st.sampled_from([",", '"', "\n", "\r", "a", "Z", " ", "é", "€", "𝄞", "#", "N", "/", "A", "0"])
+_cell_text = st.one_of(st.just(""), st.just("#N/A"), st.just(" "), st.text(_CSV_CHARS, max_size=6),
+                       st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=6))
+
+
+def _field(value: str, quote: bool) -> str:
+    if quote or any(c in value for c in ',"\r\n'):
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+@st.composite
+def csv_documents(draw: Any) -> bytes:
+    """Mostly well-formed CSV (quotes, embedded newlines, CRLF, blank lines, blanks, #N/A, multibyte text),
+    sometimes with ragged rows, a blank header name or raw garbage appended."""
+    width = draw(st.integers(1, 4))
+    header = draw(st.lists(st.sampled_from(["A", "b", " C ", "Name", "x.y", " ", ""]), min_size=width,
+                           max_size=width))
+    lines = [",".join(header)]
+    for _ in range(draw(st.integers(0, 6))):
+        cells = draw(st.lists(_cell_text, min_size=width - 1 if draw(st.booleans()) and width > 1 else width,
+                              max_size=width + (1 if draw(st.integers(0, 9)) == 0 else 0)))
+        lines.append(",".join(_field(c, draw(st.booleans())) for c in cells))
+        if draw(st.integers(0, 5)) == 0:
+            lines.append("")  # blank line
+    text = draw(st.sampled_from(["\n", "\r\n"])).join(lines) + draw(st.sampled_from(["", "\n", "\r\n"]))
+    if draw(st.integers(0, 4)) == 0:
+        text += draw(st.text(_CSV_CHARS, max_size=8))
+    data = text.encode("utf-8")
+    if draw(st.integers(0, 9)) == 0:
+        data = draw(st.sampled_from([b"\xef\xbb\xbf", b""])) + data + draw(st.sampled_from([b"\xff", b"\xc3", b""]))
+    return data
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=csv_documents())
+def test_whole_batch_csv_parsing_equals_the_row_parser(data: bytes) -> None:
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.text(_CSV_CHARS, max_size=40).map(lambda t: t.encode("utf-8")))
+def test_whole_batch_csv_parsing_equals_the_row_parser_on_arbitrary_text(data: bytes) -> None:
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+
+
+@pytest.mark.parametrize("data", [
+    b'A,B\n1,2\n"unterminated\n',  # CSV error after good rows
+    b"A,B\n1,2\n1,2,3\n",  # ragged row
+    b"A,B\n1,2\n\n3,4\n",  # blank line
+    b"A,,B\n1,2,3\n",  # empty header name
+    b'A\n"x"y\n',  # strict quoting
+    b"\n\nA\n1\n",  # blank header line
+    b"A,B\n,#N/A\n#N/A,\n",  # blanks and #N/A
+    "Name,Desc\r\n\"caf\u00e9\r\nbar\",\"\u20ac, \"\"q\"\"\"\r\n".encode(),
+])
+def test_whole_batch_csv_parsing_equals_the_row_parser_on_known_cases(data: bytes) -> None:
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+
+
+@pytest.mark.parametrize("count", [2, 3, 4])
+def test_the_record_limit_fails_the_same_way(count: int, monkeypatch: Any) -> None:
+    monkeypatch.setattr(payloads, "MAX_RECORDS", 3)
+    data = ("A\n" + "x\n" * count + '"bad"x\n').encode()  # a CSV error after the rows: which comes first?
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+    data = ("A\n" + "x\n" * count).encode()
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+
+
+def test_oversized_fields_fail_the_same_way() -> None:
+    data = b"A\n" + b"x" * (csv.field_size_limit() + 1) + b"\n"
+    assert _outcome(parse_csv, data) == _outcome(_rows_parser, data)
+
+
+# ---------------------------------------------------------------------------------- column checks
+_TEXT_FIELDS = [Field("Name", "string", length=5), Field("Mail", "email", length=12),
+                Field("Kind", "picklist", length=255, values=("Mr.", "Ms."), restricted=True),
+                Field("Open", "picklist", length=3, values=("Mr.", "Ms.")), Field("Memo", "textarea", length=8)]
+_EMAIL_CHARS = st.sampled_from(["a", "B", "@", ".", " ", "\n", "\t", "\xa0", "\u2028", "é", "-", "M", "r", "s"])
+
+
+def _converter_keeps_every_cell(f: Field, cells: list[str]) -> bool:
+    convert = make_converter(f)
+    try:
+        return all(convert(c) == c for c in cells)
+    except FieldValueError:
+        return False
+
+
+@settings(max_examples=400, deadline=None)
+@given(f=st.sampled_from(_TEXT_FIELDS),
+       cells=st.lists(st.one_of(st.text(_EMAIL_CHARS, max_size=14), st.sampled_from(["a@b.cd", "Mr.", "Ms.", "x@y.z\n"]),
+                                st.builds(lambda n: f"user{n}@example.com", st.integers(0, 999))),
+                      min_size=1, max_size=8))
+def test_a_passing_column_check_means_the_converter_keeps_every_cell(f: Field, cells: list[str]) -> None:
+    check = make_column_check(f)
+    assert check is not None
+    keeps = _converter_keeps_every_cell(f, cells)
+    if check(cells):
+        assert keeps
+    if f.type == "email":
+        each = all(schema_module._EMAIL.match(c) for c in cells)
+        if any("\n" in c for c in cells):
+            assert not schema_module._all_emails(cells)  # conservative: the cells decide one by one
+        else:
+            assert schema_module._all_emails(cells) == each
+    else:
+        assert check(cells) == keeps  # exact for non-email text types
+
+
+def test_the_joined_email_check_stays_linear_when_the_last_cell_is_bad() -> None:
+    cells = ["a@b.c.d.e.f"] * 5000 + ["no at sign"]
+    assert not schema_module._all_emails(cells)
+    assert schema_module._all_emails(cells[:-1])
+
+
+def test_non_text_fields_have_no_column_check() -> None:
+    assert make_column_check(Field("N", "int")) is None
+    assert make_column_check(Field("D", "date")) is None
+
+
+# ---------------------------------------------------------------------------------------- results
+@settings(max_examples=50, deadline=None)
+@given(first=st.integers(0, ID_SPACE - 50), count=st.integers(0, 40))
+def test_clean_insert_results_encode_like_json_dumps(first: int, count: int) -> None:
+    new_ids = make_ids18("003", first, count)
+    lazy = dml.BatchResults(created_ids=new_ids)
+    assert lazy.to_json() == json.dumps([[i, True, True, []] for i in new_ids], separators=(",", ":")).encode()
+    assert len(lazy) == count and lazy.failed() == 0
+    assert lazy.rows() == [[i, True, True, []] for i in new_ids]
+
+
+def test_general_results_are_json_dumps_of_the_rows() -> None:
+    rows = [["003", True, True, []], [None, False, False, [["REQUIRED_FIELD_MISSING", "caf\u00e9 \"x\"", ["LastName"]]]]]
+    results = dml.BatchResults(rows)
+    assert results.to_json() == json.dumps(rows, separators=(",", ":")).encode("utf-8")
+    assert len(results) == 2 and results.failed() == 1 and results.rows() is rows
