@@ -30,7 +30,7 @@ from typing import Any
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.poll import Backoff, poll_until
-from sfbulk.bulk.results import ResultWriter, input_rows, parse_header, result_rows
+from sfbulk.bulk.results import ResultWriter, input_records, parse_header, result_rows
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.errors import BulkError, BulkInputError, SfBulkError
 
@@ -342,7 +342,7 @@ def _close_quietly(client: BulkClient, job_id: str) -> None:
 def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _Slot) -> None:
     if slot.fetch_error is not None:
         raise slot.fetch_error
-    rows = input_rows(path, slot.batch, splitter.encoding, splitter.nul)
+    rows = input_records(path, slot.batch, splitter.encoding, splitter.nul)
     if slot.send_error is not None:
         writer.add_batch(rows, None, slot.send_error)
         return

@@ -6,15 +6,20 @@ batch's input rows are read back from the source file by byte range (so the inpu
 memory), transformed exactly as they were sent, and zipped with the downloaded result CSV.
 
 Every input row lands in exactly one of the two files, with the input columns followed by
-``sf__Id``, ``sf__Created`` and ``sf__Error``. A batch that failed as a whole (state ``Failed``)
-sends its rows to the error file with the batch's ``stateMessage``.
+``sf__Id``, ``sf__Created`` and ``sf__Error``. Each input record is copied as it was sent (its own
+quoting kept; only the line terminator becomes ``\n``), so pairing never parses the input. A batch
+that failed as a whole (state ``Failed``) sends its rows to the error file with the batch's
+``stateMessage``.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+import operator
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import repeat
 from typing import IO
 
 from sfbulk.bulk.csvsplit import Batch, read_range, transform
@@ -28,34 +33,71 @@ def parse_header(header: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
 
 
-def input_rows(path: str, batch: Batch, encoding: str, nul: str = "strip") -> list[list[str]]:
-    """The batch's input records as field lists, exactly as they were sent."""
+def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip") -> list[str]:
+    """The batch's input records as sent, each as its CSV text without the line terminator.
+
+    Records are written back verbatim (the user's own quoting), so they are cut, not parsed: a
+    line ends a record when its quote count leaves the record's quotes balanced, the rule the
+    splitter used to cut the batch.
+    """
     raw = read_range(path, batch.start, batch.end)
     body, _ = transform(raw, encoding, nul=nul)
-    rows = list(csv.reader(io.StringIO(body.decode("utf-8"), newline="")))
-    if len(rows) != batch.rows:
+    text = body.decode("utf-8")
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the batch's last terminator
+    if '"' in text and any(map(operator.and_, map(str.count, lines, repeat('"')), repeat(1))):
+        lines = _join_quoted_line_breaks(lines)  # some line has an odd quote count
+    records = [line[:-1] if line.endswith("\r") else line for line in lines] if "\r" in text else lines
+    if len(records) != batch.rows:
         raise BulkError(
-            f"batch {batch.index + 1}: re-reading the input gave {len(rows)} records, expected {batch.rows}; "
+            f"batch {batch.index + 1}: re-reading the input gave {len(records)} records, expected {batch.rows}; "
             "was the input file changed during the load?"
         )
-    return rows
+    return records
 
 
-def result_rows(stream: IO[str]) -> Iterator[tuple[str, str, str, str]]:
-    """(Id, Success, Created, Error) of each row of an ingest result CSV."""
+def _join_quoted_line_breaks(lines: list[str]) -> list[str]:
+    """Lines -> records, gluing back the lines of a quoted value that holds line breaks."""
+    records: list[str] = []
+    pending: list[str] = []
+    quotes = 0
+    for line in lines:
+        pending.append(line)
+        quotes += line.count('"')
+        if not quotes & 1:
+            records.append("\n".join(pending))
+            pending, quotes = [], 0
+    if pending:
+        records.append("\n".join(pending))  # unbalanced tail: the count check reports it
+    return records
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]').search
+
+
+def _cell(value: str) -> str:
+    """One CSV field, quoted only when it must be (as the csv module's QUOTE_MINIMAL does)."""
+    return '"' + value.replace('"', '""') + '"' if _NEEDS_QUOTES(value) else value
+
+
+def result_rows(stream: IO[str]) -> Iterator[Sequence[str]]:
+    """(Id, Success, Created, Error) of each row of an ingest result CSV.
+
+    The header is checked at once (a wrong one raises BulkError here); rows are read lazily.
+    """
     reader = csv.reader(stream)
     header = next(reader, None)
     if header is None:
-        return
+        return iter(())
     names = [h.strip().lower() for h in header]
     try:
         i_id, i_ok, i_created, i_error = (names.index(n) for n in ("id", "success", "created", "error"))
     except ValueError:
         raise BulkError(f"unexpected batch result header {header!r}; expected Id, Success, Created, Error") from None
-    for row in reader:
-        if not row:
-            continue
-        yield row[i_id], row[i_ok], row[i_created], row[i_error]
+    if (i_id, i_ok, i_created, i_error) == (0, 1, 2, 3) and len(names) == 4:
+        return filter(None, reader)  # Salesforce's own column order: the rows as they are (blank ones skipped)
+    return ((row[i_id], row[i_ok], row[i_created], row[i_error]) for row in reader if row)
 
 
 class ResultWriter:
@@ -76,36 +118,39 @@ class ResultWriter:
 
     def add_batch(
         self,
-        rows: list[list[str]],
-        results: Iterable[tuple[str, str, str, str]] | None,
+        records: list[str],
+        results: Iterable[Sequence[str]] | None,
         batch_error: str | None = None,
     ) -> tuple[int, int]:
-        """Pair ``rows`` with ``results`` by position; returns (succeeded, failed) for the batch.
+        """Pair ``records`` (CSV text, see :func:`input_records`) with ``results`` by position;
+        returns (succeeded, failed) for the batch.
 
-        Rows without a result (a Failed batch, or results cut short) go to the error file with
+        Records without a result (a Failed batch, or results cut short) go to the error file with
         ``batch_error``.
         """
         it = iter(results) if results is not None else iter(())
-        good: list[list[str]] = []
-        bad: list[list[str]] = []
-        for row, res in zip(rows, it):  # one result per input row, same order (bulk-api.md §1.9)
+        good: list[str] = []
+        bad: list[str] = []
+        paired = 0
+        for record, res in zip(records, it, strict=False):  # one result per row, same order (bulk-api.md §1.9)
             rid, success, created, error = res
+            paired += 1
             if success == "true" or success.strip().lower() == "true":
-                row.extend((rid, created, ""))
-                good.append(row)
+                if rid.isalnum() and created.isalpha():  # an id and true/false: nothing to quote
+                    good.append(f"{record},{rid},{created},\n")
+                else:
+                    good.append(f"{record},{_cell(rid)},{_cell(created)},\n")
             else:
-                row.extend((rid, created, error))
-                bad.append(row)
-        missing = rows[len(good) + len(bad):]
-        for row in missing:  # a Failed batch, or results cut short
-            row.extend(("", "false", batch_error or "no result returned for this row"))
-        bad.extend(missing)
+                bad.append(f"{record},{_cell(rid)},{_cell(created)},{_cell(error)}\n")
+        if paired < len(records):  # a Failed batch, or results cut short
+            tail = f",,false,{_cell(batch_error or 'no result returned for this row')}\n"
+            bad.extend(record + tail for record in records[paired:])
         extra = sum(1 for _ in it)
         if extra:
             raise BulkError(f"Salesforce returned {extra} more result rows than the batch had records")
-        # Whole batches per writerows call: the csv module's C loop, not one Python call per row.
-        self._ok.writerows(good)
-        self._err.writerows(bad)
+        # One write per file and batch: the lines are joined in C, not written one call per row.
+        self._files[0].write("".join(good))
+        self._files[1].write("".join(bad))
         ok, failed = len(good), len(bad)
         self.succeeded += ok
         self.failed += failed
@@ -148,4 +193,4 @@ def strip_result_columns(error_csv: str, out: IO[str]) -> int:
         return count
 
 
-__all__ = ["RESULT_COLUMNS", "ResultWriter", "input_rows", "parse_header", "result_rows", "strip_result_columns"]
+__all__ = ["RESULT_COLUMNS", "ResultWriter", "input_records", "parse_header", "result_rows", "strip_result_columns"]

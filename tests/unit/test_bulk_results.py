@@ -7,10 +7,12 @@ import io
 import time
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from sfbulk.bulk.csvsplit import CsvSplitter
 from sfbulk.bulk.poll import Backoff, poll_until
-from sfbulk.bulk.results import ResultWriter, input_rows, parse_header, result_rows, strip_result_columns
+from sfbulk.bulk.results import ResultWriter, input_records, parse_header, result_rows, strip_result_columns
 from sfbulk.bulk.retry import RetryPolicy, call_with_retry
 from sfbulk.errors import ApiError, BulkError, ConnectionClosedError, PollTimeout
 
@@ -31,7 +33,7 @@ def test_results_split_into_success_and_error_in_input_order(tmp_path) -> None:
     ]
     with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)) as writer:
         for batch, text in zip(batches, results, strict=True):
-            writer.add_batch(input_rows(str(src), batch, "utf-8"), result_rows(io.StringIO(text)))
+            writer.add_batch(input_records(str(src), batch, "utf-8"), result_rows(io.StringIO(text)))
     assert _read(tmp_path / "s.csv") == [
         ["LastName", "Note", "sf__Id", "sf__Created", "sf__Error"],
         ["A", "multi\nline", "003A", "true", ""],
@@ -47,14 +49,14 @@ def test_results_split_into_success_and_error_in_input_order(tmp_path) -> None:
 
 def test_failed_batch_sends_every_row_to_errors(tmp_path) -> None:
     with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), ["Name"]) as writer:
-        assert writer.add_batch([["a"], ["b"]], None, "InvalidBatch : Field name not found : Nme") == (0, 2)
+        assert writer.add_batch(["a", "b"], None, "InvalidBatch : Field name not found : Nme") == (0, 2)
     assert [r[-1] for r in _read(tmp_path / "e.csv")[1:]] == ["InvalidBatch : Field name not found : Nme"] * 2
 
 
 def test_more_results_than_rows_is_an_error(tmp_path) -> None:
     with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), ["Name"]) as writer:
         with pytest.raises(BulkError, match="more result rows"):
-            writer.add_batch([["a"]], [("1", "true", "true", ""), ("2", "true", "true", "")])
+            writer.add_batch(["a"], [("1", "true", "true", ""), ("2", "true", "true", "")])
 
 
 def test_retry_file_must_be_an_error_file(tmp_path) -> None:
@@ -99,3 +101,45 @@ def test_retry_only_transient_failures() -> None:
     with pytest.raises(ApiError):
         call_with_retry(bad, what="t", policy=RetryPolicy(initial=0.001))
     assert len(calls) == 1
+
+
+_field = st.text(alphabet=st.sampled_from(list('ab ,"\n\r') + ["é", "日", "🙂"]), max_size=8)
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace('"', '""') + '"' if any(c in value for c in ',"\r\n') else value
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    rows=st.lists(st.tuples(_field, _field), min_size=1, max_size=25),
+    outcomes=st.lists(st.tuples(st.booleans(), _field), min_size=25, max_size=25),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    max_records=st.integers(1, 6),
+)
+def test_records_are_copied_verbatim_and_parse_back_to_the_input(tmp_path, rows, outcomes, terminator,
+                                                                 max_records) -> None:
+    """Whatever the quoting and line breaks, success/error rows parse back to input fields + results."""
+    rows = [r if any(r) else ("x", "") for r in rows]  # an all-empty row would be a blank line
+    src = tmp_path / "in.csv"
+    src.write_bytes("".join(",".join(_quoted(f) for f in r) + terminator for r in [("A", "B"), *rows]).encode())
+    with src.open("rb") as fh:
+        splitter = CsvSplitter(fh, max_records=max_records)
+        batches = list(splitter)
+    expected_ok, expected_err = [], []
+    with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)) as writer:
+        n = 0
+        for batch in batches:
+            lines = ['"Id","Success","Created","Error"']
+            for i in range(batch.rows):
+                ok, error = outcomes[n + i]
+                rid = f"003{n + i:015d}" if ok else ""
+                lines.append(",".join('"' + v.replace('"', '""') + '"'
+                                      for v in (rid, str(ok).lower(), str(ok).lower(), "" if ok else error)))
+                (expected_ok if ok else expected_err).append(
+                    [*rows[n + i], rid, str(ok).lower(), "" if ok else error])
+            n += batch.rows
+            writer.add_batch(input_records(str(src), batch, "utf-8"), result_rows(io.StringIO("\n".join(lines) + "\n")))
+    assert _read(tmp_path / "s.csv") == [["A", "B", "sf__Id", "sf__Created", "sf__Error"], *expected_ok]
+    assert _read(tmp_path / "e.csv") == [["A", "B", "sf__Id", "sf__Created", "sf__Error"], *expected_err]
+    assert (writer.succeeded, writer.failed) == (len(expected_ok), len(expected_err))
