@@ -5,13 +5,23 @@ cross-checks (templates exist and compile, every template variable is a declared
 turned into frozen dataclasses whose templates are compiled once. ``OperationDef.bind`` checks
 parameter values and ``OperationDef.render`` turns them into the pieces of one HTTP request.
 The format is documented in docs/connector.md.
+
+Loading is on the start-up path of every ``sfbulk load``/``extract``, so each step has a fast
+path that gives the same result as the general one (tests/unit/test_startup.py proves it): YAML
+is parsed with libyaml when PyYAML has it (any failure is re-parsed by the pure-Python loader,
+whose errors are the ones reported), documents are checked by a small validator for the schema
+keywords used here (jsonschema is imported only to explain a document that fails it), templates
+are compiled on their first render (the inline ones of the form ``text{{ name }}text`` are even
+analysed without Jinja).
 """
 
 from __future__ import annotations
 
 import logging
+import numbers
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +29,6 @@ from urllib.parse import quote
 
 import jinja2
 import jinja2.meta
-import jsonschema
 import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -175,17 +184,46 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
+_FastLineLoader: type[Any] | None = None
+if getattr(yaml, "__with_libyaml__", False):
+    class _CLineLoader(yaml.CSafeLoader):  # type: ignore[name-defined,misc]
+        """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
 
-def load_yaml(path: Path, display: str) -> Any:
-    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=display) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=display) from None
-    loader = _LineLoader(text)
-    loader.source_name = display  # type: ignore[attr-defined]
+    _CLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    _CLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    _FastLineLoader = _CLineLoader
+
+
+#: where libyaml reads differently from PyYAML (it accepts some texts PyYAML refuses, or gives
+#: another value): tabs, tags, ``?`` (flow context), a byte-order mark after the start, a block
+#: scalar header followed by something else than a chomping/indentation indicator. Texts with any
+#: of them go straight to the pure-Python loader (fuzzed in tests/unit/test_startup.py).
+_LIBYAML_DIFFERS = re.compile(r"[\t!?\ufeff]|(?:^|(?<=[\s\[{,:]))[|>][-+0-9]*[^\s\-+0-9]", re.MULTILINE)
+
+
+def _new_loader(text: str, display: str, loader_class: type[Any]) -> Any:
+    loader = loader_class(text)
+    loader.source_name = display
+    return loader
+
+
+def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
+    """One YAML document with line numbers (``LineDict``/``LineList``).
+
+    The libyaml loader only ever answers with a document: whenever it fails for any reason, the
+    text is parsed again by the pure-Python loader, so errors (and their wording) are its own.
+    ``fast=False`` is the pure-Python loader alone (tests compare the two).
+    """
+    if fast and _FastLineLoader is not None and not _LIBYAML_DIFFERS.search(text):
+        try:
+            loader = _new_loader(text, display, _FastLineLoader)
+            try:
+                return loader.get_single_data()
+            finally:
+                loader.dispose()
+        except Exception:  # noqa: BLE001 - the general loader below decides what the error is
+            pass
+    loader = _new_loader(text, display, _LineLoader)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -196,6 +234,17 @@ def load_yaml(path: Path, display: str) -> Any:
         raise ConfigError(f"invalid YAML: {exc}", file=display) from None
     finally:
         loader.dispose()
+
+
+def load_yaml(path: Path, display: str) -> Any:
+    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError("file not found", file=display) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read file: {exc}", file=display) from None
+    return parse_yaml(text, display)
 
 
 def _field_path(path: Iterable[Any]) -> str:
@@ -221,8 +270,130 @@ def _line_of(document: Any, path: Iterable[Any]) -> int | None:
     return line
 
 
+class _Undecided(Exception):
+    """The fast validator cannot tell: let jsonschema decide."""
+
+
+#: Python types whose equality with a ``str`` is always False (``enum``/``const`` of strings)
+_PLAIN_TYPES = (type(None), bool, int, float, bytes, list, dict)
+
+
+def _is_type(value: Any, name: str) -> bool:
+    """jsonschema's Draft 2020-12 type checks, for the types the schemas here use."""
+    if name == "object":
+        return isinstance(value, dict)
+    if name == "array":
+        return isinstance(value, list)
+    if name == "string":
+        return isinstance(value, str)
+    if name == "boolean":
+        return isinstance(value, bool)
+    if name == "number":
+        if isinstance(value, bool):
+            return False
+        if isinstance(value, (int, float)):
+            return True
+        if isinstance(value, numbers.Number):
+            raise _Undecided
+        return False
+    raise _Undecided
+
+
+def _equals_text(value: Any, options: Iterable[Any]) -> bool:
+    """``value in options`` with jsonschema's notion of equality, when every option is a string."""
+    options = list(options)
+    if not all(type(option) is str for option in options):
+        raise _Undecided
+    if isinstance(value, str):
+        return value in options
+    if isinstance(value, _PLAIN_TYPES):
+        return False
+    raise _Undecided
+
+
+def _conforms(value: Any, schema: Mapping[str, Any]) -> bool:
+    """True when ``value`` is valid against ``schema``, exactly as Draft202012Validator decides.
+
+    Knows only the keywords the bundle schemas use; anything else raises ``_Undecided``.
+    """
+    if not isinstance(schema, dict):
+        raise _Undecided
+    for keyword, arg in schema.items():
+        if keyword == "type":
+            names = arg if isinstance(arg, list) else [arg]
+            if not any(_is_type(value, name) for name in names):
+                return False
+        elif keyword == "enum":
+            if not _equals_text(value, arg):
+                return False
+        elif keyword == "const":
+            if not _equals_text(value, [arg]):
+                return False
+        elif keyword == "pattern":
+            if isinstance(value, str) and re.search(arg, value) is None:
+                return False
+        elif keyword == "minLength":
+            if isinstance(value, str) and len(value) < arg:
+                return False
+        elif keyword == "minItems":
+            if isinstance(value, list) and len(value) < arg:
+                return False
+        elif keyword == "minProperties":
+            if isinstance(value, dict) and len(value) < arg:
+                return False
+        elif keyword == "required":
+            if isinstance(value, dict) and any(name not in value for name in arg):
+                return False
+        elif keyword == "properties":
+            if isinstance(value, dict) and not all(
+                    _conforms(value[name], sub) for name, sub in arg.items() if name in value):
+                return False
+        elif keyword == "additionalProperties":
+            if isinstance(value, dict):
+                known = schema.get("properties", {})
+                if "patternProperties" in schema:
+                    raise _Undecided
+                extras = [key for key in value if key not in known]
+                if arg is False:
+                    if extras:
+                        return False
+                elif arg is not True and not all(_conforms(value[key], arg) for key in extras):
+                    return False
+        elif keyword == "propertyNames":
+            if isinstance(value, dict) and not all(_conforms(key, arg) for key in value):
+                return False
+        elif keyword == "items":
+            if "prefixItems" in schema:
+                raise _Undecided
+            if isinstance(value, list) and not all(_conforms(item, arg) for item in value):
+                return False
+        elif keyword == "oneOf":
+            if sum(1 for sub in arg if _conforms(value, sub)) != 1:
+                return False
+        elif keyword not in ("description", "title"):
+            raise _Undecided
+    return True
+
+
+def is_valid(document: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether jsonschema's Draft 2020-12 validator finds no error; without jsonschema when it can."""
+    try:
+        return _conforms(document, schema)
+    except _Undecided:
+        import jsonschema
+
+        return bool(jsonschema.Draft202012Validator(schema).is_valid(document))
+
+
 def validate(document: Any, schema: Mapping[str, Any], display: str) -> None:
-    """JSON-Schema validation; every problem becomes a ConfigError with file, line and field."""
+    """JSON-Schema validation; every problem becomes a ConfigError with file, line and field.
+
+    Valid documents (the normal case) never import jsonschema: it is only needed to explain errors.
+    """
+    if is_valid(document, schema):
+        return
+    import jsonschema
+
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
     if not errors:
@@ -296,13 +467,71 @@ class RenderedRequest:
     body_required: bool
 
 
+class LazyTemplate:
+    """A template compiled on its first render (thread-safe).
+
+    Load-time analysis has already found every error the compilation could report (syntax errors
+    from the parse, the rest from the code generation ``find_undeclared_variables`` runs), so
+    compiling later changes nothing but when the work is done.
+    """
+
+    __slots__ = ("_compile", "description", "_template", "_lock")
+
+    def __init__(self, compile_: Callable[[], jinja2.Template], description: str) -> None:
+        self._compile = compile_
+        self.description = description
+        self._template: jinja2.Template | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def inline(cls, environment: jinja2.Environment, source: str) -> LazyTemplate:
+        """``environment.from_string(source)``, later."""
+        return cls(lambda: environment.from_string(source), source)
+
+    @classmethod
+    def from_loader(cls, environment: jinja2.Environment, name: str) -> LazyTemplate:
+        """``environment.get_template(name)`` with the file as it is now, compiled later.
+
+        The source is read at once (as the loader reads it), so the template is the file's
+        content at load time, not at first render.
+        """
+        assert environment.loader is not None
+        source, filename, uptodate = environment.loader.get_source(environment, name)
+
+        def compile_() -> jinja2.Template:
+            code = environment.compile(source, name, filename)
+            return environment.template_class.from_code(environment, code, environment.make_globals(None), uptodate)
+
+        return cls(compile_, name)
+
+    @property
+    def template(self) -> jinja2.Template:
+        template = self._template
+        if template is None:
+            with self._lock:
+                if self._template is None:
+                    self._template = self._compile()
+                template = self._template
+        return template
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        return self.template.render(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<LazyTemplate {self.description!r}>"
+
+
+#: a compiled template, or one compiled when first rendered
+Renderable = jinja2.Template | LazyTemplate
+
+
 @dataclass(frozen=True)
 class _Compiled:
-    path: jinja2.Template | None = None
-    query: tuple[tuple[str, jinja2.Template], ...] = ()
-    headers: tuple[tuple[str, jinja2.Template], ...] = ()
-    content_type: jinja2.Template | None = None
-    body: jinja2.Template | None = None
+    path: Renderable | None = None
+    query: tuple[tuple[str, Renderable], ...] = ()
+    headers: tuple[tuple[str, Renderable], ...] = ()
+    content_type: Renderable | None = None
+    body: Renderable | None = None
     path_variables: frozenset[str] = frozenset()
 
 
@@ -422,6 +651,36 @@ def _xml_autoescape(name: str | None) -> bool:
     return bool(name) and name.endswith((".xml.j2", ".xml"))  # type: ignore[union-attr]
 
 
+_SIMPLE_VARIABLE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+
+#: names that are not (or not always) a plain context variable inside ``{{ }}``; kept out of the fast path
+_JINJA_SPECIAL_NAMES = frozenset({
+    "true", "false", "none", "True", "False", "None", "self", "loop", "super", "caller", "varargs", "kwargs",
+    "not", "and", "or", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "block", "endblock",
+    "extends", "include", "import", "from", "as", "with", "endwith", "without", "context", "ignore", "missing",
+    "set", "endset", "macro", "endmacro", "call", "endcall", "filter", "endfilter", "raw", "endraw",
+    "autoescape", "endautoescape", "recursive", "scoped", "required", "do", "break", "continue", "pass",
+    "trans", "pluralize", "endtrans",
+})
+
+
+def simple_template_variables(source: str) -> frozenset[str] | None:
+    """The variables of a template that is only text and ``{{ name }}``, without Jinja; else None.
+
+    For the sources it accepts the answer is what Jinja's ``find_undeclared_variables`` says, and
+    they compile: text without braces or line breaks is output as is, and each ``{{ name }}`` is
+    a plain variable lookup (names Jinja treats specially are refused).
+    """
+    pieces = _SIMPLE_VARIABLE.split(source)
+    for text in pieces[0::2]:
+        if "{" in text or "}" in text or "\n" in text or "\r" in text:
+            return None
+    names = pieces[1::2]
+    if any(name in _JINJA_SPECIAL_NAMES for name in names):
+        return None
+    return frozenset(names)
+
+
 _INLINE = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _PATH = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_path_segment)
 
@@ -459,14 +718,20 @@ class _Builder:
                                        field=_field_path(path) or None))
 
     def inline(self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
-               ) -> tuple[jinja2.Template | None, frozenset[str]]:
-        try:
-            ast = env.parse(source)
-            variables = frozenset(jinja2.meta.find_undeclared_variables(ast))
-            template = env.from_string(source)
-        except jinja2.TemplateSyntaxError as exc:
-            self.error(f"template syntax error: {exc.message}", path)
-            return None, frozenset()
+               ) -> tuple[Renderable | None, frozenset[str]]:
+        simple = simple_template_variables(source)
+        template: Renderable
+        if simple is not None:
+            variables = simple
+            template = LazyTemplate.inline(env, source)
+        else:
+            try:
+                ast = env.parse(source)
+                variables = frozenset(jinja2.meta.find_undeclared_variables(ast))
+                template = env.from_string(source)
+            except jinja2.TemplateSyntaxError as exc:
+                self.error(f"template syntax error: {exc.message}", path)
+                return None, frozenset()
         for name in sorted(variables - declared):
             self.error(f"uses {name!r}, which is not a declared parameter", path)
         return template, variables
@@ -550,7 +815,7 @@ class _Builder:
         return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), request,
                             response, self.display, compiled)
 
-    def load_body_template(self, template_name: str, declared: set[str]) -> jinja2.Template | None:
+    def load_body_template(self, template_name: str, declared: set[str]) -> Renderable | None:
         path = ["request", "body", "template"]
         display = f"{self.templates_display}/{template_name}"
         if "/" in template_name or "\\" in template_name or template_name.startswith("."):
@@ -563,11 +828,13 @@ class _Builder:
         source = file.read_text(encoding="utf-8")
         try:
             ast = self.body_env.parse(source, template_name, str(file))
-            template = self.body_env.get_template(template_name)
+            # The code generation run here raises what compiling would (unknown filters, ...).
+            variables = jinja2.meta.find_undeclared_variables(ast)
+            template = LazyTemplate.from_loader(self.body_env, template_name)
         except jinja2.TemplateSyntaxError as exc:
             self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
             return None
-        for name in sorted(set(jinja2.meta.find_undeclared_variables(ast)) - declared):
+        for name in sorted(set(variables) - declared):
             self.error(f"uses {name!r}, which is not a declared parameter of the operation", path,
                        file=display, line=_first_line_mentioning(source, name))
         return template
@@ -644,7 +911,10 @@ __all__ = [
     "RenderedRequest",
     "RequestDef",
     "ResponseDef",
+    "is_valid",
     "load_bundle",
     "load_yaml",
+    "parse_yaml",
+    "simple_template_variables",
     "validate",
 ]

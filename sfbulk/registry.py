@@ -20,8 +20,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
-import filelock
-
 from sfbulk.errors import RegistryError
 
 log = logging.getLogger("sfbulk.registry")
@@ -193,6 +191,8 @@ class FileRegistry(Registry):
             lock_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RegistryError(f"cannot create the registry lock directory {lock_dir}: {exc.strerror}") from None
+        import filelock  # here, not at module level: most runs never lock (start-up time)
+
         file_lock = filelock.FileLock(str(lock_dir / f"{digest}.lock"), timeout=timeout)
         try:
             file_lock.acquire()

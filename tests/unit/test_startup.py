@@ -1,0 +1,350 @@
+"""The start-up fast paths of bundle loading give exactly what the general paths give.
+
+* YAML: the libyaml loader and the pure-Python loader produce the same documents and line numbers;
+* schema checks: the small validator agrees with jsonschema's Draft 2020-12 validator;
+* inline templates: the Jinja-free analysis agrees with Jinja, and lazily compiled templates
+  render like eagerly compiled ones;
+* heavy modules stay out of ``sfbulk load/extract`` start-up (checked in a fresh interpreter).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import jinja2.meta
+import jsonschema
+import pytest
+import yaml
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from sfbulk import connector_bundle as cb
+from sfbulk.connector import Connector, bundle_root
+from sfbulk.errors import ConfigError
+
+FIXTURE = Path(__file__).resolve().parents[1] / "data" / "connector_fixture"
+HAS_LIBYAML = cb._FastLineLoader is not None
+needs_libyaml = pytest.mark.skipif(not HAS_LIBYAML, reason="PyYAML without libyaml")
+
+
+# --- YAML -------------------------------------------------------------------------------------
+
+
+def lines_of(value: Any) -> Any:
+    """The value with its line bookkeeping made explicit, for equality checks."""
+    if isinstance(value, cb.LineDict):
+        return ("map", value.line, [(k, value.lines[k], lines_of(v)) for k, v in value.items()])
+    if isinstance(value, cb.LineList):
+        return ("seq", value.line, [(line, lines_of(v)) for line, v in zip(value.lines, value, strict=True)])
+    return ("scalar", type(value).__name__, value)
+
+
+def outcome(text: str, fast: bool) -> Any:
+    try:
+        return ("ok", lines_of(cb.parse_yaml(text, "doc.yaml", fast=fast)))
+    except ConfigError as exc:
+        return ("error", str(exc), exc.line)
+    except Exception as exc:  # noqa: BLE001 - whatever it is, both paths must raise the same
+        return ("raised", type(exc).__name__, str(exc))
+
+
+def bundle_yaml_files() -> list[Path]:
+    files = []
+    for root in (bundle_root(), FIXTURE):
+        files += [root / "connector.yaml", *sorted((root / "operations").glob("*.yaml"))]
+    return files
+
+
+@needs_libyaml
+@pytest.mark.parametrize("path", bundle_yaml_files(), ids=lambda p: f"{p.parent.parent.name}/{p.name}")
+def test_libyaml_and_pure_python_loaders_agree_on_the_bundles(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    fast = outcome(text, fast=True)
+    assert fast[0] == "ok"
+    assert fast == outcome(text, fast=False)
+
+
+def test_the_fast_loader_is_used_when_libyaml_is_there() -> None:
+    assert HAS_LIBYAML == bool(getattr(yaml, "__with_libyaml__", False))
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
+                    st.floats(allow_nan=False), st.sampled_from(["yes", "no", "~", "1e3", "0x1f", "2024-01-02", ""]))
+documents = st.recursive(
+    scalars,
+    lambda children: st.one_of(st.lists(children, max_size=4),
+                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    max_leaves=20,
+)
+
+
+@needs_libyaml
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents, st.sampled_from([False, True, None]), st.integers(2, 6), st.booleans())
+def test_loaders_agree_on_dumped_documents(doc: Any, flow: bool | None, indent: int, unicode: bool) -> None:
+    text = yaml.safe_dump(doc, default_flow_style=flow, indent=indent, allow_unicode=unicode, width=40)
+    fast = outcome(text, fast=True)
+    assert fast == outcome(text, fast=False)
+    assert fast[0] == "ok"
+
+
+yaml_alphabet = st.sampled_from(list("ab1 :-?,.[]{}#&*!|>'\"%@`\\\t\n\n\n  ") + [
+    "\r\n", "\r", "\u2028", "\u2029", "\x85", "\ufeff", "é", "\x07", "\U0001f600", "- ", ": ", "key: ", "---", "...",
+    "|-", ">+", "|2", "&a ", "*a", "!!str ", "%YAML 1.1", "? ", "\\n", "\\/", "\\x41", "\\u00e9", "0x", "1e3"])
+
+
+@needs_libyaml
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(yaml_alphabet, max_size=30).map("".join))
+def test_loaders_agree_on_arbitrary_text(text: str) -> None:
+    assert outcome(text, fast=True) == outcome(text, fast=False)
+
+
+yaml_edit = st.tuples(st.floats(0, 1), st.integers(0, 3), yaml_alphabet)
+
+
+@needs_libyaml
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(bundle_yaml_files()), st.lists(yaml_edit, min_size=1, max_size=4))
+def test_loaders_agree_on_edited_bundle_files(path: Path, edits: list[tuple[float, int, str]]) -> None:
+    text = path.read_text(encoding="utf-8")
+    for where, cut, insert in edits:
+        at = int(where * len(text))
+        text = text[:at] + insert + text[at + cut:]
+    assert outcome(text, fast=True) == outcome(text, fast=False)
+
+
+def test_the_shipped_bundle_takes_the_fast_path() -> None:
+    for path in bundle_yaml_files():
+        assert cb._LIBYAML_DIFFERS.search(path.read_text(encoding="utf-8")) is None, path
+
+
+@needs_libyaml
+@pytest.mark.parametrize("text", [
+    "a: 1\na: 2\n",                          # duplicate key: a ConfigError from the constructor
+    "a: [1, 2\n",                            # syntax error
+    "a: 1\n---\nb: 2\n",                     # two documents
+    "%YAML 1.2\n---\na: 1\n",                # a directive libyaml and PyYAML judge differently
+    "a: *x\n",                               # unknown alias
+    "? [1, 2]\n: x\n",                       # unhashable key
+    "a:\n\t- 1\n",                           # tab indentation
+    "a: \x00\n",                             # a character PyYAML's reader refuses
+    "a:\u2028  b\n",                         # a Unicode line break
+    "a: |#\n",                               # a block scalar header PyYAML refuses
+    "[a?]\n",                                # '?' in a flow plain scalar
+    "!\n",                                   # a bare tag
+    "a\t\n",                                 # a trailing tab
+    "\r\n\ufeff",                             # a byte-order mark after the start
+])
+def test_loaders_agree_on_errors_and_edge_cases(text: str) -> None:
+    assert outcome(text, fast=True) == outcome(text, fast=False)
+
+
+# --- the schema validator ---------------------------------------------------------------------
+
+
+SCHEMAS = {"connector": cb.CONNECTOR_SCHEMA, "operation": cb.OPERATION_SCHEMA, "parameter": cb.PARAMETER_SCHEMA}
+words = st.sampled_from([
+    "name", "version", "operations", "description", "kind", "http", "init", "parameters", "request", "response",
+    "method", "path", "query", "headers", "contentType", "body", "template", "from", "caller", "required",
+    "auth", "session", "none", "stream", "extract", "default", "allowed", "strict", "GET", "POST", "/job",
+    "job", "X-Header", "bad header", "", "1abc", "a.yaml", "é",
+])
+json_like = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.floats(allow_nan=False, width=16), words),
+    lambda children: st.one_of(
+        st.lists(children, max_size=3),
+        st.dictionaries(st.one_of(words, st.integers(0, 2)), children, max_size=5),
+    ),
+    max_leaves=25,
+)
+
+
+def jsonschema_says(document: Any, schema: dict[str, Any]) -> bool:
+    return bool(jsonschema.Draft202012Validator(schema).is_valid(document))
+
+
+def fast_says(document: Any, schema: dict[str, Any]) -> bool | None:
+    try:
+        return cb._conforms(document, schema)
+    except cb._Undecided:
+        return None
+
+
+def valid_documents() -> list[tuple[str, Any]]:
+    out = []
+    for path in bundle_yaml_files():
+        doc = cb.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
+        out.append(("connector" if path.name == "connector.yaml" else "operation", doc))
+    return out
+
+
+def test_the_validator_accepts_every_bundle_document() -> None:
+    for kind, doc in valid_documents():
+        assert fast_says(doc, SCHEMAS[kind]) is True
+        assert jsonschema_says(doc, SCHEMAS[kind])
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(sorted(SCHEMAS)), json_like)
+def test_the_validator_agrees_with_jsonschema_on_random_documents(kind: str, document: Any) -> None:
+    fast = fast_says(document, SCHEMAS[kind])
+    assert fast is None or fast == jsonschema_says(document, SCHEMAS[kind])
+
+
+def mutations(value: Any, replacement: Any) -> list[Any]:
+    """Copies of ``value`` with one node (or one mapping key) changed."""
+    out = [replacement]
+    if isinstance(value, dict):
+        for key in value:
+            dropped = {k: v for k, v in value.items() if k != key}
+            out.append(dropped)
+            out += [{**value, key: changed} for changed in mutations(value[key], replacement)]
+            out.append({**value, f"{key}x": value[key]})
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            out += [value[:index] + [changed] + value[index + 1:] for changed in mutations(item, replacement)]
+        out.append([])
+    return out
+
+
+@pytest.mark.parametrize("replacement", [None, True, 3, 2.5, "", "POST", [], {}, {"template": "x"},
+                                         {"from": "caller"}, {"from": "caller", "template": "x"}])
+def test_the_validator_agrees_with_jsonschema_on_every_single_change_of_the_bundle(replacement: Any) -> None:
+    checked = 0
+    for kind, doc in valid_documents():
+        plain = json.loads(json.dumps(doc))
+        for changed in mutations(plain, replacement):
+            fast = fast_says(changed, SCHEMAS[kind])
+            assert fast is not None
+            assert fast == jsonschema_says(changed, SCHEMAS[kind]), changed
+            checked += 1
+    assert checked > 1000
+
+
+def test_undecided_schemas_fall_back_to_jsonschema() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}}
+    assert fast_says({"n": 1}, schema) is None
+    assert cb.is_valid({"n": 1}, schema) and not cb.is_valid({"n": 4}, schema)
+    assert fast_says(1 + 2j, {"type": "number"}) is None
+
+
+# --- inline templates -------------------------------------------------------------------------
+
+
+template_alphabet = st.sampled_from(
+    ["{{", "}}", "{{ ", " }}", "{%", "%}", "{#", "#}", "{", "}", "-", "+", " ", "\t", "\n", "/", "job", "x",
+     "jobId", "_a1", "1", ".", "|", "(", ")", "é", "true", "none", "self", "loop", "not", "and", "range", "if"])
+
+
+def jinja_variables(environment: jinja2.Environment, source: str) -> frozenset[str] | None:
+    try:
+        return frozenset(jinja2.meta.find_undeclared_variables(environment.parse(source)))
+    except jinja2.TemplateSyntaxError:
+        return None
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(template_alphabet, max_size=12).map("".join))
+def test_simple_template_analysis_agrees_with_jinja(source: str) -> None:
+    simple = cb.simple_template_variables(source)
+    if simple is None:
+        return
+    for environment in (cb._INLINE, cb._PATH):
+        assert jinja_variables(environment, source) == simple
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(alphabet="ab /-_.:;=?&%é", max_size=5),
+                          st.sampled_from(["{{ a }}", "{{b}}", "{{\tc }}"])), max_size=6).map("".join),
+       st.fixed_dictionaries({"a": st.text(max_size=6), "b": st.text(max_size=6), "c": st.text(max_size=6)}))
+def test_lazy_inline_templates_render_like_eager_ones(source: str, values: dict[str, str]) -> None:
+    assume(cb.simple_template_variables(source) is not None)
+    for environment in (cb._INLINE, cb._PATH):
+        lazy = cb.LazyTemplate.inline(environment, source)
+        assert lazy.render(values) == environment.from_string(source).render(values)
+
+
+def test_simple_template_examples() -> None:
+    assert cb.simple_template_variables("/job/{{ jobId }}/batch/{{batchId}}") == {"jobId", "batchId"}
+    assert cb.simple_template_variables("application/xml") == frozenset()
+    for source in ("{{ a.b }}", "{{ a|upper }}", "{% if a %}x{% endif %}", "{{ true }}", "{{ self }}", "a\n",
+                   "{ {{ a }}", "{{- a }}", "{{ a }"):
+        assert cb.simple_template_variables(source) is None
+
+
+def test_the_bundle_renders_the_same_requests_as_eagerly_compiled_templates() -> None:
+    connector = Connector.load()
+    root = bundle_root()
+    eager_env = cb._body_environment(root / "templates")
+    for op in connector.operations.values():
+        if op.request is None:
+            continue
+        values = {name: f"v-{name}" for name in op.parameter_names}
+        for param in op.parameters:
+            if param.allowed:
+                values[param.name] = param.allowed[0]
+        bound = op.bind(values)
+        rendered = op.render(bound)
+        path_env = cb._PATH
+        assert rendered.path == path_env.from_string(op.request.path).render(bound)
+        for name, source in op.request.query:
+            assert dict(rendered.query).get(name, "") == cb._INLINE.from_string(source).render(bound)
+        if op.request.body.kind == "template":
+            assert op.request.body.template is not None
+            expected = eager_env.get_template(op.request.body.template).render(bound).encode("utf-8")
+            assert rendered.body == expected
+
+
+def test_body_template_compile_errors_are_still_reported_at_load(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    template = bundle / "templates" / "createNote.xml.j2"
+    template.write_text(template.read_text().replace("{{ title }}", "{{ title | no_such_filter }}"))
+    with pytest.raises(ConfigError, match="template syntax error: No filter named 'no_such_filter'"):
+        Connector.load(bundle)
+
+
+def test_lazy_body_template_uses_the_file_as_it_was_at_load(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    connector = Connector.load(bundle)
+    (bundle / "templates" / "createNote.xml.j2").write_text("changed after load")
+    op = connector.operation("createNote")
+    body = op.render(op.bind({"folder": "f", "title": "t", "body": "b"})).body
+    assert body is not None and b"changed after load" not in body and b"<title>t</title>" in body
+
+
+def test_lazy_templates_compile_once_under_concurrency() -> None:
+    import threading
+
+    calls = []
+
+    def compile_() -> jinja2.Template:
+        calls.append(1)
+        return cb._INLINE.from_string("{{ a }}")
+
+    lazy = cb.LazyTemplate(compile_, "{{ a }}")
+    results: list[str] = []
+    threads = [threading.Thread(target=lambda: results.append(lazy.render(a="x"))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == ["x"] * 8 and len(calls) == 1
+
+
+# --- what start-up imports --------------------------------------------------------------------
+
+
+def test_loading_the_bundle_does_not_import_jsonschema() -> None:
+    code = ("import sys\nfrom sfbulk.connector import Connector\nConnector.load()\n"
+            "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
