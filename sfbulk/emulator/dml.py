@@ -174,8 +174,7 @@ def _clean_insert_columns(obj: SObject, columns: list[Column],
     for col in columns:
         f = col.field
         assert f is not None
-        index = col.index
-        cells = [row[index] for row in rows]  # (cheaper than transposing with zip(*rows))
+        cells = payload.column(col.index)
         check = col.column_check
         if check is not None and set(map(type, cells)) == {str} and check(cells):
             planned.append((f, cells))  # no empty cell, every value stored as is

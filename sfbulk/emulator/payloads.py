@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -42,6 +42,14 @@ NULL: Any = _Sentinel("NULL")
 class Payload:
     columns: list[str]
     rows: list[list[Any]]
+    #: the same cells column by column, when the parser had them anyway; None once ``rows`` change
+    by_column: list[list[Any]] | None = field(default=None, repr=False, compare=False)
+
+    def column(self, index: int) -> list[Any]:
+        """The cells of column ``index``, in row order."""
+        if self.by_column is not None:
+            return self.by_column[index]
+        return [row[index] for row in self.rows]
 
 
 def _decode(data: bytes) -> str:
@@ -85,24 +93,28 @@ def _parse_csv_whole(text: str) -> Payload | None:
         return None
     del rows[0]
     width = len(header)
-    if rows and min(map(len, rows)) == 0:
+    widths = set(map(len, rows))
+    if 0 in widths:
         rows = [row for row in rows if row]  # blank lines
-    if len(rows) > MAX_RECORDS or (rows and (min(map(len, rows)) != width or max(map(len, rows)) != width)):
+        widths.discard(0)
+    if len(rows) > MAX_RECORDS or widths - {width}:
         return None
-    for index in range(width if rows else 0):
+    by_column = []
+    for index in range(width):
         cells = [row[index] for row in rows]  # (a list comprehension per column beats zip(*rows) here)
         for marker, sentinel in (("", MISSING), ("#N/A", NULL)):
             if marker in cells:
                 _mark(rows, index, cells, marker, sentinel)
-    return Payload([h.strip() for h in header], rows)
+        by_column.append(cells)
+    return Payload([h.strip() for h in header], rows, by_column)
 
 
-def _mark(rows: list[list[Any]], index: int, cells: list[str], marker: str, sentinel: Any) -> None:
-    """Put ``sentinel`` in column ``index`` of every row whose cell there is ``marker``."""
+def _mark(rows: list[list[Any]], index: int, cells: list[Any], marker: str, sentinel: Any) -> None:
+    """Put ``sentinel`` in column ``index`` of every row (and in ``cells``) where the cell is ``marker``."""
     position = cells.index(marker)
     try:
         while True:
-            rows[position][index] = sentinel
+            rows[position][index] = cells[position] = sentinel
             position = cells.index(marker, position + 1)
     except ValueError:
         return
@@ -248,6 +260,7 @@ def parse_payload(data: bytes, content_type: str) -> Payload:
 
 def resolve_attachments(payload: Payload, files: dict[str, bytes]) -> None:
     """Replace ``#path`` cells by the attachment bytes (base64-encoded later by the field converter)."""
+    payload.by_column = None  # the rows change below
     for row in payload.rows:
         for i, cell in enumerate(row):
             if isinstance(cell, str) and cell.startswith("#"):

@@ -76,9 +76,12 @@ def test_clean_batches_of_any_size_store_what_the_row_path_stores(count: int, tm
 # --------------------------------------------------------------------------------------- CSV parsing
 def _outcome(parse: Any, data: bytes) -> Any:
     try:
-        return parse(data)
+        payload = parse(data)
     except BatchFailure as exc:
         return ("failed", exc.state_message)
+    for index in range(len(payload.columns)):  # the column view (when kept) is the rows' cells exactly
+        assert all(a is b for a, b in zip(payload.column(index), [row[index] for row in payload.rows], strict=True))
+    return payload
 
 
 def _rows_parser(data: bytes) -> Any:
@@ -228,3 +231,10 @@ def test_general_results_are_json_dumps_of_the_rows() -> None:
     results = dml.BatchResults(rows)
     assert results.to_json() == json.dumps(rows, separators=(",", ":")).encode("utf-8")
     assert len(results) == 2 and results.failed() == 1 and results.rows() is rows
+
+
+def test_attachments_drop_the_column_view() -> None:
+    payload = parse_csv(b"Name,Body\na,#f.txt\n")
+    assert payload.by_column is not None
+    payloads.resolve_attachments(payload, {"f.txt": b"data"})
+    assert payload.by_column is None and payload.column(1) == [b"data"]
