@@ -54,6 +54,10 @@ CREATE TABLE IF NOT EXISTS query_chunks (
 """
 
 
+#: the WAL is checkpointed into the database once it holds this much (4,000 pages of 4 KiB)
+_WAL_CHECKPOINT_BYTES = 4000 * 4096
+
+
 def column_type(f: Field) -> str:
     return _COLUMN_TYPES.get(f.type, "TEXT")
 
@@ -78,6 +82,8 @@ class Store:
         # fewer WAL frames and b-tree pages per inserted batch (~6% less CPU for bulk inserts).
         self._writer.execute("PRAGMA page_size=16384")
         self._writer.execute("PRAGMA journal_mode=WAL")
+        page_size = self._writer.execute("PRAGMA page_size").fetchone()[0]
+        self._writer.execute(f"PRAGMA wal_autocheckpoint={max(1, _WAL_CHECKPOINT_BYTES // page_size)}")
         self._writer.executescript(_SCHEMA_SQL)
         for obj in schema.objects.values():
             self._ensure_table(obj)
