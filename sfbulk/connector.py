@@ -14,7 +14,6 @@ the session header, sends it over the transport and, when Salesforce says the se
 
 from __future__ import annotations
 
-import importlib.resources
 import io
 import json
 import logging
@@ -42,6 +41,8 @@ def bundle_root() -> Path:
     checkout = Path(__file__).resolve().parent.parent
     if (checkout / "connector.yaml").is_file() and (checkout / "operations").is_dir():
         return checkout
+    import importlib.resources  # only for an installed package: start-up time in a checkout
+
     try:
         files = importlib.resources.files("sfbulk.bundle")
     except ModuleNotFoundError:

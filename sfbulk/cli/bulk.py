@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import threading
 import time
 from typing import Any
 
 import click
-import yaml
 
 from sfbulk.bulk.load import Progress
 from sfbulk.errors import BulkInputError, SfBulkError
@@ -79,6 +77,8 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     config: dict[str, Any] = {}
     path = kwargs.get("config_file")
     if path:
+        import yaml  # only for --config: start-up time
+
         try:
             with open(path, encoding="utf-8") as fh:
                 loaded = yaml.safe_load(fh) or {}
@@ -216,6 +216,8 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     tmp: str | None = None
     try:
         if retry_failed:
+            import tempfile
+
             base = retry_failed[:-4] if retry_failed.lower().endswith(".csv") else retry_failed
             fd, tmp = tempfile.mkstemp(prefix=".sfbulk-retry-", suffix=".csv",
                                        dir=os.path.dirname(os.path.abspath(retry_failed)))
