@@ -11,7 +11,7 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice
+from itertools import chain
 from typing import Any
 
 from .apierrors import BatchFailure
@@ -474,32 +474,34 @@ class BatchWriter:
 
         Rows go in groups of several per statement (one multi-row VALUES): SQLite's per-statement
         overhead and the per-row work of executemany are paid once per group instead of once per row.
+        A group's parameters are its slice of each column, one column after the other.
         """
         bound = [f for f, _ in planned]
-        width = 1 + len(bound)
-        per_statement = max(1, min(ROWS_PER_INSERT, MAX_BOUND_PER_INSERT // width))
+        columns = [ids, *(values for _, values in planned)]
+        per_statement = max(1, min(ROWS_PER_INSERT, MAX_BOUND_PER_INSERT // len(columns)))
         count = len(ids)
         grouped = count - count % per_statement
-        rows = zip(ids, *(values for _, values in planned), strict=True)
         if grouped:
-            flat = list(chain.from_iterable(islice(rows, grouped)))
-            step = width * per_statement
-            self.conn.executemany(self._insert_sql(bound, per_statement),
-                                  (flat[i : i + step] for i in range(0, len(flat), step)))
+            self.conn.executemany(
+                self._insert_sql(bound, per_statement),
+                (list(chain.from_iterable([c[start : start + per_statement] for c in columns]))
+                 for start in range(0, grouped, per_statement)))
         if grouped < count:
-            self.conn.executemany(self._insert_sql(bound), rows)
+            self.conn.executemany(self._insert_sql(bound), zip(*(c[grouped:] for c in columns), strict=True))
 
     def _insert_sql(self, bound: list[Field], rows: int = 1) -> str:
         """INSERT of ``rows`` rows binding the Id and ``bound``; defaults of other fields and system fields
-        are literals."""
+        are literals. Parameters are numbered column-major: row r's value of column c is ``?(1 + c*rows + r)``."""
         constants = [f for f in self.obj.data_fields if f.default is not None and f not in bound]
         cols = ['"Id"'] + [f.column for f in bound] + [f.column for f in constants] + [
             '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
             '"LastModifiedById"']
         literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
             "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
-        row = f"({', '.join(['?'] * (1 + len(bound)) + literals)})"
-        return f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES {', '.join([row] * rows)}"
+        values = ", ".join(
+            "(" + ", ".join([f"?{1 + c * rows + r}" for c in range(1 + len(bound))] + literals) + ")"
+            for r in range(rows))
+        return f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES {values}"
 
     def _live_targets(self, states: list[RowState]) -> list[RowState]:
         """Rows (not yet failed) whose id must name a live record, each id once per batch; others fail."""
