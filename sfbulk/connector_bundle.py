@@ -17,20 +17,28 @@ analysed without Jinja).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import hashlib
+import json
 import logging
 import numbers
+import os
 import re
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import jinja2
 import jinja2.meta
-import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+if TYPE_CHECKING:
+    import yaml
 
 from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
 
@@ -152,11 +160,7 @@ class LineList(list):  # type: ignore[type-arg]
         self.lines: list[int] = []
 
 
-class _LineLoader(yaml.SafeLoader):
-    pass
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
+def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     result = LineDict()
     result.line = node.start_mark.line + 1
@@ -172,7 +176,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     return result
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
+def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
     result = LineList()
     result.line = node.start_mark.line + 1
     for child in node.value:
@@ -181,17 +185,24 @@ def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineLis
     return result
 
 
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+@functools.cache
+def _loaders() -> tuple[type[Any], type[Any] | None]:
+    """(pure-Python loader, libyaml loader or None); yaml is imported on first use (start-up time)."""
+    import yaml
 
-_FastLineLoader: type[Any] | None = None
-if getattr(yaml, "__with_libyaml__", False):
-    class _CLineLoader(yaml.CSafeLoader):  # type: ignore[name-defined,misc]
-        """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
+    class LineLoader(yaml.SafeLoader):
+        pass
 
-    _CLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-    _CLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-    _FastLineLoader = _CLineLoader
+    loaders: list[type[Any]] = [LineLoader]
+    if getattr(yaml, "__with_libyaml__", False):
+        class CLineLoader(yaml.CSafeLoader):  # type: ignore[misc]
+            """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
+
+        loaders.append(CLineLoader)
+    for loader in loaders:
+        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+    return loaders[0], (loaders[1] if len(loaders) > 1 else None)
 
 
 #: where libyaml reads differently from PyYAML (it accepts some texts PyYAML refuses, or gives
@@ -214,16 +225,19 @@ def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
     text is parsed again by the pure-Python loader, so errors (and their wording) are its own.
     ``fast=False`` is the pure-Python loader alone (tests compare the two).
     """
-    if fast and _FastLineLoader is not None and not _LIBYAML_DIFFERS.search(text):
+    import yaml
+
+    pure_loader, fast_loader = _loaders()
+    if fast and fast_loader is not None and not _LIBYAML_DIFFERS.search(text):
         try:
-            loader = _new_loader(text, display, _FastLineLoader)
+            loader = _new_loader(text, display, fast_loader)
             try:
                 return loader.get_single_data()
             finally:
                 loader.dispose()
         except Exception:  # noqa: BLE001 - the general loader below decides what the error is
             pass
-    loader = _new_loader(text, display, _LineLoader)
+    loader = _new_loader(text, display, pure_loader)
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
@@ -236,7 +250,7 @@ def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
         loader.dispose()
 
 
-def load_yaml(path: Path, display: str) -> Any:
+def load_yaml(path: Path, display: str, cache: ParseCache | None = None) -> Any:
     """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
     try:
         text = path.read_text(encoding="utf-8")
@@ -244,7 +258,172 @@ def load_yaml(path: Path, display: str) -> Any:
         raise ConfigError("file not found", file=display) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=display) from None
-    return parse_yaml(text, display)
+    if cache is not None:
+        found = cache.get("yaml", text)
+        if found is not None:
+            try:
+                return _decode_document(found)
+            except (TypeError, ValueError, KeyError, IndexError):
+                pass
+    document = parse_yaml(text, display)
+    if cache is not None:
+        try:
+            cache.put("yaml", text, _encode_document(document))
+        except (TypeError, RecursionError):
+            pass  # not plain data (a date, a recursive alias, ...): parsed every time
+    return document
+
+
+# --- start-up cache of the pure, slow steps ---------------------------------------------------
+
+#: bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 1
+CACHE_ENTRIES = 64
+
+
+def _encode_document(value: Any) -> Any:
+    """A JSON form of a parsed document, line numbers included; TypeError for anything else than plain data."""
+    if isinstance(value, LineDict):
+        return ["m", value.line, [[_encode_document(k), value.lines[k], _encode_document(v)] for k, v in value.items()]]
+    if isinstance(value, LineList):
+        return ["l", value.line, [[line, _encode_document(v)] for line, v in zip(value.lines, value, strict=True)]]
+    kind = type(value)
+    if kind is str:
+        return ["s", value]
+    if kind is bool:
+        return ["b", value]
+    if kind is int:
+        return ["i", value]
+    if kind is float:
+        return ["f", repr(value)]
+    if value is None:
+        return ["n"]
+    raise TypeError(f"not cacheable: {kind.__name__}")
+
+
+def _decode_document(data: Any) -> Any:
+    tag = data[0]
+    if tag == "m":
+        mapping = LineDict()
+        mapping.line = int(data[1])
+        for key, line, item in data[2]:
+            decoded = _decode_document(key)
+            mapping[decoded] = _decode_document(item)
+            mapping.lines[decoded] = int(line)
+        return mapping
+    if tag == "l":
+        sequence = LineList()
+        sequence.line = int(data[1])
+        for line, item in data[2]:
+            sequence.append(_decode_document(item))
+            sequence.lines.append(int(line))
+        return sequence
+    if tag == "s" and type(data[1]) is str:
+        return data[1]
+    if tag == "b" and type(data[1]) is bool:
+        return data[1]
+    if tag == "i" and type(data[1]) is int:
+        return data[1]
+    if tag == "f":
+        return float(data[1])
+    if tag == "n":
+        return None
+    raise ValueError(f"bad cache entry {tag!r}")
+
+
+def _cache_file() -> Path | None:
+    """``$SFBULK_CACHE_DIR`` (empty: no cache), else ``$XDG_CACHE_HOME/sfbulk`` or ``~/.cache/sfbulk``."""
+    configured = os.environ.get("SFBULK_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) / "bundle-cache.json" if configured.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "sfbulk" / "bundle-cache.json"
+
+
+def _file_signature(path: str | None) -> str:
+    try:
+        st = os.stat(path)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return f"{path}:?"
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class ParseCache:
+    """Results of the slow steps of loading that depend only on a file's text: the parsed YAML
+    documents and the variables of the body templates, keyed by a hash of the text.
+
+    Keys also cover this module's file, PyYAML's and Jinja's versions, so a new release never
+    reads an old answer; only successful results are stored, so every error is found again.
+    The file lives in the user's cache directory; any problem with it means "no cache".
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        self.used: dict[str, Any] = {}
+        self.changed = False
+        yaml_module = sys.modules.get("yaml")
+        if yaml_module is not None:
+            yaml_origin = getattr(yaml_module, "__file__", None)
+        else:
+            import importlib.util
+
+            spec = importlib.util.find_spec("yaml")
+            yaml_origin = spec.origin if spec is not None else None
+        self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__, _file_signature(__file__),
+                              _file_signature(yaml_origin)])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict):
+                self.entries = data["entries"]
+        except (OSError, ValueError):
+            pass
+
+    def _key(self, kind: str, text: str) -> str:
+        return hashlib.sha256(f"{self.salt}|{kind}|{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, kind: str, text: str) -> Any:
+        key = self._key(kind, text)
+        value = self.entries.get(key)
+        if value is not None:
+            self.used[key] = value
+        return value
+
+    def put(self, kind: str, text: str, value: Any) -> None:
+        key = self._key(kind, text)
+        self.used[key] = self.entries[key] = value
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the entries if new ones were added (the ones used now first); errors are ignored."""
+        if not self.changed:
+            return
+        keep = dict(self.used)
+        for key, value in self.entries.items():
+            if len(keep) >= CACHE_ENTRIES:
+                break
+            keep.setdefault(key, value)
+        tmp = None
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            import tempfile
+
+            fd, tmp = tempfile.mkstemp(prefix=".bundle-cache-", dir=str(self.path.parent))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": CACHE_FORMAT, "entries": keep}, fh, separators=(",", ":"))
+            os.replace(tmp, self.path)
+            tmp = None
+        except OSError:
+            pass
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def open_cache() -> ParseCache | None:
+    path = _cache_file()
+    return ParseCache(path) if path is not None else None
 
 
 def _field_path(path: Iterable[Any]) -> str:
@@ -704,8 +883,9 @@ class _Builder:
     """Turns one validated operation document into an OperationDef, collecting cross-check errors."""
 
     def __init__(self, doc: LineDict, display: str, templates_dir: Path, templates_display: str,
-                 body_env: jinja2.Environment) -> None:
+                 body_env: jinja2.Environment, cache: ParseCache | None = None) -> None:
         self.doc = doc
+        self.cache = cache
         self.display = display
         self.templates_dir = templates_dir
         self.templates_display = templates_display
@@ -826,10 +1006,16 @@ class _Builder:
             self.error(f"template {display} not found", path)
             return None
         source = file.read_text(encoding="utf-8")
+        cached = self.cache.get("body", source) if self.cache is not None else None
         try:
-            ast = self.body_env.parse(source, template_name, str(file))
-            # The code generation run here raises what compiling would (unknown filters, ...).
-            variables = jinja2.meta.find_undeclared_variables(ast)
+            if isinstance(cached, list) and all(type(name) is str for name in cached):
+                variables: Iterable[str] = cached  # this very text was analysed without error before
+            else:
+                ast = self.body_env.parse(source, template_name, str(file))
+                # The code generation run here raises what compiling would (unknown filters, ...).
+                variables = jinja2.meta.find_undeclared_variables(ast)
+                if self.cache is not None:
+                    self.cache.put("body", source, sorted(variables))
             template = LazyTemplate.from_loader(self.body_env, template_name)
         except jinja2.TemplateSyntaxError as exc:
             self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
@@ -850,6 +1036,15 @@ def _first_line_mentioning(source: str, name: str) -> int | None:
 
 def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
     """Load and validate a bundle directory; all problems found are raised together."""
+    cache = open_cache()
+    try:
+        return _load_bundle(root, display_root, cache)
+    finally:
+        if cache is not None:
+            cache.save()
+
+
+def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None) -> ConnectorDef:
     root = Path(root)
     shown = (display_root or str(root)).rstrip("/")
 
@@ -857,7 +1052,7 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
         return f"{shown}/{rel}" if shown else rel
 
     manifest_display = show("connector.yaml")
-    manifest = load_yaml(root / "connector.yaml", manifest_display)
+    manifest = load_yaml(root / "connector.yaml", manifest_display, cache)
     validate(manifest, CONNECTOR_SCHEMA, manifest_display)
     templates_dir = root / "templates"
     body_env = _body_environment(templates_dir)
@@ -871,7 +1066,7 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
                                       line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}"))
             continue
         try:
-            doc = load_yaml(root / rel_path, display)
+            doc = load_yaml(root / rel_path, display, cache)
             validate(doc, OPERATION_SCHEMA, display)
         except ConfigErrors as exc:
             errors.extend(exc.errors)
@@ -886,7 +1081,7 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
             errors.append(ConfigError(f"operation is listed as {op_name!r} in connector.yaml but named "
                                       f"{doc['name']!r} here", file=display, line=doc.lines.get("name"), field="name"))
             continue
-        builder = _Builder(doc, display, templates_dir, show("templates"), body_env)
+        builder = _Builder(doc, display, templates_dir, show("templates"), body_env, cache)
         operation = builder.build()
         if builder.errors:
             errors.extend(builder.errors)
@@ -906,6 +1101,7 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
 __all__ = [
     "BodyDef",
     "ConnectorDef",
+    "ParseCache",
     "OperationDef",
     "ParameterDef",
     "RenderedRequest",

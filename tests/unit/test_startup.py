@@ -4,6 +4,8 @@
 * schema checks: the small validator agrees with jsonschema's Draft 2020-12 validator;
 * inline templates: the Jinja-free analysis agrees with Jinja, and lazily compiled templates
   render like eagerly compiled ones;
+* the start-up cache: a bundle loaded from it is the bundle loaded without it, and any change of
+  a file's text is a miss;
 * heavy modules stay out of ``sfbulk load/extract`` start-up (checked in a fresh interpreter).
 """
 
@@ -29,7 +31,7 @@ from sfbulk.connector import Connector, bundle_root
 from sfbulk.errors import ConfigError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "connector_fixture"
-HAS_LIBYAML = cb._FastLineLoader is not None
+HAS_LIBYAML = cb._loaders()[1] is not None
 needs_libyaml = pytest.mark.skipif(not HAS_LIBYAML, reason="PyYAML without libyaml")
 
 
@@ -340,11 +342,106 @@ def test_lazy_templates_compile_once_under_concurrency() -> None:
     assert results == ["x"] * 8 and len(calls) == 1
 
 
+# --- the start-up cache ------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("SFBULK_CACHE_DIR", str(directory))
+    return directory
+
+
+def snapshot(connector: Connector) -> Any:
+    """Everything a loaded bundle is made of, with templates represented by what they render."""
+    out = []
+    for op in connector.operations.values():
+        rendered = None
+        if op.request is not None:
+            values = {p.name: (p.allowed[0] if p.allowed else f"v-{p.name}") for p in op.parameters}
+            rendered = op.render(op.bind(values))
+        out.append((op, op.compiled.path_variables, rendered))
+    return connector.definition.name, connector.definition.version, connector.definition.description, out
+
+
+@pytest.mark.parametrize("root", [None, FIXTURE], ids=["bundled", "fixture"])
+def test_a_bundle_from_the_cache_is_the_bundle_without_it(cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         root: Path | None) -> None:
+    cold = Connector.load(root)
+    assert (cache_dir / "bundle-cache.json").is_file()
+    warm = Connector.load(root)
+    monkeypatch.setenv("SFBULK_CACHE_DIR", "")
+    uncached = Connector.load(root)
+    assert snapshot(cold) == snapshot(warm) == snapshot(uncached)
+
+
+def test_cached_documents_keep_values_and_lines(cache_dir: Path) -> None:
+    cache = cb.open_cache()
+    assert cache is not None
+    for path in bundle_yaml_files():
+        document = cb.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
+        assert lines_of(cb._decode_document(json.loads(json.dumps(cb._encode_document(document))))) == \
+            lines_of(document)
+    odd = cb.parse_yaml("a: [1, 2.5, .inf, null, true, '', x]\n1: {2: b}\nnull: c\n", "d.yaml")
+    assert lines_of(cb._decode_document(json.loads(json.dumps(cb._encode_document(odd))))) == lines_of(odd)
+    with pytest.raises(TypeError):
+        cb._encode_document(cb.parse_yaml("a: 2024-01-02\n", "d.yaml"))
+
+
+def test_an_edited_file_is_loaded_again(cache_dir: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    Connector.load(bundle)
+    template = bundle / "templates" / "createNote.xml.j2"
+    template.write_text(template.read_text().replace("{{ title }}", "{{ titel }}"))
+    with pytest.raises(ConfigError, match="'titel'"):
+        Connector.load(bundle)
+    operation = bundle / "operations" / "getNote.yaml"
+    operation.write_text(operation.read_text().replace("method: GET", "method: FETCH"))
+    with pytest.raises(ConfigError, match="FETCH"):
+        Connector.load(bundle)
+
+
+def test_errors_are_never_cached(cache_dir: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    (bundle / "operations" / "getNote.yaml").write_text("name: getNote\nname: again\n")
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="duplicate key 'name'"):
+            Connector.load(bundle)
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"format": 1, "entries": {"x": 1}}', "\x00\xff"])
+def test_a_damaged_cache_is_ignored(cache_dir: Path, content: str) -> None:
+    cache_dir.mkdir()
+    (cache_dir / "bundle-cache.json").write_text(content, encoding="latin-1")
+    expected = snapshot(Connector.load())
+    assert snapshot(Connector.load()) == expected
+
+
+def test_damaged_entries_are_parsed_again(cache_dir: Path) -> None:
+    Connector.load(FIXTURE)
+    data = json.loads((cache_dir / "bundle-cache.json").read_text())
+    data["entries"] = {key: ["m", "x", 3] if value and value[0] == "m" else 42
+                       for key, value in data["entries"].items()}
+    (cache_dir / "bundle-cache.json").write_text(json.dumps(data))
+    assert snapshot(Connector.load(FIXTURE)) == snapshot(Connector.load(FIXTURE))
+
+
+def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("SFBULK_CACHE_DIR", str(blocker / "cache"))
+    assert Connector.load().name == "salesforcebulk"
+
+
 # --- what start-up imports --------------------------------------------------------------------
 
 
-def test_loading_the_bundle_does_not_import_jsonschema() -> None:
+def test_loading_the_bundle_imports_no_heavy_module(cache_dir: Path) -> None:
     code = ("import sys\nfrom sfbulk.connector import Connector\nConnector.load()\n"
-            "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "[]"
+            "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm', 'yaml') if m in sys.modules))")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert first.stdout.strip() == "['yaml']"
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert second.stdout.strip() == "[]"  # the YAML documents came from the cache
