@@ -336,7 +336,14 @@ def _cache_file() -> Path | None:
     configured = os.environ.get("SFBULK_CACHE_DIR")
     if configured is not None:
         return Path(configured) / "bundle-cache.json" if configured.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None  # no home directory: no cache (never one relative to the working directory)
+        base = os.path.join(home, ".cache")
+    if not os.path.isabs(base):
+        return None
     return Path(base) / "sfbulk" / "bundle-cache.json"
 
 

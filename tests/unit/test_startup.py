@@ -428,6 +428,19 @@ def test_damaged_entries_are_parsed_again(cache_dir: Path) -> None:
     assert snapshot(Connector.load(FIXTURE)) == snapshot(Connector.load(FIXTURE))
 
 
+def test_the_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("SFBULK_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cb._cache_file() == tmp_path / "sfbulk" / "bundle-cache.json"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
+    assert cb._cache_file() is None
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert cb._cache_file() == tmp_path / ".cache" / "sfbulk" / "bundle-cache.json"
+    monkeypatch.setenv("SFBULK_CACHE_DIR", "")
+    assert cb._cache_file() is None
+
+
 def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
