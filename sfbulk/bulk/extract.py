@@ -152,20 +152,22 @@ def _add_query_batch(client: BulkClient, job_id: str, soql: str) -> str:
 
 
 def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions, progress: Progress,
-         work: str, nul: _Nul) -> tuple[list[tuple[str, Future[list[str]]]], list[BatchInfo]]:
+         work: str, nul: _Nul) -> tuple[list[tuple[str, Future[list[Future[str]]]]], list[BatchInfo]]:
     seen: dict[str, BatchInfo] = {}
     order: list[str] = []
-    futures: dict[str, Future[list[str]]] = {}
+    futures: dict[str, Future[list[Future[str]]]] = {}
     pool = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-extract")
+    # Result files download side by side (a large result comes as several files).
+    files = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-extract-file")
 
-    def fetch(batch_id: str) -> list[str]:
-        files = []
-        for n, result_id in enumerate(client.query_result_ids(job_id, batch_id)):
-            dest = os.path.join(work, f"{batch_id}-{n}.csv")
-            client.download("getBulkQueryResults", dest, f"downloading result {result_id} of batch {batch_id}",
-                            transform=nul, jobId=job_id, batchId=batch_id, resultId=result_id)
-            files.append(dest)
-        return files
+    def download(batch_id: str, result_id: str, dest: str) -> str:
+        client.download("getBulkQueryResults", dest, f"downloading result {result_id} of batch {batch_id}",
+                        transform=nul, jobId=job_id, batchId=batch_id, resultId=result_id)
+        return dest
+
+    def fetch(batch_id: str) -> list[Future[str]]:
+        return [files.submit(download, batch_id, result_id, os.path.join(work, f"{batch_id}-{n}.csv"))
+                for n, result_id in enumerate(client.query_result_ids(job_id, batch_id))]
 
     def check() -> tuple[bool, bool, list[str]]:
         batches = client.list_batches(job_id)
@@ -195,22 +197,25 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
                    backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
     except BaseException:
         pool.shutdown(wait=False, cancel_futures=True)
+        files.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)
+    pool.shutdown(wait=True)  # every batch's result files are listed (and queued) ...
+    files.shutdown(wait=True)  # ... and downloaded
     # With PK chunking the original batch is NotProcessed and has no results: only chunks count.
     data = [seen[b] for b in order if seen[b].state == "Completed"]
     parts = [(b.id, futures[b.id]) for b in data]
     return parts, data
 
 
-def _concatenate(parts: list[tuple[str, Future[list[str]]]], out_path: str) -> tuple[int, int]:
+def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: str) -> tuple[int, int]:
     """Write the result files in order, the header once; returns (bytes written, files)."""
     header: bytes | None = None
     written = files = 0
     tmp_out = out_path + ".part"
     with open(tmp_out, "wb") as out:
         for batch_id, future in parts:
-            for name in future.result():
+            for downloaded in future.result():
+                name = downloaded.result()
                 files += 1
                 with open(name, "rb") as fh:
                     first = fh.readline()

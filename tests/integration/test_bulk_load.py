@@ -207,3 +207,21 @@ def test_failed_batches_send_every_row_to_the_error_file(emulator_factory: Any, 
     assert [r[0] for r in errors[1:]] == [f"L{i}" for i in range(25)]
     assert all("InvalidBatch" in r[-1] and "NoSuchField__c" in r[-1] for r in errors[1:])
     conn.close()
+
+
+def test_extract_joins_several_result_files_in_order(emulator_factory: Any, tmp_path: Path) -> None:
+    """A result split into several files (downloaded side by side) comes out whole, in order, one header."""
+    emu = emulator_factory(rows_per_result_file=300)
+    src = tmp_path / "c.csv"
+    write_contacts(src, 1_000, tag="multi")
+    conn = connect(emu, tmp_path)
+    assert load_csv(conn, str(src), LoadOptions(object="Contact")).succeeded == 1_000
+    out = tmp_path / "out.csv"
+    summary = extract(conn, "SELECT Email, Description FROM Contact ORDER BY Email", str(out),
+                      ExtractOptions(concurrency=3))
+    assert (summary.rows, summary.result_files) == (1_000, 4)
+    rows = read_csv(out)
+    assert rows[0] == ["Email", "Description"]
+    assert [r[0] for r in rows[1:]] == sorted(f"multi{i}@example.com" for i in range(1_000))
+    assert rows[1][1].startswith("line one\nline \"two\"")
+    conn.close()
