@@ -1,5 +1,25 @@
 """Shared fixtures: each area keeps its fixtures in tests/fixtures/<area>.py."""
 
+import os
+import shutil
+import tempfile
+
 from fixtures.emulator import *  # noqa: F401,F403
 from fixtures.engine import *  # noqa: F401,F403
 from fixtures.server import *  # noqa: F401,F403
+
+_CACHE_DIR: str | None = None
+
+
+def pytest_configure(config) -> None:  # noqa: ANN001 - pytest hook
+    """The connector's start-up cache goes to a private folder, never the user's ~/.cache
+    (inherited by the CLI and server subprocesses the tests start)."""
+    global _CACHE_DIR
+    if "SFBULK_CACHE_DIR" not in os.environ:
+        _CACHE_DIR = tempfile.mkdtemp(prefix="sfbulk-test-cache-")
+        os.environ["SFBULK_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config) -> None:  # noqa: ANN001 - pytest hook
+    if _CACHE_DIR is not None:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
