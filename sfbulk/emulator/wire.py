@@ -144,13 +144,20 @@ def error_cell(errors: list[list[Any]]) -> str:
                     for code, message, fields in errors)
 
 
+def result_csv_row(rid: str | None, success: Any, created: Any, errors: list[list[Any]]) -> str:
+    """One row of an ingest result CSV (without its line break)."""
+    return (f'{csv_quote(rid or "")},"{"true" if success else "false"}","{"true" if created else "false"}",'
+            f"{csv_quote(error_cell(errors) if errors else '')}")
+
+
 def results_csv(rows: list[list[Any]]) -> bytes:
     out = ['"Id","Success","Created","Error"']
+    append = out.append
     for rid, success, created, errors in rows:
-        out.append(
-            f'{csv_quote(rid or "")},"{"true" if success else "false"}","{"true" if created else "false"}",'
-            f"{csv_quote(error_cell(errors) if errors else '')}"
-        )
+        if success and not errors and rid and '"' not in rid:  # the common row, rendered in one step
+            append('"' + rid + ('","true","true",""' if created else '","true","false",""'))
+        else:
+            append(result_csv_row(rid, success, created, errors))
     return ("\n".join(out) + "\n").encode("utf-8")
 
 

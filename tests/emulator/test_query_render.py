@@ -82,3 +82,16 @@ def test_numeric_columns_keep_the_python_renderer(tmp_path: Path) -> None:
         assert build is not None and "printf" in build([f"{account.table}.a", f"{account.table}.b"])
     finally:
         store.close()
+
+
+@given(st.lists(st.tuples(st.one_of(st.none(), st.just(""), st.just("003000000000001AAA"), text),
+                          st.booleans(), st.booleans(),
+                          st.lists(st.tuples(st.just("REQUIRED_FIELD_MISSING"), text, st.lists(text, max_size=2)),
+                                   max_size=2)),
+                max_size=10))
+def test_ingest_result_rows_take_the_shortcut_only_when_it_renders_the_same(rows: list[tuple[Any, ...]]) -> None:
+    from sfbulk.emulator import wire
+
+    data = [[rid, ok, created, [list(e) for e in errors]] for rid, ok, created, errors in rows]
+    expected = "\n".join(['"Id","Success","Created","Error"', *(wire.result_csv_row(*r) for r in data)]) + "\n"
+    assert wire.results_csv(data) == expected.encode("utf-8")
