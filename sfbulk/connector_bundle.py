@@ -1,599 +1,42 @@
-"""Loading and validating the connector bundle (connector.yaml + operations/*.yaml + templates/).
+"""The connector bundle (connector.yaml + operations/*.yaml + templates/) as frozen definitions.
 
-Everything here is data handling: YAML read with line numbers, validated with JSON Schema plus
-cross-checks (templates exist and compile, every template variable is a declared parameter),
-turned into frozen dataclasses whose templates are compiled once. ``OperationDef.bind`` checks
-parameter values and ``OperationDef.render`` turns them into the pieces of one HTTP request.
-The format is documented in docs/connector.md.
+``load_bundle`` reads a bundle directory, validates it (JSON Schema, then cross-checks: templates
+exist and compile, every template variable is a declared parameter) and turns it into frozen
+dataclasses; ``OperationDef.bind`` checks parameter values and ``OperationDef.render`` turns them
+into the pieces of one HTTP request. The format is documented in docs/connector.md.
 
-Loading is on the start-up path of every ``sfbulk load``/``extract``, so each step has a fast
-path that gives the same result as the general one (tests/unit/test_startup.py proves it): YAML
-is parsed with libyaml when PyYAML has it (any failure is re-parsed by the pure-Python loader,
-whose errors are the ones reported), documents are checked by a small validator for the schema
-keywords used here (jsonschema is imported only to explain a document that fails it), templates
-are compiled on their first render (the inline ones of the form ``text{{ name }}text`` are even
-analysed without Jinja).
+Loading is on the start-up path of every ``sfbulk load``/``extract``; the steps with a fast path
+live in their own modules: ``sfbulk.bundle_yaml`` (YAML with line numbers, libyaml when it reads
+the same), ``sfbulk.bundle_schema`` (validity without jsonschema), ``sfbulk.bundle_templates``
+(templates analysed without compiling them) and ``sfbulk.bundle_cache`` (results kept between runs).
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import json
 import logging
-import numbers
-import os
 import re
-import sys
-import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from typing import Any
 
 import jinja2
-import jinja2.meta
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-if TYPE_CHECKING:
-    import yaml
-
+from sfbulk.bundle_cache import ParseCache, open_cache
+from sfbulk.bundle_schema import CONNECTOR_SCHEMA, OPERATION_SCHEMA, is_valid, validate
+from sfbulk.bundle_templates import (
+    INLINE_ENVIRONMENT,
+    PATH_ENVIRONMENT,
+    Renderable,
+    body_environment,
+    body_template,
+    inline_template,
+    simple_template_variables,
+)
+from sfbulk.bundle_yaml import LineDict, field_path, line_of, load_yaml, parse_yaml
 from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
 
 log = logging.getLogger("sfbulk.connector")
-
-IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
-HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-
-_SCALAR = {"type": ["string", "number", "boolean"]}
-
-CONNECTOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "version", "operations"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "pattern": IDENTIFIER},
-        "version": {"type": ["string", "number"]},
-        "description": {"type": "string"},
-        "operations": {
-            "type": "object",
-            "minProperties": 1,
-            "propertyNames": {"pattern": IDENTIFIER},
-            "additionalProperties": {"type": "string", "minLength": 1},
-        },
-    },
-}
-
-PARAMETER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "pattern": IDENTIFIER},
-        "required": {"type": "boolean"},
-        "default": _SCALAR,
-        "description": {"type": "string"},
-        "allowed": {"type": "array", "minItems": 1, "items": _SCALAR},
-        "strict": {"type": "boolean"},
-    },
-}
-
-OPERATION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["name"],
-    "additionalProperties": False,
-    "properties": {
-        "name": {"type": "string", "pattern": IDENTIFIER},
-        "kind": {"enum": ["http", "init"]},
-        "description": {"type": "string"},
-        "parameters": {"type": "array", "items": PARAMETER_SCHEMA},
-        "request": {
-            "type": "object",
-            "required": ["method", "path"],
-            "additionalProperties": False,
-            "properties": {
-                "method": {"enum": list(METHODS)},
-                "path": {"type": "string", "pattern": "^/"},
-                "query": {"type": "object", "additionalProperties": {"type": "string"}},
-                "headers": {
-                    "type": "object",
-                    "propertyNames": {"pattern": HEADER_NAME},
-                    "additionalProperties": {"type": "string"},
-                },
-                "contentType": {"type": "string"},
-                "body": {
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "required": ["template"],
-                            "additionalProperties": False,
-                            "properties": {"template": {"type": "string", "minLength": 1}},
-                        },
-                        {
-                            "type": "object",
-                            "required": ["from"],
-                            "additionalProperties": False,
-                            "properties": {"from": {"const": "caller"}, "required": {"type": "boolean"}},
-                        },
-                    ]
-                },
-                "auth": {"enum": ["session", "none"]},
-            },
-        },
-        "response": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "stream": {"type": "boolean"},
-                "extract": {
-                    "type": "object",
-                    "propertyNames": {"pattern": IDENTIFIER},
-                    "additionalProperties": {"type": "string", "minLength": 1},
-                },
-            },
-        },
-    },
-}
-
-
-# --- YAML with line numbers -------------------------------------------------------------------
-
-
-class LineDict(dict):  # type: ignore[type-arg]
-    """A YAML mapping that remembers its own line and the line of each key (1-based)."""
-
-    line: int = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: dict[Any, int] = {}
-
-
-class LineList(list):  # type: ignore[type-arg]
-    line: int = 0
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[int] = []
-
-
-def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
-    result = LineDict()
-    result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in result:
-            raise ConfigError(
-                f"duplicate key {key!r} (first at line {result.lines[key]})",
-                file=getattr(loader, "source_name", None), line=key_node.start_mark.line + 1, field=str(key),
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = key_node.start_mark.line + 1
-    return result
-
-
-def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
-    result = LineList()
-    result.line = node.start_mark.line + 1
-    for child in node.value:
-        result.append(loader.construct_object(child, deep=True))
-        result.lines.append(child.start_mark.line + 1)
-    return result
-
-
-@functools.cache
-def _loaders() -> tuple[type[Any], type[Any] | None]:
-    """(pure-Python loader, libyaml loader or None); yaml is imported on first use (start-up time)."""
-    import yaml
-
-    class LineLoader(yaml.SafeLoader):
-        pass
-
-    loaders: list[type[Any]] = [LineLoader]
-    if getattr(yaml, "__with_libyaml__", False):
-        class CLineLoader(yaml.CSafeLoader):  # type: ignore[misc]
-            """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
-
-        loaders.append(CLineLoader)
-    for loader in loaders:
-        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-        loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
-    return loaders[0], (loaders[1] if len(loaders) > 1 else None)
-
-
-#: where libyaml reads differently from PyYAML (it accepts some texts PyYAML refuses, or gives
-#: another value): tabs, tags, ``?`` (flow context), a byte-order mark after the start, a block
-#: scalar header followed by something else than a chomping/indentation indicator. Texts with any
-#: of them go straight to the pure-Python loader (fuzzed in tests/unit/test_startup.py).
-_LIBYAML_DIFFERS = re.compile(r"[\t!?\ufeff]|(?:^|(?<=[\s\[{,:]))[|>][-+0-9]*[^\s\-+0-9]", re.MULTILINE)
-
-
-def _new_loader(text: str, display: str, loader_class: type[Any]) -> Any:
-    loader = loader_class(text)
-    loader.source_name = display
-    return loader
-
-
-def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
-    """One YAML document with line numbers (``LineDict``/``LineList``).
-
-    The libyaml loader only ever answers with a document: whenever it fails for any reason, the
-    text is parsed again by the pure-Python loader, so errors (and their wording) are its own.
-    ``fast=False`` is the pure-Python loader alone (tests compare the two).
-    """
-    import yaml
-
-    pure_loader, fast_loader = _loaders()
-    if fast and fast_loader is not None and not _LIBYAML_DIFFERS.search(text):
-        try:
-            loader = _new_loader(text, display, fast_loader)
-            try:
-                return loader.get_single_data()
-            finally:
-                loader.dispose()
-        except Exception:  # noqa: BLE001 - the general loader below decides what the error is
-            pass
-    loader = _new_loader(text, display, pure_loader)
-    try:
-        return loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=display, line=line) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=display) from None
-    finally:
-        loader.dispose()
-
-
-def load_yaml(path: Path, display: str, cache: ParseCache | None = None) -> Any:
-    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError("file not found", file=display) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read file: {exc}", file=display) from None
-    if cache is not None:
-        found = cache.get("yaml", text)
-        if found is not None:
-            try:
-                return _decode_document(found)
-            except (TypeError, ValueError, KeyError, IndexError):
-                pass
-    document = parse_yaml(text, display)
-    if cache is not None:
-        try:
-            cache.put("yaml", text, _encode_document(document))
-        except (TypeError, RecursionError):
-            pass  # not plain data (a date, a recursive alias, ...): parsed every time
-    return document
-
-
-# --- start-up cache of the pure, slow steps ---------------------------------------------------
-
-#: bump when what is cached, or how it is computed, changes
-CACHE_FORMAT = 1
-CACHE_ENTRIES = 64
-
-
-def _encode_document(value: Any) -> Any:
-    """A JSON form of a parsed document, line numbers included; TypeError for anything else than plain data."""
-    if isinstance(value, LineDict):
-        return ["m", value.line, [[_encode_document(k), value.lines[k], _encode_document(v)] for k, v in value.items()]]
-    if isinstance(value, LineList):
-        return ["l", value.line, [[line, _encode_document(v)] for line, v in zip(value.lines, value, strict=True)]]
-    kind = type(value)
-    if kind is str:
-        return ["s", value]
-    if kind is bool:
-        return ["b", value]
-    if kind is int:
-        return ["i", value]
-    if kind is float:
-        return ["f", repr(value)]
-    if value is None:
-        return ["n"]
-    raise TypeError(f"not cacheable: {kind.__name__}")
-
-
-def _decode_document(data: Any) -> Any:
-    tag = data[0]
-    if tag == "m":
-        mapping = LineDict()
-        mapping.line = int(data[1])
-        for key, line, item in data[2]:
-            decoded = _decode_document(key)
-            mapping[decoded] = _decode_document(item)
-            mapping.lines[decoded] = int(line)
-        return mapping
-    if tag == "l":
-        sequence = LineList()
-        sequence.line = int(data[1])
-        for line, item in data[2]:
-            sequence.append(_decode_document(item))
-            sequence.lines.append(int(line))
-        return sequence
-    if tag == "s" and type(data[1]) is str:
-        return data[1]
-    if tag == "b" and type(data[1]) is bool:
-        return data[1]
-    if tag == "i" and type(data[1]) is int:
-        return data[1]
-    if tag == "f":
-        return float(data[1])
-    if tag == "n":
-        return None
-    raise ValueError(f"bad cache entry {tag!r}")
-
-
-def _cache_file() -> Path | None:
-    """``$SFBULK_CACHE_DIR`` (empty: no cache), else ``$XDG_CACHE_HOME/sfbulk`` or ``~/.cache/sfbulk``."""
-    configured = os.environ.get("SFBULK_CACHE_DIR")
-    if configured is not None:
-        return Path(configured) / "bundle-cache.json" if configured.strip() else None
-    base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
-        home = os.path.expanduser("~")
-        if not os.path.isabs(home):
-            return None  # no home directory: no cache (never one relative to the working directory)
-        base = os.path.join(home, ".cache")
-    if not os.path.isabs(base):
-        return None
-    return Path(base) / "sfbulk" / "bundle-cache.json"
-
-
-def _file_signature(path: str | None) -> str:
-    try:
-        st = os.stat(path)  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        return f"{path}:?"
-    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
-
-
-class ParseCache:
-    """Results of the slow steps of loading that depend only on a file's text: the parsed YAML
-    documents and the variables of the body templates, keyed by a hash of the text.
-
-    Keys also cover this module's file, PyYAML's and Jinja's versions, so a new release never
-    reads an old answer; only successful results are stored, so every error is found again.
-    The file lives in the user's cache directory; any problem with it means "no cache".
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.entries: dict[str, Any] = {}
-        self.used: dict[str, Any] = {}
-        self.changed = False
-        yaml_module = sys.modules.get("yaml")
-        if yaml_module is not None:
-            yaml_origin = getattr(yaml_module, "__file__", None)
-        else:
-            import importlib.util
-
-            spec = importlib.util.find_spec("yaml")
-            yaml_origin = spec.origin if spec is not None else None
-        self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__, _file_signature(__file__),
-                              _file_signature(yaml_origin)])
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict):
-                self.entries = data["entries"]
-        except (OSError, ValueError):
-            pass
-
-    def _key(self, kind: str, text: str) -> str:
-        return hashlib.sha256(f"{self.salt}|{kind}|{text}".encode("utf-8", "surrogatepass")).hexdigest()
-
-    def get(self, kind: str, text: str) -> Any:
-        key = self._key(kind, text)
-        value = self.entries.get(key)
-        if value is not None:
-            self.used[key] = value
-        return value
-
-    def put(self, kind: str, text: str, value: Any) -> None:
-        key = self._key(kind, text)
-        self.used[key] = self.entries[key] = value
-        self.changed = True
-
-    def save(self) -> None:
-        """Write the entries if new ones were added (the ones used now first); errors are ignored."""
-        if not self.changed:
-            return
-        keep = dict(self.used)
-        for key, value in self.entries.items():
-            if len(keep) >= CACHE_ENTRIES:
-                break
-            keep.setdefault(key, value)
-        tmp = None
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            import tempfile
-
-            fd, tmp = tempfile.mkstemp(prefix=".bundle-cache-", dir=str(self.path.parent))
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump({"format": CACHE_FORMAT, "entries": keep}, fh, separators=(",", ":"))
-            os.replace(tmp, self.path)
-            tmp = None
-        except OSError:
-            pass
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-
-
-def open_cache() -> ParseCache | None:
-    path = _cache_file()
-    return ParseCache(path) if path is not None else None
-
-
-def _field_path(path: Iterable[Any]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _line_of(document: Any, path: Iterable[Any]) -> int | None:
-    """The line of the deepest node on ``path`` that we can locate."""
-    node = document
-    line = getattr(document, "line", None) or None
-    for part in path:
-        if isinstance(node, LineDict) and part in node:
-            line = node.lines.get(part, line)
-            node = node[part]
-        elif isinstance(node, LineList) and isinstance(part, int) and part < len(node):
-            line = node.lines[part]
-            node = node[part]
-        else:
-            break
-    return line
-
-
-class _Undecided(Exception):
-    """The fast validator cannot tell: let jsonschema decide."""
-
-
-#: Python types whose equality with a ``str`` is always False (``enum``/``const`` of strings)
-_PLAIN_TYPES = (type(None), bool, int, float, bytes, list, dict)
-
-
-def _is_type(value: Any, name: str) -> bool:
-    """jsonschema's Draft 2020-12 type checks, for the types the schemas here use."""
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "number":
-        if isinstance(value, bool):
-            return False
-        if isinstance(value, (int, float)):
-            return True
-        if isinstance(value, numbers.Number):
-            raise _Undecided
-        return False
-    raise _Undecided
-
-
-def _equals_text(value: Any, options: Iterable[Any]) -> bool:
-    """``value in options`` with jsonschema's notion of equality, when every option is a string."""
-    options = list(options)
-    if not all(type(option) is str for option in options):
-        raise _Undecided
-    if isinstance(value, str):
-        return value in options
-    if isinstance(value, _PLAIN_TYPES):
-        return False
-    raise _Undecided
-
-
-def _conforms(value: Any, schema: Mapping[str, Any]) -> bool:
-    """True when ``value`` is valid against ``schema``, exactly as Draft202012Validator decides.
-
-    Knows only the keywords the bundle schemas use; anything else raises ``_Undecided``.
-    """
-    if not isinstance(schema, dict):
-        raise _Undecided
-    for keyword, arg in schema.items():
-        if keyword == "type":
-            names = arg if isinstance(arg, list) else [arg]
-            if not any(_is_type(value, name) for name in names):
-                return False
-        elif keyword == "enum":
-            if not _equals_text(value, arg):
-                return False
-        elif keyword == "const":
-            if not _equals_text(value, [arg]):
-                return False
-        elif keyword == "pattern":
-            if isinstance(value, str) and re.search(arg, value) is None:
-                return False
-        elif keyword == "minLength":
-            if isinstance(value, str) and len(value) < arg:
-                return False
-        elif keyword == "minItems":
-            if isinstance(value, list) and len(value) < arg:
-                return False
-        elif keyword == "minProperties":
-            if isinstance(value, dict) and len(value) < arg:
-                return False
-        elif keyword == "required":
-            if isinstance(value, dict) and any(name not in value for name in arg):
-                return False
-        elif keyword == "properties":
-            if isinstance(value, dict) and not all(
-                    _conforms(value[name], sub) for name, sub in arg.items() if name in value):
-                return False
-        elif keyword == "additionalProperties":
-            if isinstance(value, dict):
-                known = schema.get("properties", {})
-                if "patternProperties" in schema:
-                    raise _Undecided
-                extras = [key for key in value if key not in known]
-                if arg is False:
-                    if extras:
-                        return False
-                elif arg is not True and not all(_conforms(value[key], arg) for key in extras):
-                    return False
-        elif keyword == "propertyNames":
-            if isinstance(value, dict) and not all(_conforms(key, arg) for key in value):
-                return False
-        elif keyword == "items":
-            if "prefixItems" in schema:
-                raise _Undecided
-            if isinstance(value, list) and not all(_conforms(item, arg) for item in value):
-                return False
-        elif keyword == "oneOf":
-            if sum(1 for sub in arg if _conforms(value, sub)) != 1:
-                return False
-        elif keyword not in ("description", "title"):
-            raise _Undecided
-    return True
-
-
-def is_valid(document: Any, schema: Mapping[str, Any]) -> bool:
-    """Whether jsonschema's Draft 2020-12 validator finds no error; without jsonschema when it can."""
-    try:
-        return _conforms(document, schema)
-    except _Undecided:
-        import jsonschema
-
-        return bool(jsonschema.Draft202012Validator(schema).is_valid(document))
-
-
-def validate(document: Any, schema: Mapping[str, Any], display: str) -> None:
-    """JSON-Schema validation; every problem becomes a ConfigError with file, line and field.
-
-    Valid documents (the normal case) never import jsonschema: it is only needed to explain errors.
-    """
-    if is_valid(document, schema):
-        return
-    import jsonschema
-
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if not errors:
-        return
-    problems: list[ConfigError] = []
-    for error in errors:
-        # For oneOf failures, report the most specific sub-error when there is one.
-        best = jsonschema.exceptions.best_match([error]) if error.context else error
-        path = list(best.absolute_path)
-        problems.append(ConfigError(best.message, file=display, line=_line_of(document, path),
-                                    field=_field_path(path) or None))
-    if len(problems) == 1:
-        raise problems[0]
-    raise ConfigErrors(problems)
 
 
 # --- definitions ------------------------------------------------------------------------------
@@ -652,63 +95,6 @@ class RenderedRequest:
     body_from_caller: bool
     body_required: bool
 
-
-class LazyTemplate:
-    """A template compiled on its first render (thread-safe).
-
-    Load-time analysis has already found every error the compilation could report (syntax errors
-    from the parse, the rest from the code generation ``find_undeclared_variables`` runs), so
-    compiling later changes nothing but when the work is done.
-    """
-
-    __slots__ = ("_compile", "description", "_template", "_lock")
-
-    def __init__(self, compile_: Callable[[], jinja2.Template], description: str) -> None:
-        self._compile = compile_
-        self.description = description
-        self._template: jinja2.Template | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def inline(cls, environment: jinja2.Environment, source: str) -> LazyTemplate:
-        """``environment.from_string(source)``, later."""
-        return cls(lambda: environment.from_string(source), source)
-
-    @classmethod
-    def from_loader(cls, environment: jinja2.Environment, name: str) -> LazyTemplate:
-        """``environment.get_template(name)`` with the file as it is now, compiled later.
-
-        The source is read at once (as the loader reads it), so the template is the file's
-        content at load time, not at first render.
-        """
-        assert environment.loader is not None
-        source, filename, uptodate = environment.loader.get_source(environment, name)
-
-        def compile_() -> jinja2.Template:
-            code = environment.compile(source, name, filename)
-            return environment.template_class.from_code(environment, code, environment.make_globals(None), uptodate)
-
-        return cls(compile_, name)
-
-    @property
-    def template(self) -> jinja2.Template:
-        template = self._template
-        if template is None:
-            with self._lock:
-                if self._template is None:
-                    self._template = self._compile()
-                template = self._template
-        return template
-
-    def render(self, *args: Any, **kwargs: Any) -> str:
-        return self.template.render(*args, **kwargs)
-
-    def __repr__(self) -> str:
-        return f"<LazyTemplate {self.description!r}>"
-
-
-#: a compiled template, or one compiled when first rendered
-Renderable = jinja2.Template | LazyTemplate
 
 
 @dataclass(frozen=True)
@@ -825,64 +211,6 @@ class ConnectorDef:
     operations: Mapping[str, OperationDef]
 
 
-# --- Jinja environments -----------------------------------------------------------------------
-
-
-def _path_segment(value: Any) -> str:
-    """Every value in a path is one percent-encoded segment: '../x' → '..%2Fx'."""
-    return quote("" if value is None else str(value), safe="")
-
-
-def _xml_autoescape(name: str | None) -> bool:
-    return bool(name) and name.endswith((".xml.j2", ".xml"))  # type: ignore[union-attr]
-
-
-_SIMPLE_VARIABLE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
-
-#: names that are not (or not always) a plain context variable inside ``{{ }}``; kept out of the fast path
-_JINJA_SPECIAL_NAMES = frozenset({
-    "true", "false", "none", "True", "False", "None", "self", "loop", "super", "caller", "varargs", "kwargs",
-    "not", "and", "or", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "block", "endblock",
-    "extends", "include", "import", "from", "as", "with", "endwith", "without", "context", "ignore", "missing",
-    "set", "endset", "macro", "endmacro", "call", "endcall", "filter", "endfilter", "raw", "endraw",
-    "autoescape", "endautoescape", "recursive", "scoped", "required", "do", "break", "continue", "pass",
-    "trans", "pluralize", "endtrans",
-})
-
-
-def simple_template_variables(source: str) -> frozenset[str] | None:
-    """The variables of a template that is only text and ``{{ name }}``, without Jinja; else None.
-
-    For the sources it accepts the answer is what Jinja's ``find_undeclared_variables`` says, and
-    they compile: text without braces or line breaks is output as is, and each ``{{ name }}`` is
-    a plain variable lookup (names Jinja treats specially are refused).
-    """
-    pieces = _SIMPLE_VARIABLE.split(source)
-    for text in pieces[0::2]:
-        if "{" in text or "}" in text or "\n" in text or "\r" in text:
-            return None
-    names = pieces[1::2]
-    if any(name in _JINJA_SPECIAL_NAMES for name in names):
-        return None
-    return frozenset(names)
-
-
-_INLINE = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
-_PATH = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, finalize=_path_segment)
-
-
-def _body_environment(templates_dir: Path) -> jinja2.Environment:
-    return ImmutableSandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        autoescape=_xml_autoescape,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=False,
-        auto_reload=False,
-    )
-
-
 # --- loading ----------------------------------------------------------------------------------
 
 
@@ -901,24 +229,16 @@ class _Builder:
 
     def error(self, message: str, path: list[Any], *, file: str | None = None, line: int | None = None) -> None:
         self.errors.append(ConfigError(message, file=file or self.display,
-                                       line=line if line is not None else _line_of(self.doc, path),
-                                       field=_field_path(path) or None))
+                                       line=line if line is not None else line_of(self.doc, path),
+                                       field=field_path(path) or None))
 
     def inline(self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
                ) -> tuple[Renderable | None, frozenset[str]]:
-        simple = simple_template_variables(source)
-        template: Renderable
-        if simple is not None:
-            variables = simple
-            template = LazyTemplate.inline(env, source)
-        else:
-            try:
-                ast = env.parse(source)
-                variables = frozenset(jinja2.meta.find_undeclared_variables(ast))
-                template = env.from_string(source)
-            except jinja2.TemplateSyntaxError as exc:
-                self.error(f"template syntax error: {exc.message}", path)
-                return None, frozenset()
+        try:
+            template, variables = inline_template(env, source)
+        except jinja2.TemplateSyntaxError as exc:
+            self.error(f"template syntax error: {exc.message}", path)
+            return None, frozenset()
         for name in sorted(variables - declared):
             self.error(f"uses {name!r}, which is not a declared parameter", path)
         return template, variables
@@ -959,10 +279,10 @@ class _Builder:
             self.error("'request' is required (or declare 'kind: init')", [])
             return OperationDef(name, kind, "", tuple(params), None, response, self.display)
         raw_req = doc["request"]
-        path_template, path_vars = self.inline(_PATH, raw_req["path"], ["request", "path"], declared)
+        path_template, path_vars = self.inline(PATH_ENVIRONMENT, raw_req["path"], ["request", "path"], declared)
         query = []
         for qname, source in raw_req.get("query", {}).items():
-            template, _ = self.inline(_INLINE, source, ["request", "query", qname], declared)
+            template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "query", qname], declared)
             if template is not None:
                 query.append((qname, template))
         headers = []
@@ -976,12 +296,12 @@ class _Builder:
                 self.error(f"header {hname!r} is declared twice (header names are case-insensitive)",
                            ["request", "headers", hname])
             lowered.add(hname.lower())
-            template, _ = self.inline(_INLINE, source, ["request", "headers", hname], declared)
+            template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "headers", hname], declared)
             if template is not None:
                 headers.append((hname, template))
         content_type = None
         if "contentType" in raw_req:
-            content_type, _ = self.inline(_INLINE, raw_req["contentType"], ["request", "contentType"], declared)
+            content_type, _ = self.inline(INLINE_ENVIRONMENT, raw_req["contentType"], ["request", "contentType"], declared)
         body_def = BodyDef()
         body_template = None
         raw_body = raw_req.get("body")
@@ -1013,17 +333,8 @@ class _Builder:
             self.error(f"template {display} not found", path)
             return None
         source = file.read_text(encoding="utf-8")
-        cached = self.cache.get("body", source) if self.cache is not None else None
         try:
-            if isinstance(cached, list) and all(type(name) is str for name in cached):
-                variables: Iterable[str] = cached  # this very text was analysed without error before
-            else:
-                ast = self.body_env.parse(source, template_name, str(file))
-                # The code generation run here raises what compiling would (unknown filters, ...).
-                variables = jinja2.meta.find_undeclared_variables(ast)
-                if self.cache is not None:
-                    self.cache.put("body", source, sorted(variables))
-            template = LazyTemplate.from_loader(self.body_env, template_name)
+            template, variables = body_template(self.body_env, template_name, str(file), source, self.cache)
         except jinja2.TemplateSyntaxError as exc:
             self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
             return None
@@ -1062,7 +373,7 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
     manifest = load_yaml(root / "connector.yaml", manifest_display, cache)
     validate(manifest, CONNECTOR_SCHEMA, manifest_display)
     templates_dir = root / "templates"
-    body_env = _body_environment(templates_dir)
+    body_env = body_environment(templates_dir)
     operations: dict[str, OperationDef] = {}
     errors: list[ConfigError] = []
     for op_name, rel in manifest["operations"].items():

@@ -265,3 +265,13 @@ def test_api_version_is_normalised():
     conn = Connector.load().connection(apiUrl="https://h.example/", apiVersion="34", registry=MemoryRegistry())
     assert conn.api_url == "https://h.example/services/async/34.0"
     conn.close()
+
+
+def test_the_bundle_helpers_stay_importable_from_connector_bundle():
+    from sfbulk import bundle_cache, bundle_schema, bundle_templates, bundle_yaml, connector_bundle
+
+    homes = {"ParseCache": bundle_cache, "is_valid": bundle_schema, "validate": bundle_schema,
+             "load_yaml": bundle_yaml, "parse_yaml": bundle_yaml, "simple_template_variables": bundle_templates}
+    for name, home in homes.items():
+        assert name in connector_bundle.__all__
+        assert getattr(connector_bundle, name) is getattr(home, name)

@@ -26,12 +26,12 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sfbulk import connector_bundle as cb
+from sfbulk import bundle_cache, bundle_schema, bundle_templates, bundle_yaml
 from sfbulk.connector import Connector, bundle_root
 from sfbulk.errors import ConfigError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "connector_fixture"
-HAS_LIBYAML = cb._loaders()[1] is not None
+HAS_LIBYAML = bundle_yaml._loaders()[1] is not None
 needs_libyaml = pytest.mark.skipif(not HAS_LIBYAML, reason="PyYAML without libyaml")
 
 
@@ -40,16 +40,16 @@ needs_libyaml = pytest.mark.skipif(not HAS_LIBYAML, reason="PyYAML without libya
 
 def lines_of(value: Any) -> Any:
     """The value with its line bookkeeping made explicit, for equality checks."""
-    if isinstance(value, cb.LineDict):
+    if isinstance(value, bundle_yaml.LineDict):
         return ("map", value.line, [(k, value.lines[k], lines_of(v)) for k, v in value.items()])
-    if isinstance(value, cb.LineList):
+    if isinstance(value, bundle_yaml.LineList):
         return ("seq", value.line, [(line, lines_of(v)) for line, v in zip(value.lines, value, strict=True)])
     return ("scalar", type(value).__name__, value)
 
 
 def outcome(text: str, fast: bool) -> Any:
     try:
-        return ("ok", lines_of(cb.parse_yaml(text, "doc.yaml", fast=fast)))
+        return ("ok", lines_of(bundle_yaml.parse_yaml(text, "doc.yaml", fast=fast)))
     except ConfigError as exc:
         return ("error", str(exc), exc.line)
     except Exception as exc:  # noqa: BLE001 - whatever it is, both paths must raise the same
@@ -124,7 +124,7 @@ def test_loaders_agree_on_edited_bundle_files(path: Path, edits: list[tuple[floa
 
 def test_the_shipped_bundle_takes_the_fast_path() -> None:
     for path in bundle_yaml_files():
-        assert cb._LIBYAML_DIFFERS.search(path.read_text(encoding="utf-8")) is None, path
+        assert bundle_yaml._LIBYAML_DIFFERS.search(path.read_text(encoding="utf-8")) is None, path
 
 
 @needs_libyaml
@@ -151,7 +151,8 @@ def test_loaders_agree_on_errors_and_edge_cases(text: str) -> None:
 # --- the schema validator ---------------------------------------------------------------------
 
 
-SCHEMAS = {"connector": cb.CONNECTOR_SCHEMA, "operation": cb.OPERATION_SCHEMA, "parameter": cb.PARAMETER_SCHEMA}
+SCHEMAS = {"connector": bundle_schema.CONNECTOR_SCHEMA, "operation": bundle_schema.OPERATION_SCHEMA,
+           "parameter": bundle_schema.PARAMETER_SCHEMA}
 words = st.sampled_from([
     "name", "version", "operations", "description", "kind", "http", "init", "parameters", "request", "response",
     "method", "path", "query", "headers", "contentType", "body", "template", "from", "caller", "required",
@@ -174,15 +175,15 @@ def jsonschema_says(document: Any, schema: dict[str, Any]) -> bool:
 
 def fast_says(document: Any, schema: dict[str, Any]) -> bool | None:
     try:
-        return cb._conforms(document, schema)
-    except cb._Undecided:
+        return bundle_schema._conforms(document, schema)
+    except bundle_schema._Undecided:
         return None
 
 
 def valid_documents() -> list[tuple[str, Any]]:
     out = []
     for path in bundle_yaml_files():
-        doc = cb.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
+        doc = bundle_yaml.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
         out.append(("connector" if path.name == "connector.yaml" else "operation", doc))
     return out
 
@@ -233,7 +234,7 @@ def test_the_validator_agrees_with_jsonschema_on_every_single_change_of_the_bund
 def test_undecided_schemas_fall_back_to_jsonschema() -> None:
     schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}}
     assert fast_says({"n": 1}, schema) is None
-    assert cb.is_valid({"n": 1}, schema) and not cb.is_valid({"n": 4}, schema)
+    assert bundle_schema.is_valid({"n": 1}, schema) and not bundle_schema.is_valid({"n": 4}, schema)
     assert fast_says(1 + 2j, {"type": "number"}) is None
 
 
@@ -255,10 +256,10 @@ def jinja_variables(environment: jinja2.Environment, source: str) -> frozenset[s
 @settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(template_alphabet, max_size=12).map("".join))
 def test_simple_template_analysis_agrees_with_jinja(source: str) -> None:
-    simple = cb.simple_template_variables(source)
+    simple = bundle_templates.simple_template_variables(source)
     if simple is None:
         return
-    for environment in (cb._INLINE, cb._PATH):
+    for environment in (bundle_templates.INLINE_ENVIRONMENT, bundle_templates.PATH_ENVIRONMENT):
         assert jinja_variables(environment, source) == simple
 
 
@@ -267,24 +268,25 @@ def test_simple_template_analysis_agrees_with_jinja(source: str) -> None:
                           st.sampled_from(["{{ a }}", "{{b}}", "{{\tc }}"])), max_size=6).map("".join),
        st.fixed_dictionaries({"a": st.text(max_size=6), "b": st.text(max_size=6), "c": st.text(max_size=6)}))
 def test_lazy_inline_templates_render_like_eager_ones(source: str, values: dict[str, str]) -> None:
-    assume(cb.simple_template_variables(source) is not None)
-    for environment in (cb._INLINE, cb._PATH):
-        lazy = cb.LazyTemplate.inline(environment, source)
+    assume(bundle_templates.simple_template_variables(source) is not None)
+    for environment in (bundle_templates.INLINE_ENVIRONMENT, bundle_templates.PATH_ENVIRONMENT):
+        lazy = bundle_templates.LazyTemplate.inline(environment, source)
         assert lazy.render(values) == environment.from_string(source).render(values)
 
 
 def test_simple_template_examples() -> None:
-    assert cb.simple_template_variables("/job/{{ jobId }}/batch/{{batchId}}") == {"jobId", "batchId"}
-    assert cb.simple_template_variables("application/xml") == frozenset()
+    simple = bundle_templates.simple_template_variables
+    assert simple("/job/{{ jobId }}/batch/{{batchId}}") == {"jobId", "batchId"}
+    assert simple("application/xml") == frozenset()
     for source in ("{{ a.b }}", "{{ a|upper }}", "{% if a %}x{% endif %}", "{{ true }}", "{{ self }}", "a\n",
                    "{ {{ a }}", "{{- a }}", "{{ a }"):
-        assert cb.simple_template_variables(source) is None
+        assert simple(source) is None
 
 
 def test_the_bundle_renders_the_same_requests_as_eagerly_compiled_templates() -> None:
     connector = Connector.load()
     root = bundle_root()
-    eager_env = cb._body_environment(root / "templates")
+    eager_env = bundle_templates.body_environment(root / "templates")
     for op in connector.operations.values():
         if op.request is None:
             continue
@@ -294,10 +296,11 @@ def test_the_bundle_renders_the_same_requests_as_eagerly_compiled_templates() ->
                 values[param.name] = param.allowed[0]
         bound = op.bind(values)
         rendered = op.render(bound)
-        path_env = cb._PATH
+        path_env = bundle_templates.PATH_ENVIRONMENT
         assert rendered.path == path_env.from_string(op.request.path).render(bound)
         for name, source in op.request.query:
-            assert dict(rendered.query).get(name, "") == cb._INLINE.from_string(source).render(bound)
+            expected_value = bundle_templates.INLINE_ENVIRONMENT.from_string(source).render(bound)
+            assert dict(rendered.query).get(name, "") == expected_value
         if op.request.body.kind == "template":
             assert op.request.body.template is not None
             expected = eager_env.get_template(op.request.body.template).render(bound).encode("utf-8")
@@ -330,9 +333,9 @@ def test_lazy_templates_compile_once_under_concurrency() -> None:
 
     def compile_() -> jinja2.Template:
         calls.append(1)
-        return cb._INLINE.from_string("{{ a }}")
+        return bundle_templates.INLINE_ENVIRONMENT.from_string("{{ a }}")
 
-    lazy = cb.LazyTemplate(compile_, "{{ a }}")
+    lazy = bundle_templates.LazyTemplate(compile_, "{{ a }}")
     results: list[str] = []
     threads = [threading.Thread(target=lambda: results.append(lazy.render(a="x"))) for _ in range(8)]
     for thread in threads:
@@ -375,17 +378,21 @@ def test_a_bundle_from_the_cache_is_the_bundle_without_it(cache_dir: Path, monke
     assert snapshot(cold) == snapshot(warm) == snapshot(uncached)
 
 
+def through_json(document: Any) -> Any:
+    """A document as it comes back from the cache file."""
+    return bundle_yaml._decode_document(json.loads(json.dumps(bundle_yaml._encode_document(document))))
+
+
 def test_cached_documents_keep_values_and_lines(cache_dir: Path) -> None:
-    cache = cb.open_cache()
+    cache = bundle_cache.open_cache()
     assert cache is not None
     for path in bundle_yaml_files():
-        document = cb.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
-        assert lines_of(cb._decode_document(json.loads(json.dumps(cb._encode_document(document))))) == \
-            lines_of(document)
-    odd = cb.parse_yaml("a: [1, 2.5, .inf, null, true, '', x]\n1: {2: b}\nnull: c\n", "d.yaml")
-    assert lines_of(cb._decode_document(json.loads(json.dumps(cb._encode_document(odd))))) == lines_of(odd)
+        document = bundle_yaml.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
+        assert lines_of(through_json(document)) == lines_of(document)
+    odd = bundle_yaml.parse_yaml("a: [1, 2.5, .inf, null, true, '', x]\n1: {2: b}\nnull: c\n", "d.yaml")
+    assert lines_of(through_json(odd)) == lines_of(odd)
     with pytest.raises(TypeError):
-        cb._encode_document(cb.parse_yaml("a: 2024-01-02\n", "d.yaml"))
+        bundle_yaml._encode_document(bundle_yaml.parse_yaml("a: 2024-01-02\n", "d.yaml"))
 
 
 def test_an_edited_file_is_loaded_again(cache_dir: Path, tmp_path: Path) -> None:
@@ -431,14 +438,21 @@ def test_damaged_entries_are_parsed_again(cache_dir: Path) -> None:
 def test_the_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SFBULK_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert cb._cache_file() == tmp_path / "sfbulk" / "bundle-cache.json"
+    assert bundle_cache._cache_file() == tmp_path / "sfbulk" / "bundle-cache.json"
     monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")
-    assert cb._cache_file() is None
+    assert bundle_cache._cache_file() is None
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert cb._cache_file() == tmp_path / ".cache" / "sfbulk" / "bundle-cache.json"
+    assert bundle_cache._cache_file() == tmp_path / ".cache" / "sfbulk" / "bundle-cache.json"
     monkeypatch.setenv("SFBULK_CACHE_DIR", "")
-    assert cb._cache_file() is None
+    assert bundle_cache._cache_file() is None
+
+
+def test_the_cache_key_covers_the_modules_computing_what_is_cached() -> None:
+    modules = (bundle_cache, bundle_yaml, bundle_templates)
+    assert {Path(module.__file__ or "").name for module in modules} == set(bundle_cache.CACHED_BY)
+    for name in bundle_cache.CACHED_BY:
+        assert (Path(bundle_cache.__file__ or "").parent / name).is_file()
 
 
 def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,133 @@
+"""The start-up cache of bundle loading: results of its slow, pure steps, kept between processes.
+
+What is stored is decided by the callers (parsed YAML documents in ``sfbulk.bundle_yaml``,
+body-template variables in ``sfbulk.bundle_templates``); this module keeps JSON values keyed
+by a file's text, in one file of the user's cache directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+#: bump when what is cached, or how it is computed, changes
+CACHE_FORMAT = 1
+CACHE_ENTRIES = 64
+
+#: the modules whose code computes what is cached (tests/unit/test_startup.py checks they exist)
+CACHED_BY = ("bundle_cache.py", "bundle_yaml.py", "bundle_templates.py")
+
+
+def _cache_file() -> Path | None:
+    """``$SFBULK_CACHE_DIR`` (empty: no cache), else ``$XDG_CACHE_HOME/sfbulk`` or ``~/.cache/sfbulk``."""
+    configured = os.environ.get("SFBULK_CACHE_DIR")
+    if configured is not None:
+        return Path(configured) / "bundle-cache.json" if configured.strip() else None
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        home = os.path.expanduser("~")
+        if not os.path.isabs(home):
+            return None  # no home directory: no cache (never one relative to the working directory)
+        base = os.path.join(home, ".cache")
+    if not os.path.isabs(base):
+        return None
+    return Path(base) / "sfbulk" / "bundle-cache.json"
+
+
+def _file_signature(path: str | None) -> str:
+    try:
+        st = os.stat(path)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return f"{path}:?"
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
+class ParseCache:
+    """Results of the slow steps of loading that depend only on a file's text: the parsed YAML
+    documents and the variables of the body templates, keyed by a hash of the text.
+
+    Keys also cover the files of the modules computing them (``CACHED_BY``), PyYAML's and Jinja's
+    versions, so a new release never reads an old answer; only successful results are stored, so
+    every error is found again. The file lives in the user's cache directory; any problem with it
+    means "no cache".
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, Any] = {}
+        self.used: dict[str, Any] = {}
+        self.changed = False
+        yaml_module = sys.modules.get("yaml")
+        if yaml_module is not None:
+            yaml_origin = getattr(yaml_module, "__file__", None)
+        else:
+            import importlib.util
+
+            spec = importlib.util.find_spec("yaml")
+            yaml_origin = spec.origin if spec is not None else None
+        here = os.path.dirname(__file__)
+        self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__,
+                              *(_file_signature(os.path.join(here, name)) for name in CACHED_BY),
+                              _file_signature(yaml_origin)])
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict):
+                self.entries = data["entries"]
+        except (OSError, ValueError):
+            pass
+
+    def _key(self, kind: str, text: str) -> str:
+        return hashlib.sha256(f"{self.salt}|{kind}|{text}".encode("utf-8", "surrogatepass")).hexdigest()
+
+    def get(self, kind: str, text: str) -> Any:
+        key = self._key(kind, text)
+        value = self.entries.get(key)
+        if value is not None:
+            self.used[key] = value
+        return value
+
+    def put(self, kind: str, text: str, value: Any) -> None:
+        key = self._key(kind, text)
+        self.used[key] = self.entries[key] = value
+        self.changed = True
+
+    def save(self) -> None:
+        """Write the entries if new ones were added (the ones used now first); errors are ignored."""
+        if not self.changed:
+            return
+        keep = dict(self.used)
+        for key, value in self.entries.items():
+            if len(keep) >= CACHE_ENTRIES:
+                break
+            keep.setdefault(key, value)
+        tmp = None
+        try:
+            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            import tempfile
+
+            fd, tmp = tempfile.mkstemp(prefix=".bundle-cache-", dir=str(self.path.parent))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump({"format": CACHE_FORMAT, "entries": keep}, fh, separators=(",", ":"))
+            os.replace(tmp, self.path)
+            tmp = None
+        except OSError:
+            pass
+        finally:
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+
+
+def open_cache() -> ParseCache | None:
+    path = _cache_file()
+    return ParseCache(path) if path is not None else None
+
+
+__all__ = ["CACHE_ENTRIES", "CACHE_FORMAT", "CACHED_BY", "ParseCache", "open_cache"]
