@@ -1,9 +1,12 @@
 """Connector operation mediator: ``<salesforcebulk.createJob>`` and friends (synapse.md §2.4).
 
 Parameters are bound like Synapse binds template parameters: values are evaluated in the
-caller's context when the operation is entered, a null result leaves the parameter unbound,
-names the operation does not declare are ignored, and a missing required one is a
-``ParameterError`` fault. ``init`` creates (or reuses, through the engine's cache) a
+caller's context when the operation is entered, a null result leaves the parameter unbound, and
+names the operation does not declare are ignored (``sfbulk validate`` and the loaders report them
+as typos first, see ``undeclared_parameters``). Only a missing value the request URL needs (the
+``required`` parameters: jobId, batchId, resultId, init's apiUrl) is a local ``ParameterError``
+fault, code 500101 as MI's mandatory template parameters; a missing body value goes to
+Salesforce, whose answer comes back as WSO2 relays it. ``init`` creates (or reuses, through the engine's cache) a
 ``Connection``; it lives in the operation scope under ``connector:<name>``, never in a
 user-visible property or header. The other operations invoke it and the HTTP answer becomes
 the current message (4xx/5xx included, HTTP_SC set).
@@ -111,9 +114,10 @@ class ConnectorOperationMediator:
         op = connector.operation(self.operation)
         rendered_from_caller = getattr(getattr(getattr(op, "request", None), "body", None), "kind", "") == "caller"
         if rendered_from_caller:
-            # Operations that relay the caller's body (addBatch CSV, uploadBatchFile): the current payload.
-            body, _ = ctx.payload_bytes()
-            response = connection.invoke(self.operation, body=body, **params)
+            # Operations that relay the caller's body (uploadBatchFile, createJobToUploadBatchFile): the
+            # current payload, with its Content-Type as WSO2 relays it (an explicit contentType wins).
+            body, content_type = ctx.payload_bytes()
+            response = connection.invoke(self.operation, body=body, body_content_type=content_type or None, **params)
         else:
             response = connection.invoke(self.operation, **params)
         try:
