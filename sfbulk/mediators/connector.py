@@ -14,8 +14,9 @@ the current message (4xx/5xx included, HTTP_SC set).
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkError
@@ -57,6 +58,31 @@ def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool
         params = list(params.values())
     # Required without a default: the caller must bind it.
     return [(p.name, bool(getattr(p, "required", False)) and getattr(p, "default", None) is None) for p in params]
+
+
+def undeclared_parameters(connector: Any, operation: str, names: Iterable[str],
+                          label: str | None = None) -> list[tuple[str, str]]:
+    """(name, message) for each of ``names`` that ``operation`` does not declare: likely a typo.
+
+    Synapse ignores such names, so a misspelt ``<resultsId>`` silently passes nothing; the
+    message names the operation and the closest declared name (``difflib``) so the user can fix it.
+    Empty when every name is declared or the connector cannot tell. ``label`` names the operation
+    in the message (default ``operation``; the loaders pass ``salesforcebulk.getJob``).
+    """
+    declared = operation_parameters(connector, operation)
+    if declared is None:
+        return []
+    known = [name for name, _ in declared]
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        same_case = [k for k in known if k.lower() == name.lower()]
+        close = same_case or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append((name, f"{label or operation} has no parameter {name!r}{hint} "
+                               f"(parameters: {', '.join(known) or 'none'})"))
+    return problems
 
 
 class ConnectorOperationMediator:
