@@ -142,8 +142,8 @@ class ConnectorOperationMediator:
         if rendered_from_caller:
             # Operations that relay the caller's body (uploadBatchFile, createJobToUploadBatchFile): the
             # current payload, with its Content-Type as WSO2 relays it (an explicit contentType wins).
-            body, content_type = ctx.payload_bytes()
-            response = connection.invoke(self.operation, body=body, body_content_type=content_type or None, **params)
+            body, body_type = ctx.payload_bytes()
+            response = connection.invoke(self.operation, body=body, body_content_type=body_type or None, **params)
         else:
             response = connection.invoke(self.operation, **params)
         try:

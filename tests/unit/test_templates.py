@@ -149,7 +149,8 @@ def test_add_batch_without_content_type_sends_xml_as_wso2(connector):
     assert root.tag == NS + "sObjects" and root[0].tag == NS + "sObject"
 
 
-@pytest.mark.parametrize("objects", [None, "", "  ", "<objects><values> </values></objects>"])
+@pytest.mark.parametrize("objects", [None, "", "  ", "<objects><values> </values></objects>", "<objects/>",
+                                     '<objects xmlns=""/>', "<values/>", "<objects><values/></objects>"])
 @pytest.mark.parametrize("content_type", ["text/csv", "application/xml", None])
 def test_add_batch_without_records_sends_an_empty_body_for_salesforce_to_answer(connector, objects, content_type):
     rendered = render(connector, "addBatch", jobId="750", objects=objects, contentType=content_type)
