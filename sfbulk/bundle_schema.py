@@ -88,7 +88,11 @@ OPERATION_SCHEMA: dict[str, Any] = {
                             "type": "object",
                             "required": ["from"],
                             "additionalProperties": False,
-                            "properties": {"from": {"const": "caller"}, "required": {"type": "boolean"}},
+                            "properties": {
+                                "from": {"const": "caller"},
+                                "required": {"type": "boolean"},
+                                "callerContentType": {"type": "string", "pattern": IDENTIFIER},
+                            },
                         },
                     ]
                 },

@@ -223,13 +223,21 @@ class Connection:
         return url + ("?" + urlencode(query) if query else "")
 
     def invoke(self, name: str, *, body: Any = None, stream: bool | None = None,
-               timeout: float | None = None, **params: Any) -> OperationResponse:
-        """Run operation ``name`` with ``params``; the response comes back whatever its status."""
+               timeout: float | None = None, body_content_type: str | None = None,
+               **params: Any) -> OperationResponse:
+        """Run operation ``name`` with ``params``; the response comes back whatever its status.
+
+        ``body_content_type`` is the Content-Type the caller's ``body`` came with: an operation that
+        relays it (``body.callerContentType`` in its definition) sends it unless ``params`` set one.
+        """
         if self.closed:
             raise ParameterError("the connection is closed")
         op = self.connector.operation(name)
         if op.kind == "init":
             raise ParameterError("init is not invoked on a connection: connector.connection(...) runs it")
+        relay = op.request.body.caller_content_type if op.request is not None else None
+        if relay is not None and body_content_type and params.get(relay) in (None, ""):
+            params = {**params, relay: body_content_type}
         rendered = op.render(op.bind(params))
         if rendered.body_from_caller:
             if body is None and rendered.body_required:

@@ -64,6 +64,8 @@ class BodyDef:
     kind: str = "none"
     template: str | None = None
     required: bool = False
+    #: with "caller": the parameter that takes the Content-Type the caller's body came with, unless the call sets it
+    caller_content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -310,7 +312,10 @@ class _Builder:
             body_def = BodyDef("template", template_name)
             body_template = self.load_body_template(template_name, declared)
         elif raw_body is not None:
-            body_def = BodyDef("caller", None, bool(raw_body.get("required", False)))
+            relay = raw_body.get("callerContentType")
+            if relay is not None and relay not in declared:
+                self.error(f"names {relay!r}, which is not a declared parameter", ["request", "body", "callerContentType"])
+            body_def = BodyDef("caller", None, bool(raw_body.get("required", False)), relay)
         request = RequestDef(
             method=raw_req["method"], path=raw_req["path"],
             query=tuple((k, v) for k, v in raw_req.get("query", {}).items()),

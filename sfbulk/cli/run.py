@@ -102,6 +102,9 @@ def _readable(body: bytes, content_type: str) -> str:
               help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
                    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
                    "or an emulator's URL.")
+@click.option("--lenient", is_flag=True,
+              help="Report parameters a connector operation does not declare as warnings, not errors "
+                   "(for configs that pass extra parameters on purpose; they are ignored).")
 @click.option("--include", "-i", is_flag=True, help="Print the response headers too.")
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
 def run_command(
@@ -116,6 +119,7 @@ def run_command(
     token_endpoint: str | None,
     include: bool,
     raw: bool,
+    lenient: bool,
 ) -> None:
     """Mediate one message through PROXY of CONFIG... and print the response status and body.
 
@@ -144,7 +148,7 @@ def run_command(
         sys.exit(EXIT_CONFIG)
     with engine:
         try:
-            engine.load(*configs, connectors=_bundled_connectors())
+            engine.load(*configs, connectors=_bundled_connectors(), lenient=lenient)
         except ConfigError as exc:
             errors = _config_errors(exc)
             click.echo(f"sfbulk run: {len(errors)} configuration error(s):", err=True)
@@ -188,11 +192,15 @@ def run_command(
 
 @click.command("validate")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-def validate_command(configs: tuple[str, ...]) -> None:
+@click.option("--lenient", is_flag=True,
+              help="Report parameters a connector operation does not declare as warnings, not errors "
+                   "(for configs that pass extra parameters on purpose; they are ignored).")
+def validate_command(configs: tuple[str, ...], lenient: bool) -> None:
     """Check CONFIG... (Synapse XML files or folders, YAML flows) without running anything.
 
     Prints "OK: N proxies, M sequences" or every error with its file and line (exit status 1).
-    Expressions are compiled and connector operations checked against the bundled connector.
+    Expressions are compiled and connector operations checked against the bundled connector: a
+    parameter the operation does not declare is an error naming the closest declared one.
     """
     from sfbulk.config import load_paths
 
@@ -200,7 +208,7 @@ def validate_command(configs: tuple[str, ...]) -> None:
     previous = config_log.level
     config_log.setLevel(logging.ERROR)  # warnings are printed below, once, without log prefixes
     try:
-        loaded = load_paths(list(configs), connectors=_bundled_connectors())
+        loaded = load_paths(list(configs), connectors=_bundled_connectors(), lenient=lenient)
     except ConfigError as exc:
         errors = _config_errors(exc)
         for error in errors:

@@ -55,6 +55,9 @@ def _report_config_error(error: ConfigError) -> None:
               help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
                    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
                    "or an emulator's URL.")
+@click.option("--lenient", is_flag=True,
+              help="Report parameters a connector operation does not declare as warnings, not errors "
+                   "(for configs that pass extra parameters on purpose; they are ignored).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
 def serve_command(
@@ -67,6 +70,7 @@ def serve_command(
     shutdown_timeout: int,
     token_endpoint: str | None,
     access_log: bool,
+    lenient: bool,
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files) at /services/<name>."""
     from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
@@ -74,7 +78,7 @@ def serve_command(
     try:
         init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
         engine = Engine(registry=registry_dir, init_defaults=init_defaults)
-        engine.load(*configs)
+        engine.load(*configs, lenient=lenient)
     except ConfigError as exc:
         _report_config_error(exc)
         sys.exit(EXIT_CONFIG)

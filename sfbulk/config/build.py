@@ -27,11 +27,15 @@ class Builder:
     """Builds one document; problems are appended to ``errors`` (shared across files by the loader)."""
 
     def __init__(
-        self, doc: Document, errors: list[ConfigError], connectors: Mapping[str, Any] | None = None
+        self, doc: Document, errors: list[ConfigError], connectors: Mapping[str, Any] | None = None,
+        *, lenient: bool = False,
     ) -> None:
         self.doc = doc
         self.errors = errors
         self.connectors = connectors
+        #: undeclared connector parameters are warnings (in ``warnings``) instead of errors
+        self.lenient = lenient
+        self.warnings: list[str] = []
         self._compile_expression: Callable[..., Any] | None = None
         self._value_parse: Callable[..., Any] | None = None
 
@@ -433,6 +437,7 @@ class Builder:
                 names = _operation_names(connector)
                 hint = f" (operations: {', '.join(names)})" if names else ""
                 raise self.error(f"connector {connector_name!r} has no operation {operation!r}{hint}", path)
+            self.check_connector_parameters(connector, kind, spec, path)
         params = {}
         for name, raw in spec.items():
             text = "" if raw is None else _text(raw)
@@ -440,6 +445,22 @@ class Builder:
                 continue  # empty text: the parameter is not passed at all (synapse.md §2.4)
             params[name] = self.value(text, (*path, name))
         return m.ConnectorOperationMediator(connector_name, operation, params)
+
+
+    def check_connector_parameters(self, connector: Any, kind: str, spec: Mapping[str, Any], path: Path) -> None:
+        """A parameter the operation does not declare is a typo: an error, a warning with ``lenient``.
+
+        Synapse ignores undeclared names, so ``<resultsId>`` would silently pass nothing at run time.
+        """
+        from sfbulk.mediators.connector import undeclared_parameters
+
+        operation = kind.split(".", 1)[1]
+        for name, message in undeclared_parameters(connector, operation, spec, label=kind):
+            error = self.error(message, (*path, name))
+            if self.lenient:
+                self.warnings.append(f"{error}; ignored (--lenient)")
+            else:
+                self.errors.append(error)
 
 
 class _Reported(ConfigError):

@@ -107,15 +107,18 @@ def load_paths(
     paths: Iterable[str | os.PathLike[str]],
     *,
     connectors: Mapping[str, Any] | None = None,
+    lenient: bool = False,
 ) -> LoadedConfig:
     """Load every config under `paths`; raise ``ConfigErrors`` listing every problem if any.
 
     ``connectors`` (name -> Connector) lets connector operations be checked at load time
-    (unknown connector or operation); without it they are checked when they run.
+    (unknown connector, operation or parameter); without it they are checked when they run.
+    ``lenient`` turns parameters an operation does not declare into warnings.
     """
     files, from_folders, errors = config_files(paths)
     loaded = LoadedConfig()
     skipped: list[str] = []
+    parameter_warnings: list[str] = []
     origins: dict[tuple[str, str], str] = {}
     for path in files:
         try:
@@ -133,7 +136,9 @@ def load_paths(
             errors.append(exc)
             continue
         file_errors = list(problems)
-        proxies, sequences, entries = Builder(doc, file_errors, connectors).build()
+        builder = Builder(doc, file_errors, connectors, lenient=lenient)
+        proxies, sequences, entries = builder.build()
+        parameter_warnings.extend(builder.warnings)
         errors.extend(sorted(file_errors, key=lambda e: e.line or 0))
         tables: tuple[tuple[str, dict[str, Any], dict[str, Any]], ...] = (
             ("proxy", proxies, loaded.proxies),
@@ -158,7 +163,7 @@ def load_paths(
     if errors:
         raise ConfigErrors(errors)
     # Returned, not logged: the caller decides how to show them (the Engine logs them, validate prints).
-    loaded.warnings = skipped + _unresolved_references(loaded)
+    loaded.warnings = skipped + parameter_warnings + _unresolved_references(loaded)
     return loaded
 
 

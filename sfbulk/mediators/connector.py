@@ -1,9 +1,12 @@
 """Connector operation mediator: ``<salesforcebulk.createJob>`` and friends (synapse.md §2.4).
 
 Parameters are bound like Synapse binds template parameters: values are evaluated in the
-caller's context when the operation is entered, a null result leaves the parameter unbound,
-names the operation does not declare are ignored, and a missing required one is a
-``ParameterError`` fault. ``init`` creates (or reuses, through the engine's cache) a
+caller's context when the operation is entered, a null result leaves the parameter unbound, and
+names the operation does not declare are ignored (``sfbulk validate`` and the loaders report them
+as typos first, see ``undeclared_parameters``). Only a missing value the request URL needs (the
+``required`` parameters: jobId, batchId, resultId, init's apiUrl) is a local ``ParameterError``
+fault, code 500101 as MI's mandatory template parameters; a missing body value goes to
+Salesforce, whose answer comes back as WSO2 relays it. ``init`` creates (or reuses, through the engine's cache) a
 ``Connection``; it lives in the operation scope under ``connector:<name>``, never in a
 user-visible property or header. The other operations invoke it and the HTTP answer becomes
 the current message (4xx/5xx included, HTTP_SC set).
@@ -11,8 +14,9 @@ the current message (4xx/5xx included, HTTP_SC set).
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkError
@@ -54,6 +58,31 @@ def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool
         params = list(params.values())
     # Required without a default: the caller must bind it.
     return [(p.name, bool(getattr(p, "required", False)) and getattr(p, "default", None) is None) for p in params]
+
+
+def undeclared_parameters(connector: Any, operation: str, names: Iterable[str],
+                          label: str | None = None) -> list[tuple[str, str]]:
+    """(name, message) for each of ``names`` that ``operation`` does not declare: likely a typo.
+
+    Synapse ignores such names, so a misspelt ``<resultsId>`` silently passes nothing; the
+    message names the operation and the closest declared name (``difflib``) so the user can fix it.
+    Empty when every name is declared or the connector cannot tell. ``label`` names the operation
+    in the message (default ``operation``; the loaders pass ``salesforcebulk.getJob``).
+    """
+    declared = operation_parameters(connector, operation)
+    if declared is None:
+        return []
+    known = [name for name, _ in declared]
+    problems = []
+    for name in names:
+        if name in known:
+            continue
+        same_case = [k for k in known if k.lower() == name.lower()]
+        close = same_case or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        problems.append((name, f"{label or operation} has no parameter {name!r}{hint} "
+                               f"(parameters: {', '.join(known) or 'none'})"))
+    return problems
 
 
 class ConnectorOperationMediator:
@@ -111,9 +140,10 @@ class ConnectorOperationMediator:
         op = connector.operation(self.operation)
         rendered_from_caller = getattr(getattr(getattr(op, "request", None), "body", None), "kind", "") == "caller"
         if rendered_from_caller:
-            # Operations that relay the caller's body (addBatch CSV, uploadBatchFile): the current payload.
-            body, _ = ctx.payload_bytes()
-            response = connection.invoke(self.operation, body=body, **params)
+            # Operations that relay the caller's body (uploadBatchFile, createJobToUploadBatchFile): the
+            # current payload, with its Content-Type as WSO2 relays it (an explicit contentType wins).
+            body, body_type = ctx.payload_bytes()
+            response = connection.invoke(self.operation, body=body, body_content_type=body_type or None, **params)
         else:
             response = connection.invoke(self.operation, **params)
         try:

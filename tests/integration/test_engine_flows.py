@@ -1,6 +1,6 @@
 """Connector operations through the mediators and the Engine against the emulator:
 init + createJob + getJob + updateJob via a dispatcher proxy, refresh on InvalidSessionId,
-connection-refused fault 101503, missing init / missing required parameter faults, no secret in logs."""
+connection-refused fault 101503, missing init / missing URL parameter faults, no secret in logs."""
 
 from __future__ import annotations
 
@@ -147,8 +147,12 @@ def test_operation_without_init_and_missing_required_parameter(engine, emulator,
     assert result.status == 500 and b"salesforcebulk.init" in result.body
 
     engine.add_proxy(dispatcher())
+    result = call(engine, emulator, "urn:getJob", accessToken=access_token)  # no jobId: no URL to call
+    assert result.status == 400 and b"<code>500101</code>" in result.body and b"jobId" in result.body
+    # A missing body value is Salesforce's to judge (WSO2 parity): its 400 is relayed, not a fault.
     result = call(engine, emulator, "urn:createJob", accessToken=access_token, object="Contact")  # no operation
-    assert result.status == 400 and b"<code>500101</code>" in result.body and b"operation" in result.body
+    assert result.status == 400 and text(result.body, "exceptionCode") == "InvalidJob"
+    assert text(result.body, "exceptionMessage") == "Unable to parse Job: operation is required"
 
 
 def test_parameters_bind_in_the_callers_context_and_null_is_unbound(engine, emulator, access_token):

@@ -226,6 +226,31 @@ def test_caller_body_operation(bundle, recorder):
     assert "X-SFDC-Session" not in seen[-1]["headers"]  # no token given: no header
 
 
+def test_caller_content_type_is_relayed_unless_the_call_sets_one(bundle, recorder):
+    url, seen = recorder
+    (bundle / "operations/upload.yaml").write_text(
+        "name: upload\nparameters:\n  - {name: folder, required: true}\n"
+        "  - {name: mime, default: zip/csv}\nrequest:\n  method: POST\n  path: /up/{{ folder }}\n"
+        "  contentType: \"{{ mime }}\"\n  body: {from: caller, callerContentType: mime}\n")
+    replace(bundle / "connector.yaml", "  getNote:", "  upload: operations/upload.yaml\n  getNote:")
+    connector = Connector.load(bundle)
+    with connector.connection(apiUrl=url, registry=MemoryRegistry()) as conn:
+        conn.invoke("upload", folder="f", body=b"x", body_content_type="zip/xml")
+        conn.invoke("upload", folder="f", body=b"x", body_content_type="zip/xml", mime="zip/json")
+        conn.invoke("upload", folder="f", body=b"x")
+        conn.invoke("upload", folder="f", body=b"x", body_content_type="")
+    assert [r["headers"]["Content-Type"] for r in seen[-4:]] == ["zip/xml", "zip/json", "zip/csv", "zip/csv"]
+
+
+def test_caller_content_type_must_name_a_declared_parameter(bundle):
+    (bundle / "operations/upload.yaml").write_text(
+        "name: upload\nrequest:\n  method: POST\n  path: /up\n  body:\n    from: caller\n"
+        "    callerContentType: mime\n")
+    replace(bundle / "connector.yaml", "  getNote:", "  upload: operations/upload.yaml\n  getNote:")
+    error = load_error(bundle)
+    assert error.field == "request.body.callerContentType" and error.line == 7 and "'mime'" in error.message
+
+
 def test_init_yaml_and_the_auth_code_agree():
     from sfbulk import auth
 
