@@ -233,7 +233,7 @@ class Builder:
                 fault_sequence=slots.get("faultSequence"),
             )
         except ConfigError as exc:
-            field_name = next((k for k in ("uri-template", "url-mapping", "methods") if k in spec), None)
+            field_name = _resource_field(spec, exc.message)
             raise self.relocate(exc, (*path, field_name) if field_name else path) from None
 
     def named_endpoint(self, name: str, spec: dict[str, Any], path: Path) -> Any:
@@ -560,6 +560,16 @@ _METHODS: dict[str, Callable[[Builder, Any, Path], Any]] = {
     "sequence": Builder.sequence_reference,
     "call-template": Builder.call_template,
 }
+
+
+def _resource_field(spec: dict[str, Any], message: str) -> str | None:
+    """The resource attribute an error message is about (for its file:line:field)."""
+    if "method" in message and "methods" in spec:
+        return "methods"
+    for key in ("uri-template", "url-mapping"):
+        if key in message and key in spec:
+            return key
+    return next((k for k in ("uri-template", "url-mapping") if k in spec), None)
 
 
 def _text(value: Any) -> str:
