@@ -20,6 +20,7 @@ from sfbulk import xmlsafe
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError, PayloadError
 from sfbulk.mediators.api import Api, Resource
+from sfbulk.mediators.direction import DirectionMediator
 from sfbulk.mediators.http import AddressEndpoint, EndpointReference
 
 #: mediators written as a bare word in YAML (``- respond``)
@@ -489,6 +490,12 @@ class Builder:
         endpoint = spec.get("endpoint")
         return m.SendMediator(self.endpoint(endpoint, (*path, "endpoint")) if endpoint else None)
 
+    def in_(self, spec: Any, path: Path) -> DirectionMediator:
+        return DirectionMediator(self.mediators(spec or [], path), response=False)
+
+    def out(self, spec: Any, path: Path) -> DirectionMediator:
+        return DirectionMediator(self.mediators(spec or [], path), response=True)
+
     def respond(self, spec: Any, path: Path) -> m.RespondMediator:
         return m.RespondMediator()
 
@@ -559,6 +566,8 @@ _METHODS: dict[str, Callable[[Builder, Any, Path], Any]] = {
     "loopback": Builder.loopback,
     "sequence": Builder.sequence_reference,
     "call-template": Builder.call_template,
+    "in": Builder.in_,
+    "out": Builder.out,
 }
 
 

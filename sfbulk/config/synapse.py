@@ -248,6 +248,15 @@ class _Reader:
         else:
             value = (el.text or "").strip()
         self.add("localEntries", key, value, el)
+        # A local entry holding a <sequence> or an <endpoint> also defines one under its key: Synapse
+        # resolves <sequence key>/<endpoint key> through the local registry.
+        if children and children[0].tag == f"{_S}sequence":
+            body = self.sequence_body(children[0], ("sequences", key))
+            self.doc.data.setdefault("sequences", {})[key] = body
+            self.doc.labels[("sequences", key)] = f"localEntry[{key}]/sequence"
+        elif children and children[0].tag == f"{_S}endpoint":
+            self.doc.data.setdefault("endpoints", {})[key] = self.endpoint(children[0], ("endpoints", key))
+            self.doc.labels[("endpoints", key)] = f"localEntry[{key}]/endpoint"
 
     def named_endpoint(self, el: etree._Element) -> None:
         name = self.named(el, "name", "named endpoint")
@@ -695,6 +704,10 @@ class _Reader:
     def empty(self, el: etree._Element, path: Path) -> None:
         return None
 
+    def direction(self, el: etree._Element, path: Path) -> list[Any]:
+        """``<in>``/``<out>``: a mediator list run in one direction only."""
+        return self.mediators(el, path)
+
     def sequence(self, el: etree._Element, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
         self.attr(el, path, out, "key")
@@ -759,6 +772,8 @@ _MEDIATORS = {
     "loopback": _Reader.empty,
     "sequence": _Reader.sequence,
     "call-template": _Reader.call_template,
+    "in": _Reader.direction,
+    "out": _Reader.direction,
 }
 
 
