@@ -111,9 +111,16 @@ class Engine:
         endpoints = dict(getattr(loaded, "endpoints", {}) or {})
         clashes = sorted(set(proxies) & set(self.proxies)) + sorted(set(sequences) & set(self.sequences))
         clashes += sorted(set(apis) & set(self.apis)) + sorted(set(endpoints) & set(self.endpoints))
+        served = {api.full_context: key for key, api in self.apis.items()}
+        clashes += sorted(
+            f"{key} (at {api.full_context}, as {served[api.full_context]})"
+            for key, api in apis.items()
+            if api.full_context in served and key not in self.apis
+        )
         if clashes:
             raise ConfigError(
-                f"already loaded: {', '.join(clashes)}; each proxy, sequence, API and endpoint name must be unique"
+                f"already loaded: {', '.join(clashes)}; each proxy, sequence, API and endpoint name, "
+                "and each API's context, must be unique"
             )
         self.proxies.update(proxies)
         self.sequences.update(sequences)

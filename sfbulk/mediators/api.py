@@ -10,7 +10,8 @@ Selection, in Synapse's order (``RESTRequestHandler``, ``API.process``, the thre
    ``/x/*`` prefix, then ``*.ext`` extension, as the servlet rules), then uri-templates in order,
    then a resource with neither (it takes every path);
 3. none: 405 if a resource matches the path with another method (``Allow`` lists them), else 404.
-   ``OPTIONS`` on a matched path that no resource declares answers 200 with ``Allow``.
+   ``OPTIONS`` on a path whose resource does not declare it answers 200, ``Allow`` listing that
+   resource's methods (Synapse's ``Resource.sendOptions``).
 
 A uri-template's ``{var}`` matches one path segment, ``{+var}`` the rest including ``/``; values
 are URL-decoded into ``uri.var.<var>``. A query template (``/jobs/{id}?q={q}``) needs each named
@@ -295,10 +296,9 @@ def select_api(apis: list[Api] | tuple[Api, ...], method: str, uri: str) -> ApiM
     if not by_path:
         raise NoApiMatch(404, f"No resource of API {api.key!r} (context {api.full_context}) matches {sub_path}")
     allow = tuple(m for m in API_METHODS if any(m in r.allowed() for r in by_path))
-    if method == "OPTIONS":
+    if method == "OPTIONS":  # Resource.sendOptions: the elected resource's methods in Allow
         resource, variables = _dispatch(by_path, sub_path, params) or (by_path[0], {})
-        allow = tuple(m for m in allow if m != "OPTIONS") + ("OPTIONS",)
-        return ApiMatch(api, resource, sub_path, query, variables, params, options_only=True, allow=allow)
+        return ApiMatch(api, resource, sub_path, query, variables, params, options_only=True, allow=resource.allowed())
     raise NoApiMatch(
         405, f"{method} is not allowed on {sub_path} of API {api.key!r} (allowed: {', '.join(allow)})", allow
     )

@@ -139,3 +139,27 @@ def test_endpoint_definition_errors():
         AddressEndpoint("http://x/", format="soap13")
     with pytest.raises(ConfigError, match="uri is required"):
         AddressEndpoint("")
+
+
+def test_send_in_an_api_resource_runs_the_resources_out_sequence(engine, backend):
+    backend.reply(201, b"<made/>", [("Content-Type", "application/xml")])
+    engine.add_api(Api("Orders", "/orders", (Resource(
+        ("POST",),
+        in_sequence=Sequence(None, [SendMediator(AddressEndpoint(backend.url + "/o")), LogMediator()]),
+        out_sequence=Sequence(None, [PropertyMediator("HTTP_SC", value="299", scope="axis2", type="INTEGER"),
+                                     SendMediator()]),
+    ),)))
+    result = engine.handle_api(method="POST", uri="/orders/7", body=b"<o/>", headers=[("Content-Type", "application/xml")])
+    assert backend.requests[0].path == "/o/7" and (result.status, result.body) == (299, b"<made/>")
+
+
+def test_a_second_load_may_not_serve_an_api_where_one_is_served(engine, tmp_path):
+    from sfbulk.errors import ConfigError
+
+    for name in ("a", "b"):
+        (tmp_path / f"{name}.xml").write_text(
+            f'<api xmlns="http://ws.apache.org/ns/synapse" name="{name}" context="/same"><resource/></api>')
+    engine.load(tmp_path / "a.xml")
+    with pytest.raises(ConfigError, match=r"already loaded: b \(at /same, as a\)"):
+        engine.load(tmp_path / "b.xml")
+    assert set(engine.apis) == {"a"}
