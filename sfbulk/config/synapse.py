@@ -297,6 +297,16 @@ class _Reader:
             self.attr(el, path, data, "version")
             data["version"] = version
         self.attr(el, path, data, "version-type")
+        for restriction in ("hostname", "port"):
+            if el.get(restriction):
+                log.warning(
+                    "%s:%s: API %s: %s=%r is ignored: sfbulk serves the API on every host and port it listens on",
+                    self.filename,
+                    el.sourceline,
+                    name,
+                    restriction,
+                    el.get(restriction),
+                )
         resources: list[dict[str, Any]] = []
         for child in _element_children(el):
             local = _local(child)

@@ -163,3 +163,14 @@ def test_a_second_load_may_not_serve_an_api_where_one_is_served(engine, tmp_path
     with pytest.raises(ConfigError, match=r"already loaded: b \(at /same, as a\)"):
         engine.load(tmp_path / "b.xml")
     assert set(engine.apis) == {"a"}
+
+
+def test_removing_rest_url_postfix_keeps_the_address_uri_as_is(engine, backend):
+    """The common MI idiom before an address endpoint: <property name="REST_URL_POSTFIX" scope="axis2" action="remove"/>."""
+    engine.add_api(Api("Orders", "/orders", (Resource(in_sequence=Sequence(None, [
+        PropertyMediator("REST_URL_POSTFIX", scope="axis2", action="remove"),
+        CallMediator(AddressEndpoint(backend.url + "/fixed")),
+        RespondMediator(),
+    ])),)))
+    engine.handle_api(method="GET", uri="/orders/7/lines?x=1")
+    assert backend.requests[0].path == "/fixed"
