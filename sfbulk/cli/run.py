@@ -238,6 +238,10 @@ def _mediate(
         name = name.partition("?")[0]
         if url_path.startswith("/services/") and name in engine.proxies:
             proxy_name, sub_path = name, url_path[len("/services/") + len(name) :]
+        elif url_path.startswith("/services/") and not any(
+            api.sub_path(url_path.partition("?")[0]) is not None for api in engine.apis.values()
+        ):
+            proxy_name = name  # reported below as an unknown proxy
     if proxy_name is not None:
         if proxy_name not in engine.proxies:
             known = ", ".join(sorted(engine.proxies)) or "none"

@@ -35,6 +35,11 @@ API_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
 VERSION_TYPES = ("url", "context")
 
 _VARIABLE = re.compile(r"\{([^{}]*)\}")
+#: Longest path a uri-template is matched against; no real resource path comes near it.
+MAX_TEMPLATE_PATH = 4096
+#: The same for templates that backtrack polynomially on a path that almost matches (variables with
+#: no literal between them, three or more ``{+var}``): bounded so a crafted URL costs milliseconds.
+MAX_AMBIGUOUS_TEMPLATE_PATH = 256
 
 
 class NoApiMatch(SfBulkError, LookupError):
@@ -57,6 +62,9 @@ class UriTemplate:
         self._names: list[str] = []
         self._optional_query: list[str] = []
         self._path = re.compile(self._path_regex(path))
+        adjacent = re.search(r"\}\{[^?]", path) is not None
+        reserved = len(re.findall(r"\{[+#]", path))
+        self._max_path = MAX_AMBIGUOUS_TEMPLATE_PATH if adjacent or reserved >= 3 else MAX_TEMPLATE_PATH
         self._query: list[tuple[str, str | None, str | None]] = []  # (param, variable, literal)
         if query:
             for pair in query.split("&"):
@@ -95,6 +103,8 @@ class UriTemplate:
 
     def match(self, sub_path: str, query: dict[str, str]) -> dict[str, str] | None:
         """The ``uri.var`` values when ``sub_path`` (raw, %-encoded) and ``query`` (decoded) match."""
+        if len(sub_path) > self._max_path:
+            return None
         found = self._path.fullmatch(sub_path)
         if found is None and len(sub_path) > 1 and sub_path.endswith("/"):
             found = self._path.fullmatch(sub_path[:-1])

@@ -86,6 +86,7 @@ def test_run_reaches_a_proxy_by_url(run, emulator, access_token):
         (("--url", "/bulk/v1/status", "--path", "/x"), "--path goes with --proxy or --api"),
         (("--api", "Nope"), "no API named 'Nope' (loaded: BulkJobs:vv1)"),
         (("--url", "bulk/v1"), "must be a path starting with /"),
+        (("--url", "/services/Nope?x=1"), "no proxy named 'Nope' (loaded: BulkJobStatus)"),
     ],
 )
 def test_run_usage_errors_exit_2(run, args, message):

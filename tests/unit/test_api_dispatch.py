@@ -51,6 +51,21 @@ def test_url_mapping_forms(mapping, path, exact, prefix, extension):
     assert (url.exact(path), url.prefix_length(path), url.extension(path)) == (exact, prefix, extension)
 
 
+def test_an_overlong_path_never_backtracks_through_a_template():
+    import time
+
+    for template, attack in (
+        (UriTemplate("/{+a}/{+b}/{+c}/end"), "/" + "x/" * 3000 + "nope"),
+        (UriTemplate("/{a}{b}{c}/end"), "/" + "x" * 2000 + "/nope"),
+        (UriTemplate("/{+a}/{+b}/end"), "/" + "x/" * 2000 + "nope"),
+    ):
+        started = time.perf_counter()
+        assert template.match(attack, {}) is None
+        assert time.perf_counter() - started < 0.5, template.template
+    assert UriTemplate("/{+a}/{+b}/{+c}/end").match("/a/b/c/d/end", {}) == {"a": "a/b", "b": "c", "c": "d"}
+    assert UriTemplate("/{a}{b}/end").match("/xy/end", {}) == {"a": "x", "b": "y"}
+
+
 def test_parse_query_decodes_and_keeps_the_first_value():
     assert parse_query("a=1&b=x%20y&a=2&c=&d+e=f+g") == {"a": "1", "b": "x y", "c": "", "d e": "f g"}
 
