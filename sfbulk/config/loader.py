@@ -77,6 +77,31 @@ def deployment_root(folder: FsPath) -> FsPath | None:
     return None
 
 
+def _outside_deployments(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    """A note for each folder given that holds a deployment plus config-like files MI would not read."""
+    notes = []
+    for raw in paths:
+        path = FsPath(raw)
+        root = deployment_root(path) if path.is_dir() else None
+        if root is None or root == path:
+            continue
+        synapse_configs = root.parent
+        outside = [
+            p
+            for p in path.rglob("*")
+            if p.suffix.lower() in XML_SUFFIXES + YAML_SUFFIXES
+            and synapse_configs not in p.parents
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        ]
+        if outside:
+            notes.append(
+                f"{path}: read as a WSO2 deployment (only {root}); {len(outside)} other .xml/.yaml file(s) "
+                f"in it are not read, e.g. {outside[0]}"
+            )
+    return notes
+
+
 def _nested_deployments(folder: FsPath) -> list[FsPath]:
     """Every ``synapse-configs/default`` below ``folder`` (hidden folders skipped)."""
     return sorted(
@@ -183,9 +208,10 @@ def load_paths(
     ``connectors`` (name -> Connector) lets connector operations be checked at load time
     (unknown connector or operation); without it they are checked when they run.
     """
+    paths = list(paths)
     files, from_folders, errors = config_files(paths)
     loaded = LoadedConfig()
-    skipped: list[str] = []
+    skipped: list[str] = _outside_deployments(paths)
     origins: dict[tuple[str, str], str] = {}
     for path in files:
         try:
@@ -216,8 +242,8 @@ def load_paths(
         for kind, section, table, target in tables:
             for name, value in table.items():
                 line = doc.line_of((section, name))
-                if kind == "API":
-                    line = doc.line_of((section, name)) or doc.line_of((section, value.name))
+                if kind == "API" and not line:  # YAML keys a versioned API by its bare name
+                    line = doc.line_of((section, value.name))
                 here = f"{doc.filename}:{line}" if line else doc.filename
                 previous = origins.get((kind, name))
                 if previous is not None and kind == "import" and loaded.imports[name][0] == value[0]:
