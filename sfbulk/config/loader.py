@@ -1,4 +1,4 @@
-"""Load config files and folders (Synapse .xml, YAML .yaml/.yml) all-or-nothing.
+"""Load config files and folders (Synapse .xml, YAML .yaml/.yml, WSO2 .car) all-or-nothing.
 
 A folder that is (or holds) a WSO2 deployment, ``synapse-configs/default`` with ``api/``,
 ``proxy-services/``, ``sequences/``, ``endpoints/``, ``local-entries/`` and ``imports/``, is read
@@ -19,6 +19,7 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from sfbulk.config.build import Builder
+from sfbulk.config.capp import CarMember, read_car
 from sfbulk.config.document import Document
 from sfbulk.config.synapse import NotSynapseConfig, read_synapse_file
 from sfbulk.config.yaml_config import read_yaml_file, validate
@@ -31,6 +32,7 @@ log = logging.getLogger("sfbulk.config")
 
 XML_SUFFIXES = (".xml",)
 YAML_SUFFIXES = (".yaml", ".yml")
+CAR_SUFFIXES = (".car",)  # WSO2 Carbon Applications (sfbulk/config/capp.py)
 
 
 @dataclass
@@ -112,12 +114,16 @@ def _nested_deployments(folder: FsPath) -> list[FsPath]:
 
 
 def _deployment_files(root: FsPath) -> list[FsPath]:
-    """The XML files MI deploys from ``root``: its own, and those of each artifact folder (one level)."""
+    """The files MI deploys from ``root``: its XML, that of each artifact folder (one level), and the
+    Carbon Applications in ``carbonapps/`` beside ``synapse-configs`` (``repository/deployment/server``)."""
     found = [p for p in root.glob("*.xml") if p.is_file()]
     for name in DEPLOYMENT_FOLDERS + _OTHER_DEPLOYMENT_FOLDERS:
         folder = root / name
         if folder.is_dir():
             found.extend(p for p in folder.glob("*.xml") if p.is_file() and not p.name.startswith("."))
+    carbonapps = root.parent.parent / "carbonapps"
+    if carbonapps.is_dir():
+        found.extend(p for p in carbonapps.glob("*.car") if p.is_file() and not p.name.startswith("."))
     return sorted(found)
 
 
@@ -146,9 +152,10 @@ def config_files(
                 p
                 for p in path.rglob("*")
                 if p.is_file()
-                and p.suffix.lower() in XML_SUFFIXES + YAML_SUFFIXES
+                and p.suffix.lower() in XML_SUFFIXES + YAML_SUFFIXES + CAR_SUFFIXES
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
                 and not any(root in p.parents for root in nested)
+                and not any(root.parent.parent / "carbonapps" in p.parents for root in nested)
             )
             for root in nested:  # a deployment inside the folder is read as MI deploys it
                 found.extend(_deployment_files(root))
@@ -159,10 +166,11 @@ def config_files(
             files.extend(found)
             from_folders.update(found)
         elif path.is_file():
-            if path.suffix.lower() not in XML_SUFFIXES + YAML_SUFFIXES:
+            if path.suffix.lower() not in XML_SUFFIXES + YAML_SUFFIXES + CAR_SUFFIXES:
                 errors.append(
                     ConfigError(
-                        "not a config file: expected a .xml (Synapse) or .yaml/.yml (sfbulk flows) file",
+                        "not a config file: expected a .xml (Synapse), .yaml/.yml (sfbulk flows) "
+                        "or .car (WSO2 Carbon Application) file",
                         file=str(path),
                     )
                 )
@@ -175,12 +183,14 @@ def config_files(
     return unique, {p for p in unique if p not in explicit}, errors
 
 
-def read_document(path: FsPath) -> tuple[Document, list[ConfigError]]:
-    """Read one file into a Document plus the problems found while reading it.
+def read_document(path: FsPath | CarMember) -> tuple[Document, list[ConfigError]]:
+    """Read one file (or one artifact of a .car) into a Document plus the problems found reading it.
 
     YAML schema violations stop the file (the builder needs a valid shape); Synapse XML elements
     that cannot be read are reported and left out, so the rest of the file is still checked.
     """
+    if isinstance(path, CarMember):
+        return read_synapse_file(path.read_bytes(), path.label)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -213,14 +223,29 @@ def load_paths(
     loaded = LoadedConfig()
     skipped: list[str] = _outside_deployments(paths)
     origins: dict[tuple[str, str], str] = {}
+    sources: list[FsPath | CarMember] = []
     for path in files:
+        if path.suffix.lower() not in CAR_SUFFIXES:
+            sources.append(path)
+            continue
         try:
-            doc, problems = read_document(path)
+            contents = read_car(path, frozenset(connectors) if connectors is not None else None)
+        except ConfigError as exc:
+            errors.append(exc)
+            continue
+        sources.extend(contents.members)
+        skipped.extend(contents.notes)
+        for name in contents.connectors:  # a connector shipped in the application enables it
+            loaded.imports.setdefault(name, ("enabled", str(path)))
+            origins.setdefault(("import", name), str(path))
+    for source in sources:
+        try:
+            doc, problems = read_document(source)
         except NotSynapseConfig as exc:
-            if path not in from_folders:
+            if source not in from_folders:  # named on the command line, or an artifact of a .car
                 errors.append(exc)
             else:  # a folder may hold sample requests next to the configs
-                skipped.append(f"{path}: not a Synapse config (root <{_root_name(exc)}>), skipped")
+                skipped.append(f"{source}: not a Synapse config (root <{_root_name(exc)}>), skipped")
             continue
         except ConfigErrors as exc:
             errors.extend(exc.errors)

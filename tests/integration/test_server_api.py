@@ -122,3 +122,13 @@ def test_the_wso2_connector_rest_api_example_runs_unchanged(sfbulk_server, emula
     assert closed.status_code == 200 and job_of(closed).findtext(f"{JOB}state") == "Closed"
     wrong = requests.post(f"{server.url}/salesforcebulk/getJob/{job_id}", json=settings, timeout=30)
     assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET"
+
+
+def test_a_carbon_application_is_served_like_the_folder(sfbulk_server, emulator, tmp_path):
+    from fixtures.capp import make_car
+
+    car = make_car(tmp_path / "BulkApp_1.0.0.car")
+    server = sfbulk_server(car, init_defaults={"salesforcebulk": {"tokenEndpointHostname": emulator.base_url}})
+    created = requests.post(f"{server.url}/bulk/v1/jobs", json={"operation": "insert", "object": "Lead"}, timeout=30)
+    assert created.status_code == 201, created.text
+    assert job_of(created).findtext(f"{JOB}object") == "Lead"
