@@ -61,7 +61,7 @@ def test_an_overlong_path_never_backtracks_through_a_template():
     ):
         started = time.perf_counter()
         assert template.match(attack, {}) is None
-        assert time.perf_counter() - started < 0.5, template.template
+        assert time.perf_counter() - started < 2.0, template.template  # unbounded: minutes
     assert UriTemplate("/{+a}/{+b}/{+c}/end").match("/a/b/c/d/end", {}) == {"a": "a/b", "b": "c", "c": "d"}
     assert UriTemplate("/{a}{b}/end").match("/xy/end", {}) == {"a": "x", "b": "y"}
 
