@@ -3,6 +3,7 @@ local entries holding a sequence or an endpoint, text and XML local entries read
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -106,3 +107,25 @@ def test_local_entries_holding_a_sequence_an_endpoint_xml_and_text(engine, backe
     assert engine.handle_api(method="GET", uri="/a/hello").body == b"<r>hello</r>"
     result = engine.handle_api(method="POST", uri="/a/call", body=b"<x/>", headers=[("Content-Type", "application/xml")])
     assert result.status == 200 and backend.requests[0].path == "/from-entry"
+
+
+def test_resource_sequences_given_by_key_resolve_at_run_time(engine, tmp_path):
+    engine.load(deploy(tmp_path, {
+        "sequences/hello.xml": f"""
+            <sequence {NS} name="hello">
+              <payloadFactory media-type="json">
+                <format>{{"id": "$1", "method": "$2"}}</format>
+                <args><arg expression="$ctx:uri.var.id"/><arg expression="get-property('REST_METHOD')"/></args>
+              </payloadFactory>
+              <respond/>
+            </sequence>""",
+        "api/a.xml": f"""
+            <api {NS} name="a" context="/a">
+              <resource methods="PUT" uri-template="/items/{{id}}" inSequence="hello"/>
+              <resource methods="GET" uri-template="/lost" inSequence="noSuchSequence"/>
+            </api>""",
+    }))
+    assert json.loads(engine.handle_api(method="PUT", uri="/a/items/x%2Fy").body) == {"id": "x/y", "method": "PUT"}
+    lost = engine.handle_api(method="GET", uri="/a/lost")
+    assert lost.status == 500
+    assert b"keyValue ='noSuchSequence'} cannot be found (inSequence of resource /lost of API 'a')" in lost.body
