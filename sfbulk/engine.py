@@ -21,6 +21,7 @@ from sfbulk.errors import (
     SfBulkError,
     UnknownProxyError,
 )
+from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
@@ -88,6 +89,8 @@ class Engine:
         self.proxies: dict[str, Proxy] = {}
         self.sequences: dict[str, Sequence] = {}
         self.local_entries: dict[str, Any] = {}
+        self.apis: dict[str, Api] = {}  # by key: name, or name:v<version>
+        self.endpoints: dict[str, Any] = {}  # named endpoints (<endpoint name=...>)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -104,12 +107,26 @@ class Engine:
         proxies = _named(getattr(loaded, "proxies", {}))
         sequences = _named(getattr(loaded, "sequences", {}))
         entries = getattr(loaded, "local_entries", {}) or {}
+        apis = dict(getattr(loaded, "apis", {}) or {})
+        endpoints = dict(getattr(loaded, "endpoints", {}) or {})
         clashes = sorted(set(proxies) & set(self.proxies)) + sorted(set(sequences) & set(self.sequences))
+        clashes += sorted(set(apis) & set(self.apis)) + sorted(set(endpoints) & set(self.endpoints))
+        served = {api.full_context: key for key, api in self.apis.items()}
+        clashes += sorted(
+            f"{key} (at {api.full_context}, as {served[api.full_context]})"
+            for key, api in apis.items()
+            if api.full_context in served and key not in self.apis
+        )
         if clashes:
-            raise ConfigError(f"already loaded: {', '.join(clashes)}; each proxy and sequence name must be unique")
+            raise ConfigError(
+                f"already loaded: {', '.join(clashes)}; each proxy, sequence, API and endpoint name, "
+                "and each API's context, must be unique"
+            )
         self.proxies.update(proxies)
         self.sequences.update(sequences)
         self.local_entries.update(dict(entries))
+        self.apis.update(apis)
+        self.endpoints.update(endpoints)
 
     def add_proxy(self, proxy: Proxy) -> Proxy:
         self.proxies[proxy.name] = proxy
@@ -124,6 +141,14 @@ class Engine:
     def add_local_entry(self, key: str, value: Any) -> None:
         self.local_entries[key] = value
 
+    def add_api(self, api: Api) -> Api:
+        self.apis[api.key] = api
+        return api
+
+    def add_endpoint(self, name: str, endpoint: Any) -> Any:
+        self.endpoints[name] = endpoint
+        return endpoint
+
     # --- lookups mediators use --------------------------------------------------------------------
 
     def sequence(self, name: str) -> Sequence | None:
@@ -131,6 +156,10 @@ class Engine:
 
     def local_entry(self, key: str) -> Any | None:
         return self.local_entries.get(key)
+
+    def endpoint(self, name: str) -> Any | None:
+        """The named endpoint ``name`` (``<endpoint key=...>`` resolves through this at run time)."""
+        return self.endpoints.get(name)
 
     def proxy(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -194,15 +223,19 @@ class Engine:
             in_sequence = self._resolve(proxy.in_sequence, proxy, "inSequence")
             result = in_sequence.mediate(ctx) if in_sequence is not None else True
             if result and proxy.endpoint is not None and not ctx.response_ready:
-                proxy.endpoint.invoke(ctx)
-                self.run_out_sequence(ctx)
+                if proxy.endpoint.invoke(ctx) is not False:  # False: a timeout discarded the message
+                    self.run_out_sequence(ctx)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a fault, never a traceback
             return self._handle_fault(ctx, exc)
         return self._result(ctx)
 
     def run_out_sequence(self, ctx: MessageContext) -> bool:
-        """The response path (send with an endpoint, loopback): run the proxy's outSequence, if any."""
+        """The response path (send with an endpoint, loopback): run the proxy's (or resource's) outSequence."""
         ctx.is_response = True
+        match = ctx.operation.get(_API_MATCH_KEY)
+        if isinstance(match, ApiMatch):
+            out = self._resolve_api_slot(match.resource.out_sequence, match, "outSequence")
+            return out.mediate(ctx) if out is not None else True
         proxy = self.proxies.get(str(ctx.properties.get("proxy.name") or ""))
         if proxy is None:
             return True
@@ -228,6 +261,70 @@ class Engine:
             if named is not None:
                 return named
             log.warning("faultSequence %r of proxy %r cannot be found; using the global one", fault, proxy.name)
+        elif isinstance(fault, Sequence):
+            return fault
+        return self.sequences.get(GLOBAL_FAULT_SEQUENCE) or DEFAULT_FAULT_HANDLER
+
+    # --- REST APIs -------------------------------------------------------------------------------------
+
+    def api_match(self, method: str, uri: str) -> ApiMatch:
+        """The API and resource ``method uri`` (raw path + query) goes to; ``NoApiMatch`` (404/405) if none."""
+        return select_api(tuple(self.apis.values()), method, uri)
+
+    def handle_api(
+        self,
+        *,
+        method: str,
+        uri: str,
+        headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
+        body: bytes = b"",
+        match: ApiMatch | None = None,
+    ) -> HttpResult:
+        """Mediate one inbound HTTP request through the API resource its path selects (``NoApiMatch`` if none).
+
+        ``match``: the outcome of ``api_match`` for this request, when the caller already has it.
+        """
+        match = match or self.api_match(method, uri)
+        ctx = MessageContext.from_http(
+            method=method, uri=uri, headers=headers, body=body, rest_url_postfix=match.rest_url_postfix, engine=self
+        )
+        return self.mediate_api(match, ctx)
+
+    def mediate_api(self, match: ApiMatch, ctx: MessageContext) -> HttpResult:
+        """Run ``ctx`` through the matched resource (in sequence, faults) as MI's API dispatch does."""
+        if ctx.engine is None:
+            ctx.engine = self
+        if match.options_only:
+            return HttpResult(200, "OK", [("Allow", ", ".join(match.allow))], b"")
+        _set_api_properties(match, ctx)
+        ctx.fault_stack.append(self._api_fault_handler(match))
+        try:
+            in_sequence = self._resolve_api_slot(match.resource.in_sequence, match, "inSequence")
+            if in_sequence is not None:
+                in_sequence.mediate(ctx)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a fault, never a traceback
+            return self._handle_fault(ctx, exc)
+        return self._result(ctx)
+
+    def _resolve_api_slot(self, sequence: Sequence | str | None, match: ApiMatch, role: str) -> Sequence | None:
+        if sequence is None or isinstance(sequence, Sequence):
+            return sequence
+        found = self.sequences.get(sequence)
+        if found is None:
+            raise MediationFault(
+                f"Sequence named Value {{name ='null', keyValue ='{sequence}'}} cannot be found "
+                f"({role} of resource {match.resource.label} of API {match.api.key!r})"
+            )
+        return found
+
+    def _api_fault_handler(self, match: ApiMatch) -> Any:
+        """The resource's faultSequence (named or inline), else the global ``fault``, else the default."""
+        fault = match.resource.fault_sequence
+        if isinstance(fault, str):
+            named = self.sequences.get(fault)
+            if named is not None:
+                return named
+            log.warning("faultSequence %r of API %r cannot be found; using the global one", fault, match.api.key)
         elif isinstance(fault, Sequence):
             return fault
         return self.sequences.get(GLOBAL_FAULT_SEQUENCE) or DEFAULT_FAULT_HANDLER
@@ -303,6 +400,28 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_API_MATCH_KEY = "sfbulk:api-match"
+
+
+def _set_api_properties(match: ApiMatch, ctx: MessageContext) -> None:
+    """What MI's API dispatch puts on the message: REST_* properties, uri.var.*, query.param.*."""
+    api = match.api
+    props = ctx.properties
+    ctx.operation[_API_MATCH_KEY] = match
+    props["SYNAPSE_REST_API"] = api.key
+    props["REST_API_CONTEXT"] = api.context
+    if api.version:
+        props["SYNAPSE_REST_API_VERSION"] = api.version
+    props["REST_METHOD"] = str(ctx.axis2.get("HTTP_METHOD") or "")
+    props["REST_SUB_REQUEST_PATH"] = match.rest_url_postfix
+    props["REST_FULL_REQUEST_PATH"] = ctx.to or ""
+    props["API_ELECTED_RESOURCE"] = match.resource.label
+    for name, value in match.query_params.items():
+        props[f"query.param.{name}"] = value
+    for name, value in match.uri_vars.items():
+        props[f"uri.var.{name}"] = value
 
 
 def _named(items: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""HTTP front door: serve each proxy at ``/services/<name>`` on cheroot, a multi-threaded WSGI server.
+"""HTTP front door: serve each proxy at ``/services/<name>`` and each REST API at its context, on cheroot.
 
 The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
@@ -134,6 +134,30 @@ def proxy_names(engine: Any) -> list[str]:
     if isinstance(proxies, Mapping):
         return sorted(str(name) for name in proxies)
     return sorted(str(getattr(p, "name", p)) for p in proxies)
+
+
+def api_contexts(engine: Any) -> dict[str, str]:
+    """API key -> the path it is served at (version included), sorted by key (for /health and the banner)."""
+    apis = getattr(engine, "apis", None)
+    if not isinstance(apis, Mapping):
+        return {}
+    return {str(key): str(apis[key].full_context) for key in sorted(apis)}
+
+
+def _routes_to_api(engine: Any, raw_path: str) -> bool:
+    """MI's routing: ``/services/<proxy>`` goes to a deployed proxy; every other path to the REST APIs.
+
+    A ``/services/...`` path that names no proxy still goes to the APIs when one is served under it.
+    """
+    apis = getattr(engine, "apis", None)
+    if not isinstance(apis, Mapping) or not apis:
+        return False
+    if not raw_path.startswith(SERVICES_PREFIX):
+        return True
+    name = unquote(raw_path[len(SERVICES_PREFIX) :].partition("/")[0])
+    if name and _serves(engine, name):
+        return False
+    return any(raw_path == c or raw_path.startswith(c.rstrip("/") + "/") for c in api_contexts(engine).values())
 
 
 def _serves(engine: Any, proxy: str) -> bool:
@@ -305,6 +329,8 @@ class ServicesApp:
                     Fault(405, "MethodNotAllowed", f"{method} is not allowed on {HEALTH_PATH}.", HEALTH_METHODS)
                 )
             return self._health()
+        if _routes_to_api(self.engine, raw_path):
+            return self._call_api(environ, method, raw_uri, body)
         if not raw_path.startswith(SERVICES_PREFIX):
             raise _FaultResponse(
                 Fault(404, "NotFound", "Nothing is served here: proxies are served at /services/<proxyName>.")
@@ -360,8 +386,48 @@ class ServicesApp:
             result.body if result.body is not None else b"",
         )
 
+    def _call_api(self, environ: Mapping[str, Any], method: str, raw_uri: str, body: bytes) -> _Response:
+        """A request for a REST API: the resource MI would pick, or its 404/405 (sfbulk.mediators.api)."""
+        from sfbulk.mediators.api import NoApiMatch
+
+        engine: Any = self.engine
+        if method not in PROXY_METHODS:
+            raise _FaultResponse(Fault(405, "MethodNotAllowed", f"{method} is not allowed on REST APIs.", PROXY_METHODS))
+        try:
+            match = engine.api_match(method, raw_uri)
+        except NoApiMatch as exc:
+            code = "MethodNotAllowed" if exc.status == 405 else "NotFound"
+            hint = "" if exc.status == 405 else "; GET /health lists the deployed APIs and their contexts"
+            raise _FaultResponse(Fault(exc.status, code, f"{exc}{hint}.", exc.allow)) from None
+        if self.validate_payloads and body:
+            try:
+                check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
+            except PayloadError as exc:
+                raise _FaultResponse(Fault(400, "MalformedPayload", redact(exc.message))) from None
+        try:
+            result = engine.handle_api(
+                method=method, uri=raw_uri, headers=self._request_headers(environ), body=body, match=match
+            )
+        except PayloadError as exc:
+            message = redact(getattr(exc, "message", None) or str(exc)) or "The request body could not be parsed."
+            raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
+        except SfBulkError as exc:
+            request_id = uuid.uuid4().hex[:12]
+            log.error("API %s failed (request id %s): %s", match.api.key, request_id, exc)
+            code = str(getattr(exc, "code", "") or type(exc).__name__)
+            raise _FaultResponse(Fault(500, code, f"{redact(str(exc))} (request id {request_id})")) from None
+        return _Response(
+            int(result.status),
+            str(getattr(result, "reason", "") or ""),
+            _header_items(getattr(result, "headers", None)),
+            result.body if result.body is not None else b"",
+        )
+
     def _health(self) -> _Response:
-        payload = {"status": "ok", "proxies": proxy_names(self.engine)}
+        payload: dict[str, Any] = {"status": "ok", "proxies": proxy_names(self.engine)}
+        apis = api_contexts(self.engine)
+        if apis:
+            payload["apis"] = apis
         body = json.dumps(payload).encode("utf-8")
         return _Response(200, "OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
 
@@ -587,6 +653,7 @@ __all__ = [
     "check_payload",
     "fault_response",
     "make_app",
+    "api_contexts",
     "proxy_names",
     "start_server",
 ]

@@ -1,4 +1,4 @@
-"""`sfbulk run` (mediate one message through a proxy) and `sfbulk validate` (check configs).
+"""`sfbulk run` (mediate one message through a proxy or REST API) and `sfbulk validate` (check configs).
 
 Both load configs all-or-nothing and check connector operations against the bundled connector, so
 a typo in `<salesforcebulk.createJb>` is reported with its file and line before anything runs.
@@ -68,7 +68,30 @@ def _readable(body: bytes, content_type: str) -> str:
 
 @click.command("run")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option("--proxy", "proxy_name", required=True, help="Name of the proxy that mediates the message.")
+@click.option("--proxy", "proxy_name", default=None, help="Name of the proxy that mediates the message.")
+@click.option(
+    "--api",
+    "api_name",
+    default=None,
+    metavar="NAME",
+    help="Name of the REST API that mediates the message (name:v<version> when several versions are loaded).",
+)
+@click.option(
+    "--path",
+    "sub_path",
+    default=None,
+    metavar="PATH",
+    help="With --api: the request path below the API's context (and version), query included, "
+    "e.g. /jobs/750x?state=Closed [default: /]. With --proxy: what follows /services/<proxy>.",
+)
+@click.option(
+    "--url",
+    "url_path",
+    default=None,
+    metavar="PATH",
+    help="The request path (and query) as sent to `sfbulk serve`, e.g. /salesforcebulk/createJob: "
+    "routed as the server routes it (/services/<proxy>, else the API whose context matches).",
+)
 @click.option(
     "--input",
     "input_file",
@@ -109,7 +132,10 @@ def _readable(body: bytes, content_type: str) -> str:
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
 def run_command(
     configs: tuple[str, ...],
-    proxy_name: str,
+    proxy_name: str | None,
+    api_name: str | None,
+    sub_path: str | None,
+    url_path: str | None,
     input_file: Any,
     headers: tuple[str, ...],
     content_type: str | None,
@@ -121,14 +147,19 @@ def run_command(
     raw: bool,
     lenient: bool,
 ) -> None:
-    """Mediate one message through PROXY of CONFIG... and print the response status and body.
+    """Mediate one message through a proxy (--proxy) or REST API (--api, --url) of CONFIG... and
+    print the response status and body.
 
     Exit status: 0 for a response below 400, 1 for an HTTP error status or a fault, 2 when the
     configuration is invalid.
     """
-    from sfbulk.context import MessageContext
     from sfbulk.engine import Engine
 
+    chosen = [flag for flag, value in (("--proxy", proxy_name), ("--api", api_name), ("--url", url_path)) if value]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --proxy NAME, --api NAME or --url PATH")
+    if sub_path is not None and url_path is not None:
+        raise click.UsageError("--path goes with --proxy or --api; --url already holds the whole path")
     header_list = [_parse_header(h) for h in headers]
     body = input_file.read() if input_file is not None else b""
     if content_type is None and input_file is not None:
@@ -155,15 +186,11 @@ def run_command(
             for error in errors:
                 click.echo(f"  {error}", err=True)
             sys.exit(EXIT_CONFIG)
-        if proxy_name not in engine.proxies:
-            known = ", ".join(sorted(engine.proxies)) or "none"
-            click.echo(f"sfbulk run: no proxy named {proxy_name!r} (loaded: {known})", err=True)
+        outcome = _mediate(engine, proxy_name, api_name, sub_path, url_path, method, header_list, body)
+        if isinstance(outcome, str):
+            click.echo(f"sfbulk run: {outcome}", err=True)
             sys.exit(EXIT_CONFIG)
-        uri = f"/services/{proxy_name}"
-        ctx = MessageContext.from_http(
-            method=method, uri=uri, headers=header_list, body=body, rest_url_postfix="", engine=engine
-        )
-        result = engine.mediate(proxy_name, ctx)
+        result, ctx = outcome
 
     click.echo(f"HTTP {result.status} {result.reason}".rstrip())
     response_type = ""
@@ -182,12 +209,94 @@ def run_command(
             sys.stdout.flush()
         else:
             click.echo(_readable(result.body, response_type))
-    error_code = ctx.properties.get("ERROR_CODE")
+    error_code = ctx.properties.get("ERROR_CODE") if ctx is not None else None
     if error_code is not None:
         message = ctx.properties.get("ERROR_MESSAGE") or ""
         click.echo(f"sfbulk run: fault ERROR_CODE {error_code}: {message}", err=True)
     if result.status >= 400 or error_code is not None:
         sys.exit(EXIT_FAILED)
+
+
+def _mediate(
+    engine: Any,
+    proxy_name: str | None,
+    api_name: str | None,
+    sub_path: str | None,
+    url_path: str | None,
+    method: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> tuple[Any, Any] | str:
+    """Route the message as `sfbulk serve` would and mediate it: (result, context), or a usage problem.
+
+    A path no resource takes is answered as the server answers it (404/405, context None).
+    """
+    from sfbulk.context import MessageContext
+    from sfbulk.engine import fault_response
+    from sfbulk.mediators.api import NoApiMatch, select_api
+
+    if url_path is not None:
+        if not url_path.startswith("/"):
+            return f"--url {url_path!r} must be a path starting with / (e.g. /salesforcebulk/createJob)"
+        name, _, rest = url_path.removeprefix("/services/").partition("/")
+        name = name.partition("?")[0]
+        if url_path.startswith("/services/") and name in engine.proxies:
+            proxy_name, sub_path = name, url_path[len("/services/") + len(name) :]
+        elif url_path.startswith("/services/") and not any(
+            api.sub_path(url_path.partition("?")[0]) is not None for api in engine.apis.values()
+        ):
+            proxy_name = name  # reported below as an unknown proxy
+    if proxy_name is not None:
+        if proxy_name not in engine.proxies:
+            known = ", ".join(sorted(engine.proxies)) or "none"
+            return f"no proxy named {proxy_name!r} (loaded: {known})"
+        postfix = sub_path or ""
+        ctx = MessageContext.from_http(
+            method=method,
+            uri=f"/services/{proxy_name}{postfix}",
+            headers=headers,
+            body=body,
+            rest_url_postfix=postfix,
+            engine=engine,
+        )
+        return engine.mediate(proxy_name, ctx), ctx
+    try:
+        if api_name is not None:
+            api = _find_api(engine, api_name)
+            if isinstance(api, str):
+                return api
+            path = sub_path or "/"
+            if not path.startswith(("/", "?")):
+                path = "/" + path
+            uri = (api.full_context.rstrip("/") + path) if path != "/" else api.full_context
+            match = select_api([api], method, uri)
+        else:
+            assert url_path is not None
+            uri = url_path
+            match = engine.api_match(method, uri)
+    except NoApiMatch as exc:
+        result = fault_response("MethodNotAllowed" if exc.status == 405 else "NotFound", str(exc), exc.status)
+        result.reason = "Method Not Allowed" if exc.status == 405 else "Not Found"
+        return result, None
+    ctx = MessageContext.from_http(
+        method=method, uri=uri, headers=headers, body=body, rest_url_postfix=match.rest_url_postfix, engine=engine
+    )
+    return engine.mediate_api(match, ctx), ctx
+
+
+def _find_api(engine: Any, name: str) -> Any:
+    """The API called ``name`` (its key, or its name when only one version is loaded), or a message."""
+    apis = engine.apis
+    if name in apis:
+        return apis[name]
+    versions = [api for api in apis.values() if api.name == name]
+    if len(versions) == 1:
+        return versions[0]
+    if versions:
+        keys = ", ".join(sorted(api.key for api in versions))
+        return f"API {name!r} is loaded in several versions: use --api with one of {keys}"
+    known = ", ".join(sorted(apis)) or "none"
+    return f"no API named {name!r} (loaded: {known})"
 
 
 @click.command("validate")
@@ -196,9 +305,11 @@ def run_command(
               help="Report parameters a connector operation does not declare as warnings, not errors "
                    "(for configs that pass extra parameters on purpose; they are ignored).")
 def validate_command(configs: tuple[str, ...], lenient: bool) -> None:
-    """Check CONFIG... (Synapse XML files or folders, YAML flows) without running anything.
+    """Check CONFIG... (Synapse XML files or folders, YAML flows, WSO2 deployment folders) without
+    running anything.
 
-    Prints "OK: N proxies, M sequences" or every error with its file and line (exit status 1).
+    Prints "OK: N proxies, M sequences" (then APIs, endpoints and local entries, when there are any)
+    or every error with its file and line (exit status 1).
     Expressions are compiled and connector operations checked against the bundled connector: a
     parameter the operation does not declare is an error naming the closest declared one.
     """
@@ -222,8 +333,13 @@ def validate_command(configs: tuple[str, ...], lenient: bool) -> None:
     summary = (
         f"OK: {_count(len(loaded.proxies), 'proxy', 'proxies')}, {_count(len(loaded.sequences), 'sequence')}"
     )
-    if loaded.local_entries:
-        summary += f", {_count(len(loaded.local_entries), 'local entry', 'local entries')}"
+    for count, singular, plural in (
+        (len(loaded.apis), "API", "APIs"),
+        (len(loaded.endpoints), "endpoint", "endpoints"),
+        (len(loaded.local_entries), "local entry", "local entries"),
+    ):
+        if count:
+            summary += f", {_count(count, singular, plural)}"
     click.echo(summary)
 
 

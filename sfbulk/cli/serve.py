@@ -21,6 +21,7 @@ from sfbulk.server import (
     DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_THREADS,
+    api_contexts,
     proxy_names,
     start_server,
 )
@@ -72,7 +73,8 @@ def serve_command(
     access_log: bool,
     lenient: bool,
 ) -> None:
-    """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files) at /services/<name>."""
+    """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files, a WSO2 deployment
+    folder) at /services/<name>, and their REST APIs at their contexts."""
     from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
 
     try:
@@ -87,8 +89,9 @@ def serve_command(
         sys.exit(EXIT_CONFIG)
 
     names = proxy_names(engine)
-    if not names:
-        click.echo("sfbulk serve: the configuration defines no proxy; nothing to serve.", err=True)
+    apis = api_contexts(engine)
+    if not names and not apis:
+        click.echo("sfbulk serve: the configuration defines no proxy and no API; nothing to serve.", err=True)
         sys.exit(EXIT_CONFIG)
 
     if access_log:
@@ -116,6 +119,8 @@ def serve_command(
         click.echo(f"sfbulk serving at {running.url}/services/ ({threads} threads, registry {registry_dir})")
         for name in names:
             click.echo(f"  {running.service_url(name)}")
+        for key, context in apis.items():
+            click.echo(f"  {running.url}{context}  (API {key})")
         click.echo(f"  health: {running.url}/health")
         click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""Turn a config ``Document`` (from YAML or Synapse XML) into proxies, sequences and local entries.
+"""Turn a config ``Document`` (from YAML or Synapse XML) into proxies, APIs, sequences, endpoints and local entries.
 
 The one place that knows the mediator constructors: one method per mediator family, each
 compiling its expressions, regexes and XML fragments once (expressions never compile per message).
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
@@ -18,9 +19,26 @@ from sfbulk import mediators as m
 from sfbulk import xmlsafe
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError, PayloadError
+from sfbulk.mediators.api import Api, Resource
+from sfbulk.mediators.direction import DirectionMediator
+from sfbulk.mediators.http import AddressEndpoint, EndpointReference
 
 #: mediators written as a bare word in YAML (``- respond``)
 _BARE = {"respond", "drop", "send", "loopback", "log"}
+#: Where a user who needs another connector is sent.
+CONNECTOR_DOCS = "docs/connector.md"
+
+
+@dataclass
+class Built:
+    """What one document defines, built. ``imports`` maps a connector name to its status and origin."""
+
+    proxies: dict[str, m.Proxy] = field(default_factory=dict)
+    sequences: dict[str, m.Sequence] = field(default_factory=dict)
+    local_entries: dict[str, Any] = field(default_factory=dict)
+    apis: dict[str, Api] = field(default_factory=dict)
+    endpoints: dict[str, Any] = field(default_factory=dict)
+    imports: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (status, file:line)
 
 
 class Builder:
@@ -91,27 +109,26 @@ class Builder:
 
     # --- definitions -----------------------------------------------------------------------
 
-    def build(self) -> tuple[dict[str, m.Proxy], dict[str, m.Sequence], dict[str, Any]]:
+    def build(self) -> Built:
         data = self.doc.data or {}
-        proxies: dict[str, m.Proxy] = {}
-        sequences: dict[str, m.Sequence] = {}
-        entries: dict[str, Any] = {}
-        for name, spec in (data.get("localEntries") or {}).items():
-            try:
-                entries[name] = self.local_entry(spec, ("localEntries", name))
-            except ConfigError as exc:
-                self.record(exc)
-        for name, spec in (data.get("sequences") or {}).items():
-            try:
-                sequences[name] = self.sequence(name, spec, ("sequences", name))
-            except ConfigError as exc:
-                self.record(exc)
-        for name, spec in (data.get("proxies") or {}).items():
-            try:
-                proxies[name] = self.proxy(name, spec, ("proxies", name))
-            except ConfigError as exc:
-                self.record(exc)
-        return proxies, sequences, entries
+        built = Built()
+        sections: tuple[tuple[str, dict[str, Any], Callable[[str, Any, Path], Any]], ...] = (
+            ("imports", built.imports, self.connector_import),
+            ("localEntries", built.local_entries, lambda name, spec, path: self.local_entry(spec, path)),
+            ("endpoints", built.endpoints, self.named_endpoint),
+            ("sequences", built.sequences, self.sequence),
+            ("proxies", built.proxies, self.proxy),
+            ("apis", built.apis, self.api),
+        )
+        for section, table, make in sections:
+            for name, spec in (data.get(section) or {}).items():
+                try:
+                    value = make(name, spec, (section, name))
+                except ConfigError as exc:
+                    self.record(exc)
+                    continue
+                table[value.key if isinstance(value, Api) else name] = value
+        return built
 
     def record(self, exc: ConfigError) -> None:
         if not isinstance(exc, _Reported):
@@ -169,6 +186,81 @@ class Builder:
             description=spec.get("description") or "",
             source=f"{self.doc.filename}:{line}" if line else self.doc.filename,
         )
+
+    def api(self, key: str, spec: dict[str, Any], path: Path) -> Api:
+        errors_before = len(self.errors)
+        name = str(spec.get("name") or key)
+        resources = []
+        for index, item in enumerate(spec.get("resources") or []):
+            resource_path = (*path, "resources", index)
+            try:
+                resources.append(self.resource(item, resource_path))
+            except ConfigError as exc:
+                self.record(exc)
+        if len(self.errors) > errors_before:
+            raise _Reported()
+        version = spec.get("version")
+        line = self.doc.line_of(path)
+        try:
+            return Api(
+                name,
+                str(spec["context"]),
+                tuple(resources),
+                version=_text(version) if version is not None and version != "" else None,
+                version_type=spec.get("version-type"),
+                source=f"{self.doc.filename}:{line}" if line else self.doc.filename,
+            )
+        except ConfigError as exc:
+            raise self.relocate(exc, path) from None
+
+    def resource(self, spec: dict[str, Any], path: Path) -> Resource:
+        if not spec:  # the reader already reported why this resource is missing
+            raise _Reported()
+        slots: dict[str, Any] = {}
+        errors_before = len(self.errors)
+        for slot in ("inSequence", "outSequence", "faultSequence"):
+            try:
+                slots[slot] = self.slot(spec.get(slot), (*path, slot))
+            except ConfigError as exc:
+                self.record(exc)
+        if len(self.errors) > errors_before:
+            raise _Reported()
+        methods = spec.get("methods") or ()
+        if isinstance(methods, str):
+            methods = [m for m in re.split(r"[\s,]+", methods) if m]
+        try:
+            return Resource(
+                tuple(str(m) for m in methods),
+                uri_template=spec.get("uri-template"),
+                url_mapping=spec.get("url-mapping"),
+                in_sequence=slots.get("inSequence"),
+                out_sequence=slots.get("outSequence"),
+                fault_sequence=slots.get("faultSequence"),
+            )
+        except ConfigError as exc:
+            field_name = _resource_field(spec, exc.message)
+            raise self.relocate(exc, (*path, field_name) if field_name else path) from None
+
+    def named_endpoint(self, name: str, spec: dict[str, Any], path: Path) -> Any:
+        if "key" in spec:
+            raise self.error(f"endpoint {name!r} must define an http or address endpoint, not refer to one", path)
+        return self.endpoint(spec, path, name=name)
+
+    def connector_import(self, name: str, spec: dict[str, Any], path: Path) -> tuple[str, str]:
+        """An import enables a connector; one sfbulk does not ship is an error that says what to do."""
+        spec = spec or {}
+        status = str(spec.get("status") or "enabled")
+        if status not in ("enabled", "disabled"):
+            raise self.error(f"import {name!r}: status {status!r} is not enabled or disabled", (*path, "status"))
+        if self.connectors is not None and name not in self.connectors:
+            package = spec.get("package") or "org.wso2.carbon.connector"
+            raise self.error(
+                f"the WSO2 connector {name!r} ({package}) is not available in sfbulk: only "
+                f"{', '.join(sorted(self.connectors)) or 'no connector'} is; see {CONNECTOR_DOCS}",
+                path,
+            )
+        line = self.doc.line_of(path)
+        return status, f"{self.doc.filename}:{line}" if line else self.doc.filename
 
     # --- mediator lists --------------------------------------------------------------------
 
@@ -370,26 +462,28 @@ class Builder:
         )
         return m.EnrichMediator(source, target)
 
-    def endpoint(self, spec: dict[str, Any], path: Path) -> m.HttpEndpoint:
-        if "http" in spec:
-            http = spec["http"]
-            http_path = (*path, "http")
-            timeout = http.get("timeout")
-            try:
-                return m.HttpEndpoint(
-                    http["uri-template"],
-                    method=http.get("method"),
-                    properties={k: _text(v) for k, v in (http.get("properties") or {}).items()},
-                    timeout=float(timeout) if timeout is not None else None,
-                )
-            except ConfigError as exc:
-                raise self.relocate(exc, http_path) from None
-        if "address" in spec:
-            raise self.error(
-                "<address> endpoints are not supported yet: use <http uri-template=...> (YAML: http: {uri-template: ...})",
-                (*path, "address"),
-            )
-        raise self.error("an endpoint needs an http element", path)
+    def endpoint(self, spec: dict[str, Any], path: Path, name: str | None = None) -> Any:
+        """An endpoint spec: ``{key}`` (named, resolved when sending), ``{http: ...}`` or ``{address: ...}``."""
+        if "key" in spec:
+            return EndpointReference(str(spec["key"]))
+        kind = "http" if "http" in spec else "address" if "address" in spec else None
+        if kind is None:
+            raise self.error("an endpoint needs an http or address element, or a key", path)
+        body = spec[kind] or {}
+        kind_path = (*path, kind)
+        timeout = body.get("timeout")
+        options: dict[str, Any] = {
+            "properties": {k: _text(v) for k, v in (body.get("properties") or {}).items()},
+            "timeout": float(timeout) if timeout is not None else None,
+            "name": name,
+            "response_action": body.get("responseAction"),
+        }
+        try:
+            if kind == "http":
+                return m.HttpEndpoint(body["uri-template"], method=body.get("method"), **options)
+            return AddressEndpoint(body["uri"], format=body.get("format"), **options)
+        except ConfigError as exc:
+            raise self.relocate(exc, kind_path) from None
 
     def call(self, spec: dict[str, Any], path: Path) -> m.CallMediator:
         return m.CallMediator(
@@ -399,6 +493,12 @@ class Builder:
     def send(self, spec: dict[str, Any], path: Path) -> m.SendMediator:
         endpoint = spec.get("endpoint")
         return m.SendMediator(self.endpoint(endpoint, (*path, "endpoint")) if endpoint else None)
+
+    def in_(self, spec: Any, path: Path) -> DirectionMediator:
+        return DirectionMediator(self.mediators(spec or [], path), response=False)
+
+    def out(self, spec: Any, path: Path) -> DirectionMediator:
+        return DirectionMediator(self.mediators(spec or [], path), response=True)
 
     def respond(self, spec: Any, path: Path) -> m.RespondMediator:
         return m.RespondMediator()
@@ -429,7 +529,9 @@ class Builder:
             if connector is None:
                 known = ", ".join(sorted(self.connectors)) or "none"
                 raise self.error(
-                    f"unknown connector {connector_name!r} in {kind!r} (loaded connectors: {known})", path
+                    f"unknown connector {connector_name!r} in {kind!r}: sfbulk ships only {known}; "
+                    f"see {CONNECTOR_DOCS}",
+                    path,
                 )
             from sfbulk.mediators.connector import operation_parameters
 
@@ -485,7 +587,19 @@ _METHODS: dict[str, Callable[[Builder, Any, Path], Any]] = {
     "loopback": Builder.loopback,
     "sequence": Builder.sequence_reference,
     "call-template": Builder.call_template,
+    "in": Builder.in_,
+    "out": Builder.out,
 }
+
+
+def _resource_field(spec: dict[str, Any], message: str) -> str | None:
+    """The resource attribute an error message is about (for its file:line:field)."""
+    if "method" in message and "methods" in spec:
+        return "methods"
+    for key in ("uri-template", "url-mapping"):
+        if key in message and key in spec:
+            return key
+    return next((k for k in ("uri-template", "url-mapping") if k in spec), None)
 
 
 def _text(value: Any) -> str:

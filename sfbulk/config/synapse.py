@@ -1,4 +1,4 @@
-"""Synapse XML front-end: read proxy, sequence, localEntry and definitions files as Synapse does.
+"""Synapse XML front-end: read proxy, api, sequence, endpoint, localEntry, import and definitions files as Synapse does.
 
 The XML is translated, element by element, into the same plain data the YAML format holds
 (``Document``), keeping each element's line, its in-scope namespace prefixes (for XPath) and an XML
@@ -29,6 +29,18 @@ _S = "{" + SYNAPSE_NS + "}"
 
 #: children of <proxy> that Synapse understands but that mean nothing to this engine.
 _IGNORED_PROXY_CHILDREN = {"parameter", "publishWSDL", "policy", "enableAddressing", "enableSec", "enableRM"}
+
+#: Synapse artifacts sfbulk does not run, with what they are (for the error message).
+_UNSUPPORTED_ARTIFACTS = {
+    f"{_S}template": "sequence/endpoint templates",
+    f"{_S}messageStore": "message stores",
+    f"{_S}messageProcessor": "message processors",
+    f"{_S}task": "scheduled tasks",
+    f"{_S}inboundEndpoint": "inbound endpoints",
+    f"{_S}priorityExecutor": "priority executors",
+    f"{_S}eventSource": "event sources",
+    f"{_S}executor": "priority executors",
+}
 
 _CONNECTOR_OP = re.compile(r"^[A-Za-z_][\w-]*\.[A-Za-z_][\w.-]*$")
 
@@ -107,12 +119,24 @@ class _Reader:
                 self.named_sequence(el)
             elif el.tag == f"{_S}localEntry":
                 self.local_entry(el)
-            elif el.tag in (f"{_S}import", f"{_S}description", f"{_S}registry"):
-                # Connector imports enable a library in Synapse; here connectors are always available.
+            elif el.tag == f"{_S}api":
+                self.api(el)
+            elif el.tag == f"{_S}endpoint":
+                self.named_endpoint(el)
+            elif el.tag == f"{_S}import":
+                self.connector_import(el)
+            elif el.tag in (f"{_S}description", f"{_S}registry"):
                 log.debug("%s:%s: <%s> ignored", self.filename, el.sourceline, name)
+            elif el.tag in _UNSUPPORTED_ARTIFACTS:
+                raise self.error(
+                    f"<{name}> artifacts ({_UNSUPPORTED_ARTIFACTS[el.tag]}) are not supported by sfbulk; "
+                    "supported: proxy, api, sequence, endpoint, localEntry, import",
+                    el,
+                )
             else:
                 raise self.error(
-                    f"<{name}> is not supported at the top level (expected proxy, sequence, localEntry or definitions)",
+                    f"<{name}> is not supported at the top level "
+                    "(expected proxy, api, sequence, endpoint, localEntry, import or definitions)",
                     el,
                 )
         except ConfigError as exc:
@@ -191,13 +215,11 @@ class _Reader:
                 self.doc.labels[slot_path] = f"target@{slot}"
             elif slot in inline:
                 data[slot] = self.sequence_body(inline[slot], slot_path)
-        if el.get("endpoint"):
-            raise self.error(
-                "named endpoints are not supported: put the endpoint inline in <target>",
-                el,
-                "target@endpoint",
-            )
-        if "endpoint" in inline:
+        if el.get("endpoint"):  # a named endpoint, resolved when the message is sent
+            data["endpoint"] = {"key": el.get("endpoint")}
+            self.doc.lines[(*path, "endpoint")] = el.sourceline or 0
+            self.doc.labels[(*path, "endpoint")] = "target@endpoint"
+        elif "endpoint" in inline:
             data["endpoint"] = self.endpoint(inline["endpoint"], (*path, "endpoint"))
 
     def sequence_body(self, el: etree._Element, path: Path) -> dict[str, Any]:
@@ -226,6 +248,112 @@ class _Reader:
         else:
             value = (el.text or "").strip()
         self.add("localEntries", key, value, el)
+        # A local entry holding a <sequence> or an <endpoint> also defines one under its key: Synapse
+        # resolves <sequence key>/<endpoint key> through the local registry.
+        if children and children[0].tag == f"{_S}sequence":
+            body = self.sequence_body(children[0], ("sequences", key))
+            self.doc.data.setdefault("sequences", {})[key] = body
+            self.doc.labels[("sequences", key)] = f"localEntry[{key}]/sequence"
+        elif children and children[0].tag == f"{_S}endpoint":
+            self.doc.data.setdefault("endpoints", {})[key] = self.endpoint(children[0], ("endpoints", key))
+            self.doc.labels[("endpoints", key)] = f"localEntry[{key}]/endpoint"
+
+    def named_endpoint(self, el: etree._Element) -> None:
+        name = self.named(el, "name", "named endpoint")
+        if el.get("key"):
+            raise self.error("a named <endpoint> defines an endpoint: give 'name', not 'key'", el, "endpoint@key")
+        table = self.doc.data.setdefault("endpoints", {})
+        if name in table:
+            raise self.error(f"endpoint {name!r} is defined twice in this file", el)
+        path: Path = ("endpoints", name)
+        table[name] = self.endpoint(el, path)
+        self.doc.labels[path] = f"endpoint[{name}]"
+
+    def connector_import(self, el: etree._Element) -> None:
+        """``<import name package status>``: enables connector ``name`` (synapse.md §2.4 step 6)."""
+        name = self.named(el, "name", "connector <import>")
+        spec: dict[str, Any] = {}
+        path = self.add("imports", name, spec, el)
+        self.attr(el, path, spec, "package")
+        status = el.get("status")
+        if status is not None:
+            spec["status"] = status.strip().lower()
+            self.doc.lines[(*path, "status")] = el.sourceline or 0
+            self.doc.labels[(*path, "status")] = "import@status"
+
+    def api(self, el: etree._Element) -> None:
+        """``<api name context [version version-type]>`` with ``<resource>`` children."""
+        name = self.named(el, "name", "REST API (<api>)")
+        context = self.named(el, "context", f"REST API {name!r}")
+        version = (el.get("version") or "").strip()
+        data: dict[str, Any] = {}
+        key = f"{name}:v{version}" if version else name
+        path = self.add("apis", key, data, el)
+        if key != name:
+            data["name"] = name
+        self.attr(el, path, data, "context")
+        data["context"] = context
+        if version:
+            self.attr(el, path, data, "version")
+            data["version"] = version
+        self.attr(el, path, data, "version-type")
+        for restriction in ("hostname", "port"):
+            if el.get(restriction):
+                log.warning(
+                    "%s:%s: API %s: %s=%r is ignored: sfbulk serves the API on every host and port it listens on",
+                    self.filename,
+                    el.sourceline,
+                    name,
+                    restriction,
+                    el.get(restriction),
+                )
+        resources: list[dict[str, Any]] = []
+        for child in _element_children(el):
+            local = _local(child)
+            if child.tag == f"{_S}resource":
+                resource_path = (*path, "resources", len(resources))
+                try:
+                    resources.append(self.resource(child, resource_path))
+                except ConfigError as exc:
+                    self.errors.append(exc)
+                    resources.append({})  # keeps the later indexes (and their lines) right
+            elif child.tag == f"{_S}description":
+                data["description"] = (child.text or "").strip()
+            elif child.tag == f"{_S}handlers":
+                log.warning("%s:%s: API %s: <handlers> are ignored by sfbulk", self.filename, child.sourceline, name)
+            else:
+                self.errors.append(self.error(f"API {name!r}: unexpected element <{local}>", child))
+        if not resources:
+            raise self.error(f"API {name!r} has no <resource>", el)
+        data["resources"] = resources
+
+    def resource(self, el: etree._Element, path: Path) -> dict[str, Any]:
+        self.mark(path, el, "resource")
+        data: dict[str, Any] = {}
+        methods = el.get("methods")
+        if methods is not None:
+            data["methods"] = [m for m in re.split(r"[\s,]+", methods) if m]
+            self.doc.lines[(*path, "methods")] = el.sourceline or 0
+            self.doc.labels[(*path, "methods")] = "resource@methods"
+        self.attr(el, path, data, "uri-template")
+        self.attr(el, path, data, "url-mapping")
+        inline: dict[str, etree._Element] = {}
+        for child in _element_children(el):
+            local = _local(child)
+            if etree.QName(child).namespace == SYNAPSE_NS and local in ("inSequence", "outSequence", "faultSequence"):
+                inline.setdefault(local, child)
+            elif child.tag != f"{_S}description":
+                self.errors.append(self.error(f"<resource>: unexpected element <{local}>", child))
+        for slot in ("inSequence", "outSequence", "faultSequence"):
+            key = el.get(slot)
+            slot_path = (*path, slot)
+            if key:  # the key attribute wins over an inline sequence, as for proxies
+                data[slot] = key
+                self.doc.lines[slot_path] = el.sourceline or 0
+                self.doc.labels[slot_path] = f"resource@{slot}"
+            elif slot in inline and (_element_children(inline[slot]) or inline[slot].get("onError")):
+                data[slot] = self.sequence_body(inline[slot], slot_path)
+        return data
 
     # --- mediator lists --------------------------------------------------------------------
 
@@ -486,16 +614,28 @@ class _Reader:
         return out
 
     def endpoint(self, el: etree._Element, path: Path) -> dict[str, Any]:
+        """An ``<endpoint>``: ``{"key": name}`` for a reference, else ``{"http"|"address": spec}``."""
         self.mark(path, el)
-        if el.get("key"):
+        if el.get("key-expression"):
             raise self.error(
-                "named endpoints (<endpoint key=...>) are not supported: put the endpoint inline",
+                "dynamic endpoint references (key-expression) are not supported: use key=\"name\"",
                 el,
-                "endpoint@key",
+                "endpoint@key-expression",
+            )
+        if el.get("template"):
+            raise self.error(
+                "endpoint templates (<endpoint template=...>) are not supported: define the endpoint in full",
+                el,
+                "endpoint@template",
             )
         kinds = [c for c in _element_children(el) if c.tag not in (f"{_S}description", f"{_S}property")]
+        if el.get("key"):
+            if kinds:
+                raise self.error("an <endpoint key=...> refers to a named endpoint and takes no children", el)
+            self.doc.labels[path] = "endpoint@key"
+            return {"key": el.get("key")}
         if len(kinds) != 1:
-            raise self.error("an <endpoint> needs exactly one <http> or <address> element", el)
+            raise self.error("an <endpoint> needs exactly one <http> or <address> element (or a key)", el)
         kind = kinds[0]
         local = _local(kind)
         spec: dict[str, Any] = {}
@@ -513,6 +653,10 @@ class _Reader:
             self.attr(kind, kind_path, spec, "format")
             if "uri" not in spec:
                 raise self.error("<address> endpoint: the 'uri' attribute is required", kind, "address@uri")
+        elif local in ("loadbalance", "failover", "wsdl", "default", "recipientlist"):
+            raise self.error(
+                f"<{local}> endpoints are not supported by sfbulk (use <http> or <address>)", kind
+            )
         else:
             raise self.error(f"endpoint type <{local}> is not supported (use <http> or <address>)", kind)
         properties: dict[str, str] = {}
@@ -524,11 +668,8 @@ class _Reader:
         if properties:
             spec["properties"] = properties
         for extra in _element_children(kind):
-            duration = extra.find(f"{_S}duration") if extra.tag == f"{_S}timeout" else None
-            if duration is not None:
-                millis = self.integer(duration.text or "", duration, "timeout/duration")
-                spec["timeout"] = millis / 1000
-                self.mark((*kind_path, "timeout"), duration, "timeout/duration")
+            if extra.tag == f"{_S}timeout":
+                self.endpoint_timeout(extra, spec, kind_path)
             else:
                 log.warning(
                     "%s:%s: <%s> inside <%s> is ignored by sfbulk",
@@ -538,6 +679,20 @@ class _Reader:
                     local,
                 )
         return {local: spec}
+
+    def endpoint_timeout(self, el: etree._Element, spec: dict[str, Any], path: Path) -> None:
+        """``<timeout><duration>ms</duration><responseAction>fault|discard|never</responseAction></timeout>``."""
+        duration = el.find(f"{_S}duration")
+        if duration is not None:
+            millis = self.integer(duration.text or "", duration, "timeout/duration")
+            if millis <= 0:
+                raise self.error("timeout/duration must be a positive number of milliseconds", duration)
+            spec["timeout"] = millis / 1000
+            self.mark((*path, "timeout"), duration, "timeout/duration")
+        action = el.find(f"{_S}responseAction")
+        if action is not None:
+            spec["responseAction"] = (action.text or "").strip().lower()
+            self.mark((*path, "responseAction"), action, "timeout/responseAction")
 
     def call(self, el: etree._Element, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -558,6 +713,10 @@ class _Reader:
 
     def empty(self, el: etree._Element, path: Path) -> None:
         return None
+
+    def direction(self, el: etree._Element, path: Path) -> list[Any]:
+        """``<in>``/``<out>``: a mediator list run in one direction only."""
+        return self.mediators(el, path)
 
     def sequence(self, el: etree._Element, path: Path) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -623,6 +782,8 @@ _MEDIATORS = {
     "loopback": _Reader.empty,
     "sequence": _Reader.sequence,
     "call-template": _Reader.call_template,
+    "in": _Reader.direction,
+    "out": _Reader.direction,
 }
 
 

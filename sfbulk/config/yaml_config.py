@@ -53,7 +53,7 @@ def validate(doc: Document) -> list[ConfigError]:
     if not isinstance(doc.data, dict):
         return [
             ConfigError(
-                "a flows file must be a mapping with proxies, sequences, localEntries and/or namespaces",
+                "a flows file must be a mapping with proxies, apis, sequences, endpoints, localEntries, imports and/or namespaces",
                 file=doc.filename,
                 line=doc.line_of(()),
             )

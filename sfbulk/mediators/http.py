@@ -1,4 +1,4 @@
-"""Messaging mediators: call, send, respond, drop, loopback and the http endpoint (synapse.md §3.5-3.7, 3.12-3.13).
+"""Messaging mediators: call, send, respond, drop, loopback; http, address and named endpoints (synapse.md §3.5-3.7, 3.12-3.13).
 
 HTTP goes through the engine's one pooled transport. Backend 4xx/5xx are responses (HTTP_SC set,
 mediation continues); transport failures raise the transport's faults (ERROR_CODE 1015xx).
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from sfbulk.errors import ConfigError
+from sfbulk.errors import ConfigError, MediationFault, TimeoutError_
 from sfbulk.mediators.base import engine_of, mark_responded
 from sfbulk.mediators.uritemplate import resolve_endpoint_url
 
@@ -26,6 +26,9 @@ HOP_BY_HOP = frozenset(
 )
 _NO_BODY_METHODS = ("GET", "HEAD")
 _URI_VAR_PREFIXES = ("uri.var.", "query.param.")
+#: ``<timeout><responseAction>``: fault (raise 101504, the fault sequence runs), discard (drop the
+#: message: nothing more runs), never (no action of Synapse's own; the transport timeout still faults).
+RESPONSE_ACTIONS = ("fault", "discard", "never")
 
 
 class HttpEndpoint:
@@ -44,17 +47,23 @@ class HttpEndpoint:
         properties: Mapping[str, str] | None = None,
         timeout: float | None = None,
         name: str | None = None,
+        response_action: str | None = None,
     ) -> None:
         if not uri_template:
             raise ConfigError("http endpoint: uri-template is required")
         method_upper = method.upper() if method else None
         if method_upper is not None and method_upper not in HTTP_METHODS:
             raise ConfigError(f"http endpoint: unknown method {method!r} (use one of {', '.join(HTTP_METHODS)})")
+        if response_action is not None and response_action not in RESPONSE_ACTIONS:
+            raise ConfigError(
+                f"endpoint timeout: responseAction {response_action!r} is not one of {', '.join(RESPONSE_ACTIONS)}"
+            )
         self.uri_template = uri_template.removeprefix("legacy-encoding:")
         self.method = method_upper
         self.properties = dict(properties or {})
         self.timeout = timeout
         self.name = name
+        self.response_action = response_action
 
     def url(self, ctx: MessageContext) -> str:
         variables: dict[str, Any] = {
@@ -71,8 +80,23 @@ class HttpEndpoint:
         inbound = ctx.axis2.get("HTTP_METHOD")
         return str(inbound).upper() if inbound else "POST"
 
-    def invoke(self, ctx: MessageContext) -> None:
-        """Send the current message and make the backend's answer the current message."""
+    def invoke(self, ctx: MessageContext) -> bool:
+        """Send the current message and make the backend's answer the current message.
+
+        False when a timeout with ``responseAction`` discard dropped the message (nothing more runs).
+        """
+        try:
+            self._exchange(ctx)
+        except TimeoutError_:
+            if self.response_action != "discard":
+                raise
+            log.warning("endpoint %s timed out; the message is discarded (responseAction discard)", self.name or "")
+            ctx.to = None
+            ctx.dropped = True
+            return False
+        return True
+
+    def _exchange(self, ctx: MessageContext) -> None:
         from sfbulk.transport import HttpRequest
 
         engine = engine_of(ctx, "call/send")
@@ -109,6 +133,81 @@ class HttpEndpoint:
         ctx.set_response(response.status, response.reason, response_headers, content, response_type)
 
 
+class AddressEndpoint(HttpEndpoint):
+    """``<endpoint><address uri [format]/></endpoint>``: a fixed URI plus the inbound ``REST_URL_POSTFIX``.
+
+    Synapse appends the request's postfix (the path below ``/services/<proxy>`` or below an API's
+    context, with the query) to address endpoints, never to http ones (synapse.md §3.7 step 2). The
+    method is the inbound one. ``format`` re-serializes the message: soap11, soap12, pox, json, or
+    get (send as GET); rest and none leave it as it is.
+    """
+
+    FORMATS = {"soap11": "text/xml", "soap12": "application/soap+xml", "pox": "application/xml", "json": "application/json"}
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        format: str | None = None,
+        properties: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        name: str | None = None,
+        response_action: str | None = None,
+    ) -> None:
+        if not uri:
+            raise ConfigError("address endpoint: uri is required")
+        if format is not None and format not in (*self.FORMATS, "get", "rest"):
+            raise ConfigError(
+                f"address endpoint: format {format!r} is not one of {', '.join((*self.FORMATS, 'get', 'rest'))}"
+            )
+        super().__init__(
+            uri, properties=properties, timeout=timeout, name=name, response_action=response_action
+        )
+        self.uri = uri
+        self.format = format
+
+    def url(self, ctx: MessageContext) -> str:
+        postfix = str(ctx.axis2.get("REST_URL_POSTFIX") or "")
+        if not postfix:
+            return self.uri
+        if self.uri.endswith("/") and postfix.startswith("/"):
+            return self.uri + postfix[1:]
+        if not self.uri.endswith("/") and not postfix.startswith(("/", "?")):
+            return self.uri + "/" + postfix
+        return self.uri + postfix
+
+    def method_for(self, ctx: MessageContext) -> str:
+        if self.format == "get":
+            return "GET"
+        return super().method_for(ctx)
+
+    def _exchange(self, ctx: MessageContext) -> None:
+        message_type = self.FORMATS.get(self.format or "")
+        if message_type is not None:
+            ctx.set_property("messageType", message_type, "axis2")
+        super()._exchange(ctx)
+
+
+class EndpointReference:
+    """``<endpoint key="name"/>``: a named endpoint, resolved when the message is sent (IndirectEndpoint)."""
+
+    def __init__(self, key: str) -> None:
+        if not key:
+            raise ConfigError("an endpoint reference needs a key (the name of an endpoint)")
+        self.key = key
+
+    def invoke(self, ctx: MessageContext) -> bool:
+        engine = engine_of(ctx, "an endpoint reference")
+        lookup = getattr(engine, "endpoint", None)
+        endpoint = lookup(self.key) if callable(lookup) else None
+        if endpoint is None:
+            raise MediationFault(f"Reference to non-existent endpoint for key : {self.key}")
+        return endpoint.invoke(ctx) is not False
+
+
+Endpoint = HttpEndpoint | EndpointReference
+
+
 def _header_items(headers: Any) -> list[tuple[str, str]]:
     if hasattr(headers, "items"):
         return list(headers.items())
@@ -124,25 +223,25 @@ def _java_string(value: Any) -> str:
 class CallMediator:
     """``<call>``: synchronous exchange; the next mediator sees the response (blocking or not)."""
 
-    def __init__(self, endpoint: HttpEndpoint, *, blocking: bool = False) -> None:
+    def __init__(self, endpoint: Endpoint, *, blocking: bool = False) -> None:
         self.endpoint = endpoint
         self.blocking = blocking
 
     def mediate(self, ctx: MessageContext) -> bool:
-        self.endpoint.invoke(ctx)
-        return True
+        return self.endpoint.invoke(ctx) is not False
 
 
 class SendMediator:
     """``<send>``: with an endpoint, exchange then run the proxy's outSequence; without, answer the caller."""
 
-    def __init__(self, endpoint: HttpEndpoint | None = None) -> None:
+    def __init__(self, endpoint: Endpoint | None = None) -> None:
         self.endpoint = endpoint
 
     def mediate(self, ctx: MessageContext) -> bool:
         if self.endpoint is None:
             return RespondMediator().mediate(ctx)
-        self.endpoint.invoke(ctx)
+        if self.endpoint.invoke(ctx) is False:
+            return False
         engine_of(ctx, "send").run_out_sequence(ctx)
         return False
 

@@ -26,6 +26,6 @@ def dump(obj: Any) -> Any:
     if hasattr(obj, "evaluate") and hasattr(obj, "text") and not hasattr(obj, "mediate"):
         return ("Expression", obj.text)
     fields = {k: v for k, v in vars(obj).items() if not k.startswith("_") and k != "source_location"}
-    if name == "Proxy":
+    if name in ("Proxy", "Api"):
         fields.pop("source", None)
     return (name, {key: dump(value) for key, value in sorted(fields.items())})

@@ -347,15 +347,15 @@ def test_unsupported_elements_fail_clearly(tmp_path):
         in_sequence(
             tmp_path,
             """
-            <call><endpoint><address uri="http://127.0.0.1:1/x"/></endpoint></call>
-            <call><endpoint key="namedEp"/></call>
+            <call><endpoint><loadbalance/></endpoint></call>
+            <call><endpoint key-expression="$ctx:ep"/></call>
             <call-template target="t"/>
             <sequence/>
             """,
         )
     messages = [e.message for e in errors_of(info)]
     assert [e.line for e in errors_of(info)] == [4, 5, 6, 7]
-    assert "address" in messages[0] and "named endpoints" in messages[1]
+    assert "<loadbalance> endpoints are not supported" in messages[0] and "key-expression" in messages[1]
     assert "call-template" in messages[2] and "needs a 'key'" in messages[3]
 
 

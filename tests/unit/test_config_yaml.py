@@ -223,6 +223,21 @@ EQUIVALENT_XML = """
       <endpoint><http method="post" uri-template="http://127.0.0.1:9/backend"/></endpoint>
     </target>
   </proxy>
+  <proxy name="byKey"><target endpoint="echoEP"/></proxy>
+  <import name="salesforcebulk" package="org.wso2.carbon.connector" status="enabled"/>
+  <endpoint name="jobEP">
+    <http method="get" uri-template="{uri.var.apiUrl}/job/{uri.var.jobId}">
+      <timeout><duration>2500</duration><responseAction>discard</responseAction></timeout>
+    </http>
+  </endpoint>
+  <endpoint name="echoEP"><address uri="http://127.0.0.1:9/echo" format="pox"/></endpoint>
+  <api name="jobs" context="/jobs" version="v1" version-type="url">
+    <resource methods="GET POST" uri-template="/{jobId}?q={q}" faultSequence="errSeq">
+      <inSequence><call><endpoint key="jobEP"/></call><respond/></inSequence>
+      <outSequence><send><endpoint key="echoEP"/></send></outSequence>
+    </resource>
+    <resource url-mapping="/echo/*" inSequence="errSeq"/>
+  </api>
 </definitions>
 """
 
@@ -303,6 +318,31 @@ proxies:
     outSequence: [send]
     endpoint:
       http: {method: post, uri-template: "http://127.0.0.1:9/backend"}
+  byKey:
+    endpoint: {key: echoEP}
+imports:
+  salesforcebulk: {package: org.wso2.carbon.connector, status: enabled}
+endpoints:
+  jobEP:
+    http: {method: get, uri-template: "{uri.var.apiUrl}/job/{uri.var.jobId}", timeout: 2.5, responseAction: discard}
+  echoEP:
+    address: {uri: "http://127.0.0.1:9/echo", format: pox}
+apis:
+  jobs:
+    context: /jobs
+    version: v1
+    version-type: url
+    resources:
+      - methods: [GET, POST]
+        uri-template: "/{jobId}?q={q}"
+        faultSequence: errSeq
+        inSequence:
+          - call: {endpoint: {key: jobEP}}
+          - respond
+        outSequence:
+          - send: {endpoint: {key: echoEP}}
+      - url-mapping: /echo/*
+        inSequence: errSeq
 """
 
 
@@ -310,8 +350,12 @@ def test_yaml_and_synapse_xml_build_equal_mediator_trees(tmp_path):
     connectors = {"salesforcebulk": Connector.load()}
     from_xml = load_paths([write(tmp_path, "everything.xml", EQUIVALENT_XML)], connectors=connectors)
     from_yaml = load_paths([write(tmp_path, "everything.yaml", EQUIVALENT_YAML)], connectors=connectors)
-    for table in ("proxies", "sequences", "local_entries"):
+    for table in ("proxies", "sequences", "local_entries", "apis", "endpoints"):
         assert dump(getattr(from_yaml, table)) == dump(getattr(from_xml, table)), table
+    assert {k: v[0] for k, v in from_yaml.imports.items()} == {k: v[0] for k, v in from_xml.imports.items()}
+    assert set(from_xml.apis) == {"jobs:vv1"} and set(from_xml.endpoints) == {"jobEP", "echoEP"}
+    api_tree = repr(dump(from_yaml.apis))
+    assert "/{jobId}?q={q}" in api_tree and "'discard'" in repr(dump(from_yaml.endpoints)) and "echoEP" in api_tree
     # the dump sees real structure (a changed detail must show)
     tree = dump(from_yaml.proxies["everything"])
     assert "urn:(get|update)Job" in repr(tree) and "{+uri.var.apiUrl}/job/{+uri.var.jobId}" in repr(tree)
