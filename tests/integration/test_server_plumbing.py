@@ -1,6 +1,6 @@
 """Server plumbing over real HTTP: routing, REST_URL_POSTFIX, limits, methods, faults, health, access log.
 
-These tests drive the shipped cheroot server (`start_server`) with a tiny engine-shaped recorder
+These tests drive the shipped server (`start_server`) with a tiny engine-shaped recorder
 defined here, so routing and limits are checked independently of the mediation engine. The real
 engine is exercised end to end in test_server_seed.py, test_server_dispatcher.py and friends.
 """
@@ -143,10 +143,11 @@ def test_other_methods_get_405_with_allow(plumbing, method):
     assert engine.calls == []
 
 
-def test_connect_is_refused_by_cheroot_itself(plumbing):
+def test_connect_is_refused_with_405(plumbing):
     server, engine = plumbing
     raw = _raw_request(server, b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 405 ")
+    assert b"<code>MethodNotAllowed</code>" in raw
     assert engine.calls == []
 
 
