@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import logging
 import os
+import traceback
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sfbulk.context import HttpResult, MessageContext
 from sfbulk.errors import (
+    MESSAGE_LIMIT,
+    AuthError,
     ConfigError,
     MediationFault,
     ParameterError,
     PayloadError,
+    RegistryError,
     SfBulkError,
     UnknownProxyError,
+    clip,
 )
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.registry import FileRegistry, Registry
@@ -52,7 +57,7 @@ def fault_response(code: Any, message: str, status: int = 500) -> HttpResult:
     from xml.sax.saxutils import escape
 
     body = f"<fault><code>{escape(str(code))}</code><message>{escape(redact(message))}</message></fault>"
-    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+    reason = {400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}.get(status, "Error")
     return HttpResult(status, reason, [("Content-Type", "application/xml; charset=UTF-8")], body.encode("utf-8"))
 
 
@@ -235,19 +240,22 @@ class Engine:
     # --- faults ---------------------------------------------------------------------------------------
 
     def _record_fault(self, ctx: MessageContext, exc: BaseException) -> None:
-        """ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL / ERROR_EXCEPTION, only when ERROR_CODE is unset."""
-        if isinstance(exc, MediationFault):
-            code: Any = exc.code
-            message = redact(str(exc.message).splitlines()[0] if exc.message else type(exc).__name__)
-            detail = redact(exc.detail) if exc.detail else message
-            log.warning("mediation fault in proxy %s: %s (ERROR_CODE %s)", ctx.properties.get("proxy.name"), message, code)
+        """ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL / ERROR_EXCEPTION, only when ERROR_CODE is unset.
+
+        An error a caller can cause (any ``SfBulkError``: a refused grant, a bad registry key, a bad
+        parameter, a malformed payload, an unreachable host) logs one WARNING line; anything else
+        (a bug) one ERROR line. Tracebacks only at DEBUG, and every logged value is clipped, so one
+        request writes a bounded amount of log whatever it carries.
+        """
+        proxy = clip(ctx.properties.get("proxy.name"), 200)
+        code, message, detail = fault_fields(exc)
+        if isinstance(exc, SfBulkError):
+            log.warning("mediation fault in proxy %s: %s (ERROR_CODE %s)", proxy, message, code)
         else:
-            code = 0
-            message = RUNTIME_ERROR
-            detail = f"{RUNTIME_ERROR}: {type(exc).__name__}"
-            log.error(
-                "unexpected error in proxy %s", ctx.properties.get("proxy.name"), exc_info=(type(exc), exc, exc.__traceback__)
-            )
+            log.error("unexpected error in proxy %s: %s: %s (ERROR_CODE 0; the traceback is logged at DEBUG level)",
+                      proxy, type(exc).__name__, clip(redact(str(exc)), 300))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("traceback of the fault in proxy %s:\n%s", proxy, bounded_traceback(exc))
         if ctx.properties.get("ERROR_CODE") is None:
             ctx.properties["ERROR_CODE"] = code
             ctx.properties["ERROR_MESSAGE"] = message
@@ -273,9 +281,8 @@ class Engine:
 
     def _default_fault(self, ctx: MessageContext, exc: BaseException) -> HttpResult:
         code = ctx.properties.get("ERROR_CODE", 0)
-        message = str(ctx.properties.get("ERROR_MESSAGE") or RUNTIME_ERROR)
-        status = 400 if isinstance(exc, (PayloadError, ParameterError)) else 500
-        return fault_response(code, message, status)
+        message = clip(ctx.properties.get("ERROR_MESSAGE") or RUNTIME_ERROR)
+        return fault_response(code, message, default_fault_status(exc))
 
     def _result(self, ctx: MessageContext, fault: BaseException | None = None) -> HttpResult:
         if ctx.operation.get(_DEFAULT_FAULT_KEY):
@@ -285,8 +292,8 @@ class Engine:
         try:
             return ctx.to_http_response()
         except SfBulkError as exc:
-            log.warning("the response cannot be serialized: %s", exc)
-            return fault_response(getattr(exc, "code", 0), f"the response cannot be serialized: {exc}")
+            log.warning("the response cannot be serialized: %s", clip(redact(str(exc))))
+            return fault_response(getattr(exc, "code", 0), clip(f"the response cannot be serialized: {exc}"))
 
     def close(self) -> None:
         """Release the connection pool (and the connectors' cached connections)."""
@@ -305,10 +312,57 @@ class Engine:
         self.close()
 
 
+def fault_fields(exc: BaseException) -> tuple[Any, str, str]:
+    """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: redacted, one line, clipped."""
+    if isinstance(exc, MediationFault):
+        text = str(exc.message) if exc.message else type(exc).__name__
+        message = clip(redact(text.splitlines()[0] if text.strip() else type(exc).__name__))
+        detail = clip(redact(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
+        return exc.code, message, detail
+    if isinstance(exc, SfBulkError):
+        text = str(exc).strip() or type(exc).__name__
+        message = clip(redact(text.splitlines()[0]))
+        return int(exc.fault_code), message, message
+    return 0, RUNTIME_ERROR, f"{RUNTIME_ERROR}: {type(exc).__name__}"
+
+
+def default_fault_status(exc: BaseException) -> int:
+    """The HTTP status of the engine's own fault answer (a proxy without a fault sequence).
+
+    400 for what the request got wrong (payload, parameter, registry key), 401 for credentials the
+    token endpoint refused, 500 for the rest (Salesforce unreachable, a bug).
+    """
+    if isinstance(exc, (PayloadError, ParameterError)):
+        return 400
+    if isinstance(exc, RegistryError) and str(exc).startswith("registry key"):
+        return 400
+    if isinstance(exc, AuthError):
+        return 401
+    return 500
+
+
+def bounded_traceback(exc: BaseException, limit: int = 8 * MESSAGE_LIMIT) -> str:
+    """``exc``'s traceback (chained causes included), at most ``limit`` characters, secrets masked."""
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40))
+    text = redact(text)
+    if len(text) > limit:
+        half = limit // 2
+        text = f"{text[:half]}\n... ({len(text) - limit} characters left out) ...\n{text[-half:]}"
+    return text
+
+
 def _named(items: Any) -> dict[str, Any]:
     if isinstance(items, Mapping):
         return dict(items)
     return {item.name: item for item in items or ()}
 
 
-__all__ = ["DEFAULT_FAULT_HANDLER", "Engine", "GLOBAL_FAULT_SEQUENCE", "fault_response"]
+__all__ = [
+    "DEFAULT_FAULT_HANDLER",
+    "Engine",
+    "GLOBAL_FAULT_SEQUENCE",
+    "bounded_traceback",
+    "default_fault_status",
+    "fault_fields",
+    "fault_response",
+]

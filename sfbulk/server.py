@@ -18,6 +18,7 @@ import logging
 import re
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape as xml_escape
 
 from sfbulk import xmlsafe
-from sfbulk.errors import PayloadError, SfBulkError
+from sfbulk.context import check_json_text
+from sfbulk.errors import MESSAGE_LIMIT, PayloadError, SfBulkError, clip
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.serving import (
     DEFAULT_BODY_TIMEOUT,
@@ -172,7 +174,7 @@ def check_payload(content_type: str, body: bytes) -> None:
         xmlsafe.parse(body, what="request body")
     elif kind == "json":
         try:
-            json.loads(body)
+            check_json_text(body, json.loads(body))
         except RecursionError:
             raise PayloadError("request body is JSON nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
@@ -234,6 +236,12 @@ def _wants_json(environ: Mapping[str, Any]) -> bool:
     return "json" in accept and "xml" not in accept
 
 
+def _bounded_traceback(exc: BaseException) -> str:
+    text = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40)))
+    limit = 8 * MESSAGE_LIMIT
+    return text if len(text) <= limit else f"{text[: limit // 2]}\n...\n{text[-limit // 2 :]}"
+
+
 def _log_path(raw_path: str) -> str:
     """The request path for the access log: raw (still %-encoded), no query, nothing unprintable."""
     return _UNPRINTABLE_RE.sub(lambda m: quote(m.group(0), safe=""), raw_path)[:512] or "/"
@@ -263,9 +271,11 @@ class ServicesApp:
             response = self._dispatch(environ, method, raw_uri, raw_path)
         except _FaultResponse as exc:
             response = fault_response(exc.fault, json_wanted=_wants_json(environ))
-        except Exception:  # the server stays up whatever happens; details go to the log only
+        except Exception as exc:  # the server stays up whatever happens; details go to the log only
             request_id = uuid.uuid4().hex[:12]
-            log.exception("Unhandled error serving %s %s (request id %s)", method, _log_path(raw_path), request_id)
+            log.error("Unhandled error serving %s %s (request id %s): %s: %s; the traceback is logged at DEBUG level",
+                      method[:16], _log_path(raw_path), request_id, type(exc).__name__, clip(redact(str(exc)), 300))
+            log.debug("traceback of request %s:\n%s", request_id, _bounded_traceback(exc))
             response = fault_response(
                 Fault(500, "InternalError", f"Internal server error (request id {request_id}); see the server log."),
                 json_wanted=_wants_json(environ),
@@ -338,7 +348,7 @@ class ServicesApp:
             try:
                 check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
             except PayloadError as exc:
-                raise _FaultResponse(Fault(400, "MalformedPayload", redact(exc.message))) from None
+                raise _FaultResponse(Fault(400, "MalformedPayload", clip(redact(exc.message)))) from None
         try:
             result = self.engine.handle(
                 proxy,
@@ -349,7 +359,7 @@ class ServicesApp:
                 rest_url_postfix=postfix,
             )
         except PayloadError as exc:
-            message = redact(getattr(exc, "message", None) or str(exc)) or "The request body could not be parsed."
+            message = clip(redact(getattr(exc, "message", None) or str(exc))) or "The request body could not be parsed."
             raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
         except LookupError:
             if proxy in proxy_names(self.engine):
@@ -360,9 +370,10 @@ class ServicesApp:
         except SfBulkError as exc:
             # Our own errors carry actionable, secret-free messages; redact anyway (defence in depth).
             request_id = uuid.uuid4().hex[:12]
-            log.error("Proxy %s failed (request id %s): %s", proxy, request_id, exc)
+            message = clip(redact(str(exc)))
+            log.warning("Proxy %s failed (request id %s): %s", clip(proxy, 200), request_id, message)
             code = str(getattr(exc, "code", "") or type(exc).__name__)
-            raise _FaultResponse(Fault(500, code, f"{redact(str(exc))} (request id {request_id})")) from None
+            raise _FaultResponse(Fault(500, code, f"{message} (request id {request_id})")) from None
         return _Response(
             int(result.status),
             str(getattr(result, "reason", "") or ""),
