@@ -308,6 +308,38 @@ class HardenedServer(TcpWSGIServer):
             pass
 
 
+class _WaitressLogFilter(logging.Filter):
+    """Keeps waitress's own log bounded: lines clipped (they can quote a request path), and the
+    "Task queue depth" warning (one per queued request when every thread is busy) at most every 10 s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last_queue_warning = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "waitress.queue":
+            now = time.monotonic()
+            if now - self._last_queue_warning < 10.0:
+                return False
+            self._last_queue_warning = now
+        text = record.getMessage()
+        if len(text) > 500:
+            record.msg, record.args = f"{text[:500]}...", None
+        if record.exc_info and not log.isEnabledFor(logging.DEBUG):
+            record.exc_info, record.exc_text = None, None  # tracebacks only at DEBUG, as for sfbulk's own
+        return True
+
+
+_WAITRESS_FILTER = _WaitressLogFilter()
+
+
+def _bound_waitress_logs() -> None:
+    for name in ("waitress", "waitress.queue"):
+        logger = logging.getLogger(name)
+        if _WAITRESS_FILTER not in logger.filters:
+            logger.addFilter(_WAITRESS_FILTER)
+
+
 def raise_fd_limit(max_connections: int) -> int:
     """Raise the soft RLIMIT_NOFILE to fit ``max_connections``; return the cap that fits (logged if lower)."""
     try:
@@ -376,6 +408,7 @@ def build_server(
     log_access: AccessLogger,
 ) -> HardenedServer:
     """Bind ``host:port`` and return the (not yet running) server; ``OSError`` when it cannot bind."""
+    _bound_waitress_logs()
     connections = raise_fd_limit(limits.max_connections)
     # waitress refuses a body when its *framed* size reaches the limit (chunk headers included);
     # the app checks the exact de-chunked size, so leave waitress a little slack.
