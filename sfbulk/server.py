@@ -35,6 +35,7 @@ from sfbulk.serving import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
     ServerLimits,
@@ -574,6 +575,7 @@ def start_server(
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> RunningServer:
     """Bind ``host:port`` (0 = a free port) and serve ``engine`` on waitress from a background thread.
 
@@ -589,6 +591,7 @@ def start_server(
         max_connections=max_connections,
         max_header_bytes=max_header_bytes,
         max_body_bytes=max_body_bytes,
+        max_buffered_bytes=max(max_buffered_bytes, max_body_bytes),
     )
     app = make_app(engine, max_body_bytes=max_body_bytes)
     server = build_server(
@@ -602,6 +605,7 @@ __all__ = [
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_PORT",

@@ -55,6 +55,8 @@ DEFAULT_IDLE_TIMEOUT = 15.0
 DEFAULT_MAX_CONNECTIONS = 1000
 #: Default cap on the request line plus headers (bytes); beyond it, 431.
 DEFAULT_MAX_HEADER_BYTES = 64 * 1024
+#: Default cap on request bodies buffered at once, all connections together (memory + temp files).
+DEFAULT_MAX_BUFFERED_BYTES = 512 * 1024 * 1024
 #: How often deadlines are checked (seconds): a deadline is enforced within this much.
 _CHECK_INTERVAL = 0.5
 #: File descriptors kept free beyond the connection cap (registry, logs, outbound connections).
@@ -76,6 +78,7 @@ class ServerLimits:
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_body_bytes: int = 10 * 1024 * 1024
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
 
     def __post_init__(self) -> None:
         for name in ("header_timeout", "body_timeout", "idle_timeout"):
@@ -87,6 +90,8 @@ class ServerLimits:
             raise ValueError("max_header_bytes must be >= 1024")
         if self.max_body_bytes < 0:
             raise ValueError("max_body_bytes must be >= 0")
+        if self.max_buffered_bytes < self.max_body_bytes:
+            raise ValueError("max_buffered_bytes must be >= max_body_bytes (one whole body must fit)")
 
 
 class RequestTimeout(Error):
@@ -163,6 +168,19 @@ class _Channel(HTTPChannel):
     error_task_class = _ErrorTask
     request: Any = None  # the request being read (waitress's attribute, typed for mypy)
 
+    def readable(self) -> bool:
+        # Over the buffering budget, bodies being read wait (their deadline still runs); headers
+        # and new requests are still read, so /health and small requests keep flowing.
+        server = self.server
+        if (server.buffered_bytes >= server.limits.max_buffered_bytes
+                and self.request is not None and self.request.headers_finished):
+            return False
+        return bool(super().readable())
+
+    def received(self, data: bytes) -> bool:
+        self.server.buffered_bytes += len(data)  # exact figure recomputed by maintenance()
+        return bool(super().received(data))
+
     def handle_read(self) -> None:
         if self.request is None or self.requests:
             super().handle_read()  # between requests, EOF is a plain close
@@ -224,6 +242,8 @@ class HardenedServer(TcpWSGIServer):
         self.log_access = log_access
         self.draining = False
         self.busy = True
+        self.buffered_bytes = 0
+        self.over_budget = False
         self._exit = False
         super().__init__(app, **adjustments)
 
@@ -235,7 +255,12 @@ class HardenedServer(TcpWSGIServer):
         mono = time.monotonic()
         idle_cutoff = now - limits.idle_timeout
         busy = False
+        buffered = 0
+        paused = self.buffered_bytes >= limits.max_buffered_bytes  # bodies are not being read
         for channel in list(self.active_channels.values()):
+            buffered += sum(int(queued.body_bytes_received) for queued in channel.requests)
+            if channel.request is not None:
+                buffered += int(channel.request.body_bytes_received)
             if channel.requests or channel.total_outbufs_len:
                 busy = True  # a worker is on it, or its response is still going out
                 continue
@@ -246,6 +271,8 @@ class HardenedServer(TcpWSGIServer):
                 if self.draining or channel.last_activity < idle_cutoff:
                     channel.will_close = True
                 continue
+            if paused and request.headers_finished:
+                channel.last_activity = now  # the server is not reading it: silence is not the client's
             message = None
             if request.headers_done_at is None:
                 if mono - request.started > limits.header_timeout:
@@ -259,6 +286,12 @@ class HardenedServer(TcpWSGIServer):
                 channel.fail_request(RequestTimeout(message))
                 busy = True
         self.busy = busy
+        self.buffered_bytes = buffered
+        over = buffered >= limits.max_buffered_bytes
+        if over and not self.over_budget:
+            log.warning("request bodies buffered reached %d bytes (--max-buffered-bytes); "
+                        "reading bodies pauses until some are served", buffered)
+        self.over_budget = over
 
     @staticmethod
     def started_of(request: Any) -> float:
@@ -439,6 +472,7 @@ __all__ = [
     "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_HEADER_TIMEOUT",
     "DEFAULT_IDLE_TIMEOUT",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_HEADER_BYTES",
     "HardenedServer",

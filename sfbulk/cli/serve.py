@@ -21,6 +21,7 @@ from sfbulk.server import (
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_PORT,
@@ -68,6 +69,9 @@ def _report_config_error(error: ConfigError) -> None:
 @click.option("--max-connections", default=DEFAULT_MAX_CONNECTIONS, show_default=True,
               type=click.IntRange(1, 100_000),
               help="Open client connections at most; further ones wait in the listen backlog.")
+@click.option("--max-buffered-bytes", default=DEFAULT_MAX_BUFFERED_BYTES, show_default=True, type=click.IntRange(0),
+              help="Request bodies buffered at once, all connections together (memory and temp files); "
+                   "beyond it, reading bodies pauses.")
 @click.option("--shutdown-timeout", default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, type=click.IntRange(0),
               help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
 @click.option("--token-endpoint", default=None, metavar="URL",
@@ -88,6 +92,7 @@ def serve_command(
     body_timeout: float,
     idle_timeout: float,
     max_connections: int,
+    max_buffered_bytes: int,
     shutdown_timeout: int,
     token_endpoint: str | None,
     access_log: bool,
@@ -126,6 +131,7 @@ def serve_command(
             body_timeout=body_timeout,
             idle_timeout=idle_timeout,
             max_connections=max_connections,
+            max_buffered_bytes=max_buffered_bytes,
         )
     except OSError as exc:
         click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)

@@ -269,5 +269,32 @@ def test_the_connection_cap_queues_extra_clients_until_a_slot_frees(sfbulk_serve
 
 def test_sfbulk_serve_documents_its_limits():
     text = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
-    for option in ("--header-timeout", "--body-timeout", "--idle-timeout", "--max-connections", "--max-header-bytes"):
+    for option in ("--header-timeout", "--body-timeout", "--idle-timeout", "--max-connections", "--max-header-bytes",
+                   "--max-buffered-bytes"):
         assert option in text
+
+
+def test_bodies_wait_when_the_buffering_budget_is_spent_and_small_requests_still_flow(sfbulk_server):
+    server = sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=2, max_body_bytes=1_000_000, max_buffered_bytes=1_000_000,
+                           body_timeout=1.0, idle_timeout=5.0)
+    post = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
+    hogs = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(2)]
+    waiting = socket.create_connection((server.host, server.port), timeout=5)
+    try:
+        for hog in hogs:
+            hog.sendall(post % 1_000_000 + b"x" * 600_000)  # together more than the budget, never finished
+        time.sleep(0.6)
+        waiting.sendall(post % 100)
+        time.sleep(0.2)
+        waiting.sendall(b"y" * 100)  # complete, but not read while the budget is spent
+        assert requests.get(server.url + "/health", timeout=2).status_code == 200  # no body: still served
+        answer = _read_response(waiting, 5)
+    finally:
+        for hog in hogs:
+            hog.close()
+        waiting.close()
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert "--body-timeout" in _fault(answer)[1]
+    time.sleep(0.6)  # the hogs were cut by their deadline too: the budget is free again
+    response = requests.post(server.url + "/health", data=b"z" * 100, timeout=5)
+    assert response.status_code == 405  # its body was read, then the method refused
