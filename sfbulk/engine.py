@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sfbulk.context import HttpResult, MessageContext
@@ -26,6 +26,7 @@ from sfbulk.errors import (
     UnknownProxyError,
     clip,
 )
+from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
@@ -248,14 +249,17 @@ class Engine:
         request writes a bounded amount of log whatever it carries.
         """
         proxy = clip(ctx.properties.get("proxy.name"), 200)
-        code, message, detail = fault_fields(exc)
+        # Besides known secrets, mask the values of the flow's secret-named properties: a caller's
+        # clientSecret echoed by a validation message ("apiVersion '<it>' is not...") stays hidden.
+        code, message, detail = fault_fields(exc, lambda text: mask_secrets(ctx, text))
         if isinstance(exc, SfBulkError):
             log.warning("mediation fault in proxy %s: %s (ERROR_CODE %s)", proxy, message, code)
         else:
             log.error("unexpected error in proxy %s: %s: %s (ERROR_CODE 0; the traceback is logged at DEBUG level)",
-                      proxy, type(exc).__name__, clip(redact(str(exc)), 300))
+                      proxy, type(exc).__name__, clip(mask_secrets(ctx, str(exc)), 300))
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("traceback of the fault in proxy %s:\n%s", proxy, bounded_traceback(exc))
+            log.debug("traceback of the fault in proxy %s:\n%s", proxy,
+                      bounded_traceback(exc, mask=lambda text: mask_secrets(ctx, text)))
         if ctx.properties.get("ERROR_CODE") is None:
             ctx.properties["ERROR_CODE"] = code
             ctx.properties["ERROR_MESSAGE"] = message
@@ -312,16 +316,16 @@ class Engine:
         self.close()
 
 
-def fault_fields(exc: BaseException) -> tuple[Any, str, str]:
-    """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: redacted, one line, clipped."""
+def fault_fields(exc: BaseException, mask: Callable[[str], str] = redact) -> tuple[Any, str, str]:
+    """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: masked (then cut, so no half secret), one line."""
     if isinstance(exc, MediationFault):
         text = str(exc.message) if exc.message else type(exc).__name__
-        message = clip(redact(text.splitlines()[0] if text.strip() else type(exc).__name__))
-        detail = clip(redact(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
+        message = clip(mask(text.splitlines()[0] if text.strip() else type(exc).__name__))
+        detail = clip(mask(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
         return exc.code, message, detail
     if isinstance(exc, SfBulkError):
         text = str(exc).strip() or type(exc).__name__
-        message = clip(redact(text.splitlines()[0]))
+        message = clip(mask(text.splitlines()[0]))
         return int(exc.fault_code), message, message
     return 0, RUNTIME_ERROR, f"{RUNTIME_ERROR}: {type(exc).__name__}"
 
@@ -341,10 +345,12 @@ def default_fault_status(exc: BaseException) -> int:
     return 500
 
 
-def bounded_traceback(exc: BaseException, limit: int = 8 * MESSAGE_LIMIT) -> str:
+def bounded_traceback(
+    exc: BaseException, limit: int = 8 * MESSAGE_LIMIT, mask: Callable[[str], str] = redact
+) -> str:
     """``exc``'s traceback (chained causes included), at most ``limit`` characters, secrets masked."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40))
-    text = redact(text)
+    text = mask(text)
     if len(text) > limit:
         half = limit // 2
         text = f"{text[:half]}\n... ({len(text) - limit} characters left out) ...\n{text[-half:]}"

@@ -157,3 +157,14 @@ def test_call_and_respond_still_relays_salesforce_headers(fault_server, emulator
     assert response.status_code == 201
     assert "Authorization" not in response.headers and "Cookie" not in response.headers
     assert response.headers["Content-Type"].startswith("application/xml")
+
+
+def test_a_secret_given_again_as_another_parameter_is_not_echoed_by_the_fault(fault_server, emulator, access_token,
+                                                                             caplog):
+    secret = "Sup3r-Secret-Value-991"
+    with caplog.at_level(logging.INFO):
+        response = _post(fault_server, seed_request(emulator, access_token, clientSecret=secret, apiVersion=secret))
+    code, message = _fault(response)
+    assert code == PARAMETER_FAULT and "apiVersion" in message
+    assert secret not in response.text
+    assert not any(secret in r.getMessage() for r in caplog.records)
