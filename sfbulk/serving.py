@@ -196,6 +196,9 @@ class _Channel(HTTPChannel):
             self.last_activity = time.time()
             self.received(data)
             return
+        if not self.request.headers_finished and not self.request.header_plus.strip():
+            self.handle_close()  # only blank lines between requests, then a close: nothing to answer
+            return
         self.fail_request(BadRequest(_truncation_message(self.request)))
 
     def fail_request(self, error: Error) -> None:
@@ -316,7 +319,10 @@ class HardenedServer(TcpWSGIServer):
         now = time.time()
         if now >= self.next_channel_cleanup:
             self.next_channel_cleanup = now + _CHECK_INTERVAL
-            self.maintenance(now)
+            try:
+                self.maintenance(now)
+            except Exception as exc:  # noqa: BLE001 - a bug here must not stop the I/O loop (and the server)
+                log.error("connection maintenance failed: %s: %s", type(exc).__name__, str(exc)[:300])
         return bool(super().readable())
 
     def call_in_loop(self, thunk: Callable[[], None]) -> None:

@@ -298,3 +298,13 @@ def test_bodies_wait_when_the_buffering_budget_is_spent_and_small_requests_still
     time.sleep(0.6)  # the hogs were cut by their deadline too: the budget is free again
     response = requests.post(server.url + "/health", data=b"z" * 100, timeout=5)
     assert response.status_code == 405  # its body was read, then the method refused
+
+
+def test_a_blank_line_then_close_after_a_request_is_a_plain_close(quick_server):
+    with socket.create_connection((quick_server.host, quick_server.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n\r\n")
+        time.sleep(0.2)
+        sock.shutdown(socket.SHUT_WR)
+        raw = _read_response(sock)
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert raw.count(b"HTTP/1.1 ") == 1  # no 400 for the trailing blank line
