@@ -32,7 +32,7 @@ from typing import Any
 
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
-from waitress.parser import HTTPRequestParser
+from waitress.parser import HTTPRequestParser, ParsingError
 from waitress.server import TcpWSGIServer
 from waitress.task import ErrorTask
 from waitress.utilities import (
@@ -114,6 +114,13 @@ class _Parser(HTTPRequestParser):
         if self.headers_finished and self.headers_done_at is None:
             self.headers_done_at = time.monotonic()
         return consumed
+
+    def parse_header(self, header_plus: bytes) -> None:
+        super().parse_header(header_plus)
+        if self.chunked and "CONTENT_LENGTH" in self.headers:
+            # RFC 9112 §6.3 lets a server pick chunked, but front and back ends that pick
+            # differently are how requests get smuggled: refuse the ambiguity.
+            raise ParsingError("the request has both Content-Length and Transfer-Encoding; send only one")
 
 
 def _fault_for(error: Any, limits: ServerLimits) -> tuple[int, str, str]:
