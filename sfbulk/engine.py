@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -24,6 +23,7 @@ from sfbulk.errors import (
     RegistryError,
     SfBulkError,
     UnknownProxyError,
+    bounded_traceback,
     clip,
 )
 from sfbulk.mediators.core import mask_secrets
@@ -259,7 +259,7 @@ class Engine:
                       proxy, type(exc).__name__, clip(mask_secrets(ctx, str(exc)), 300))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("traceback of the fault in proxy %s:\n%s", proxy,
-                      bounded_traceback(exc, mask=lambda text: mask_secrets(ctx, text)))
+                      bounded_traceback(exc, lambda text: mask_secrets(ctx, text)))
         if ctx.properties.get("ERROR_CODE") is None:
             ctx.properties["ERROR_CODE"] = code
             ctx.properties["ERROR_MESSAGE"] = message
@@ -345,18 +345,6 @@ def default_fault_status(exc: BaseException) -> int:
     return 500
 
 
-def bounded_traceback(
-    exc: BaseException, limit: int = 8 * MESSAGE_LIMIT, mask: Callable[[str], str] = redact
-) -> str:
-    """``exc``'s traceback (chained causes included), at most ``limit`` characters, secrets masked."""
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40))
-    text = mask(text)
-    if len(text) > limit:
-        half = limit // 2
-        text = f"{text[:half]}\n... ({len(text) - limit} characters left out) ...\n{text[-half:]}"
-    return text
-
-
 def _named(items: Any) -> dict[str, Any]:
     if isinstance(items, Mapping):
         return dict(items)
@@ -367,7 +355,6 @@ __all__ = [
     "DEFAULT_FAULT_HANDLER",
     "Engine",
     "GLOBAL_FAULT_SEQUENCE",
-    "bounded_traceback",
     "default_fault_status",
     "fault_fields",
     "fault_response",

@@ -6,6 +6,9 @@ tokens, client secrets, passwords): build messages from names and ids, never fro
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
+
 
 class SfBulkError(Exception):
     """Base of every error sfbulk raises on purpose."""
@@ -208,8 +211,20 @@ def clip(text: object, limit: int = MESSAGE_LIMIT) -> str:
     return f"{one_line[:limit]}... ({len(one_line) - limit} more characters)"
 
 
+def bounded_traceback(
+    exc: BaseException, mask: Callable[[str], str], limit: int = 8 * MESSAGE_LIMIT
+) -> str:
+    """``exc``'s traceback (chained causes included), ``mask``-ed, then cut to ``limit`` characters."""
+    text = mask("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40)))
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... ({len(text) - limit} characters left out) ...\n{text[-half:]}"
+
+
 __all__ = [
     "MESSAGE_LIMIT",
+    "bounded_traceback",
     "clip",
     "ApiError",
     "AuthError",

@@ -4,7 +4,7 @@ The WSGI application (``make_app``) turns an HTTP request into one ``engine.hand
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
 own business lives here and never reaches the engine: the body size limit (413), routing (404),
 allowed methods (405), the health endpoint, the access log and the last-resort error handling
-(500 with a generic message; the traceback goes to the log only, never to the caller).
+(500 with a generic message; one log line, the traceback only at DEBUG, never to the caller).
 
 ``start_server`` runs the app on waitress in a background thread and returns a handle whose
 ``stop()`` finishes in-flight requests before returning (graceful shutdown); the CLI wires it to
@@ -18,7 +18,6 @@ import logging
 import re
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from sfbulk import xmlsafe
 from sfbulk.context import check_json_text
-from sfbulk.errors import MESSAGE_LIMIT, PayloadError, SfBulkError, clip
+from sfbulk.errors import PayloadError, SfBulkError, bounded_traceback, clip
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.serving import (
     DEFAULT_BODY_TIMEOUT,
@@ -237,12 +236,6 @@ def _wants_json(environ: Mapping[str, Any]) -> bool:
     return "json" in accept and "xml" not in accept
 
 
-def _bounded_traceback(exc: BaseException) -> str:
-    text = redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40)))
-    limit = 8 * MESSAGE_LIMIT
-    return text if len(text) <= limit else f"{text[: limit // 2]}\n...\n{text[-limit // 2 :]}"
-
-
 def _log_path(raw_path: str) -> str:
     """The request path for the access log: raw (still %-encoded), no query, nothing unprintable."""
     return _UNPRINTABLE_RE.sub(lambda m: quote(m.group(0), safe=""), raw_path)[:512] or "/"
@@ -276,7 +269,7 @@ class ServicesApp:
             request_id = uuid.uuid4().hex[:12]
             log.error("Unhandled error serving %s %s (request id %s): %s: %s; the traceback is logged at DEBUG level",
                       method[:16], _log_path(raw_path), request_id, type(exc).__name__, clip(redact(str(exc)), 300))
-            log.debug("traceback of request %s:\n%s", request_id, _bounded_traceback(exc))
+            log.debug("traceback of request %s:\n%s", request_id, bounded_traceback(exc, redact))
             response = fault_response(
                 Fault(500, "InternalError", f"Internal server error (request id {request_id}); see the server log."),
                 json_wanted=_wants_json(environ),
