@@ -569,6 +569,7 @@ def start_server(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    max_connections_per_client: int = 0,
 ) -> RunningServer:
     """Bind ``host:port`` (0 = a free port) and serve ``engine`` on waitress from a background thread.
 
@@ -585,6 +586,7 @@ def start_server(
         max_header_bytes=max_header_bytes,
         max_body_bytes=max_body_bytes,
         max_buffered_bytes=max(max_buffered_bytes, max_body_bytes),
+        max_connections_per_client=max_connections_per_client,
     )
     app = make_app(engine, max_body_bytes=max_body_bytes)
     server = build_server(

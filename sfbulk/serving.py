@@ -79,6 +79,8 @@ class ServerLimits:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_body_bytes: int = 10 * 1024 * 1024
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES
+    #: Open connections one client address may hold; 0 = no per-client cap (e.g. behind a proxy).
+    max_connections_per_client: int = 0
 
     def __post_init__(self) -> None:
         for name in ("header_timeout", "body_timeout", "idle_timeout"):
@@ -86,6 +88,8 @@ class ServerLimits:
                 raise ValueError(f"{name} must be > 0 seconds")
         if self.max_connections < 1:
             raise ValueError("max_connections must be >= 1")
+        if self.max_connections_per_client < 0:
+            raise ValueError("max_connections_per_client must be >= 0 (0: no cap)")
         if self.max_header_bytes < 1024:
             raise ValueError("max_header_bytes must be >= 1024")
         if self.max_body_bytes < 0:
@@ -174,6 +178,7 @@ class _Channel(HTTPChannel):
     parser_class = _Parser
     error_task_class = _ErrorTask
     request: Any = None  # the request being read (waitress's attribute, typed for mypy)
+    _counted_client: str | None = None  # the address counted for --max-connections-per-client
 
     def readable(self) -> bool:
         # Over the buffering budget, bodies being read wait (their deadline still runs); headers
@@ -187,6 +192,13 @@ class _Channel(HTTPChannel):
     def received(self, data: bytes) -> bool:
         self.server.buffered_bytes += len(data)  # exact figure recomputed by maintenance()
         return bool(super().received(data))
+
+    def del_channel(self, map: Any = None) -> None:
+        counted = getattr(self, "_counted_client", None)
+        if counted is not None:
+            self._counted_client = None
+            self.server.release_client(counted)
+        super().del_channel(map)
 
     def handle_read(self) -> None:
         if self.request is None or self.requests:
@@ -254,6 +266,8 @@ class HardenedServer(TcpWSGIServer):
         self.busy = True
         self.buffered_bytes = 0
         self.over_budget = False
+        self.per_client: dict[str, int] = {}
+        self._last_refusal_log = 0.0
         self._exit = False
         super().__init__(app, **adjustments)
 
@@ -302,6 +316,53 @@ class HardenedServer(TcpWSGIServer):
             log.warning("request bodies buffered reached %d bytes (--max-buffered-bytes); "
                         "reading bodies pauses until some are served", buffered)
         self.over_budget = over
+
+    # --- accepting, with the per-client cap (I/O loop thread) ------------------------------------
+
+    def handle_accept(self) -> None:
+        try:
+            accepted = self.accept()
+            if accepted is None:
+                return
+            conn, addr = accepted
+            self.set_socket_options(conn)
+        except OSError:
+            return  # the client went away before accept() (waitress does the same)
+        addr = self.fix_addr(addr)
+        client = str(addr[0])
+        cap = self.limits.max_connections_per_client
+        if cap and self.per_client.get(client, 0) >= cap:
+            self._refuse(conn, client, cap)
+            return
+        channel = self.channel_class(self, conn, addr, self.adj, map=self._map)
+        self.per_client[client] = self.per_client.get(client, 0) + 1
+        channel._counted_client = client
+
+    def release_client(self, client: str) -> None:
+        left = self.per_client.get(client, 0) - 1
+        if left > 0:
+            self.per_client[client] = left
+        else:
+            self.per_client.pop(client, None)
+
+    def _refuse(self, conn: Any, client: str, cap: int) -> None:
+        """503 and close, at once: this address already holds ``cap`` connections."""
+        message = (f"This client already has {cap} open connections (--max-connections-per-client); "
+                   "reuse one or close some.")
+        headers, body = self.render_fault(503, "TooManyConnections", message, False)
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers)
+        try:
+            conn.setblocking(False)
+            conn.send(f"HTTP/1.1 503 Service Unavailable\r\n{head}Content-Length: {len(body)}\r\n"
+                      f"Connection: close\r\n\r\n".encode("latin-1") + body)
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        now = time.monotonic()
+        if now - self._last_refusal_log >= 10.0:
+            self._last_refusal_log = now
+            log.warning("refusing connections from %s: %d already open (--max-connections-per-client)", client, cap)
 
     @staticmethod
     def started_of(request: Any) -> float:

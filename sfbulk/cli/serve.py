@@ -69,6 +69,8 @@ def _report_config_error(error: ConfigError) -> None:
 @click.option("--max-connections", default=DEFAULT_MAX_CONNECTIONS, show_default=True,
               type=click.IntRange(1, 100_000),
               help="Open client connections at most; further ones wait in the listen backlog.")
+@click.option("--max-connections-per-client", default=0, show_default=True, type=click.IntRange(0, 100_000),
+              help="Open connections one client address may hold (503 beyond); 0 = no cap, as behind a proxy.")
 @click.option("--max-buffered-bytes", default=DEFAULT_MAX_BUFFERED_BYTES, show_default=True, type=click.IntRange(0),
               help="Request bodies buffered at once, all connections together (memory and temp files); "
                    "beyond it, reading bodies pauses.")
@@ -92,6 +94,7 @@ def serve_command(
     body_timeout: float,
     idle_timeout: float,
     max_connections: int,
+    max_connections_per_client: int,
     max_buffered_bytes: int,
     shutdown_timeout: int,
     token_endpoint: str | None,
@@ -132,6 +135,7 @@ def serve_command(
             idle_timeout=idle_timeout,
             max_connections=max_connections,
             max_buffered_bytes=max_buffered_bytes,
+            max_connections_per_client=max_connections_per_client,
         )
     except OSError as exc:
         click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)

@@ -270,6 +270,7 @@ def test_the_connection_cap_queues_extra_clients_until_a_slot_frees(sfbulk_serve
 def test_sfbulk_serve_documents_its_limits():
     text = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
     for option in ("--header-timeout", "--body-timeout", "--idle-timeout", "--max-connections", "--max-header-bytes",
+                   "--max-connections-per-client",
                    "--max-buffered-bytes"):
         assert option in text
 
@@ -308,3 +309,21 @@ def test_a_blank_line_then_close_after_a_request_is_a_plain_close(quick_server):
         raw = _read_response(sock)
     assert raw.startswith(b"HTTP/1.1 200 ")
     assert raw.count(b"HTTP/1.1 ") == 1  # no 400 for the trailing blank line
+
+
+def test_one_client_address_cannot_take_more_than_its_share(sfbulk_server):
+    server = sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=2, max_connections_per_client=3)
+    held = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(3)]
+    try:
+        time.sleep(0.2)
+        with socket.create_connection((server.host, server.port), timeout=5) as extra:
+            raw = _read_response(extra, 5)
+        assert raw.startswith(b"HTTP/1.1 503 "), raw
+        assert _fault(raw)[0] == "TooManyConnections" and "--max-connections-per-client" in _fault(raw)[1]
+    finally:
+        for sock in held:
+            sock.close()
+    time.sleep(0.3)  # the closed connections give the address its slots back
+    assert requests.get(server.url + "/health", timeout=5).status_code == 200
+    with requests.Session() as session:  # keep-alive reuse counts once
+        assert all(session.get(server.url + "/health", timeout=5).status_code == 200 for _ in range(5))
