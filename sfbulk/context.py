@@ -315,9 +315,31 @@ def dump_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def check_json_text(data: bytes | str, value: Any) -> None:
+    """Raise ValueError when parsed JSON holds a lone surrogate (``"\\ud800"``): not Unicode text.
+
+    Python's json accepts such escapes, but the string can then be neither encoded nor sent on;
+    RFC 8259 §8.2 leaves them undefined. Checked only when the text has a surrogate escape.
+    """
+    text = data if isinstance(data, str) else data.decode("utf-8", "replace")
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("a \\u escape is a lone UTF-16 surrogate (not a Unicode character)") from None
+
+
 def _parse_json(data: bytes | str) -> Any:
     try:
-        return json.loads(data)
+        value = json.loads(data)
+        check_json_text(data, value)
+        return value
+    except RecursionError:
+        raise PayloadError("message body is JSON nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         line = getattr(exc, "lineno", None)
         col = getattr(exc, "colno", None)
@@ -354,6 +376,7 @@ class MessageContext:
         "_json",
         "_json_sig",
         "_built",
+        "_request_header_names",
     )
 
     def __init__(self, *, engine: Any = None) -> None:
@@ -378,6 +401,10 @@ class MessageContext:
         self._json: Any = _UNSET  # authoritative JSON value, when the payload is JSON
         self._json_sig: bytes | None = None  # XML view of _json as first built (to detect edits)
         self._built = False  # a content-aware mediator touched the payload: formatters apply
+        # Lower-case names of transport headers still as the caller sent them: they are readable
+        # ($trp:, get-property('transport', ...)) and go on to backends as in Synapse, but never go
+        # back to the caller unless a mediator sets them (docs/server.md, "What flows back").
+        self._request_header_names: set[str] = set()
 
     # --- construction ---------------------------------------------------------------------
 
@@ -401,6 +428,7 @@ class MessageContext:
                 hdrs[name] = f"{hdrs[name]}, {value}"
             else:
                 hdrs[name] = value
+        ctx._request_header_names = {str(name).lower() for name in hdrs}
         ctx.to = uri
         content_type = hdrs.get("Content-Type")
         action = hdrs.get("SOAPAction")
@@ -458,6 +486,7 @@ class MessageContext:
                 self.properties[name] = value
         elif scope == "transport":
             self.headers[name] = _header_str(value)
+            self._request_header_names.discard(name.lower())
         elif scope == "axis2":
             if value is None:
                 self.axis2.pop(name, None)
@@ -490,6 +519,7 @@ class MessageContext:
             self.properties.pop(name, None)
         elif scope == "transport":
             self.headers.pop(name, None)
+            self._request_header_names.discard(name.lower())
         elif scope == "axis2":
             self.axis2.pop(name, None)
         elif scope == "operation":
@@ -721,6 +751,7 @@ class MessageContext:
             # no longer describes these bytes and would make the next hop decode them again.
             del hdrs["Content-Encoding"]
         self.headers = hdrs
+        self._request_header_names = set()  # from now on the headers are the backend's response headers
         if content_type is None:
             content_type = hdrs.get("Content-Type")
         body = body or b""
@@ -925,6 +956,8 @@ class MessageContext:
             lname = name.lower()
             if lname in HOP_HEADERS or lname == "content-type" or value is None:
                 continue
+            if lname in self._request_header_names:
+                continue  # the caller's own header (Authorization, Cookie...): never echoed by accident
             headers.append((name, _header_str(value)))
         if body and content_type:
             headers.append(("Content-Type", content_type))

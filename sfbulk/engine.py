@@ -9,19 +9,25 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from sfbulk.context import HttpResult, MessageContext
 from sfbulk.errors import (
+    MESSAGE_LIMIT,
+    AuthError,
     ConfigError,
     MediationFault,
     ParameterError,
     PayloadError,
+    RegistryError,
     SfBulkError,
     UnknownProxyError,
+    bounded_traceback,
+    clip,
 )
 from sfbulk.mediators.api import Api, ApiMatch, select_api
+from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
@@ -53,7 +59,7 @@ def fault_response(code: Any, message: str, status: int = 500) -> HttpResult:
     from xml.sax.saxutils import escape
 
     body = f"<fault><code>{escape(str(code))}</code><message>{escape(redact(message))}</message></fault>"
-    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+    reason = {400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}.get(status, "Error")
     return HttpResult(status, reason, [("Content-Type", "application/xml; charset=UTF-8")], body.encode("utf-8"))
 
 
@@ -332,19 +338,27 @@ class Engine:
     # --- faults ---------------------------------------------------------------------------------------
 
     def _record_fault(self, ctx: MessageContext, exc: BaseException) -> None:
-        """ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL / ERROR_EXCEPTION, only when ERROR_CODE is unset."""
-        if isinstance(exc, MediationFault):
-            code: Any = exc.code
-            message = redact(str(exc.message).splitlines()[0] if exc.message else type(exc).__name__)
-            detail = redact(exc.detail) if exc.detail else message
-            log.warning("mediation fault in proxy %s: %s (ERROR_CODE %s)", ctx.properties.get("proxy.name"), message, code)
+        """ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL / ERROR_EXCEPTION, only when ERROR_CODE is unset.
+
+        An error a caller can cause (any ``SfBulkError``: a refused grant, a bad registry key, a bad
+        parameter, a malformed payload, an unreachable host) logs one WARNING line; anything else
+        (a bug) one ERROR line. Tracebacks only at DEBUG, and every logged value is clipped, so one
+        request writes a bounded amount of log whatever it carries.
+        """
+        api = ctx.properties.get("SYNAPSE_REST_API")
+        proxy = f"API {clip(api, 200)}" if api and not ctx.properties.get("proxy.name") else (
+            f"proxy {clip(ctx.properties.get('proxy.name'), 200)}")
+        # Besides known secrets, mask the values of the flow's secret-named properties: a caller's
+        # clientSecret echoed by a validation message ("apiVersion '<it>' is not...") stays hidden.
+        code, message, detail = fault_fields(exc, lambda text: mask_secrets(ctx, text))
+        if isinstance(exc, SfBulkError):
+            log.warning("mediation fault in %s: %s (ERROR_CODE %s)", proxy, message, code)
         else:
-            code = 0
-            message = RUNTIME_ERROR
-            detail = f"{RUNTIME_ERROR}: {type(exc).__name__}"
-            log.error(
-                "unexpected error in proxy %s", ctx.properties.get("proxy.name"), exc_info=(type(exc), exc, exc.__traceback__)
-            )
+            log.error("unexpected error in %s: %s: %s (ERROR_CODE 0; the traceback is logged at DEBUG level)",
+                      proxy, type(exc).__name__, clip(mask_secrets(ctx, str(exc)), 300))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("traceback of the fault in %s:\n%s", proxy,
+                      bounded_traceback(exc, lambda text: mask_secrets(ctx, text)))
         if ctx.properties.get("ERROR_CODE") is None:
             ctx.properties["ERROR_CODE"] = code
             ctx.properties["ERROR_MESSAGE"] = message
@@ -370,9 +384,8 @@ class Engine:
 
     def _default_fault(self, ctx: MessageContext, exc: BaseException) -> HttpResult:
         code = ctx.properties.get("ERROR_CODE", 0)
-        message = str(ctx.properties.get("ERROR_MESSAGE") or RUNTIME_ERROR)
-        status = 400 if isinstance(exc, (PayloadError, ParameterError)) else 500
-        return fault_response(code, message, status)
+        message = clip(ctx.properties.get("ERROR_MESSAGE") or RUNTIME_ERROR)
+        return fault_response(code, message, default_fault_status(exc))
 
     def _result(self, ctx: MessageContext, fault: BaseException | None = None) -> HttpResult:
         if ctx.operation.get(_DEFAULT_FAULT_KEY):
@@ -382,8 +395,8 @@ class Engine:
         try:
             return ctx.to_http_response()
         except SfBulkError as exc:
-            log.warning("the response cannot be serialized: %s", exc)
-            return fault_response(getattr(exc, "code", 0), f"the response cannot be serialized: {exc}")
+            log.warning("the response cannot be serialized: %s", clip(redact(str(exc))))
+            return fault_response(getattr(exc, "code", 0), clip(f"the response cannot be serialized: {exc}"))
 
     def close(self) -> None:
         """Release the connection pool (and the connectors' cached connections)."""
@@ -424,10 +437,46 @@ def _set_api_properties(match: ApiMatch, ctx: MessageContext) -> None:
         props[f"uri.var.{name}"] = value
 
 
+def fault_fields(exc: BaseException, mask: Callable[[str], str] = redact) -> tuple[Any, str, str]:
+    """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: masked (then cut, so no half secret), one line."""
+    if isinstance(exc, MediationFault):
+        text = str(exc.message) if exc.message else type(exc).__name__
+        message = clip(mask(text.splitlines()[0] if text.strip() else type(exc).__name__))
+        detail = clip(mask(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
+        return exc.code, message, detail
+    if isinstance(exc, SfBulkError):
+        text = str(exc).strip() or type(exc).__name__
+        message = clip(mask(text.splitlines()[0]))
+        return int(exc.fault_code), message, message
+    return 0, RUNTIME_ERROR, f"{RUNTIME_ERROR}: {type(exc).__name__}"
+
+
+def default_fault_status(exc: BaseException) -> int:
+    """The HTTP status of the engine's own fault answer (a proxy without a fault sequence).
+
+    400 for what the request got wrong (payload, parameter, registry key), 401 for credentials the
+    token endpoint refused, 500 for the rest (Salesforce unreachable, a bug).
+    """
+    if isinstance(exc, (PayloadError, ParameterError)):
+        return 400
+    if isinstance(exc, RegistryError) and str(exc).startswith("registry key"):
+        return 400
+    if isinstance(exc, AuthError):
+        return 401
+    return 500
+
+
 def _named(items: Any) -> dict[str, Any]:
     if isinstance(items, Mapping):
         return dict(items)
     return {item.name: item for item in items or ()}
 
 
-__all__ = ["DEFAULT_FAULT_HANDLER", "Engine", "GLOBAL_FAULT_SEQUENCE", "fault_response"]
+__all__ = [
+    "DEFAULT_FAULT_HANDLER",
+    "Engine",
+    "GLOBAL_FAULT_SEQUENCE",
+    "default_fault_status",
+    "fault_fields",
+    "fault_response",
+]

@@ -6,9 +6,16 @@ tokens, client secrets, passwords): build messages from names and ids, never fro
 
 from __future__ import annotations
 
+import traceback
+from collections.abc import Callable
+
 
 class SfBulkError(Exception):
     """Base of every error sfbulk raises on purpose."""
+
+    #: ERROR_CODE this error gets when it interrupts a message flow (docs/connector.md, "Fault codes").
+    #: ``MediationFault`` carries its own ``code``; 0 is Synapse's generic code.
+    fault_code: int = 0
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -157,13 +164,19 @@ class ApiError(SfBulkError):
         text = ": ".join(parts)
         super().__init__(f"{context}: {text}" if context else text)
 
+    fault_code = 700301
+
 
 class AuthError(SfBulkError):
     """Obtaining or refreshing an access token failed (bad client id/secret, revoked refresh token...)."""
 
+    fault_code = 700101
+
 
 class RegistryError(SfBulkError):
     """A registry key is invalid (outside the root, absolute, '..') or a resource cannot be read/written."""
+
+    fault_code = 700201
 
 
 # --- bulk load / extract -----------------------------------------------------------------------
@@ -186,7 +199,33 @@ class PollTimeout(BulkError):
         super().__init__(message)
 
 
+#: Longest error text (characters) put in a log line, a fault's ERROR_MESSAGE or a fault body.
+MESSAGE_LIMIT = 1000
+
+
+def clip(text: object, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, cut to ``limit`` characters: a caller's value never floods a log or a fault."""
+    one_line = " ".join(str(text).split("\n")).replace("\r", " ")
+    if len(one_line) <= limit:
+        return one_line
+    return f"{one_line[:limit]}... ({len(one_line) - limit} more characters)"
+
+
+def bounded_traceback(
+    exc: BaseException, mask: Callable[[str], str], limit: int = 8 * MESSAGE_LIMIT
+) -> str:
+    """``exc``'s traceback (chained causes included), ``mask``-ed, then cut to ``limit`` characters."""
+    text = mask("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40)))
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... ({len(text) - limit} characters left out) ...\n{text[-half:]}"
+
+
 __all__ = [
+    "MESSAGE_LIMIT",
+    "bounded_traceback",
+    "clip",
     "ApiError",
     "AuthError",
     "BulkError",

@@ -1,12 +1,13 @@
-"""HTTP front door: serve each proxy at ``/services/<name>`` and each REST API at its context, on cheroot.
+"""HTTP front door: serve each proxy at ``/services/<name>`` and each REST API at its context, on
+waitress (see ``sfbulk.serving``).
 
 The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
 own business lives here and never reaches the engine: the body size limit (413), routing (404),
 allowed methods (405), the health endpoint, the access log and the last-resort error handling
-(500 with a generic message; the traceback goes to the log only, never to the caller).
+(500 with a generic message; one log line, the traceback only at DEBUG, never to the caller).
 
-``start_server`` runs the app on cheroot in a background thread and returns a handle whose
+``start_server`` runs the app on waitress in a background thread and returns a handle whose
 ``stop()`` finishes in-flight requests before returning (graceful shutdown); the CLI wires it to
 SIGTERM/SIGINT (``sfbulk.cli.serve``) and the test fixture uses it directly.
 """
@@ -26,11 +27,21 @@ from typing import Any, Protocol
 from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape as xml_escape
 
-from cheroot import wsgi
-
 from sfbulk import xmlsafe
-from sfbulk.errors import PayloadError, SfBulkError
+from sfbulk.context import check_json_text
+from sfbulk.errors import PayloadError, SfBulkError, bounded_traceback, clip
 from sfbulk.secrets import install_log_redaction, redact
+from sfbulk.serving import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
+    ServerLimits,
+    ServingThread,
+    build_server,
+)
 
 log = logging.getLogger("sfbulk.server")
 access_log = logging.getLogger("sfbulk.access")
@@ -188,7 +199,7 @@ def check_payload(content_type: str, body: bytes) -> None:
         xmlsafe.parse(body, what="request body")
     elif kind == "json":
         try:
-            json.loads(body)
+            check_json_text(body, json.loads(body))
         except RecursionError:
             raise PayloadError("request body is JSON nested too deeply") from None
         except (ValueError, UnicodeDecodeError) as exc:
@@ -279,9 +290,11 @@ class ServicesApp:
             response = self._dispatch(environ, method, raw_uri, raw_path)
         except _FaultResponse as exc:
             response = fault_response(exc.fault, json_wanted=_wants_json(environ))
-        except Exception:  # the server stays up whatever happens; details go to the log only
+        except Exception as exc:  # the server stays up whatever happens; details go to the log only
             request_id = uuid.uuid4().hex[:12]
-            log.exception("Unhandled error serving %s %s (request id %s)", method, _log_path(raw_path), request_id)
+            log.error("Unhandled error serving %s %s (request id %s): %s: %s; the traceback is logged at DEBUG level",
+                      method[:16], _log_path(raw_path), request_id, type(exc).__name__, clip(redact(str(exc)), 300))
+            log.debug("traceback of request %s:\n%s", request_id, bounded_traceback(exc, redact))
             response = fault_response(
                 Fault(500, "InternalError", f"Internal server error (request id {request_id}); see the server log."),
                 json_wanted=_wants_json(environ),
@@ -323,6 +336,8 @@ class ServicesApp:
         # Read (bounded) first: an unread body would otherwise be drained by the server for
         # keep-alive, unbounded. Over-limit bodies fail here with 413 whatever the route.
         body = self._read_body(environ)
+        if method == "CONNECT":  # a tunnel request (authority-form target): never served, whatever the path
+            raise _FaultResponse(Fault(405, "MethodNotAllowed", "CONNECT is not allowed here.", PROXY_METHODS))
         if raw_path == HEALTH_PATH:
             if method not in HEALTH_METHODS:
                 raise _FaultResponse(
@@ -354,7 +369,7 @@ class ServicesApp:
             try:
                 check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
             except PayloadError as exc:
-                raise _FaultResponse(Fault(400, "MalformedPayload", redact(exc.message))) from None
+                raise _FaultResponse(Fault(400, "MalformedPayload", clip(redact(exc.message)))) from None
         try:
             result = self.engine.handle(
                 proxy,
@@ -365,7 +380,7 @@ class ServicesApp:
                 rest_url_postfix=postfix,
             )
         except PayloadError as exc:
-            message = redact(getattr(exc, "message", None) or str(exc)) or "The request body could not be parsed."
+            message = clip(redact(getattr(exc, "message", None) or str(exc))) or "The request body could not be parsed."
             raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
         except LookupError:
             if proxy in proxy_names(self.engine):
@@ -376,9 +391,10 @@ class ServicesApp:
         except SfBulkError as exc:
             # Our own errors carry actionable, secret-free messages; redact anyway (defence in depth).
             request_id = uuid.uuid4().hex[:12]
-            log.error("Proxy %s failed (request id %s): %s", proxy, request_id, exc)
+            message = clip(redact(str(exc)))
+            log.warning("Proxy %s failed (request id %s): %s", clip(proxy, 200), request_id, message)
             code = str(getattr(exc, "code", "") or type(exc).__name__)
-            raise _FaultResponse(Fault(500, code, f"{redact(str(exc))} (request id {request_id})")) from None
+            raise _FaultResponse(Fault(500, code, f"{message} (request id {request_id})")) from None
         return _Response(
             int(result.status),
             str(getattr(result, "reason", "") or ""),
@@ -403,19 +419,20 @@ class ServicesApp:
             try:
                 check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
             except PayloadError as exc:
-                raise _FaultResponse(Fault(400, "MalformedPayload", redact(exc.message))) from None
+                raise _FaultResponse(Fault(400, "MalformedPayload", clip(redact(exc.message)))) from None
         try:
             result = engine.handle_api(
                 method=method, uri=raw_uri, headers=self._request_headers(environ), body=body, match=match
             )
         except PayloadError as exc:
-            message = redact(getattr(exc, "message", None) or str(exc)) or "The request body could not be parsed."
+            message = clip(redact(getattr(exc, "message", None) or str(exc))) or "The request body could not be parsed."
             raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
         except SfBulkError as exc:
             request_id = uuid.uuid4().hex[:12]
-            log.error("API %s failed (request id %s): %s", match.api.key, request_id, exc)
+            message = clip(redact(str(exc)))
+            log.warning("API %s failed (request id %s): %s", clip(match.api.key, 200), request_id, message)
             code = str(getattr(exc, "code", "") or type(exc).__name__)
-            raise _FaultResponse(Fault(500, code, f"{redact(str(exc))} (request id {request_id})")) from None
+            raise _FaultResponse(Fault(500, code, f"{message} (request id {request_id})")) from None
         return _Response(
             int(result.status),
             str(getattr(result, "reason", "") or ""),
@@ -479,7 +496,7 @@ class ServicesApp:
                 raise _FaultResponse(Fault(400, "BadRequest", "The Content-Length header is not a number."))
             length = int(raw_length)
             if length > limit:
-                raise _FaultResponse(too_large)  # refused before reading a byte; cheroot closes the connection
+                raise _FaultResponse(too_large)  # refused before reading a byte (the WSGI server usually refused it already)
             if length == 0 or stream is None:
                 return b""
             parts: list[bytes] = []
@@ -555,29 +572,28 @@ def make_app(
     return ServicesApp(engine, max_body_bytes=max_body_bytes, validate_payloads=validate_payloads)
 
 
-# --- serving on cheroot --------------------------------------------------------------------------
+# --- serving on waitress --------------------------------------------------------------------------
 
 
-class _CherootServer(wsgi.Server):
-    """cheroot's WSGI server with its diagnostics routed to the ``sfbulk.server`` logger."""
+def _render_fault(status: int, code: str, message: str, json_wanted: bool) -> tuple[list[tuple[str, str]], bytes]:
+    response = fault_response(Fault(status, code, message), json_wanted=json_wanted)
+    return response.headers, bytes(response.body) if isinstance(response.body, bytes | bytearray) else b""
 
-    #: How long the connection loop sleeps in select(); stop() waits for it, so keep it short
-    #: (idle wake-ups every 0.1 s cost nothing measurable).
-    expiration_interval = 0.1
 
-    def error_log(self, msg: str = "", level: int = 20, traceback: bool = False) -> None:
-        log.log(level, "%s", msg, exc_info=traceback)
+def _log_access(client: str, method: str, path: str, status: int, sent: int, started: float) -> None:
+    elapsed_ms = (time.perf_counter() - started) * 1000.0
+    access_log.info('%s "%s %s" %d %d %.1fms', client, method[:16], _log_path(path), status, sent, elapsed_ms)
 
 
 class RunningServer:
     """A started server: ``url`` to call it, ``stop()`` to shut it down gracefully."""
 
-    def __init__(self, server: wsgi.Server, thread: threading.Thread, app: ServicesApp) -> None:
-        self._server = server
-        self._thread = thread
+    def __init__(self, serving: ServingThread, app: ServicesApp) -> None:
+        self._serving = serving
         self.app = app
         self.engine = app.engine
-        host, port = server.bind_addr[:2]
+        self.limits = serving.server.limits
+        host, port = str(serving.server.effective_host), int(serving.server.effective_port)
         self.host: str = host
         self.port: int = port
         shown = f"[{host}]" if ":" in host else host
@@ -590,7 +606,7 @@ class RunningServer:
 
     @property
     def running(self) -> bool:
-        return self._thread.is_alive()
+        return self._serving.thread.is_alive()
 
     def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (up to the shutdown timeout), then return."""
@@ -598,8 +614,7 @@ class RunningServer:
             if self._stopped:
                 return
             self._stopped = True
-        self._server.stop()
-        self._thread.join(timeout=max(5.0, float(self._server.shutdown_timeout) + 5.0))
+        self._serving.stop()
 
     def __enter__(self) -> RunningServer:
         return self
@@ -616,33 +631,46 @@ def start_server(
     threads: int = DEFAULT_THREADS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     shutdown_timeout: int = DEFAULT_SHUTDOWN_TIMEOUT,
-    connection_timeout: int = 30,
+    header_timeout: float = DEFAULT_HEADER_TIMEOUT,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    max_connections_per_client: int = 0,
 ) -> RunningServer:
-    """Bind ``host:port`` (0 = a free port) and serve ``engine`` on cheroot from a background thread.
+    """Bind ``host:port`` (0 = a free port) and serve ``engine`` on waitress from a background thread.
 
-    Returns once the socket listens; raises ``OSError`` when the address cannot be bound.
+    Returns once the socket listens; raises ``OSError`` when the address cannot be bound and
+    ``ValueError`` for an impossible limit. The limits are described in ``sfbulk.serving``.
     """
     if threads < 1:
         raise ValueError("threads must be >= 1")
-    app = make_app(engine, max_body_bytes=max_body_bytes)
-    server = _CherootServer(
-        (host, port),
-        app,
-        numthreads=threads,
-        max=threads,
-        server_name="sfbulk",
-        request_queue_size=max(128, threads * 4),
-        timeout=connection_timeout,
-        shutdown_timeout=shutdown_timeout,
+    limits = ServerLimits(
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        max_header_bytes=max_header_bytes,
+        max_body_bytes=max_body_bytes,
+        max_buffered_bytes=max(max_buffered_bytes, max_body_bytes),
+        max_connections_per_client=max_connections_per_client,
     )
-    server.prepare()
-    thread = threading.Thread(target=server.serve, name=f"sfbulk-server-{server.bind_addr[1]}", daemon=True)
-    thread.start()
-    return RunningServer(server, thread, app)
+    app = make_app(engine, max_body_bytes=max_body_bytes)
+    server = build_server(
+        app, host=host, port=port, threads=threads, limits=limits, render_fault=_render_fault, log_access=_log_access
+    )
+    return RunningServer(ServingThread(server, float(shutdown_timeout)), app)
 
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
+    "DEFAULT_HEADER_TIMEOUT",
+    "DEFAULT_IDLE_TIMEOUT",
     "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_BUFFERED_BYTES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_HEADER_BYTES",
     "DEFAULT_PORT",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "DEFAULT_THREADS",

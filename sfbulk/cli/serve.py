@@ -17,7 +17,13 @@ import click
 
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 from sfbulk.server import (
+    DEFAULT_BODY_TIMEOUT,
+    DEFAULT_HEADER_TIMEOUT,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_BUFFERED_BYTES,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_THREADS,
@@ -50,6 +56,25 @@ def _report_config_error(error: ConfigError) -> None:
               help="Worker threads: requests handled at the same time.")
 @click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(0),
               help="Largest request body accepted; bigger ones get 413.")
+@click.option("--max-header-bytes", default=DEFAULT_MAX_HEADER_BYTES, show_default=True, type=click.IntRange(1024),
+              help="Largest request line plus headers accepted; bigger ones get 431.")
+@click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Seconds a client has to send the request line and headers, in total; then 408.")
+@click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Seconds a client has to send the request body after its headers, in total; then 408.")
+@click.option("--idle-timeout", default=DEFAULT_IDLE_TIMEOUT, show_default=True,
+              type=click.FloatRange(0, min_open=True),
+              help="Seconds of silence allowed mid-request (then 408) or on an idle keep-alive connection.")
+@click.option("--max-connections", default=DEFAULT_MAX_CONNECTIONS, show_default=True,
+              type=click.IntRange(1, 100_000),
+              help="Open client connections at most; further ones wait in the listen backlog.")
+@click.option("--max-connections-per-client", default=0, show_default=True, type=click.IntRange(0, 100_000),
+              help="Open connections one client address may hold (503 beyond); 0 = no cap, as behind a proxy.")
+@click.option("--max-buffered-bytes", default=DEFAULT_MAX_BUFFERED_BYTES, show_default=True, type=click.IntRange(0),
+              help="Request bodies buffered at once, all connections together (memory and temp files); "
+                   "beyond it, reading bodies pauses.")
 @click.option("--shutdown-timeout", default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, type=click.IntRange(0),
               help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
 @click.option("--token-endpoint", default=None, metavar="URL",
@@ -68,6 +93,13 @@ def serve_command(
     registry_dir: str,
     threads: int,
     max_body_bytes: int,
+    max_header_bytes: int,
+    header_timeout: float,
+    body_timeout: float,
+    idle_timeout: float,
+    max_connections: int,
+    max_connections_per_client: int,
+    max_buffered_bytes: int,
     shutdown_timeout: int,
     token_endpoint: str | None,
     access_log: bool,
@@ -104,6 +136,13 @@ def serve_command(
             threads=threads,
             max_body_bytes=max_body_bytes,
             shutdown_timeout=shutdown_timeout,
+            max_header_bytes=max_header_bytes,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            idle_timeout=idle_timeout,
+            max_connections=max_connections,
+            max_buffered_bytes=max_buffered_bytes,
+            max_connections_per_client=max_connections_per_client,
         )
     except OSError as exc:
         click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)

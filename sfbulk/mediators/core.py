@@ -168,6 +168,10 @@ def display_value(value: Any) -> str:
 # --- log ---------------------------------------------------------------------------------------
 
 LOG_LEVELS = ("simple", "headers", "full", "custom")
+#: Longest value one ``<log>`` property writes, and longest payload ``level="full"`` writes
+#: (characters): the request decides how long they are, the log must not (docs/security.md).
+LOG_VALUE_LIMIT = 1000
+LOG_PAYLOAD_LIMIT = 8000
 _CATEGORIES = {
     "TRACE": 5,
     "DEBUG": logging.DEBUG,
@@ -230,12 +234,19 @@ class LogMediator:
                 value = display_value(prop.value)
             if is_secret_name(prop.name):
                 value = MASK
-            text += self.separator + prop.name + " = " + value
+            # masked before it is cut, so a cut never leaves half a secret in clear
+            text += self.separator + prop.name + " = " + _bounded(mask_secrets(ctx, value), LOG_VALUE_LIMIT)
         if self.level == "full":
-            text += self.separator + _payload_part(ctx)
+            text += self.separator + _bounded(mask_secrets(ctx, _payload_part(ctx)), LOG_PAYLOAD_LIMIT)
         if not parts and text.startswith(self.separator):
             text = text[len(self.separator) :]
         return text
+
+
+def _bounded(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 def mask_secrets(ctx: MessageContext, text: str) -> str:

@@ -167,3 +167,30 @@ def test_garbage_request_line_gets_no_traceback(hostile_server):
     assert raw.startswith(b"HTTP/1.1 400") or raw == b""
     assert b"Traceback" not in raw
     _still_healthy(hostile_server)
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "expected"),
+    [
+        (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "both Content-Length and Transfer"),
+        (b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400, "Content-Length is invalid"),
+        (b"Content-Length: -1\r\n\r\n", 400, "Content-Length is invalid"),
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "not supported"),
+        (b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400, "Invalid header"),
+    ],
+    ids=["cl-and-te", "two-content-lengths", "negative-length", "unsupported-coding", "space-before-colon"],
+)
+def test_ambiguous_framing_is_refused_at_once(hostile_server, head, status, expected):
+    # the framings request smuggling relies on: refused with a fault, never guessed
+    with socket.create_connection((hostile_server.host, hostile_server.port), timeout=5) as sock:
+        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+                     + head)
+        raw = b""
+        while b"</fault>" not in raw:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            raw += chunk
+    assert raw.startswith(b"HTTP/1.1 %d " % status), raw
+    assert expected in raw.decode()
+    _still_healthy(hostile_server)

@@ -1,6 +1,6 @@
 """Server plumbing over real HTTP: routing, REST_URL_POSTFIX, limits, methods, faults, health, access log.
 
-These tests drive the shipped cheroot server (`start_server`) with a tiny engine-shaped recorder
+These tests drive the shipped server (`start_server`) with a tiny engine-shaped recorder
 defined here, so routing and limits are checked independently of the mediation engine. The real
 engine is exercised end to end in test_server_seed.py, test_server_dispatcher.py and friends.
 """
@@ -143,10 +143,11 @@ def test_other_methods_get_405_with_allow(plumbing, method):
     assert engine.calls == []
 
 
-def test_connect_is_refused_by_cheroot_itself(plumbing):
+def test_connect_is_refused_with_405(plumbing):
     server, engine = plumbing
     raw = _raw_request(server, b"CONNECT 127.0.0.1:443 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
     assert raw.startswith(b"HTTP/1.1 405 ")
+    assert b"<code>MethodNotAllowed</code>" in raw
     assert engine.calls == []
 
 
@@ -226,7 +227,7 @@ def test_payload_error_is_400_with_the_parser_message(plumbing):
 
 def test_unexpected_errors_are_500_without_details_and_logged(plumbing, caplog):
     server, _ = plumbing
-    with caplog.at_level(logging.ERROR, logger="sfbulk.server"):
+    with caplog.at_level(logging.DEBUG, logger="sfbulk.server"):
         response = requests.post(server.service_url("boom"), data=b"<a/>", timeout=5)
     assert response.status_code == 500
     text = response.text
@@ -234,7 +235,10 @@ def test_unexpected_errors_are_500_without_details_and_logged(plumbing, caplog):
     message = etree.fromstring(response.content).findtext("message")
     request_id = message.split("request id ")[1].split(")")[0]
     logged = [r for r in caplog.records if r.name == "sfbulk.server" and request_id in r.getMessage()]
-    assert logged and logged[0].exc_info is not None
+    # one ERROR line without traceback; the traceback only at DEBUG level
+    assert [r.levelno for r in logged] == [logging.ERROR, logging.DEBUG]
+    assert logged[0].exc_info is None and "RuntimeError" in logged[0].getMessage()
+    assert "Traceback (most recent call last)" in logged[1].getMessage()
     # a KeyError raised inside a known proxy is a 500, not a misleading 404
     assert requests.post(server.service_url("keyerror"), data=b"<a/>", timeout=5).status_code == 500
     assert requests.get(server.url + "/health", timeout=5).status_code == 200

@@ -338,15 +338,30 @@ def test_call_then_respond_relays_backend_response() -> None:  # U7
     assert result.headers == [("X-Id", "1"), ("Content-Type", "application/xml")]
 
 
-def test_respond_without_call_echoes_request_headers_minus_hop_and_host() -> None:
+def test_respond_without_call_echoes_no_request_header() -> None:
+    # Deliberate deviation from Synapse (synapse.md §6.5 echoes them): the caller's headers,
+    # credentials included, never come back unless a mediator sets them (docs/server.md).
     ctx = request(
-        CREATE_JOB, headers=[("Host", "me"), ("Accept", "*/*"), ("Content-Length", "9"), ("Action", "urn:a")]
+        CREATE_JOB, headers=[("Host", "me"), ("Accept", "*/*"), ("Content-Length", "9"), ("Action", "urn:a"),
+                             ("Authorization", "Bearer SECRET"), ("Cookie", "sid=SECRET")]
     )
+    assert ctx.get_property("Authorization", "transport") == "Bearer SECRET"  # still readable ($trp:)
     result = ctx.to_http_response()
     assert result.status == 200
     assert result.body == CREATE_JOB
-    assert result.headers == [("Accept", "*/*"), ("Action", "urn:a"), ("Content-Type", "application/xml")]
-    assert result.header("content-type") == "application/xml"
+    assert result.headers == [("Content-Type", "application/xml")]
+
+
+def test_request_headers_a_mediator_sets_do_flow_back() -> None:
+    ctx = request(CREATE_JOB, headers=[("X-Correlation-Id", "c-1"), ("Authorization", "Bearer SECRET"),
+                                       ("X-Gone", "1")])
+    ctx.set_property("X-Correlation-Id", ctx.get_property("X-Correlation-Id", "transport"), "transport")  # copied
+    ctx.set_property("X-New", "n", "transport")
+    ctx.remove_property("X-Gone", "transport")
+    ctx.set_property("X-Gone", "back", "transport")
+    result = ctx.to_http_response()
+    assert result.headers == [("X-Correlation-Id", "c-1"), ("X-New", "n"), ("X-Gone", "back"),
+                              ("Content-Type", "application/xml")]
 
 
 def test_soap_fault_gives_500_unless_http_sc() -> None:

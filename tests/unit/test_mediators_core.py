@@ -324,3 +324,19 @@ def test_enrich_inline_child_sibling_and_custom():
         EnrichMediator(EnrichSource(type="custom"), EnrichTarget(type="body"))
     with pytest.raises(MediationFault, match="selects no element"):
         EnrichMediator(EnrichSource(type="inline", inline="x"), EnrichTarget(xpath=X("//missing"))).mediate(ctx)
+
+
+def test_log_lines_are_bounded_whatever_the_message_carries(caplog):
+    caplog.set_level(logging.INFO, logger="sfbulk.mediation")
+    secret = "00Dxx!SuperSecretSessionToken"
+    big = "v" * 20_000
+    body = f"<r><accessToken>{secret}</accessToken><a>{big}</a></r>".encode()
+    ctx = ctx_for(body)
+    ctx.properties["accessToken"] = secret
+    ctx.properties["long"] = "x" * 995 + secret + "y" * 5000  # the cut falls inside the secret
+    LogMediator(level="custom", properties=[LogProperty("v", expression=X("$ctx:long"))]).mediate(ctx)
+    LogMediator(level="full").mediate(ctx)
+    custom, full = (r.getMessage() for r in caplog.records if r.name == "sfbulk.mediation")
+    assert len(custom) < 1100 and "more characters" in custom
+    assert len(full) < 9000 and "<a>vvv" in full
+    assert secret[:8] not in custom + full
