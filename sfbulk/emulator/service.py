@@ -230,9 +230,13 @@ class BulkService:
                 "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
                 "VALUES (?, ?, ?, 'Queued', ?, ?, ?)", (batch_id, job_id, seq, now, now, media_type))
             conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, body))
+        # The answer is the batch as received (bulk-api.md §1.5: "only acknowledges that the batch was
+        # received"), built before the workers see it: re-reading it afterwards could show a worker's
+        # InProgress, Completed or Failed.
+        received = self._batch_dict((batch_id, job_id, "Queued", None, now, now, 0, 0, 0, 0))
         if self.processor is not None:
             self.processor.submit(job_id, batch_id, job["concurrencyMode"] == "Serial")
-        return self.get_batch(job_id, batch_id)
+        return received
 
     _BATCH_COLUMNS = ("id, job_id, state, state_message, created_date, system_modstamp, records_processed, "
                       "records_failed, total_processing_time, api_active_processing_time")
