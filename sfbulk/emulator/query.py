@@ -7,18 +7,24 @@ reading a million-row result holds it in memory.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
-from xml.sax.saxutils import escape
 
 from .apierrors import BatchFailure
 from .schema import Field, Schema, SObject
 from .soql import SoqlError, SoqlQuery, parse_soql
 from .store import Store, column_type
 from .wire import NS, XML_DECL, XSI, csv_quote
+from .wire import xml_escape as escape
 
 FETCH_ROWS = 2000
+#: Salesforce's text for a query beyond its limits; SQLite's limits (bound values, LIKE pattern length,
+#: expression depth) stand in for Salesforce's, which are not documented
+QUERY_TOO_COMPLICATED = "Query is either selecting too many fields or the filter conditions are too complicated."
+_TOO_COMPLICATED = ("too many SQL variables", "Expression tree is too large", "LIKE or GLOB pattern too complex",
+                    "too many terms", "parser stack overflow", "too many columns")
 _PRINTF_ARGS = 50
 #: real Salesforce answers an empty CSV query result with this line instead of a header
 CSV_NO_RECORDS = b"Records not found for this query"
@@ -261,7 +267,12 @@ def run_query(store: Store, schema: Schema, job: dict[str, Any], batch_id: str, 
     renderer = Renderer(fmt, obj, outputs, job["apiVersion"])
     render = _joined_lines if line_sql is not None else renderer.rows
     reader = store.reader()
-    cursor = reader.execute(sql, params)
+    try:
+        cursor = reader.execute(sql, params)
+    except sqlite3.OperationalError as exc:
+        if not any(text in str(exc) for text in _TOO_COMPLICATED):
+            raise
+        raise BatchFailure(f"Failed to process query: QUERY_TOO_COMPLICATED: {QUERY_TOO_COMPLICATED}") from None
     total = 0
     file_seq = 0
     result_id: str | None = None

@@ -26,8 +26,11 @@ FIELD_TYPES = TEXT_TYPES | {"boolean", "int", "double", "currency", "percent", "
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: _EMAIL over newline-joined cells; atomic groups: a failing cell must not retry earlier cells' splits
 _EMAILS = re.compile(r"(?>[^@\s]+@[^@\s]+\.[^@\s]+)(?:\n(?>[^@\s]+@[^@\s]+\.[^@\s]+))*+")
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$")
-_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$", re.ASCII)
+_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$",
+                       re.ASCII)
+#: Salesforce's int fields are 32-bit
+INT_RANGE = (-2_147_483_648, 2_147_483_647)
 
 
 class SchemaError(Exception):
@@ -234,7 +237,7 @@ def _parse_datetime(f: Field, raw: str) -> str:
             from datetime import timedelta
 
             dt = dt - timedelta(minutes=offset)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise _type_error(f, raw) from None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -286,9 +289,13 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
                 number = float(raw)
                 if number != int(number):
                     raise ValueError
-                return int(number)
+                value = int(number)
             except (TypeError, ValueError, OverflowError):
                 raise _type_error(f, raw) from None
+            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise FieldValueError("NUMBER_OUTSIDE_VALID_RANGE",
+                                      f"{name}: value outside of valid range on numeric field: {raw}", (name,))
+            return value
 
         return integer
     if f.type in ("double", "currency", "percent"):
@@ -298,7 +305,7 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
                 raise _type_error(f, raw)
             try:
                 value = float(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
                 raise _type_error(f, raw) from None
             if value != value or value in (float("inf"), float("-inf")):
                 raise _type_error(f, raw)
