@@ -61,6 +61,10 @@ class Field:
     relationship_name: str | None = None
     values: tuple[str, ...] = ()
     restricted: bool = False
+    #: not createable/updateable by clients (formula, roll-up, compound and system fields)
+    read_only: bool = False
+    #: a compound field (Contact.Name): its value is these fields' non-empty values joined by a space
+    compound_of: tuple[str, ...] = ()
 
     @property
     def column(self) -> str:
@@ -69,6 +73,11 @@ class Field:
     @property
     def upsert_key(self) -> bool:
         return self.external_id or self.id_lookup or self.name == "Id"
+
+    @property
+    def writable(self) -> bool:
+        """Whether a batch may set it (Salesforce: createable/updateable); Id only names the record."""
+        return not (self.read_only or (self.name in SYSTEM_FIELDS and self.name != "Id"))
 
 
 @dataclass
@@ -172,6 +181,13 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
         ftype = fspec.get("type", "string")
         if ftype not in FIELD_TYPES or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(fname)):
             raise SchemaError(f"{source}: {name}.{fname}: unknown type {ftype!r} or invalid field name")
+        compound = tuple(str(part) for part in fspec.get("compoundOf") or ())
+        if compound:
+            parts = [obj.field(part) for part in compound]
+            if ftype not in TEXT_TYPES or any(p is None or p.type not in TEXT_TYPES or p.compound_of for p in parts):
+                raise SchemaError(f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
+                                  f"declared before it, got {list(compound)}")
+            compound = tuple(p.name for p in parts if p is not None)
         length = fspec.get("length")
         if ftype in TEXT_TYPES and length is None:
             length = 255
@@ -189,6 +205,8 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
                 relationship_name=fspec.get("relationshipName"),
                 values=tuple(str(v) for v in fspec.get("values", ())),
                 restricted=bool(fspec.get("restricted", False)),
+                read_only=bool(fspec.get("readOnly", False)) or bool(compound),
+                compound_of=compound,
             )
         )
 

@@ -1,0 +1,158 @@
+"""Read-only and compound fields: a row that sets one fails on its own, in a Completed batch.
+
+Salesforce answers such a row ``INVALID_FIELD_FOR_INSERT_UPDATE:Unable to create/update fields: Name.
+Please check the security settings of this field and verify that it is read/write for your profile
+or permission set.:Name --`` (WSO2's documented sample shows the batch Completed with the rows
+failed), while a field it does not know fails the whole batch (``Field name not found``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from pathlib import Path
+
+import pytest
+from helpers import Bulk, parse  # type: ignore[import-not-found]
+from lxml import etree
+
+from sfbulk.emulator.schema import Schema, SchemaError
+from sfbulk.emulator.store import Store
+
+MESSAGE = ("Unable to create/update fields: {}. Please check the security settings of this field and verify that "
+           "it is read/write for your profile or permission set.")
+
+
+def _error(fields: str) -> str:
+    return f"INVALID_FIELD_FOR_INSERT_UPDATE:{MESSAGE.format(fields)}:{fields.replace(', ', ',')} --"
+
+
+def _results(bulk: Bulk, job: str, batch: str) -> list[dict[str, str]]:
+    info = bulk.wait(job, batch)
+    assert info["state"] == "Completed", info
+    return list(csv.DictReader(io.StringIO(bulk.get(f"/job/{job}/batch/{batch}/result").text)))
+
+
+def _query(bulk: Bulk, obj: str, soql: str) -> list[dict[str, str]]:
+    job = bulk.create_job("query", obj)
+    batch = bulk.add_batch(job, soql.encode())
+    assert bulk.wait(job, batch)["state"] == "Completed"
+    result_id = etree.fromstring(bulk.get(f"/job/{job}/batch/{batch}/result").content)[0].text
+    text = bulk.get(f"/job/{job}/batch/{batch}/result/{result_id}").text
+    return [] if text.startswith("Records not found") else list(csv.DictReader(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("obj", ["Contact", "Lead"])
+def test_compound_name_fails_the_rows_that_set_it_and_is_computed(emulator, obj: str) -> None:
+    bulk = Bulk(emulator.base_url, emulator.issue_token())
+    job = bulk.create_job("insert", obj)
+    tag = f"Ro{obj}"
+    company = ",Company" if obj == "Lead" else ""
+    acme = ",Acme" if obj == "Lead" else ""
+    data = (f"FirstName,LastName{company},Name\nAnn,{tag}{acme},\nBob,{tag}{acme},Bob {tag}\n,{tag}{acme},#N/A\n"
+            f"Cy,{tag}{acme},\n").encode()
+    rows = _results(bulk, job, bulk.add_batch(job, data))
+    assert [r["Success"] for r in rows] == ["true", "false", "false", "true"]
+    assert rows[1]["Error"] == rows[2]["Error"] == _error("Name")  # clearing it (#N/A) is setting it too
+    assert rows[1]["Id"] == rows[2]["Id"] == ""
+    stored = _query(bulk, obj, f"SELECT Name, FirstName FROM {obj} WHERE LastName = '{tag}' ORDER BY FirstName")
+    assert [r["Name"] for r in stored] == [f"Ann {tag}", f"Cy {tag}"]
+    # filter and order on the compound field like on any other
+    assert _query(bulk, obj, f"SELECT Id FROM {obj} WHERE Name = 'cy {tag}'") != []
+
+
+def test_system_fields_and_several_read_only_fields_in_one_row(emulator) -> None:
+    bulk = Bulk(emulator.base_url, emulator.issue_token())
+    job = bulk.create_job("insert", "Contact")
+    data = (b"LastName,CreatedDate,SystemModstamp,LastModifiedDate,CreatedById,Name,Email\n"
+            b"RoSys1,2024-01-01T00:00:00Z,,,,,\n"
+            b"RoSys2,,2024-01-01T00:00:00Z,,,,\n"
+            b"RoSys3,,,2024-01-01T00:00:00Z,005000000000001AAA,,\n"
+            b"RoSys4,,,,,X Y,not-an-email\n"
+            b"RoSys5,,,,,,a@example.com\n")
+    rows = _results(bulk, job, bulk.add_batch(job, data))
+    assert [r["Error"] for r in rows] == [
+        _error("CreatedDate"), _error("SystemModstamp"), _error("LastModifiedDate, CreatedById"),
+        _error("Name"),  # the read-only error wins over the bad email of the same row
+        ""]
+    blank = _results(bulk, job, bulk.add_batch(job, b"LastName,CreatedDate,name\nRoSys6,,\nRoSys7,,x\n"))
+    assert blank[0]["Success"] == "true"  # an empty cell sets nothing: no error
+    assert blank[1]["Error"] == _error("Name")  # named as the schema spells it
+
+
+def test_read_only_fields_in_xml_and_json_batches_and_on_update(emulator) -> None:
+    bulk = Bulk(emulator.base_url, emulator.issue_token())
+    job = bulk.create_job("insert", "Contact", "JSON")
+    resp = bulk.post(f"/job/{job}/batch", b'[{"LastName": "RoJson", "Name": "A B"}, {"LastName": "RoJson2"}, '
+                     b'{"LastName": "RoJson3", "Name": null}]', "application/json")
+    batch = resp.json()["id"]
+    assert bulk.wait(job, batch, as_json=True)["state"] == "Completed"
+    rows = bulk.get(f"/job/{job}/batch/{batch}/result", "application/json").json()
+    assert [r["success"] for r in rows] == [False, True, False]
+    assert rows[0]["errors"] == [{"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "message": MESSAGE.format("Name"),
+                                  "fields": ["Name"]}]
+    assert rows[2]["errors"][0]["fields"] == ["Name"]  # null is a value too: clearing it is setting it
+
+    xml_job = bulk.create_job("insert", "Lead", "XML")
+    body = (b'<sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload"><sObject><LastName>RoXml</LastName>'
+            b"<Company>C</Company><Name>N</Name></sObject></sObjects>")
+    batch = bulk.add_batch(xml_job, body, "application/xml")
+    assert bulk.wait(xml_job, batch)["state"] == "Completed"
+    result = etree.fromstring(bulk.get(f"/job/{xml_job}/batch/{batch}/result").content)
+    ns = {"a": "http://www.force.com/2009/06/asyncapi/dataload"}
+    assert result.findtext("a:result/a:errors/a:statusCode", namespaces=ns) == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert result.findtext("a:result/a:success", namespaces=ns) == "false"
+
+    new_id = rows[1]["id"]
+    update = bulk.create_job("update", "Contact")
+    rows_csv = _results(bulk, update, bulk.add_batch(update, f"Id,Name,Title\n{new_id},Z,T\n{new_id},,T2\n".encode()))
+    assert [r["Error"] for r in rows_csv] == [_error("Name"), ""]
+    assert _query(bulk, "Contact", f"SELECT Title, Name FROM Contact WHERE Id = '{new_id}'") == [
+        {"Title": "T2", "Name": "RoJson2"}]
+
+
+def test_unknown_fields_still_fail_the_whole_batch(emulator) -> None:
+    bulk = Bulk(emulator.base_url, emulator.issue_token())
+    job = bulk.create_job("insert", "Contact")
+    info = bulk.wait(job, bulk.add_batch(job, b"LastName,Name,xyz\nRoUnknown,,1\n"))
+    assert info["state"] == "Failed"
+    assert info["stateMessage"] == "InvalidBatch : Field name not found : xyz"
+    account = bulk.create_job("insert", "Account")  # Account.Name is an ordinary required field
+    rows = _results(bulk, account, bulk.add_batch(account, b"Name\nRo Account\n"))
+    assert rows[0]["Success"] == "true"
+    assert parse(bulk.close(job).content)["state"] == "Closed"
+
+
+def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> None:
+    extra = tmp_path / "schema.yaml"
+    extra.write_text("objects:\n  Invoice__c:\n    fields:\n      Total__c: {type: currency, readOnly: true}\n"
+                     "      Label__c: {type: string, compoundOf: [Name, Invoice_Number__c]}\n")
+    invoice = Schema.load(extra).get("Invoice__c")
+    assert invoice is not None
+    total, label = invoice.field("Total__c"), invoice.field("Label__c")
+    assert total is not None and total.read_only and not total.writable
+    assert label is not None and label.read_only and label.compound_of == ("Name", "Invoice_Number__c")
+    contact = Schema.load(None).get("Contact")
+    assert contact is not None and contact.field("name").compound_of == ("FirstName", "LastName")  # type: ignore[union-attr]
+    for bad in ("[Nope]", "[Amount__c]"):
+        extra.write_text(f"objects:\n  Invoice__c:\n    fields:\n      L__c: {{type: string, compoundOf: {bad}}}\n")
+        with pytest.raises(SchemaError, match="compoundOf needs a text field"):
+            Schema.load(extra)
+
+
+def test_a_database_from_before_compound_fields_gains_them(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    conn = sqlite3.connect(db)
+    conn.execute('CREATE TABLE "sobj_Contact" ("Id" TEXT PRIMARY KEY, "FirstName" TEXT, "LastName" TEXT) '
+                 "WITHOUT ROWID")
+    conn.execute("INSERT INTO \"sobj_Contact\" VALUES ('003000000000001AAA', 'Old', 'Row'), "
+                 "('003000000000002AAA', NULL, 'Solo'), ('003000000000003AAA', '', 'Empty')")
+    conn.commit()
+    conn.close()
+    store = Store(db, Schema.load(None))
+    try:
+        names = store.reader().execute('SELECT "Name" FROM "sobj_Contact" ORDER BY "Id"').fetchall()
+    finally:
+        store.close()
+    assert names == [("Old Row",), ("Solo",), ("Empty",)]
