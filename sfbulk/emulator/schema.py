@@ -188,6 +188,9 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
                 raise SchemaError(f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
                                   f"declared before it, got {list(compound)}")
             compound = tuple(p.name for p in parts if p is not None)
+            if any(fspec.get(key) for key in ("externalId", "unique", "idLookup", "required", "default")):
+                raise SchemaError(f"{source}: {name}.{fname}: a compoundOf field is computed: it cannot be "
+                                  f"externalId, unique, idLookup, required or have a default")
         length = fspec.get("length")
         if ftype in TEXT_TYPES and length is None:
             length = 255

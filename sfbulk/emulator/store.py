@@ -62,16 +62,6 @@ def column_type(f: Field) -> str:
     return _COLUMN_TYPES.get(f.type, "TEXT")
 
 
-def _column_sql(obj: SObject, f: Field) -> str:
-    """The column definition; a compound field is a virtual generated column, so that no write path
-    can forget it and every query reads it like any other column."""
-    if not f.compound_of:
-        return f"{f.column} {column_type(f)}"
-    parts = [part.column for name in f.compound_of if (part := obj.field(name)) is not None]
-    joined = " || ".join(f"coalesce(' ' || nullif({p}, ''), '')" for p in parts)
-    return f"{f.column} TEXT GENERATED ALWAYS AS (nullif(substr({joined}, 2), '')) VIRTUAL"
-
-
 class Store:
     """The emulator's database. ``path=":memory:"`` uses a private temporary file (deleted on close)
     so that the writer and the per-thread readers share it."""
@@ -107,13 +97,13 @@ class Store:
         return conn
 
     def _ensure_table(self, obj: SObject) -> None:
-        cols = ", ".join(_column_sql(obj, f) + (" PRIMARY KEY" if f.name == "Id" else "") for f in obj.fields.values())
+        stored = [f for f in obj.fields.values() if not f.compound_of]  # compound: computed by queries
+        cols = ", ".join(f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "") for f in stored)
         self._writer.execute(f"CREATE TABLE IF NOT EXISTS {obj.table} ({cols}) WITHOUT ROWID")
-        # table_xinfo: generated columns too (table_info leaves them out)
-        existing = {row[1].lower() for row in self._writer.execute(f"PRAGMA table_xinfo({obj.table})")}
-        for f in obj.fields.values():
+        existing = {row[1].lower() for row in self._writer.execute(f"PRAGMA table_info({obj.table})")}
+        for f in stored:
             if f.name.lower() not in existing:
-                self._writer.execute(f"ALTER TABLE {obj.table} ADD COLUMN {_column_sql(obj, f)}")
+                self._writer.execute(f"ALTER TABLE {obj.table} ADD COLUMN {f.column} {column_type(f)}")
         for f in obj.fields.values():
             if f.external_id or f.unique or f.id_lookup:
                 # Partial: lookups compare the key with = / IN, which implies NOT NULL, so they use it
