@@ -345,3 +345,32 @@ def test_fuzzed_job_documents_and_pk_headers_never_answer_500(bulk: Bulk, body: 
         assert_no_python(resp.text)
         if resp.status_code == 400:
             assert "UnknownException" not in resp.text
+
+
+@settings(max_examples=300, deadline=None)
+@given(soql=_SOQL)
+def test_the_soql_parser_raises_only_soql_errors(soql: str) -> None:
+    """The parser and the SQL translator, without HTTP: many more examples than the round trips above."""
+    from sfbulk.emulator.soql import SoqlError, parse_soql
+
+    try:
+        query = parse_soql(soql)
+        query.to_sql('"t"', lambda name: f'"t"."{name}"')
+        query.to_soql()
+    except SoqlError as exc:
+        assert_no_python(exc.message)
+
+
+def test_a_negative_content_length_is_refused(bulk: Bulk) -> None:
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(bulk.base)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(f"POST {url.path}/job HTTP/1.1\r\nHost: x\r\nX-SFDC-Session: {bulk.token}\r\n"
+                     "Content-Type: application/xml\r\nContent-Length: -5\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
+    assert_no_python(answer.decode("latin-1"))
