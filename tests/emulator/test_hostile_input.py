@@ -374,3 +374,16 @@ def test_a_negative_content_length_is_refused(bulk: Bulk) -> None:
             answer += chunk
     assert answer.startswith(b"HTTP/1.1 400 "), answer[:200]
     assert_no_python(answer.decode("latin-1"))
+
+
+def test_a_bug_in_the_emulator_fails_the_batch_without_python_details(bulk: Bulk, monkeypatch, caplog) -> None:
+    from sfbulk.emulator import service
+
+    def broken(data: bytes, content_type: str) -> None:
+        raise ZeroDivisionError("division by zero in a parser")
+
+    monkeypatch.setattr(service, "parse_payload", broken)  # stands in for any bug a payload could reach
+    info = _ingest(bulk, "CSV", b"LastName\nBug\n")
+    assert info["state"] == "Failed"
+    assert info["stateMessage"] == service.UNEXPECTED_FAILURE
+    assert "ZeroDivisionError" in caplog.text  # the details are in the log, for the emulator's user
