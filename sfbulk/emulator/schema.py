@@ -65,6 +65,14 @@ class Field:
     read_only: bool = False
     #: a compound field (Contact.Name): its value is these fields' non-empty values joined by a space
     compound_of: tuple[str, ...] = ()
+    #: a formula field (Opportunity.ExpectedRevenue): arithmetic over the object's number fields, as tokens
+    #: (field names, numbers, ``+ - * / ( )``); computed by queries like a compound field
+    formula: tuple[str, ...] = ()
+
+    @property
+    def computed(self) -> bool:
+        """Not stored: queries compute the value (compound and formula fields)."""
+        return bool(self.compound_of or self.formula)
 
     @property
     def column(self) -> str:
@@ -184,13 +192,15 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
         compound = tuple(str(part) for part in fspec.get("compoundOf") or ())
         if compound:
             parts = [obj.field(part) for part in compound]
-            if ftype not in TEXT_TYPES or any(p is None or p.type not in TEXT_TYPES or p.compound_of for p in parts):
+            if ftype not in TEXT_TYPES or any(p is None or p.type not in TEXT_TYPES or p.computed for p in parts):
                 raise SchemaError(f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
                                   f"declared before it, got {list(compound)}")
             compound = tuple(p.name for p in parts if p is not None)
-            if any(fspec.get(key) for key in ("externalId", "unique", "idLookup", "required", "default")):
-                raise SchemaError(f"{source}: {name}.{fname}: a compoundOf field is computed: it cannot be "
-                                  f"externalId, unique, idLookup, required or have a default")
+        formula = _formula(obj, source, f"{name}.{fname}", ftype, fspec.get("formula"))
+        if (compound or formula) and any(fspec.get(key) for key in ("externalId", "unique", "idLookup", "required",
+                                                                     "default")):
+            raise SchemaError(f"{source}: {name}.{fname}: a compoundOf or formula field is computed: it cannot be "
+                              f"externalId, unique, idLookup, required or have a default")
         length = fspec.get("length")
         if ftype in TEXT_TYPES and length is None:
             length = 255
@@ -208,10 +218,68 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
                 relationship_name=fspec.get("relationshipName"),
                 values=tuple(str(v) for v in fspec.get("values", ())),
                 restricted=bool(fspec.get("restricted", False)),
-                read_only=bool(fspec.get("readOnly", False)) or bool(compound),
+                read_only=bool(fspec.get("readOnly", False)) or bool(compound) or bool(formula),
                 compound_of=compound,
+                formula=formula,
             )
         )
+
+
+_FORMULA_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z][A-Za-z0-9_]*)|([-+*/()]))", re.ASCII)
+NUMBER_TYPES = {"int", "double", "currency", "percent"}
+
+
+def _formula(obj: SObject, source: str, where: str, ftype: str, text: Any) -> tuple[str, ...]:
+    """A formula's tokens, checked: arithmetic (``+ - * / ( )``, numbers) over number fields declared before."""
+    if text is None:
+        return ()
+    problem = f"{source}: {where}: formula {text!r}"
+    if ftype not in NUMBER_TYPES:
+        raise SchemaError(f"{problem}: a formula field must be a number type, not {ftype}")
+    text = str(text)
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _FORMULA_TOKEN.match(text, pos)
+        if m is None:
+            raise SchemaError(f"{problem}: unexpected text at {text[pos:pos + 10]!r}")
+        number, name, op = m.groups()
+        if name is not None:
+            f = obj.field(name)
+            if f is None or f.type not in NUMBER_TYPES or f.computed:
+                raise SchemaError(f"{problem}: {name} is not a stored number field declared before it")
+            tokens.append(f.name)
+        else:
+            tokens.append(number or op)
+        pos = m.end()
+    # grammar: expr := term (('+'|'-') term)*; term := factor (('*'|'/') factor)*; factor := number|name|'(' expr ')'|'-' factor
+    at = 0
+
+    def factor() -> None:
+        nonlocal at
+        tok = tokens[at] if at < len(tokens) else ""
+        at += 1
+        if tok == "(":
+            expr()
+            if at >= len(tokens) or tokens[at] != ")":
+                raise SchemaError(f"{problem}: missing ')'")
+            at += 1
+        elif tok == "-":
+            factor()
+        elif not tok or tok in "+-*/()":
+            raise SchemaError(f"{problem}: expected a number or a field, got {tok or 'the end'!r}")
+
+    def expr() -> None:
+        nonlocal at
+        factor()
+        while at < len(tokens) and tokens[at] in ("+", "-", "*", "/"):
+            at += 1
+            factor()
+
+    expr()
+    if at != len(tokens):
+        raise SchemaError(f"{problem}: unexpected {tokens[at]!r}")
+    return tuple(tokens)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ class Store:
         return conn
 
     def _ensure_table(self, obj: SObject) -> None:
-        stored = [f for f in obj.fields.values() if not f.compound_of]  # compound: computed by queries
+        stored = [f for f in obj.fields.values() if not f.computed]  # compound, formula: computed by queries
         cols = ", ".join(f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "") for f in stored)
         self._writer.execute(f"CREATE TABLE IF NOT EXISTS {obj.table} ({cols}) WITHOUT ROWID")
         existing = {row[1].lower() for row in self._writer.execute(f"PRAGMA table_info({obj.table})")}

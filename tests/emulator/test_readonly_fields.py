@@ -146,7 +146,7 @@ def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> N
             Schema.load(extra)
     extra.write_text("objects:\n  Invoice__c:\n    fields:\n      L__c: {type: string, compoundOf: [Name], "
                      "externalId: true}\n")
-    with pytest.raises(SchemaError, match="a compoundOf field is computed"):
+    with pytest.raises(SchemaError, match="a compoundOf or formula field is computed"):
         Schema.load(extra)
     store = Store(tmp_path / "emulator.db", Schema.load(None))
     try:  # computed by queries, not stored: inserts pay nothing for it
@@ -154,3 +154,37 @@ def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> N
     finally:
         store.close()
     assert "Name" not in columns and {"FirstName", "LastName"} <= columns
+
+
+def test_formula_fields_are_read_only_and_computed_by_queries(emulator) -> None:
+    bulk = Bulk(emulator.base_url, emulator.issue_token())
+    job = bulk.create_job("insert", "Opportunity")
+    data = (b"Name,StageName,CloseDate,Amount,Probability,ExpectedRevenue\n"
+            b"RoFormula1,Prospecting,2025-01-31,2000,25,\n"
+            b"RoFormula2,Prospecting,2025-01-31,2000,25,500\n"
+            b"RoFormula3,Prospecting,2025-01-31,7,,\n")
+    rows = _results(bulk, job, bulk.add_batch(job, data))
+    assert [r["Error"] for r in rows] == ["", _error("ExpectedRevenue"), ""]
+    stored = _query(bulk, "Opportunity", "SELECT Name, ExpectedRevenue FROM Opportunity WHERE Name LIKE 'RoFormula%' "
+                    "AND ExpectedRevenue != null ORDER BY ExpectedRevenue DESC")
+    assert stored == [{"Name": "RoFormula1", "ExpectedRevenue": "500.0"}]  # a null part gives null
+
+
+@pytest.mark.parametrize(("formula", "problem"), [
+    ("Amount__c * 2", None),
+    ("(Amount__c + 1) / -3", None),
+    ("Amount__c *", "expected a number or a field"),
+    ("(Amount__c", "missing ')'"),
+    ("Amount__c 2", "unexpected '2'"),
+    ("Name * 2", "Name is not a stored number field"),
+    ("Amount__c ; DROP TABLE x", "unexpected text"),
+])
+def test_formulas_in_schema_files_are_checked(tmp_path: Path, formula: str, problem: str | None) -> None:
+    extra = tmp_path / "schema.yaml"
+    extra.write_text(f'objects:\n  Invoice__c:\n    fields:\n      F__c: {{type: double, formula: "{formula}"}}\n')
+    if problem is None:
+        field = Schema.load(extra).get("Invoice__c").field("F__c")  # type: ignore[union-attr]
+        assert field is not None and field.read_only and field.computed
+    else:
+        with pytest.raises(SchemaError, match=problem.replace("(", r"\(").replace(")", r"\)")):
+            Schema.load(extra)
