@@ -289,9 +289,11 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     length = environ.get("CONTENT_LENGTH")
     if length:
         try:
-            size = int(length)
+            size = int(length) if length.isascii() and length.isdigit() else -1
         except ValueError:
-            raise BulkApiError("ClientInputError", "Invalid Content-Length") from None
+            size = -1
+        if size < 0:  # also "-5" (a negative read would mean "until the client closes")
+            raise BulkApiError("ClientInputError", "Invalid Content-Length")
         if size > MAX_BODY:
             raise BulkApiError("InvalidBatch", f"Exceeded max size limit of {MAX_BODY} bytes", 413)
         data = stream.read(size) if size else b""

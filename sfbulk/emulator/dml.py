@@ -18,7 +18,6 @@ from .apierrors import BatchFailure
 from .ids import make_ids18, normalize_id
 from .payloads import MISSING, NULL, Payload
 from .schema import (
-    SYSTEM_FIELDS,
     Field,
     FieldValueError,
     Schema,
@@ -74,10 +73,12 @@ def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: s
         f = obj.field(name)
         if f is None:
             raise BatchFailure(f"Field name not found : {name}")
-        readonly = f.name in SYSTEM_FIELDS and f.name != "Id"
+        if not f.writable:  # a per-row error for each row that gives it a value, as on Salesforce
+            columns.append(Column(i, name, f, None, readonly=True))
+            continue
         plain = f.type in ("string", "textarea", "phone", "url") or (f.type == "picklist" and not f.restricted)
-        columns.append(Column(i, name, f, make_converter(f), readonly=readonly,
-                              text_limit=(f.length or 255) if plain else None, column_check=make_column_check(f)))
+        columns.append(Column(i, name, f, make_converter(f), text_limit=(f.length or 255) if plain else None,
+                              column_check=make_column_check(f)))
     return columns
 
 
@@ -114,6 +115,7 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
     for row in payload.rows:
         st = RowState()
         values = st.values
+        readonly: list[str] = _NONE
         if id_index is not None:
             cell = row[id_index]
             if cell is not missing and cell is not null:
@@ -126,8 +128,10 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
             if limit >= 0 and type(cell) is str and len(cell) <= limit:
                 values[f] = cell
                 continue
-            if col.readonly:
-                st.fail("INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(col.name), [col.name])
+            if col.readonly:  # (readonly columns have no text limit: never stored above)
+                if not readonly:
+                    readonly = []
+                readonly.append(f.name)
                 continue
             if col.lookup is not None:
                 if cell is not null:
@@ -144,6 +148,8 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
                 values[f] = col.convert(cell)  # type: ignore[index,misc]
             except FieldValueError as exc:
                 st.fail(exc.status_code, exc.message, exc.fields)
+        if readonly:  # one error naming every read-only field the row sets; it wins over value errors
+            st.errors = [["INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(", ".join(readonly)), readonly]]
         append(st)
     return states
 

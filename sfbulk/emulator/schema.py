@@ -26,8 +26,11 @@ FIELD_TYPES = TEXT_TYPES | {"boolean", "int", "double", "currency", "percent", "
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: _EMAIL over newline-joined cells; atomic groups: a failing cell must not retry earlier cells' splits
 _EMAILS = re.compile(r"(?>[^@\s]+@[^@\s]+\.[^@\s]+)(?:\n(?>[^@\s]+@[^@\s]+\.[^@\s]+))*+")
-_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$")
-_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$")
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$", re.ASCII)
+_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$",
+                       re.ASCII)
+#: Salesforce's int fields are 32-bit
+INT_RANGE = (-2_147_483_648, 2_147_483_647)
 
 
 class SchemaError(Exception):
@@ -58,6 +61,18 @@ class Field:
     relationship_name: str | None = None
     values: tuple[str, ...] = ()
     restricted: bool = False
+    #: not createable/updateable by clients (formula, roll-up, compound and system fields)
+    read_only: bool = False
+    #: a compound field (Contact.Name): its value is these fields' non-empty values joined by a space
+    compound_of: tuple[str, ...] = ()
+    #: a formula field (Opportunity.ExpectedRevenue): arithmetic over the object's number fields, as tokens
+    #: (field names, numbers, ``+ - * / ( )``); computed by queries like a compound field
+    formula: tuple[str, ...] = ()
+
+    @property
+    def computed(self) -> bool:
+        """Not stored: queries compute the value (compound and formula fields)."""
+        return bool(self.compound_of or self.formula)
 
     @property
     def column(self) -> str:
@@ -66,6 +81,11 @@ class Field:
     @property
     def upsert_key(self) -> bool:
         return self.external_id or self.id_lookup or self.name == "Id"
+
+    @property
+    def writable(self) -> bool:
+        """Whether a batch may set it (Salesforce: createable/updateable); Id only names the record."""
+        return not (self.read_only or (self.name in SYSTEM_FIELDS and self.name != "Id"))
 
 
 @dataclass
@@ -169,6 +189,18 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
         ftype = fspec.get("type", "string")
         if ftype not in FIELD_TYPES or not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", str(fname)):
             raise SchemaError(f"{source}: {name}.{fname}: unknown type {ftype!r} or invalid field name")
+        compound = tuple(str(part) for part in fspec.get("compoundOf") or ())
+        if compound:
+            parts = [obj.field(part) for part in compound]
+            if ftype not in TEXT_TYPES or any(p is None or p.type not in TEXT_TYPES or p.computed for p in parts):
+                raise SchemaError(f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
+                                  f"declared before it, got {list(compound)}")
+            compound = tuple(p.name for p in parts if p is not None)
+        formula = _formula(obj, source, f"{name}.{fname}", ftype, fspec.get("formula"))
+        if (compound or formula) and any(fspec.get(key) for key in ("externalId", "unique", "idLookup", "required",
+                                                                     "default")):
+            raise SchemaError(f"{source}: {name}.{fname}: a compoundOf or formula field is computed: it cannot be "
+                              f"externalId, unique, idLookup, required or have a default")
         length = fspec.get("length")
         if ftype in TEXT_TYPES and length is None:
             length = 255
@@ -186,8 +218,68 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
                 relationship_name=fspec.get("relationshipName"),
                 values=tuple(str(v) for v in fspec.get("values", ())),
                 restricted=bool(fspec.get("restricted", False)),
+                read_only=bool(fspec.get("readOnly", False)) or bool(compound) or bool(formula),
+                compound_of=compound,
+                formula=formula,
             )
         )
+
+
+_FORMULA_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|([A-Za-z][A-Za-z0-9_]*)|([-+*/()]))", re.ASCII)
+NUMBER_TYPES = {"int", "double", "currency", "percent"}
+
+
+def _formula(obj: SObject, source: str, where: str, ftype: str, text: Any) -> tuple[str, ...]:
+    """A formula's tokens, checked: arithmetic (``+ - * / ( )``, numbers) over number fields declared before."""
+    if text is None:
+        return ()
+    problem = f"{source}: {where}: formula {text!r}"
+    if ftype not in NUMBER_TYPES:
+        raise SchemaError(f"{problem}: a formula field must be a number type, not {ftype}")
+    text = str(text)
+    tokens: list[str] = []
+    pos = 0
+    while pos < len(text.rstrip()):
+        m = _FORMULA_TOKEN.match(text, pos)
+        if m is None:
+            raise SchemaError(f"{problem}: unexpected text at {text[pos:pos + 10]!r}")
+        number, name, op = m.groups()
+        if name is not None:
+            f = obj.field(name)
+            if f is None or f.type not in NUMBER_TYPES or f.computed:
+                raise SchemaError(f"{problem}: {name} is not a stored number field declared before it")
+            tokens.append(f.name)
+        else:
+            tokens.append(number or op)
+        pos = m.end()
+    # grammar: expr := term (('+'|'-') term)*; term := factor (('*'|'/') factor)*; factor := number|name|'(' expr ')'|'-' factor
+    at = 0
+
+    def factor() -> None:
+        nonlocal at
+        tok = tokens[at] if at < len(tokens) else ""
+        at += 1
+        if tok == "(":
+            expr()
+            if at >= len(tokens) or tokens[at] != ")":
+                raise SchemaError(f"{problem}: missing ')'")
+            at += 1
+        elif tok == "-":
+            factor()
+        elif not tok or tok in "+-*/()":
+            raise SchemaError(f"{problem}: expected a number or a field, got {tok or 'the end'!r}")
+
+    def expr() -> None:
+        nonlocal at
+        factor()
+        while at < len(tokens) and tokens[at] in ("+", "-", "*", "/"):
+            at += 1
+            factor()
+
+    expr()
+    if at != len(tokens):
+        raise SchemaError(f"{problem}: unexpected {tokens[at]!r}")
+    return tuple(tokens)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,7 +326,7 @@ def _parse_datetime(f: Field, raw: str) -> str:
             from datetime import timedelta
 
             dt = dt - timedelta(minutes=offset)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise _type_error(f, raw) from None
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
 
@@ -286,9 +378,13 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
                 number = float(raw)
                 if number != int(number):
                     raise ValueError
-                return int(number)
+                value = int(number)
             except (TypeError, ValueError, OverflowError):
                 raise _type_error(f, raw) from None
+            if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+                raise FieldValueError("NUMBER_OUTSIDE_VALID_RANGE",
+                                      f"{name}: value outside of valid range on numeric field: {raw}", (name,))
+            return value
 
         return integer
     if f.type in ("double", "currency", "percent"):
@@ -298,7 +394,7 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
                 raise _type_error(f, raw)
             try:
                 value = float(raw)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
                 raise _type_error(f, raw) from None
             if value != value or value in (float("inf"), float("-inf")):
                 raise _type_error(f, raw)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from lxml import etree
 from . import query as queries
 from .apierrors import BatchFailure, BulkApiError
 from .dml import BatchWriter
-from .payloads import parse_payload
+from .payloads import load_json, parse_payload, xml_error_text
 from .schema import Schema, now_iso
 from .store import Store
 
@@ -31,24 +32,32 @@ _CONCURRENCY: dict[object, str] = {"Parallel": "Parallel", "Serial": "Serial", 0
 _CREATE_FIELDS = {"operation", "object", "externalIdFieldName", "concurrencyMode", "contentType",
                   "assignmentRuleId", "state"}
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+_DIGITS = re.compile(r"[0-9]+")
 DEFAULT_PK_CHUNK = 100_000
 MAX_PK_CHUNK = 250_000
+
+
+#: stateMessage of a batch the emulator failed on for a reason of its own (a bug: the log has the traceback);
+#: never a Python exception's name or text, which would mean nothing to a Salesforce client
+UNEXPECTED_FAILURE = ("InternalServerError : An unexpected error occurred while processing the batch; "
+                      "the emulator's log has the details")
 
 
 def parse_job_document(body: bytes, as_json: bool) -> dict[str, Any]:
     """A jobInfo request body (XML or JSON) as a dict; element order does not matter."""
     if as_json:
         try:
-            doc = json.loads(body.decode("utf-8") or "null")
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise BulkApiError("InvalidJob", "Unable to parse Job") from None
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BulkApiError("InvalidJob", "Unable to parse Job: the body is not valid UTF-8") from None
+        doc = load_json(text or "null", lambda message: BulkApiError("InvalidJob", message), "Unable to parse Job")
         if not isinstance(doc, dict):
             raise BulkApiError("InvalidJob", "Unable to parse Job")
         return doc
     try:
         root = etree.fromstring(body, _XML_PARSER)
     except etree.XMLSyntaxError as exc:
-        raise BulkApiError("InvalidXml", f"Unable to parse the request body as XML: {exc}") from None
+        raise BulkApiError("InvalidXml", f"Unable to parse the request body as XML: {xml_error_text(exc)}") from None
     if not isinstance(root.tag, str) or etree.QName(root.tag).localname != "jobInfo":
         raise BulkApiError("InvalidJob", "Unable to parse Job")
     doc = {}
@@ -76,9 +85,13 @@ def parse_pk_chunking(header: str | None) -> tuple[int | None, str | None]:
         elif key == "false" and not value:
             return None, None
         elif key == "chunksize":
-            if not value.isdigit() or not 0 < int(value) <= MAX_PK_CHUNK:
-                raise BulkApiError("InvalidJob", f"Invalid chunkSize for PK chunking: {value} (1..{MAX_PK_CHUNK})")
-            size, enabled = int(value), True
+            # ASCII digits only (str.isdigit admits "²") and a length check first: int() of thousands of
+            # digits raises ValueError past Python's digit limit
+            digits = value.lstrip("0")
+            if not _DIGITS.fullmatch(value) or len(digits) > 6 or not 0 < int(digits or "0") <= MAX_PK_CHUNK:
+                shown = value if len(value) <= 20 else value[:20] + "..."
+                raise BulkApiError("InvalidJob", f"Invalid chunkSize for PK chunking: {shown} (1..{MAX_PK_CHUNK})")
+            size, enabled = int(digits), True
         elif key == "startrow":
             start, enabled = value, True
         elif key == "parent":
@@ -230,9 +243,13 @@ class BulkService:
                 "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
                 "VALUES (?, ?, ?, 'Queued', ?, ?, ?)", (batch_id, job_id, seq, now, now, media_type))
             conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, body))
+        # The answer is the batch as received (bulk-api.md §1.5: "only acknowledges that the batch was
+        # received"), built before the workers see it: re-reading it afterwards could show a worker's
+        # InProgress, Completed or Failed.
+        received = self._batch_dict((batch_id, job_id, "Queued", None, now, now, 0, 0, 0, 0))
         if self.processor is not None:
             self.processor.submit(job_id, batch_id, job["concurrencyMode"] == "Serial")
-        return self.get_batch(job_id, batch_id)
+        return received
 
     _BATCH_COLUMNS = ("id, job_id, state, state_message, created_date, system_modstamp, records_processed, "
                       "records_failed, total_processing_time, api_active_processing_time")
@@ -322,9 +339,9 @@ class BulkService:
         except BatchFailure as exc:
             self._set_state(batch_id, "Failed", exc.state_message, total_processing_time=_ms(started),
                             api_active_processing_time=_ms(started))
-        except Exception as exc:  # never leave a batch InProgress forever
+        except Exception:  # never leave a batch InProgress forever; the details go to the log only
             log.exception("batch %s failed unexpectedly", batch_id)
-            self._set_state(batch_id, "Failed", f"InternalServerError : {type(exc).__name__}: {exc}")
+            self._set_state(batch_id, "Failed", UNEXPECTED_FAILURE)
 
     def _process_ingest(self, job: dict[str, Any], batch_id: str, data: bytes, started: float) -> None:
         obj = self.schema.get(job["object"])

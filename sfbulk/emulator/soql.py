@@ -131,11 +131,18 @@ def _wrapped(node: Node) -> str:
 # ------------------------------------------------------------------------------------------- lexer
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+# re.ASCII: \d is 0-9 only (SOQL has no other digits; int() would take them)
 _DATETIME = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2}))?(?![A-Za-z0-9_.:])"
+    r"(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:?\d{2}))?(?![A-Za-z0-9_.:])",
+    re.ASCII,
 )
-_DATETIME_START = re.compile(r"\d{4}-\d{2}-\d{2}")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?![A-Za-z_])")
+_DATETIME_START = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?![A-Za-z_])", re.ASCII)
+#: the largest LIMIT (a Java int on Salesforce; emulator choice, docs/emulator.md)
+MAX_LIMIT = 2_147_483_647
+#: parentheses nested deeper than this are refused (emulator choice: the parser recurses per level)
+MAX_NESTING = 100
+_INT64 = (-(2**63), 2**63 - 1)
 _OPERATORS = ("!=", "<>", "<=", ">=", "=", "<", ">", "(", ")", ",", ":")
 _STRING_ESCAPES = {
     "n": "\n",
@@ -234,8 +241,17 @@ def _scan_string(text: str, start: int) -> tuple[int, list[tuple[str, bool]]]:
                 chars.append((esc, True))
                 pos += 2
             elif esc == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", text[pos + 2 : pos + 6]):
-                chars.append((chr(int(text[pos + 2 : pos + 6], 16)), True))
+                code = int(text[pos + 2 : pos + 6], 16)
                 pos += 6
+                if 0xD800 <= code <= 0xDBFF and text[pos : pos + 2] == "\\u" and re.fullmatch(
+                        r"[dD][c-fC-F][0-9A-Fa-f]{2}", text[pos + 2 : pos + 6]):
+                    low = int(text[pos + 2 : pos + 6], 16)  # a UTF-16 pair: one character
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                    pos += 6
+                elif 0xD800 <= code <= 0xDFFF:
+                    raise SoqlError("Invalid string literal: unpaired surrogate escape "
+                                    f"'{text[pos - 6 : pos]}'", position=pos - 6)
+                chars.append((chr(code), True))
             else:
                 raise SoqlError(f"Invalid string literal: illegal escape sequence '\\{esc}'", position=pos)
             continue
@@ -262,7 +278,7 @@ def _date_value(m: re.Match[str], text: str) -> str:
         moment = _dt.datetime(
             year, month, day, int(m.group(4)), int(m.group(5)), int(m.group(6)), micros, tzinfo=tz
         ).astimezone(_dt.UTC)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59:59-10:00 is past year 9999 in UTC
         raise SoqlError(f"invalid date/time literal: '{m.group(0)}' ({exc})", position=m.start()) from exc
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
@@ -309,6 +325,7 @@ class _Parser:
         self.text = text
         self.tokens = _tokenize(text)
         self.i = 0
+        self.depth = 0  # parentheses open around the condition being parsed
 
     # -- token helpers
     @property
@@ -380,7 +397,11 @@ class _Parser:
             if tok.kind != "number" or not tok.text.isdigit():
                 raise self.unexpected()
             self.advance()
-            limit = int(tok.text)
+            digits = tok.text.lstrip("0") or "0"
+            if len(digits) > len(str(MAX_LIMIT)) or int(digits) > MAX_LIMIT:
+                shown = tok.text if len(tok.text) <= 24 else tok.text[:24] + "..."
+                raise SoqlError(f"LIMIT must be an integer from 0 to {MAX_LIMIT}, not {shown}", position=tok.start)
+            limit = int(digits)
         if self.tok.kind != "eof":
             raise self.unexpected()
         return SoqlQuery(
@@ -456,10 +477,15 @@ class _Parser:
 
     def simple(self) -> Node:
         if self.at_op("("):
+            if self.depth >= MAX_NESTING:
+                raise SoqlError(f"Too many nested parentheses in the WHERE clause (more than {MAX_NESTING})",
+                                position=self.tok.start)
             self.advance()
             if self.tok.is_kw("SELECT"):
                 raise self.semi_join_error()
+            self.depth += 1
             node = self.condition()
+            self.depth -= 1
             self.expect_op(")")
             return node
         return self.field_expression()
@@ -578,10 +604,13 @@ class _StringLiteral(Literal):
 
 
 def _number(tok: _Token) -> int | float:
+    """An integer when it fits SQLite's 64 bits (a larger one cannot be bound), else a float (maybe inf)."""
     text = tok.text
     try:
-        if re.fullmatch(r"[+-]?\d+", text):
-            return int(text)
+        if re.fullmatch(r"[+-]?\d+", text) and len(text) <= 20:
+            value = int(text)
+            if _INT64[0] <= value <= _INT64[1]:
+                return value
         return float(Decimal(text))
     except (ValueError, InvalidOperation) as exc:  # pragma: no cover - the lexer only admits numbers
         raise SoqlError(f"invalid number: '{text}'", position=tok.start) from exc
@@ -788,10 +817,8 @@ class _Sql:
         return "id" if _is_id(name) else None
 
     def node(self, node: Node) -> str:
-        if isinstance(node, And):
-            return "(" + " AND ".join(self.node(o) for o in node.operands) + ")"
-        if isinstance(node, Or):
-            return "(" + " OR ".join(self.node(o) for o in node.operands) + ")"
+        if isinstance(node, And | Or):
+            return _balanced([self.node(o) for o in node.operands], " AND " if isinstance(node, And) else " OR ")
         if isinstance(node, Not):
             return f"(NOT {self.node(node.operand)})"
         if isinstance(node, InList):
@@ -891,6 +918,15 @@ class _Sql:
         if value.kind == "string":
             return f"{col} COLLATE NOCASE"
         return col
+
+
+def _balanced(parts: list[str], joiner: str) -> str:
+    """``(a OR b OR c ...)`` grouped as a balanced tree: SQLite parses a flat chain into an expression tree
+    as deep as it is long, and refuses depths past 1,000 (a few hundred OR terms)."""
+    if len(parts) <= 8:
+        return "(" + joiner.join(parts) + ")"
+    half = len(parts) // 2
+    return "(" + _balanced(parts[:half], joiner) + joiner + _balanced(parts[half:], joiner) + ")"
 
 
 def parse_soql(text: str) -> SoqlQuery:

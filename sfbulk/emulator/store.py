@@ -97,11 +97,11 @@ class Store:
         return conn
 
     def _ensure_table(self, obj: SObject) -> None:
-        cols = ", ".join(f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "")
-                         for f in obj.fields.values())
+        stored = [f for f in obj.fields.values() if not f.computed]  # compound, formula: computed by queries
+        cols = ", ".join(f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "") for f in stored)
         self._writer.execute(f"CREATE TABLE IF NOT EXISTS {obj.table} ({cols}) WITHOUT ROWID")
         existing = {row[1].lower() for row in self._writer.execute(f"PRAGMA table_info({obj.table})")}
-        for f in obj.fields.values():
+        for f in stored:
             if f.name.lower() not in existing:
                 self._writer.execute(f"ALTER TABLE {obj.table} ADD COLUMN {f.column} {column_type(f)}")
         for f in obj.fields.values():

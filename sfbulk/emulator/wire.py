@@ -8,6 +8,7 @@ keys in alphabetical order. Timestamps are stored in the XML form and converted 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from xml.sax.saxutils import escape
@@ -40,10 +41,20 @@ def json_time(xml_time: str) -> str:
     return xml_time[:-1] + "+0000" if xml_time.endswith("Z") else xml_time
 
 
+#: characters XML 1.0 cannot carry, even as character references (a stored value or an error message
+#: quoting the caller's input may hold them): written as U+FFFD so that the document stays well-formed
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_escape(text: str) -> str:
+    """``escape`` plus U+FFFD for the characters XML 1.0 forbids."""
+    return _NOT_XML.sub("\ufffd", escape(text))
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    return escape(str(value))
+    return xml_escape(str(value))
 
 
 def _xml_root_open(root: str) -> str:
@@ -169,8 +180,8 @@ def results_xml(rows: list[list[Any]]) -> bytes:
         lines.append(" <result>")
         for code, message, fields in errors:
             lines.append("  <errors>")
-            lines.extend(f"   <fields>{escape(f)}</fields>" for f in fields)
-            lines.append(f"   <message>{escape(message)}</message>")
+            lines.extend(f"   <fields>{xml_escape(f)}</fields>" for f in fields)
+            lines.append(f"   <message>{xml_escape(message)}</message>")
             lines.append(f"   <statusCode>{code}</statusCode>")
             lines.append("  </errors>")
         if rid:

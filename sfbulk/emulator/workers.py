@@ -79,7 +79,8 @@ class ProcessBatchRunner:
             follow_ups = self._pool.submit(_process_in_worker, job_id, batch_id).result()
         except Exception as exc:  # a worker died (killed, out of memory): never leave the batch InProgress
             log.error("worker process failed on batch %s: %s", batch_id, exc)
-            self._service._set_state(batch_id, "Failed", f"InternalServerError : worker process failed: {exc}")
+            self._service._set_state(batch_id, "Failed", "InternalServerError : The worker process processing the "
+                                     "batch stopped (killed or out of memory); the emulator's log has the details")
             return
         if self.resubmit is not None:
             for follow_up in follow_ups:

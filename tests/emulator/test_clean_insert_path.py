@@ -73,6 +73,49 @@ def test_fast_and_row_paths_agree(rows: list[dict[str, str]], tmp_path_factory, 
     assert fast == slow
 
 
+READ_ONLY = ["Name", "CreatedDate"]
+read_only_cell = st.sampled_from(["", "", "", "x", "#N/A", "2024-01-01T00:00:00Z"])
+
+
+def _with_columns(rows: list[dict[str, str]], columns: list[str]) -> bytes:
+    def quote(value: str) -> str:
+        return '"' + value.replace('"', '""') + '"' if value else ""
+
+    lines = [",".join(columns)] + [",".join(quote(r[c]) for c in columns) for r in rows]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(rows=[dict(CLEAN, Name="", CreatedDate=""), dict(BLANKS, Name="", CreatedDate="")])
+@example(rows=[dict(CLEAN, Name="x", CreatedDate=""), dict(BLANKS, Name="#N/A", CreatedDate="2024-01-01")])
+@given(rows=st.lists(st.fixed_dictionaries({**cell, "Name": read_only_cell, "CreatedDate": read_only_cell}),
+                     min_size=1, max_size=6))
+def test_read_only_columns_fail_only_the_rows_that_set_them(rows: list[dict[str, str]], tmp_path_factory,
+                                                            monkeypatch) -> None:
+    """A batch with read-only columns = the same batch without them (fast path allowed) for the rows
+    that leave them empty; each other row fails with INVALID_FIELD_FOR_INSERT_UPDATE naming them."""
+    tmp = tmp_path_factory.mktemp("readonly")
+    with_ro, with_stored = apply(tmp, "with", _with_columns(rows, COLUMNS + READ_ONLY), allow_fast=True,
+                                 monkeypatch=monkeypatch)
+    clean_rows = [r for r in rows if not any(r[c] for c in READ_ONLY)]
+    expected_results: list[Any] = []
+    expected_stored: list[Any] = []
+    if clean_rows:
+        expected_results, expected_stored = apply(tmp, "without", _with_columns(clean_rows, COLUMNS), allow_fast=True,
+                                                  monkeypatch=monkeypatch)
+    clean_results = iter(expected_results)
+    for row, result in zip(rows, with_ro, strict=True):
+        setting = [c for c in READ_ONLY if row[c]]
+        if setting:
+            assert result[:3] == [None, False, False]
+            assert [e[0] for e in result[3]] == ["INVALID_FIELD_FOR_INSERT_UPDATE"]
+            assert result[3][0][2] == setting
+        else:
+            expect = next(clean_results)
+            assert result[1:] == expect[1:]
+    assert [r[1:] for r in with_stored] == [r[1:] for r in expected_stored]  # ids aside, the same rows
+
+
 def test_clean_batches_take_the_fast_path_and_dirty_ones_do_not() -> None:
     schema = Schema.load(None)
     contact = schema.get("Contact")
@@ -89,3 +132,4 @@ def test_clean_batches_take_the_fast_path_and_dirty_ones_do_not() -> None:
     assert planned(b"LastName,External_Id__c\nDoe,E1\n") is None  # unique field: needs the database
     assert planned(b"LastName,AccountId\nDoe,001000000000001AAA\n") is None  # reference: needs the database
     assert planned(b"Id,LastName\n003000000000001AAA,Doe\n") is None  # an Id on insert is a row error
+    assert planned(b"LastName,Name\nDoe,\n") is None  # a read-only column: rows that set it fail
