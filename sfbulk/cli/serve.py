@@ -15,6 +15,7 @@ from types import FrameType
 
 import click
 
+from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 from sfbulk.server import (
     DEFAULT_MAX_BODY_BYTES,
@@ -57,6 +58,7 @@ def _report_config_error(error: ConfigError) -> None:
                    "or an emulator's URL.")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
+@allow_host_options("Salesforce's domains and the --token-endpoint host:port are always allowed.")
 def serve_command(
     configs: tuple[str, ...],
     host: str,
@@ -67,13 +69,18 @@ def serve_command(
     shutdown_timeout: int,
     token_endpoint: str | None,
     access_log: bool,
+    allow_hosts: tuple[str, ...],
+    settings_file: str | None,
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files) at /services/<name>."""
     from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
+    from sfbulk.transport import RequestsTransport
 
     try:
+        policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
         init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
-        engine = Engine(registry=registry_dir, init_defaults=init_defaults)
+        engine = Engine(registry=registry_dir, init_defaults=init_defaults,
+                        transport=RequestsTransport(host_policy=policy))
         engine.load(*configs)
     except ConfigError as exc:
         _report_config_error(exc)
@@ -113,6 +120,7 @@ def serve_command(
         for name in names:
             click.echo(f"  {running.service_url(name)}")
         click.echo(f"  health: {running.url}/health")
+        click.echo(f"  outbound hosts allowed for URLs from messages: {policy.describe()}")
         click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
         sys.stdout.flush()
         while not stop_requested.wait(0.5):
