@@ -515,7 +515,8 @@ class HostPolicy:
             if url:
                 found = _endpoint(url)
                 if isinstance(found, str):
-                    raise ValueError(f"{url!r} cannot be added to the allow-list: {found}")
+                    raise ValueError(f"{url!r} must be an http(s) URL such as https://test.salesforce.com "
+                                     f"({found})")
                 host, port, _ = found
                 patterns.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         patterns.extend(extra)

@@ -16,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from sfbulk.errors import ConfigError
-from sfbulk.transport import HostPolicy
+
+if TYPE_CHECKING:  # pragma: no cover - the transport (requests) is imported when a policy is built
+    from sfbulk.transport import HostPolicy
 
 FC = TypeVar("FC", bound=Callable[..., object])
 
@@ -82,6 +84,8 @@ def build_host_policy(token_endpoint: str | None, settings: Settings, flags: Ite
 
     Raises click.BadParameter naming the flag (or the file and line) of a bad pattern.
     """
+    from sfbulk.transport import HostPolicy
+
     try:
         HostPolicy.default(token_endpoint)
     except ValueError as exc:
