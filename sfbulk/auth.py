@@ -15,8 +15,9 @@
   (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or 401: the connection
   then replays the request once. Token-endpoint 5xx/429/408 and connection failures are retried
   with capped backoff; only the OAuth errors Salesforce documents for bad credentials say so.
-* Every check-refresh-write runs under the registry lock of ``<registryPath>`` and re-reads the
-  registry after taking it, so N processes that find the same stale token make exactly one grant.
+* Every check-refresh-write runs under a registry lock per identity and ``<registryPath>`` and
+  re-reads the registry after taking it, so N processes that find the same stale token make
+  exactly one grant, and other identities (bogus callers, slow token endpoints) never wait on it.
 
 Tokens and secrets are ``Secret``s; token-endpoint errors become ``AuthError`` carrying
 Salesforce's ``error``/``error_description`` and nothing secret.
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sfbulk.errors import AuthError, ParameterError
+from sfbulk.errors import AuthError, ParameterError, RegistryError
 from sfbulk.registry import Registry, canonical_key
 from sfbulk.secrets import Secret, redact
 from sfbulk.transport import (
@@ -275,7 +276,16 @@ class TokenManager:
         # a registryPath outside the registry fails at init, not mid-flow; aliases (a//b, conf:x) fold
         base = canonical_key(params.registry_path) if params.can_refresh else params.registry_path
         self.base = _Entry(base)
-        self.lock_key = self.base.token
+        # One lock per identity and registryPath: a caller with other credentials (bogus ones, or a
+        # slow token endpoint of its own) never waits for, or holds up, this identity's refresh.
+        # The name only picks a lock file (never stored); an unkeyed hash, as no key may exist yet.
+        fields = hashlib.sha256(_IDENTITY_LABEL)
+        for field in params.identity_fields():
+            data = field.encode("utf-8")
+            fields.update(len(data).to_bytes(4, "big") + data)
+        self.lock_key = f"{base}/{IDENTITIES_DIR}/{fields.hexdigest()[:40]}/lock"
+        #: claims of the unowned WSO2 folder are serialised on this (tried, never waited for)
+        self.claim_key = self.base.token
 
     @property
     def uses_registry(self) -> bool:
@@ -439,19 +449,32 @@ class TokenManager:
             self._write_locked(secret, self.clock_ms() if stamp_ms is None else stamp_ms, instance_url)
 
     def _write_locked(self, token: Secret, stamp: int, instance_url: str | None) -> None:
-        """Store a token for this identity: in its own entry, the registryPath's if unowned, else its own subkey."""
+        """Store a token for this identity (caller holds the identity's lock).
+
+        Into the identity's existing entry; else into the registryPath's own files if no identity
+        owns them yet (WSO2's layout, for the first identity); else into its identity-suffixed entry.
+        """
         assert self.registry is not None
         digest = self.identity(create=True)
         assert digest is not None
         own = self._own_entry(digest)
         if self._is_mine(self.base, digest):
-            entry = self.base
-        elif self._is_mine(own, digest):
-            entry = own
-        elif self.registry.get(self.base.identity) is None:
-            entry = self.base  # unowned (empty, or a token of unknown origin): claimed
+            self._put_entry(self.base, digest, token, stamp, instance_url)
+        elif self._is_mine(own, digest) or self.registry.get(self.base.identity) is not None:
+            self._put_entry(own, digest, token, stamp, instance_url)
         else:
-            entry = own
+            try:
+                # Two identities may claim at once: the claim lock is only tried (timeout 0), so no
+                # lock is ever waited for while the identity lock is held; the loser uses its own entry.
+                with self.registry.lock(self.claim_key, timeout=0):
+                    unowned = self.registry.get(self.base.identity) is None
+                    self._put_entry(self.base if unowned else own, digest, token, stamp, instance_url)
+            except RegistryError:
+                self._put_entry(own, digest, token, stamp, instance_url)
+        self._seen = None
+
+    def _put_entry(self, entry: _Entry, digest: str, token: Secret, stamp: int, instance_url: str | None) -> None:
+        assert self.registry is not None
         self.registry.put(entry.token, token.reveal(), secret=True)
         self.registry.put(entry.time, str(stamp))
         self.registry.put(entry.api_url, self.params.api_url)
@@ -461,7 +484,6 @@ class TokenManager:
             self.registry.delete(entry.instance)
         # Written last: until it matches, no reader takes the entry's other files for its own.
         self.registry.put(entry.identity, digest)
-        self._seen = None
 
     def grant(self) -> tuple[Secret, str | None]:
         """POST the refresh-token grant; returns (access token, instance_url).

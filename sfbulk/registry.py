@@ -511,21 +511,79 @@ class FileRegistry(Registry):
                 raise RegistryError(f"the registry lock folder {lock_dir} is a link or a file; remove it")
         except OSError as exc:
             raise RegistryError(f"cannot create the registry lock directory {lock_dir}: {exc.strerror}") from None
-        import filelock  # here, not at module level: most runs never lock (start-up time)
-
-        # filelock opens the lock file with O_NOFOLLOW. Keys share LOCK_STRIPES lock files, so callers
-        # naming ever new keys (bogus registryPaths) cannot fill the folder; one key is still one lock.
-        file_lock = filelock.FileLock(str(lock_dir / f"stripe-{stripe:02d}.lock"), timeout=timeout, mode=0o600)
-        try:
-            file_lock.acquire()
-        except filelock.Timeout:
+        # Keys share LOCK_STRIPES lock files, so callers naming ever new keys (bogus registryPaths)
+        # cannot fill the folder; one key is still one lock.
+        stripe_lock = _StripeLock.for_path(str(lock_dir / f"stripe-{stripe:02d}.lock"))
+        if not stripe_lock.acquire(timeout):
             raise RegistryError(
                 f"registry lock for {key!r} not acquired within {timeout:g} s; another process holds it"
-            ) from None
+            )
         try:
             yield
         finally:
-            file_lock.release()
+            stripe_lock.release()
+
+
+class _StripeLock:
+    """One lock file, shared by every FileRegistry of the process: re-entrant per thread, exclusive
+    between threads (a ``threading.RLock``) and between processes (``filelock``, opened O_NOFOLLOW).
+
+    Re-entrancy matters because keys share stripes: a thread holding one key's lock may try another
+    key's and land on the same file (two descriptors of one file would exclude each other).
+    """
+
+    _all: dict[str, _StripeLock] = {}
+    _guard = threading.Lock()
+
+    def __init__(self, path: str) -> None:
+        import filelock  # here, not at module level: most runs never lock (start-up time)
+
+        self.thread_lock = threading.RLock()
+        self.file_lock = filelock.FileLock(path, mode=0o600, thread_local=False)
+        self.depth = 0
+
+    @classmethod
+    def for_path(cls, path: str) -> _StripeLock:
+        with cls._guard:
+            found = cls._all.get(path)
+            if found is None:
+                found = cls._all[path] = cls(path)
+            return found
+
+    def acquire(self, timeout: float) -> bool:
+        import filelock
+
+        started = time.monotonic()
+        if not self.thread_lock.acquire(timeout=max(timeout, 0.0)):
+            return False
+        if self.depth == 0:
+            try:
+                self.file_lock.acquire(timeout=max(0.0, timeout - (time.monotonic() - started)))
+            except filelock.Timeout:
+                self.thread_lock.release()
+                return False
+            except BaseException:
+                self.thread_lock.release()
+                raise
+        self.depth += 1
+        return True
+
+    def release(self) -> None:
+        self.depth -= 1
+        try:
+            if self.depth == 0:
+                self.file_lock.release()
+        finally:
+            self.thread_lock.release()
+
+    @classmethod
+    def _forget_after_fork(cls) -> None:
+        cls._all = {}  # a child starts with no lock held and no inherited descriptor in use
+        cls._guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_StripeLock._forget_after_fork)
 
 
 class MemoryRegistry(Registry):
