@@ -46,6 +46,10 @@ PREFIXES: dict[str, str] = {"conf:": "config", "gov:": "governance", "local:": "
 
 #: Directory (under the root) holding the lock files, kept apart from the resources.
 LOCK_DIR = ".locks"
+#: Bounds of a key (a caller can choose registryPath): longer or deeper keys are refused, not walked.
+MAX_KEY_LENGTH = 1024
+MAX_KEY_SEGMENTS = 64
+MAX_SEGMENT_BYTES = 255
 #: Lock files: a key's canonical form picks one of this many (never nest two registry locks).
 LOCK_STRIPES = 64
 #: Names starting with this are the registry's own (temporary files, the identity key): never keys.
@@ -107,6 +111,8 @@ def split_key(key: str) -> tuple[str, list[str]]:
     """
     if not isinstance(key, str) or not key.strip():
         raise RegistryError("registry key is empty; give a path such as connectors/SalesforceBulk/accessToken")
+    if len(key) > MAX_KEY_LENGTH:
+        raise RegistryError(f"registry key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
     if "\x00" in key:
         raise RegistryError("registry key contains a NUL character; keys are relative paths like a/b/c")
     if "\\" in key:
@@ -127,12 +133,18 @@ def split_key(key: str) -> tuple[str, list[str]]:
     parts = [p for p in rest.split("/") if p != ""]
     if not parts:
         raise RegistryError(f"registry key {key!r} names no resource")
+    if len(parts) > MAX_KEY_SEGMENTS:
+        raise RegistryError(f"registry key {key[:60]!r}... has {len(parts)} path segments; the limit is "
+                            f"{MAX_KEY_SEGMENTS}")
     for part in parts:
         if part in ("..", "."):
             raise RegistryError(
                 f"registry key {key!r} is illegal: it points to a location outside the registry "
                 "('.' and '..' segments are not allowed)"
             )
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise RegistryError(f"registry key {key[:60]!r}... has a path segment longer than "
+                                f"{MAX_SEGMENT_BYTES} bytes")
         if part == LOCK_DIR or part.startswith(RESERVED_PREFIX):
             raise RegistryError(f"registry key {key!r} uses a name reserved for the registry itself ({part!r})")
     return subdir, parts

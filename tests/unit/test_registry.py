@@ -289,3 +289,13 @@ def test_identity_key_is_created_once_owner_only_and_shared(tmp_path):
 def test_new_folders_are_private(reg):
     reg.put("connectors/Y/accessToken", "t", secret=True)
     assert stat.S_IMODE(os.stat(reg.root / "connectors" / "Y").st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("key", "message"), [("a/" * 1900 + "b", "characters long"),
+                                              ("a/" * 80 + "b", "path segments"),
+                                              ("x" * 300, "longer than 255 bytes")])
+def test_oversized_keys_are_refused_with_one_short_message(reg, key, message):
+    with pytest.raises(RegistryError, match=message) as info:
+        reg.put(key, "v")
+    assert len(str(info.value)) < 200
+    assert not reg.root.exists()
