@@ -102,3 +102,20 @@ def test_an_empty_settings_file_is_no_settings(tmp_path):
     assert load_settings(path).allow_hosts == []
     path.write_text("security:\n  allow_hosts:\n    - a.example.com\n")
     assert load_settings(path).allow_hosts == ["a.example.com"]
+
+
+@pytest.mark.parametrize(("template", "literal"), [
+    ("http://backend:9000/jobs", True),
+    ("http://backend:9000/{uri.var.path}?q={query.param.q}", True),
+    ("https://backend/x#{uri.var.f}", True),
+    ("{uri.var.apiUrl}/services/async/34.0/job", False),
+    ("{+uri.var.base}/x", False),
+    ("http://{uri.var.host}/x", False),
+    ("http://backend{uri.var.port}/x", False),
+    ("http://backend:{uri.var.port}", False),
+    ("{uri.var.scheme}://backend/x", False),
+])
+def test_which_call_templates_take_their_host_from_the_message(template, literal):
+    from sfbulk.mediators.http import HttpEndpoint
+
+    assert HttpEndpoint(template).dynamic_host is not literal
