@@ -1,13 +1,23 @@
-"""The token life cycle of ``salesforcebulk.init`` (WSO2 2017 semantics, synapse.md §7.3, plus replay).
+"""The token life cycle of ``salesforcebulk.init``: WSO2 2017 semantics, bound to the caller's identity.
 
-* With all four of accessToken, refreshToken, clientId, clientSecret, the token and the time it was
-  obtained live in the registry at ``<registryPath>/accessToken`` (mode 0600) and ``/time`` (epoch
-  ms). A stored token wins over the supplied one, which only seeds an empty registry.
+* With refresh credentials (refreshToken + clientId), the token and the time it was obtained live
+  in the registry at ``<registryPath>/accessToken`` (mode 0600) and ``/time`` (epoch ms), the WSO2
+  layout, plus ``/identity``: an HMAC-SHA256, keyed by the registry's own secret
+  (``Registry.identity_key``), of the connected-app identity (client id, refresh token, client
+  secret) and the instance (apiUrl) and token endpoint the token belongs to. A stored token is used
+  only by a caller whose identity hashes the same; nothing secret is on disk in the clear.
+* The first identity to store a token under a registryPath owns ``<registryPath>/``; any other
+  identity keeps its own entry in ``<registryPath>/identities/<hash>/``. Nobody can read or
+  overwrite another identity's entry (issue 11: session hijack, registry poisoning).
+* The supplied accessToken is used while nothing is stored for the identity, and stored (WSO2's
+  "seed") only once Salesforce accepted it; a failed grant writes nothing.
 * The refresh-token grant runs when the stored token is empty or older than ``intervalTime``, and
   (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or 401: the connection
-  then replays the request once.
-* Every check-refresh-write runs under the registry lock and re-reads the registry after taking
-  it, so N processes that find the same stale token make exactly one refresh call.
+  then replays the request once. Token-endpoint 5xx/429/408 and connection failures are retried
+  with capped backoff; only the OAuth errors Salesforce documents for bad credentials say so.
+* Every check-refresh-write runs under a registry lock per identity and ``<registryPath>`` and
+  re-reads the registry after taking it, so N processes that find the same stale token make
+  exactly one grant, and other identities (bogus callers, slow token endpoints) never wait on it.
 
 Tokens and secrets are ``Secret``s; token-endpoint errors become ``AuthError`` carrying
 Salesforce's ``error``/``error_description`` and nothing secret.
@@ -16,6 +26,7 @@ Salesforce's ``error``/``error_description`` and nothing secret.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 import re
@@ -26,10 +37,18 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from sfbulk.errors import AuthError, ParameterError
-from sfbulk.registry import Registry, split_key
+from sfbulk.errors import AuthError, ParameterError, RegistryError
+from sfbulk.registry import Registry, canonical_key
 from sfbulk.secrets import Secret, redact
-from sfbulk.transport import HttpRequest, Transport
+from sfbulk.transport import (
+    TRANSIENT_STATUSES,
+    HostPolicy,
+    HttpRequest,
+    RetryPolicy,
+    Transport,
+    check_host,
+    send_with_retry,
+)
 
 log = logging.getLogger("sfbulk.auth")
 
@@ -46,6 +65,14 @@ INIT_PARAMETERS = (
     "registryPath", "tokenEndpointHostname", "timeout", "caFile",
 )
 SECRET_PARAMETERS = ("accessToken", "refreshToken", "clientSecret")
+#: The registry folder (under registryPath) of every identity but the first one to store a token.
+IDENTITIES_DIR = "identities"
+_IDENTITY_LABEL = b"sfbulk token identity v1 (refresh_token grant)"
+#: OAuth errors Salesforce documents for bad or unusable credentials: no retry can cure them.
+CREDENTIAL_ERRORS = frozenset({
+    "invalid_grant", "invalid_client", "invalid_client_id", "invalid_client_credentials",
+    "unauthorized_client", "inactive_user", "inactive_org", "invalid_request", "unsupported_grant_type",
+})
 
 _VERSION = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 _INVALID_SESSION = re.compile(rb"exceptionCode\W{0,8}InvalidSessionId")
@@ -154,6 +181,15 @@ class InitParams:
                 self.token_endpoint, self.timeout, self.ca_file, digest.hexdigest())
 
 
+    def identity_fields(self) -> tuple[str, ...]:
+        """What a cached token is bound to: the connected-app identity, the instance, the token endpoint.
+
+        Secret values: only ever fed to an HMAC (``TokenManager.identity``), never stored or logged.
+        """
+        return (self.client_id, self.refresh_token.reveal(), self.client_secret.reveal(), self.api_url,
+                self.token_endpoint)
+
+
 def _secret(value: Any) -> Secret:
     if isinstance(value, Secret):
         return value
@@ -173,72 +209,160 @@ class Session:
     instance_url: str
 
 
+class TokenEndpointUnavailable(AuthError):
+    """The token endpoint kept answering 5xx/429/408 through every retry: not a credentials problem."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """The registry keys of one identity's token: ``<prefix>/accessToken``, ``/time``, ..."""
+
+    prefix: str
+
+    @property
+    def token(self) -> str:
+        return f"{self.prefix}/accessToken"
+
+    @property
+    def time(self) -> str:
+        return f"{self.prefix}/time"
+
+    @property
+    def instance(self) -> str:
+        return f"{self.prefix}/instanceUrl"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.prefix}/apiUrl"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.prefix}/identity"
+
+    def keys(self) -> tuple[str, str, str, str]:
+        return (self.identity, self.token, self.time, self.instance)
+
+
+#: (token, time, instance URL) as stored, or all None when nothing is stored for the identity
+_Stored = tuple[str | None, int | None, str | None]
+_NOTHING: _Stored = (None, None, None)
+
+
 class TokenManager:
     """Owns the token of one connection: registry reads, intervalTime, refresh grant, adoption."""
 
     def __init__(self, params: InitParams, registry: Registry | None, transport: Transport,
-                 *, clock_ms: Callable[[], int] | None = None) -> None:
+                 *, clock_ms: Callable[[], int] | None = None, host_policy: HostPolicy | None = None,
+                 retry: RetryPolicy | None = None) -> None:
         self.params = params
         self.registry = registry
         self.transport = transport
+        self.host_policy = host_policy
+        self.retry = retry or RetryPolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        #: refresh-token grants this manager made (the multi-process test sums them)
+        #: refresh-token grants this manager made (the multi-process tests sum them)
         self.refresh_count = 0
         self._lock = threading.Lock()
         self._memory = Session(params.access_token, params.api_url)
-        # Fast path of current(): the stored values with the registry versions they were read at.
-        self._seen: tuple[object, tuple[str | None, int | None, str | None]] | None = None
-        base = params.registry_path
-        self.token_key = f"{base}/accessToken"
-        self.time_key = f"{base}/time"
-        self.instance_key = f"{base}/instanceUrl"
-        #: the init apiUrl the stored token and instance URL were obtained for
-        self.api_url_key = f"{base}/apiUrl"
+        #: the supplied accessToken while nothing is stored for this identity; stored once it worked
+        self._pending: Session | None = None
+        self._pending_stamp = 0
+        self._supplied_rejected = False
+        self._identity: str | None = None
+        # Fast path of current(): the entry, its files' registry versions and the values read then.
+        self._seen: tuple[_Entry, tuple[object, ...], _Stored] | None = None
         if params.can_refresh and registry is None:
             raise ParameterError("init: refresh credentials were given but no registry to keep the token in")
-        if params.can_refresh:
-            split_key(self.token_key)  # a registryPath outside the registry fails at init, not mid-flow
+        # a registryPath outside the registry fails at init, not mid-flow; aliases (a//b, conf:x) fold
+        base = canonical_key(params.registry_path) if params.can_refresh else params.registry_path
+        self.base = _Entry(base)
+        # One lock per identity and registryPath: a caller with other credentials (bogus ones, or a
+        # slow token endpoint of its own) never waits for, or holds up, this identity's refresh.
+        # The name only picks a lock file (never stored); an unkeyed hash, as no key may exist yet.
+        fields = hashlib.sha256(_IDENTITY_LABEL)
+        for field in params.identity_fields():
+            data = field.encode("utf-8")
+            fields.update(len(data).to_bytes(4, "big") + data)
+        self.lock_key = f"{base}/{IDENTITIES_DIR}/{fields.hexdigest()[:40]}/lock"
+        #: claims of the unowned WSO2 folder are serialised on this (tried, never waited for)
+        self.claim_key = self.base.token
 
     @property
     def uses_registry(self) -> bool:
         return self.params.can_refresh and self.registry is not None
 
+    # -- identity -------------------------------------------------------------------------------
+
+    def identity(self, *, create: bool = False) -> str | None:
+        """Hex HMAC of ``params.identity_fields()`` under the registry's key; None before any key exists.
+
+        Without a key nothing verifiable is stored, so readers need not create one: a caller whose
+        grant fails leaves the registry untouched.
+        """
+        if self._identity is None:
+            assert self.registry is not None
+            key = self.registry.identity_key(create=create)
+            if key is None:
+                return None
+            mac = hmac.new(key, _IDENTITY_LABEL, hashlib.sha256)
+            for field in self.params.identity_fields():
+                data = field.encode("utf-8")
+                mac.update(len(data).to_bytes(4, "big") + data)
+            self._identity = mac.hexdigest()
+        return self._identity
+
+    def _own_entry(self, digest: str) -> _Entry:
+        return _Entry(f"{self.base.prefix}/{IDENTITIES_DIR}/{digest[:40]}")
+
+    def _is_mine(self, entry: _Entry, digest: str) -> bool:
+        assert self.registry is not None
+        stored = self.registry.get(entry.identity)
+        return stored is not None and hmac.compare_digest(stored.strip(), digest)
+
     # -- reading --------------------------------------------------------------------------------
 
-    def _stored(self) -> tuple[str | None, int | None, str | None]:
-        """(token, time, instance URL) from the registry.
+    def _find(self) -> tuple[_Entry | None, _Stored]:
+        """This identity's entry (the registryPath's own or the identity-suffixed one) and its values."""
+        digest = self.identity()
+        if digest is None:
+            return None, _NOTHING
+        for entry in (self.base, self._own_entry(digest)):
+            if self._is_mine(entry, digest):
+                return entry, self._read(entry)
+        return None, _NOTHING
 
-        A token cached for another apiUrl (a different org, or an emulator restarted on another
-        port) comes back without its time, so it counts as stale and is refreshed once, instead of
-        sending requests to an instance this connection was never pointed at.
-        """
+    def _read(self, entry: _Entry) -> _Stored:
         assert self.registry is not None
-        token = self.registry.get(self.token_key)
-        raw_time = self.registry.get(self.time_key)
+        token = self.registry.get(entry.token)
+        raw_time = self.registry.get(entry.time)
         try:
             stamp = int(raw_time.strip()) if raw_time is not None and raw_time.strip() else None
         except ValueError:
             stamp = None
-        instance = self.registry.get(self.instance_key)
-        recorded_api = self.registry.get(self.api_url_key)
-        if recorded_api is not None and recorded_api.strip() and recorded_api.strip() != self.params.api_url:
-            return token, None, None
+        instance = self.registry.get(entry.instance)
         return token, stamp, (instance.strip() or None) if instance else None
 
-    def _stored_cached(self) -> tuple[str | None, int | None, str | None]:
-        """``_stored()`` without re-reading files whose registry version has not changed.
+    def _stored_cached(self) -> _Stored:
+        """``_find()`` without re-reading files whose registry version has not changed.
 
         Only the unlocked fast path uses it; every decision taken under the lock re-reads.
         """
         assert self.registry is not None
-        keys = (self.token_key, self.time_key, self.instance_key, self.api_url_key)
-        versions = tuple(self.registry.version(k) for k in keys)
         seen = self._seen
-        if seen is not None and None not in versions and seen[0] == versions:
-            return seen[1]
-        values = self._stored()  # read after taking the versions: a concurrent write re-reads next time
-        self._seen = (versions, values)
-        return values
+        if seen is not None:
+            entry, versions, values = seen
+            now = tuple(self.registry.version(k) for k in entry.keys())
+            if None not in now and now == versions:
+                return values
+        digest = self.identity()
+        for entry in ((self.base, self._own_entry(digest)) if digest else ()):
+            versions = tuple(self.registry.version(k) for k in entry.keys())
+            if self._is_mine(entry, digest or ""):
+                values = self._read(entry)  # read after taking the versions: a concurrent write re-reads
+                self._seen = (entry, versions, values)
+                return values
+        self._seen = None
+        return _NOTHING
 
     def _stale(self, token: str | None, stamp: int | None) -> bool:
         if not token:
@@ -256,34 +380,48 @@ class TokenManager:
             return self._memory
         assert self.registry is not None
         token, stamp, instance = self._stored_cached()
-        if token is None:
-            with self.registry.lock(self.token_key):
-                token, stamp, instance = self._stored()
-                if token is None and self.params.access_token:
-                    # Nothing stored yet: the supplied token seeds the registry (2017 step 2d).
-                    token = self.params.access_token.reveal()
-                    stamp = self.clock_ms()
-                    self.registry.put(self.token_key, token, secret=True)
-                    self.registry.put(self.time_key, str(stamp))
-                    self.registry.put(self.api_url_key, self.params.api_url)
-                    log.debug("token seeded in the registry at %s", self.token_key)
         if token and not self._stale(token, stamp):
             return self._session(token, instance)
-        with self._lock, self.registry.lock(self.token_key):
-            token, stamp, instance = self._stored()  # someone may have refreshed while we waited
+        if token is None and self.params.access_token and not self._supplied_rejected:
+            # Nothing stored for this identity: use the supplied token (2017 step 2d); it is stored
+            # by confirm() once Salesforce accepted it, so a bogus one never reaches the registry.
+            with self._lock:
+                if self._pending is None:
+                    self._pending = Session(self.params.access_token, self.params.api_url)
+                    self._pending_stamp = self.clock_ms()
+                if not self._stale(self._pending.token.reveal(), self._pending_stamp):
+                    return self._pending
+        with self._lock, self.registry.lock(self.lock_key):
+            _entry, (token, stamp, instance) = self._find()  # someone may have refreshed while we waited
             if not self._stale(token, stamp):
                 log.debug("token refreshed by another process; adopted")
                 return self._session(token or "", instance)
             log.debug("token older than intervalTime (%d ms) or empty; refreshing", self.params.interval_ms)
             return self._refresh_locked()
 
+    def confirm(self, session: Session) -> None:
+        """Salesforce accepted ``session``: if it is the supplied token, store it for this identity."""
+        if session is not self._pending or self.registry is None:
+            return
+        with self._lock, self.registry.lock(self.lock_key):
+            if self._pending is not session:
+                return
+            self._pending = None
+            entry, (token, _stamp, _instance) = self._find()
+            if token is None:
+                self._write_locked(session.token, self._pending_stamp, None)
+                log.debug("supplied token accepted by Salesforce; stored in the registry")
+
     def refresh_after_failure(self, failed: Session) -> Session | None:
         """After an auth failure with ``failed``: a newer stored token, or a fresh one. None → no refresh possible."""
         if not self.uses_registry:
             return None
         assert self.registry is not None
-        with self._lock, self.registry.lock(self.token_key):
-            token, _stamp, instance = self._stored()
+        with self._lock, self.registry.lock(self.lock_key):
+            if failed is self._pending:
+                self._pending = None
+                self._supplied_rejected = True  # never stored, never sent again
+            _entry, (token, _stamp, instance) = self._find()
             if token and token != failed.token.reveal():
                 log.debug("session rejected; a newer token is already stored, adopted")
                 return self._session(token, instance)
@@ -293,23 +431,70 @@ class TokenManager:
     # -- the grant ------------------------------------------------------------------------------
 
     def _refresh_locked(self) -> Session:
-        """Run the refresh-token grant and store its result. Caller holds the registry lock."""
-        assert self.registry is not None
+        """Run the refresh-token grant and store its result. Caller holds the registry lock.
+
+        Nothing is written when the grant fails.
+        """
         access_token, instance_url = self.grant()
-        stamp = self.clock_ms()
-        self.registry.put(self.token_key, access_token.reveal(), secret=True)
-        self.registry.put(self.time_key, str(stamp))
-        self.registry.put(self.api_url_key, self.params.api_url)
-        if instance_url:
-            self.registry.put(self.instance_key, instance_url)
-        else:
-            self.registry.delete(self.instance_key)
+        self._write_locked(access_token, self.clock_ms(), instance_url)
         return Session(access_token, instance_url or self.params.api_url)
 
+    def store(self, token: Secret | str, *, stamp_ms: int | None = None, instance_url: str | None = None) -> None:
+        """Store a token obtained elsewhere as this identity's (time: now unless given)."""
+        if not self.uses_registry:
+            raise ParameterError("init: storing a token needs refresh credentials (refreshToken, clientId)")
+        assert self.registry is not None
+        secret = token if isinstance(token, Secret) else Secret(token)
+        with self._lock, self.registry.lock(self.lock_key):
+            self._write_locked(secret, self.clock_ms() if stamp_ms is None else stamp_ms, instance_url)
+
+    def _write_locked(self, token: Secret, stamp: int, instance_url: str | None) -> None:
+        """Store a token for this identity (caller holds the identity's lock).
+
+        Into the identity's existing entry; else into the registryPath's own files if no identity
+        owns them yet (WSO2's layout, for the first identity); else into its identity-suffixed entry.
+        """
+        assert self.registry is not None
+        digest = self.identity(create=True)
+        assert digest is not None
+        own = self._own_entry(digest)
+        if self._is_mine(self.base, digest):
+            self._put_entry(self.base, digest, token, stamp, instance_url)
+        elif self._is_mine(own, digest) or self.registry.get(self.base.identity) is not None:
+            self._put_entry(own, digest, token, stamp, instance_url)
+        else:
+            try:
+                # Two identities may claim at once: the claim lock is only tried (timeout 0), so no
+                # lock is ever waited for while the identity lock is held; the loser uses its own entry.
+                with self.registry.lock(self.claim_key, timeout=0):
+                    unowned = self.registry.get(self.base.identity) is None
+                    self._put_entry(self.base if unowned else own, digest, token, stamp, instance_url)
+            except RegistryError:
+                self._put_entry(own, digest, token, stamp, instance_url)
+        self._seen = None
+
+    def _put_entry(self, entry: _Entry, digest: str, token: Secret, stamp: int, instance_url: str | None) -> None:
+        assert self.registry is not None
+        self.registry.put(entry.token, token.reveal(), secret=True)
+        self.registry.put(entry.time, str(stamp))
+        self.registry.put(entry.api_url, self.params.api_url)
+        if instance_url:
+            self.registry.put(entry.instance, instance_url)
+        else:
+            self.registry.delete(entry.instance)
+        # Written last: until it matches, no reader takes the entry's other files for its own.
+        self.registry.put(entry.identity, digest)
+
     def grant(self) -> tuple[Secret, str | None]:
-        """POST the refresh-token grant; returns (access token, instance_url)."""
+        """POST the refresh-token grant; returns (access token, instance_url).
+
+        Transient failures (no answer, 408/429/5xx) are retried with capped backoff; a refusal of
+        the credentials is an ``AuthError`` at once.
+        """
         p = self.params
         url = p.token_endpoint + TOKEN_PATH
+        host = urlsplit(url).netloc
+        check_host(self.host_policy, url, "tokenEndpointHostname")
         fields = {"grant_type": "refresh_token", "refresh_token": p.refresh_token.reveal(), "client_id": p.client_id}
         if p.client_secret:
             fields["client_secret"] = p.client_secret.reveal()
@@ -318,26 +503,14 @@ class TokenManager:
                                             "Accept": "application/json"}, form, timeout=p.timeout,
                               verify=p.ca_file)
         self.refresh_count += 1
-        response = self.transport.send(request)
+        response = send_with_retry(self.transport, request, what=f"token refresh at {host}", policy=self.retry)
         payload: Any = None
         try:
             payload = json.loads(response.content.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             payload = None
         if response.status != 200 or not isinstance(payload, dict) or not payload.get("access_token"):
-            error = description = None
-            if isinstance(payload, dict):
-                error = payload.get("error")
-                description = payload.get("error_description")
-            parts = [f"HTTP {response.status}"]
-            if error:
-                parts.append(redact(str(error)))
-            if description:
-                parts.append(redact(str(description)))
-            if response.status == 200:
-                parts.append("no access_token in the answer")
-            raise AuthError(f"token refresh at {urlsplit(url).netloc} failed: {': '.join(parts)}; "
-                            "check refreshToken, clientId, clientSecret and tokenEndpointHostname")
+            raise _grant_error(host, response.status, payload, self.retry.attempts)
         token = Secret(str(payload["access_token"]))
         instance = payload.get("instance_url")
         instance_url = None
@@ -346,14 +519,42 @@ class TokenManager:
                 instance_url = _base_url("instance_url", instance)
             except ParameterError:
                 log.warning("token endpoint returned an unusable instance_url; keeping apiUrl")
+        if instance_url:
+            check_host(self.host_policy, instance_url, f"the instance_url returned by the token endpoint {host}")
         log.debug("token refreshed (grant %d of this connection)", self.refresh_count)
         return token, instance_url
+
+
+def _grant_error(host: str, status: int, payload: Any, attempts: int) -> AuthError:
+    """The error for a token answer without a token: transient, bad credentials, or something else."""
+    error = description = None
+    if isinstance(payload, dict):
+        error = payload.get("error")
+        description = payload.get("error_description")
+    parts = [f"HTTP {status}"]
+    if error:
+        parts.append(redact(str(error)))
+    if description:
+        parts.append(redact(str(description)))
+    if status == 200:
+        parts.append("no access_token in the answer")
+    detail = ": ".join(parts)
+    if status in TRANSIENT_STATUSES:
+        return TokenEndpointUnavailable(
+            f"token refresh at {host} failed: {detail}, still after {attempts} attempts; the token endpoint "
+            "is unavailable or rate-limiting (not a credentials problem): try again later")
+    if status in (400, 401, 403) and str(error) in CREDENTIAL_ERRORS:
+        return AuthError(f"token refresh at {host} failed: {detail}; "
+                         "check refreshToken, clientId and clientSecret")
+    return AuthError(f"token refresh at {host} failed: {detail}; "
+                     "check tokenEndpointHostname (it must be a Salesforce login or My Domain URL)")
 
 
 __all__ = [
     "INIT_PARAMETERS",
     "InitParams",
     "Session",
+    "TokenEndpointUnavailable",
     "TokenManager",
     "is_auth_failure",
     "normalise_api_version",

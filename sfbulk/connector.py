@@ -27,7 +27,7 @@ from sfbulk.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_a
 from sfbulk.connector_bundle import ConnectorDef, OperationDef, load_bundle
 from sfbulk.errors import ConfigError, ParameterError
 from sfbulk.registry import FileRegistry, Registry
-from sfbulk.transport import HttpRequest, HttpResponse, RequestsTransport, Transport
+from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
 
 log = logging.getLogger("sfbulk.connector")
 
@@ -122,23 +122,28 @@ class Connector:
             ) from None
 
     def connection(self, *, registry: Registry | None = None, transport: Transport | None = None,
-                   cache: bool = False, **init_params: Any) -> Connection:
+                   cache: bool = False, allow_hosts: HostPolicy | Iterable[str] | None = None,
+                   **init_params: Any) -> Connection:
         """Run init: validate the parameters and set up the token life cycle.
 
         ``cache=True`` returns the connection already opened with the same parameters, registry
         and transport (keyed by the non-secret parameters and a hash of the secrets).
+        ``allow_hosts`` (a HostPolicy or host patterns) restricts which hosts apiUrl,
+        tokenEndpointHostname and a returned instance_url may name; without it the transport's
+        ``host_policy`` applies, and without that nothing is checked: the programmer wrote the URLs.
         """
         params = InitParams.from_params(init_params)
         if registry is None:
             registry = FileRegistry("registry")
+        policy = allow_hosts if allow_hosts is None or isinstance(allow_hosts, HostPolicy) else HostPolicy(allow_hosts)
         if not cache:
-            return Connection(self, params, registry, transport)
+            return Connection(self, params, registry, transport, host_policy=policy)
         registry_id: Any = ("file", str(registry.root)) if isinstance(registry, FileRegistry) else id(registry)
-        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None)
+        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None, id(policy))
         with self._cache_lock:
             conn = self._cache.get(key)
             if conn is None or conn.closed:
-                conn = Connection(self, params, registry, transport)
+                conn = Connection(self, params, registry, transport, host_policy=policy)
                 self._cache[key] = conn
             return conn
 
@@ -202,15 +207,22 @@ class Connection:
     """An initialised connection: parameters, token manager and one pooled transport. Thread-safe."""
 
     def __init__(self, connector: Connector, params: InitParams, registry: Registry,
-                 transport: Transport | None = None) -> None:
+                 transport: Transport | None = None, *, host_policy: HostPolicy | None = None) -> None:
         self.connector = connector
         self.params = params
         self.registry = registry
+        #: the allow-list for URLs taken from the init parameters (None: the transport's, or none)
+        self.host_policy = host_policy if host_policy is not None else getattr(transport, "host_policy", None)
+        # Refused hosts fail at init, before any connection is made.
+        check_host(self.host_policy, params.api_url, "apiUrl")
+        if params.can_refresh:
+            check_host(self.host_policy, params.token_endpoint, "tokenEndpointHostname")
         self._owns_transport = transport is None
         self.transport = transport or RequestsTransport(verify=params.ca_file or True)
-        self.auth = TokenManager(params, registry, self.transport)
+        self.auth = TokenManager(params, registry, self.transport, host_policy=self.host_policy)
         self.closed = False
         self._last_instance = params.api_url
+        self._checked_instance = params.api_url
 
     @property
     def api_url(self) -> str:
@@ -218,6 +230,10 @@ class Connection:
         return f"{self._last_instance}/services/async/{self.params.api_version}"
 
     def _url(self, session: Session, path: str, query: tuple[tuple[str, str], ...]) -> str:
+        if session.instance_url != self._checked_instance:
+            # e.g. an instance URL stored in the registry by a token grant
+            check_host(self.host_policy, session.instance_url, "the instance URL of the session")
+            self._checked_instance = session.instance_url
         self._last_instance = session.instance_url
         url = f"{session.instance_url}/services/async/{self.params.api_version}{path}"
         return url + ("?" + urlencode(query) if query else "")
@@ -251,7 +267,10 @@ class Connection:
         use_session = op.request is not None and op.request.auth == "session"
         session = self.auth.current() if use_session else None
         response = self._send(rendered, session, caller_body, want_stream, timeout)
-        if session is not None and response.status in (400, 401) and is_auth_failure(response.status, response.content):
+        if session is not None and not (response.status in (400, 401)
+                                        and is_auth_failure(response.status, response.content)):
+            self.auth.confirm(session)  # the supplied token worked: now it may be stored
+        elif session is not None:
             fresh = self.auth.refresh_after_failure(session)
             if fresh is None:
                 log.debug("%s: session rejected and no refresh credentials; returning the answer", name)

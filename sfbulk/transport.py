@@ -7,12 +7,25 @@ host, never a header or body, so no token can leak through them. ``WSGITransport
 WSGI app in-process, which lets benchmarks measure our overhead without sockets.
 
 Debug logs carry method, URL path, status and elapsed time only.
+
+Two policies live here because every outbound call passes this layer:
+
+* ``HostPolicy``, the outbound host allow-list (issue 11): URLs that came from a caller (apiUrl,
+  tokenEndpointHostname, an instance_url a token endpoint returned, a dynamic uri-template) are
+  checked against it before any connection. A transport carries the engine-wide policy in
+  ``host_policy`` (None: no check, the Python API's default); callers check, since only they know
+  whether a URL was written by the operator or taken from a message.
+* ``send_with_retry``: capped exponential backoff for requests that are safe to repeat (the OAuth
+  token grant), on connection failures and 408/429/5xx, with the Bulk API calls' numbers.
 """
 
 from __future__ import annotations
 
 import io
+import ipaddress
 import logging
+import random
+import re
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -23,7 +36,7 @@ from urllib.parse import urlsplit
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from sfbulk.errors import ConnectError, ConnectionClosedError, TimeoutError_, TransportError
+from sfbulk.errors import ConnectError, ConnectionClosedError, ParameterError, TimeoutError_, TransportError
 
 log = logging.getLogger("sfbulk.transport")
 
@@ -128,6 +141,9 @@ class HttpResponse:
 
 
 class Transport(ABC):
+    #: The outbound allow-list for URLs taken from messages; None = no check (see HostPolicy).
+    host_policy: HostPolicy | None = None
+
     @abstractmethod
     def send(self, request: HttpRequest) -> HttpResponse:
         """Send one request; HTTP error statuses are responses, failures below HTTP raise."""
@@ -210,10 +226,12 @@ _DECODED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 class RequestsTransport(Transport):
     """A pooled ``requests.Session``; ``verify`` is True (system CAs) or a CA bundle path."""
 
-    def __init__(self, *, verify: bool | str = True, pool_maxsize: int = 32) -> None:
+    def __init__(self, *, verify: bool | str = True, pool_maxsize: int = 32,
+                 host_policy: HostPolicy | None = None) -> None:
         if verify is False:
             raise ValueError("TLS verification cannot be turned off; pass a CA bundle path instead")
         self.verify = verify
+        self.host_policy = host_policy
         self.session = requests.Session()
         self.session.trust_env = False  # no proxy / netrc surprises; loopback and explicit URLs only
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0)
@@ -375,12 +393,232 @@ def _unquote_path(path: str) -> str:
     return unquote_to_bytes(path).decode("latin-1")
 
 
+# --- the outbound host allow-list -----------------------------------------------------------------
+
+#: Where Salesforce serves instances, My Domain logins and token endpoints (login/test.salesforce.com,
+#: <name>.my.salesforce.com, legacy naN.salesforce.com, *.force.com, *.cloudforce.com, *.database.com,
+#: Experience Cloud *.salesforce-sites.com, Government Cloud Plus *.salesforce.mil, Alibaba China
+#: *.sfcrmproducts.cn). docs/security.md lists them; --allow-host adds to them.
+SALESFORCE_HOST_PATTERNS = (
+    "*.salesforce.com",
+    "*.force.com",
+    "*.cloudforce.com",
+    "*.database.com",
+    "*.salesforce-sites.com",
+    "*.salesforce.mil",
+    "*.sfcrmproducts.cn",
+)
+#: The ERROR_CODE of a refused host (an sfbulk code: Synapse has none for an allow-list).
+HOST_NOT_ALLOWED_CODE = 700403
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62}))*$")
+
+
+class HostNotAllowedError(ParameterError):
+    """A URL taken from a message names a host outside the allow-list; nothing was sent."""
+
+    default_code = HOST_NOT_ALLOWED_CODE
+
+
+class _Pattern:
+    """``host``, ``*.domain``, ``[v6]`` or ``*``, optionally ``:port`` or ``:*``. No port = the scheme's default."""
+
+    def __init__(self, text: str) -> None:
+        raw = text.strip().lower()
+        self.text = raw
+        if not raw:
+            raise ValueError("an empty host pattern; give e.g. '*.my.salesforce.com' or 'proxy.example.com:8443'")
+        if "/" in raw or "@" in raw:
+            raise ValueError(f"host pattern {text!r} must be a host name with an optional ':port', not a URL")
+        host, port = raw, ""
+        if raw.startswith("["):
+            close = raw.find("]")
+            if close < 0:
+                raise ValueError(f"host pattern {text!r}: unclosed '[' of an IPv6 address")
+            host, rest = raw[1:close], raw[close + 1:]
+            if rest and not rest.startswith(":"):
+                raise ValueError(f"host pattern {text!r}: only ':port' may follow ']'")
+            port = rest[1:]
+        elif raw.count(":") == 1:
+            host, port = raw.split(":")
+        elif raw.count(":") > 1:
+            raise ValueError(f"host pattern {text!r}: write an IPv6 address in brackets, e.g. [::1]:8281")
+        self.any_host = host == "*"
+        self.suffix = host[1:] if host.startswith("*.") else None
+        name = self.suffix[1:] if self.suffix else host
+        if not self.any_host and _normal_host(name) is None:
+            raise ValueError(f"host pattern {text!r}: {name!r} is not a host name or IP address "
+                             "('*' is allowed only as the first label, as in *.example.com)")
+        self.host = _normal_host(name) if not self.any_host and self.suffix is None else None
+        if port in ("", "*"):
+            self.port: int | None = None
+            self.any_port = port == "*" or (self.any_host and raw == "*")
+        else:
+            if not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"host pattern {text!r}: port {port!r} is not a number from 1 to 65535")
+            self.port, self.any_port = int(port), False
+
+    def matches(self, host: str, port: int, default_port: int) -> bool:
+        if self.any_port:
+            pass
+        elif self.port is None:
+            if port != default_port:
+                return False
+        elif port != self.port:
+            return False
+        if self.any_host:
+            return True
+        if self.suffix is not None:
+            return host.endswith(self.suffix) and len(host) > len(self.suffix)
+        return host == self.host
+
+
+def _normal_host(host: str) -> str | None:
+    """Lower-case host name or canonical IP text; None when it is neither (odd characters, IDN tricks)."""
+    host = host.strip().lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    return host if _HOST_NAME.match(host) else None
+
+
+def _endpoint(url: str) -> tuple[str, int, int] | str:
+    """(host, port, scheme's default port) of an http(s) URL, or the reason it cannot be checked."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "it is not a valid URL"
+    if parts.scheme not in _DEFAULT_PORTS:
+        return "only http and https URLs are allowed"
+    if "@" in parts.netloc:
+        return "URLs with user credentials are not allowed"
+    host = _normal_host(parts.hostname or "")
+    if host is None:
+        return "its host is not a plain host name or IP address"
+    default = _DEFAULT_PORTS[parts.scheme]
+    return host, port if port is not None else default, default
+
+
+class HostPolicy:
+    """The outbound allow-list: which hosts (and ports) a URL taken from a message may name."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = [_Pattern(p) for p in patterns]
+
+    @classmethod
+    def default(cls, *endpoints: str | None, extra: Iterable[str] = ()) -> HostPolicy:
+        """Salesforce's domains, the host:port of each endpoint URL given (e.g. --token-endpoint), ``extra``."""
+        patterns = list(SALESFORCE_HOST_PATTERNS)
+        for url in endpoints:
+            if url:
+                found = _endpoint(url)
+                if isinstance(found, str):
+                    raise ValueError(f"{url!r} must be an http(s) URL such as https://test.salesforce.com "
+                                     f"({found})")
+                host, port, _ = found
+                patterns.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        patterns.extend(extra)
+        return cls(patterns)
+
+    def describe(self) -> str:
+        return ", ".join(p.text for p in self.patterns) or "(nothing)"
+
+    def refusal(self, url: str) -> str | None:
+        """None when ``url`` may be called, else why not (names the host, never the path or query)."""
+        found = _endpoint(url)
+        if isinstance(found, str):
+            return found
+        host, port, default = found
+        if any(p.matches(host, port, default) for p in self.patterns):
+            return None
+        shown = f"[{host}]" if ":" in host else host
+        return (f"host {shown}:{port} is not in the outbound allow-list (sfbulk serve --allow-host, or "
+                "security.allow_hosts in the --settings file, adds hosts)")
+
+    def check(self, url: str, source: str) -> None:
+        """Raise HostNotAllowedError when ``url`` (taken from ``source``, e.g. 'apiUrl') is refused."""
+        reason = self.refusal(url)
+        if reason is not None:
+            raise HostNotAllowedError(f"{source} refused: {reason}")
+
+    def __repr__(self) -> str:
+        return f"HostPolicy([{self.describe()}])"
+
+
+def check_host(policy: HostPolicy | None, url: str, source: str) -> None:
+    """``policy.check(url, source)``, or nothing when there is no policy (the trusted Python API)."""
+    if policy is not None:
+        policy.check(url, source)
+
+
+# --- retrying requests that are safe to repeat ------------------------------------------------------
+
+#: HTTP statuses worth another try: rate limiting and server-side hiccups (as for Bulk API calls).
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff; the same numbers as sfbulk.bulk.retry's Bulk API calls."""
+
+    attempts: int = 8  # total tries, the first included
+    initial: float = 0.05
+    factor: float = 2.0
+    cap: float = 5.0
+    jitter: float = 0.1
+
+    def delay(self, retry: int, retry_after: str | None = None) -> float:
+        """Seconds to wait before retry number ``retry`` (1-based); a Retry-After in seconds is honoured up to ``cap``."""
+        if retry_after and retry_after.strip().isdigit():
+            return min(float(retry_after.strip()), self.cap)
+        base = min(self.cap, self.initial * self.factor ** (retry - 1))
+        return min(self.cap, base * (1 + random.uniform(-self.jitter, self.jitter)))
+
+
+def send_with_retry(transport: Transport, request: HttpRequest, *, what: str, policy: RetryPolicy | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> HttpResponse:
+    """Send ``request`` (its body must be bytes/str: it is sent again) and retry transient failures.
+
+    Returns the last response (a transient status after the last attempt included); re-raises the
+    last ``TransportError`` when no attempt got an answer.
+    """
+    policy = policy or RetryPolicy()
+    attempt = 1
+    while True:
+        try:
+            response = transport.send(request)
+        except TransportError as exc:
+            if attempt >= policy.attempts or isinstance(exc, HostNotAllowedError):
+                raise
+            delay = policy.delay(attempt)
+            log.info("%s failed (%s); retry %d/%d in %.2f s", what, exc, attempt, policy.attempts - 1, delay)
+        else:
+            if response.status not in TRANSIENT_STATUSES or attempt >= policy.attempts:
+                return response
+            delay = policy.delay(attempt, response.headers.get("Retry-After"))
+            log.info("%s answered HTTP %d; retry %d/%d in %.2f s", what, response.status, attempt,
+                     policy.attempts - 1, delay)
+            response.close()
+        sleep(delay)
+        attempt += 1
+
+
 __all__ = [
     "Body",
     "DEFAULT_TIMEOUT",
+    "HOST_NOT_ALLOWED_CODE",
+    "HostNotAllowedError",
+    "HostPolicy",
     "HttpRequest",
     "HttpResponse",
     "RequestsTransport",
+    "RetryPolicy",
+    "SALESFORCE_HOST_PATTERNS",
+    "TRANSIENT_STATUSES",
     "Transport",
     "WSGITransport",
+    "check_host",
+    "send_with_retry",
 ]

@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 
 #: Exit statuses: the answer was an HTTP error or a fault / the configuration is invalid.
@@ -130,6 +131,8 @@ def _readable(body: bytes, content_type: str) -> str:
                    "(for configs that pass extra parameters on purpose; they are ignored).")
 @click.option("--include", "-i", is_flag=True, help="Print the response headers too.")
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
+@allow_host_options("Without --allow-host or --settings, run trusts its input and checks no host; with them, "
+                    "Salesforce's domains and the --token-endpoint host:port are allowed too, as for serve.")
 def run_command(
     configs: tuple[str, ...],
     proxy_name: str | None,
@@ -146,6 +149,8 @@ def run_command(
     include: bool,
     raw: bool,
     lenient: bool,
+    allow_hosts: tuple[str, ...],
+    settings_file: str | None,
 ) -> None:
     """Mediate one message through a proxy (--proxy) or REST API (--api, --url) of CONFIG... and
     print the response status and body.
@@ -172,8 +177,17 @@ def run_command(
     method = (method or ("POST" if input_file is not None else "GET")).upper()
 
     try:
+        from sfbulk.transport import RequestsTransport
+
+        policy = None
+        if allow_hosts or settings_file:  # the input is the operator's own file: checked only on request
+            policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
         init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
-        engine = Engine(registry=registry_dir, verify=ca_file or True, init_defaults=init_defaults)
+        engine = Engine(registry=registry_dir, init_defaults=init_defaults,
+                        transport=RequestsTransport(verify=ca_file or True, host_policy=policy))
+    except ConfigError as exc:
+        click.echo(f"sfbulk run: {exc}", err=True)
+        sys.exit(EXIT_CONFIG)
     except SfBulkError as exc:
         click.echo(f"sfbulk run: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

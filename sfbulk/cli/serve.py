@@ -15,6 +15,7 @@ from types import FrameType
 
 import click
 
+from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 from sfbulk.server import (
     DEFAULT_BODY_TIMEOUT,
@@ -86,6 +87,7 @@ def _report_config_error(error: ConfigError) -> None:
                    "(for configs that pass extra parameters on purpose; they are ignored).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
+@allow_host_options("Salesforce's domains and the --token-endpoint host:port are always allowed.")
 def serve_command(
     configs: tuple[str, ...],
     host: str,
@@ -104,14 +106,19 @@ def serve_command(
     token_endpoint: str | None,
     access_log: bool,
     lenient: bool,
+    allow_hosts: tuple[str, ...],
+    settings_file: str | None,
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files, a WSO2 deployment
     folder) at /services/<name>, and their REST APIs at their contexts."""
     from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
+    from sfbulk.transport import RequestsTransport
 
     try:
+        policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
         init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
-        engine = Engine(registry=registry_dir, init_defaults=init_defaults)
+        engine = Engine(registry=registry_dir, init_defaults=init_defaults,
+                        transport=RequestsTransport(host_policy=policy))
         engine.load(*configs, lenient=lenient)
     except ConfigError as exc:
         _report_config_error(exc)
@@ -161,6 +168,7 @@ def serve_command(
         for key, context in apis.items():
             click.echo(f"  {running.url}{context}  (API {key})")
         click.echo(f"  health: {running.url}/health")
+        click.echo(f"  outbound hosts allowed for URLs from messages: {policy.describe()}")
         click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
         sys.stdout.flush()
         while not stop_requested.wait(0.5):

@@ -2,6 +2,8 @@
 
 HTTP goes through the engine's one pooled transport. Backend 4xx/5xx are responses (HTTP_SC set,
 mediation continues); transport failures raise the transport's faults (ERROR_CODE 1015xx).
+A uri-template whose scheme/host/port is not written out literally takes its host from the
+message, so the resolved URL must pass the transport's outbound allow-list (``host_policy``).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class HttpEndpoint:
                 f"endpoint timeout: responseAction {response_action!r} is not one of {', '.join(RESPONSE_ACTIONS)}"
             )
         self.uri_template = uri_template.removeprefix("legacy-encoding:")
+        #: the host comes from variables (a message can choose it): checked against the allow-list
+        self.dynamic_host = not _host_is_literal(self.uri_template)
         self.method = method_upper
         self.properties = dict(properties or {})
         self.timeout = timeout
@@ -119,6 +123,11 @@ class HttpEndpoint:
         kwargs: dict[str, Any] = {}
         if self.timeout is not None:
             kwargs["timeout"] = self.timeout
+        if self.dynamic_host:
+            from sfbulk.transport import check_host
+
+            check_host(getattr(engine.transport, "host_policy", None), url,
+                       f"the uri-template of endpoint {self.name or self.uri_template!r} (its host comes from the message)")
         log.debug("call %s %s", method, url)
         request = HttpRequest(method, url, headers, body=body, **kwargs)
         response = engine.transport.send(request)
@@ -206,6 +215,18 @@ class EndpointReference:
 
 
 Endpoint = HttpEndpoint | EndpointReference
+
+
+def _host_is_literal(template: str) -> bool:
+    """True when ``scheme://host[:port]`` is written out before any ``{expression}``: the operator chose it."""
+    brace = template.find("{")
+    if brace < 0:
+        return True
+    scheme_end = template.find("://")
+    if scheme_end < 0 or scheme_end > brace:
+        return False
+    ends = [i for i in (template.find(c, scheme_end + 3) for c in "/?#") if i >= 0]
+    return bool(ends) and min(ends) < brace
 
 
 def _header_items(headers: Any) -> list[tuple[str, str]]:

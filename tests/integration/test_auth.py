@@ -75,9 +75,8 @@ def test_empty_registry_is_seeded_with_the_supplied_token(emulator, connector, r
 
 
 def test_stored_token_wins_over_the_supplied_one(emulator, connector, registry, access_token):
-    registry.put(f"{REG_PATH}/accessToken", access_token, secret=True)
-    registry.put(f"{REG_PATH}/time", str(now_ms()))
     with connector.connection(registry=registry, **init_params(emulator, accessToken="bogus-token-xyz")) as conn:
+        conn.auth.store(access_token)  # stored for this very identity (tests/integration/test_token_identity.py: others)
         create_job(conn)
         # the bogus one was never sent: it would have been rejected and refreshed
         assert conn.auth.refresh_count == 0
@@ -85,11 +84,10 @@ def test_stored_token_wins_over_the_supplied_one(emulator, connector, registry, 
 
 
 def test_token_older_than_interval_time_is_refreshed_first(emulator, connector, registry, access_token):
-    registry.put(f"{REG_PATH}/accessToken", access_token, secret=True)
-    registry.put(f"{REG_PATH}/time", str(now_ms() - 5000))
     transport = CountingTransport()
     with connector.connection(registry=registry, transport=transport,
                               **init_params(emulator, accessToken=access_token, intervalTime="4000")) as conn:
+        conn.auth.store(access_token, stamp_ms=now_ms() - 5000)
         create_job(conn)
         assert conn.auth.refresh_count == 1
     assert transport.paths[0] == "POST services/oauth2/token"  # refreshed ahead of time, not after a 400
@@ -100,10 +98,9 @@ def test_token_older_than_interval_time_is_refreshed_first(emulator, connector, 
 
 
 def test_fresh_token_is_not_refreshed(emulator, connector, registry, access_token):
-    registry.put(f"{REG_PATH}/accessToken", access_token, secret=True)
-    registry.put(f"{REG_PATH}/time", str(now_ms() - 5000))
     with connector.connection(registry=registry,
                               **init_params(emulator, accessToken=access_token, intervalTime="60000")) as conn:
+        conn.auth.store(access_token, stamp_ms=now_ms() - 5000)
         create_job(conn)
         assert conn.auth.refresh_count == 0
 
@@ -253,11 +250,10 @@ def test_no_secret_in_debug_logs_of_a_full_flow(emulator, connector, registry, a
 
 def test_a_token_written_by_another_process_is_used_by_the_next_call(emulator, connector, registry, access_token):
     """The unlocked fast path skips re-reading unchanged token files; a write must still be seen at once."""
-    registry.put(f"{REG_PATH}/accessToken", "stale-token-from-earlier", secret=True)
-    registry.put(f"{REG_PATH}/time", str(now_ms()))
     transport = CountingTransport()
     with connector.connection(registry=registry, transport=transport,
                               **init_params(emulator, accessToken="", intervalTime="600000")) as conn:
+        conn.auth.store("stale-token-from-earlier")
         first = conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
         assert first.status == 201  # stale token rejected, refreshed and replayed
         assert conn.auth.refresh_count == 1
@@ -294,5 +290,7 @@ def test_a_registry_reused_for_another_api_url_refreshes_instead_of_calling_the_
     with connector.connection(registry=registry, **init_params(second)) as conn:
         create_job(conn)
         assert conn.auth.refresh_count == 1
-    assert registry.get(f"{REG_PATH}/instanceUrl") == second.base_url
-    assert registry.get(f"{REG_PATH}/apiUrl") == second.base_url
+        # another instance is another identity: its own entry, the first one's left as it was
+        own = f"{REG_PATH}/identities/{conn.auth.identity()[:40]}"
+    assert registry.get(f"{own}/instanceUrl") == registry.get(f"{own}/apiUrl") == second.base_url
+    assert registry.get(f"{REG_PATH}/instanceUrl") == first.base_url

@@ -175,3 +175,127 @@ def test_memory_registry_same_interface():
     assert mem.get("gov:a") is None
     with pytest.raises(RegistryError):
         mem.put("../a", "x")
+
+
+# --- hardening (issue 11 point 6) -------------------------------------------------------------------
+
+@pytest.mark.parametrize(("one", "other"), [("a//b", "a/b"), ("a/b/", "a/b"), ("conf:x", "config/x"),
+                                            ("conf:/x", "config//x"), ("gov:k", "governance/k")])
+def test_aliased_keys_are_one_file_and_one_lock(reg, one, other):
+    from sfbulk.registry import canonical_key
+
+    assert canonical_key(one) == canonical_key(other)
+    reg.put(one, "v1")
+    assert reg.get(other) == "v1"
+    assert reg.path(one) == reg.path(other)
+    held = threading.Event()
+    release = threading.Event()
+
+    def holder() -> None:
+        with reg.lock(one):
+            held.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    held.wait(5)
+    try:
+        with pytest.raises(RegistryError, match="not acquired"), reg.lock(other, timeout=0.2):
+            pass
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_symlink_swapped_in_after_first_use_is_refused_for_writes_and_reads(reg, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "token").write_text("outside-secret")
+    reg.put("connectors/X/token", "inside")
+    assert reg.get("connectors/X/token") == "inside"  # first use: everything checked and fine
+    real = reg.root / "connectors" / "X"
+    os.rename(real, tmp_path / "moved")
+    os.symlink(outside, real)  # a folder of the key becomes a link to somewhere else
+    with pytest.raises(RegistryError, match="symbolic link"):
+        reg.put("connectors/X/token", "leaked?")
+    with pytest.raises(RegistryError, match="symbolic link"):
+        reg.get("connectors/X/token")
+    assert (outside / "token").read_text() == "outside-secret"
+    os.unlink(real)
+    os.rename(tmp_path / "moved", real)
+    os.symlink(outside / "token", real / "link")  # the resource itself a link
+    with pytest.raises(RegistryError, match="symbolic link"):
+        reg.get("connectors/X/link")
+    reg.put("connectors/X/link", "replaced")  # rename replaces the link itself, never writes through it
+    assert not os.path.islink(real / "link") and (real / "link").read_text() == "replaced"
+    assert (outside / "token").read_text() == "outside-secret"
+
+
+def test_temporary_files_of_a_killed_writer_are_removed_at_start_up_and_on_the_next_write(tmp_path):
+    import signal
+
+    root = tmp_path / "registry"
+    reg = FileRegistry(root)
+    reg.put("connectors/X/accessToken", "old", secret=True)
+    folder = root / "connectors" / "X"
+    for _ in range(2):
+        pid = os.fork()
+        if pid == 0:  # a writer killed between writing its temporary file and renaming it
+            name = reg._temp_name("accessToken")
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.write(fd, b"a full token")
+            os.kill(os.getpid(), signal.SIGKILL)
+        os.waitpid(pid, 0)
+        assert len([n for n in os.listdir(folder) if n.startswith(".sfbulk-tmp.")]) == 1
+        if _ == 0:
+            FileRegistry(root)  # start-up
+        else:
+            reg.put("connectors/X/time", "1")  # the next write to that folder
+        assert sorted(os.listdir(folder)) == ["accessToken"] + (["time"] if _ else [])
+    # a live writer's temporary file (this process) is left alone
+    mine = folder / reg._temp_name("accessToken")
+    mine.write_text("in flight")
+    FileRegistry(root)
+    reg.put("connectors/X/time", "2")
+    assert mine.exists()
+
+
+def test_reserved_names_are_not_keys(reg):
+    for key in (".sfbulk-identity-key", "a/.sfbulk-tmp.x.1.2.3", ".locks/x"):
+        with pytest.raises(RegistryError, match="reserved"):
+            reg.get(key)
+
+
+def test_identity_key_is_created_once_owner_only_and_shared(tmp_path):
+    root = tmp_path / "registry"
+    assert FileRegistry(root).identity_key() is None  # reading creates nothing
+    assert not root.exists()
+    keys: list[bytes | None] = []
+    threads = [threading.Thread(target=lambda: keys.append(FileRegistry(root).identity_key(create=True)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(keys)) == 1 and len(keys[0] or b"") == 32
+    key_file = root / ".sfbulk-identity-key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    assert [n for n in os.listdir(root) if n.startswith(".sfbulk-tmp.")] == []
+    os.chmod(key_file, 0o644)
+    with pytest.raises(RegistryError, match="chmod 600"):
+        FileRegistry(root).identity_key()
+
+
+def test_new_folders_are_private(reg):
+    reg.put("connectors/Y/accessToken", "t", secret=True)
+    assert stat.S_IMODE(os.stat(reg.root / "connectors" / "Y").st_mode) == 0o700
+
+
+@pytest.mark.parametrize(("key", "message"), [("a/" * 1900 + "b", "characters long"),
+                                              ("a/" * 80 + "b", "path segments"),
+                                              ("x" * 300, "longer than 255 bytes")])
+def test_oversized_keys_are_refused_with_one_short_message(reg, key, message):
+    with pytest.raises(RegistryError, match=message) as info:
+        reg.put(key, "v")
+    assert len(str(info.value)) < 200
+    assert not reg.root.exists()
