@@ -227,3 +227,60 @@ def test_every_repo_path_the_docs_name_exists() -> None:
                 problems.append(f"{rel(path)}: `{candidate}` does not exist")
     assert checked > 30  # the scan sees the docs' paths
     assert not problems, "\n".join(sorted(set(problems)))
+
+
+# --- configs shown in the docs load -----------------------------------------------------------------
+
+
+def _flow_keys() -> set[str]:
+    import yaml
+
+    schema = yaml.safe_load((ROOT / "sfbulk" / "config" / "schema.yaml").read_text(encoding="utf-8"))
+    return set(schema["properties"]) - {"namespaces"}
+
+
+def test_yaml_and_synapse_configs_shown_in_the_docs_load(tmp_path: Path) -> None:
+    """A ```yaml block shaped like a flows file (top-level keys of the YAML schema) and a ```xml
+    block rooted in a Synapse element load as they are (warnings, such as a sequence defined
+    elsewhere, are allowed); fragments are left alone."""
+    import yaml
+    from lxml import etree
+
+    from sfbulk.config import load_paths
+    from sfbulk.connector import Connector
+    from sfbulk.errors import ConfigError
+
+    flow_keys = _flow_keys()
+    connectors = {"salesforcebulk": Connector.load()}
+    problems, loaded = [], 0
+    for path, blocks in ALL_BLOCKS.items():
+        for block in blocks:
+            if block.skip_reason is not None:
+                continue
+            if block.lang in ("yaml", "yml"):
+                try:
+                    data = yaml.safe_load(block.text)
+                except yaml.YAMLError as exc:
+                    problems.append(f"{block.where}: not valid YAML: {exc}")
+                    continue
+                if not (isinstance(data, dict) and set(data) & flow_keys and set(data) <= flow_keys | {"namespaces"}):
+                    continue  # a fragment, or another format (connector bundle)
+                config = tmp_path / f"{rel(path).replace('/', '_')}-L{block.line}.yaml"
+            elif block.lang == "xml":
+                try:
+                    root = etree.fromstring(block.text.encode())
+                except etree.XMLSyntaxError:
+                    continue  # an excerpt
+                if not str(root.tag).startswith("{http://ws.apache.org/ns/synapse}"):
+                    continue
+                config = tmp_path / f"{rel(path).replace('/', '_')}-L{block.line}.xml"
+            else:
+                continue
+            config.write_text(block.text, encoding="utf-8")
+            try:
+                load_paths([config], connectors=connectors)
+                loaded += 1
+            except ConfigError as exc:
+                problems.append(f"{block.where}: does not load: {exc}".replace(str(tmp_path) + "/", ""))
+    assert loaded >= 3  # README's and yaml-format.md's flows at least
+    assert not problems, "\n".join(problems)
