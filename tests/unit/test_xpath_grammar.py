@@ -271,6 +271,31 @@ def test_synapse_variables_and_functions_inside_operators_predicates_and_unions(
         assert compile_expression(text).string_value(ctx) == expected, text
 
 
+def test_func_body_header_and_operation_variables_inside_operators() -> None:
+    ctx = MessageContext.from_http(
+        method="POST",
+        uri="/services/P",
+        headers=[("Content-Type", "text/xml")],
+        body=(
+            b'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Header><h>2</h></s:Header>'
+            b"<s:Body><r><i>3</i><i>4</i></r></s:Body></s:Envelope>"
+        ),
+    )
+    ctx.push_frame({"jobId": "750x", "n": "6"})
+    ctx.operation["op"] = "5"
+    cases = {
+        "($func:jobId = '750x') and ($func:missing or true())": "true",
+        "($func:n) div ($header/h)": "3.0",
+        "($func:n) mod (count($body/r/i) + 2)": "2.0",
+        "($body/r/i)[last()] * ($header/h)": "8.0",
+        "count(($body/r/i | $header/h)[. > 2])": "2.0",
+        "$body/r/i[. = ($func:n) div 2]": "3",
+        "not(($operation:op) mod (5)) and ($operation:op div 5 = 1)": "true",
+    }
+    for text, expected in cases.items():
+        assert compile_expression(text).string_value(ctx) == expected, text
+
+
 def test_names_like_operators_and_synapse_variables_named_like_operators() -> None:
     ctx = message("<r><and>1</and><or>2</or><div>3</div><mod>4</mod></r>")
     ctx.set_property("div", "8")
