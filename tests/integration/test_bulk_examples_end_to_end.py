@@ -105,3 +105,34 @@ def test_synapse_proxy_creates_the_job_for_the_sample(engine, emulator):
         "CSV",
         "34.0",
     ]
+
+
+def test_zip_samples_chain_create_and_upload_without_a_job_id(engine, emulator):
+    c = emulator.credentials
+    headers = [
+        ("X-Sf-Api-Url", emulator.base_url),
+        ("X-Sf-Refresh-Token", c["refresh_token"]),
+        ("X-Sf-Client-Id", c["client_id"]),
+        ("X-Sf-Client-Secret", c["client_secret"]),
+        ("X-Sf-Token-Endpoint", emulator.base_url),
+    ]
+    created = engine.handle(
+        "createJobToUploadBatchFile",
+        method="POST",
+        uri="/services/createJobToUploadBatchFile",
+        headers=[("Content-Type", "application/xml"), *headers],
+        body=(BULK / "zipJob.xml").read_bytes(),
+    )
+    assert created.status == 201, created.body
+    job = tag(created.body, "id")
+    uploaded = engine.handle(
+        "uploadBatchFile",
+        method="POST",
+        uri="/services/uploadBatchFile",  # no ?jobId=: the job just created
+        headers=[("Content-Type", "zip/csv"), *headers],
+        body=(BULK / "attachments.zip").read_bytes(),
+    )
+    assert uploaded.status == 201, uploaded.body
+    assert tag(uploaded.body, "jobId") == job
+    done = wait_completed(engine, emulator)  # batches.yaml's getBatchStatus follows the zip batch too
+    assert tag(done, "state") == "Completed" and tag(done, "numberRecordsProcessed") == "1"
