@@ -38,7 +38,7 @@ from doc_blocks import (
     strip_comment,
 )
 
-SESSION_TIMEOUT = 60.0
+SESSION_TIMEOUT = 120.0  # a page takes 5-20 s; more means a command that never returns
 
 # Bring the namespace's loopback up (it starts down), then exec the rest of argv. Pure Python
 # (SIOCGIFFLAGS/SIOCSIFFLAGS), so iproute2 is not needed.
