@@ -21,7 +21,9 @@ import click
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI_MD = ROOT / "docs" / "cli.md"
-_REGION = re.compile(r"(<!-- cli-reference: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /cli-reference -->)", re.S)
+_REGION = re.compile(
+    r"(<!-- cli-reference: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /cli-reference -->)", re.S
+)
 GLOBAL = "sfbulk"  # the region name of the group's own options
 
 
@@ -89,7 +91,9 @@ def main(argv: list[str]) -> int:
     missing = [n for n in region_names() if n not in regions(text)]
     if "--check" in argv:
         if new != text or missing:
-            print(f"{CLI_MD.relative_to(ROOT)} is out of date: run .venv/bin/python tests/docs/cli_reference.py")
+            print(
+                f"{CLI_MD.relative_to(ROOT)} is out of date: run .venv/bin/python tests/docs/cli_reference.py"
+            )
             if missing:
                 print(f"no <!-- cli-reference: NAME --> region for: {', '.join(missing)}")
             return 1

@@ -97,7 +97,9 @@ def parse_blocks(path: Path) -> list[Block]:
         start = i
         body: list[str] = []
         i += 1
-        while i < len(lines) and not re.match(rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[i]):
+        while i < len(lines) and not re.match(
+            rf"^ {{0,3}}{re.escape(fence[0])}{{{len(fence)},}}\s*$", lines[i]
+        ):
             body.append(lines[i][indent:] if lines[i][:indent].strip() == "" else lines[i])
             i += 1
         i += 1  # the closing fence

@@ -26,7 +26,9 @@ def test_every_command_has_a_section_and_a_generated_region() -> None:
     missing = [n for n in names if n not in found]
     assert not missing, f"docs/cli.md has no <!-- cli-reference: NAME --> region for {missing}"
     headings = set(re.findall(r"^## `sfbulk (\w+)", text, re.M))
-    assert set(names) - {GLOBAL} <= headings, f"no '## `sfbulk NAME`' section for {set(names) - {GLOBAL} - headings}"
+    assert set(names) - {GLOBAL} <= headings, (
+        f"no '## `sfbulk NAME`' section for {set(names) - {GLOBAL} - headings}"
+    )
 
 
 def test_every_option_of_the_click_tree_is_in_docs_cli_md() -> None:
@@ -37,7 +39,9 @@ def test_every_option_of_the_click_tree_is_in_docs_cli_md() -> None:
         if isinstance(param, click.Argument):
             usage = found.get(name, "")
             if param.human_readable_name not in usage:
-                problems.append(f"sfbulk {name}: argument {param.human_readable_name} is not in its usage line")
+                problems.append(
+                    f"sfbulk {name}: argument {param.human_readable_name} is not in its usage line"
+                )
             continue
         for opt in [*param.opts, *param.secondary_opts]:
             if not re.search(rf"`[^`]*(?<![\w-]){re.escape(opt)}(?![\w-])[^`]*`", found.get(name, "")):
@@ -48,7 +52,9 @@ def test_every_option_of_the_click_tree_is_in_docs_cli_md() -> None:
 
 def test_the_generated_tables_are_up_to_date() -> None:
     text = CLI_MD.read_text(encoding="utf-8")
-    assert update(text) == text, "docs/cli.md is out of date: run .venv/bin/python tests/docs/cli_reference.py"
+    assert update(text) == text, (
+        "docs/cli.md is out of date: run .venv/bin/python tests/docs/cli_reference.py"
+    )
     assert cli_reference.main(["--check"]) == 0
 
 

@@ -53,7 +53,9 @@ def _check_session(path: Path, tmp: Path, isolated: bool) -> list[str]:
     if not isolated:
         taken = sorted(p for p in session.ports if not port_is_free(p))
         if taken:
-            return [f"SKIP: starts servers on port(s) {taken}, taken on this machine (and unshare -rn is not available)"]
+            return [
+                f"SKIP: starts servers on port(s) {taken}, taken on this machine (and unshare -rn is not available)"
+            ]
     copy_repo(session.repo)
     outcome = run_session(session, isolated=isolated)
     failures = []
@@ -81,7 +83,9 @@ def _check_session(path: Path, tmp: Path, isolated: bool) -> list[str]:
                 + "\n".join(expected)
             )
         elif not shown and rc != 0:
-            failures.append(f"{step.where}: `$ {step.command.command}` exited {rc}:\n" + "\n".join(actual[-30:]))
+            failures.append(
+                f"{step.where}: `$ {step.command.command}` exited {rc}:\n" + "\n".join(actual[-30:])
+            )
     return failures
 
 
@@ -147,7 +151,8 @@ def _command_mentions(block: Block) -> list[tuple[str, str, str]]:
         j = index
         # synopsis/continuation lines: a trailing backslash, or the next lines indented under it
         while j + 1 < len(lines) and (
-            lines[j].rstrip().endswith("\\") or (lines[j + 1].startswith(" ") and lines[j + 1].strip().startswith("["))
+            lines[j].rstrip().endswith("\\")
+            or (lines[j + 1].startswith(" ") and lines[j + 1].strip().startswith("["))
         ):
             j += 1
             rest += " " + lines[j]
@@ -263,7 +268,11 @@ def test_yaml_and_synapse_configs_shown_in_the_docs_load(tmp_path: Path) -> None
                 except yaml.YAMLError as exc:
                     problems.append(f"{block.where}: not valid YAML: {exc}")
                     continue
-                if not (isinstance(data, dict) and set(data) & flow_keys and set(data) <= flow_keys | {"namespaces"}):
+                if not (
+                    isinstance(data, dict)
+                    and set(data) & flow_keys
+                    and set(data) <= flow_keys | {"namespaces"}
+                ):
                     continue  # a fragment, or another format (connector bundle)
                 config = tmp_path / f"{rel(path).replace('/', '_')}-L{block.line}.yaml"
             elif block.lang == "xml":

@@ -19,7 +19,14 @@ from doc_session import server_port
 
 
 def test_output_matching_with_wildcards() -> None:
-    actual = ["HTTP 201 Created", "", "<jobInfo>", "  <id>7505g0000000003AAA</id>", "  <state>Open</state>", "</jobInfo>"]
+    actual = [
+        "HTTP 201 Created",
+        "",
+        "<jobInfo>",
+        "  <id>7505g0000000003AAA</id>",
+        "  <state>Open</state>",
+        "</jobInfo>",
+    ]
     assert output_matches(["HTTP 201 Created", "<jobInfo>", "  <id>750...</id>", "..."], actual)
     assert output_matches(["HTTP 201 Created", "...", "  <state>Open</state>", "..."], actual)
     assert output_matches(actual, actual)
@@ -56,13 +63,20 @@ def test_comments_continuations_and_background_jobs() -> None:
     assert is_background("sfbulk emulator &   # on :8281") and is_background("a \\\n  b &")
     assert not is_background("a && b") and not is_background("echo '&'")
     lines = ["sfbulk run a \\", "    --proxy p", "# a comment \\", "echo done"]
-    assert logical_lines(lines, 5) == [(5, "sfbulk run a \\\n    --proxy p"), (7, "# a comment \\"), (8, "echo done")]
+    assert logical_lines(lines, 5) == [
+        (5, "sfbulk run a \\\n    --proxy p"),
+        (7, "# a comment \\"),
+        (8, "echo done"),
+    ]
 
 
 def test_server_ports_come_from_the_click_definitions() -> None:
     assert server_port("sfbulk emulator &") == 8281
     assert server_port(".venv/bin/sfbulk -v serve examples/ --port 9001 &") == 9001
-    assert server_port("sfbulk serve examples/synapse/ --token-endpoint http://127.0.0.1:8281 &  # :8280") == 8280
+    assert (
+        server_port("sfbulk serve examples/synapse/ --token-endpoint http://127.0.0.1:8281 &  # :8280")
+        == 8280
+    )
     assert server_port("sfbulk emulator --port=0 &") == 0
     assert server_port("python -m http.server &") == 0  # not ours: no port known
 

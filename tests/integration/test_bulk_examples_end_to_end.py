@@ -76,7 +76,9 @@ def test_yaml_samples_create_the_job_then_follow_the_last_batch(engine, emulator
 
 
 def test_a_refused_job_is_relayed_and_nothing_is_remembered(engine, emulator):
-    body = sample("addBatch-csv.xml", emulator).replace(b"<object>Contact</object>", b"<object>NoSuchThing</object>")
+    body = sample("addBatch-csv.xml", emulator).replace(
+        b"<object>Contact</object>", b"<object>NoSuchThing</object>"
+    )
     refused = call(engine, "addBatch", body)
     assert refused.status == 400 and b"<exceptionCode>InvalidEntity</exceptionCode>" in refused.body
     assert engine.registry.get("conf:/sfbulk-examples/lastJobId") is None
