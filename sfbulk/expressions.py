@@ -76,17 +76,27 @@ GET_PROPERTY_SCOPES = frozenset(
     ["default", "axis2", "transport", "operation", "registry", "func", "system", "env", "file"]
 )
 
+# An NCName: a letter or "_", then letters, digits, ".", "-", "_" (so ``a-b`` is one name, as in XPath).
+_NAME = r"[^\W\d][\w.\-]*"
 _TOKEN = re.compile(
-    r"""
-    (?P<str>"[^"]*"|'[^']*')
-  | \$(?P<var>[A-Za-z_][\w.\-]*(?::[A-Za-z_][\w.\-]*)?)
+    rf"""
+    (?P<ws>\s+)
+  | (?P<str>"[^"]*"|'[^']*')
+  | \$(?P<var>{_NAME}(?::{_NAME})?)
   | (?P<num>\d+(?:\.\d*)?|\.\d+)
-  | (?P<name>(?:(?P<prefix>[A-Za-z_][\w.\-]*):(?!:))?(?P<local>[A-Za-z_][\w.\-]*|\*)(?P<call>\s*\()?)
-  | (?P<ws>\s+)
+  | (?P<name>(?:(?P<prefix>{_NAME}):(?!:))?(?P<local>{_NAME}|\*))
+  | (?P<symbol>//|::|\.\.|!=|<=|>=|[/|+\-=<>@,\[\]().])
   | (?P<other>.)
     """,
     re.X | re.S,
 )
+# After one of these tokens XPath expects an operand (§3.7); after any other an operator.
+_BEFORE_OPERAND = frozenset(
+    ["@", "::", "(", "[", ",", "/", "//", "|", "+", "-", "=", "!=", "<", "<=", ">", ">="]
+)
+# Symbols that read the context node (location paths, predicates, unions).
+_READS_DOCUMENT = frozenset(["/", "//", "@", ".", "..", "|", "["])
+_FOLLOWED_BY = re.compile(r"\s*(\(|::)?")
 _STRING = r"""(?:'[^']*'|"[^"]*")"""
 _GET_PROPERTY_SHAPE = re.compile(
     rf"^(?:[A-Za-z_][\w.\-]*:)?get-property\s*\(\s*({_STRING}(?:\s*,\s*{_STRING}){{0,2}})\s*\)$"
@@ -275,16 +285,27 @@ def _check_get_property_args(args: tuple[str, ...], text: str) -> None:
 
 
 def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathExpression:
+    """Rewrite Synapse's variables and function names into plain XPath, then let lxml compile it.
+
+    lxml (libxml2) implements XPath 1.0 in full; what the rewriter must get right is which names it
+    touches. It tokenizes by XPath 1.0 §3.7: after a token other than ``@ :: ( [ ,`` or an operator,
+    ``*`` is multiplication and an NCName is an operator name, so in ``(a) or (b)`` the ``or`` is
+    the operator, never a function call, and in ``div div div`` the middle one is.
+    """
     ns = {k: v for k, v in namespaces.items() if k}
     out: list[str] = []
     variables: dict[tuple[str, str], str] = {}
     needs_document = False
+    expect_operand = True  # no preceding token yet
+    previous = ""
     for match in _TOKEN.finditer(source):
         group = match.lastgroup
         token = match.group(0)
+        if group == "ws":
+            out.append(token)
+            continue
         if group == "var":
-            raw = match.group("var")
-            first, _, second = raw.partition(":")
+            first, _, second = match.group("var").partition(":")
             kind, name = _variable_kind(first, second or None, source)
             key = (kind, name)
             if key not in variables:
@@ -292,30 +313,36 @@ def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathEx
             out.append("$" + variables[key])
             if kind in BARE_VARIABLES:
                 needs_document = True
-            continue
-        if group == "name":
-            prefix, local, call = match.group("prefix"), match.group("local"), match.group("call")
-            if call is None or local in _NODE_TESTS:
-                if local not in _OPERATOR_NAMES or prefix:
+            expect_operand = False
+        elif group == "name":
+            prefix, local = match.group("prefix"), match.group("local")
+            if not expect_operand:
+                if prefix is None and (local in _OPERATOR_NAMES or local == "*"):
+                    out.append(token)  # and / or / div / mod / multiply
+                    expect_operand = True
+                    previous = token
+                    continue
+                raise ConfigError(
+                    f"invalid XPath expression '{source}': expected an operator (and, or, div, mod, *, =, |...) "
+                    f"after '{previous}', found '{token}'"
+                )
+            following = _FOLLOWED_BY.match(source, match.end())  # always matches (all optional)
+            after = following.group(1) if following else None
+            if after == "(" and local not in _NODE_TESTS and local != "*":
+                args_start = following.end() if following else match.end()
+                out.append(_function_name(source, prefix, local, ns, args_start))
+                if local in _CONTEXT_FUNCTIONS:
                     needs_document = True
+            else:  # a name test, a node type test (text()...) or an axis name (child::)
                 out.append(token)
-                continue
-            # A function call. Jaxen ignores an unbound prefix (fn:concat -> concat); we also drop one
-            # bound to the XPath functions namespace. Other bound prefixes (EXSLT...) stay for lxml.
-            if prefix and prefix in ns and ns[prefix] != _XPATH_FUNCTIONS_NS:
-                out.append(token)
-                continue
-            if local not in XPATH_FUNCTIONS and local not in SYNAPSE_FUNCTIONS:
-                raise ConfigError(f"invalid expression '{source}': unknown function {local}()")
-            if local in _CONTEXT_FUNCTIONS:
                 needs_document = True
-            if local == "get-property":
-                _check_literal_get_property(source, match.end())
-            out.append(local + call)
-            continue
-        if group == "other" and token in "/@.|[":
-            needs_document = True
-        out.append(token)
+            expect_operand = False
+        else:
+            if token in _READS_DOCUMENT:
+                needs_document = True
+            out.append(token)
+            expect_operand = group == "other" or token in _BEFORE_OPERAND
+        previous = token
     rewritten = "".join(out)
     try:
         xpath = _XPath(rewritten, namespaces=ns, extensions=_EXTENSIONS, smart_strings=False)
@@ -325,6 +352,23 @@ def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathEx
         raise ConfigError(f"invalid XPath expression '{source}': {exc}") from None
     bound = tuple((lxml_name, kind, name) for (kind, name), lxml_name in variables.items())
     return XPathExpression(source, rewritten, xpath, bound, needs_document)
+
+
+def _function_name(
+    source: str, prefix: str | None, local: str, ns: Mapping[str, str], args_start: int
+) -> str:
+    """The name lxml is given for a function call; ConfigError for a function neither XPath nor Synapse has.
+
+    Jaxen ignores an unbound prefix (``fn:concat`` is ``concat``); we also drop one bound to the XPath
+    functions namespace. Other bound prefixes (EXSLT...) stay for lxml to resolve.
+    """
+    if prefix and prefix in ns and ns[prefix] != _XPATH_FUNCTIONS_NS:
+        return f"{prefix}:{local}"
+    if local not in XPATH_FUNCTIONS and local not in SYNAPSE_FUNCTIONS:
+        raise ConfigError(f"invalid expression '{source}': unknown function {local}()")
+    if local == "get-property":
+        _check_literal_get_property(source, args_start)
+    return local
 
 
 def _check_literal_get_property(source: str, args_start: int) -> None:
