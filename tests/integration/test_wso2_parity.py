@@ -242,7 +242,9 @@ def test_add_batch_without_records_answers_as_a_direct_call(server, emulator, to
 @pytest.mark.parametrize(("proxy", "action", "sent", "missing"), [
     ("salesforcebulk_dispatcher", "urn:getJob", {}, "jobId"),
     ("salesforcebulk_dispatcher", "urn:updateJob", {"state": "Closed"}, "jobId"),
-    ("salesforcebulk_batches", "urn:addBatch", {"objects": "LastName\nX", "contentType": "text/csv"}, "jobId"),
+    # an empty <jobId/> (without one, this example proxy creates the job first)
+    ("salesforcebulk_batches", "urn:addBatch", {"jobId": "", "objects": "LastName\nX", "contentType": "text/csv"},
+     "jobId"),
     ("salesforcebulk_batches", "urn:getBatchStatus", {"jobId": "750000000000001AAA"}, "batchId"),
     ("salesforcebulk_batches", "urn:getBulkQueryResults", {"jobId": "750000000000001AAA", "batchId": "751"},
      "resultId"),
