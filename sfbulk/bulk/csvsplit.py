@@ -35,7 +35,7 @@ import codecs
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sfbulk.errors import BulkInputError as BulkError
 
@@ -59,6 +59,16 @@ class Batch:
     start: int  # byte range of the records in the source (header excluded)
     end: int
     data: bytes
+
+
+class Columns(Protocol):
+    """Which columns are sent (see :class:`sfbulk.bulk.precheck.InputPlan`)."""
+
+    keep: tuple[int, ...] | None
+
+    def header_line(self) -> bytes: ...
+
+    def project(self, body: bytes) -> bytes: ...
 
 
 class _Reader:
@@ -163,6 +173,7 @@ class CsvSplitter:
         max_chars: int = MAX_CHARS,
         encoding: str = "utf-8",
         nul: str = "strip",
+        columns: Columns | None = None,
     ) -> None:
         if not 1 <= max_records <= MAX_RECORDS:
             raise BulkError(f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}")
@@ -175,6 +186,8 @@ class CsvSplitter:
         self.max_bytes = max_chars if self.encoding == "utf-8" else max_chars // 3
         self.nul = nul
         self._reader = _Reader(source)
+        # Only some columns sent (a result file as input): records are rewritten, not copied.
+        self.columns = columns if columns is not None and columns.keep is not None else None
         self.header: bytes = b""  # UTF-8 header line, with its line terminator
         self.header_raw: bytes = b""  # as in the source
         self.data_start = 0  # byte offset of the first record in the source
@@ -280,7 +293,9 @@ class CsvSplitter:
                     self.header_raw += b"\n"
                 self.header, nuls = transform(self.header_raw, self.encoding, nul=self.nul, where=" header")
                 self.nul_count += nuls
-                hdr_len = len(self.header)
+                hdr_len = len(self.header)  # the file's header: never shorter than the one sent
+                if self.columns is not None:
+                    self.header = self.columns.header_line()
                 self.data_start = base + end
                 batch_start = end
             else:
@@ -306,12 +321,19 @@ class CsvSplitter:
         if batch_rows:
             yield self._emit(buf, base, batch_start, pos, batch_rows)
 
+    def sent_records(self, raw: bytes) -> bytes:
+        """Source bytes of whole records -> the UTF-8 records as sent (how results find them again)."""
+        body, _ = transform(raw, self.encoding, nul=self.nul)
+        return body if self.columns is None else self.columns.project(body)
+
     def _emit(self, buf: bytes, base: int, start: int, end: int, rows: int) -> Batch:
         raw = buf[start:end]
         if not raw.endswith((b"\n", b"\r")):
             raw += b"\n"  # the file's last record had no line terminator
         body, nuls = transform(raw, self.encoding, nul=self.nul, where=f" in batch {self.batches + 1}")
         self.nul_count += nuls
+        if self.columns is not None:
+            body = self.columns.project(body)
         batch = Batch(
             index=self.batches,
             first_row=self.rows - rows,
@@ -388,5 +410,5 @@ def read_range(path: str, start: int, end: int) -> bytes:
         return fh.read(end - start)
 
 
-__all__ = ["MAX_CHARS", "MAX_RECORDS", "Batch", "CsvSplitter", "check_encoding", "read_header", "read_range",
+__all__ = ["MAX_CHARS", "MAX_RECORDS", "Batch", "Columns", "CsvSplitter", "check_encoding", "read_header", "read_range",
            "split_file", "transform"]

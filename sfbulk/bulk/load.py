@@ -30,6 +30,7 @@ from typing import Any
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.poll import Backoff, poll_until
+from sfbulk.bulk.precheck import check_file, check_outputs
 from sfbulk.bulk.results import ResultWriter, input_records, parse_header, result_rows
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.errors import BulkError, BulkInputError, SfBulkError
@@ -120,13 +121,20 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     client = BulkClient(conn, retry=options.retry)
     if os.path.getsize(path) == 0:
         raise BulkInputError(f"{path} is empty: a CSV header line naming the fields is required")
+    # The header is checked before anything exists in Salesforce (sfbulk.bulk.precheck).
+    with open(path, "rb") as head:
+        plan = check_file(head, path, operation=options.operation, external_id=options.external_id,
+                          encoding=options.encoding, nul=options.nul)
+    check_outputs(path, success_path, error_path)
+    if plan.note:
+        log.info("%s: %s", path, plan.note)
     # Output folders are checked (the work folder lives there) before a job exists in Salesforce.
     if os.path.dirname(os.path.abspath(success_path)) != os.path.dirname(os.path.abspath(error_path)):
         tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(success_path))).close()
     work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
     with open(path, "rb") as source:
         splitter = CsvSplitter(source, max_records=options.batch_size, max_chars=options.max_chars,
-                               encoding=options.encoding, nul=options.nul)
+                               encoding=options.encoding, nul=options.nul, columns=plan)
         try:
             job = client.create_job(operation=options.operation, object=options.object, content_type="CSV",
                                     external_id=options.external_id,
@@ -342,7 +350,7 @@ def _close_quietly(client: BulkClient, job_id: str) -> None:
 def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _Slot) -> None:
     if slot.fetch_error is not None:
         raise slot.fetch_error
-    rows = input_records(path, slot.batch, splitter.encoding, splitter.nul)
+    rows = input_records(path, slot.batch, splitter.encoding, splitter.nul, splitter.sent_records)
     if slot.send_error is not None:
         writer.add_batch(rows, None, slot.send_error)
         return

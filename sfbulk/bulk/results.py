@@ -18,7 +18,7 @@ import csv
 import io
 import operator
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import IO
 
@@ -33,15 +33,17 @@ def parse_header(header: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
 
 
-def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip") -> list[str]:
+def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip",
+                  sent: Callable[[bytes], bytes] | None = None) -> list[str]:
     """The batch's input records as sent, each as its CSV text without the line terminator.
 
     Records are written back verbatim (the user's own quoting), so they are cut, not parsed: a
     line ends a record when its quote count leaves the record's quotes balanced, the rule the
-    splitter used to cut the batch.
+    splitter used to cut the batch. ``sent`` (``CsvSplitter.sent_records``) turns the source bytes
+    into what was sent when that is more than :func:`transform` (only some columns sent).
     """
     raw = read_range(path, batch.start, batch.end)
-    body, _ = transform(raw, encoding, nul=nul)
+    body = sent(raw) if sent is not None else transform(raw, encoding, nul=nul)[0]
     text = body.decode("utf-8")
     lines = text.split("\n")
     if lines and lines[-1] == "":

@@ -241,6 +241,14 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
             d_ok, d_err = default_outputs(source)
             options.success_path = success_path or d_ok
             options.error_path = error_path or d_err
+            # Refuse a header Salesforce would refuse before connecting (load_csv checks again).
+            from sfbulk.bulk.precheck import check_file
+
+            with open(source, "rb") as head:
+                plan = check_file(head, source, operation=operation, external_id=external_id,
+                                  encoding=encoding, nul=options.nul)
+            if plan.note:
+                click.echo(f"note: {source}: {plan.note}", err=True)
         conn = open_connection(kwargs)
         progress = CliProgress("rows sent", kwargs.get("progress"))
         try:
