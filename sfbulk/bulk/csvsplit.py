@@ -64,7 +64,8 @@ class Batch:
 class Columns(Protocol):
     """Which columns are sent (see :class:`sfbulk.bulk.precheck.InputPlan`)."""
 
-    keep: tuple[int, ...] | None
+    @property
+    def keep(self) -> tuple[int, ...] | None: ...
 
     def header_line(self) -> bytes: ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -20,13 +21,16 @@ from typing import Any
 import click
 
 from sfbulk.bulk.load import Progress
-from sfbulk.errors import BulkInputError, SfBulkError
+from sfbulk.errors import BulkInputError, ParameterError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
 
 EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
+
+MAX_HTTP_TIMEOUT = 86_400.0  # the connector's own bound on init's timeout
+
 
 #: option name -> (init parameter, environment variable, config-file key)
 CONNECTION_SETTINGS = {
@@ -57,13 +61,14 @@ def connection_options(fn: Any) -> Any:
         click.option("--token-endpoint", help="OAuth host (default https://login.salesforce.com) "
                                               "[SFBULK_TOKEN_ENDPOINT]."),
         click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."),
-        click.option("--http-timeout", type=float, help="Seconds per HTTP call (default 60) [SFBULK_HTTP_TIMEOUT]."),
+        click.option("--http-timeout", type=click.FloatRange(0, MAX_HTTP_TIMEOUT, min_open=True),
+                     help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT]."),
         click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
                      help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
         click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
                      help="Parallel uploads/downloads."),
-        click.option("--timeout", "poll_timeout", type=float, default=7200.0, show_default=True,
-                     help="Overall seconds to wait for Salesforce to process the job."),
+        click.option("--timeout", "poll_timeout", type=click.FloatRange(0, min_open=True), default=7200.0,
+                     show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
         click.option("--progress/--no-progress", default=None,
                      help="Progress bar (default: on a terminal; plain periodic lines otherwise)."),
     ]
@@ -95,12 +100,20 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
                                    f"known: {', '.join(sorted(known))}")
         config = loaded
     params: dict[str, str] = {}
+    origins: dict[str, str] = {}  # init parameter -> where the user set it (for messages)
     for option, (param, env, key) in CONNECTION_SETTINGS.items():
-        value = kwargs.get(option)
+        value, origin = kwargs.get(option), "--" + option.replace("_", "-")
         if value in (None, ""):
-            value = os.environ.get(env) or config.get(key)
+            value, origin = os.environ.get(env), env
+        if value in (None, ""):
+            value, origin = config.get(key), f"{key} in --config {path}"
         if value not in (None, ""):
             params[param] = str(value)
+            origins[param] = origin
+    kwargs["setting_origins"] = origins
+    _ORIGINS.clear()
+    _ORIGINS.update(origins)
+    _check_values(params, origins)
     if "apiUrl" not in params:
         raise click.UsageError("no Salesforce URL: pass --api-url, set SFBULK_API_URL or api_url in --config")
     if not params.get("accessToken") and not params.get("refreshToken"):
@@ -114,12 +127,121 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     return params
 
 
+def _check_values(params: dict[str, str], origins: dict[str, str]) -> None:
+    """Out-of-range settings from the environment or --config are usage errors naming where they came from
+    (flags are checked by click already)."""
+    if "timeout" in params:
+        try:
+            seconds = float(params["timeout"])
+            if not 0 < seconds <= MAX_HTTP_TIMEOUT:
+                raise ValueError
+        except ValueError:
+            raise click.UsageError(f"{origins['timeout']} must be a number of seconds above 0 and at most "
+                                   f"{MAX_HTTP_TIMEOUT:g}, got {params['timeout']!r}") from None
+    ca_file = params.get("caFile")
+    if ca_file and not os.path.isfile(ca_file):
+        why = "is a folder" if os.path.isdir(ca_file) else "does not exist"
+        raise click.UsageError(f"{origins['caFile']} {ca_file} {why}: give the PEM file of the CA bundle")
+    if ca_file and not os.access(ca_file, os.R_OK):
+        raise click.UsageError(f"{origins['caFile']} {ca_file} cannot be read (permission denied)")
+
+
+def user_path(filename: Any) -> str:
+    """The path to name in a file-system error: the user's file, not one of our work files
+    (``out.csv.part`` -> ``out.csv``; a file in a ``.sfbulk-*`` work folder -> that folder's parent)."""
+    if filename is None:
+        return ""
+    name = os.fsdecode(filename)
+    parts = name.split(os.sep)
+    for i, part in enumerate(parts):
+        if part.startswith(".sfbulk-"):
+            folder = os.sep.join(parts[:i]) or "."
+            return f"{folder} (the folder of the result files, where the work files are written)"
+    if name.endswith(".part"):
+        return name[: -len(".part")]
+    return name
+
+
+#: where each connection setting of this command came from (flag, variable, config key)
+_ORIGINS: dict[str, str] = {}
+
+
+#: connector init parameter -> how the user sets it, for messages that name the parameter
+_PARAM_LABELS = {param: f"--{option.replace('_', '-')} / {env}"
+                 for option, (param, env, _key) in CONNECTION_SETTINGS.items()}
+
+
+def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
+    """A connector message with its init parameter names (``caFile``) replaced by what the user
+    wrote: the flag, variable or config key that set it, else ``--ca-file / SFBULK_CA_FILE``."""
+    origins = origins or {}
+    if text.startswith("init: "):
+        text = text[len("init: "):]
+        head, sep, rest = text.partition(" ")
+        if head == "timeout" or head == "parameter":  # "timeout must be ...", "parameter 'apiUrl' is required"
+            text = (origins.get("timeout") or _PARAM_LABELS["timeout"]) + sep + rest if head == "timeout" else text
+    for param, label in _PARAM_LABELS.items():
+        if param != "timeout" and param in text:
+            text = re.sub(rf"'?\b{param}\b'?", origins.get(param) or label, text)
+    return text
+
+
+def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None) -> str | None:
+    """Why the given credentials may not be used: a fresh token cached in the registry wins over them.
+
+    Read-only: it looks at the registry resources the connection reads (``sfbulk.auth``) and
+    changes nothing; the connection makes the actual decision.
+    """
+    if not (params.get("refreshToken") and params.get("clientId")):
+        return None  # without refresh credentials the registry is not used at all
+    from sfbulk.auth import DEFAULT_INTERVAL_MS, DEFAULT_REGISTRY_PATH
+    from sfbulk.errors import RegistryError
+    from sfbulk.registry import FileRegistry
+
+    registry = FileRegistry(registry_dir)
+    base = DEFAULT_REGISTRY_PATH
+    try:
+        token = registry.get(f"{base}/accessToken")
+        stamp_text = registry.get(f"{base}/time") or ""
+        api = (registry.get(f"{base}/apiUrl") or "").strip()
+    except RegistryError:
+        return None
+    if not token or not token.strip():
+        return None
+    try:
+        age = time.time() - int(stamp_text.strip()) / 1000
+    except ValueError:
+        return None
+    if (api and api.rstrip("/") != params["apiUrl"].strip().rstrip("/")) or age * 1000 > DEFAULT_INTERVAL_MS:
+        return None  # cached for another org, or too old: it is refreshed with the given credentials
+    origins = origins or {}
+    if params.get("accessToken") not in (None, "", "-"):
+        ignored = f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
+    else:
+        ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
+    return (f"using the access token cached in {registry.path(base + '/accessToken')} "
+            f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def open_connection(kwargs: dict[str, Any]) -> Any:
     from sfbulk.connector import Connector
     from sfbulk.registry import FileRegistry
 
     params: dict[str, Any] = dict(resolve_settings(kwargs))
-    registry = FileRegistry(kwargs.get("registry_dir") or "registry")
+    registry_dir = kwargs.get("registry_dir") or "registry"
+    note = cached_token_note(params, registry_dir, kwargs.get("setting_origins"))
+    if note:
+        log.info("%s", note)
+    registry = FileRegistry(registry_dir)
     return Connector.load().connection(registry=registry, **params)
 
 
@@ -176,12 +298,12 @@ class CliProgress(Progress):
 
 
 def _fail(exc: SfBulkError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(EXIT_USAGE if isinstance(exc, BulkInputError) else EXIT_JOB_FAILED)
+    click.echo(f"error: {cli_message(str(exc), _ORIGINS)}", err=True)
+    sys.exit(EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED)
 
 
 def _fail_io(exc: OSError) -> None:
-    click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+    click.echo(f"error: {exc.strerror or exc}: {user_path(exc.filename)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
