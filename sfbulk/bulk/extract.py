@@ -30,6 +30,7 @@ from sfbulk.errors import ApiError, BulkError, BulkInputError, TransportError
 log = logging.getLogger("sfbulk.bulk.extract")
 
 _FROM = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_SELECT = re.compile(r"\s*select\s+(.+?)\s+from\s", re.IGNORECASE | re.DOTALL)
 NO_RECORDS = b"Records not found for this query"
 COPY_CHUNK = 1 << 20
 
@@ -64,6 +65,30 @@ def object_of(soql: str) -> str:
     if match is None:
         raise BulkInputError("cannot find the object in the query (no FROM clause); pass --object")
     return match.group(1)
+
+
+def soql_header(soql: str) -> bytes | None:
+    """The CSV header line for a query that found no records: its field list as written.
+
+    Salesforce answers an empty result with ``Records not found for this query`` and no header;
+    an output file without one breaks every reader (and ``sfbulk load`` refuses it), so the field
+    names are taken from the SELECT list, quoted as Salesforce quotes them.
+    """
+    match = _SELECT.match(soql)
+    if match is None:
+        return None
+    depth, field, fields = 0, [], []
+    for ch in match.group(1):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            fields.append("".join(field).strip())
+            field = []
+        else:
+            field.append(ch)
+    fields.append("".join(field).strip())
+    if not all(fields):
+        return None
+    return (",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n").encode("utf-8")
 
 
 def pk_chunking_header(value: str | None) -> str | None:
@@ -113,7 +138,7 @@ def extract(conn: Any, soql: str, out_path: str, options: ExtractOptions | None 
     try:
         original = _add_query_batch(client, job_id, soql)
         parts, data_batches = _run(client, job_id, original, options, progress, work, nul)
-        written, files = _concatenate(parts, out_path)
+        written, files = _concatenate(parts, out_path, soql_header(soql))
         client.close_job(job_id)
     except BaseException:
         try:
@@ -207,8 +232,10 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
     return parts, data
 
 
-def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: str) -> tuple[int, int]:
-    """Write the result files in order, the header once; returns (bytes written, files)."""
+def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: str,
+                 empty_header: bytes | None = None) -> tuple[int, int]:
+    """Write the result files in order, the header once (``empty_header`` when no file had
+    records); returns (bytes written, files)."""
     header: bytes | None = None
     written = files = 0
     tmp_out = out_path + ".part"
@@ -239,8 +266,11 @@ def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: s
                         out.write(b"\n")
                         written += 1
                 os.unlink(name)
+        if header is None and empty_header:
+            out.write(empty_header)
+            written += len(empty_header)
     os.replace(tmp_out, out_path)
     return written, files
 
 
-__all__ = ["ExtractOptions", "ExtractSummary", "extract", "object_of", "pk_chunking_header"]
+__all__ = ["ExtractOptions", "ExtractSummary", "extract", "object_of", "pk_chunking_header", "soql_header"]

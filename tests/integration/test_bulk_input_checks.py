@@ -118,3 +118,14 @@ def test_load_then_update_then_delete_what_was_loaded(emulator_factory: Any, tmp
     assert "25 succeeded" in result.output, result.output
     assert contacts(emu) == []
     assert read_csv(tmp_path / "c.success.success.success.csv")[0] == ["Id", "sf__Id", "sf__Created", "sf__Error"]
+
+
+def test_extract_with_no_records_writes_the_header(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    out = tmp_path / "none.csv"
+    for extra in ([], ["--pk-chunking", "1000"]):
+        result = CliRunner().invoke(cli, ["extract", "SELECT Id, Email FROM Contact WHERE Email = 'nobody'",
+                                          "--out", str(out), "--no-progress", *extra], env=env_for(emu, tmp_path))
+        assert result.exit_code == 0, result.output
+        assert "0 records" in result.output
+        assert out.read_bytes() == b'"Id","Email"\n'

@@ -93,3 +93,12 @@ def test_cached_token_note_says_when_the_given_credentials_are_not_used(tmp_path
     assert cached_token_note({"apiUrl": "https://x.example", "accessToken": "a"}, str(tmp_path / "reg")) is None
     registry.put(f"{base}/time", str(int(time.time() * 1000) - 4_000_000))  # older than intervalTime
     assert cached_token_note(params, str(tmp_path / "reg")) is None
+
+
+def test_soql_header_for_an_empty_result() -> None:
+    from sfbulk.bulk.extract import soql_header
+
+    assert soql_header("SELECT Id, Email FROM Contact WHERE Email = 'x'") == b'"Id","Email"\n'
+    assert soql_header("select Id,\n  Account.Name , toLabel(Status__c) from Case") == \
+        b'"Id","Account.Name","toLabel(Status__c)"\n'
+    assert soql_header("SELECT FROM Contact") is None and soql_header("Id FROM Contact") is None
