@@ -10,9 +10,11 @@ file); 2 bad usage or input; 3 the job could not complete (API error, poll timeo
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -21,7 +23,7 @@ from typing import Any
 import click
 
 from sfbulk.bulk.load import Progress
-from sfbulk.errors import BulkInputError, ParameterError, SfBulkError
+from sfbulk.errors import BulkInputError, BulkInterrupted, ParameterError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
 
@@ -30,7 +32,6 @@ EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
 
 MAX_HTTP_TIMEOUT = 86_400.0  # the connector's own bound on init's timeout
-
 
 #: option name -> (init parameter, environment variable, config-file key)
 CONNECTION_SETTINGS = {
@@ -165,7 +166,6 @@ def user_path(filename: Any) -> str:
 #: where each connection setting of this command came from (flag, variable, config key)
 _ORIGINS: dict[str, str] = {}
 
-
 #: connector init parameter -> how the user sets it, for messages that name the parameter
 _PARAM_LABELS = {param: f"--{option.replace('_', '-')} / {env}"
                  for option, (param, env, _key) in CONNECTION_SETTINGS.items()}
@@ -297,8 +297,76 @@ class CliProgress(Progress):
             self._bar = None
 
 
+class _JobWatch:
+    """What the running command announced (its job id) and how it was stopped, so every exit names the job."""
+
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.signum = signal.SIGINT
+        self.progress: Any = None
+
+    def note(self, message: str) -> None:
+        """The pipeline's user-facing notes (``LoadOptions.notify``): printed above the progress display."""
+        match = re.match(r"job (\w+):", message)
+        if match:
+            self.job_id = match.group(1)
+        write = getattr(self.progress, "write", None)
+        if callable(write):
+            write(message)
+        else:
+            click.echo(message, err=True)
+
+
+_watch = _JobWatch()
+
+
+def _job_exits(fn: Any) -> Any:
+    """Ctrl-C and SIGTERM become a clean stop naming the job (exit 130 / 143); see BulkInterrupted."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        global _watch
+        _watch = _JobWatch()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum: int, frame: Any) -> None:
+                _watch.signum = signal.Signals(signum)
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            return fn(*args, **kwargs)
+        except BulkInterrupted as exc:
+            click.echo(f"interrupted: {exc}", err=True)
+            sys.exit(128 + int(_watch.signum))
+        except KeyboardInterrupt:
+            # Before the job existed, or a second Ctrl-C while in-flight requests were finishing:
+            # the journal holds everything done so far, so stopping now loses nothing.
+            if _watch.job_id:
+                click.echo(f"interrupted: job {_watch.job_id} stays open; re-run the same command to resume "
+                           "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+            else:
+                click.echo("interrupted before a job was created: nothing was sent", err=True)
+            sys.stderr.flush()
+            if threading.active_count() > 1:
+                os._exit(128 + int(_watch.signum))  # worker threads may still be blocked in a request
+            sys.exit(128 + int(_watch.signum))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return command
+
+
 def _fail(exc: SfBulkError) -> None:
     click.echo(f"error: {cli_message(str(exc), _ORIGINS)}", err=True)
+    job_id = getattr(exc, "job_id", None) or _watch.job_id
+    journal = getattr(exc, "journal", None)
+    if job_id and journal and os.path.exists(journal):
+        click.echo(f"job {job_id}: not finished; {journal} keeps its progress: re-run the same command to resume "
+                   "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+    elif job_id and str(job_id) not in str(exc):
+        click.echo(f"job {job_id}: stopped", err=True)
     sys.exit(EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED)
 
 
@@ -325,9 +393,12 @@ def _fail_io(exc: OSError) -> None:
 @click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
               help="Reload only the rows of this error file (written by an earlier load).")
 @connection_options
+@click.option("--restart", is_flag=True,
+              help="Abort the job an interrupted run left unfinished (see its journal) and start over.")
+@_job_exits
 def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
                  batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
-                 error_path: str | None, retry_failed: str | None, **kwargs: Any) -> None:
+                 error_path: str | None, retry_failed: str | None, restart: bool, **kwargs: Any) -> None:
     """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order."""
     from sfbulk.bulk.load import LoadOptions, load_csv
     from sfbulk.bulk.results import strip_result_columns
@@ -371,8 +442,10 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
                                   encoding=encoding, nul=options.nul)
             if plan.note:
                 click.echo(f"note: {source}: {plan.note}", err=True)
+        options.restart, options.notify = restart, _watch.note
+        options.source_name = retry_failed or source  # the journal names the user's file, not a temporary one
         conn = open_connection(kwargs)
-        progress = CliProgress("rows sent", kwargs.get("progress"))
+        progress = _watch.progress = CliProgress("rows sent", kwargs.get("progress"))
         try:
             summary = load_csv(conn, source, options, progress)
         finally:
@@ -397,7 +470,18 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     if summary.retries:
         click.echo(f"note: {summary.retries} transient failures retried "
                    f"({summary.resends} batches re-sent after checking they were not created)", err=True)
+    if summary.stop_reason:
+        click.echo(f"stopped uploading: a batch failed with {summary.stop_reason}, which fails every batch; "
+                   f"{summary.unsent_rows:,} rows were not sent (they are in the error file)", err=True)
+    if summary.reasons:
+        click.echo("top error reasons:", err=True)
+        for reason, count in summary.reasons:
+            click.echo(f"  {count:,} \u00d7 {reason}", err=True)
     click.echo(f"success: {summary.success_path}\nerrors:  {summary.error_path}", err=True)
+    unaccounted = summary.rows - summary.succeeded - summary.failed
+    if unaccounted:  # never expected: every row is in one of the two files; but never exit 0 if not
+        click.echo(f"error: {unaccounted:,} rows of the input are in neither result file", err=True)
+        sys.exit(EXIT_JOB_FAILED)
     if summary.failed:
         sys.exit(EXIT_ROWS_FAILED)
 
