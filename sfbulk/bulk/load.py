@@ -129,9 +129,21 @@ class LoadSummary:
 class Progress:
     """Progress hooks; the CLI implements them with tqdm or plain lines. Called from worker threads."""
 
+    def cut(self, rows: int, end: int) -> None:
+        """A batch of ``rows`` was cut from the input, up to byte ``end`` (before it is sent)."""
+
+    def split_done(self, rows: int, batches: int) -> None:
+        """The whole input is split: the exact totals."""
+
     def sent(self, rows: int) -> None: ...
 
     def batch_done(self, info: BatchInfo) -> None: ...
+
+    def files_listed(self, count: int) -> None:
+        """Extract: ``count`` more result files to download."""
+
+    def file_done(self) -> None:
+        """Extract: one result file downloaded."""
 
     def close(self) -> None: ...
 
@@ -632,7 +644,9 @@ class _Run:
         while True:
             try:
                 batch = next(batches)
+                self.progress.cut(batch.rows, batch.end)
             except StopIteration:
+                self.progress.split_done(self.splitter.rows, self.splitter.batches)
                 break
             except BulkInputError as exc:
                 self.input_error = exc  # bad input mid-file: finish what was sent (results written), then report it

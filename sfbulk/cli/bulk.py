@@ -72,6 +72,10 @@ def connection_options(fn: Any) -> Any:
                      show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
         click.option("--progress/--no-progress", default=None,
                      help="Progress bar (default: on a terminal; plain periodic lines otherwise)."),
+        click.option("--progress-interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+                     envvar="SFBULK_PROGRESS_INTERVAL",
+                     help="Seconds between plain progress lines (no terminal, or --no-progress) "
+                          "[SFBULK_PROGRESS_INTERVAL]."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -245,56 +249,17 @@ def open_connection(kwargs: dict[str, Any]) -> Any:
     return Connector.load().connection(registry=registry, **params)
 
 
-class CliProgress(Progress):
-    """tqdm on a terminal, else a plain line every ``interval`` seconds (and at the end)."""
+def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = None) -> Progress:
+    """The load or extract progress display (sfbulk.bulk.progress) for these options."""
+    from sfbulk.bulk.progress import ExtractDisplay, LoadDisplay
 
-    def __init__(self, unit: str, enabled: bool | None, interval: float = 5.0) -> None:
-        self.unit = unit
-        self.rows = 0
-        self.done = 0
-        self.records = 0
-        self._lock = threading.Lock()
-        self._bar: Any = None
-        self._interval = interval
-        self._last = time.monotonic()
-        tty = sys.stderr.isatty() if enabled is None else enabled
-        if tty:
-            from tqdm import tqdm
-
-            self._bar = tqdm(unit=f" {unit}", file=sys.stderr, dynamic_ncols=True, leave=True)
-
-    def sent(self, rows: int) -> None:
-        with self._lock:
-            self.rows += rows
-            if self._bar is not None:
-                self._bar.update(rows)
-                self._bar.set_postfix_str(f"batches done {self.done}", refresh=False)
-            self._maybe_line()
-
-    def batch_done(self, info: Any) -> None:
-        with self._lock:
-            self.done += 1
-            self.records += getattr(info, "records_processed", 0)
-            if self._bar is not None:
-                if self.unit != "rows sent":
-                    self._bar.update(getattr(info, "records_processed", 0))
-                self._bar.set_postfix_str(f"batches done {self.done}")
-            self._maybe_line()
-
-    def _maybe_line(self) -> None:
-        if self._bar is None and time.monotonic() - self._last >= self._interval:
-            self._last = time.monotonic()
-            click.echo(self._line(), err=True)
-
-    def _line(self) -> str:
-        if self.unit == "rows sent":
-            return f"progress: {self.rows:,} rows sent, {self.done} batches done"
-        return f"progress: {self.done} batches done, {self.records:,} records"
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    enabled = kwargs.get("progress")
+    tty = None if enabled is None else bool(enabled)
+    interval = float(kwargs.get("progress_interval") or 5.0)
+    if kind == "load":
+        size = os.path.getsize(source) if source and os.path.exists(source) else 0
+        return LoadDisplay(size, tty=tty, interval=interval)
+    return ExtractDisplay(tty=tty, interval=interval)
 
 
 class _JobWatch:
@@ -445,10 +410,11 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         options.restart, options.notify = restart, _watch.note
         options.source_name = retry_failed or source  # the journal names the user's file, not a temporary one
         conn = open_connection(kwargs)
-        progress = _watch.progress = CliProgress("rows sent", kwargs.get("progress"))
+        progress = _watch.progress = progress_display("load", kwargs, source)
         try:
             summary = load_csv(conn, source, options, progress)
         finally:
+            progress.close()
             conn.close()
     except SfBulkError as exc:
         _fail(exc)
@@ -494,8 +460,11 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
               metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
 @click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
 @connection_options
+@click.option("--restart", is_flag=True,
+              help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.")
+@_job_exits
 def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
-                    **kwargs: Any) -> None:
+                    restart: bool, **kwargs: Any) -> None:
     """Extract the records of SOQL into one CSV file (streamed to disk, header once)."""
     from sfbulk.bulk.extract import ExtractOptions, extract, pk_chunking_header
 
@@ -503,11 +472,13 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         pk_chunking_header(pk_chunking)
         options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
                                  concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
+        options.restart, options.notify = restart, _watch.note
         conn = open_connection(kwargs)
-        progress = CliProgress("records", kwargs.get("progress"))
+        progress = _watch.progress = progress_display("extract", kwargs)
         try:
             summary = extract(conn, soql, out_path, options, progress)
         finally:
+            progress.close()
             conn.close()
     except SfBulkError as exc:
         _fail(exc)
