@@ -159,13 +159,16 @@ def user_path(filename: Any) -> str:
     name = os.fsdecode(filename)
     parts = name.split(os.sep)
     for i, part in enumerate(parts):
-        if part.startswith(".sfbulk-"):
+        # our work folders, and the probe file that checks an output folder is writable
+        if part.startswith(".sfbulk-") or (i == len(parts) - 1 and _TEMP_NAME(part)):
             folder = os.sep.join(parts[:i]) or "."
-            return f"{folder} (the folder of the result files, where the work files are written)"
+            return f"{folder} (the output folder, where the work files are written)"
     if name.endswith(".part"):
         return name[: -len(".part")]
     return name
 
+
+_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}").fullmatch  # tempfile's names
 
 #: where each connection setting of this command came from (flag, variable, config key)
 _ORIGINS: dict[str, str] = {}

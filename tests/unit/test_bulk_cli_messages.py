@@ -71,8 +71,9 @@ def test_connector_parameter_names_become_flags_or_variables() -> None:
 
 def test_file_system_errors_name_the_users_path() -> None:
     assert user_path(os.path.join("out", "contacts.csv.part")) == os.path.join("out", "contacts.csv")
-    assert user_path(os.path.join("/data", ".sfbulk-x1y2", "3.csv")).startswith("/data (the folder of the result")
+    assert user_path(os.path.join("/data", ".sfbulk-x1y2", "3.csv")).startswith("/data (the output folder")
     assert user_path("/data/contacts.csv") == "/data/contacts.csv"
+    assert user_path("/nonexist/tmpl17k3akf").startswith("/nonexist (the output folder")
     assert user_path(None) == ""
 
 
