@@ -20,11 +20,13 @@ Decisions (documented in docs/bulk.md):
 * A UTF-8 byte-order mark at the start is dropped (else Salesforce sees a field named ``\\ufeffId``).
 * NUL bytes cannot be stored in Salesforce and break CSV parsers: they are **stripped**, and the
   count is reported (``nul_count``) so the CLI can warn. Set ``nul="reject"`` to fail instead.
-* Blank lines (only ``\\n`` or ``\\r\\n``) between records are skipped and counted: Salesforce would
+* Blank lines (only ``\\n``, ``\\r\\n`` or ``\\r``) between records are skipped and counted: Salesforce would
   otherwise return a result for them or not, breaking the row-to-result mapping. A batch never
   spans a skipped line, so its byte range stays contiguous.
-* CRLF and LF record terminators are sent unchanged (Salesforce accepts both); line breaks inside
-  quoted values are data and are never touched.
+* A record ends at LF, CRLF or a lone CR outside quotes (Excel's "CSV (Macintosh)" ends records
+  with CR; files that mix the three are read too). CRLF and LF record terminators are sent
+  unchanged (Salesforce accepts both); a lone-CR terminator is sent as LF (see :func:`transform`).
+  Line breaks inside quoted values are data and are never touched.
 * Invalid input bytes for the declared encoding raise :class:`~sfbulk.errors.BulkError` naming the
   line, before anything of that batch is sent.
 """
@@ -110,7 +112,7 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
 
     Shared by the splitter and the result writer so both see exactly the same rows. ``raw`` must
     start at a record boundary: a lone CR that ends a record (outside quotes) becomes LF, since
-    Salesforce reads LF and CRLF record ends only; CR, LF and CRLF inside quoted values are data
+    Salesforce documents LF and CRLF line ends only; CR, LF and CRLF inside quoted values are data
     and stay as they are.
     """
     if b"\r" in raw and _FIND_LONE_CR(raw):
