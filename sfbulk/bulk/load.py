@@ -669,6 +669,10 @@ class _Run:
                     self.cv.notify_all()
                 if batch_id or slot.merged:
                     self.progress.sent(batch.rows)
+                if record is not None and (slot.merged or slot.info is not None):  # finished in an earlier run
+                    self.progress.batch_done(BatchInfo(batch_id or "", self.job_id, record["state"],
+                                                       record.get("msg") or "", int(record["processed"]),
+                                                       int(record["failed"])))
                 continue
             self.in_flight.acquire()
             slot = _Slot(batch)

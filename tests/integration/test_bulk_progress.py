@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -15,11 +16,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from sfbulk.bulk.client import BatchInfo
+from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.bulk.progress import LoadDisplay
 from sfbulk.cli import cli
+from sfbulk.connector import Connector
+from sfbulk.errors import PollTimeout
+from sfbulk.registry import FileRegistry
 
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
@@ -125,8 +131,6 @@ def test_extract_shows_records_and_result_files(emulator_factory: Any, tmp_path:
 
 def test_load_estimate_then_exact_totals() -> None:
     """Until the file is split the total is an estimate from bytes (marked ~), then exact."""
-    import io
-
     display = LoadDisplay(1_000, tty=False, stream=io.StringIO(), interval=3600)
     try:
         assert display.totals() == (None, None, False)
@@ -142,3 +146,24 @@ def test_load_estimate_then_exact_totals() -> None:
         assert display.line().startswith("progress: 100 of 390 rows processed (26%)")
     finally:
         display.close()
+
+
+def test_a_resumed_load_counts_the_batches_an_earlier_run_finished(emulator_factory: Any, tmp_path: Path) -> None:
+    """After --timeout stopped a load, the re-run's display still ends at every row processed."""
+    emu = emulator_factory(processing_delay_ms=300)
+    creds = emu.credentials
+    conn = Connector.load().connection(
+        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
+        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url)
+    src = tmp_path / "resume.csv"
+    write_rows(src, 40, "res")
+    options = dict(object="Contact", batch_size=10, serial=True, poll_initial=0.05)
+    with pytest.raises(PollTimeout):
+        load_csv(conn, str(src), LoadOptions(**options, timeout=0.5))  # type: ignore[arg-type]
+    display = LoadDisplay(src.stat().st_size, tty=False, stream=io.StringIO(), interval=3600)
+    summary = load_csv(conn, str(src), LoadOptions(**options), display)  # type: ignore[arg-type]
+    conn.close()
+    assert (summary.rows, summary.succeeded) == (40, 40)
+    assert display.totals() == (40, 4, True)
+    assert (display.rows_processed, display.batches_done, display.rows_sent) == (40, 4, 40)
