@@ -218,7 +218,7 @@ def _extract(conn: Any, client: BulkClient, journal: Journal, soql: str, sobject
     except KeyboardInterrupt:
         done_files = len(_fetched_files(journal, work))
         raise BulkInterrupted(
-            f"job {job_id}: interrupted with {done_files} result files downloaded; re-run the same command to "
+            f"job {job_id}: {done_files} result files downloaded so far; re-run the same command to "
             "resume (only the files not downloaded yet are fetched), or add --restart to start over",
             job_id=job_id) from None
     except BaseException as exc:

@@ -435,6 +435,7 @@ class _Run:
         self.counts = [0, 0]
         self.merged_upto = state.merged
         self.input_error: BulkInputError | None = None
+        self.fed_all = False  # the splitter reached the end of the input
         self.stop_reason: str | None = None
         self.stop_note = "not sent: the load stopped after an earlier error"
         self.orphans = 0  # batches of the job no journal record names (uploads cut off by a kill)
@@ -646,6 +647,7 @@ class _Run:
                 batch = next(batches)
                 self.progress.cut(batch.rows, batch.end)
             except StopIteration:
+                self.fed_all = True
                 self.progress.split_done(self.splitter.rows, self.splitter.batches)
                 break
             except BulkInputError as exc:
@@ -716,8 +718,8 @@ class _Run:
         sent = [s for s in self.slots if s.batch_id]
         done = sum(1 for s in sent if s.info is not None)
         rows = sum(s.batch.rows for s in sent)
-        more = "" if self.uploads_done.is_set() and self.input_error is None else " so far"
-        return (f"job {self.job_id}: interrupted; it stays open in Salesforce with {len(sent)} batches "
+        more = "" if self.fed_all and not self.stop.is_set() else " so far"
+        return (f"job {self.job_id} stays open in Salesforce with {len(sent)} batches "
                 f"({rows:,} rows) sent{more}, {done} of them processed, {self.merged_upto} batches' results "
                 "written; re-run the same command to resume (nothing is sent twice), or add --restart to abort "
                 "the job and start over")

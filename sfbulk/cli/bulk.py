@@ -327,6 +327,8 @@ def _job_exits(fn: Any) -> Any:
 
 
 def _fail(exc: SfBulkError) -> None:
+    if isinstance(exc, BulkInterrupted):
+        raise exc  # _job_exits reports it and exits 130 (SIGINT) / 143 (SIGTERM)
     click.echo(f"error: {cli_message(str(exc), _ORIGINS)}", err=True)
     job_id = getattr(exc, "job_id", None) or _watch.job_id
     journal = getattr(exc, "journal", None)
