@@ -129,3 +129,23 @@ def test_extract_with_no_records_writes_the_header(emulator_factory: Any, tmp_pa
         assert result.exit_code == 0, result.output
         assert "0 records" in result.output
         assert out.read_bytes() == b'"Id","Email"\n'
+
+
+def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(emulator_factory: Any,
+                                                                        tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    emu = emulator_factory()
+    src = tmp_path / "v.csv"
+    src.write_text("LastName\nLee\n")
+    env = {**os.environ, **env_for(emu, tmp_path)}
+    assert load(emu, tmp_path, str(src), "--object", "Contact").exit_code == 0  # caches a token
+    proc = subprocess.run([sys.executable, "-m", "sfbulk", "-v", "load", str(src), "--object", "Contact",
+                           "--no-progress", "--access-token", "a-token-of-mine"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "using the access token cached in" in proc.stderr
+    assert "the access token given with --access-token is not used" in proc.stderr
+    assert "a-token-of-mine" not in proc.stderr

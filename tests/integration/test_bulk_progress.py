@@ -80,10 +80,11 @@ def seconds(clock: str) -> int:
     return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
 
 
+@pytest.mark.slow
 def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tmp_path: Path) -> None:
     emu = emulator_factory(processing_delay_ms=1_500)
     src = tmp_path / "tty.csv"
-    write_rows(src, 3_000, "tty")
+    write_rows(src, 2_000, "tty")
     status, screen = run_on_a_terminal(["load", str(src), "--object", "Contact", "--batch-size", "1000",
                                         "--concurrency", "1"], env_for(emu, tmp_path))
     assert status == 0, screen
@@ -91,13 +92,13 @@ def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tm
     assert bars, screen
     last = bars[-1]
     # every piece: percentage and bar, processed/total, clock<ETA and rate, rows sent, batches, failed rows
-    assert re.search(r"100%\|[^|]+\| 3,000/3,000 rows processed \[\d\d:\d\d<\d\d:\d\d, [\d,]+ rows/s\] "
-                     r"sent 3,000 · batches 3/3 · failed 0", last), last
+    assert re.search(r"100%\|[^|]+\| 2,000/2,000 rows processed \[\d\d:\d\d<\d\d:\d\d, [\d,]+ rows/s\] "
+                     r"sent 2,000 · batches 2/2 · failed 0", last), last
     # while Salesforce processed the first batch nothing changed, yet the clock moved on
-    waiting = [f for f in bars if f.split(" rows processed")[0].endswith(" 0/3,000") or " 0/~" in f]
+    waiting = [f for f in bars if f.split(" rows processed")[0].endswith((" 0/2,000", " 0/~2,000", " 0/?"))]
     clocks = {seconds(m.group(1)) for f in waiting if (m := re.search(r"\[(\d\d:\d\d)<", f))}
     assert len(clocks) >= 2, waiting
-    assert "job 750" in screen and "3,000 rows in 3 batches, 3,000 succeeded, 0 failed" in screen
+    assert "job 750" in screen and "2,000 rows in 2 batches, 2,000 succeeded, 0 failed" in screen
 
 
 def test_without_a_terminal_a_plain_line_every_interval(emulator_factory: Any, tmp_path: Path) -> None:
