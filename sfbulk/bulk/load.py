@@ -537,6 +537,7 @@ class _Run:
                 self.stop_note = (f"{info.state_message} (not sent: batch {slot.batch.index + 1} failed as a whole "
                                   "for this reason, which fails every batch)")
                 self.stop.set()
+                self.journal.append({"t": "stop", "reason": self.stop_reason, "note": self.stop_note})
                 self.notify(f"job {self.job_id}: batch {slot.batch.index + 1} failed as a whole: "
                             f"{info.state_message}; every batch would fail the same way, so the remaining "
                             "batches are not uploaded (their rows go to the error file with that reason)")
@@ -607,6 +608,10 @@ class _Run:
         poll_thread = threading.Thread(target=self.poller, name="sfbulk-poll", daemon=True)
         merge_thread = threading.Thread(target=self.merger, name="sfbulk-merge", daemon=True)
         try:
+            stopped = self.journal.last("stop")
+            if stopped is not None:  # an earlier run stopped the uploads: a re-run does not start them again
+                self.stop_reason, self.stop_note = stopped["reason"], stopped["note"]
+                self.stop.set()
             if self.state.job_id is not None:
                 for batch_id in self.state.batch_ids.values():
                     self.client.claim(batch_id)
