@@ -145,6 +145,8 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
 
 def _lone_cr_to_lf(raw: bytes) -> bytes:
     """Lone CRs that end records (an even count of quotes before them) -> LF."""
+    if b'"' not in raw:  # no quoted values: every lone CR ends a record
+        return _LONE_CR_RE.sub(b"\n", raw)
     out: list[bytes] = []
     done = counted = quotes = 0
     for match in _LONE_CR(raw):
@@ -362,15 +364,19 @@ def _plain_lines(buf: bytes, pos: int, want: int, budget: int) -> tuple[int, int
     if budget <= 0 or want <= 0:
         return 0, pos, pos
     seg = buf[pos:pos + budget]
-    parts = seg.split(b"\n", want)
+    cr_only = b"\n" not in seg and b"\r" in seg  # Excel's "CSV (Macintosh)": records end with CR
+    parts = seg.split(b"\r" if cr_only else b"\n", want)
     lines = parts[:-1]  # complete lines; the last part is what follows the last newline taken
     looked = len(seg) - len(parts[-1])
+    if cr_only and lines and looked == len(seg):
+        # The segment ends with a CR: an LF may follow it (CRLF). Leave that line to the scan.
+        looked -= len(lines.pop()) + 1
     taken = len(lines)
     if not taken:
         # No line break in the whole budget: a CR-only file, or one huge record. Leave all of it to
         # the record-by-record scan rather than slicing the budget again for every record.
         return 0, pos, pos + len(seg)
-    lone = _FIND_LONE_CR(seg, 0, looked) if b"\r" in seg else None
+    lone = _FIND_LONE_CR(seg, 0, looked) if b"\r" in seg and not cr_only else None
     if lone is not None:
         # A lone CR: a record end (CR-only or mixed line ends) or quoted data; the scan decides.
         taken = seg.count(b"\n", 0, lone.start())

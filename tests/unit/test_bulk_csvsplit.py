@@ -261,7 +261,11 @@ def test_plain_lines_stops_at_a_quoted_line_break_and_a_blank_line() -> None:
     assert _plain_lines(buf, 0, 10, 5) == (1, 4, 4)  # the byte budget
     # no complete line yet: the record-by-record scan takes it (not the fast path once per record)
     assert _plain_lines(b"a,b", 0, 10, 1000) == (0, 0, 3)
-    assert _plain_lines(b"a,b\rc,d\re,f\r", 0, 10, 1000) == (0, 0, 12)  # CR-only
+    # CR-only: runs taken as a whole too, except a CR at the very end (an LF may follow: CRLF)
+    assert _plain_lines(b"a,b\rc,d\re,f\r", 0, 10, 1000) == (2, 8, 8)
+    assert _plain_lines(b"a,b\rc,d\re,f\rg", 0, 10, 1000) == (3, 12, 12)
+    assert _plain_lines(b'a,b\r"c\rd",e\rf,g\rh', 0, 10, 1000) == (1, 4, 16)  # a quoted CR stops the run
+    assert _plain_lines(b"a,b\r\rc,d\re", 0, 10, 1000) == (1, 4, 9)  # so does a blank line
     buf = b"a,b\nc,d\re,f\ng,h\n"
     assert _plain_lines(buf, 0, 10, 1000) == (1, 4, len(buf))  # stops before the line with a lone CR
     buf = b"a,b\r\nc,d\r\n"
