@@ -115,15 +115,22 @@ class Journal:
         found = self.of_type(kind)
         return found[-1] if found else None
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Write ``record`` as one line and fsync it before returning (the step it describes may now happen)."""
+    def append(self, record: dict[str, Any], *, durable: bool = True) -> None:
+        """Write ``record`` as one line; with ``durable`` (the default) also fsync it, and every record
+        before it, before returning: the step it describes may now happen.
+
+        A record written without ``durable`` survives kill -9 (it is in the OS's cache once written)
+        but maybe not a power cut; use it only where losing the record costs redoing work, never
+        doing work twice (the next durable record covers it anyway).
+        """
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=True).encode("ascii") + b"\n"
         with self._mutex:
             if self._fd is None:
                 raise BulkError(f"the journal {self.path} is closed")
             first = not self.records
             os.write(self._fd, line)  # O_APPEND: one write per record, never interleaved
-            os.fsync(self._fd)
+            if durable:
+                os.fsync(self._fd)
             if first:
                 _fsync_dir(self.path)  # the journal's own directory entry survives a power cut
             self.records.append(record)

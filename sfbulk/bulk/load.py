@@ -67,6 +67,9 @@ _FAILS_EVERY_BATCH = re.compile(
     re.IGNORECASE,
 )
 
+#: at most this often the merged results are made durable and journaled (see _Run.merger)
+CHECKPOINT_SECONDS = 1.0
+
 #: journal identity key -> how the user spells it (for "this command differs in ..." messages)
 _IDENTITY_FLAGS = {
     "input": "the input file", "object": "--object", "operation": "--operation", "external_id": "--external-id",
@@ -316,6 +319,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
             check_resumable(journal, identity, input_fp, source, state.job_id)
         state = _Resume.of(journal)
     if state.done is not None:  # killed while renaming the finished files
+        notify(f"job {state.job_id}: resuming (the load had finished: moving its result files into place)")
         return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True)
     if journal.start is None:
         work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
@@ -471,8 +475,10 @@ class _Run:
                              "again", self.job_id, batch.index + 1, info.id)
             if info is None:
                 info = self.client.add_batch(self.job_id, batch.data, label=f"batch {batch.index + 1}")
+            # Written at once (a kill -9 cannot lose it) but not fsync'ed on its own: after a power
+            # cut a lost "sent" record is recovered from listBatches, like an upload cut mid-request.
             self.journal.append({"t": "sent", "i": batch.index, "start": batch.start, "end": batch.end,
-                                 "rows": batch.rows, "id": info.id})
+                                 "rows": batch.rows, "id": info.id}, durable=False)
             with self.cv:
                 slot.batch_id = info.id
                 self.by_id[info.id] = slot
@@ -510,7 +516,8 @@ class _Run:
             self.journal.append({"t": "fetched", "i": slot.batch.index, "file": name,
                                  "size": os.path.getsize(slot.result_file) if slot.result_file else 0,
                                  "state": info.state, "msg": info.state_message,
-                                 "processed": info.records_processed, "failed": info.records_failed})
+                                 "processed": info.records_processed, "failed": info.records_failed},
+                                durable=False)  # lost in a power cut: the results are downloaded again
         except BaseException as exc:  # noqa: BLE001 - re-raised by the merger in order
             slot.fetch_error = exc
         finally:
@@ -567,6 +574,28 @@ class _Run:
         writer: ResultWriter | None = None
         index = self.state.merged
         cv, slots = self.cv, self.slots
+        # Checkpoints: the result files are fsync'ed and a "merged" record written at most every
+        # CHECKPOINT_SECONDS (and at the end), not after every batch: fsync can cost 5-50 ms on a
+        # busy or networked disk. Batches merged after the last checkpoint are merged again by a
+        # re-run (their result files are kept until the checkpoint covers them).
+        boundary: tuple[int, int, int, int, int] | None = None  # after the last whole batch written
+        uncovered: list[str] = []  # result files of batches merged since the last checkpoint
+        last_checkpoint = time.monotonic()
+
+        def checkpoint() -> None:
+            nonlocal boundary, last_checkpoint
+            assert writer is not None
+            if boundary is not None:
+                writer.sync()
+                ok_bytes, err_bytes, ok, failed, upto = boundary
+                self.journal.append({"t": "merged", "i": upto, "ok_bytes": ok_bytes, "err_bytes": err_bytes,
+                                     "ok": ok, "failed": failed})
+                boundary = None
+            for name in uncovered:
+                os.unlink(name)
+            uncovered.clear()
+            last_checkpoint = time.monotonic()
+
         try:
             while True:
                 with cv:
@@ -580,13 +609,14 @@ class _Run:
                 if writer is None:
                     writer = self.open_writer()
                 _write_slot(writer, self.path, self.splitter, slot)
-                ok_bytes, err_bytes = writer.sync()
-                self.journal.append({"t": "merged", "i": index, "ok_bytes": ok_bytes, "err_bytes": err_bytes,
-                                     "ok": writer.succeeded, "failed": writer.failed})
+                ok_bytes, err_bytes = writer.sync(durable=False)
+                boundary = (ok_bytes, err_bytes, writer.succeeded, writer.failed, index)
                 if slot.result_file is not None:
-                    os.unlink(slot.result_file)
+                    uncovered.append(slot.result_file)
                 index += 1
                 self.merged_upto = index
+                if time.monotonic() - last_checkpoint >= CHECKPOINT_SECONDS:
+                    checkpoint()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)
             self.stop.set()
@@ -597,8 +627,12 @@ class _Run:
                 except OSError as exc:
                     self.errors.append(exc)
             if writer is not None:
-                self.counts[:] = [writer.succeeded, writer.failed]
-                writer.sync()
+                try:
+                    checkpoint()  # what is written stays written (a partial batch after it is cut by a re-run)
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self.errors.append(exc)
+                if boundary is None:
+                    self.counts[:] = [writer.succeeded, writer.failed]
                 writer.close()
 
     # -- the main thread ----------------------------------------------------------------------
