@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from sfbulk.bulk.csvsplit import read_header
+from sfbulk.bulk.results import RESULT_COLUMNS
 from sfbulk.errors import BulkInputError
 
-RESULT_COLUMNS = ("sf__Id", "sf__Created", "sf__Error")
 _RESULT_KEYS = {name.lower() for name in RESULT_COLUMNS}
 _NEEDS_ID = {"update": "update", "delete": "delete", "hardDelete": "delete"}
 
@@ -168,4 +168,4 @@ def check_outputs(source: str, *outputs: str) -> None:
             raise BulkInputError(f"{out} is the input file; give another --success / --errors path")
 
 
-__all__ = ["RESULT_COLUMNS", "InputPlan", "check_file", "check_header", "check_outputs"]
+__all__ = ["InputPlan", "check_file", "check_header", "check_outputs"]

@@ -45,8 +45,6 @@ def _count(n: float) -> str:
 class _Display(Progress):
     """The timer thread, the lock and the choice between a bar and plain lines."""
 
-    unit = "rows"
-
     def __init__(self, *, tty: bool | None = None, interval: float = 5.0, stream: IO[str] | None = None,
                  refresh: float = REFRESH, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -252,8 +250,6 @@ class LoadDisplay(_Display):
 
 class ExtractDisplay(_Display):
     """What ``sfbulk extract`` shows: records of the completed batches, result files downloaded."""
-
-    unit = "records"
 
     def __init__(self, **kwargs: Any) -> None:
         self.records = 0
