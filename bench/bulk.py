@@ -117,9 +117,9 @@ def _journal_child(csv_path: str, out_dir: str) -> None:
     """One in-process ``load_csv`` with the time spent in each journal step summed (``--journal-cost``).
 
     The steps are wrapped with a timer, nothing else changes: the journal appends (write + fsync),
-    the input fingerprint, the result files' flush + fsync after each merged batch, the fsync of
-    each downloaded result file, opening and deleting the journal. The sum is over threads, so it
-    is an upper bound of what the journal adds to the wall time (uploads overlap it).
+    the input fingerprint, the result files' flush + fsync at each merge checkpoint, opening and
+    deleting the journal. The sum is over threads, so it is an upper bound of what the journal
+    adds to the wall time (uploads overlap it).
     """
     import threading
 
@@ -148,7 +148,6 @@ def _journal_child(csv_path: str, out_dir: str) -> None:
     jmod.Journal.finish = timed("journal delete", jmod.Journal.finish)  # type: ignore[method-assign]
     rmod.ResultWriter.sync = timed("result files flush + fsync", rmod.ResultWriter.sync)  # type: ignore[method-assign]
     lmod.fingerprint = timed("input SHA-256", lmod.fingerprint)
-    lmod.fsync_file = timed("downloaded results fsync", lmod.fsync_file)
     lmod.open_journal = timed("journal open + lock", lmod.open_journal)
     conn = Connector.load().connection(registry=FileRegistry(os.path.join(out_dir, "registry")),
                                        apiUrl=os.environ["BENCH_BASE_URL"], accessToken=os.environ["BENCH_TOKEN"],
