@@ -306,7 +306,7 @@ def _job_exits(fn: Any) -> Any:
             return fn(*args, **kwargs)
         except BulkInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
-            sys.exit(128 + int(_watch.signum))
+            _exit_now(128 + int(_watch.signum))
         except KeyboardInterrupt:
             # Before the job existed, or a second Ctrl-C while in-flight requests were finishing:
             # the journal holds everything done so far, so stopping now loses nothing.
@@ -315,15 +315,22 @@ def _job_exits(fn: Any) -> Any:
                            "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
             else:
                 click.echo("interrupted before a job was created: nothing was sent", err=True)
-            sys.stderr.flush()
-            if threading.active_count() > 1:
-                os._exit(128 + int(_watch.signum))  # worker threads may still be blocked in a request
-            sys.exit(128 + int(_watch.signum))
+            _exit_now(128 + int(_watch.signum))
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
 
     return command
+
+
+def _exit_now(status: int) -> None:
+    """Exit with ``status`` without waiting for our worker threads (a result download in flight is
+    not journaled, so abandoning it loses nothing; a re-run fetches it again)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.name.startswith("sfbulk-") and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        os._exit(status)
+    sys.exit(status)
 
 
 def _fail(exc: SfBulkError) -> None:

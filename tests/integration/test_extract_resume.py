@@ -75,3 +75,32 @@ def test_sigkill_then_rerun_extracts_every_record_once(point: str, emulator_fact
         assert match is not None, result.stderr
         assert int(match.group(1)) >= count(seen, "file")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".sfbulk"))) == ["out.csv"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_mid_download_exits_130_naming_the_job(emulator_factory: Any, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+
+    emu = emulator_factory(rows_per_result_file=FILE_ROWS)
+    seed(emu, tmp_path)
+    emu.service.processing_delay = 0.15
+    emu.faults.configure(latency_ms=80)
+    out = tmp_path / "out.csv"
+    env = env_for(emu, tmp_path)
+    proc = subprocess.Popen(extract_args(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tmp_path)
+    jpath = Path(str(out) + ".journal")
+    seen = kill_when(proc, jpath, lambda j: count(j, "file") >= 2, signum=signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    job = next(r["id"] for r in seen if r["t"] == "job")
+    assert re.search(rf"interrupted: job {job}: \d+ result files downloaded so far; re-run the same command", err)
+    emu.faults.configure()
+    emu.service.processing_delay = 0.0
+    result = subprocess.run(extract_args(out), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"job {job}: resuming" in result.stderr
+    with out.open(encoding="utf-8", newline="") as fh:
+        emails = [r[1] for r in list(csv.reader(fh))[1:]]
+    assert len(emails) == len(set(emails)) == ROWS

@@ -87,8 +87,8 @@ def merged_rows(jpath: Path) -> int:
         return 0
 
 
-def kill_when(proc: subprocess.Popen[bytes], jpath: Path, when: Callable[..., bool],
-              timeout: float = 30.0) -> list[dict[str, Any]]:
+def kill_when(proc: subprocess.Popen[Any], jpath: Path, when: Callable[..., bool],
+              timeout: float = 30.0, signum: int = signal.SIGKILL) -> list[dict[str, Any]]:
     """SIGKILL ``proc`` as soon as its journal (and, if ``when`` takes a second argument, the rows
     merged into the success .part file) satisfy ``when``; returns the journal seen then."""
     deadline = time.monotonic() + timeout
@@ -96,8 +96,9 @@ def kill_when(proc: subprocess.Popen[bytes], jpath: Path, when: Callable[..., bo
     while time.monotonic() < deadline:
         records = journal(jpath)
         if when(records, merged_rows(jpath)) if wants_rows else when(records):
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=10)
+            proc.send_signal(signum)
+            if signum == signal.SIGKILL:
+                proc.wait(timeout=10)
             return records
         if proc.poll() is not None:
             pytest.fail(f"the load ended (exit {proc.returncode}) before the kill point; journal: {records}")
