@@ -173,3 +173,27 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     emu.wait_idle(10)
     emails = stored_emails(emu, "int.")
     assert len(emails) == len(set(emails)) == 1_000
+
+
+def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: Path) -> None:
+    """--retry-failed reads a temporary copy of the error file: the journal follows the error file itself."""
+    emu = emulator_factory()
+    src = tmp_path / "in.csv"
+    src.write_text("LastName,Email\n" + "".join(f"{'' if i % 3 == 0 else 'L'},r{i}@example.com\n" for i in range(30)))
+    runner, env = CliRunner(), env_for(emu, tmp_path)
+    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env)
+    assert result.exit_code == 1 and "10 × REQUIRED_FIELD_MISSING" in result.output, result.output
+    errors = tmp_path / "in.error.csv"
+    errors.write_text(errors.read_text().replace("\n,r", "\nFixed,r"))
+    emu.service.processing_delay = 0.5
+    retry = ["load", "--retry-failed", str(errors), "--object", "Contact", "--batch-size", "5", "--no-progress"]
+    result = runner.invoke(cli, [*retry, "--timeout", "0.2"], env=env)
+    assert result.exit_code == 3, result.output
+    assert "in.error.retry.success.csv.journal keeps its progress: re-run the same command to resume" in " ".join(
+        result.output.split())
+    emu.service.processing_delay = 0.0
+    result = runner.invoke(cli, retry, env=env)
+    assert result.exit_code == 0, result.output
+    assert "resuming (2 batches were sent" in result.output and "10 rows in 2 batches, 10 succeeded" in result.output
+    emu.wait_idle(10)
+    assert len(stored_emails(emu, "r")) == len(set(stored_emails(emu, "r"))) == 30
