@@ -168,6 +168,7 @@ class _Resume:
 
     job_id: str | None = None
     batch_ids: dict[int, str] = field(default_factory=dict)  # batch index -> id Salesforce gave it
+    sent: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch index -> its "sent" record
     fetched: dict[int, dict[str, Any]] = field(default_factory=dict)  # batch index -> its "fetched" record
     merged: int = 0  # batches 0..merged-1 are in the .part files
     offsets: tuple[int, int, int, int] = (0, 0, 0, 0)  # part file lengths, succeeded, failed after them
@@ -182,6 +183,7 @@ class _Resume:
                 state.job_id = r["id"]
             elif t == "sent":
                 state.batch_ids[int(r["i"])] = r["id"]
+                state.sent[int(r["i"])] = r
             elif t == "fetched":
                 state.fetched[int(r["i"])] = r
             elif t == "merged":
@@ -257,8 +259,16 @@ def check_resumable(journal: Journal, identity: dict[str, Any], input_fp: dict[s
             f"{', '.join(differs)}): re-run that command to finish it, or add --restart to abort job {job_id} "
             "and run this one"
         )
-    if input_fp is not None and start.get("input") != input_fp:
-        was = start.get("input") or {}
+    latest = journal.last("input") or start
+    if input_fp is not None and latest.get("input") != input_fp:
+        stopped = journal.last("input_error")
+        if stopped is not None and _prefix_digest(source_path(journal, source), int(stopped["prefix_end"])) == \
+                stopped["prefix_sha256"]:
+            # The run stopped at a bad row and the file was fixed after the rows it had handled:
+            # those rows are unchanged, so the re-run continues with the rest.
+            journal.append({"t": "input", "input": input_fp})
+            return
+        was = latest.get("input") or {}
         raise BulkInputError(
             f"{source} changed since job {job_id} started loading it (then {was.get('size', 0):,} bytes, "
             f"sha256 {str(was.get('sha256', ''))[:12]}; now {input_fp['size']:,} bytes, sha256 "
@@ -266,6 +276,27 @@ def check_resumable(journal: Journal, identity: dict[str, Any], input_fp: dict[s
             f"restore the file and re-run to resume, or add --restart to abort job {job_id} and load the file "
             "from the start (rows that job already loaded stay in Salesforce)"
         )
+
+
+def source_path(journal: Journal, source: str) -> str:
+    """The file being read (a --retry-failed run reads a temporary copy; see _load)."""
+    return getattr(journal, "reading", None) or source
+
+
+def _prefix_digest(path: str, end: int) -> str:
+    """SHA-256 of the first ``end`` bytes of ``path``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        remaining = end
+        while remaining > 0:
+            chunk = fh.read(min(remaining, 4 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest.hexdigest()
 
 
 def restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Callable[[str], None],
@@ -307,6 +338,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
     notify = options.notify or (lambda message: log.info("%s", message))
     identity = _identity(conn, source, options, success_path, error_path)
     input_fp = fingerprint(path)
+    journal.reading = path  # type: ignore[attr-defined]
     ok_part, err_part = success_path + ".part", error_path + ".part"
     state = _Resume.of(journal)
     if journal.start is not None:
@@ -359,13 +391,23 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
         except BaseException as exc:
             _annotate(exc, job_id, journal)
             raise
+    if run.input_error is not None and run.slots:
+        # Stop at the bad row but keep the job and the journal: once the file is fixed (after the rows
+        # handled, which must stay as they are), the same command sends the rest into the same job.
+        end = run.slots[-1].batch.end
+        journal.append({"t": "input_error", "prefix_end": end, "prefix_sha256": _prefix_digest(path, end),
+                        "message": str(run.input_error)})
+        error = BulkInputError(_input_error_message(run, job_id, success_path, error_path))
+        _annotate(error, job_id, journal)
+        raise error from run.input_error
     summary = {"rows": splitter.rows, "batches": len(run.slots), "succeeded": run.counts[0], "failed": run.counts[1],
                "nul": splitter.nul_count, "blank": splitter.blank_lines, "job": job_id,
                "unsent": run.unsent_rows, "stop": run.stop_reason}
     result = _finish(journal, {"t": "done", **summary}, ok_part, err_part, success_path, error_path, started,
                      resumed=resumed, client=client)
-    if run.input_error is not None:
-        raise BulkInputError(_input_error_message(run, job_id, result)) from run.input_error
+    if run.input_error is not None:  # in the first batch: nothing was sent, the job has no batch
+        raise BulkInputError(f"{run.input_error} -- no row was sent: job {job_id} got no batch and was closed; "
+                             "fix the file and run the command again") from run.input_error
     return result
 
 
@@ -376,20 +418,19 @@ def _at_least(path: str, size: int) -> bool:
         return False
 
 
-def _input_error_message(run: _Run, job_id: str, result: LoadSummary) -> str:
+def _input_error_message(run: _Run, job_id: str, success_path: str, error_path: str) -> str:
     """Exact counts: which rows were handled (sent, or put in the error file) and where the rest begins."""
     covered = sum(s.batch.rows for s in run.slots)
-    sent_rows = sum(s.batch.rows for s in run.slots if s.batch_id or s.merged and s.send_error is None)
-    sent_batches = sum(1 for s in run.slots if s.batch_id or s.merged and s.send_error is None)
-    if not run.slots:
-        return (f"{run.input_error} -- no row was sent: job {job_id} got no batch and was closed; "
-                "fix the file and run the command again")
+    sent = [s for s in run.slots if s.batch_id]
+    sent_rows = sum(s.batch.rows for s in sent)
     not_sent = covered - sent_rows
-    extra = f" ({not_sent:,} of them not sent, in the error file)" if not_sent else ""
+    extra = f" ({not_sent:,} of them not sent, for the error file)" if not_sent else ""
     return (
         f"{run.input_error} -- rows 1 to {covered:,} were handled in job {job_id}{extra}: {sent_rows:,} sent in "
-        f"{sent_batches} batches, {result.succeeded:,} succeeded ({result.success_path}), {result.failed:,} failed "
-        f"({result.error_path}); rows {covered + 1:,} and after were not sent: fix the file and load those rows"
+        f"{len(sent)} batches, {run.counts[0]:,} succeeded, {run.counts[1]:,} failed (results so far in "
+        f"{success_path}.part and {error_path}.part); rows {covered + 1:,} and after were not sent: fix the "
+        f"file from row {covered + 1:,} on and run the same command again to send them into the same job "
+        "(the rows handled are not sent again; leave them unchanged), or add --restart to start over"
     )
 
 
@@ -658,7 +699,8 @@ class _Run:
                 self.cv.notify_all()
             if self.errors:
                 raise self.errors[0]
-            self.client.close_job(self.job_id)
+            if self.input_error is None or not self.slots:  # else kept open for the rows after the bad one
+                self.client.close_job(self.job_id)
             poll_thread.join()
             self.downloader.shutdown(wait=True)
             merge_thread.join()
@@ -692,6 +734,14 @@ class _Run:
                 break
             index = batch.index
             batch_id = state.batch_ids.get(index)
+            known = state.sent.get(index)
+            if known is not None and (int(known["start"]), int(known["end"]), int(known["rows"])) != (
+                    batch.start, batch.end, batch.rows):
+                raise BulkInputError(
+                    f"batch {index + 1} of the input (rows {batch.first_row + 1:,} to "
+                    f"{batch.first_row + batch.rows:,}) is not the batch job {self.job_id} was sent: the file "
+                    "changed where rows were already sent, so resuming could send rows twice; restore it, or "
+                    "add --restart")
             if index < state.merged or batch_id is not None:
                 slot = _Slot(_without_data(batch), batch_id=batch_id, merged=index < state.merged)
                 slot.ready = slot.merged

@@ -41,24 +41,50 @@ def job_batches(emu: Any, job_id: str) -> int:
     return int(emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0])
 
 
-def test_invalid_byte_mid_file_names_exactly_the_rows_sent(emulator_factory: Any, tmp_path: Path) -> None:
+def test_invalid_byte_mid_file_names_exactly_the_rows_sent_and_a_fixed_file_resumes(
+        emulator_factory: Any, tmp_path: Path) -> None:
     emu = emulator_factory()
     src = tmp_path / "in.csv"
     rows_file(src, 3_000, "bad.", bad_row=2_501)
-    result = CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "1000",
-                                      "--no-progress"], env=env_for(emu, tmp_path))
+    runner, env = CliRunner(), env_for(emu, tmp_path)
+    args = ["load", str(src), "--object", "Contact", "--batch-size", "1000", "--no-progress"]
+    result = runner.invoke(cli, args, env=env)
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
     job = out.split("job ", 1)[1].split(":", 1)[0]
-    assert (f"rows 1 to 2,000 were handled in job {job}: 2,000 sent in 2 batches, 2,000 succeeded "
-            f"({tmp_path / 'in.success.csv'}), 0 failed ({tmp_path / 'in.error.csv'}); rows 2,001 and after "
-            "were not sent") in out
+    assert (f"rows 1 to 2,000 were handled in job {job}: 2,000 sent in 2 batches, 2,000 succeeded, 0 failed "
+            f"(results so far in {tmp_path / 'in.success.csv'}.part and {tmp_path / 'in.error.csv'}.part); rows "
+            "2,001 and after were not sent: fix the file from row 2,001 on and run the same command again") in out
     assert "Traceback" not in result.output
     emu.wait_idle(10)
     assert len(stored_emails(emu, "bad.")) == 2_000 == len(set(stored_emails(emu, "bad.")))
-    with (tmp_path / "in.success.csv").open(encoding="utf-8") as fh:
-        assert sum(1 for _ in fh) == 2_001
-    assert not (tmp_path / "in.success.csv.journal").exists()  # the run finished: what was sent is reported
+    # Fixing the bad row and running the same command sends the rest into the same job, once.
+    src.write_bytes(src.read_bytes().replace(b"caf\xe9", b"cafe"))
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 0, result.output
+    assert f"job {job}: resuming (2 batches were sent" in result.output
+    assert f"job {job}: 3,000 rows in 3 batches, 3,000 succeeded, 0 failed" in result.output
+    emu.wait_idle(10)
+    assert len(stored_emails(emu, "bad.")) == 3_000 == len(set(stored_emails(emu, "bad.")))
+    with (tmp_path / "in.success.csv").open(encoding="utf-8", newline="") as fh:
+        assert [r[1] for r in list(csv.reader(fh))[1:]] == [f"bad.{i}@example.com" for i in range(1, 3_001)]
+    assert not (tmp_path / "in.success.csv.journal").exists()
+
+
+def test_a_file_changed_where_rows_were_sent_is_refused(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    src = tmp_path / "in.csv"
+    rows_file(src, 3_000, "chg2.", bad_row=2_501)
+    runner, env = CliRunner(), env_for(emu, tmp_path)
+    args = ["load", str(src), "--object", "Contact", "--batch-size", "1000", "--no-progress"]
+    assert runner.invoke(cli, args, env=env).exit_code == 2
+    data = src.read_bytes().replace(b"caf\xe9", b"cafe").replace(b"L10,", b"L10x,")  # row 10 was sent
+    src.write_bytes(data)
+    result = runner.invoke(cli, args, env=env)
+    assert result.exit_code == 2, result.output
+    assert "changed since job" in result.output and "--restart" in result.output
+    emu.wait_idle(10)
+    assert len(stored_emails(emu, "chg2.")) == 2_000
 
 
 def test_invalid_byte_in_the_first_batch_sends_nothing(emulator_factory: Any, tmp_path: Path) -> None:
