@@ -5,7 +5,9 @@ config file (``--config``, or ``SFBULK_CONFIG``), in that order of precedence. S
 given through the environment or the config file (mode 0600), never on a shared command line.
 
 Exit status: 0 every row loaded (or the extract completed); 1 some rows failed (see the error
-file); 2 bad usage or input; 3 the job could not complete (API error, poll timeout, network).
+file); 2 bad usage or input; 3 the job could not complete (API error, poll timeout, network);
+130 / 143 stopped by SIGINT / SIGTERM. After 2 (mid-file), 3, 130 and 143 the journal next to the
+result files is kept, and running the same command again resumes the job (docs/bulk.md).
 """
 
 from __future__ import annotations
