@@ -378,7 +378,11 @@ def _fail_io(exc: OSError) -> None:
 def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
                  batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
                  error_path: str | None, retry_failed: str | None, restart: bool, **kwargs: Any) -> None:
-    """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order."""
+    """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order.
+
+    An interrupted load (Ctrl-C, kill, timeout, network failure) resumes when the same command is
+    run again: nothing is sent twice. --restart abandons it and starts over.
+    """
     from sfbulk.bulk.load import LoadOptions, load_csv
     from sfbulk.bulk.results import strip_result_columns
 
@@ -479,7 +483,11 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 @_job_exits
 def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
                     restart: bool, **kwargs: Any) -> None:
-    """Extract the records of SOQL into one CSV file (streamed to disk, header once)."""
+    """Extract the records of SOQL into one CSV file (streamed to disk, header once).
+
+    An interrupted extract resumes when the same command is run again (same job, only the result
+    files not yet downloaded). --restart starts over.
+    """
     from sfbulk.bulk.extract import ExtractOptions, extract, pk_chunking_header
 
     try:
