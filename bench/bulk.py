@@ -8,6 +8,7 @@ the child's rusage (``os.wait4``). Row counts are checked after every phase.
     .venv/bin/python bench/bulk.py                      # 200,000 rows, all three clients
     .venv/bin/python bench/bulk.py --rows 100000 --clients sfbulk
     .venv/bin/python bench/bulk.py --memory 100000,1000000   # sfbulk peak RSS at several sizes
+    .venv/bin/python bench/bulk.py --journal-cost 3          # time spent journaling, 3 sfbulk loads
 
 Peers run as their docs show, with changes in their favour: status polling every 0.2 s instead of
 their defaults (salesforce-bulk ``wait_for_batch`` 10 s, simple-salesforce 5 s), so the comparison
@@ -112,6 +113,76 @@ def _child(client: str, phase: str, csv_path: str, out_path: str) -> None:
         raise SystemExit(f"unknown client {client}")
 
 
+def _journal_child(csv_path: str, out_dir: str) -> None:
+    """One in-process ``load_csv`` with the time spent in each journal step summed (``--journal-cost``).
+
+    The steps are wrapped with a timer, nothing else changes: the journal appends (write + fsync),
+    the input fingerprint, the result files' flush + fsync at each merge checkpoint, opening and
+    deleting the journal. The sum is over threads, so it is an upper bound of what the journal
+    adds to the wall time (uploads overlap it).
+    """
+    import threading
+
+    from sfbulk.bulk import journal as jmod
+    from sfbulk.bulk import load as lmod
+    from sfbulk.bulk import results as rmod
+    from sfbulk.connector import Connector
+    from sfbulk.registry import FileRegistry
+
+    spent: dict[str, float] = {}
+    calls: dict[str, int] = {}
+    lock = threading.Lock()
+
+    def timed(name: str, fn: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with lock:
+                    spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+                    calls[name] = calls.get(name, 0) + 1
+        return wrapper
+
+    jmod.Journal.append = timed("journal records (write + fsync)", jmod.Journal.append)  # type: ignore[method-assign]
+    jmod.Journal.finish = timed("journal delete", jmod.Journal.finish)  # type: ignore[method-assign]
+    rmod.ResultWriter.sync = timed("result files flush + fsync", rmod.ResultWriter.sync)  # type: ignore[method-assign]
+    lmod.fingerprint = timed("input SHA-256", lmod.fingerprint)
+    lmod.open_journal = timed("journal open + lock", lmod.open_journal)
+    conn = Connector.load().connection(registry=FileRegistry(os.path.join(out_dir, "registry")),
+                                       apiUrl=os.environ["BENCH_BASE_URL"], accessToken=os.environ["BENCH_TOKEN"],
+                                       caFile=os.environ["REQUESTS_CA_BUNDLE"])
+    started = time.perf_counter()
+    summary = lmod.load_csv(conn, csv_path, lmod.LoadOptions(
+        object="Contact", success_path=os.path.join(out_dir, "ok.csv"), error_path=os.path.join(out_dir, "err.csv")))
+    wall = time.perf_counter() - started
+    conn.close()
+    print(json.dumps({"wall": wall, "ok": summary.succeeded, "spent": spent, "calls": calls}))
+
+
+def journal_cost(csv_path: Path, rows: int, work: Path, runs: int) -> None:
+    print(f"{'run':>4} {'load wall':>10} {'journal':>9} {'share':>7}   (journal = time in its steps, summed over threads)")
+    totals: dict[str, float] = {}
+    for n in range(1, runs + 1):
+        emu = Emulator()
+        try:
+            env = dict(os.environ, BENCH_BASE_URL=emu.info["base_url"], BENCH_TOKEN=emu.token,
+                       REQUESTS_CA_BUNDLE=emu.info["ca_file"], PYTHONPATH=str(ROOT))
+            _, _, _, text = run_measured([PY, __file__, "_journal", str(csv_path), str(work)], env)
+        finally:
+            emu.stop()
+        result = json.loads(text.strip().splitlines()[-1])
+        if result["ok"] != rows:
+            raise RuntimeError(f"{result['ok']} rows loaded, expected {rows}")
+        journal = sum(result["spent"].values())
+        for name, seconds in result["spent"].items():
+            totals[name] = totals.get(name, 0.0) + seconds
+        print(f"{n:>4} {result['wall']:>9.2f}s {journal:>8.3f}s {journal / result['wall']:>6.1%}", flush=True)
+    print("\nper step, mean of the runs:")
+    for name, seconds in sorted(totals.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<34} {seconds / runs * 1000:8.1f} ms")
+
+
 # --------------------------------------------------------------------------------------------
 # parent
 
@@ -203,6 +274,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--memory", default="", help="comma-separated row counts: sfbulk only, peak RSS per size")
+    parser.add_argument("--journal-cost", type=int, default=0, metavar="RUNS",
+                        help="sfbulk only: RUNS in-process loads, timing the journal's steps against the load's wall")
     parser.add_argument("--peer-poll", default="0.2",
                         help="peers' status polling interval in seconds, or 'default' for their own "
                              "(salesforce-bulk 10 s, simple-salesforce 5 s)")
@@ -210,6 +283,13 @@ def main() -> None:
     os.environ["BENCH_PEER_POLL"] = "0" if args.peer_poll == "default" else str(float(args.peer_poll))
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-") as tmp:
         work = Path(tmp)
+        if args.journal_cost:
+            src = work / "in.csv"
+            make_csv(src, args.rows)
+            print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV), sfbulk load in-process, "
+                  "emulator over HTTPS\n")
+            journal_cost(src, args.rows, work, args.journal_cost)
+            return
         if args.memory:
             print(f"{'rows':>10} {'load wall':>10} {'load RSS':>9} {'extract wall':>13} {'extract RSS':>12}")
             for n in [int(x) for x in args.memory.split(",")]:
@@ -251,5 +331,7 @@ def main() -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_child":
         _child(*sys.argv[2:6])
+    elif len(sys.argv) > 1 and sys.argv[1] == "_journal":
+        _journal_child(*sys.argv[2:4])
     else:
         main()

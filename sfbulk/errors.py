@@ -199,6 +199,19 @@ class PollTimeout(BulkError):
         super().__init__(message)
 
 
+class BulkInterrupted(BulkError):
+    """The run was stopped by a signal (Ctrl-C, SIGTERM) after finishing its in-flight requests.
+
+    ``job_id`` is the job (None when none was created yet); the journal kept next to the result
+    files lets the same command resume it.
+    """
+
+    def __init__(self, message: str, *, job_id: str | None, signum: int = 2) -> None:
+        self.job_id = job_id
+        self.signum = signum
+        super().__init__(message)
+
+
 #: Longest error text (characters) put in a log line, a fault's ERROR_MESSAGE or a fault body.
 MESSAGE_LIMIT = 1000
 
@@ -230,6 +243,7 @@ __all__ = [
     "AuthError",
     "BulkError",
     "BulkInputError",
+    "BulkInterrupted",
     "ConfigError",
     "ConfigErrors",
     "ConnectError",

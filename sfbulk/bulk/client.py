@@ -228,6 +228,13 @@ class BulkClient:
                 return found
             self.resends += 1
 
+    def find_sent(self, job_id: str, data: bytes) -> BatchInfo | None:
+        """The job's batch holding exactly ``data`` that nobody claimed yet (claimed now), or None.
+
+        How a resumed load learns whether an upload cut off by kill -9 reached Salesforce.
+        """
+        return self._find_sent(job_id, _digest(data))
+
     def _find_sent(self, job_id: str, digest: str) -> BatchInfo | None:
         """A batch of the job nobody claimed whose request has ``digest``, claimed for the caller."""
         with self._claim_lock:

@@ -20,11 +20,13 @@ Decisions (documented in docs/bulk.md):
 * A UTF-8 byte-order mark at the start is dropped (else Salesforce sees a field named ``\\ufeffId``).
 * NUL bytes cannot be stored in Salesforce and break CSV parsers: they are **stripped**, and the
   count is reported (``nul_count``) so the CLI can warn. Set ``nul="reject"`` to fail instead.
-* Blank lines (only ``\\n`` or ``\\r\\n``) between records are skipped and counted: Salesforce would
+* Blank lines (only ``\\n``, ``\\r\\n`` or ``\\r``) between records are skipped and counted: Salesforce would
   otherwise return a result for them or not, breaking the row-to-result mapping. A batch never
   spans a skipped line, so its byte range stays contiguous.
-* CRLF and LF record terminators are sent unchanged (Salesforce accepts both); line breaks inside
-  quoted values are data and are never touched.
+* A record ends at LF, CRLF or a lone CR outside quotes (Excel's "CSV (Macintosh)" ends records
+  with CR; files that mix the three are read too). CRLF and LF record terminators are sent
+  unchanged (Salesforce accepts both); a lone-CR terminator is sent as LF (see :func:`transform`).
+  Line breaks inside quoted values are data and are never touched.
 * Invalid input bytes for the declared encoding raise :class:`~sfbulk.errors.BulkError` naming the
   line, before anything of that batch is sent.
 """
@@ -32,9 +34,10 @@ Decisions (documented in docs/bulk.md):
 from __future__ import annotations
 
 import codecs
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from sfbulk.errors import BulkInputError as BulkError
 
@@ -42,6 +45,10 @@ MAX_RECORDS = 10_000
 MAX_CHARS = 10_000_000
 READ_SIZE = 4 << 20
 _BOM = codecs.BOM_UTF8
+_EOL = re.compile(rb"[\r\n]").search  # a record ends at LF, CRLF or a lone CR (outside quotes)
+_LONE_CR_RE = re.compile(rb"\r(?!\n)")
+_LONE_CR = _LONE_CR_RE.finditer
+_FIND_LONE_CR = _LONE_CR_RE.search
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,17 @@ class Batch:
     start: int  # byte range of the records in the source (header excluded)
     end: int
     data: bytes
+
+
+class Columns(Protocol):
+    """Which columns are sent (see :class:`sfbulk.bulk.precheck.InputPlan`)."""
+
+    @property
+    def keep(self) -> tuple[int, ...] | None: ...
+
+    def header_line(self) -> bytes: ...
+
+    def project(self, body: bytes) -> bytes: ...
 
 
 class _Reader:
@@ -92,8 +110,13 @@ def check_encoding(encoding: str) -> str:
 def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "") -> tuple[bytes, int]:
     """Source bytes -> UTF-8 bytes to send, and the number of NUL bytes removed.
 
-    Shared by the splitter and the result writer so both see exactly the same rows.
+    Shared by the splitter and the result writer so both see exactly the same rows. ``raw`` must
+    start at a record boundary: a lone CR that ends a record (outside quotes) becomes LF, since
+    Salesforce documents LF and CRLF line ends only; CR, LF and CRLF inside quoted values are data
+    and stay as they are.
     """
+    if b"\r" in raw and _FIND_LONE_CR(raw):
+        raw = _lone_cr_to_lf(raw)
     nuls = raw.count(b"\0")
     if nuls:
         if nul == "reject":
@@ -120,6 +143,26 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
         raise BulkError(f"the input is not valid {encoding}{where} (line {line} of that batch)") from None
 
 
+def _lone_cr_to_lf(raw: bytes) -> bytes:
+    """Lone CRs that end records (an even count of quotes before them) -> LF."""
+    if b'"' not in raw:  # no quoted values: every lone CR ends a record
+        return _LONE_CR_RE.sub(b"\n", raw)
+    out: list[bytes] = []
+    done = counted = quotes = 0
+    for match in _LONE_CR(raw):
+        at = match.start()
+        quotes += raw.count(b'"', counted, at)
+        counted = at
+        if not quotes & 1:
+            out.append(raw[done:at])
+            out.append(b"\n")
+            done = at + 1
+    if not out:
+        return raw
+    out.append(raw[done:])
+    return b"".join(out)
+
+
 class CsvSplitter:
     """Iterate over :class:`Batch` objects cut from a CSV byte stream.
 
@@ -135,6 +178,7 @@ class CsvSplitter:
         max_chars: int = MAX_CHARS,
         encoding: str = "utf-8",
         nul: str = "strip",
+        columns: Columns | None = None,
     ) -> None:
         if not 1 <= max_records <= MAX_RECORDS:
             raise BulkError(f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}")
@@ -147,6 +191,8 @@ class CsvSplitter:
         self.max_bytes = max_chars if self.encoding == "utf-8" else max_chars // 3
         self.nul = nul
         self._reader = _Reader(source)
+        # Only some columns sent (a result file as input): records are rewritten, not copied.
+        self.columns = columns if columns is not None and columns.keep is not None else None
         self.header: bytes = b""  # UTF-8 header line, with its line terminator
         self.header_raw: bytes = b""  # as in the source
         self.data_start = 0  # byte offset of the first record in the source
@@ -154,6 +200,7 @@ class CsvSplitter:
         self.nul_count = 0
         self.blank_lines = 0
         self.batches = 0
+        self._header_only = False  # read_header(): stop once the header line is read
 
     # -- scanning and batching ----------------------------------------------------------------
 
@@ -185,8 +232,24 @@ class CsvSplitter:
                     slow_until = looked_at
                 if taken:
                     continue
-            nl = buf.find(b"\n", scan)
-            if nl < 0:
+            m = _EOL(buf, scan)
+            last = m is None
+            nl = len(buf) if m is None else m.start()
+            if m is not None:
+                q = buf.count(b'"', scan, nl)
+                if (quotes + q) & 1:  # the line break is inside a quoted value
+                    quotes += q
+                    scan = nl + 1
+                    continue
+                if buf[nl] == 10:  # \n
+                    end = nl + 1
+                elif nl + 1 < len(buf):  # \r: CRLF, or a lone CR (Excel's "CSV (Macintosh)")
+                    end = nl + 2 if buf[nl + 1] == 10 else nl + 1
+                elif eof:
+                    end = nl + 1
+                else:
+                    end = -1  # a \r at the end of what was read: is it CRLF? read on
+            if m is None or end < 0:
                 if not eof:
                     chunk = self._reader.read()
                     if first and chunk:
@@ -201,16 +264,18 @@ class CsvSplitter:
                             base = len(_BOM)
                             self.data_start = base
                     if chunk:
-                        quotes += buf.count(b'"', scan)
+                        quotes += buf.count(b'"', scan, nl)
                         keep = batch_start if have_header else pos
                         buf = buf[keep:] + chunk
                         base += keep
                         batch_start -= keep
                         pos -= keep
                         slow_until -= keep
-                        scan = len(buf) - len(chunk)
+                        scan = nl - keep
                         continue
                     eof = True
+                    if m is not None:
+                        continue  # the \r was the input's last byte: a lone CR after all
                 if pos >= len(buf):
                     break
                 if (quotes + buf.count(b'"', scan)) & 1:
@@ -219,12 +284,6 @@ class CsvSplitter:
                         "a closing quote is missing"
                     )
                 end = len(buf)
-            else:
-                quotes += buf.count(b'"', scan, nl)
-                if quotes & 1:  # the newline is inside a quoted value
-                    scan = nl + 1
-                    continue
-                end = nl + 1
             # A complete record: buf[pos:end]
             if end - pos <= 2 and buf[pos:end] in (b"\n", b"\r\n", b"\r"):
                 self.blank_lines += 1
@@ -235,11 +294,13 @@ class CsvSplitter:
             elif not have_header:
                 have_header = True
                 self.header_raw = buf[pos:end]
-                if not self.header_raw.endswith(b"\n"):
+                if not self.header_raw.endswith((b"\n", b"\r")):
                     self.header_raw += b"\n"
                 self.header, nuls = transform(self.header_raw, self.encoding, nul=self.nul, where=" header")
                 self.nul_count += nuls
-                hdr_len = len(self.header)
+                hdr_len = len(self.header)  # the file's header: never shorter than the one sent
+                if self.columns is not None:
+                    self.header = self.columns.header_line()
                 self.data_start = base + end
                 batch_start = end
             else:
@@ -256,19 +317,28 @@ class CsvSplitter:
                 self.rows += 1
             pos = scan = end
             quotes = 0
-            if eof and nl < 0:
+            if last:
                 break
+            if self._header_only and have_header:
+                return
         if not have_header:
             raise BulkError("the input is empty: a CSV header line naming the fields is required")
         if batch_rows:
             yield self._emit(buf, base, batch_start, pos, batch_rows)
 
+    def sent_records(self, raw: bytes) -> bytes:
+        """Source bytes of whole records -> the UTF-8 records as sent (how results find them again)."""
+        body, _ = transform(raw, self.encoding, nul=self.nul)
+        return body if self.columns is None else self.columns.project(body)
+
     def _emit(self, buf: bytes, base: int, start: int, end: int, rows: int) -> Batch:
         raw = buf[start:end]
-        if not raw.endswith(b"\n"):
+        if not raw.endswith((b"\n", b"\r")):
             raw += b"\n"  # the file's last record had no line terminator
         body, nuls = transform(raw, self.encoding, nul=self.nul, where=f" in batch {self.batches + 1}")
         self.nul_count += nuls
+        if self.columns is not None:
+            body = self.columns.project(body)
         batch = Batch(
             index=self.batches,
             first_row=self.rows - rows,
@@ -287,20 +357,32 @@ def _plain_lines(buf: bytes, pos: int, want: int, budget: int) -> tuple[int, int
 
     Such a line is a whole record by the same quote-parity rule as the record-by-record scan, so
     taking a run of them at once (bytes.split in C) gives the same batches, only faster. The first
-    line that is blank or has an odd quote count (a quoted line break) stops the run; everything up
-    to ``offset looked up to`` is then left to the record-by-record scan.
+    line that is blank, has an odd quote count (a quoted line break) or holds a lone CR (a CR-only
+    record end, or a CR in a quoted value) stops the run; everything up to ``offset looked up to``
+    is then left to the record-by-record scan.
     """
     if budget <= 0 or want <= 0:
         return 0, pos, pos
     seg = buf[pos:pos + budget]
-    parts = seg.split(b"\n", want)
+    cr_only = b"\n" not in seg and b"\r" in seg  # Excel's "CSV (Macintosh)": records end with CR
+    parts = seg.split(b"\r" if cr_only else b"\n", want)
     lines = parts[:-1]  # complete lines; the last part is what follows the last newline taken
     looked = len(seg) - len(parts[-1])
+    if cr_only and lines and looked == len(seg):
+        # The segment ends with a CR: an LF may follow it (CRLF). Leave that line to the scan.
+        looked -= len(lines.pop()) + 1
     taken = len(lines)
     if not taken:
-        return 0, pos, pos
+        # No line break in the whole budget: a CR-only file, or one huge record. Leave all of it to
+        # the record-by-record scan rather than slicing the budget again for every record.
+        return 0, pos, pos + len(seg)
+    lone = _FIND_LONE_CR(seg, 0, looked) if b"\r" in seg and not cr_only else None
+    if lone is not None:
+        # A lone CR: a record end (CR-only or mixed line ends) or quoted data; the scan decides.
+        taken = seg.count(b"\n", 0, lone.start())
+        looked = len(seg)
     if b"" in lines:
-        taken = lines.index(b"")
+        taken = min(taken, lines.index(b""))
     if b"\r" in lines:
         taken = min(taken, lines.index(b"\r"))
     if b'"' in seg:
@@ -317,6 +399,19 @@ def split_file(path: str, **options: object) -> Iterator[Batch]:
         yield from CsvSplitter(fh, **options)  # type: ignore[arg-type]
 
 
+def read_header(source: BinaryIO | Iterable[bytes], *, encoding: str = "utf-8", nul: str = "strip") -> bytes:
+    """The UTF-8 header line of a CSV stream, read exactly as :class:`CsvSplitter` reads it (BOM,
+    leading blank lines, quoted line breaks, any line end), without reading the records.
+
+    This is what the checks before a job is created look at (:mod:`sfbulk.bulk.precheck`).
+    """
+    splitter = CsvSplitter(source, encoding=encoding, nul=nul)
+    splitter._header_only = True
+    for _ in splitter:
+        pass
+    return splitter.header
+
+
 def read_range(path: str, start: int, end: int) -> bytes:
     """Bytes [start, end) of a file: how a batch's input rows are found again for its results."""
     with open(path, "rb") as fh:
@@ -324,4 +419,5 @@ def read_range(path: str, start: int, end: int) -> bytes:
         return fh.read(end - start)
 
 
-__all__ = ["MAX_CHARS", "MAX_RECORDS", "Batch", "CsvSplitter", "check_encoding", "read_range", "split_file", "transform"]
+__all__ = ["MAX_CHARS", "MAX_RECORDS", "Batch", "Columns", "CsvSplitter", "check_encoding", "read_header", "read_range",
+           "split_file", "transform"]

@@ -17,19 +17,30 @@ import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
+from sfbulk.bulk.journal import (
+    VERSION,
+    Journal,
+    discard,
+    fsync_file,
+    journal_path,
+    open_journal,
+    replace_durably,
+)
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.retry import RetryPolicy, is_transient
-from sfbulk.errors import ApiError, BulkError, BulkInputError, TransportError
+from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted, TransportError
 
 log = logging.getLogger("sfbulk.bulk.extract")
 
 _FROM = re.compile(r"\bfrom\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+_SELECT = re.compile(r"\s*select\s+(.+?)\s+from\s", re.IGNORECASE | re.DOTALL)
 NO_RECORDS = b"Records not found for this query"
 COPY_CHUNK = 1 << 20
 
@@ -44,6 +55,8 @@ class ExtractOptions:
     poll_initial: float = 0.1
     poll_cap: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    restart: bool = False  # abandon the job of an unfinished journal and start over
+    notify: Callable[[str], None] | None = None  # user-facing notes: job created, resumed
 
 
 @dataclass
@@ -64,6 +77,32 @@ def object_of(soql: str) -> str:
     if match is None:
         raise BulkInputError("cannot find the object in the query (no FROM clause); pass --object")
     return match.group(1)
+
+
+def soql_header(soql: str) -> bytes | None:
+    """The CSV header line for a query that found no records: its field list as written.
+
+    Salesforce answers an empty result with ``Records not found for this query`` and no header;
+    an output file without one breaks every reader (and ``sfbulk load`` refuses it), so the field
+    names are taken from the SELECT list, quoted as Salesforce quotes them.
+    """
+    match = _SELECT.match(soql)
+    if match is None:
+        return None
+    depth = 0
+    field: list[str] = []
+    fields: list[str] = []
+    for ch in match.group(1):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            fields.append("".join(field).strip())
+            field = []
+        else:
+            field.append(ch)
+    fields.append("".join(field).strip())
+    if not all(fields):
+        return None
+    return (",".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n").encode("utf-8")
 
 
 def pk_chunking_header(value: str | None) -> str | None:
@@ -96,43 +135,172 @@ class _Nul:
 
 def extract(conn: Any, soql: str, out_path: str, options: ExtractOptions | None = None,
             progress: Progress | None = None) -> ExtractSummary:
-    """Run ``soql`` as a Bulk query job and write every record to ``out_path`` (CSV, UTF-8)."""
+    """Run ``soql`` as a Bulk query job and write every record to ``out_path`` (CSV, UTF-8).
+
+    The run is journaled next to ``out_path`` (:mod:`sfbulk.bulk.journal`): the job, its query
+    batch and every result file downloaded. Running the same command again after an interruption
+    reuses the job and downloads only the result files not finished; a finished extract deletes
+    its journal.
+    """
     options = options or ExtractOptions()
     progress = progress or Progress()
     started = time.monotonic()
     soql = soql.strip()
     if not soql:
         raise BulkInputError("the query is empty")
+    pk = pk_chunking_header(options.pk_chunking)
+    sobject = options.object or object_of(soql)
     client = BulkClient(conn, retry=options.retry)
-    job = client.create_job(operation="queryAll" if options.query_all else "query",
-                            object=options.object or object_of(soql), content_type="CSV",
-                            pk_chunking=pk_chunking_header(options.pk_chunking))
-    job_id = job["id"]
-    work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(out_path)))
-    nul = _Nul()
+    tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(out_path))).close()  # writable, before a job
+    journal = open_journal(journal_path(out_path))
     try:
-        original = _add_query_batch(client, job_id, soql)
-        parts, data_batches = _run(client, job_id, original, options, progress, work, nul)
-        written, files = _concatenate(parts, out_path)
+        return _extract(conn, client, journal, soql, sobject, pk, out_path, options, progress, started)
+    finally:
+        journal.close()  # kept unless the extract finished (then already deleted)
+        progress.close()
+
+
+def _extract(conn: Any, client: BulkClient, journal: Journal, soql: str, sobject: str, pk: str | None,
+             out_path: str, options: ExtractOptions, progress: Progress, started: float) -> ExtractSummary:
+    notify = options.notify or (lambda message: log.info("%s", message))
+    identity = {"kind": "extract", "soql": soql, "object": sobject, "query_all": options.query_all,
+                "pk_chunking": pk or "", "out": os.path.abspath(out_path),
+                "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or "")}
+    part = out_path + ".part"
+    job_rec = journal.last("job")
+    if journal.start is not None:
+        if job_rec is None or options.restart:
+            _restart(client, journal, job_rec["id"] if job_rec else None, notify, part)
+            job_rec = None
+        elif journal.start.get("cmd") != identity:
+            old = journal.start.get("cmd") or {}
+            differs = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+            raise BulkInputError(
+                f"{journal.path} holds the unfinished extract of another command (job {job_rec['id']}; it differs "
+                f"in {', '.join(_FLAGS.get(k, k) for k in differs)}): re-run that command to finish it, or add "
+                "--restart to start this one"
+            )
+    done = journal.last("done")
+    if done is not None:  # killed while moving the finished file onto its name
+        return _finish(journal, done, part, out_path, started, client)
+    if journal.start is None:
+        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(out_path)))
+        journal.append({"t": "start", "v": VERSION, "cmd": identity, "work": work})
+    else:
+        work = str(journal.start["work"])
+        os.makedirs(work, exist_ok=True)
+    if job_rec is None:
+        try:
+            job = client.create_job(operation="queryAll" if options.query_all else "query", object=sobject,
+                                    content_type="CSV", pk_chunking=pk)
+        except BaseException:
+            journal.finish()  # no job: nothing to resume
+            shutil.rmtree(work, ignore_errors=True)
+            raise
+        job_id = job["id"]
+        journal.append({"t": "job", "id": job_id})
+        notify(f"job {job_id}: created (an interrupted run resumes when re-run)")
+    else:
+        job_id = str(job_rec["id"])
+    fetched = _fetched_files(journal, work)
+    if job_rec is not None:
+        notify(f"job {job_id}: resuming ({len(fetched)} result files were downloaded before)")
+    try:
+        batch_rec = journal.last("batch")
+        if batch_rec is not None:
+            original = str(batch_rec["id"])
+        else:
+            original = _add_query_batch(client, job_id, soql, resumed=job_rec is not None)
+            journal.append({"t": "batch", "id": original})
+        parts, data_batches = _run(client, job_id, original, options, progress, work, journal, fetched)
+        written, files = _concatenate(parts, part, soql_header(soql))
         client.close_job(job_id)
-    except BaseException:
+    except KeyboardInterrupt:
+        done_files = len(_fetched_files(journal, work))
+        raise BulkInterrupted(
+            f"job {job_id}: {done_files} result files downloaded so far; re-run the same command to "
+            "resume (only the files not downloaded yet are fetched), or add --restart to start over",
+            job_id=job_id) from None
+    except BaseException as exc:
         try:
             client.close_job(job_id)
-        except Exception as exc:  # noqa: BLE001 - the original error matters more
-            log.warning("job %s could not be closed: %s", job_id, exc)
+        except Exception as close_exc:  # noqa: BLE001 - the original error matters more
+            log.warning("job %s could not be closed: %s", job_id, close_exc)
+        if not hasattr(exc, "job_id") or getattr(exc, "job_id", None) is None:
+            try:
+                exc.job_id = job_id  # type: ignore[attr-defined]
+            except AttributeError:
+                pass
+        try:
+            exc.journal = journal.path  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
         raise
-    finally:
-        progress.close()
+    nuls = sum(int(r.get("nul", 0)) for r in _latest_files(journal).values())
+    record = {"t": "done", "job": job_id, "rows": sum(b.records_processed for b in data_batches),
+              "batches": len(data_batches), "files": files, "bytes": written, "nul": nuls}
+    journal.append(record)
+    return _finish(journal, record, part, out_path, started, client)
+
+
+_FLAGS = {"soql": "the query", "object": "--object", "query_all": "--all", "pk_chunking": "--pk-chunking",
+          "out": "--out", "api_url": "--api-url"}
+
+
+def _latest_files(journal: Journal) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(str(r["batch"]), int(r["n"])): r for r in journal.of_type("file")}
+
+
+def _fetched_files(journal: Journal, work: str) -> dict[tuple[str, int], dict[str, Any]]:
+    """Result files an earlier run downloaded that are still there, whole."""
+    good = {}
+    for key, r in _latest_files(journal).items():
+        try:
+            if os.path.getsize(os.path.join(work, r["name"])) == int(r["size"]):
+                good[key] = r
+        except OSError:
+            continue
+    return good
+
+
+def _restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Any, part: str) -> None:
+    if job_id:
+        try:
+            client.abort_job(job_id)
+            notify(f"job {job_id}: aborted (--restart)")
+        except ApiError as exc:
+            notify(f"job {job_id}: could not be aborted ({exc}); starting over anyway")
+    work = (journal.start or {}).get("work")
+    if work:
+        shutil.rmtree(work, ignore_errors=True)
+    if os.path.exists(part):
+        os.unlink(part)
+    discard(journal)
+
+
+def _finish(journal: Journal, done: dict[str, Any], part: str, out_path: str, started: float,
+            client: BulkClient) -> ExtractSummary:
+    if os.path.exists(part):
+        replace_durably(part, out_path)
+    elif not os.path.exists(out_path):
+        raise BulkError(f"job {done['job']}: the output {part} is missing; re-run with --restart")
+    work = (journal.start or {}).get("work")
+    journal.finish()
+    if work:
         shutil.rmtree(work, ignore_errors=True)
     return ExtractSummary(
-        job_id=job_id, rows=sum(b.records_processed for b in data_batches), batches=len(data_batches),
-        result_files=files, bytes_written=written, nul_stripped=nul.count, retries=client.stats.retries,
+        job_id=done["job"], rows=done["rows"], batches=done["batches"], result_files=done["files"],
+        bytes_written=done["bytes"], nul_stripped=done["nul"], retries=client.stats.retries,
         seconds=time.monotonic() - started, out_path=out_path,
     )
 
 
-def _add_query_batch(client: BulkClient, job_id: str, soql: str) -> str:
-    """POST the SOQL batch once; after an unknown outcome the job's first batch is ours."""
+def _add_query_batch(client: BulkClient, job_id: str, soql: str, *, resumed: bool = False) -> str:
+    """POST the SOQL batch once; after an unknown outcome (or a kill) the job's first batch is ours."""
+    if resumed:
+        batches = client.list_batches(job_id)
+        if batches:
+            return batches[0].id
     backoff = client.retry.backoff()
     for attempt in range(1, client.retry.attempts + 1):
         try:
@@ -152,7 +320,8 @@ def _add_query_batch(client: BulkClient, job_id: str, soql: str) -> str:
 
 
 def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions, progress: Progress,
-         work: str, nul: _Nul) -> tuple[list[tuple[str, Future[list[Future[str]]]]], list[BatchInfo]]:
+         work: str, journal: Journal, fetched: dict[tuple[str, int], dict[str, Any]],
+         ) -> tuple[list[tuple[str, Future[list[Future[str]]]]], list[BatchInfo]]:
     seen: dict[str, BatchInfo] = {}
     order: list[str] = []
     futures: dict[str, Future[list[Future[str]]]] = {}
@@ -160,14 +329,26 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
     # Result files download side by side (a large result comes as several files).
     files = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-extract-file")
 
-    def download(batch_id: str, result_id: str, dest: str) -> str:
+    def download(batch_id: str, n: int, result_id: str) -> str:
+        known = fetched.get((batch_id, n))
+        if known is not None and known.get("result") == result_id:
+            progress.file_done()
+            return os.path.join(work, known["name"])  # downloaded whole by an earlier run
+        name = f"{batch_id}-{n}.csv"
+        dest = os.path.join(work, name)
+        nul = _Nul()
         client.download("getBulkQueryResults", dest, f"downloading result {result_id} of batch {batch_id}",
                         transform=nul, jobId=job_id, batchId=batch_id, resultId=result_id)
+        fsync_file(dest)
+        journal.append({"t": "file", "batch": batch_id, "n": n, "result": result_id, "name": name,
+                        "size": os.path.getsize(dest), "nul": nul.count})
+        progress.file_done()
         return dest
 
     def fetch(batch_id: str) -> list[Future[str]]:
-        return [files.submit(download, batch_id, result_id, os.path.join(work, f"{batch_id}-{n}.csv"))
-                for n, result_id in enumerate(client.query_result_ids(job_id, batch_id))]
+        result_ids = client.query_result_ids(job_id, batch_id)
+        progress.files_listed(len(result_ids))
+        return [files.submit(download, batch_id, n, result_id) for n, result_id in enumerate(result_ids)]
 
     def check() -> tuple[bool, bool, list[str]]:
         batches = client.list_batches(job_id)
@@ -195,24 +376,27 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
     try:
         poll_until(check, job_id=job_id, timeout=options.timeout,
                    backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
+        pool.shutdown(wait=True)  # every batch's result files are listed (and queued) ...
+        files.shutdown(wait=True)  # ... and downloaded
     except BaseException:
+        # Downloads not finished are not journaled: a re-run fetches them again.
         pool.shutdown(wait=False, cancel_futures=True)
         files.shutdown(wait=False, cancel_futures=True)
         raise
-    pool.shutdown(wait=True)  # every batch's result files are listed (and queued) ...
-    files.shutdown(wait=True)  # ... and downloaded
     # With PK chunking the original batch is NotProcessed and has no results: only chunks count.
     data = [seen[b] for b in order if seen[b].state == "Completed"]
     parts = [(b.id, futures[b.id]) for b in data]
     return parts, data
 
 
-def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: str) -> tuple[int, int]:
-    """Write the result files in order, the header once; returns (bytes written, files)."""
+def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], part_path: str,
+                 empty_header: bytes | None = None) -> tuple[int, int]:
+    """Write the result files in order into ``part_path``, the header once (``empty_header`` when no
+    file had records), flushed to disk; returns (bytes written, files). The work files stay until the
+    caller has moved ``part_path`` onto its final name (a kill before that concatenates again)."""
     header: bytes | None = None
     written = files = 0
-    tmp_out = out_path + ".part"
-    with open(tmp_out, "wb") as out:
+    with open(part_path, "wb") as out:
         for batch_id, future in parts:
             for downloaded in future.result():
                 name = downloaded.result()
@@ -238,9 +422,12 @@ def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], out_path: s
                     if not last.endswith(b"\n"):  # never glue two files' records together
                         out.write(b"\n")
                         written += 1
-                os.unlink(name)
-    os.replace(tmp_out, out_path)
+        if header is None and empty_header:
+            out.write(empty_header)
+            written += len(empty_header)
+        out.flush()
+        os.fsync(out.fileno())
     return written, files
 
 
-__all__ = ["ExtractOptions", "ExtractSummary", "extract", "object_of", "pk_chunking_header"]
+__all__ = ["ExtractOptions", "ExtractSummary", "extract", "object_of", "pk_chunking_header", "soql_header"]

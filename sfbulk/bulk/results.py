@@ -17,8 +17,10 @@ from __future__ import annotations
 import csv
 import io
 import operator
+import os
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import repeat
 from typing import IO
 
@@ -33,15 +35,17 @@ def parse_header(header: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
 
 
-def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip") -> list[str]:
+def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip",
+                  sent: Callable[[bytes], bytes] | None = None) -> list[str]:
     """The batch's input records as sent, each as its CSV text without the line terminator.
 
     Records are written back verbatim (the user's own quoting), so they are cut, not parsed: a
     line ends a record when its quote count leaves the record's quotes balanced, the rule the
-    splitter used to cut the batch.
+    splitter used to cut the batch. ``sent`` (``CsvSplitter.sent_records``) turns the source bytes
+    into what was sent when that is more than :func:`transform` (only some columns sent).
     """
     raw = read_range(path, batch.start, batch.end)
-    body, _ = transform(raw, encoding, nul=nul)
+    body = sent(raw) if sent is not None else transform(raw, encoding, nul=nul)[0]
     text = body.decode("utf-8")
     lines = text.split("\n")
     if lines and lines[-1] == "":
@@ -103,18 +107,38 @@ def result_rows(stream: IO[str]) -> Iterator[Sequence[str]]:
 class ResultWriter:
     """Writes ``success.csv`` and ``error.csv``; call :meth:`add_batch` in batch order."""
 
-    def __init__(self, success_path: str, error_path: str, fields: list[str]) -> None:
+    def __init__(self, success_path: str, error_path: str, fields: list[str], *,
+                 resume: tuple[int, int, int, int] | None = None) -> None:
+        """``resume`` = (success bytes, error bytes, succeeded, failed) of files written by an
+        interrupted run: they are cut back to those lengths and appended to (no header written)."""
         self.success_path = success_path
         self.error_path = error_path
-        self._files: list[IO[str]] = [open(success_path, "w", encoding="utf-8", newline="")]
-        self._files.append(open(error_path, "w", encoding="utf-8", newline=""))
-        self._ok = csv.writer(self._files[0], lineterminator="\n")
-        self._err = csv.writer(self._files[1], lineterminator="\n")
-        header = list(fields) + list(RESULT_COLUMNS)
-        self._ok.writerow(header)
-        self._err.writerow(header)
         self.succeeded = 0
         self.failed = 0
+        if resume is not None:
+            os.truncate(success_path, resume[0])
+            os.truncate(error_path, resume[1])
+            self.succeeded, self.failed = resume[2], resume[3]
+        mode = "w" if resume is None else "a"
+        self._files: list[IO[str]] = [open(success_path, mode, encoding="utf-8", newline="")]
+        self._files.append(open(error_path, mode, encoding="utf-8", newline=""))
+        self._ok = csv.writer(self._files[0], lineterminator="\n")
+        self._err = csv.writer(self._files[1], lineterminator="\n")
+        if resume is None:
+            header = list(fields) + list(RESULT_COLUMNS)
+            self._ok.writerow(header)
+            self._err.writerow(header)
+
+    def sync(self, *, durable: bool = True) -> tuple[int, int]:
+        """Flush both files (to disk too when ``durable``); returns their lengths (what a resumed run
+        cuts back to)."""
+        sizes = []
+        for fh in self._files:
+            fh.flush()
+            if durable:
+                os.fsync(fh.fileno())
+            sizes.append(fh.tell())
+        return sizes[0], sizes[1]
 
     def add_batch(
         self,
@@ -167,6 +191,37 @@ class ResultWriter:
         self.close()
 
 
+def error_reasons(error_csv: str) -> Counter[str]:
+    """How many rows of an error file we wrote failed for each reason (its ``sf__Error``, normalised).
+
+    Salesforce's row errors read ``CODE:message:fields --``; the fields part is dropped so rows
+    failing the same way count together: ``REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]``.
+    """
+    reasons: Counter[str] = Counter()
+    with open(error_csv, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header or header[-1] != "sf__Error":
+            return reasons
+        for row in reader:
+            if row:
+                reasons[normalise_reason(row[-1])] += 1
+    return reasons
+
+
+_ROW_ERROR = re.compile(r"^([A-Z][A-Z0-9_]+):(.*?)(?::[^:]*--)?$", re.DOTALL)
+
+
+def normalise_reason(error: str) -> str:
+    """``REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --`` ->
+    ``REQUIRED_FIELD_MISSING: Required fields are missing: [LastName]``; other texts as they are."""
+    error = error.strip()
+    match = _ROW_ERROR.match(error)
+    if match is None:
+        return error or "no error message"
+    return f"{match.group(1)}: {match.group(2).strip()}"
+
+
 def strip_result_columns(error_csv: str, out: IO[str]) -> int:
     """Copy ``error_csv`` (a file we wrote) to ``out`` without the sf__ columns; returns rows copied.
 
@@ -193,4 +248,4 @@ def strip_result_columns(error_csv: str, out: IO[str]) -> int:
         return count
 
 
-__all__ = ["RESULT_COLUMNS", "ResultWriter", "input_records", "parse_header", "result_rows", "strip_result_columns"]
+__all__ = ["RESULT_COLUMNS", "ResultWriter", "error_reasons", "input_records", "normalise_reason", "parse_header", "result_rows", "strip_result_columns"]

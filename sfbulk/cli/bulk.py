@@ -5,13 +5,18 @@ config file (``--config``, or ``SFBULK_CONFIG``), in that order of precedence. S
 given through the environment or the config file (mode 0600), never on a shared command line.
 
 Exit status: 0 every row loaded (or the extract completed); 1 some rows failed (see the error
-file); 2 bad usage or input; 3 the job could not complete (API error, poll timeout, network).
+file); 2 bad usage or input; 3 the job could not complete (API error, poll timeout, network);
+130 / 143 stopped by SIGINT / SIGTERM. After 2 (mid-file), 3, 130 and 143 the journal next to the
+result files is kept, and running the same command again resumes the job (docs/bulk.md).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
+import signal
 import sys
 import threading
 import time
@@ -20,13 +25,15 @@ from typing import Any
 import click
 
 from sfbulk.bulk.load import Progress
-from sfbulk.errors import BulkInputError, SfBulkError
+from sfbulk.errors import BulkInputError, BulkInterrupted, ParameterError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
 
 EXIT_ROWS_FAILED = 1
 EXIT_USAGE = 2
 EXIT_JOB_FAILED = 3
+
+MAX_HTTP_TIMEOUT = 86_400.0  # the connector's own bound on init's timeout
 
 #: option name -> (init parameter, environment variable, config-file key)
 CONNECTION_SETTINGS = {
@@ -57,15 +64,20 @@ def connection_options(fn: Any) -> Any:
         click.option("--token-endpoint", help="OAuth host (default https://login.salesforce.com) "
                                               "[SFBULK_TOKEN_ENDPOINT]."),
         click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."),
-        click.option("--http-timeout", type=float, help="Seconds per HTTP call (default 60) [SFBULK_HTTP_TIMEOUT]."),
+        click.option("--http-timeout", type=click.FloatRange(0, MAX_HTTP_TIMEOUT, min_open=True),
+                     help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT]."),
         click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
                      help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
         click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
                      help="Parallel uploads/downloads."),
-        click.option("--timeout", "poll_timeout", type=float, default=7200.0, show_default=True,
-                     help="Overall seconds to wait for Salesforce to process the job."),
+        click.option("--timeout", "poll_timeout", type=click.FloatRange(0, min_open=True), default=7200.0,
+                     show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
         click.option("--progress/--no-progress", default=None,
                      help="Progress bar (default: on a terminal; plain periodic lines otherwise)."),
+        click.option("--progress-interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
+                     envvar="SFBULK_PROGRESS_INTERVAL",
+                     help="Seconds between plain progress lines (no terminal, or --no-progress) "
+                          "[SFBULK_PROGRESS_INTERVAL]."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -95,12 +107,20 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
                                    f"known: {', '.join(sorted(known))}")
         config = loaded
     params: dict[str, str] = {}
+    origins: dict[str, str] = {}  # init parameter -> where the user set it (for messages)
     for option, (param, env, key) in CONNECTION_SETTINGS.items():
-        value = kwargs.get(option)
+        value, origin = kwargs.get(option), "--" + option.replace("_", "-")
         if value in (None, ""):
-            value = os.environ.get(env) or config.get(key)
+            value, origin = os.environ.get(env), env
+        if value in (None, ""):
+            value, origin = config.get(key), f"{key} in --config {path}"
         if value not in (None, ""):
             params[param] = str(value)
+            origins[param] = origin
+    kwargs["setting_origins"] = origins
+    _ORIGINS.clear()
+    _ORIGINS.update(origins)
+    _check_values(params, origins)
     if "apiUrl" not in params:
         raise click.UsageError("no Salesforce URL: pass --api-url, set SFBULK_API_URL or api_url in --config")
     if not params.get("accessToken") and not params.get("refreshToken"):
@@ -114,74 +134,223 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     return params
 
 
+def _check_values(params: dict[str, str], origins: dict[str, str]) -> None:
+    """Out-of-range settings from the environment or --config are usage errors naming where they came from
+    (flags are checked by click already)."""
+    if "timeout" in params:
+        try:
+            seconds = float(params["timeout"])
+            if not 0 < seconds <= MAX_HTTP_TIMEOUT:
+                raise ValueError
+        except ValueError:
+            raise click.UsageError(f"{origins['timeout']} must be a number of seconds above 0 and at most "
+                                   f"{MAX_HTTP_TIMEOUT:g}, got {params['timeout']!r}") from None
+    ca_file = params.get("caFile")
+    if ca_file and not os.path.isfile(ca_file):
+        why = "is a folder" if os.path.isdir(ca_file) else "does not exist"
+        raise click.UsageError(f"{origins['caFile']} {ca_file} {why}: give the PEM file of the CA bundle")
+    if ca_file and not os.access(ca_file, os.R_OK):
+        raise click.UsageError(f"{origins['caFile']} {ca_file} cannot be read (permission denied)")
+
+
+def user_path(filename: Any) -> str:
+    """The path to name in a file-system error: the user's file, not one of our work files
+    (``out.csv.part`` -> ``out.csv``; a file in a ``.sfbulk-*`` work folder -> that folder's parent)."""
+    if filename is None:
+        return ""
+    name = os.fsdecode(filename)
+    parts = name.split(os.sep)
+    for i, part in enumerate(parts):
+        # our work folders, and the probe file that checks an output folder is writable
+        if part.startswith(".sfbulk-") or (i == len(parts) - 1 and _TEMP_NAME(part)):
+            folder = os.sep.join(parts[:i]) or "."
+            return f"{folder} (the output folder, where the work files are written)"
+    if name.endswith(".part"):
+        return name[: -len(".part")]
+    return name
+
+
+_TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}").fullmatch  # tempfile's names
+
+#: where each connection setting of this command came from (flag, variable, config key)
+_ORIGINS: dict[str, str] = {}
+
+#: connector init parameter -> how the user sets it, for messages that name the parameter
+_PARAM_LABELS = {param: f"--{option.replace('_', '-')} / {env}"
+                 for option, (param, env, _key) in CONNECTION_SETTINGS.items()}
+
+
+def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
+    """A connector message with its init parameter names (``caFile``) replaced by what the user
+    wrote: the flag, variable or config key that set it, else ``--ca-file / SFBULK_CA_FILE``."""
+    origins = origins or {}
+    if text.startswith("init: "):
+        text = text[len("init: "):]
+        head, sep, rest = text.partition(" ")
+        if head == "timeout" or head == "parameter":  # "timeout must be ...", "parameter 'apiUrl' is required"
+            text = (origins.get("timeout") or _PARAM_LABELS["timeout"]) + sep + rest if head == "timeout" else text
+    for param, label in _PARAM_LABELS.items():
+        if param != "timeout" and param in text:
+            text = re.sub(rf"'?\b{param}\b'?", origins.get(param) or label, text)
+    return text
+
+
+def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None) -> str | None:
+    """Why the given credentials may not be used: a fresh token cached in the registry wins over them.
+
+    Read-only: it looks at the registry resources the connection reads (``sfbulk.auth``) and
+    changes nothing; the connection makes the actual decision.
+    """
+    if not (params.get("refreshToken") and params.get("clientId")):
+        return None  # without refresh credentials the registry is not used at all
+    from sfbulk.auth import DEFAULT_INTERVAL_MS, DEFAULT_REGISTRY_PATH
+    from sfbulk.errors import RegistryError
+    from sfbulk.registry import FileRegistry
+
+    registry = FileRegistry(registry_dir)
+    base = DEFAULT_REGISTRY_PATH
+    try:
+        token = registry.get(f"{base}/accessToken")
+        stamp_text = registry.get(f"{base}/time") or ""
+        api = (registry.get(f"{base}/apiUrl") or "").strip()
+    except RegistryError:
+        return None
+    if not token or not token.strip():
+        return None
+    try:
+        age = time.time() - int(stamp_text.strip()) / 1000
+    except ValueError:
+        return None
+    if (api and api.rstrip("/") != params["apiUrl"].strip().rstrip("/")) or age * 1000 > DEFAULT_INTERVAL_MS:
+        return None  # cached for another org, or too old: it is refreshed with the given credentials
+    origins = origins or {}
+    if params.get("accessToken") not in (None, "", "-"):
+        ignored = f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
+    else:
+        ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
+    return (f"using the access token cached in {registry.path(base + '/accessToken')} "
+            f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}")
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def open_connection(kwargs: dict[str, Any]) -> Any:
     from sfbulk.connector import Connector
     from sfbulk.registry import FileRegistry
 
     params: dict[str, Any] = dict(resolve_settings(kwargs))
-    registry = FileRegistry(kwargs.get("registry_dir") or "registry")
+    registry_dir = kwargs.get("registry_dir") or "registry"
+    note = cached_token_note(params, registry_dir, kwargs.get("setting_origins"))
+    if note:
+        log.info("%s", note)
+    registry = FileRegistry(registry_dir)
     return Connector.load().connection(registry=registry, **params)
 
 
-class CliProgress(Progress):
-    """tqdm on a terminal, else a plain line every ``interval`` seconds (and at the end)."""
+def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = None) -> Progress:
+    """The load or extract progress display (sfbulk.bulk.progress) for these options."""
+    from sfbulk.bulk.progress import ExtractDisplay, LoadDisplay
 
-    def __init__(self, unit: str, enabled: bool | None, interval: float = 5.0) -> None:
-        self.unit = unit
-        self.rows = 0
-        self.done = 0
-        self.records = 0
-        self._lock = threading.Lock()
-        self._bar: Any = None
-        self._interval = interval
-        self._last = time.monotonic()
-        tty = sys.stderr.isatty() if enabled is None else enabled
-        if tty:
-            from tqdm import tqdm
+    enabled = kwargs.get("progress")
+    tty = None if enabled is None else bool(enabled)
+    interval = float(kwargs.get("progress_interval") or 5.0)
+    if kind == "load":
+        size = os.path.getsize(source) if source and os.path.exists(source) else 0
+        return LoadDisplay(size, tty=tty, interval=interval)
+    return ExtractDisplay(tty=tty, interval=interval)
 
-            self._bar = tqdm(unit=f" {unit}", file=sys.stderr, dynamic_ncols=True, leave=True)
 
-    def sent(self, rows: int) -> None:
-        with self._lock:
-            self.rows += rows
-            if self._bar is not None:
-                self._bar.update(rows)
-                self._bar.set_postfix_str(f"batches done {self.done}", refresh=False)
-            self._maybe_line()
+class _JobWatch:
+    """What the running command announced (its job id) and how it was stopped, so every exit names the job."""
 
-    def batch_done(self, info: Any) -> None:
-        with self._lock:
-            self.done += 1
-            self.records += getattr(info, "records_processed", 0)
-            if self._bar is not None:
-                if self.unit != "rows sent":
-                    self._bar.update(getattr(info, "records_processed", 0))
-                self._bar.set_postfix_str(f"batches done {self.done}")
-            self._maybe_line()
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.signum = signal.SIGINT
+        self.progress: Any = None
 
-    def _maybe_line(self) -> None:
-        if self._bar is None and time.monotonic() - self._last >= self._interval:
-            self._last = time.monotonic()
-            click.echo(self._line(), err=True)
+    def note(self, message: str) -> None:
+        """The pipeline's user-facing notes (``LoadOptions.notify``): printed above the progress display."""
+        match = re.match(r"job (\w+):", message)
+        if match:
+            self.job_id = match.group(1)
+        write = getattr(self.progress, "write", None)
+        if callable(write):
+            write(message)
+        else:
+            click.echo(message, err=True)
 
-    def _line(self) -> str:
-        if self.unit == "rows sent":
-            return f"progress: {self.rows:,} rows sent, {self.done} batches done"
-        return f"progress: {self.done} batches done, {self.records:,} records"
 
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+_watch = _JobWatch()
+
+
+def _job_exits(fn: Any) -> Any:
+    """Ctrl-C and SIGTERM become a clean stop naming the job (exit 130 / 143); see BulkInterrupted."""
+
+    @functools.wraps(fn)
+    def command(*args: Any, **kwargs: Any) -> Any:
+        global _watch
+        _watch = _JobWatch()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            def on_term(signum: int, frame: Any) -> None:
+                _watch.signum = signal.Signals(signum)
+                raise KeyboardInterrupt
+
+            previous = signal.signal(signal.SIGTERM, on_term)
+        try:
+            return fn(*args, **kwargs)
+        except BulkInterrupted as exc:
+            click.echo(f"interrupted: {exc}", err=True)
+            _exit_now(128 + int(_watch.signum))
+        except KeyboardInterrupt:
+            # Before the job existed, or a second Ctrl-C while in-flight requests were finishing:
+            # the journal holds everything done so far, so stopping now loses nothing.
+            if _watch.job_id:
+                click.echo(f"interrupted: job {_watch.job_id} stays open; re-run the same command to resume "
+                           "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+            else:
+                click.echo("interrupted before a job was created: nothing was sent", err=True)
+            _exit_now(128 + int(_watch.signum))
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    return command
+
+
+def _exit_now(status: int) -> None:
+    """Exit with ``status`` without waiting for our worker threads (a result download in flight is
+    not journaled, so abandoning it loses nothing; a re-run fetches it again)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if any(t.name.startswith("sfbulk-") and t.is_alive() and not t.daemon for t in threading.enumerate()):
+        os._exit(status)
+    sys.exit(status)
 
 
 def _fail(exc: SfBulkError) -> None:
-    click.echo(f"error: {exc}", err=True)
-    sys.exit(EXIT_USAGE if isinstance(exc, BulkInputError) else EXIT_JOB_FAILED)
+    if isinstance(exc, BulkInterrupted):
+        raise exc  # _job_exits reports it and exits 130 (SIGINT) / 143 (SIGTERM)
+    click.echo(f"error: {cli_message(str(exc), _ORIGINS)}", err=True)
+    job_id = getattr(exc, "job_id", None) or _watch.job_id
+    journal = getattr(exc, "journal", None)
+    if job_id and journal and os.path.exists(journal):
+        click.echo(f"job {job_id}: not finished; {journal} keeps its progress: re-run the same command to resume "
+                   "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+    elif job_id and str(job_id) not in str(exc):
+        click.echo(f"job {job_id}: stopped", err=True)
+    sys.exit(EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED)
 
 
 def _fail_io(exc: OSError) -> None:
-    click.echo(f"error: {exc.strerror or exc}: {exc.filename or ''}", err=True)
+    click.echo(f"error: {exc.strerror or exc}: {user_path(exc.filename)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -203,10 +372,17 @@ def _fail_io(exc: OSError) -> None:
 @click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
               help="Reload only the rows of this error file (written by an earlier load).")
 @connection_options
+@click.option("--restart", is_flag=True,
+              help="Abort the job an interrupted run left unfinished (see its journal) and start over.")
+@_job_exits
 def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
                  batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
-                 error_path: str | None, retry_failed: str | None, **kwargs: Any) -> None:
-    """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order."""
+                 error_path: str | None, retry_failed: str | None, restart: bool, **kwargs: Any) -> None:
+    """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order.
+
+    An interrupted load (Ctrl-C, kill, timeout, network failure) resumes when the same command is
+    run again: nothing is sent twice. --restart abandons it and starts over.
+    """
     from sfbulk.bulk.load import LoadOptions, load_csv
     from sfbulk.bulk.results import strip_result_columns
 
@@ -241,11 +417,22 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
             d_ok, d_err = default_outputs(source)
             options.success_path = success_path or d_ok
             options.error_path = error_path or d_err
+            # Refuse a header Salesforce would refuse before connecting (load_csv checks again).
+            from sfbulk.bulk.precheck import check_file
+
+            with open(source, "rb") as head:
+                plan = check_file(head, source, operation=operation, external_id=external_id,
+                                  encoding=encoding, nul=options.nul)
+            if plan.note:
+                click.echo(f"note: {source}: {plan.note}", err=True)
+        options.restart, options.notify = restart, _watch.note
+        options.source_name = retry_failed or source  # the journal names the user's file, not a temporary one
         conn = open_connection(kwargs)
-        progress = CliProgress("rows sent", kwargs.get("progress"))
+        progress = _watch.progress = progress_display("load", kwargs, source)
         try:
             summary = load_csv(conn, source, options, progress)
         finally:
+            progress.close()
             conn.close()
     except SfBulkError as exc:
         _fail(exc)
@@ -267,7 +454,18 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     if summary.retries:
         click.echo(f"note: {summary.retries} transient failures retried "
                    f"({summary.resends} batches re-sent after checking they were not created)", err=True)
+    if summary.stop_reason:
+        click.echo(f"stopped uploading: a batch failed with {summary.stop_reason}, which fails every batch; "
+                   f"{summary.unsent_rows:,} rows were not sent (they are in the error file)", err=True)
+    if summary.reasons:
+        click.echo("top error reasons:", err=True)
+        for reason, count in summary.reasons:
+            click.echo(f"  {count:,} \u00d7 {reason}", err=True)
     click.echo(f"success: {summary.success_path}\nerrors:  {summary.error_path}", err=True)
+    unaccounted = summary.rows - summary.succeeded - summary.failed
+    if unaccounted:  # never expected: every row is in one of the two files; but never exit 0 if not
+        click.echo(f"error: {unaccounted:,} rows of the input are in neither result file", err=True)
+        sys.exit(EXIT_JOB_FAILED)
     if summary.failed:
         sys.exit(EXIT_ROWS_FAILED)
 
@@ -280,20 +478,29 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
               metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
 @click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
 @connection_options
+@click.option("--restart", is_flag=True,
+              help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.")
+@_job_exits
 def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
-                    **kwargs: Any) -> None:
-    """Extract the records of SOQL into one CSV file (streamed to disk, header once)."""
+                    restart: bool, **kwargs: Any) -> None:
+    """Extract the records of SOQL into one CSV file (streamed to disk, header once).
+
+    An interrupted extract resumes when the same command is run again (same job, only the result
+    files not yet downloaded). --restart starts over.
+    """
     from sfbulk.bulk.extract import ExtractOptions, extract, pk_chunking_header
 
     try:
         pk_chunking_header(pk_chunking)
         options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
                                  concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
+        options.restart, options.notify = restart, _watch.note
         conn = open_connection(kwargs)
-        progress = CliProgress("records", kwargs.get("progress"))
+        progress = _watch.progress = progress_display("extract", kwargs)
         try:
             summary = extract(conn, soql, out_path, options, progress)
         finally:
+            progress.close()
             conn.close()
     except SfBulkError as exc:
         _fail(exc)

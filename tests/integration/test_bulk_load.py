@@ -163,10 +163,20 @@ def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_p
     with pytest.raises(PollTimeout) as info:
         load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=0.4, poll_initial=0.05))
     err = info.value
-    assert read_csv(tmp_path / "slow.success.csv")[0][-1] == "sf__Error"  # files exist, complete so far
-    conn.invoke("updateJob", jobId=err.job_id, state="Aborted")  # queued batches need not run
+    # The results so far are in .part files (never under the final name before they are complete),
+    # and the journal is kept for a re-run.
+    assert read_csv(tmp_path / "slow.success.csv.part")[0][-1] == "sf__Error"
+    assert not (tmp_path / "slow.success.csv").exists()
+    assert (tmp_path / "slow.success.csv.journal").exists()
     assert err.job_id.startswith("750") and len(err.batch_ids) == 3
     assert err.job_id in str(err) and all(b in str(err) for b in err.batch_ids)
+    # A re-run with more time resumes the same job: nothing sent twice, the results complete.
+    summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=30, poll_initial=0.05))
+    assert (summary.job_id, summary.resumed, summary.succeeded, summary.failed) == (err.job_id, True, 30, 0)
+    assert len(read_csv(tmp_path / "slow.success.csv")) == 31
+    assert not (tmp_path / "slow.success.csv.journal").exists()
+    batches = conn.invoke("listBatches", jobId=err.job_id).content
+    assert batches.count(b"<batchInfo>") == 3
     conn.close()
 
 

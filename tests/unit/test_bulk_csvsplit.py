@@ -20,9 +20,30 @@ def _field(value: str) -> str:
     return value
 
 
-def _csv_bytes(rows: list[list[str]], header: list[str], terminator: str = "\n") -> bytes:
+def _csv_bytes(rows: list[list[str]], header: list[str], terminator: str | list[str] = "\n") -> bytes:
+    """``terminator``: one for every line, or one per line (header first) for mixed line ends."""
     lines = [",".join(_field(f) for f in row) for row in [header, *rows]]
-    return "".join(line + terminator for line in lines).encode("utf-8")
+    ends = [terminator] * len(lines) if isinstance(terminator, str) else terminator
+    return "".join(line + end for line, end in zip(lines, ends, strict=True)).encode("utf-8")
+
+
+def _record_ends(data: bytes) -> list[bytes]:
+    """The line terminators that end records (outside quotes) in ``data``."""
+    ends, quotes, i = [], 0, 0
+    while i < len(data):
+        c = data[i:i + 1]
+        if c == b'"':
+            quotes += 1
+        elif c in b"\r\n" and not quotes & 1:
+            end = b"\r\n" if data[i:i + 2] == b"\r\n" else c
+            ends.append(end)
+            i += len(end)
+            continue
+        i += 1
+    return ends
+
+
+terminators = st.sampled_from(["\n", "\r\n", "\r"])
 
 
 def _records(batch_data: bytes) -> list[list[str]]:
@@ -66,28 +87,34 @@ field = st.text(
 )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=st.lists(st.lists(field, min_size=2, max_size=2), min_size=1, max_size=60),
     max_records=st.integers(1, 7),
-    terminator=st.sampled_from(["\n", "\r\n"]),
+    terminator=st.one_of(terminators, st.just("mixed")),
+    mixed=st.lists(terminators, min_size=61, max_size=61),
     chunk=st.one_of(st.none(), st.integers(1, 17)),
     trailing_newline=st.booleans(),
 )
-def test_property_every_record_exactly_once(rows, max_records, terminator, chunk, trailing_newline) -> None:
+def test_property_every_record_exactly_once(rows, max_records, terminator, mixed, chunk, trailing_newline) -> None:
+    """LF, CRLF, CR-only (Excel's "CSV (Macintosh)") and mixed line ends; quoted CR/LF are data."""
     # A row of only empty fields would be written as a blank line; Salesforce cannot take it either.
     rows = [r if any(r) else ["x", ""] for r in rows]
-    data = _csv_bytes(rows, ["A", "B"], terminator)
+    ends = [terminator] * (len(rows) + 1) if terminator != "mixed" else mixed[: len(rows) + 1]
+    data = _csv_bytes(rows, ["A", "B"], ends)
     if not trailing_newline:
-        data = data[: -len(terminator)]
+        data = data[: -len(ends[-1])]
     splitter, batches = _split(data, chunk=chunk, max_records=max_records, max_chars=400)
     got = [r for b in batches for r in _records(b.data)[1:]]
     assert got == [[f.replace("\x00", "") for f in r] for r in rows]  # NULs are stripped, nothing else
     assert splitter.nul_count == sum(f.count("\x00") for r in rows for f in r)
     assert splitter.rows == len(rows)
+    header_end = b"\n" if ends[0] == "\r" else ends[0].encode()
     for b in batches:
         assert 1 <= b.rows <= max_records and len(b.data) <= 400
-        assert b.data.startswith(b"A,B" + terminator.encode())
+        assert b.data.startswith(b"A,B" + header_end)
+        # what Salesforce gets: records end in LF or CRLF, never a lone CR
+        assert len(_record_ends(b.data)) == b.rows + 1 and b"\r" not in _record_ends(b.data)
     # each batch's byte range in the source holds exactly its records
     for b in batches:
         assert _records(transform(data[b.start:b.end], "utf-8")[0]) == _records(b.data)[1:]
@@ -97,6 +124,43 @@ def test_crlf_and_embedded_newlines_are_kept() -> None:
     data = b'Id,Desc\r\n1,"line one\r\nline two"\r\n2,plain\r\n'
     _, batches = _split(data, max_records=1)
     assert [b.data for b in batches] == [b'Id,Desc\r\n1,"line one\r\nline two"\r\n', b"Id,Desc\r\n2,plain\r\n"]
+
+
+def test_cr_only_line_ends_are_read_and_sent_as_lf() -> None:
+    """Excel's "CSV (Macintosh)": every record found; a CR inside a quoted value stays data."""
+    data = b'Id,Desc\r1,"two\rlines"\r2,plain\r\r3,"a\r\nb"\r4,last'
+    splitter, batches = _split(data, max_records=2)
+    assert [b.data for b in batches] == [b'Id,Desc\n1,"two\rlines"\n2,plain\n',
+                                         b'Id,Desc\n3,"a\r\nb"\n4,last\n']
+    assert (splitter.rows, splitter.blank_lines) == (4, 1)
+    # the byte ranges re-read from the source give the same records (the result writer's view)
+    assert [_records(transform(data[b.start:b.end], "utf-8")[0]) for b in batches] == [
+        _records(b.data)[1:] for b in batches]
+    assert transform(data[batches[0].start:batches[0].end], "utf-8")[0] == batches[0].data[8:]
+
+
+def test_cr_only_file_of_1000_rows_split_in_chunks() -> None:
+    data = b"LastName,Email\r" + b"".join(b"L%d,e%d@example.com\r" % (i, i) for i in range(1000))
+    for chunk in (None, 1, 7, 4096):
+        splitter, batches = _split(data, chunk=chunk, max_records=300)
+        assert splitter.rows == 1000 and [b.rows for b in batches] == [300, 300, 300, 100]
+        got = [r for b in batches for r in _records(b.data)[1:]]
+        assert got == [[f"L{i}", f"e{i}@example.com"] for i in range(1000)]
+
+
+def test_mixed_line_ends_in_one_file() -> None:
+    data = b"Id,Name\r\n1,a\n2,b\r3,c\r\n4,d\r"
+    splitter, batches = _split(data)
+    assert batches[0].data == b"Id,Name\r\n1,a\n2,b\n3,c\r\n4,d\n" and splitter.rows == 4
+
+
+def test_read_header_reads_only_the_header() -> None:
+    from sfbulk.bulk.csvsplit import read_header
+
+    assert read_header(io.BytesIO(b'\xef\xbb\xbf\nId,"Na\rme"\r1,a\r' + b"\xff" * 10)) == b'Id,"Na\rme"\n'
+    assert read_header(io.BytesIO("Nom,Prénom\n".encode("cp1252")), encoding="cp1252") == "Nom,Prénom\n".encode()
+    with pytest.raises(BulkError, match="empty"):
+        read_header(io.BytesIO(b"\r\n\n"))
 
 
 def test_nul_bytes_are_stripped_and_counted() -> None:
@@ -157,16 +221,19 @@ blank_or_row = st.one_of(st.lists(field, min_size=2, max_size=2), st.sampled_fro
     rows=st.lists(blank_or_row, min_size=0, max_size=80),
     max_records=st.integers(1, 12),
     max_chars=st.integers(60, 600),
-    terminator=st.sampled_from(["\n", "\r\n"]),
+    terminator=st.one_of(terminators, st.just("mixed")),
+    mixed=st.lists(terminators, min_size=81, max_size=81),
     chunk=st.one_of(st.none(), st.integers(1, 40)),
 )
 def test_run_of_plain_lines_fast_path_cuts_the_same_batches(monkeypatch, rows, max_records, max_chars, terminator,
-                                                            chunk) -> None:
-    """Taking plain one-line records in runs gives exactly the batches of the record-by-record scan."""
+                                                            mixed, chunk) -> None:
+    """Taking plain one-line records in runs gives exactly the batches of the record-by-record scan,
+    whatever the line ends (LF, CRLF, CR-only, mixed) and with quoted CR/LF in values."""
     from sfbulk.bulk import csvsplit
 
     lines = ["A,B"] + [r if isinstance(r, str) else ",".join(_field(f) for f in r) for r in rows]
-    data = "".join(line + terminator for line in lines).encode("utf-8")
+    ends = [terminator] * len(lines) if terminator != "mixed" else mixed[: len(lines)]
+    data = "".join(line + end for line, end in zip(lines, ends, strict=True)).encode("utf-8")
 
     def outcome() -> tuple:
         try:
@@ -192,4 +259,14 @@ def test_plain_lines_stops_at_a_quoted_line_break_and_a_blank_line() -> None:
     assert _plain_lines(buf, 0, 10, 1000) == (2, 8, len(buf))
     assert _plain_lines(buf, 0, 1, 1000) == (1, 4, 4)
     assert _plain_lines(buf, 0, 10, 5) == (1, 4, 4)  # the byte budget
-    assert _plain_lines(b"a,b", 0, 10, 1000) == (0, 0, 0)  # no complete line yet
+    # no complete line yet: the record-by-record scan takes it (not the fast path once per record)
+    assert _plain_lines(b"a,b", 0, 10, 1000) == (0, 0, 3)
+    # CR-only: runs taken as a whole too, except a CR at the very end (an LF may follow: CRLF)
+    assert _plain_lines(b"a,b\rc,d\re,f\r", 0, 10, 1000) == (2, 8, 8)
+    assert _plain_lines(b"a,b\rc,d\re,f\rg", 0, 10, 1000) == (3, 12, 12)
+    assert _plain_lines(b'a,b\r"c\rd",e\rf,g\rh', 0, 10, 1000) == (1, 4, 16)  # a quoted CR stops the run
+    assert _plain_lines(b"a,b\r\rc,d\re", 0, 10, 1000) == (1, 4, 9)  # so does a blank line
+    buf = b"a,b\nc,d\re,f\ng,h\n"
+    assert _plain_lines(buf, 0, 10, 1000) == (1, 4, len(buf))  # stops before the line with a lone CR
+    buf = b"a,b\r\nc,d\r\n"
+    assert _plain_lines(buf, 0, 10, 1000) == (2, len(buf), len(buf))  # CRLF is not a lone CR
