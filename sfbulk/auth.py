@@ -364,6 +364,19 @@ class TokenManager:
         self._seen = None
         return _NOTHING
 
+    def cached(self) -> tuple[str, int] | None:
+        """(registry key, stamp in ms) of a fresh token cached for *this* identity, or None.
+
+        Read-only (no key is created, nothing is written): lets a CLI say that the credentials it
+        was given will not be sent because this identity's own cached token is used instead.
+        """
+        if not self.uses_registry:
+            return None
+        entry, (token, stamp, _instance) = self._find()
+        if entry is None or token is None or stamp is None or self._stale(token, stamp):
+            return None
+        return entry.token, stamp
+
     def _stale(self, token: str | None, stamp: int | None) -> bool:
         if not token:
             return True

@@ -196,40 +196,42 @@ def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
 
 
 def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None) -> str | None:
-    """Why the given credentials may not be used: a fresh token cached in the registry wins over them.
+    """Why the given credentials may not be sent: a fresh token cached for the same identity is used.
 
-    Read-only: it looks at the registry resources the connection reads (``sfbulk.auth``) and
-    changes nothing; the connection makes the actual decision.
+    Read-only: asks the token manager the connection will use (``sfbulk.auth``), which serves a
+    cached token only to the credentials that obtained it; nothing is written.
     """
     if not (params.get("refreshToken") and params.get("clientId")):
         return None  # without refresh credentials the registry is not used at all
-    from sfbulk.auth import DEFAULT_INTERVAL_MS, DEFAULT_REGISTRY_PATH
-    from sfbulk.errors import RegistryError
+    from sfbulk.auth import InitParams, TokenManager
+    from sfbulk.errors import SfBulkError
     from sfbulk.registry import FileRegistry
+    from sfbulk.transport import RequestsTransport
 
     registry = FileRegistry(registry_dir)
-    base = DEFAULT_REGISTRY_PATH
     try:
-        token = registry.get(f"{base}/accessToken")
-        stamp_text = registry.get(f"{base}/time") or ""
-        api = (registry.get(f"{base}/apiUrl") or "").strip()
-    except RegistryError:
+        init = InitParams.from_params({k: v for k, v in params.items() if k in _INIT_NAMES()})
+        with RequestsTransport() as unused:  # never sends: cached() only reads the registry
+            found = TokenManager(init, registry, unused).cached()
+    except SfBulkError:
         return None
-    if not token or not token.strip():
-        return None
-    try:
-        age = time.time() - int(stamp_text.strip()) / 1000
-    except ValueError:
-        return None
-    if (api and api.rstrip("/") != params["apiUrl"].strip().rstrip("/")) or age * 1000 > DEFAULT_INTERVAL_MS:
-        return None  # cached for another org, or too old: it is refreshed with the given credentials
+    if found is None:
+        return None  # nothing fresh for these credentials: they are used for a grant
+    key, stamp = found
+    age = time.time() - stamp / 1000
     origins = origins or {}
     if params.get("accessToken") not in (None, "", "-"):
         ignored = f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
     else:
         ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
-    return (f"using the access token cached in {registry.path(base + '/accessToken')} "
+    return (f"using the access token cached for these credentials in {registry.path(key)} "
             f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}")
+
+
+def _INIT_NAMES() -> tuple[str, ...]:  # noqa: N802 - a lazily imported constant
+    from sfbulk.auth import INIT_PARAMETERS
+
+    return tuple(INIT_PARAMETERS)
 
 
 def _age(seconds: float) -> str:

@@ -146,6 +146,13 @@ def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(emulator
                            "--no-progress", "--access-token", "a-token-of-mine"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "using the access token cached in" in proc.stderr
+    assert "using the access token cached for these credentials in" in proc.stderr
     assert "the access token given with --access-token is not used" in proc.stderr
     assert "a-token-of-mine" not in proc.stderr
+    # other credentials never get that token (identity-bound cache), so -v must not claim they do
+    other = subprocess.run([sys.executable, "-m", "sfbulk", "-v", "load", str(src), "--object", "Contact",
+                            "--no-progress", "--client-secret", "not-the-demo-secret"],
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert other.returncode == 3, other.stderr
+    assert "using the access token cached" not in other.stderr
+    assert "invalid_client" in other.stderr
