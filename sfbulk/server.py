@@ -379,9 +379,6 @@ class ServicesApp:
                 body=body,
                 rest_url_postfix=postfix,
             )
-        except PayloadError as exc:
-            message = clip(redact(getattr(exc, "message", None) or str(exc))) or "The request body could not be parsed."
-            raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
         except LookupError:
             if proxy in proxy_names(self.engine):
                 raise  # a KeyError/IndexError inside mediation is a bug, not an unknown proxy: 500
@@ -389,18 +386,8 @@ class ServicesApp:
                 Fault(404, "NotFound", f"No proxy service named '{proxy}' is deployed; GET /health lists them.")
             ) from None
         except SfBulkError as exc:
-            # Our own errors carry actionable, secret-free messages; redact anyway (defence in depth).
-            request_id = uuid.uuid4().hex[:12]
-            message = clip(redact(str(exc)))
-            log.warning("Proxy %s failed (request id %s): %s", clip(proxy, 200), request_id, message)
-            code = str(getattr(exc, "code", "") or type(exc).__name__)
-            raise _FaultResponse(Fault(500, code, f"{message} (request id {request_id})")) from None
-        return _Response(
-            int(result.status),
-            str(getattr(result, "reason", "") or ""),
-            _header_items(getattr(result, "headers", None)),
-            result.body if result.body is not None else b"",
-        )
+            raise _engine_fault(exc, f"Proxy {clip(proxy, 200)}") from None
+        return _engine_response(result)
 
     def _call_api(self, environ: Mapping[str, Any], method: str, raw_uri: str, body: bytes) -> _Response:
         """A request for a REST API: the resource MI would pick, or its 404/405 (sfbulk.mediators.api)."""
@@ -424,21 +411,9 @@ class ServicesApp:
             result = engine.handle_api(
                 method=method, uri=raw_uri, headers=self._request_headers(environ), body=body, match=match
             )
-        except PayloadError as exc:
-            message = clip(redact(getattr(exc, "message", None) or str(exc))) or "The request body could not be parsed."
-            raise _FaultResponse(Fault(400, "MalformedPayload", message)) from None
         except SfBulkError as exc:
-            request_id = uuid.uuid4().hex[:12]
-            message = clip(redact(str(exc)))
-            log.warning("API %s failed (request id %s): %s", clip(match.api.key, 200), request_id, message)
-            code = str(getattr(exc, "code", "") or type(exc).__name__)
-            raise _FaultResponse(Fault(500, code, f"{message} (request id {request_id})")) from None
-        return _Response(
-            int(result.status),
-            str(getattr(result, "reason", "") or ""),
-            _header_items(getattr(result, "headers", None)),
-            result.body if result.body is not None else b"",
-        )
+            raise _engine_fault(exc, f"API {clip(match.api.key, 200)}") from None
+        return _engine_response(result)
 
     def _health(self) -> _Response:
         payload: dict[str, Any] = {"status": "ok", "proxies": proxy_names(self.engine)}
@@ -520,6 +495,31 @@ class ServicesApp:
             if total > limit:
                 raise _FaultResponse(too_large)
             parts.append(chunk)
+
+
+def _engine_fault(exc: SfBulkError, where: str) -> _FaultResponse:
+    """The server's answer to an error the engine raised instead of answering (proxies and APIs alike).
+
+    A payload the engine could not parse is the caller's 400; any other of our errors carries an
+    actionable, secret-free message (redacted anyway, and clipped) with a request id for the log.
+    """
+    if isinstance(exc, PayloadError):
+        message = clip(redact(exc.message or str(exc))) or "The request body could not be parsed."
+        return _FaultResponse(Fault(400, "MalformedPayload", message))
+    request_id = uuid.uuid4().hex[:12]
+    message = clip(redact(str(exc)))
+    log.warning("%s failed (request id %s): %s", where, request_id, message)
+    code = str(getattr(exc, "code", "") or type(exc).__name__)
+    return _FaultResponse(Fault(500, code, f"{message} (request id {request_id})"))
+
+
+def _engine_response(result: Any) -> _Response:
+    return _Response(
+        int(result.status),
+        str(getattr(result, "reason", "") or ""),
+        _header_items(getattr(result, "headers", None)),
+        result.body if result.body is not None else b"",
+    )
 
 
 def _header_items(headers: Any) -> list[tuple[str, str]]:

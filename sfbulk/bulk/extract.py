@@ -26,6 +26,7 @@ from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
 from sfbulk.bulk.journal import (
     VERSION,
     Journal,
+    annotate_unfinished,
     discard,
     fsync_file,
     journal_path,
@@ -226,15 +227,7 @@ def _extract(conn: Any, client: BulkClient, journal: Journal, soql: str, sobject
             client.close_job(job_id)
         except Exception as close_exc:  # noqa: BLE001 - the original error matters more
             log.warning("job %s could not be closed: %s", job_id, close_exc)
-        if not hasattr(exc, "job_id") or getattr(exc, "job_id", None) is None:
-            try:
-                exc.job_id = job_id  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
-        try:
-            exc.journal = journal.path  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
+        annotate_unfinished(exc, job_id, journal)
         raise
     nuls = sum(int(r.get("nul", 0)) for r in _latest_files(journal).values())
     record = {"t": "done", "job": job_id, "rows": sum(b.records_processed for b in data_batches),

@@ -245,5 +245,21 @@ def replace_durably(src: str, dest: str) -> None:
     _fsync_dir(dest)
 
 
-__all__ = ["VERSION", "Journal", "discard", "fingerprint", "fsync_file", "journal_path", "open_journal",
+
+
+
+def annotate_unfinished(exc: BaseException, job_id: str, journal: Journal) -> None:
+    """Name the job and the journal on an error leaving a load or extract unfinished (the CLI prints them)."""
+    if not hasattr(exc, "job_id") or getattr(exc, "job_id", None) is None:
+        try:
+            exc.job_id = job_id  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+    try:
+        exc.journal = journal.path  # type: ignore[attr-defined]
+    except AttributeError:
+        pass
+
+
+__all__ = ["VERSION", "Journal", "annotate_unfinished", "discard", "fingerprint", "fsync_file", "journal_path", "open_journal",
            "read_records", "replace_durably"]

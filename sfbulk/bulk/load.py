@@ -42,6 +42,7 @@ from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.journal import (
     VERSION,
     Journal,
+    annotate_unfinished,
     discard,
     fingerprint,
     journal_path,
@@ -319,19 +320,6 @@ def restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Ca
     discard(journal)
 
 
-def _annotate(exc: BaseException, job_id: str, journal: Journal) -> None:
-    """Name the job and the journal on an error leaving the load unfinished (the CLI prints them)."""
-    if not hasattr(exc, "job_id") or getattr(exc, "job_id", None) is None:
-        try:
-            exc.job_id = job_id  # type: ignore[attr-defined]
-        except AttributeError:
-            pass
-    try:
-        exc.journal = journal.path  # type: ignore[attr-defined]
-    except AttributeError:
-        pass
-
-
 def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: str, options: LoadOptions,
           progress: Progress, success_path: str, error_path: str, started: float,
           plan: InputPlan | None = None) -> LoadSummary:
@@ -389,7 +377,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
                        notify)
             run.go()
         except BaseException as exc:
-            _annotate(exc, job_id, journal)
+            annotate_unfinished(exc, job_id, journal)
             raise
     if run.input_error is not None and run.slots:
         # Stop at the bad row but keep the job and the journal: once the file is fixed (after the rows
@@ -398,7 +386,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
         journal.append({"t": "input_error", "prefix_end": end, "prefix_sha256": _prefix_digest(path, end),
                         "message": str(run.input_error)})
         error = BulkInputError(_input_error_message(run, job_id, success_path, error_path))
-        _annotate(error, job_id, journal)
+        annotate_unfinished(error, job_id, journal)
         raise error from run.input_error
     summary = {"rows": splitter.rows, "batches": len(run.slots), "succeeded": run.counts[0], "failed": run.counts[1],
                "nul": splitter.nul_count, "blank": splitter.blank_lines, "job": job_id,

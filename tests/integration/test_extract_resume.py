@@ -52,7 +52,7 @@ def test_sigkill_then_rerun_extracts_every_record_once(point: str, emulator_fact
     emu = emulator_factory(rows_per_result_file=FILE_ROWS)
     seed(emu, tmp_path)
     emu.service.processing_delay = 0.15
-    emu.faults.configure(latency_ms=80)
+    emu.faults.configure(latency_ms=150)  # each step a window wide enough to kill in on a busy machine
     out = tmp_path / "out.csv"
     env = env_for(emu, tmp_path)
     with (tmp_path / "cli.log").open("ab") as log:
@@ -85,7 +85,7 @@ def test_ctrl_c_mid_download_exits_130_naming_the_job(emulator_factory: Any, tmp
     emu = emulator_factory(rows_per_result_file=FILE_ROWS)
     seed(emu, tmp_path)
     emu.service.processing_delay = 0.15
-    emu.faults.configure(latency_ms=80)
+    emu.faults.configure(latency_ms=150)  # each step a window wide enough to kill in on a busy machine
     out = tmp_path / "out.csv"
     env = env_for(emu, tmp_path)
     proc = subprocess.Popen(extract_args(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
