@@ -120,7 +120,8 @@ class Bulk2Jobs:
     def __init__(self, service: BulkService):
         self.service = service
         self.store = service.store
-        self.max_upload_bytes = MAX_UPLOAD_BYTES
+        self.max_upload_bytes = MAX_UPLOAD_BYTES  # both changeable at run time (tests)
+        self.list_page = LIST_PAGE
         ensure_tables(self.store)
         uploads_dir(self.store).mkdir(parents=True, exist_ok=True)
 
@@ -260,7 +261,7 @@ class Bulk2Jobs:
         return row[0] if row else None
 
     def list(self, kind: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of jobs (1,000) and the locator of the next page, or None on the last one.
+        """One page of jobs (``list_page``, 1,000) and the locator of the next page, or None on the last one.
 
         ``kind`` INGEST lists Bulk 1.0 jobs (jobType Classic) too, as Salesforce's job list does.
         """
@@ -300,13 +301,13 @@ class Bulk2Jobs:
             args.append(m.group(1))
         rows = self.store.reader().execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs j LEFT JOIN bulk2_jobs b ON b.id = j.id WHERE {' AND '.join(where)} "
-            f"ORDER BY j.id LIMIT ?", (*args, LIST_PAGE + 1)).fetchall()
-        jobs = [_job_dict(r) for r in rows[:LIST_PAGE]]
+            f"ORDER BY j.id LIMIT ?", (*args, self.list_page + 1)).fetchall()
+        jobs = [_job_dict(r) for r in rows[:self.list_page]]
         for job in jobs:
             if job["jobType"] in (INGEST, QUERY):
                 self._refresh(job)
         seen = (int(locator.rsplit("-", 1)[1]) if locator else 0) + len(jobs)
-        return jobs, f"{jobs[-1]['id']}-{seen}" if len(rows) > LIST_PAGE else None
+        return jobs, f"{jobs[-1]['id']}-{seen}" if len(rows) > self.list_page else None
 
     # ------------------------------------------------------------------------------- transitions
     def change_state(self, job_id: str, job_type: str, target: Any) -> dict[str, Any]:
@@ -328,7 +329,9 @@ class Bulk2Jobs:
                 conn.execute("UPDATE bulk2_jobs SET state = 'UploadComplete', system_modstamp = ? WHERE id = ?",
                              (now_iso(), job_id))
                 self._queue_task(conn, job_id, TASK_SPLIT, b"")
+            closed = self.get(job_id, job_type)  # answered UploadComplete, as Salesforce does
             self._submit(job_id)
+            return closed
         else:
             allowed = "UploadComplete or Aborted" if job_type == INGEST else "Aborted"
             raise BulkApiError("INVALIDJOBSTATE", f"Invalid state: {target!r}. A job can only be set to {allowed}")
