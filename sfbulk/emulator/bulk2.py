@@ -21,11 +21,13 @@ from .apierrors import BulkApiError
 from .bulk2_jobs import INGEST, MIN_VERSION, QUERY, Bulk2Jobs, decode_locator, encode_locator
 from .oauth import Sessions
 from .service import BulkService
-from .wire import CT_CSV, CT_JSON, json_time
+from .wire import CT_JSON, json_time
 
 log = logging.getLogger("sfbulk.emulator")
 
 MAX_JSON_BODY = 1_000_000
+#: result files say their charset (requests would read a bare text/csv as ISO-8859-1)
+CSV_TYPE = "text/csv; charset=UTF-8"
 #: resultPages appeared in this API version (bulk-api.md §8.2)
 RESULT_PAGES_VERSION = 58.0
 _READ = 1 << 20
@@ -142,7 +144,7 @@ class Bulk2Api:
                         args: dict[str, str]) -> Reply:
         job = self.jobs.get(args["id"], INGEST)
         what = _RESULT_KINDS[args["what"].lower()]
-        return Reply(200, tasks.ingest_results(self.service.store, job, what), CT_CSV)
+        return Reply(200, tasks.ingest_results(self.service.store, job, what), CSV_TYPE)
 
     # ----------------------------------------------------------------------------------- query
     def _finished_query(self, ver: str, job_id: str) -> dict[str, Any]:
@@ -175,7 +177,7 @@ class Bulk2Api:
         n = max(0, min(count, total - offset))
         locator = encode_locator(offset + n) if offset + n < total else "null"
         headers = [("Sforce-Locator", locator), ("Sforce-NumberOfRecords", str(n))]
-        return Reply(200, tasks.query_page(self.service.store, job, offset, n), CT_CSV, headers)
+        return Reply(200, tasks.query_page(self.service.store, job, offset, n), CSV_TYPE, headers)
 
     def _result_pages(self, environ: dict[str, Any], method: str, ver: str, kind: str,
                       args: dict[str, str]) -> Reply:

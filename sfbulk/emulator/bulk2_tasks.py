@@ -92,17 +92,18 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
     written: list[str] = []  # chunk batch ids whose request is stored, queued only at the end
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
-            _check_line_ending(f.readline(), eol)
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter, strict=True)
-            header = next(reader, None)
-            if not header or header == [""]:
-                raise BatchFailure("The job data has no header row", code="ClientInputError")
-            names = [h.strip() for h in header]
-            if any(not n for n in names):
-                raise BatchFailure("Invalid CSV header: empty column name")
-            resolve_columns(service.schema, obj, names, job["operation"])  # unknown or duplicate fields
-            total = _cut(store, job_id, reader, names, written)
+            first = f.readline()
+            _check_line_ending(first, eol)
+            # the common case, comma-separated with a one-line header: the records are kept as sent
+            raw = delimiter == "," and first.count('"') % 2 == 0
+            if raw:
+                header = _header(csv.reader(io.StringIO(first, newline=""), strict=True), service, obj, job)
+                total = _cut_raw(store, job_id, f, first, len(header), written)
+        if not raw:
+            with open(path, encoding="utf-8-sig", newline="") as f:
+                reader = csv.reader(f, delimiter=delimiter, strict=True)
+                header = _header(reader, service, obj, job)
+                total = _cut(store, job_id, reader, [h.strip() for h in header], written)
     except UnicodeDecodeError as exc:
         _forget(store, written)
         raise BatchFailure(f"The job data is not valid UTF-8 (byte {exc.start} of a read block)",
@@ -137,6 +138,17 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
         service.processor.submit(job_id, chunk_id, False)
 
 
+def _header(reader: Any, service: BulkService, obj: Any, job: dict[str, Any]) -> list[str]:
+    header = next(reader, None)
+    if not header or header == [""]:
+        raise BatchFailure("The job data has no header row", code="ClientInputError")
+    names = [h.strip() for h in header]
+    if any(not n for n in names):
+        raise BatchFailure("Invalid CSV header: empty column name")
+    resolve_columns(service.schema, obj, names, job["operation"])  # unknown or duplicate fields
+    return list(header)
+
+
 def _check_line_ending(first_line: str, eol: str) -> None:
     crlf = first_line.endswith("\r\n")
     if (eol == "\n" and crlf) or (eol == "\r\n" and not crlf and first_line.endswith("\n")):
@@ -149,7 +161,7 @@ def _cut(store: Store, job_id: str, reader: Any, names: list[str], written: list
     """Write the records as 1.0 CSV batch requests; the number of records, or None when aborted."""
     width = len(names)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
+    writer = csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL)  # MINIMAL leaves a lone \r bare
     writer.writerow(names)
     head = buf.tell()
     rows = total = 0
@@ -175,6 +187,63 @@ def _cut(store: Store, job_id: str, reader: Any, names: list[str], written: list
     if not total:
         raise BatchFailure("Records not found: the job data has a header but no records", code="ClientInputError")
     return total
+
+
+def _cut_raw(store: Store, job_id: str, f: Any, header_line: str, width: int, written: list[str]) -> int | None:
+    """As `_cut`, for comma-separated data: records are cut at line ends outside quotes (an even number
+    of quote characters so far) and stored as sent, after each chunk is checked by the csv reader."""
+    lines = [header_line]
+    size = len(header_line)
+    rows = total = 0
+    odd = False
+    opened = line_no = 1  # line_no: of the last line read; opened: where the current quote opened
+    chunk_line = 2  # file line of the chunk's first record
+    for line in f:
+        line_no += 1
+        if not odd and line in ("\n", "\r\n", "\r"):
+            continue  # blank line
+        lines.append(line)
+        size += len(line)
+        if line.count('"') % 2:
+            odd = not odd
+            opened = line_no
+        if odd:
+            continue
+        rows += 1
+        if rows == MAX_RECORDS or size >= CHUNK_CHARACTERS:
+            if _aborted(store, job_id):
+                return None
+            written.append(_store_chunk(store, _checked("".join(lines), rows, width, chunk_line)))
+            total += rows
+            rows, lines, size, chunk_line = 0, [header_line], len(header_line), line_no + 1
+    if odd:
+        raise BatchFailure(f"Failed to parse CSV: unexpected end of data (a quote opened on line {opened} is never "
+                           f"closed; a quote inside a value needs the value quoted and the quote doubled)")
+    if rows:
+        written.append(_store_chunk(store, _checked("".join(lines), rows, width, chunk_line)))
+        total += rows
+    if not total:
+        raise BatchFailure("Records not found: the job data has a header but no records", code="ClientInputError")
+    return total
+
+
+def _checked(text: str, rows: int, width: int, first_line: int) -> str:
+    """``text`` (header + ``rows`` records), once the csv reader agrees on its records and their widths."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    next(reader)
+    seen = 0
+    for row in reader:
+        if not row:
+            continue
+        seen += 1
+        if len(row) != width:
+            raise BatchFailure(f"Line {first_line + reader.line_num - 2} has {len(row)} columns but the header has "
+                               f"{width}", code="ClientInputError")
+    if seen != rows:  # a quote inside an unquoted value made the line count and the records disagree
+        raise BatchFailure(f"Failed to parse CSV: a quote character inside an unquoted value, between lines "
+                           f"{first_line} and {first_line + text.count(chr(10)) - 2}; quote such values and "
+                           f"double their quotes")
+    return text
 
 
 def _store_chunk(store: Store, text: str) -> str:

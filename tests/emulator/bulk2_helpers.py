@@ -60,7 +60,7 @@ class Bulk2:
     def results(self, job_id: str, what: str) -> str:
         resp = self.request("GET", f"/ingest/{job_id}/{what}")
         assert resp.status_code == 200, resp.text
-        assert resp.headers["Content-Type"] == "text/csv"
+        assert resp.headers["Content-Type"] == "text/csv; charset=UTF-8"
         return resp.text
 
     def query(self, soql: str, operation: str = "query", **doc: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ SOQL = "SELECT Id, LastName, Description FROM Lead WHERE LastName LIKE 'Pager%' 
 def _page(bulk2: Bulk2, job_id: str, **params) -> requests.Response:
     resp = bulk2.request("GET", f"/query/{job_id}/results", params=params)
     assert resp.status_code == 200, resp.text
-    assert resp.headers["Content-Type"] == "text/csv"
+    assert resp.headers["Content-Type"] == "text/csv; charset=UTF-8"
     return resp
 
 
