@@ -68,10 +68,10 @@ _JOB_COLUMNS = ("j.id, j.operation, j.object, j.created_by, j.created_date, j.co
                 "b.header, b.records_total, j.system_modstamp, j.content_type")
 
 
-def ensure_tables(store: Store) -> None:
+def ensure_tables(store: Store, force: bool = False) -> None:
     """Create the 2.0 tables once per database and process (worker processes open their own Store)."""
     with _ready_lock:
-        if store.path in _ready:
+        if store.path in _ready and not force:
             return
         with store.write() as conn:
             for statement in filter(str.strip, _TABLES.split(";")):
@@ -122,7 +122,7 @@ class Bulk2Jobs:
         self.store = service.store
         self.max_upload_bytes = MAX_UPLOAD_BYTES  # both changeable at run time (tests)
         self.list_page = LIST_PAGE
-        ensure_tables(self.store)
+        ensure_tables(self.store, force=True)  # a database file may have been replaced at the same path
         uploads_dir(self.store).mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------------------------- create

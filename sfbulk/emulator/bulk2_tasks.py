@@ -122,6 +122,12 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
         return
     now = now_iso()
     with store.write() as conn:
+        alive = conn.execute("SELECT state FROM bulk2_jobs WHERE id = ?", (job_id,)).fetchone()
+        if alive is None or alive[0] == "Aborted":  # deleted or aborted during the last chunk
+            conn.executemany("DELETE FROM batch_requests WHERE batch_id = ?", [(b,) for b in written])
+            conn.execute("UPDATE batches SET state = 'NotProcessed', system_modstamp = ? WHERE id = ?",
+                         (now, batch_id))
+            return
         seq = conn.execute("SELECT coalesce(max(seq), 0) FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0]
         conn.executemany(
             "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
@@ -340,6 +346,9 @@ def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, 
     try:
         while block := cursor.fetchmany(queries.FETCH_ROWS):
             if seq % 16 == 15 and _aborted(store, job_id):
+                with store.write() as conn:
+                    if conn.execute("SELECT 1 FROM bulk2_jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                        conn.execute("DELETE FROM bulk2_query_chunks WHERE job_id = ?", (job_id,))  # deleted
                 service._set_state(batch_id, "NotProcessed")
                 return
             if line_sql is not None:
@@ -359,8 +368,9 @@ def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, 
         cursor.close()
     now = now_iso()
     with store.write() as conn:
-        conn.execute("UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
-                     (header, total, now, job_id))
+        if not conn.execute("UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
+                            (header, total, now, job_id)).rowcount:
+            conn.execute("DELETE FROM bulk2_query_chunks WHERE job_id = ?", (job_id,))  # deleted meanwhile
         conn.execute("UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
                      "records_processed = ?, total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
                      (now, total, _ms(started), _ms(started), batch_id))
