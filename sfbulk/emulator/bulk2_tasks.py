@@ -310,6 +310,7 @@ def ingest_results(store: Store, job: dict[str, Any], kind: str) -> Iterator[byt
                     out.append(_line([rid or "", error_cell(errors), *cells], delimiter, eol))
         if out:
             yield "".join(out).encode("utf-8")
+    store.reader().execute("PRAGMA shrink_memory")  # as in query_page
 
 
 def _raw_upload(store: Store, job_id: str) -> Iterator[bytes]:
@@ -400,3 +401,6 @@ def query_page(store: Store, job: dict[str, Any], offset: int, count: int) -> It
         yield bytes(data[offsets[a]:offsets[b]])
         pos = first + b
         seq += 1
+    # Each HTTP thread has its own reader, whose page cache a page fills: give it back, or 16 threads
+    # serving pages of a big result would hold 16 caches.
+    reader.execute("PRAGMA shrink_memory")
