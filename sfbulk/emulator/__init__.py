@@ -1,4 +1,4 @@
-"""Local Salesforce Bulk API 1.0 + OAuth emulator, persistent in SQLite. Imports nothing else of sfbulk.
+"""Local Salesforce Bulk API 1.0 and 2.0 + OAuth emulator, persistent in SQLite. Imports nothing else of sfbulk.
 
     from sfbulk.emulator import start_emulator
     with start_emulator() as emu:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 
 from . import wire
 from .apierrors import BulkApiError
+from .bulk2 import Bulk2Api
 from .faults import Faults
 from .oauth import OAuthError, Sessions, token_response
 from .service import BulkService, parse_job_document
@@ -42,6 +43,8 @@ ROUTES: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
      "results", ("GET",)),
     (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/result/"
                 rf"{_ID.format('result')}$"), "result", ("GET",)),
+    # Bulk API 2.0 (bulk2.py routes and answers everything below /jobs itself)
+    (re.compile(r"^/services/data/v(?P<ver>\d+\.\d+)/jobs(?P<rest>/.*)?$"), "bulk2", ()),
 ]
 _SERVICE_UNAVAILABLE = wire.error_xml("ServerUnavailable", "Server temporarily unavailable, please retry")
 
@@ -55,9 +58,9 @@ class Response:
         self.headers = headers or []
 
 
-_REASONS = {200: "OK", 201: "Created", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-            413: "Request Entity Too Large", 415: "Unsupported Media Type", 500: "Server Error",
-            503: "Service Unavailable"}
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
+            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
+            415: "Unsupported Media Type", 500: "Server Error", 503: "Service Unavailable"}
 
 
 def _media_type(environ: dict[str, Any]) -> str:
@@ -84,6 +87,7 @@ class EmulatorApp:
         self.faults = faults
         self.credentials = credentials
         self.base_url = base_url
+        self.bulk2 = Bulk2Api(service, sessions)
 
     # ------------------------------------------------------------------------------ entry point
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -128,6 +132,9 @@ class EmulatorApp:
                 m = pattern.match(path)
                 if m is None:
                     continue
+                if name == "bulk2":
+                    reply = self.bulk2.handle(environ, method, m["ver"], m["rest"] or "")
+                    return Response(reply.status, reply.body, reply.content_type, reply.headers)
                 if method not in methods:
                     allowed = ",".join(methods)
                     exc = BulkApiError("MethodNotAllowed", f"HTTP Method '{method}' not allowed. Allowed are {allowed}",

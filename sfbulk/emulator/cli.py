@@ -44,7 +44,7 @@ def emulator_command(host: str, port: int, db: str, token_ttl: float, processing
                      as_json: bool, schema_file: str | None, result_file_rows: int, fault_rate: float,
                      reset_rate: float, latency_ms: float, fault_oauth: bool, fault_seed: int | None,
                      workers: int, worker_processes: bool) -> None:
-    """Run the local Salesforce Bulk API 1.0 + OAuth emulator (demo credentials are printed on purpose)."""
+    """Run the local Salesforce Bulk API 1.0 / 2.0 + OAuth emulator (demo credentials are printed on purpose)."""
     from .server import Emulator
 
     try:
@@ -81,6 +81,7 @@ def emulator_command(host: str, port: int, db: str, token_ttl: float, processing
     else:
         click.echo(f"sfbulk emulator listening on {emu.base_url}")
         click.echo(f"  Bulk API:   {emu.base_url}/services/async/<version>/job")
+        click.echo(f"  Bulk 2.0:   {emu.base_url}/services/data/v<version>/jobs/ingest (and /jobs/query)")
         click.echo(f"  OAuth:      {emu.base_url}/services/oauth2/token")
         click.echo("  Demo connected app (public, emulator only):")
         for key in ("client_id", "client_secret", "refresh_token", "username", "password"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from lxml import etree
 
+from . import bulk2_tasks
 from . import query as queries
 from .apierrors import BatchFailure, BulkApiError
 from .dml import BatchWriter
@@ -322,7 +323,8 @@ class BulkService:
 
     def process_batch(self, job_id: str, batch_id: str) -> None:
         """Run one Queued batch to Completed or Failed (called by a worker thread)."""
-        batch = self.store.reader().execute("SELECT state FROM batches WHERE id = ?", (batch_id,)).fetchone()
+        batch = self.store.reader().execute("SELECT state, request_type FROM batches WHERE id = ?",
+                                            (batch_id,)).fetchone()
         if batch is None or batch[0] != "Queued":
             return  # aborted meanwhile (NotProcessed)
         self._set_state(batch_id, "InProgress")
@@ -332,7 +334,9 @@ class BulkService:
         job = self.get_job(job_id)
         data = self.batch_request(job_id, batch_id)
         try:
-            if job["operation"] in ("query", "queryAll"):
+            if batch[1] in bulk2_tasks.TASKS:  # Bulk API 2.0 work: split an upload, run a query (bulk2_tasks.py)
+                bulk2_tasks.run_task(self, job, batch_id, batch[1], data, started)
+            elif job["operation"] in ("query", "queryAll"):
                 self._process_query(job, batch_id, data, started)
             else:
                 self._process_ingest(job, batch_id, data, started)
