@@ -78,22 +78,29 @@ def test_file_system_errors_name_the_users_path() -> None:
 
 
 def test_cached_token_note_says_when_the_given_credentials_are_not_used(tmp_path) -> None:
-    registry = FileRegistry(tmp_path / "reg")
+    from sfbulk.auth import InitParams, TokenManager
+    from sfbulk.transport import RequestsTransport
+
+    reg = str(tmp_path / "reg")
     params = {"apiUrl": "https://x.example", "refreshToken": "r", "clientId": "c", "accessToken": "given"}
-    assert cached_token_note(params, str(tmp_path / "reg")) is None  # nothing cached: the given token seeds it
-    base = "connectors/SalesforceBulk"
-    registry.put(f"{base}/accessToken", "cached-secret", secret=True)
-    registry.put(f"{base}/time", str(int(time.time() * 1000) - 90_000))
-    registry.put(f"{base}/apiUrl", "https://x.example")
-    note = cached_token_note(params, str(tmp_path / "reg"), {"accessToken": "--access-token"})
+    assert cached_token_note(params, reg) is None  # nothing cached: the given token seeds it
+
+    def cache(stamp_ms: int) -> None:  # what a connection with these credentials stores
+        with RequestsTransport() as unused:
+            TokenManager(InitParams.from_params(params), FileRegistry(reg), unused).store("cached-secret",
+                                                                                          stamp_ms=stamp_ms)
+
+    cache(int(time.time() * 1000) - 90_000)
+    note = cached_token_note(params, reg, {"accessToken": "--access-token"})
     assert note is not None and "stored 90 s ago" in note and "given with --access-token is not used" in note
     assert "cached-secret" not in note and "given" in note
-    seeded = cached_token_note({**params, "accessToken": "-"}, str(tmp_path / "reg"))
+    seeded = cached_token_note({**params, "accessToken": "-"}, reg)
     assert seeded is not None and "used only when Salesforce rejects it" in seeded
-    assert cached_token_note({**params, "apiUrl": "https://other.example"}, str(tmp_path / "reg")) is None
-    assert cached_token_note({"apiUrl": "https://x.example", "accessToken": "a"}, str(tmp_path / "reg")) is None
-    registry.put(f"{base}/time", str(int(time.time() * 1000) - 4_000_000))  # older than intervalTime
-    assert cached_token_note(params, str(tmp_path / "reg")) is None
+    assert cached_token_note({**params, "apiUrl": "https://other.example"}, reg) is None
+    assert cached_token_note({**params, "refreshToken": "another"}, reg) is None  # another identity's token
+    assert cached_token_note({"apiUrl": "https://x.example", "accessToken": "a"}, reg) is None
+    cache(int(time.time() * 1000) - 4_000_000)  # older than intervalTime
+    assert cached_token_note(params, reg) is None
 
 
 def test_soql_header_for_an_empty_result() -> None:
