@@ -249,24 +249,29 @@ class Engine:
         return out_sequence.mediate(ctx) if out_sequence is not None else True
 
     def _resolve(self, sequence: Sequence | str | None, proxy: Proxy, role: str) -> Sequence | None:
+        return self._sequence(sequence, f"{role} of proxy {proxy.name!r}")
+
+    def _sequence(self, sequence: Sequence | str | None, where: str) -> Sequence | None:
+        """An inline sequence, or the named one (Synapse's fault if no such sequence is deployed)."""
         if sequence is None or isinstance(sequence, Sequence):
             return sequence
         found = self.sequences.get(sequence)
         if found is None:
             raise MediationFault(
-                f"Sequence named Value {{name ='null', keyValue ='{sequence}'}} cannot be found "
-                f"({role} of proxy {proxy.name!r})"
+                f"Sequence named Value {{name ='null', keyValue ='{sequence}'}} cannot be found ({where})"
             )
         return found
 
     def _proxy_fault_handler(self, proxy: Proxy) -> Any:
+        return self._fault_handler(proxy.fault_sequence, f"proxy {proxy.name!r}")
+
+    def _fault_handler(self, fault: Sequence | str | None, owner: str) -> Any:
         """Named faultSequence if it resolves, else inline, else the global ``fault``, else the default."""
-        fault = proxy.fault_sequence
         if isinstance(fault, str):
             named = self.sequences.get(fault)
             if named is not None:
                 return named
-            log.warning("faultSequence %r of proxy %r cannot be found; using the global one", fault, proxy.name)
+            log.warning("faultSequence %r of %s cannot be found; using the global one", fault, owner)
         elif isinstance(fault, Sequence):
             return fault
         return self.sequences.get(GLOBAL_FAULT_SEQUENCE) or DEFAULT_FAULT_HANDLER
@@ -313,27 +318,10 @@ class Engine:
         return self._result(ctx)
 
     def _resolve_api_slot(self, sequence: Sequence | str | None, match: ApiMatch, role: str) -> Sequence | None:
-        if sequence is None or isinstance(sequence, Sequence):
-            return sequence
-        found = self.sequences.get(sequence)
-        if found is None:
-            raise MediationFault(
-                f"Sequence named Value {{name ='null', keyValue ='{sequence}'}} cannot be found "
-                f"({role} of resource {match.resource.label} of API {match.api.key!r})"
-            )
-        return found
+        return self._sequence(sequence, f"{role} of resource {match.resource.label} of API {match.api.key!r}")
 
     def _api_fault_handler(self, match: ApiMatch) -> Any:
-        """The resource's faultSequence (named or inline), else the global ``fault``, else the default."""
-        fault = match.resource.fault_sequence
-        if isinstance(fault, str):
-            named = self.sequences.get(fault)
-            if named is not None:
-                return named
-            log.warning("faultSequence %r of API %r cannot be found; using the global one", fault, match.api.key)
-        elif isinstance(fault, Sequence):
-            return fault
-        return self.sequences.get(GLOBAL_FAULT_SEQUENCE) or DEFAULT_FAULT_HANDLER
+        return self._fault_handler(match.resource.fault_sequence, f"API {match.api.key!r}")
 
     # --- faults ---------------------------------------------------------------------------------------
 
