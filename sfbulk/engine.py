@@ -443,12 +443,17 @@ def default_fault_status(exc: BaseException) -> int:
     """The HTTP status of the engine's own fault answer (a proxy without a fault sequence).
 
     400 for what the request got wrong (payload, parameter, registry key), 401 for credentials the
-    token endpoint refused, 500 for the rest (Salesforce unreachable, a bug).
+    token endpoint refused, 503 when the token endpoint stayed unavailable through every retry (the
+    caller may try again; its credentials are not in question), 500 for the rest.
     """
+    from sfbulk.auth import TokenEndpointUnavailable
+
     if isinstance(exc, (PayloadError, ParameterError)):
         return 400
     if isinstance(exc, RegistryError) and str(exc).startswith("registry key"):
         return 400
+    if isinstance(exc, TokenEndpointUnavailable):
+        return 503
     if isinstance(exc, AuthError):
         return 401
     return 500
