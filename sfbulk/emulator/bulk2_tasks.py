@@ -138,7 +138,7 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
         # in the same transaction as the chunks: a reader never sees the split done and no chunk queued
         conn.execute("UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
                      "total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
-                     (now, _ms(started), _ms(started), batch_id))
+                     (now, (elapsed := _ms(started)), elapsed, batch_id))
     path.unlink(missing_ok=True)  # every record is in a chunk batch now
     for chunk_id in written:
         service.processor.submit(job_id, chunk_id, False)
@@ -374,7 +374,7 @@ def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, 
             conn.execute("DELETE FROM bulk2_query_chunks WHERE job_id = ?", (job_id,))  # deleted meanwhile
         conn.execute("UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
                      "records_processed = ?, total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
-                     (now, total, _ms(started), _ms(started), batch_id))
+                     (now, total, (elapsed := _ms(started)), elapsed, batch_id))
 
 
 def query_page(store: Store, job: dict[str, Any], offset: int, count: int) -> Iterator[bytes]:

@@ -341,8 +341,8 @@ class BulkService:
             else:
                 self._process_ingest(job, batch_id, data, started)
         except BatchFailure as exc:
-            self._set_state(batch_id, "Failed", exc.state_message, total_processing_time=_ms(started),
-                            api_active_processing_time=_ms(started))
+            self._set_state(batch_id, "Failed", exc.state_message, total_processing_time=(elapsed := _ms(started)),
+                            api_active_processing_time=elapsed)
         except Exception:  # never leave a batch InProgress forever; the details go to the log only
             log.exception("batch %s failed unexpectedly", batch_id)
             self._set_state(batch_id, "Failed", UNEXPECTED_FAILURE)
@@ -360,7 +360,7 @@ class BulkService:
             conn.execute(
                 "UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
                 "records_processed = ?, records_failed = ?, total_processing_time = ?, api_active_processing_time = ? "
-                "WHERE id = ?", (now_iso(), len(results), failed, _ms(started), _ms(started), batch_id))
+                "WHERE id = ?", (now_iso(), len(results), failed, (elapsed := _ms(started)), elapsed, batch_id))
 
     def _process_query(self, job: dict[str, Any], batch_id: str, data: bytes, started: float) -> None:
         try:
@@ -376,7 +376,7 @@ class BulkService:
             return
         rows = queries.run_query(self.store, self.schema, job, batch_id, soql, self.rows_per_result_file)
         self._set_state(batch_id, "Completed", None, records_processed=rows, records_failed=0,
-                        total_processing_time=_ms(started), api_active_processing_time=_ms(started))
+                        total_processing_time=(elapsed := _ms(started)), api_active_processing_time=elapsed)
 
     def _split_pk_chunks(self, job: dict[str, Any], batch_id: str, soql: str) -> None:
         q, obj, _outputs, _column = queries.compile_query(self.schema, job["object"], soql)
