@@ -19,7 +19,9 @@ everything is under one lock.
 
 from __future__ import annotations
 
+import io
 import math
+import os
 import sys
 import threading
 import time
@@ -54,7 +56,7 @@ class _Display(Progress):
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._bar: Any = None
-        use_bar = _isatty(self.stream) if tty is None else tty
+        use_bar = _isatty(self.stream) and _columns(self.stream) != 0 if tty is None else tty
         if use_bar:
             self._bar = _Bar(self, file=self.stream, dynamic_ncols=True, leave=True, mininterval=refresh,
                              bar_format=self.bar_format(), total=None)
@@ -66,6 +68,27 @@ class _Display(Progress):
 
     def bar_format(self) -> str:
         raise NotImplementedError
+
+    def narrow_formats(self) -> tuple[str, ...]:
+        """Bar-less formats for terminals too narrow for :meth:`bar_format`, widest first.
+
+        The counts come first, so a terminal narrower than the last one still shows them and loses
+        only the clock and the rate at the line's end.
+        """
+        return ()
+
+    def fitted_format(self, columns: int | None) -> str:
+        """The widest format whose line fits in ``columns`` (the bar needs 10 more to be worth drawing)."""
+        formats = (self.bar_format(), *self.narrow_formats())
+        if not columns or self._bar is None:
+            return formats[0]
+        values = dict(self._bar.format_dict)
+        for fmt in formats:
+            room = columns - (10 if "{bar}" in fmt else 0)
+            values.update(bar_format=fmt.replace("{bar}", ""), ncols=None)
+            if len(self._bar.format_meter(**values)) <= room:
+                return fmt
+        return formats[-1]
 
     def fields(self, elapsed: float) -> dict[str, Any]:
         """Named pieces for the bar format (and for :meth:`line`)."""
@@ -93,6 +116,7 @@ class _Display(Progress):
             try:
                 if self._bar is not None:
                     self._bar.n, self._bar.total = self.position()
+                    self._bar.bar_format = self.fitted_format(_columns(self.stream))
                     self._bar.refresh(nolock=False)
                 else:
                     print(self.line(), file=self.stream, flush=True)
@@ -117,11 +141,20 @@ class _Display(Progress):
         with self._lock:
             if self._bar is not None:
                 self._bar.n, self._bar.total = self.position()
+                self._bar.bar_format = self.fitted_format(_columns(self.stream))
                 self._bar.refresh()
                 self._bar.close()
                 self._bar = None
             elif self.elapsed() >= self.interval:  # a long run ends with its final figures
                 print(self.line(), file=self.stream, flush=True)
+
+
+def _columns(stream: IO[str]) -> int | None:
+    """The terminal's width; 0 when it reports no size (some pseudo-terminals), None when unknown."""
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        return None
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -218,6 +251,11 @@ class LoadDisplay(_Display):
         return ("{percentage:3.0f}%|{bar}| {done}/{of} rows processed [{elapsed}<{remaining}, {speed}] "
                 "sent {sent} · batches {batches} · failed {failed}")
 
+    def narrow_formats(self) -> tuple[str, ...]:
+        return ("{percentage:3.0f}% {done}/{of} rows · sent {sent} · batches {batches} · failed {failed} "
+                "[{elapsed}<{remaining}, {speed}]",
+                "{percentage:3.0f}% {done}/{of} · batches {batches} · failed {failed} [{elapsed}<{remaining}]")
+
     def fields(self, elapsed: float) -> dict[str, Any]:
         rows, batches, exact = self.totals()
         mark = "" if exact else "~"
@@ -276,6 +314,9 @@ class ExtractDisplay(_Display):
 
     def bar_format(self) -> str:
         return "{done} records [{elapsed}, {speed}] result files {files} · batches done {batches}"
+
+    def narrow_formats(self) -> tuple[str, ...]:
+        return ("{done} records · result files {files} · batches {batches} [{elapsed}]",)
 
     def fields(self, elapsed: float) -> dict[str, Any]:
         rate = self.records / elapsed if elapsed > 0 else 0.0

@@ -39,10 +39,14 @@ def write_rows(path: Path, n: int, tag: str) -> None:
     path.write_text("LastName,Email\n" + "".join(f"L{i},{tag}{i}@example.com\n" for i in range(n)))
 
 
-def run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 60) -> tuple[int, str]:
-    """Run ``sfbulk ARGS`` with a pseudo-terminal as stdin/stdout/stderr; returns (status, screen bytes)."""
+def run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 60,
+                      columns: int = 200) -> tuple[int, str]:
+    """Run ``sfbulk ARGS`` with a pseudo-terminal as stdin/stdout/stderr; returns (status, screen bytes).
+
+    ``columns`` 0 is a terminal that reports no size (``script`` and some CI runners give one).
+    """
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 200, 0, 0))  # 200 columns
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "sfbulk", *args], stdin=slave, stdout=slave, stderr=slave,
                             env={**os.environ, **env}, close_fds=True)
     os.close(slave)
@@ -99,6 +103,28 @@ def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tm
     clocks = {seconds(m.group(1)) for f in waiting if (m := re.search(r"\[(\d\d:\d\d)<", f))}
     assert len(clocks) >= 2, waiting
     assert "job 750" in screen and "2,000 rows in 2 batches, 2,000 succeeded, 0 failed" in screen
+
+
+@pytest.mark.slow
+def test_narrow_and_sizeless_terminals_still_show_every_count(emulator_factory: Any, tmp_path: Path) -> None:
+    """At 80 columns the counts stay on the line (the bar gives way); with no size, plain lines."""
+    emu = emulator_factory(processing_delay_ms=300)
+    env = env_for(emu, tmp_path)
+    src = tmp_path / "narrow.csv"
+    write_rows(src, 2_000, "narrow")
+    status, screen = run_on_a_terminal(["load", str(src), "--object", "Contact", "--batch-size", "1000",
+                                        "--concurrency", "1"], env, columns=80)
+    assert status == 0, screen
+    bars = [f for f in frames(screen) if " · batches " in f]
+    assert bars, screen
+    assert all(len(f) <= 80 for f in bars), [f for f in bars if len(f) > 80]
+    assert re.search(r"100% 2,000/2,000 .*batches 2/2 · failed 0", bars[-1]), bars[-1]
+    src2 = tmp_path / "sizeless.csv"
+    write_rows(src2, 200, "sizeless")
+    status, screen = run_on_a_terminal(["load", str(src2), "--object", "Contact", "--batch-size", "100",
+                                        "--concurrency", "1", "--progress-interval", "0.2"], env, columns=0)
+    assert status == 0, screen
+    assert "progress: 200 of 200 rows processed (100%)" in screen, screen
 
 
 def test_without_a_terminal_a_plain_line_every_interval(emulator_factory: Any, tmp_path: Path) -> None:
