@@ -51,7 +51,9 @@ MAX_KEY_LENGTH = 1024
 MAX_KEY_SEGMENTS = 64
 MAX_SEGMENT_BYTES = 255
 #: Lock files: a key's canonical form picks one of this many (never nest two registry locks).
-LOCK_STRIPES = 64
+#: Enough that the few a caller can hold at once (one per worker thread, each waiting on a slow
+#: grant of its own) rarely share a file with another identity's lock: 32 of 4,096 is under 1%.
+LOCK_STRIPES = 4096
 #: Names starting with this are the registry's own (temporary files, the identity key): never keys.
 RESERVED_PREFIX = ".sfbulk-"
 TEMP_PREFIX = RESERVED_PREFIX + "tmp."
@@ -525,7 +527,7 @@ class FileRegistry(Registry):
             raise RegistryError(f"cannot create the registry lock directory {lock_dir}: {exc.strerror}") from None
         # Keys share LOCK_STRIPES lock files, so callers naming ever new keys (bogus registryPaths)
         # cannot fill the folder; one key is still one lock.
-        stripe_lock = _StripeLock.for_path(str(lock_dir / f"stripe-{stripe:02d}.lock"))
+        stripe_lock = _StripeLock.for_path(str(lock_dir / f"stripe-{stripe:04d}.lock"))
         if not stripe_lock.acquire(timeout):
             raise RegistryError(
                 f"registry lock for {key!r} not acquired within {timeout:g} s; another process holds it"

@@ -22,6 +22,7 @@ from lxml import etree
 
 from sfbulk.cli.settings import Settings, build_host_policy
 from sfbulk.engine import Engine
+from sfbulk.registry import LOCK_STRIPES
 from sfbulk.transport import HOST_NOT_ALLOWED_CODE, RequestsTransport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -195,7 +196,7 @@ def test_200_bogus_requests_leave_the_registry_untouched(sfbulk_server, tmp_path
     assert 201 not in statuses
     assert registry_files(server.registry_root) == before
     locks = server.registry_root / ".locks"
-    assert len(list(locks.iterdir())) <= 64  # lock files are striped: bogus keys cannot fill the folder
+    assert len(list(locks.iterdir())) <= LOCK_STRIPES  # lock files are striped: bogus keys cannot fill the folder
 
 
 def test_two_real_identities_keep_two_entries_and_never_cross(sfbulk_server, tmp_path, emulator_factory):

@@ -299,3 +299,15 @@ def test_oversized_keys_are_refused_with_one_short_message(reg, key, message):
         reg.put(key, "v")
     assert len(str(info.value)) < 200
     assert not reg.root.exists()
+
+
+def test_lock_files_are_bounded_whatever_keys_callers_name(tmp_path) -> None:
+    """Callers choose registryPath: ever new keys share LOCK_STRIPES lock files, never one each."""
+    from sfbulk.registry import LOCK_STRIPES
+
+    reg = FileRegistry(tmp_path / "reg")
+    for i in range(LOCK_STRIPES + 500):
+        with reg.lock(f"bogus/{i}/accessToken", timeout=1):
+            pass
+    files = list((tmp_path / "reg" / ".locks").iterdir())
+    assert LOCK_STRIPES // 2 < len(files) <= LOCK_STRIPES  # spread over the stripes, never more
