@@ -471,6 +471,7 @@ class _Run:
         self.stop_reason: str | None = None
         self.stop_note = "not sent: the load stopped after an earlier error"
         self.orphans = 0  # batches of the job no journal record names (uploads cut off by a kill)
+        self.job_closed = False  # closeJob answered: no batch can be added any more
         self._lock = threading.Lock()
         self.uploader = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-upload")
         self.downloader = ThreadPoolExecutor(options.concurrency, thread_name_prefix="sfbulk-results")
@@ -689,6 +690,7 @@ class _Run:
                 raise self.errors[0]
             if self.input_error is None or not self.slots:  # else kept open for the rows after the bad one
                 self.client.close_job(self.job_id)
+                self.job_closed = True
             poll_thread.join()
             self.downloader.shutdown(wait=True)
             merge_thread.join()
@@ -802,7 +804,8 @@ class _Run:
         done = sum(1 for s in sent if s.info is not None)
         rows = sum(s.batch.rows for s in sent)
         more = "" if self.fed_all and not self.stop.is_set() else " so far"
-        return (f"job {self.job_id} stays open in Salesforce with {len(sent)} batches "
+        state = "is closed in Salesforce (every batch was sent)" if self.job_closed else "stays open in Salesforce"
+        return (f"job {self.job_id} {state} with {len(sent)} batches "
                 f"({rows:,} rows) sent{more}, {done} of them processed, {self.merged_upto} batches' results "
                 "written; re-run the same command to resume (nothing is sent twice), or add --restart to abort "
                 "the job and start over")

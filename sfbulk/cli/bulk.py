@@ -457,8 +457,10 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         click.echo(f"note: {summary.retries} transient failures retried "
                    f"({summary.resends} batches re-sent after checking they were not created)", err=True)
     if summary.stop_reason:
+        unsent = (f"{summary.unsent_rows:,} rows were not sent (they are in the error file)" if summary.unsent_rows
+                  else "every batch had been uploaded before it was known")
         click.echo(f"stopped uploading: a batch failed with {summary.stop_reason}, which fails every batch; "
-                   f"{summary.unsent_rows:,} rows were not sent (they are in the error file)", err=True)
+                   f"{unsent}", err=True)
     if summary.reasons:
         click.echo("top error reasons:", err=True)
         for reason, count in summary.reasons:

@@ -223,3 +223,30 @@ def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: P
     assert "resuming (2 batches were sent" in result.output and "10 rows in 2 batches, 10 succeeded" in result.output
     emu.wait_idle(10)
     assert len(stored_emails(emu, "r")) == len(set(stored_emails(emu, "r"))) == 30
+
+
+@pytest.mark.slow
+def test_ctrl_c_after_every_batch_was_sent_says_the_job_is_closed(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory(processing_delay_ms=1_500)
+    src = tmp_path / "in.csv"
+    rows_file(src, 300, "closed.")
+    env = env_for(emu, tmp_path)
+    args = [SFBULK, "load", str(src), "--object", "Contact", "--batch-size", "100", "--no-progress"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    jpath = tmp_path / "in.success.csv.journal"
+    deadline = time.monotonic() + 30
+    job = None
+    while time.monotonic() < deadline:
+        job = next((r["id"] for r in journal(jpath) if r["t"] == "job"), None)
+        state = emu.store.reader().execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone() if job else None
+        if state is not None and state[0] == "Closed":
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert f"interrupted: job {job} is closed in Salesforce (every batch was sent) with 3 batches (300 rows) sent" \
+        in err, err
+    done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert f"job {job}: 300 rows in 3 batches, 300 succeeded, 0 failed" in done.stderr
