@@ -370,7 +370,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
                     os.unlink(stale)
             notify(f"job {job_id}: created (an interrupted run resumes when re-run)")
         else:
-            notify(f"job {job_id}: resuming ({len(state.batch_ids)} batches were sent, {state.merged} merged)")
+            notify(f"job {job_id}: resuming ({len(state.batch_ids)} batches recorded as sent, {state.merged} merged)")
         log.info("job %s: %s %s", job_id, options.operation, options.object)
         try:
             run = _Run(client, job_id, path, splitter, options, progress, work, ok_part, err_part, journal, state,
@@ -679,6 +679,10 @@ class _Run:
                     self.client.claim(batch_id)
                 known = set(self.state.batch_ids.values())
                 self.orphans = sum(1 for b in self.client.list_batches(self.job_id) if b.id not in known)
+                if self.orphans:
+                    self.notify(f"job {self.job_id}: {self.orphans} more batches reached Salesforce before the "
+                                "interruption without being recorded; each is matched to its rows, which are not "
+                                "sent again")
             poll_thread.start()
             merge_thread.start()
             self._feed()

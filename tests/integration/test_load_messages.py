@@ -62,7 +62,7 @@ def test_invalid_byte_mid_file_names_exactly_the_rows_sent_and_a_fixed_file_resu
     src.write_bytes(src.read_bytes().replace(b"caf\xe9", b"cafe"))
     result = runner.invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
-    assert f"job {job}: resuming (2 batches were sent" in result.output
+    assert f"job {job}: resuming (2 batches recorded as sent" in result.output
     assert f"job {job}: 3,000 rows in 3 batches, 3,000 succeeded, 0 failed" in result.output
     emu.wait_idle(10)
     assert len(stored_emails(emu, "bad.")) == 3_000 == len(set(stored_emails(emu, "bad.")))
@@ -220,7 +220,7 @@ def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: P
     emu.service.processing_delay = 0.0
     result = runner.invoke(cli, retry, env=env)
     assert result.exit_code == 0, result.output
-    assert "resuming (2 batches were sent" in result.output and "10 rows in 2 batches, 10 succeeded" in result.output
+    assert "resuming (2 batches recorded as sent" in result.output and "10 rows in 2 batches, 10 succeeded" in result.output
     emu.wait_idle(10)
     assert len(stored_emails(emu, "r")) == len(set(stored_emails(emu, "r"))) == 30
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -246,5 +247,8 @@ def test_upload_accepted_but_not_journaled_is_found_with_list_batches(emulator_f
     assert result.returncode == 1, result.stderr
     check_complete(emu, tmp_path, src, emails, "lost.")
     job = records[1]["id"]
+    # the two uploads the journal lost (and any still in flight at the kill) are reported, not resent
+    assert re.search(rf"job {job}: [2-9] more batches reached Salesforce before the interruption without being "
+                     r"recorded; each is matched to its rows, which are not sent again", result.stderr), result.stderr
     listed = emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (job,)).fetchone()[0]
     assert listed == BATCHES
