@@ -335,7 +335,9 @@ class CsvSplitter:
         raw = buf[start:end]
         if not raw.endswith((b"\n", b"\r")):
             raw += b"\n"  # the file's last record had no line terminator
-        body, nuls = transform(raw, self.encoding, nul=self.nul, where=f" in batch {self.batches + 1}")
+        first = self.rows - rows + 1  # 1-based data rows of this batch, the header not counted
+        body, nuls = transform(raw, self.encoding, nul=self.nul,
+                               where=f" in batch {self.batches + 1} (data rows {first:,} to {self.rows:,})")
         self.nul_count += nuls
         if self.columns is not None:
             body = self.columns.project(body)
