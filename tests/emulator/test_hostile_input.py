@@ -333,7 +333,9 @@ def test_fuzzed_csv_batches_never_fail_with_a_python_error(bulk: Bulk, data: byt
 
 
 @FUZZ
-@given(body=_json_text(), header=st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF), max_size=40)
+# (no NEL or NBSP: requests refuses a header value that starts with Unicode whitespace, before sending)
+@given(body=_json_text(), header=st.text(st.characters(min_codepoint=0x21, max_codepoint=0xFF,
+                                                       exclude_characters="\x85\xa0"), max_size=40)
        | st.sampled_from(["chunkSize=" + "9" * 5000, "true;;",
                                                                         "startRow=\u00ff", "parent=x; chunkSize=1"]))
 def test_fuzzed_job_documents_and_pk_headers_never_answer_500(bulk: Bulk, body: str, header: str) -> None:
