@@ -166,9 +166,16 @@ class GetPropertyExpression(Expression):
 
 
 class XPathExpression(Expression):
-    """A general XPath 1.0 expression, compiled once by lxml."""
+    """A general XPath 1.0 expression, compiled by lxml once per thread that evaluates it.
 
-    __slots__ = ("rewritten", "_xpath", "_variables", "_needs_document")
+    An ``etree.XPath`` object serialises its calls on an internal lock, and an evaluation gives the
+    GIL up and takes it back (and again for each extension function such as ``get-property``) while
+    holding that lock. One object shared by every worker thread of ``sfbulk serve`` made the threads
+    queue on it: at 50 concurrent clients the seed proxy served 173 req/s with a shared evaluator and
+    295 req/s with one per thread (docs/benchmarks.md, server section).
+    """
+
+    __slots__ = ("rewritten", "_namespaces", "_variables", "_needs_document", "_per_thread")
 
     def __init__(
         self,
@@ -177,12 +184,22 @@ class XPathExpression(Expression):
         xpath: etree.XPath,
         variables: tuple[tuple[str, str, str], ...],
         needs_document: bool,
+        namespaces: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(text)
         self.rewritten = rewritten
-        self._xpath = xpath
+        self._namespaces = dict(namespaces or {})
         self._variables = variables
         self._needs_document = needs_document
+        self._per_thread = threading.local()
+        self._per_thread.xpath = xpath  # the compiling thread reuses the evaluator that validated the text
+
+    def _evaluator(self) -> etree.XPath:
+        xpath = getattr(self._per_thread, "xpath", None)
+        if xpath is None:
+            xpath = _XPath(self.rewritten, namespaces=self._namespaces, extensions=_EXTENSIONS, smart_strings=False)
+            self._per_thread.xpath = xpath
+        return xpath
 
     def evaluate(self, ctx: MessageContext) -> Any:
         bindings = {
@@ -190,10 +207,11 @@ class XPathExpression(Expression):
             for lxml_name, kind, name in self._variables
         }
         node = ctx.envelope if self._needs_document else _NO_DOCUMENT
+        xpath = self._evaluator()
         previous = getattr(_current, "ctx", None)
         _current.ctx = ctx
         try:
-            return self._xpath(node, **bindings)
+            return xpath(node, **bindings)
         except etree.XPathError as exc:
             raise ExpressionError(f"cannot evaluate XPath expression '{self.text}': {exc}") from None
         finally:
@@ -351,7 +369,7 @@ def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathEx
     except (etree.XPathError, ValueError, TypeError) as exc:
         raise ConfigError(f"invalid XPath expression '{source}': {exc}") from None
     bound = tuple((lxml_name, kind, name) for (kind, name), lxml_name in variables.items())
-    return XPathExpression(source, rewritten, xpath, bound, needs_document)
+    return XPathExpression(source, rewritten, xpath, bound, needs_document, ns)
 
 
 def _function_name(

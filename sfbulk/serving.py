@@ -59,6 +59,8 @@ DEFAULT_MAX_HEADER_BYTES = 64 * 1024
 DEFAULT_MAX_BUFFERED_BYTES = 512 * 1024 * 1024
 #: How often deadlines are checked (seconds): a deadline is enforced within this much.
 _CHECK_INTERVAL = 0.5
+#: How soon the I/O loop looks again at a response a worker is in the middle of writing (seconds).
+_BUSY_WRITE_RETRY = 0.005
 #: File descriptors kept free beyond the connection cap (registry, logs, outbound connections).
 _FD_HEADROOM = 256
 
@@ -189,6 +191,23 @@ class _Channel(HTTPChannel):
             return False
         return bool(super().readable())
 
+    def writable(self) -> bool:
+        # A worker writes its response and sends it itself (waitress's send_bytes=1), holding the
+        # channel's buffer lock. Asking poll() for POLLOUT meanwhile returns at once, the loop
+        # cannot take the lock, and polls again: a busy loop holding the GIL the worker needs to
+        # finish its send (~30 spins a request at 50 clients). Left out of this round instead; the
+        # loop looks again within _BUSY_WRITE_RETRY (a slow reader's leftover is still flushed).
+        if self.will_close or self.close_when_flushed:
+            return True
+        if not self.total_outbufs_len:
+            return False
+        if self.requests:
+            if not self.outbuf_lock.acquire(False):
+                self.server.write_deferred = True
+                return False
+            self.outbuf_lock.release()
+        return True
+
     def received(self, data: bytes) -> bool:
         self.server.buffered_bytes += len(data)  # exact figure recomputed by maintenance()
         return bool(super().received(data))
@@ -269,6 +288,7 @@ class HardenedServer(TcpWSGIServer):
         self.per_client: dict[str, int] = {}
         self._last_refusal_log = 0.0
         self._exit = False
+        self.write_deferred = False  # set by a channel whose response a worker is writing
         super().__init__(app, **adjustments)
 
     # --- deadlines (run in the I/O loop thread) ------------------------------------------------
@@ -376,12 +396,37 @@ class HardenedServer(TcpWSGIServer):
 
     def serve_forever(self) -> None:
         """The I/O loop; returns once ``request_exit`` was called, with every socket closed."""
-        use_poll = hasattr(select, "poll")
         try:
-            while not self._exit:
-                wasyncore.loop(timeout=_CHECK_INTERVAL, use_poll=use_poll, map=self._map, count=1)
+            if hasattr(select, "poll"):
+                while not self._exit:
+                    self._poll_once()
+            else:  # Windows: select(), without the busy-write retry
+                while not self._exit:
+                    wasyncore.loop(timeout=_CHECK_INTERVAL, use_poll=False, map=self._map, count=1)
         finally:
             wasyncore.close_all(self._map, ignore_all=True)
+
+    def _poll_once(self) -> None:
+        """One round of waitress's ``poll2``, waiting less when a response is being written by a worker."""
+        self.write_deferred = False
+        pollster = select.poll()
+        for fd, obj in list(self._map.items()):
+            flags = 0
+            if obj.readable():
+                flags |= select.POLLIN | select.POLLPRI
+            if obj.writable() and not obj.accepting:
+                flags |= select.POLLOUT
+            if flags:
+                pollster.register(fd, flags)
+        wait = _BUSY_WRITE_RETRY if self.write_deferred else _CHECK_INTERVAL
+        try:
+            ready = pollster.poll(int(wait * 1000))
+        except InterruptedError:
+            return
+        for fd, flags in ready:
+            obj = self._map.get(fd)
+            if obj is not None:
+                wasyncore.readwrite(obj, flags)
 
     def readable(self) -> bool:
         now = time.time()
