@@ -78,7 +78,8 @@ def main() -> None:
         try:
             server, server_url = _start(
                 ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
-                 "--threads", str(options.threads), "--no-access-log"],
+                 "--threads", str(options.threads), "--no-access-log",
+                 "--token-endpoint", base_url],  # also what the outbound allow-list admits
                 lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
                 work,
             )
