@@ -50,6 +50,34 @@ def _start(args: list[str], ready: Callable[[str], str | None], cwd: Path) -> tu
     raise SystemExit(f"sfbulk {args[0]} did not start")
 
 
+def start_emulator(work: Path) -> tuple[subprocess.Popen[str], str]:
+    """``sfbulk emulator`` on a free port: (process, base URL)."""
+    return _start(["emulator", "--port", "0", "--json"],
+                  lambda line: json.loads(line)["base_url"] if line.startswith("{") else None, work)
+
+
+def start_seed_server(work: Path, base_url: str, threads: int) -> tuple[subprocess.Popen[str], str]:
+    """``sfbulk serve`` with the seed proxy against the emulator at ``base_url``: (process, server URL).
+
+    ``--token-endpoint`` is the emulator: the seed proxy never passes one, and it is also what the
+    outbound allow-list admits.
+    """
+    return _start(
+        ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
+         "--threads", str(threads), "--no-access-log", "--token-endpoint", base_url],
+        lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
+        work,
+    )
+
+
+def demo_token(base_url: str) -> str:
+    """An access token of the emulator's public demo app."""
+    return str(requests.post(f"{base_url}/services/oauth2/token", data={
+        "grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id",
+        "client_secret": "sfbulk-demo-client-secret", "refresh_token": "sfbulk-demo-refresh-token",
+    }, timeout=10).json()["access_token"])
+
+
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
@@ -100,22 +128,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-server-") as tmp:
         work = Path(tmp)
-        emulator, base_url = _start(["emulator", "--port", "0", "--json"],
-                                    lambda line: json.loads(line)["base_url"] if line.startswith("{") else None,
-                                    work)
+        emulator, base_url = start_emulator(work)
         server = None
         try:
-            server, server_url = _start(
-                ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
-                 "--threads", str(options.threads), "--no-access-log",
-                 "--token-endpoint", base_url],  # also what the outbound allow-list admits
-                lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
-                work,
-            )
-            token = requests.post(f"{base_url}/services/oauth2/token", data={
-                "grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id",
-                "client_secret": "sfbulk-demo-client-secret", "refresh_token": "sfbulk-demo-refresh-token",
-            }, timeout=10).json()["access_token"]
+            server, server_url = start_seed_server(work, base_url, options.threads)
+            token = demo_token(base_url)
             seed_body = (
                 "<createJob>\n   <apiVersion>34.0</apiVersion>\n"
                 f"   <accessToken>{token}</accessToken>\n   <apiUrl>{base_url}</apiUrl>\n"

@@ -11,7 +11,6 @@ reopened). The acceptance bar (docs/server.md): every probe answers within 2 s.
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import socket
 import statistics
@@ -23,7 +22,7 @@ from pathlib import Path
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from server import FAULT_SEQ, SEED_PROXY, _start  # noqa: E402  (bench/server.py)
+from server import demo_token, start_emulator, start_seed_server  # noqa: E402  (bench/server.py)
 
 
 class Tricklers:
@@ -72,21 +71,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-slow-") as tmp:
         work = Path(tmp)
-        emulator, base_url = _start(["emulator", "--port", "0", "--json"],
-                                    lambda line: json.loads(line)["base_url"] if line.startswith("{") else None, work)
+        emulator, base_url = start_emulator(work)
         server = None
         try:
-            server, server_url = _start(
-                ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
-                 "--threads", str(options.threads), "--no-access-log",
-                 "--token-endpoint", base_url],  # also what the outbound allow-list admits
-                lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
-                work,
-            )
-            token = requests.post(f"{base_url}/services/oauth2/token", data={
-                "grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id",
-                "client_secret": "sfbulk-demo-client-secret", "refresh_token": "sfbulk-demo-refresh-token",
-            }, timeout=10).json()["access_token"]
+            server, server_url = start_seed_server(work, base_url, options.threads)
+            token = demo_token(base_url)
             seed_body = (
                 "<createJob><apiVersion>34.0</apiVersion>"
                 f"<accessToken>{token}</accessToken><apiUrl>{base_url}</apiUrl>"
