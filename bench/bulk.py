@@ -126,7 +126,7 @@ def _journal_child(csv_path: str, out_dir: str) -> None:
     from sfbulk.bulk import journal as jmod
     from sfbulk.bulk import load as lmod
     from sfbulk.bulk import results as rmod
-    from sfbulk.connector import Connector
+    from sfbulk.connector.connection import Connector
     from sfbulk.registry import FileRegistry
 
     spent: dict[str, float] = {}

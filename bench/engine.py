@@ -26,7 +26,7 @@ import requests
 from lxml import etree
 
 from sfbulk.emulator import start_emulator
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 from sfbulk.transport import WSGITransport
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from lxml import etree
 
 from sfbulk import xmlsafe
 from sfbulk.emulator import start_emulator
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 
 HERE = Path(__file__).resolve().parent
 FLOWS = HERE / "flows.yaml"

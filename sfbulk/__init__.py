@@ -3,6 +3,7 @@
 The public face is small; implementation modules stay private to their layer:
 
     from sfbulk import Engine, Connector, MessageContext, FileRegistry
+    from sfbulk import load_csv, extract, start_server   # the bulk pipeline and the server
     from sfbulk import errors            # the exception tree
 """
 
@@ -19,18 +20,24 @@ __version__ = "0.1.0"
 # name -> module; imported on first access so `import sfbulk` stays cheap (the emulator and the
 # CLI import only what they use).
 _LAZY = {
-    "Engine": "sfbulk.engine",
-    "Connector": "sfbulk.connector",
-    "Connection": "sfbulk.connector",
-    "MessageContext": "sfbulk.context",
+    "Engine": "sfbulk.engine.engine",
+    "Connector": "sfbulk.connector.connection",
+    "Connection": "sfbulk.connector.connection",
+    "MessageContext": "sfbulk.message.context",
     "FileRegistry": "sfbulk.registry",
+    "load_csv": "sfbulk.bulk.load",
+    "extract": "sfbulk.bulk.extract",
+    "start_server": "sfbulk.server.app",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.connector import Connection, Connector
-    from sfbulk.context import MessageContext
-    from sfbulk.engine import Engine
+    from sfbulk.bulk.extract import extract
+    from sfbulk.bulk.load import load_csv
+    from sfbulk.connector.connection import Connection, Connector
+    from sfbulk.engine.engine import Engine
+    from sfbulk.message.context import MessageContext
     from sfbulk.registry import FileRegistry
+    from sfbulk.server.app import start_server
 
 
 def __getattr__(name: str) -> Any:
@@ -51,4 +58,7 @@ __all__ = [
     "MessageContext",
     "SfBulkError",
     "errors",
+    "extract",
+    "load_csv",
+    "start_server",
 ]

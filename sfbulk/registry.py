@@ -57,7 +57,7 @@ LOCK_STRIPES = 4096
 #: Names starting with this are the registry's own (temporary files, the identity key): never keys.
 RESERVED_PREFIX = ".sfbulk-"
 TEMP_PREFIX = RESERVED_PREFIX + "tmp."
-#: The per-registry secret that keys the identity hashes of cached tokens (sfbulk.auth).
+#: The per-registry secret that keys the identity hashes of cached tokens (sfbulk.connector.auth).
 IDENTITY_KEY_FILE = RESERVED_PREFIX + "identity-key"
 IDENTITY_KEY_BYTES = 32
 #: A temporary file older than this is a dead writer's even when its pid is alive again (reused).

@@ -198,12 +198,12 @@ def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
 def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None) -> str | None:
     """Why the given credentials may not be sent: a fresh token cached for the same identity is used.
 
-    Read-only: asks the token manager the connection will use (``sfbulk.auth``), which serves a
+    Read-only: asks the token manager the connection will use (``sfbulk.connector.auth``), which serves a
     cached token only to the credentials that obtained it; nothing is written.
     """
     if not (params.get("refreshToken") and params.get("clientId")):
         return None  # without refresh credentials the registry is not used at all
-    from sfbulk.auth import InitParams, TokenManager
+    from sfbulk.connector.auth import InitParams, TokenManager
     from sfbulk.errors import SfBulkError
     from sfbulk.registry import FileRegistry
     from sfbulk.transport import RequestsTransport
@@ -229,7 +229,7 @@ def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[s
 
 
 def _INIT_NAMES() -> tuple[str, ...]:  # noqa: N802 - a lazily imported constant
-    from sfbulk.auth import INIT_PARAMETERS
+    from sfbulk.connector.auth import INIT_PARAMETERS
 
     return tuple(INIT_PARAMETERS)
 
@@ -244,7 +244,7 @@ def _age(seconds: float) -> str:
 
 
 def open_connection(kwargs: dict[str, Any]) -> Any:
-    from sfbulk.connector import Connector
+    from sfbulk.connector.connection import Connector
     from sfbulk.registry import FileRegistry
 
     params: dict[str, Any] = dict(resolve_settings(kwargs))

@@ -34,7 +34,7 @@ def _config_errors(error: ConfigError) -> list[ConfigError]:
 
 
 def _bundled_connectors() -> dict[str, Any]:
-    from sfbulk.connector import Connector
+    from sfbulk.connector.connection import Connector
 
     connector = Connector.load()
     return {connector.name: connector}
@@ -158,7 +158,7 @@ def run_command(
     Exit status: 0 for a response below 400, 1 for an HTTP error status or a fault, 2 when the
     configuration is invalid.
     """
-    from sfbulk.engine import Engine
+    from sfbulk.engine.engine import Engine
 
     chosen = [flag for flag, value in (("--proxy", proxy_name), ("--api", api_name), ("--url", url_path)) if value]
     if len(chosen) != 1:
@@ -245,9 +245,9 @@ def _mediate(
 
     A path no resource takes is answered as the server answers it (404/405, context None).
     """
-    from sfbulk.context import MessageContext
-    from sfbulk.engine import fault_response
+    from sfbulk.engine.engine import fault_response
     from sfbulk.mediators.api import NoApiMatch, select_api
+    from sfbulk.message.context import MessageContext
 
     if url_path is not None:
         if not url_path.startswith("/"):

@@ -17,7 +17,7 @@ import click
 
 from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
-from sfbulk.server import (
+from sfbulk.server.app import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -111,7 +111,7 @@ def serve_command(
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files, a WSO2 deployment
     folder) at /services/<name>, and their REST APIs at their contexts."""
-    from sfbulk.engine import Engine  # imported here so `sfbulk --help` stays fast
+    from sfbulk.engine.engine import Engine  # imported here so `sfbulk --help` stays fast
     from sfbulk.transport import RequestsTransport
 
     try:

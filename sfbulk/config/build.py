@@ -72,7 +72,7 @@ class Builder:
 
     def expression(self, text: str, path: Path, *, json: bool = False) -> Any:
         if self._compile_expression is None:
-            from sfbulk.expressions import compile_expression
+            from sfbulk.expressions.expression import compile_expression
 
             self._compile_expression = compile_expression
         if json and not text.lstrip().startswith("json-eval("):
@@ -87,7 +87,7 @@ class Builder:
     def value(self, text: str, path: Path) -> Any:
         """A literal or ``{expression}`` value (connector parameters, call-template params)."""
         if self._value_parse is None:
-            from sfbulk.expressions import Value
+            from sfbulk.expressions.expression import Value
 
             self._value_parse = Value.parse
         try:

@@ -1,6 +1,6 @@
 """Mediators: one small class per Synapse mediator, shared by every config front-end.
 
-Front-ends build these once with already-compiled expressions (``sfbulk.expressions``), compiled
+Front-ends build these once with already-compiled expressions (``sfbulk.expressions.expression``), compiled
 regexes and child mediator lists; ``mediate(ctx) -> bool`` never parses configuration
 (False stops the whole current flow). See docs/architecture.md, "Mediators".
 """

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from sfbulk.errors import MediationFault
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
+    from sfbulk.message.context import MessageContext
 
 
 @runtime_checkable

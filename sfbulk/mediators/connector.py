@@ -23,8 +23,8 @@ from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkErr
 from sfbulk.mediators.base import engine_of
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
-    from sfbulk.expressions import Value
+    from sfbulk.expressions.expression import Value
+    from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
 

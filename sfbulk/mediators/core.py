@@ -19,8 +19,8 @@ from sfbulk.errors import ConfigError, MediationFault
 from sfbulk.secrets import MASK, is_secret_name, redact
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
-    from sfbulk.expressions import Expression
+    from sfbulk.expressions.expression import Expression
+    from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from sfbulk.mediators.base import Mediator, run_mediators
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
+    from sfbulk.message.context import MessageContext
 
 
 class DirectionMediator:

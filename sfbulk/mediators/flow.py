@@ -12,8 +12,8 @@ from sfbulk.errors import ConfigError, MediationFault
 from sfbulk.mediators.base import Mediator, engine_of, run_mediators
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
-    from sfbulk.expressions import Expression, Value
+    from sfbulk.expressions.expression import Expression, Value
+    from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
 

@@ -17,7 +17,7 @@ from sfbulk.mediators.base import engine_of, mark_responded
 from sfbulk.mediators.uritemplate import resolve_endpoint_url
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.context import MessageContext
+    from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
 

@@ -252,7 +252,7 @@ def test_yaml_and_synapse_configs_shown_in_the_docs_load(tmp_path: Path) -> None
     from lxml import etree
 
     from sfbulk.config import load_paths
-    from sfbulk.connector import Connector
+    from sfbulk.connector.connection import Connector
     from sfbulk.errors import ConfigError
 
     flow_keys = _flow_keys()

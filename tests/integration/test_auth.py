@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import AuthError, ConnectError
 from sfbulk.registry import FileRegistry
 from sfbulk.transport import HttpRequest, HttpResponse, RequestsTransport, Transport

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BULK = EXAMPLES / "bulk"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -56,7 +56,7 @@ def wait_done(engine: Engine, emu: Any, job: str, batch: str) -> bytes:
 
 
 def create_job(engine: Engine, emu: Any, operation: str, content_type: str, obj: str) -> str:
-    from sfbulk.connector import Connector
+    from sfbulk.connector.connection import Connector
 
     c = emu.credentials
     conn = engine.connection("salesforcebulk", {"apiUrl": emu.base_url, "accessToken": "seed",

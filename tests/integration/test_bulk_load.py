@@ -14,7 +14,7 @@ from sfbulk.bulk.extract import ExtractOptions, extract
 from sfbulk.bulk.load import LoadOptions, Progress, load_csv
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.cli import cli
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import PollTimeout
 from sfbulk.registry import FileRegistry
 

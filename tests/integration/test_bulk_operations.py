@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sfbulk.bulk.client import parse_batch_list, parse_result_list
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.registry import FileRegistry
 
 NS = "http://www.force.com/2009/06/asyncapi/dataload"

@@ -23,7 +23,7 @@ from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.bulk.progress import LoadDisplay
 from sfbulk.cli import cli
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import PollTimeout
 from sfbulk.registry import FileRegistry
 

@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConnectError, ConnectionClosedError, TimeoutError_
 from sfbulk.registry import FileRegistry
 from sfbulk.transport import HttpRequest, RequestsTransport, WSGITransport

@@ -11,8 +11,8 @@ import pytest
 from fixtures.engine import free_port_refusing
 from lxml import etree
 
-from sfbulk.expressions import Value
-from sfbulk.expressions import compile_expression as X
+from sfbulk.expressions.expression import Value
+from sfbulk.expressions.expression import compile_expression as X
 from sfbulk.mediators import (
     ConnectorOperationMediator,
     LogMediator,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 
 ROOT = Path(__file__).resolve().parents[2]
 SEED = ROOT / "examples" / "synapse"

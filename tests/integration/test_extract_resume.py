@@ -11,7 +11,7 @@ import pytest
 from test_load_resume import SFBULK, count, env_for, kill_when
 
 from sfbulk.bulk.load import LoadOptions, load_csv
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.registry import FileRegistry
 
 ROWS = 1_000

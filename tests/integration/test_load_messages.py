@@ -16,7 +16,7 @@ from test_load_resume import SFBULK, count, env_for, journal, stored_emails
 from sfbulk.bulk.journal import open_journal
 from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.cli import cli
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import BulkInputError, PollTimeout
 from sfbulk.registry import FileRegistry
 

@@ -45,7 +45,7 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     probe = (
-        "import sfbulk, sfbulk.connector as c\n"
+        "import sfbulk, sfbulk.connector.connection as c\n"
         "conn = c.Connector.load()\n"
         "print(sfbulk.__file__)\n"
         "print(sorted(conn.operations))\n"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.registry import FileRegistry
 
 REG_PATH = "connectors/SalesforceBulk"

@@ -19,8 +19,8 @@ API = "34.0"
 
 @pytest.fixture(scope="module")
 def dispatcher(tmp_path_factory, emulator):
-    from sfbulk.engine import Engine
-    from sfbulk.server import start_server
+    from sfbulk.engine.engine import Engine
+    from sfbulk.server.app import start_server
 
     engine = Engine(registry=str(tmp_path_factory.mktemp("registry")))
     engine.load(SYNAPSE / "salesforcebulk_dispatcher.xml", SYNAPSE / "faultHandlerSeq.xml")

@@ -60,7 +60,7 @@ def _sfbulk_records(caplog) -> list[logging.LogRecord]:
 
 
 def _assert_one_warning(caplog, code: int) -> None:
-    engine = [r for r in _sfbulk_records(caplog) if r.name == "sfbulk.engine" and r.levelno >= logging.WARNING]
+    engine = [r for r in _sfbulk_records(caplog) if r.name == "sfbulk.engine.engine" and r.levelno >= logging.WARNING]
     assert len(engine) == 1, [r.getMessage() for r in engine]
     assert engine[0].levelno == logging.WARNING and engine[0].exc_info is None
     assert f"ERROR_CODE {code}" in engine[0].getMessage()

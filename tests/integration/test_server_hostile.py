@@ -42,8 +42,8 @@ BILLION_LAUGHS = b"""<?xml version="1.0"?>
 
 @pytest.fixture(scope="module")
 def hostile_server(tmp_path_factory):
-    from sfbulk.engine import Engine
-    from sfbulk.server import start_server
+    from sfbulk.engine.engine import Engine
+    from sfbulk.server.app import start_server
 
     engine = Engine(registry=str(tmp_path_factory.mktemp("registry")))
     engine.load(SEED_PROXY, FAULT_SEQ)

@@ -21,7 +21,7 @@ import requests
 from lxml import etree
 
 from sfbulk.errors import PayloadError
-from sfbulk.server import PROXY_METHODS, start_server
+from sfbulk.server.app import PROXY_METHODS, start_server
 
 
 @dataclass
@@ -227,14 +227,14 @@ def test_payload_error_is_400_with_the_parser_message(plumbing):
 
 def test_unexpected_errors_are_500_without_details_and_logged(plumbing, caplog):
     server, _ = plumbing
-    with caplog.at_level(logging.DEBUG, logger="sfbulk.server"):
+    with caplog.at_level(logging.DEBUG, logger="sfbulk.server.app"):
         response = requests.post(server.service_url("boom"), data=b"<a/>", timeout=5)
     assert response.status_code == 500
     text = response.text
     assert "Traceback" not in text and "secret-internal-detail" not in text and "app.py" not in text
     message = etree.fromstring(response.content).findtext("message")
     request_id = message.split("request id ")[1].split(")")[0]
-    logged = [r for r in caplog.records if r.name == "sfbulk.server" and request_id in r.getMessage()]
+    logged = [r for r in caplog.records if r.name == "sfbulk.server.app" and request_id in r.getMessage()]
     # one ERROR line without traceback; the traceback only at DEBUG level
     assert [r.levelno for r in logged] == [logging.ERROR, logging.DEBUG]
     assert logged[0].exc_info is None and "RuntimeError" in logged[0].getMessage()

@@ -21,7 +21,7 @@ import requests
 from lxml import etree
 
 from sfbulk.cli.settings import Settings, build_host_policy
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 from sfbulk.registry import LOCK_STRIPES
 from sfbulk.transport import HOST_NOT_ALLOWED_CODE, RequestsTransport
 

@@ -1,4 +1,4 @@
-"""Identity-bound token caching through the Python API (sfbulk/auth.py), against the emulator.
+"""Identity-bound token caching through the Python API (sfbulk/connector/auth.py), against the emulator.
 
 The server-level attacks (hijack, poisoning) are in test_server_trust.py; these pin the rules:
 who may read and write which entry, when the supplied token is stored, and that identities do not
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import AuthError
 from sfbulk.registry import FileRegistry
 

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from sfbulk.auth import InitParams, TokenEndpointUnavailable, TokenManager
-from sfbulk.connector import Connector
-from sfbulk.engine import Engine
+from sfbulk.connector.auth import InitParams, TokenEndpointUnavailable, TokenManager
+from sfbulk.connector.connection import Connector
+from sfbulk.engine.engine import Engine
 from sfbulk.errors import AuthError, ConnectionClosedError
 from sfbulk.registry import FileRegistry
 from sfbulk.transport import RequestsTransport, RetryPolicy

@@ -20,10 +20,10 @@ import pytest
 import requests
 from lxml import etree
 
-from sfbulk.connector import Connector
-from sfbulk.engine import Engine
+from sfbulk.connector.connection import Connector
+from sfbulk.engine.engine import Engine
 from sfbulk.registry import MemoryRegistry
-from sfbulk.server import start_server
+from sfbulk.server.app import start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 VERSION = "34.0"

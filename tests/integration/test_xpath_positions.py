@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from sfbulk.engine import Engine
+from sfbulk.engine.engine import Engine
 
 JOB = "{http://www.force.com/2009/06/asyncapi/dataload}"
 

@@ -78,7 +78,7 @@ def test_file_system_errors_name_the_users_path() -> None:
 
 
 def test_cached_token_note_says_when_the_given_credentials_are_not_used(tmp_path) -> None:
-    from sfbulk.auth import InitParams, TokenManager
+    from sfbulk.connector.auth import InitParams, TokenManager
     from sfbulk.transport import RequestsTransport
 
     reg = str(tmp_path / "reg")

@@ -11,7 +11,7 @@ import pytest
 
 from sfbulk import mediators as m
 from sfbulk.config import load_paths
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigErrors
 from sfbulk.mediators.api import Api
 from sfbulk.mediators.http import AddressEndpoint, EndpointReference

@@ -8,7 +8,7 @@ from fixtures.capp import DEFAULT, descriptor, make_car
 
 from sfbulk.config import load_paths
 from sfbulk.config.capp import MAX_MEMBER_BYTES
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigErrors
 
 

@@ -10,7 +10,7 @@ from lxml import etree
 
 from sfbulk import mediators as m
 from sfbulk.config import load_paths
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigError, ConfigErrors
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

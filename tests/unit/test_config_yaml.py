@@ -11,7 +11,7 @@ from config_tree import dump
 from sfbulk import mediators as m
 from sfbulk.config import load_paths
 from sfbulk.config.yaml_loader import load_yaml
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigError, ConfigErrors
 
 

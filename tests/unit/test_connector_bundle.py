@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from sfbulk.connector import Connector, bundle_root
-from sfbulk.connector_bundle import OperationDef
+from sfbulk.connector.bundle.definitions import OperationDef
+from sfbulk.connector.connection import Connector, bundle_root
 from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
 from sfbulk.registry import MemoryRegistry
 
@@ -252,7 +252,7 @@ def test_caller_content_type_must_name_a_declared_parameter(bundle):
 
 
 def test_init_yaml_and_the_auth_code_agree():
-    from sfbulk import auth
+    from sfbulk.connector import auth
 
     init = Connector.load().init
     assert init.parameter_names == auth.INIT_PARAMETERS
@@ -293,7 +293,11 @@ def test_api_version_is_normalised():
 
 
 def test_the_bundle_helpers_stay_importable_from_connector_bundle():
-    from sfbulk import bundle_cache, bundle_schema, bundle_templates, bundle_yaml, connector_bundle
+    from sfbulk import yamlfile as bundle_yaml
+    from sfbulk.connector.bundle import cache as bundle_cache
+    from sfbulk.connector.bundle import definitions as connector_bundle
+    from sfbulk.connector.bundle import schema as bundle_schema
+    from sfbulk.connector.bundle import templates as bundle_templates
 
     homes = {"ParseCache": bundle_cache, "is_valid": bundle_schema, "validate": bundle_schema,
              "load_yaml": bundle_yaml, "parse_yaml": bundle_yaml, "simple_template_variables": bundle_templates}

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from sfbulk.cli import cli
 from sfbulk.config import load_paths
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigError, ConfigErrors
 from sfbulk.mediators.connector import undeclared_parameters
 

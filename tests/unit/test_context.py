@@ -9,8 +9,8 @@ import pytest
 from lxml import etree
 
 from sfbulk import xmlsafe
-from sfbulk.context import PAYLOAD_NS, SOAP11_NS, SOAP12_NS, MessageContext
 from sfbulk.errors import PayloadError
+from sfbulk.message.context import PAYLOAD_NS, SOAP11_NS, SOAP12_NS, MessageContext
 from sfbulk.registry import FileRegistry
 
 CREATE_JOB = b"<createJob><apiVersion>34.0</apiVersion><object>Contact</object></createJob>"

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from sfbulk.expressions import compile_expression as X
+from sfbulk.expressions.expression import compile_expression as X
 from sfbulk.mediators import (
     CallMediator,
     HttpEndpoint,

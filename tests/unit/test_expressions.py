@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from sfbulk import expressions
-from sfbulk.context import MessageContext
 from sfbulk.errors import ConfigError, ExpressionError
-from sfbulk.expressions import (
+from sfbulk.expressions import expression as expressions
+from sfbulk.expressions.expression import (
     GetPropertyExpression,
     Value,
     VariableExpression,
     XPathExpression,
     compile_expression,
 )
+from sfbulk.message.context import MessageContext
 from sfbulk.registry import FileRegistry
 
 

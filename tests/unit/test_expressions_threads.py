@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import threading
 
-from sfbulk import expressions
-from sfbulk.context import MessageContext
-from sfbulk.expressions import compile_expression
+from sfbulk.expressions import expression as expressions
+from sfbulk.expressions.expression import compile_expression
+from sfbulk.message.context import MessageContext
 
 THREADS = 6
 ROUNDS = 200

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sfbulk.auth import TokenEndpointUnavailable
-from sfbulk.engine import default_fault_status
+from sfbulk.connector.auth import TokenEndpointUnavailable
+from sfbulk.engine.engine import default_fault_status
 from sfbulk.errors import AuthError, ParameterError, PayloadError, RegistryError, TransportError
 from sfbulk.transport import HostNotAllowedError
 

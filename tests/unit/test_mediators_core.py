@@ -9,9 +9,8 @@ import re
 import pytest
 from lxml import etree
 
-from sfbulk.context import MessageContext
 from sfbulk.errors import ConfigError, MediationFault
-from sfbulk.expressions import compile_expression as X
+from sfbulk.expressions.expression import compile_expression as X
 from sfbulk.mediators import (
     EnrichMediator,
     EnrichSource,
@@ -23,6 +22,7 @@ from sfbulk.mediators import (
     PayloadFactoryMediator,
     PropertyMediator,
 )
+from sfbulk.message.context import MessageContext
 
 SYNAPSE_NS = "http://ws.apache.org/ns/synapse"
 

@@ -8,9 +8,8 @@ import re
 
 import pytest
 
-from sfbulk.context import MessageContext
 from sfbulk.errors import ConfigError, MediationFault, UnknownProxyError
-from sfbulk.expressions import compile_expression as X
+from sfbulk.expressions.expression import compile_expression as X
 from sfbulk.mediators import (
     DropMediator,
     FilterMediator,
@@ -28,6 +27,7 @@ from sfbulk.mediators import (
     SwitchCase,
     SwitchMediator,
 )
+from sfbulk.message.context import MessageContext
 
 
 class Mark:
@@ -242,7 +242,7 @@ def test_default_fault_answer_is_a_small_xml_fault(engine):
 
 
 def test_unexpected_exception_becomes_a_fault_without_traceback(engine, caplog):
-    caplog.set_level(logging.DEBUG, logger="sfbulk.engine")
+    caplog.set_level(logging.DEBUG, logger="sfbulk.engine.engine")
     class Boom:
         def mediate(self, ctx):
             raise RuntimeError("secret internals")
@@ -251,7 +251,7 @@ def test_unexpected_exception_becomes_a_fault_without_traceback(engine, caplog):
     assert result.status == 500
     assert b"Runtime error occurred while mediating the message" in result.body
     assert b"secret internals" not in result.body and b"Traceback" not in result.body
-    engine_records = [r for r in caplog.records if r.name == "sfbulk.engine"]
+    engine_records = [r for r in caplog.records if r.name == "sfbulk.engine.engine"]
     errors = [r for r in engine_records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].exc_info is None and "RuntimeError" in errors[0].getMessage()
     debug = [r for r in engine_records if r.levelno == logging.DEBUG]

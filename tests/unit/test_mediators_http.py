@@ -6,7 +6,7 @@ import logging
 
 from fixtures.engine import free_port_refusing
 
-from sfbulk.expressions import compile_expression as X
+from sfbulk.expressions.expression import compile_expression as X
 from sfbulk.mediators import (
     CallMediator,
     HeaderMediator,

@@ -1,4 +1,4 @@
-"""Pure parts of sfbulk.serving: limit validation, the fd-limit fit, the waitress log filter."""
+"""Pure parts of sfbulk.server.serving: limit validation, the fd-limit fit, the waitress log filter."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import resource
 
 import pytest
 
-from sfbulk.serving import ServerLimits, _WaitressLogFilter, raise_fd_limit
+from sfbulk.server.serving import ServerLimits, _WaitressLogFilter, raise_fd_limit
 
 
 @pytest.mark.parametrize("field", ["header_timeout", "body_timeout", "idle_timeout"])
@@ -27,7 +27,7 @@ def test_a_cap_beyond_the_hard_fd_limit_is_fitted_and_logged(caplog):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY:
         pytest.skip("no hard open-file limit on this machine")
-    with caplog.at_level(logging.WARNING, logger="sfbulk.server"):
+    with caplog.at_level(logging.WARNING, logger="sfbulk.server.app"):
         fitted = raise_fd_limit(hard * 10)
     assert fitted < hard
     assert "--max-connections" in caplog.text and "ulimit -n" in caplog.text

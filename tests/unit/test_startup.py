@@ -26,8 +26,12 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from sfbulk import bundle_cache, bundle_schema, bundle_templates, bundle_yaml
-from sfbulk.connector import Connector, bundle_root
+import sfbulk
+from sfbulk import yamlfile as bundle_yaml
+from sfbulk.connector.bundle import cache as bundle_cache
+from sfbulk.connector.bundle import schema as bundle_schema
+from sfbulk.connector.bundle import templates as bundle_templates
+from sfbulk.connector.connection import Connector, bundle_root
 from sfbulk.errors import ConfigError
 
 FIXTURE = Path(__file__).resolve().parents[1] / "data" / "connector_fixture"
@@ -450,9 +454,11 @@ def test_the_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 def test_the_cache_key_covers_the_modules_computing_what_is_cached() -> None:
     modules = (bundle_cache, bundle_yaml, bundle_templates)
-    assert {Path(module.__file__ or "").name for module in modules} == set(bundle_cache.CACHED_BY)
+    package = Path(sfbulk.__file__ or "").parent
+    assert {Path(module.__file__ or "").relative_to(package).as_posix() for module in modules} == set(
+        bundle_cache.CACHED_BY)
     for name in bundle_cache.CACHED_BY:
-        assert (Path(bundle_cache.__file__ or "").parent / name).is_file()
+        assert (package / name).is_file()
 
 
 def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -466,7 +472,7 @@ def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_loading_the_bundle_imports_no_heavy_module(cache_dir: Path) -> None:
-    code = ("import sys\nfrom sfbulk.connector import Connector\nConnector.load()\n"
+    code = ("import sys\nfrom sfbulk.connector.connection import Connector\nConnector.load()\n"
             "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm', 'yaml') if m in sys.modules))")
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert first.stdout.strip() == "['yaml']"

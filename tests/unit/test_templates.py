@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from lxml import etree
 
-from sfbulk.connector import Connector
+from sfbulk.connector.connection import Connector
 from sfbulk.errors import ParameterError
 
 NS = "{http://www.force.com/2009/06/asyncapi/dataload}"

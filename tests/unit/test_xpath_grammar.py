@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from sfbulk.context import MessageContext
 from sfbulk.errors import ConfigError, ExpressionError
-from sfbulk.expressions import XPathExpression, compile_expression
+from sfbulk.expressions.expression import XPathExpression, compile_expression
+from sfbulk.message.context import MessageContext
 
 # A document with something for every spec example to find, in the SOAP Body of the message.
 DOC = """<doc lang="en">

@@ -1,5 +1,5 @@
 """HTTP front door: serve each proxy at ``/services/<name>`` and each REST API at its context, on
-waitress (see ``sfbulk.serving``).
+waitress (see ``sfbulk.server.serving``).
 
 The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
@@ -28,10 +28,10 @@ from urllib.parse import quote, unquote
 from xml.sax.saxutils import escape as xml_escape
 
 from sfbulk import xmlsafe
-from sfbulk.context import check_json_text
 from sfbulk.errors import PayloadError, SfBulkError, bounded_traceback, clip
+from sfbulk.message.context import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
-from sfbulk.serving import (
+from sfbulk.server.serving import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
     DEFAULT_IDLE_TIMEOUT,
@@ -43,7 +43,7 @@ from sfbulk.serving import (
     build_server,
 )
 
-log = logging.getLogger("sfbulk.server")
+log = logging.getLogger("sfbulk.server.app")
 access_log = logging.getLogger("sfbulk.access")
 
 #: Default request body limit: 10 MiB, Salesforce's own batch file limit.
@@ -97,7 +97,7 @@ _UNPRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
 
 
 class EngineLike(Protocol):
-    """What the server needs from ``sfbulk.engine.Engine``."""
+    """What the server needs from ``sfbulk.engine.engine.Engine``."""
 
     def handle(
         self,
@@ -642,7 +642,7 @@ def start_server(
     """Bind ``host:port`` (0 = a free port) and serve ``engine`` on waitress from a background thread.
 
     Returns once the socket listens; raises ``OSError`` when the address cannot be bound and
-    ``ValueError`` for an impossible limit. The limits are described in ``sfbulk.serving``.
+    ``ValueError`` for an impossible limit. The limits are described in ``sfbulk.server.serving``.
     """
     if threads < 1:
         raise ValueError("threads must be >= 1")

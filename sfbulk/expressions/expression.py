@@ -21,9 +21,8 @@ from urllib.parse import quote_plus, unquote_plus
 
 from lxml import etree
 
-from sfbulk.context import SYSTEM_PROPERTIES, MessageContext, environment_variable
 from sfbulk.errors import ConfigError, ExpressionError
-from sfbulk.xpath_values import (
+from sfbulk.expressions.values import (
     _NOT_FOUND,
     JsonPath,
     boolean_value_of,
@@ -33,6 +32,7 @@ from sfbulk.xpath_values import (
     to_xpath_value,
     xpath_string,
 )
+from sfbulk.message.context import SYSTEM_PROPERTIES, MessageContext, environment_variable
 
 # lxml's compiler, behind a name so a test can count compilations.
 _XPath = etree.XPath

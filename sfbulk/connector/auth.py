@@ -50,7 +50,7 @@ from sfbulk.transport import (
     send_with_retry,
 )
 
-log = logging.getLogger("sfbulk.auth")
+log = logging.getLogger("sfbulk.connector.auth")
 
 DEFAULT_API_VERSION = "62.0"
 DEFAULT_INTERVAL_MS = 3_000_000

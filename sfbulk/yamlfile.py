@@ -19,7 +19,7 @@ from sfbulk.errors import ConfigError
 if TYPE_CHECKING:
     import yaml
 
-    from sfbulk.bundle_cache import ParseCache
+    from sfbulk.connector.bundle.cache import ParseCache
 
 
 class LineDict(dict):  # type: ignore[type-arg]

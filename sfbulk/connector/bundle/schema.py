@@ -13,8 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sfbulk.bundle_yaml import field_path, line_of
 from sfbulk.errors import ConfigError, ConfigErrors
+from sfbulk.yamlfile import field_path, line_of
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"

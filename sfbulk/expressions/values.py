@@ -15,8 +15,8 @@ from typing import Any
 from lxml import etree
 
 from sfbulk import xmlsafe
-from sfbulk.context import dump_json
 from sfbulk.errors import ConfigError
+from sfbulk.message.context import dump_json
 from sfbulk.secrets import Secret
 
 _WHITESPACE = " \t\r\n\xa0"

@@ -6,9 +6,9 @@ dataclasses; ``OperationDef.bind`` checks parameter values and ``OperationDef.re
 into the pieces of one HTTP request. The format is documented in docs/connector.md.
 
 Loading is on the start-up path of every ``sfbulk load``/``extract``; the steps with a fast path
-live in their own modules: ``sfbulk.bundle_yaml`` (YAML with line numbers, libyaml when it reads
-the same), ``sfbulk.bundle_schema`` (validity without jsonschema), ``sfbulk.bundle_templates``
-(templates analysed without compiling them) and ``sfbulk.bundle_cache`` (results kept between runs).
+live in their own modules: ``sfbulk.yamlfile`` (YAML with line numbers, libyaml when it reads
+the same), ``sfbulk.connector.bundle.schema`` (validity without jsonschema), ``sfbulk.connector.bundle.templates``
+(templates analysed without compiling them) and ``sfbulk.connector.bundle.cache`` (results kept between runs).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import jinja2
 
-from sfbulk.bundle_cache import ParseCache, open_cache
-from sfbulk.bundle_schema import CONNECTOR_SCHEMA, OPERATION_SCHEMA, is_valid, validate
-from sfbulk.bundle_templates import (
+from sfbulk.connector.bundle.cache import ParseCache, open_cache
+from sfbulk.connector.bundle.schema import CONNECTOR_SCHEMA, OPERATION_SCHEMA, is_valid, validate
+from sfbulk.connector.bundle.templates import (
     INLINE_ENVIRONMENT,
     PATH_ENVIRONMENT,
     Renderable,
@@ -33,10 +33,10 @@ from sfbulk.bundle_templates import (
     inline_template,
     simple_template_variables,
 )
-from sfbulk.bundle_yaml import LineDict, field_path, line_of, load_yaml, parse_yaml
 from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
+from sfbulk.yamlfile import LineDict, field_path, line_of, load_yaml, parse_yaml
 
-log = logging.getLogger("sfbulk.connector")
+log = logging.getLogger("sfbulk.connector.connection")
 
 
 # --- definitions ------------------------------------------------------------------------------

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from sfbulk.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
-from sfbulk.connector_bundle import ConnectorDef, OperationDef, load_bundle
+from sfbulk.connector.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
+from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef, load_bundle
 from sfbulk.errors import ConfigError, ParameterError
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
 
-log = logging.getLogger("sfbulk.connector")
+log = logging.getLogger("sfbulk.connector.connection")
 
 SESSION_HEADER = "X-SFDC-Session"
 #: response bodies larger than this are not parsed for ``extract``
@@ -38,7 +38,7 @@ EXTRACT_LIMIT = 1024 * 1024
 
 def bundle_root() -> Path:
     """Where the bundled connector lives: the repo root in a checkout, else package data."""
-    checkout = Path(__file__).resolve().parent.parent
+    checkout = Path(__file__).resolve().parents[2]
     if (checkout / "connector.yaml").is_file() and (checkout / "operations").is_dir():
         return checkout
     import importlib.resources  # only for an installed package: start-up time in a checkout

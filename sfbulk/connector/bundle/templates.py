@@ -21,7 +21,7 @@ import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 if TYPE_CHECKING:
-    from sfbulk.bundle_cache import ParseCache
+    from sfbulk.connector.bundle.cache import ParseCache
 
 
 # --- environments -----------------------------------------------------------------------------

@@ -43,7 +43,7 @@ from waitress.utilities import (
     ServerNotImplemented,
 )
 
-log = logging.getLogger("sfbulk.server")
+log = logging.getLogger("sfbulk.server.app")
 
 #: Default total time for the request line and headers, from their first byte (seconds).
 DEFAULT_HEADER_TIMEOUT = 15.0

@@ -12,7 +12,6 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from sfbulk.context import HttpResult, MessageContext
 from sfbulk.errors import (
     MESSAGE_LIMIT,
     AuthError,
@@ -29,10 +28,11 @@ from sfbulk.errors import (
 from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
+from sfbulk.message.context import HttpResult, MessageContext
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
 
-log = logging.getLogger("sfbulk.engine")
+log = logging.getLogger("sfbulk.engine.engine")
 
 #: Name of the global fault sequence a proxy falls back to (synapse.md §2.2).
 GLOBAL_FAULT_SEQUENCE = "fault"
@@ -176,7 +176,7 @@ class Engine:
     def connector(self, name: str) -> Any:
         """The loaded connector called ``name`` (the bundled ``salesforcebulk`` by default)."""
         if self._connectors is None:
-            from sfbulk.connector import Connector
+            from sfbulk.connector.connection import Connector
 
             bundled = Connector.load()
             self._connectors = {getattr(bundled, "name", "salesforcebulk"): bundled}
@@ -446,7 +446,7 @@ def default_fault_status(exc: BaseException) -> int:
     token endpoint refused, 503 when the token endpoint stayed unavailable through every retry (the
     caller may try again; its credentials are not in question), 500 for the rest.
     """
-    from sfbulk.auth import TokenEndpointUnavailable
+    from sfbulk.connector.auth import TokenEndpointUnavailable
 
     if isinstance(exc, (PayloadError, ParameterError)):
         return 400

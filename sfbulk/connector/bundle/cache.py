@@ -1,7 +1,7 @@
 """The start-up cache of bundle loading: results of its slow, pure steps, kept between processes.
 
-What is stored is decided by the callers (parsed YAML documents in ``sfbulk.bundle_yaml``,
-body-template variables in ``sfbulk.bundle_templates``); this module keeps JSON values keyed
+What is stored is decided by the callers (parsed YAML documents in ``sfbulk.yamlfile``,
+body-template variables in ``sfbulk.connector.bundle.templates``); this module keeps JSON values keyed
 by a file's text, in one file of the user's cache directory.
 """
 
@@ -21,8 +21,9 @@ import jinja2
 CACHE_FORMAT = 1
 CACHE_ENTRIES = 64
 
-#: the modules whose code computes what is cached (tests/unit/test_startup.py checks they exist)
-CACHED_BY = ("bundle_cache.py", "bundle_yaml.py", "bundle_templates.py")
+#: the modules whose code computes what is cached, relative to the sfbulk package
+#: (tests/unit/test_startup.py checks they exist)
+CACHED_BY = ("connector/bundle/cache.py", "yamlfile.py", "connector/bundle/templates.py")
 
 
 def _cache_file() -> Path | None:
@@ -72,7 +73,7 @@ class ParseCache:
 
             spec = importlib.util.find_spec("yaml")
             yaml_origin = spec.origin if spec is not None else None
-        here = os.path.dirname(__file__)
+        here = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))  # the sfbulk package
         self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__,
                               *(_file_signature(os.path.join(here, name)) for name in CACHED_BY),
                               _file_signature(yaml_origin)])

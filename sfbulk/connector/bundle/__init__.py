@@ -1,0 +1,1 @@
+"""The connector bundle (connector.yaml + operations/*.yaml + templates/) read into frozen definitions."""

@@ -1,0 +1,5 @@
+"""The message: one mutable context per message, its payload forms and its HTTP in/out (synapse.md §1)."""
+
+from sfbulk.message.context import HttpResult, MessageContext
+
+__all__ = ["HttpResult", "MessageContext"]
