@@ -15,6 +15,7 @@ from typing import Any
 from sfbulk.errors import (
     MESSAGE_LIMIT,
     AuthError,
+    CodedError,
     ConfigError,
     MediationFault,
     ParameterError,
@@ -427,15 +428,15 @@ def _set_api_properties(match: ApiMatch, ctx: MessageContext) -> None:
 
 def fault_fields(exc: BaseException, mask: Callable[[str], str] = redact) -> tuple[Any, str, str]:
     """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: masked (then cut, so no half secret), one line."""
-    if isinstance(exc, MediationFault):
+    if isinstance(exc, CodedError):  # mediation faults and transport errors carry code and detail
         text = str(exc.message) if exc.message else type(exc).__name__
         message = clip(mask(text.splitlines()[0] if text.strip() else type(exc).__name__))
         detail = clip(mask(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
         return exc.code, message, detail
-    if isinstance(exc, SfBulkError):
+    if isinstance(exc, SfBulkError):  # the other layers' errors: their class's error_code
         text = str(exc).strip() or type(exc).__name__
         message = clip(mask(text.splitlines()[0]))
-        return int(exc.fault_code), message, message
+        return exc.error_code, message, message
     return 0, RUNTIME_ERROR, f"{RUNTIME_ERROR}: {type(exc).__name__}"
 
 
