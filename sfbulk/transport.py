@@ -218,6 +218,7 @@ _EXCEPTION_MAP: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError), "timeout"),
     ((http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError, BrokenPipeError,
       ConnectionAbortedError, requests.exceptions.ChunkedEncodingError), "closed"),
+    ((http.client.HTTPException,), "not-http"),  # a status line or header that is not HTTP
     ((requests.exceptions.ConnectionError,), "unreachable"),
 )
 
@@ -234,6 +235,8 @@ _ERRORS: dict[str, tuple[type[TransportError], str, str]] = {
                     "{host} closed the connection in the middle of the response"),
     "timeout": (TransportTimeout, "no response from {host} within {timeout:g} s ({method} {path})",
                 "{host} stopped sending the response for {timeout:g} s"),
+    "not-http": (TransportError, "{host} answered something that is not an HTTP response ({method} {path})",
+                 "{host} sent something that is not HTTP in the middle of the response"),
     "closed": (ConnectionClosedError, "{host} closed the connection before answering ({method} {path})",
                "{host} closed the connection in the middle of the response"),
     "other": (TransportError, "HTTP call to {host} failed: {name}", "reading the response from {host} failed: {name}"),

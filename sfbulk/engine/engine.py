@@ -26,6 +26,7 @@ from sfbulk.errors import (
     bounded_traceback,
     clip,
 )
+from sfbulk.faults import render_fault
 from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
@@ -56,12 +57,9 @@ DEFAULT_FAULT_HANDLER = _DefaultFaultHandler()
 
 
 def fault_response(code: Any, message: str, status: int = 500) -> HttpResult:
-    """``<fault><code>..</code><message>..</message></fault>``: no traceback, no secret."""
-    from xml.sax.saxutils import escape
-
-    body = f"<fault><code>{escape(str(code))}</code><message>{escape(redact(message))}</message></fault>"
-    reason = {400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}.get(status, "Error")
-    return HttpResult(status, reason, [("Content-Type", "application/xml; charset=UTF-8")], body.encode("utf-8"))
+    """``<fault><code>..</code><message>..</message></fault>``: no traceback, no secret (sfbulk.faults)."""
+    fault = render_fault(code, redact(message), status)
+    return HttpResult(fault.status, fault.reason, fault.headers, fault.body)
 
 
 class Engine:
@@ -385,7 +383,8 @@ class Engine:
             return ctx.to_http_response()
         except SfBulkError as exc:
             log.warning("the response cannot be serialized: %s", clip(redact(str(exc))))
-            return fault_response(getattr(exc, "code", 0), clip(f"the response cannot be serialized: {exc}"))
+            code = exc.code if isinstance(exc, CodedError) else 0
+            return fault_response(code, clip(f"the response cannot be serialized: {exc}"))
 
     def close(self) -> None:
         """Release the connection pool (and the connectors' cached connections)."""
