@@ -158,85 +158,45 @@ def _send(transport: RequestsTransport, url: str, *, stream: bool = False, timeo
     return response.content
 
 
-def _assert_transport_only(error: BaseException) -> None:
-    assert isinstance(error, TransportError) and not isinstance(error, MediationFault)
-    assert "tok-must-not-leak" not in str(error) and error.__cause__ is None
+#: (server behaviour or None for a refused port, scheme, stream?, timeout, error, code, message)
+FAILURES = [
+    pytest.param(closes_before_answering, "http", False, 5, ConnectionClosedError, 101505,
+                 "{host} closed the connection before answering (GET /x)", id="closed-before-answering"),
+    *[pytest.param(behaviour, "http", stream, 5, ConnectionClosedError, 101505,
+                   "{host} closed the connection in the middle of the response",
+                   id=f"closed-mid-body-{how}-{'streamed' if stream else 'read'}")
+      for behaviour, how in ((closes_mid_body, "fin"), (resets_mid_body, "rst")) for stream in (False, True)],
+    pytest.param(never_answers, "http", False, 0.3, TransportTimeout, 101504,
+                 "no response from {host} within 0.3 s (GET /x)", id="never-answers"),
+    *[pytest.param(stalls_mid_body, "http", stream, 0.3, TransportTimeout, 101504,
+                   "{host} stopped sending the response for 0.3 s",  # a timeout, not a closed connection
+                   id=f"stalls-mid-body-{'streamed' if stream else 'read'}") for stream in (False, True)],
+    pytest.param(None, "http", False, 5, ConnectError, 101503,
+                 "cannot connect to {host} (connection refused or host unreachable)", id="refused"),
+    pytest.param(answers_garbage, "http", False, 5, TransportError, 101500,  # not "cannot connect"
+                 "{host} answered something that is not an HTTP response (GET /x)", id="not-http"),
+    *[pytest.param(lies_about_gzip, "http", stream, 5, TransportError, 101500,  # was a raw requests error
+                   "the response from {host} could not be decoded (its Content-Encoding is not what it says)",
+                   id=f"lying-gzip-{'streamed' if stream else 'read'}") for stream in (False, True)],
+    pytest.param(answers_garbage, "https", False, 5, ConnectError, 101503,
+                 "TLS handshake with {host} failed (certificate not trusted or invalid); pass the server's CA "
+                 "bundle (caFile) if it uses a private CA", id="tls-to-a-plain-server"),
+]
 
 
-def test_a_peer_closing_before_answering_is_a_closed_connection(raw_server, transport) -> None:
-    server = raw_server(closes_before_answering)
-    with pytest.raises(ConnectionClosedError) as info:
-        _send(transport, server.url + "/x")
-    assert info.value.code == 101505
-    assert str(info.value) == f"127.0.0.1:{server.port} closed the connection before answering (GET /x)"
-    _assert_transport_only(info.value)
-
-
-@pytest.mark.parametrize("behaviour", [closes_mid_body, resets_mid_body], ids=["fin", "rst"])
-@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
-def test_a_peer_closing_in_the_middle_of_a_body_is_a_closed_connection(raw_server, transport, behaviour,
-                                                                       stream) -> None:
-    server = raw_server(behaviour)
-    with pytest.raises(ConnectionClosedError) as info:
-        _send(transport, server.url + "/x", stream=stream)
-    assert info.value.code == 101505
-    assert str(info.value) == f"127.0.0.1:{server.port} closed the connection in the middle of the response"
-    _assert_transport_only(info.value)
-
-
-def test_a_peer_that_never_answers_is_a_timeout(raw_server, transport) -> None:
-    server = raw_server(never_answers)
-    with pytest.raises(TransportTimeout) as info:
-        _send(transport, server.url + "/slow", timeout=0.3)
-    assert info.value.code == 101504
-    assert str(info.value) == f"no response from 127.0.0.1:{server.port} within 0.3 s (GET /slow)"
-    _assert_transport_only(info.value)
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
-def test_a_body_that_stops_coming_is_a_timeout_not_a_closed_connection(raw_server, transport, stream) -> None:
-    server = raw_server(stalls_mid_body)
-    with pytest.raises(TransportTimeout) as info:
-        _send(transport, server.url + "/x", stream=stream, timeout=0.3)
-    assert info.value.code == 101504
-    assert str(info.value) == f"127.0.0.1:{server.port} stopped sending the response for 0.3 s"
-    _assert_transport_only(info.value)
-
-
-def test_a_refused_connection_is_a_connect_error(transport) -> None:
-    port = _refusing_port()
-    with pytest.raises(ConnectError) as info:
-        _send(transport, f"http://127.0.0.1:{port}/x")
-    assert info.value.code == 101503
-    assert str(info.value) == f"cannot connect to 127.0.0.1:{port} (connection refused or host unreachable)"
-    _assert_transport_only(info.value)
-
-
-def test_an_answer_that_is_not_http_is_a_transport_error_not_a_refused_connection(raw_server, transport) -> None:
-    server = raw_server(answers_garbage)
+@pytest.mark.parametrize(("behaviour", "scheme", "stream", "timeout", "error", "code", "message"), FAILURES)
+def test_each_failure_below_http_is_its_transport_error(raw_server, transport, behaviour, scheme, stream, timeout,
+                                                        error, code, message) -> None:
+    if behaviour is None:
+        port = _refusing_port()
+    else:
+        port = raw_server(behaviour, read_request=scheme == "http").port
     with pytest.raises(TransportError) as info:
-        _send(transport, server.url + "/x")
-    assert type(info.value) is TransportError and info.value.code == 101500
-    assert str(info.value) == f"127.0.0.1:{server.port} answered something that is not an HTTP response (GET /x)"
-    _assert_transport_only(info.value)
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["read", "streamed"])
-def test_a_body_its_content_encoding_lies_about_is_a_transport_error(raw_server, transport, stream) -> None:
-    server = raw_server(lies_about_gzip)
-    with pytest.raises(TransportError) as info:
-        _send(transport, server.url + "/x", stream=stream)
-    assert type(info.value) is TransportError and info.value.code == 101500
-    assert "could not be decoded" in str(info.value)
-    _assert_transport_only(info.value)
-
-
-def test_a_tls_handshake_with_a_server_that_speaks_no_tls_is_a_connect_error(raw_server, transport) -> None:
-    server = raw_server(answers_garbage, read_request=False)
-    with pytest.raises(ConnectError) as info:
-        _send(transport, f"https://127.0.0.1:{server.port}/x")
-    assert info.value.code == 101503 and str(info.value).startswith(f"TLS handshake with 127.0.0.1:{server.port} failed")
-    _assert_transport_only(info.value)
+        _send(transport, f"{scheme}://127.0.0.1:{port}/x", stream=stream, timeout=timeout)
+    assert type(info.value) is error and info.value.code == code
+    assert str(info.value) == message.format(host=f"127.0.0.1:{port}")
+    assert not isinstance(info.value, MediationFault) and info.value.__cause__ is None
+    assert "tok-must-not-leak" not in str(info.value)
 
 
 def test_every_meaning_in_the_exception_table_has_its_error() -> None:
