@@ -1,5 +1,24 @@
 """The sfbulk exception tree: one base, then a branch per layer, so callers catch at the right level.
 
+    SfBulkError
+    ├── ConfigError ── ConfigErrors                     config files (YAML, Synapse XML, bundles)
+    ├── MediationFault                                  a message flow failed (Synapse's SynapseException)
+    │   ├── ExpressionError, PayloadError
+    │   └── ParameterError ── HostNotAllowedError (sfbulk.transport)
+    ├── TransportError                                  no HTTP response (sfbulk.transport)
+    │   └── ConnectError, TransportTimeout, ConnectionClosedError
+    ├── AuthError ── TokenEndpointUnavailable (sfbulk.connector.auth)
+    ├── RegistryError
+    ├── ApiError                                        Salesforce (or the emulator) answered an error status
+    ├── BulkError ── BulkInputError, PollTimeout, BulkInterrupted
+    └── UnknownProxyError (also a LookupError)
+
+The Synapse ERROR_CODE an error gets when it interrupts a message flow is an attribute, never the
+class parent: ``error_code`` on every class, and on errors raised with a code and detail of their
+own (``CodedError``: mediation faults and transport errors) the instance's ``code``/``detail``. So
+a bulk user catching ``TransportError`` catches transport failures only, and the engine still gives
+each error its code (docs/connector.md, "Fault codes").
+
 Messages say what went wrong and what to do about it. They never carry secrets (access or refresh
 tokens, client secrets, passwords): build messages from names and ids, never from request bodies.
 """
@@ -8,14 +27,31 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
+from typing import ClassVar
 
 
 class SfBulkError(Exception):
     """Base of every error sfbulk raises on purpose."""
 
-    #: ERROR_CODE this error gets when it interrupts a message flow (docs/connector.md, "Fault codes").
-    #: ``MediationFault`` carries its own ``code``; 0 is Synapse's generic code.
-    fault_code: int = 0
+    #: ERROR_CODE this error gets when it interrupts a message flow; 0 is Synapse's generic code.
+    error_code: ClassVar[int] = 0
+
+
+class CodedError(Exception):
+    """Mixin of the errors raised with an ERROR_CODE (and optionally an ERROR_DETAIL) of their own.
+
+    ``code`` is the class's ``error_code`` unless the raiser gives one; the engine copies ``message``,
+    ``code`` and ``detail`` to ERROR_MESSAGE, ERROR_CODE and ERROR_DETAIL. It is a mixin, not a
+    layer: ``MediationFault`` and ``TransportError`` carry it side by side.
+    """
+
+    error_code: ClassVar[int] = 0
+
+    def __init__(self, message: str, *, code: int | str | None = None, detail: str | None = None) -> None:
+        self.message = message
+        self.code: int | str = type(self).error_code if code is None else code
+        self.detail = detail
+        super().__init__(message)
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -68,21 +104,12 @@ class ConfigErrors(ConfigError):
 # --- mediation faults --------------------------------------------------------------------------
 
 
-class MediationFault(SfBulkError):
+class MediationFault(SfBulkError, CodedError):
     """A fault raised while mediating a message (Synapse's SynapseException).
 
     The engine catches it, sets ERROR_CODE / ERROR_MESSAGE / ERROR_DETAIL on the message context
     (unless ERROR_CODE is already set) and runs the fault handler on top of the fault stack.
     """
-
-    #: Synapse's generic mediation error code.
-    default_code = 0
-
-    def __init__(self, message: str, *, code: int | str | None = None, detail: str | None = None) -> None:
-        self.message = message
-        self.code = self.default_code if code is None else code
-        self.detail = detail
-        super().__init__(message)
 
 
 class ExpressionError(MediationFault):
@@ -92,37 +119,13 @@ class ExpressionError(MediationFault):
 class PayloadError(MediationFault):
     """The message body could not be parsed: malformed XML/JSON, a DTD, entity expansion, too deep."""
 
-    default_code = 601000  # MI's code for message-build errors
-
-
-class TransportError(MediationFault):
-    """An HTTP exchange failed below the HTTP level (no response). Synapse 1015xx codes."""
-
-    default_code = 101500  # sender I/O error
-
-
-class ConnectError(TransportError):
-    """The connection could not be established (refused, DNS, TLS handshake)."""
-
-    default_code = 101503
-
-
-class TimeoutError_(TransportError):
-    """No response within the configured timeout."""
-
-    default_code = 101504
-
-
-class ConnectionClosedError(TransportError):
-    """The peer closed the connection before a full response arrived."""
-
-    default_code = 101505
+    error_code = 601000  # MI's code for message-build errors
 
 
 class ParameterError(MediationFault):
     """A required operation/template parameter is missing, or a value is not allowed."""
 
-    default_code = 500101  # MI's code for a missing mandatory template parameter
+    error_code = 500101  # MI's code for a missing mandatory template parameter
 
 
 class UnknownProxyError(SfBulkError, LookupError):
@@ -134,15 +137,48 @@ class UnknownProxyError(SfBulkError, LookupError):
         super().__init__(f"no proxy named {name!r}{hint}")
 
 
+# --- transport (sfbulk.transport maps the HTTP client's exceptions to these) -------------------
+
+
+class TransportError(SfBulkError, CodedError):
+    """An HTTP exchange failed below the HTTP level (no response). Synapse 1015xx codes."""
+
+    error_code = 101500  # sender I/O error
+
+
+class ConnectError(TransportError):
+    """The connection could not be established (refused, DNS, TLS handshake, an invalid URL)."""
+
+    error_code = 101503
+
+
+class TransportTimeout(TransportError):
+    """No response (or no more of it) within the configured timeout."""
+
+    error_code = 101504
+
+
+#: The former name of ``TransportTimeout``, kept for callers that import it.
+TimeoutError_ = TransportTimeout
+
+
+class ConnectionClosedError(TransportError):
+    """The peer closed the connection before a full response arrived, or the Connection was closed."""
+
+    error_code = 101505
+
+
 # --- Salesforce and auth -----------------------------------------------------------------------
 
 
 class ApiError(SfBulkError):
-    """Salesforce (or the emulator) answered with an error status.
+    """Salesforce (or the emulator) answered with an error status: the API client's error.
 
     ``exception_code``/``exception_message`` come from the Bulk API ``<error>`` body (or the OAuth
     ``error``/``error_description`` JSON) when there is one.
     """
+
+    error_code = 700301
 
     def __init__(
         self,
@@ -164,19 +200,17 @@ class ApiError(SfBulkError):
         text = ": ".join(parts)
         super().__init__(f"{context}: {text}" if context else text)
 
-    fault_code = 700301
-
 
 class AuthError(SfBulkError):
     """Obtaining or refreshing an access token failed (bad client id/secret, revoked refresh token...)."""
 
-    fault_code = 700101
+    error_code = 700101
 
 
 class RegistryError(SfBulkError):
     """A registry key is invalid (outside the root, absolute, '..') or a resource cannot be read/written."""
 
-    fault_code = 700201
+    error_code = 700201
 
 
 # --- bulk load / extract -----------------------------------------------------------------------
@@ -244,6 +278,7 @@ __all__ = [
     "BulkError",
     "BulkInputError",
     "BulkInterrupted",
+    "CodedError",
     "ConfigError",
     "ConfigErrors",
     "ConnectError",
@@ -257,5 +292,6 @@ __all__ = [
     "SfBulkError",
     "TimeoutError_",
     "TransportError",
+    "TransportTimeout",
     "UnknownProxyError",
 ]

@@ -1,9 +1,10 @@
 """HTTP client layer: one request/response shape for every caller, two ways to send it.
 
 ``RequestsTransport`` pools one ``requests.Session`` (keep-alive, TLS verification always on,
-timeouts honoured) and turns failures below HTTP into Synapse-coded faults: ``ConnectError``
-(101503), ``TimeoutError_`` (101504), ``ConnectionClosedError`` (101505). Their messages name the
-host, never a header or body, so no token can leak through them. ``WSGITransport`` answers from a
+timeouts honoured) and turns failures below HTTP, by exception type in one table, into
+``TransportError``s carrying Synapse's codes: ``ConnectError`` (101503), ``TransportTimeout``
+(101504), ``ConnectionClosedError`` (101505). Their messages name the host, never a header or
+body, so no token can leak through them. ``WSGITransport`` answers from a
 WSGI app in-process, which lets benchmarks measure our overhead without sockets.
 
 Debug logs carry method, URL path, status and elapsed time only.
@@ -21,11 +22,14 @@ Two policies live here because every outbound call passes this layer:
 
 from __future__ import annotations
 
+import http.client
 import io
 import ipaddress
 import logging
 import random
 import re
+import socket
+import ssl
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -34,9 +38,16 @@ from typing import IO, Any, Union
 from urllib.parse import urlsplit
 
 import requests
+import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 
-from sfbulk.errors import ConnectError, ConnectionClosedError, ParameterError, TimeoutError_, TransportError
+from sfbulk.errors import (
+    ConnectError,
+    ConnectionClosedError,
+    ParameterError,
+    TransportError,
+    TransportTimeout,
+)
 
 log = logging.getLogger("sfbulk.transport")
 
@@ -194,29 +205,73 @@ class _FileChunks:
             yield chunk if isinstance(chunk, bytes) else chunk.encode("utf-8")
 
 
-_CLOSED = frozenset({"RemoteDisconnected", "IncompleteRead", "ConnectionResetError", "BrokenPipeError",
-                     "ConnectionAbortedError"})
-_NOT_CONNECTED = frozenset({"NewConnectionError", "ConnectionRefusedError", "NameResolutionError", "gaierror"})
+#: What a failure below HTTP means, by exception *type* (as httpx's ``map_exceptions`` maps httpcore's):
+#: the first row with a type matching the raised exception, or one it wraps (requests wraps urllib3,
+#: which wraps http.client and socket errors, in args, ``reason``, cause and context), wins. Rows go
+#: from the most telling cause to the least: a refused connection wrapped in a retry error is
+#: "cannot connect" even though urllib3 files NewConnectionError under ConnectTimeoutError.
+_EXCEPTION_MAP: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((requests.exceptions.ContentDecodingError, urllib3.exceptions.DecodeError), "undecodable"),
+    ((requests.exceptions.SSLError, urllib3.exceptions.SSLError, ssl.SSLError), "tls"),
+    ((requests.exceptions.InvalidURL, urllib3.exceptions.LocationParseError), "invalid-url"),
+    ((urllib3.exceptions.NewConnectionError, ConnectionRefusedError, socket.gaierror), "unreachable"),
+    ((requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError), "timeout"),
+    ((http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError, BrokenPipeError,
+      ConnectionAbortedError, requests.exceptions.ChunkedEncodingError), "closed"),
+    ((http.client.HTTPException,), "not-http"),  # a status line or header that is not HTTP
+    ((requests.exceptions.ConnectionError,), "unreachable"),
+)
+
+#: Our error for each meaning, and its message while sending (no response yet) and while reading a
+#: body; the messages name host, method and path, never a header or a body (no token can leak).
+_ERRORS: dict[str, tuple[type[TransportError], str, str]] = {
+    "undecodable": (TransportError, "the response from {host} could not be decoded ({method} {path})",
+                    "the response from {host} could not be decoded (its Content-Encoding is not what it says)"),
+    "tls": (ConnectError, "TLS handshake with {host} failed (certificate not trusted or invalid); "
+            "pass the server's CA bundle (caFile) if it uses a private CA",
+            "{host} closed the connection in the middle of the response"),
+    "invalid-url": (ConnectError, "invalid URL for host {host}", "invalid URL for host {host}"),
+    "unreachable": (ConnectError, "cannot connect to {host} (connection refused or host unreachable)",
+                    "{host} closed the connection in the middle of the response"),
+    "timeout": (TransportTimeout, "no response from {host} within {timeout:g} s ({method} {path})",
+                "{host} stopped sending the response for {timeout:g} s"),
+    "not-http": (TransportError, "{host} answered something that is not an HTTP response ({method} {path})",
+                 "{host} sent something that is not HTTP in the middle of the response"),
+    "closed": (ConnectionClosedError, "{host} closed the connection before answering ({method} {path})",
+               "{host} closed the connection in the middle of the response"),
+    "other": (TransportError, "HTTP call to {host} failed: {name}", "reading the response from {host} failed: {name}"),
+}
 
 
-def _is_closed_error(exc: BaseException) -> bool:
-    """True when the peer dropped an established connection (not when it could not be reached)."""
+def _meaning(exc: BaseException) -> str:
+    """The ``_EXCEPTION_MAP`` meaning of ``exc``: what it, or anything it wraps, is an instance of."""
+    chain: list[BaseException] = []
     pending: list[object] = [exc]
-    seen: set[int] = set()
-    closed = False
     while pending:
-        current = pending.pop()
-        if not isinstance(current, BaseException) or id(current) in seen:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(current is seen for seen in chain):
             continue
-        seen.add(id(current))
-        name = type(current).__name__
-        if name in _NOT_CONNECTED:
-            return False
-        if name in _CLOSED:
-            closed = True
+        chain.append(current)
         pending.extend(current.args)
         pending.extend([getattr(current, "reason", None), current.__cause__, current.__context__])
-    return closed
+    for types, meaning in _EXCEPTION_MAP:
+        if any(isinstance(found, types) for found in chain):
+            return meaning
+    return "other"
+
+
+def transport_error(exc: BaseException, request: HttpRequest, *, reading: bool = False) -> TransportError:
+    """The ``TransportError`` for ``exc``, raised by the HTTP client sending ``request`` (or reading its body).
+
+    A failure while reading a body is a closed connection or a timeout (the connection was made):
+    a TLS or connection error there means the peer went away.
+    """
+    error, sending, while_reading = _ERRORS[_meaning(exc)]
+    if reading and error is ConnectError:
+        error = ConnectionClosedError
+    template = while_reading if reading else sending
+    return error(template.format(host=_host(request.url), method=request.method, path=_path(request.url),
+                                 timeout=request.timeout, name=type(exc).__name__))
 
 
 #: Content-Encodings that requests/urllib3 decode (requests only advertises what urllib3 can decode).
@@ -239,7 +294,6 @@ class RequestsTransport(Transport):
         self.session.mount("https://", adapter)
 
     def send(self, request: HttpRequest) -> HttpResponse:
-        host = _host(request.url)
         started = time.perf_counter()
         headers = dict(request.headers)
         # A server may answer a streamed upload before reading all of it (400 InvalidSessionId,
@@ -259,25 +313,8 @@ class RequestsTransport(Transport):
                 verify=request.verify or self.verify,
                 allow_redirects=False,
             )
-        except requests.exceptions.SSLError:
-            raise ConnectError(
-                f"TLS handshake with {host} failed (certificate not trusted or invalid); "
-                "pass the server's CA bundle (caFile) if it uses a private CA"
-            ) from None
-        except (requests.exceptions.ConnectTimeout, requests.exceptions.ReadTimeout, TimeoutError):
-            raise TimeoutError_(
-                f"no response from {host} within {request.timeout:g} s ({request.method} {_path(request.url)})"
-            ) from None
-        except requests.exceptions.ConnectionError as exc:
-            if _is_closed_error(exc):
-                raise ConnectionClosedError(
-                    f"{host} closed the connection before answering ({request.method} {_path(request.url)})"
-                ) from None
-            raise ConnectError(f"cannot connect to {host} (connection refused or host unreachable)") from None
-        except requests.exceptions.InvalidURL:
-            raise ConnectError(f"invalid URL for host {host}") from None
-        except requests.exceptions.RequestException as exc:
-            raise TransportError(f"HTTP call to {host} failed: {type(exc).__name__}") from None
+        except (requests.exceptions.RequestException, TimeoutError) as exc:
+            raise transport_error(exc, request) from None
 
         closer = resp.close
         if streamed_upload and hasattr(resp.raw, "_pool"):
@@ -290,10 +327,9 @@ class RequestsTransport(Transport):
         def chunks() -> Iterator[bytes]:
             try:
                 yield from resp.iter_content(CHUNK_SIZE)
-            except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError):
-                raise ConnectionClosedError(f"{host} closed the connection in the middle of the response") from None
-            except requests.exceptions.Timeout:
-                raise TimeoutError_(f"{host} stopped sending the response for {request.timeout:g} s") from None
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    OSError) as exc:
+                raise transport_error(exc, request, reading=True) from None
 
         response_headers = CaseInsensitiveDict(resp.headers)
         if response_headers.get("Content-Encoding", "").strip().lower() in _DECODED_ENCODINGS:
@@ -340,7 +376,7 @@ class WSGITransport(Transport):
         elif hasattr(body, "read"):
             data = b"".join(_FileChunks(body))  # type: ignore[arg-type]
         else:
-            data = b"".join(body)  # type: ignore[arg-type]
+            data = b"".join(body)
         host, _, port = parts.netloc.rpartition("@")[2].partition(":")
         environ: dict[str, Any] = {
             "REQUEST_METHOD": request.method.upper(),
@@ -417,7 +453,7 @@ _HOST_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,62})(\.[a-z0-9]([a-z0-9-]{0,62})
 class HostNotAllowedError(ParameterError):
     """A URL taken from a message names a host outside the allow-list; nothing was sent."""
 
-    default_code = HOST_NOT_ALLOWED_CODE
+    error_code = HOST_NOT_ALLOWED_CODE
 
 
 class _Pattern:
@@ -621,4 +657,5 @@ __all__ = [
     "WSGITransport",
     "check_host",
     "send_with_retry",
+    "transport_error",
 ]

@@ -265,7 +265,7 @@ class BulkClient:
                             chunk = transform(chunk)
                         fh.write(chunk)
                         written += len(chunk)
-            except (OSError, ValueError) as exc:  # requests' ChunkedEncodingError etc. surface here
+            except (OSError, ValueError) as exc:  # the file cannot be written, or the transform failed
                 raise TransportError(f"{context}: download interrupted ({type(exc).__name__})") from exc
             finally:
                 resp.close()

@@ -27,7 +27,7 @@ Decisions (documented in docs/bulk.md):
   with CR; files that mix the three are read too). CRLF and LF record terminators are sent
   unchanged (Salesforce accepts both); a lone-CR terminator is sent as LF (see :func:`transform`).
   Line breaks inside quoted values are data and are never touched.
-* Invalid input bytes for the declared encoding raise :class:`~sfbulk.errors.BulkError` naming the
+* Invalid input bytes for the declared encoding raise :class:`~sfbulk.errors.BulkInputError` naming the
   line, before anything of that batch is sent.
 """
 
@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
-from sfbulk.errors import BulkInputError as BulkError
+from sfbulk.errors import BulkInputError
 
 MAX_RECORDS = 10_000
 MAX_CHARS = 10_000_000
@@ -98,9 +98,9 @@ def check_encoding(encoding: str) -> str:
     try:
         info = codecs.lookup(encoding)
     except LookupError:
-        raise BulkError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or cp1252") from None
+        raise BulkInputError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or cp1252") from None
     if '",\r\n'.encode(info.name) != b'",\r\n' or "a".encode(info.name) != b"a":
-        raise BulkError(
+        raise BulkInputError(
             f"encoding {encoding!r} is not ASCII-compatible; convert the file to UTF-8 first "
             "(for example: iconv -f UTF-16 -t UTF-8 in.csv > out.csv)"
         )
@@ -121,7 +121,7 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
     if nuls:
         if nul == "reject":
             line = raw[: raw.index(b"\0")].count(b"\n") + 1
-            raise BulkError(
+            raise BulkInputError(
                 f"NUL byte in the input{where} (line {line} of that batch); "
                 "remove it or load with NUL stripping (the default)"
             )
@@ -131,7 +131,7 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
             raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
-            raise BulkError(
+            raise BulkInputError(
                 f"the input is not valid UTF-8{where} (line {line} of that batch, byte 0x{raw[exc.start]:02x}); "
                 "pass --encoding with the file's encoding, e.g. --encoding cp1252"
             ) from None
@@ -140,7 +140,7 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
         return raw.decode(encoding).encode("utf-8"), nuls
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise BulkError(f"the input is not valid {encoding}{where} (line {line} of that batch)") from None
+        raise BulkInputError(f"the input is not valid {encoding}{where} (line {line} of that batch)") from None
 
 
 def _lone_cr_to_lf(raw: bytes) -> bytes:
@@ -181,11 +181,11 @@ class CsvSplitter:
         columns: Columns | None = None,
     ) -> None:
         if not 1 <= max_records <= MAX_RECORDS:
-            raise BulkError(f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}")
+            raise BulkInputError(f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}")
         if not 2 <= max_chars <= MAX_CHARS:
-            raise BulkError(f"batch character limit must be between 2 and {MAX_CHARS:,}, got {max_chars}")
+            raise BulkInputError(f"batch character limit must be between 2 and {MAX_CHARS:,}, got {max_chars}")
         if nul not in ("strip", "reject"):
-            raise BulkError(f"nul must be 'strip' or 'reject', got {nul!r}")
+            raise BulkInputError(f"nul must be 'strip' or 'reject', got {nul!r}")
         self.encoding = check_encoding(encoding)
         self.max_records = max_records
         self.max_bytes = max_chars if self.encoding == "utf-8" else max_chars // 3
@@ -279,7 +279,7 @@ class CsvSplitter:
                 if pos >= len(buf):
                     break
                 if (quotes + buf.count(b'"', scan)) & 1:
-                    raise BulkError(
+                    raise BulkInputError(
                         f"the input ends inside a quoted field (record starting at byte {base + pos}); "
                         "a closing quote is missing"
                     )
@@ -309,7 +309,7 @@ class CsvSplitter:
                     batch_start = pos
                     batch_rows = 0
                 if hdr_len + end - pos > max_bytes:
-                    raise BulkError(
+                    raise BulkInputError(
                         f"record {self.rows + 1} (byte {base + pos}) is {end - pos:,} bytes: with the header it "
                         f"exceeds the batch limit of {max_bytes:,}; Salesforce cannot take it in one batch"
                     )
@@ -322,7 +322,7 @@ class CsvSplitter:
             if self._header_only and have_header:
                 return
         if not have_header:
-            raise BulkError("the input is empty: a CSV header line naming the fields is required")
+            raise BulkInputError("the input is empty: a CSV header line naming the fields is required")
         if batch_rows:
             yield self._emit(buf, base, batch_start, pos, batch_rows)
 

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 from sfbulk.connector.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
 from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef, load_bundle
-from sfbulk.errors import ConfigError, ParameterError
+from sfbulk.errors import ConfigError, ConnectionClosedError, ParameterError
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
 
@@ -247,7 +247,7 @@ class Connection:
         relays it (``body.callerContentType`` in its definition) sends it unless ``params`` set one.
         """
         if self.closed:
-            raise ParameterError("the connection is closed")
+            raise ConnectionClosedError("the connection is closed; open a new one with connector.connection(...)")
         op = self.connector.operation(name)
         if op.kind == "init":
             raise ParameterError("init is not invoked on a connection: connector.connection(...) runs it")

@@ -15,6 +15,7 @@ from typing import Any
 from sfbulk.errors import (
     MESSAGE_LIMIT,
     AuthError,
+    CodedError,
     ConfigError,
     MediationFault,
     ParameterError,
@@ -25,6 +26,7 @@ from sfbulk.errors import (
     bounded_traceback,
     clip,
 )
+from sfbulk.faults import render_fault
 from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
@@ -55,12 +57,9 @@ DEFAULT_FAULT_HANDLER = _DefaultFaultHandler()
 
 
 def fault_response(code: Any, message: str, status: int = 500) -> HttpResult:
-    """``<fault><code>..</code><message>..</message></fault>``: no traceback, no secret."""
-    from xml.sax.saxutils import escape
-
-    body = f"<fault><code>{escape(str(code))}</code><message>{escape(redact(message))}</message></fault>"
-    reason = {400: "Bad Request", 401: "Unauthorized", 500: "Internal Server Error"}.get(status, "Error")
-    return HttpResult(status, reason, [("Content-Type", "application/xml; charset=UTF-8")], body.encode("utf-8"))
+    """``<fault><code>..</code><message>..</message></fault>``: no traceback, no secret (sfbulk.faults)."""
+    fault = render_fault(code, redact(message), status)
+    return HttpResult(fault.status, fault.reason, fault.headers, fault.body)
 
 
 class Engine:
@@ -384,7 +383,8 @@ class Engine:
             return ctx.to_http_response()
         except SfBulkError as exc:
             log.warning("the response cannot be serialized: %s", clip(redact(str(exc))))
-            return fault_response(getattr(exc, "code", 0), clip(f"the response cannot be serialized: {exc}"))
+            code = exc.code if isinstance(exc, CodedError) else 0
+            return fault_response(code, clip(f"the response cannot be serialized: {exc}"))
 
     def close(self) -> None:
         """Release the connection pool (and the connectors' cached connections)."""
@@ -427,15 +427,15 @@ def _set_api_properties(match: ApiMatch, ctx: MessageContext) -> None:
 
 def fault_fields(exc: BaseException, mask: Callable[[str], str] = redact) -> tuple[Any, str, str]:
     """(ERROR_CODE, ERROR_MESSAGE, ERROR_DETAIL) for ``exc``: masked (then cut, so no half secret), one line."""
-    if isinstance(exc, MediationFault):
+    if isinstance(exc, CodedError):  # mediation faults and transport errors carry code and detail
         text = str(exc.message) if exc.message else type(exc).__name__
         message = clip(mask(text.splitlines()[0] if text.strip() else type(exc).__name__))
         detail = clip(mask(exc.detail), 4 * MESSAGE_LIMIT) if exc.detail else message
         return exc.code, message, detail
-    if isinstance(exc, SfBulkError):
+    if isinstance(exc, SfBulkError):  # the other layers' errors: their class's error_code
         text = str(exc).strip() or type(exc).__name__
         message = clip(mask(text.splitlines()[0]))
-        return int(exc.fault_code), message, message
+        return exc.error_code, message, message
     return 0, RUNTIME_ERROR, f"{RUNTIME_ERROR}: {type(exc).__name__}"
 
 

@@ -22,13 +22,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
-from xml.sax.saxutils import escape as xml_escape
 
 from sfbulk import xmlsafe
-from sfbulk.errors import PayloadError, SfBulkError, bounded_traceback, clip
+from sfbulk.errors import CodedError, PayloadError, SfBulkError, bounded_traceback, clip
+from sfbulk.faults import reason_phrase, render_fault
 from sfbulk.message.context import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.server.serving import (
@@ -209,29 +208,16 @@ def check_payload(content_type: str, body: bytes) -> None:
 
 
 def fault_response(fault: Fault, *, json_wanted: bool) -> _Response:
-    """Render ``fault`` as the small XML (or JSON) body every server-made error uses."""
-    if json_wanted:
-        body = json.dumps({"fault": {"code": fault.code, "message": fault.message}}).encode("utf-8")
-        content_type = "application/json; charset=UTF-8"
-    else:
-        body = (
-            '<?xml version="1.0" encoding="UTF-8"?>\n'
-            f"<fault><code>{xml_escape(fault.code)}</code><message>{xml_escape(fault.message)}</message></fault>\n"
-        ).encode()
-        content_type = "application/xml; charset=UTF-8"
-    headers = [("Content-Type", content_type)]
-    if fault.allow:
-        headers.append(("Allow", ", ".join(fault.allow)))
-    return _Response(fault.status, _reason(fault.status, ""), headers, body)
+    """Render ``fault`` as the small XML (or JSON) document every server-made error uses (sfbulk.faults)."""
+    rendered = render_fault(fault.code, fault.message, fault.status, document=True, json_wanted=json_wanted,
+                            allow=fault.allow)
+    return _Response(rendered.status, rendered.reason, rendered.headers, rendered.body)
 
 
 def _reason(status: int, reason: str | None) -> str:
     text = (reason or "").replace("\r", " ").replace("\n", " ").strip()
     if not text:
-        try:
-            text = HTTPStatus(status).phrase
-        except ValueError:
-            text = "Unknown"
+        text = reason_phrase(status)
     try:
         text.encode("latin-1")
     except UnicodeEncodeError:
@@ -509,7 +495,7 @@ def _engine_fault(exc: SfBulkError, where: str) -> _FaultResponse:
     request_id = uuid.uuid4().hex[:12]
     message = clip(redact(str(exc)))
     log.warning("%s failed (request id %s): %s", where, request_id, message)
-    code = str(getattr(exc, "code", "") or type(exc).__name__)
+    code = str(exc.code if isinstance(exc, CodedError) and exc.code else type(exc).__name__)
     return _FaultResponse(Fault(500, code, f"{message} (request id {request_id})"))
 
 

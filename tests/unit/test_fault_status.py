@@ -6,7 +6,18 @@ import pytest
 
 from sfbulk.connector.auth import TokenEndpointUnavailable
 from sfbulk.engine.engine import default_fault_status
-from sfbulk.errors import AuthError, ParameterError, PayloadError, RegistryError, TransportError
+from sfbulk.errors import (
+    ApiError,
+    AuthError,
+    BulkError,
+    ConnectionClosedError,
+    MediationFault,
+    ParameterError,
+    PayloadError,
+    RegistryError,
+    TransportError,
+    TransportTimeout,
+)
 from sfbulk.transport import HostNotAllowedError
 
 
@@ -19,6 +30,11 @@ from sfbulk.transport import HostNotAllowedError
     (AuthError("token refresh failed: HTTP 400: invalid_grant"), 401),
     (TokenEndpointUnavailable("the token endpoint answered 503 through 8 attempts"), 503),
     (TransportError("connection refused"), 500),
+    (TransportTimeout("no response from h within 2 s"), 500),
+    (ConnectionClosedError("the connection is closed"), 500),
+    (MediationFault("Sequence named Value {name ='null', keyValue ='x'} cannot be found"), 500),
+    (ApiError(500, "UNKNOWN_EXCEPTION", "boom"), 500),
+    (BulkError("the journal is closed"), 500),
     (KeyError("a bug"), 500),
 ])
 def test_the_default_fault_status_follows_who_is_at_fault(error: BaseException, status: int) -> None:
