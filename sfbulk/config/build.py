@@ -20,7 +20,7 @@ from sfbulk import xmlsafe
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError, PayloadError
 from sfbulk.mediators.api import Api, Resource
-from sfbulk.mediators.direction import DirectionMediator
+from sfbulk.mediators.flow import DirectionMediator
 from sfbulk.mediators.http import AddressEndpoint, EndpointReference
 
 #: mediators written as a bare word in YAML (``- respond``)

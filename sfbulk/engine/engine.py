@@ -26,7 +26,7 @@ from sfbulk.errors import (
     clip,
 )
 from sfbulk.mediators.api import Api, ApiMatch, select_api
-from sfbulk.mediators.core import mask_secrets
+from sfbulk.mediators.builtin import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.message.context import HttpResult, MessageContext
 from sfbulk.registry import FileRegistry, Registry
