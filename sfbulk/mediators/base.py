@@ -7,12 +7,13 @@ True to continue with the next sibling and False to stop the whole current flow 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sfbulk.errors import MediationFault
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.message.context import MessageContext
+    from sfbulk.message.engine_view import EngineView
 
 
 @runtime_checkable
@@ -34,9 +35,9 @@ def as_tuple(mediators: Sequence[Mediator] | None) -> tuple[Mediator, ...]:
     return tuple(mediators or ())
 
 
-def engine_of(ctx: MessageContext, what: str) -> Any:
+def engine_of(ctx: MessageContext, what: str) -> EngineView:
     """The engine behind ``ctx``; mediators that need one (sequences by key, call, connectors) fail clearly."""
-    engine = getattr(ctx, "engine", None)
+    engine = ctx.engine
     if engine is None:
         raise MediationFault(f"{what} needs an Engine: build the message context with engine=...")
     return engine

@@ -265,14 +265,14 @@ def mask_secrets(ctx: MessageContext, text: str) -> str:
 
 def _simple_parts(ctx: MessageContext) -> list[str]:
     parts = [f"To: {ctx.to or ''}"]
-    action = getattr(ctx, "soap_action", None)
+    action = ctx.soap_action
     if action:
         parts.append(f"WSAction: {action}")
         parts.append(f"SOAPAction: {action}")
-    message_id = ctx.properties.get("MessageID") if hasattr(ctx, "properties") else None
+    message_id = ctx.properties.get("MessageID")
     if message_id:
         parts.append(f"MessageID: {message_id}")
-    parts.append("Direction: " + ("response" if getattr(ctx, "is_response", False) else "request"))
+    parts.append("Direction: " + ("response" if ctx.is_response else "request"))
     return parts
 
 

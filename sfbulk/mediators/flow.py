@@ -42,8 +42,7 @@ class Sequence:
     def mediate(self, ctx: MessageContext) -> bool:
         pushed = False
         if self.on_error:
-            engine = getattr(ctx, "engine", None)
-            handler = engine.sequence(self.on_error) if engine is not None else None
+            handler = ctx.engine.sequence(self.on_error) if ctx.engine is not None else None
             if handler is None:
                 log.warning("onError sequence %r of sequence %r cannot be found", self.on_error, self.name)
             else:
