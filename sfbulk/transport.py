@@ -340,7 +340,7 @@ class WSGITransport(Transport):
         elif hasattr(body, "read"):
             data = b"".join(_FileChunks(body))  # type: ignore[arg-type]
         else:
-            data = b"".join(body)  # type: ignore[arg-type]
+            data = b"".join(body)
         host, _, port = parts.netloc.rpartition("@")[2].partition(":")
         environ: dict[str, Any] = {
             "REQUEST_METHOD": request.method.upper(),

@@ -539,7 +539,7 @@ _SPECIAL_PROPERTIES: dict[str, Any] = {
 
 
 def _ctx() -> MessageContext:
-    ctx = getattr(_current, "ctx", None)
+    ctx: MessageContext | None = getattr(_current, "ctx", None)
     if ctx is None:
         raise ExpressionError("Synapse functions need a message context")
     return ctx

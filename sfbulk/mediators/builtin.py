@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lxml import etree
 
@@ -153,7 +153,7 @@ class PropertyMediator:
 
 def _to_text(value: Any) -> str:
     if isinstance(value, etree._Element):
-        return etree.tostring(value, encoding="unicode")
+        return cast(str, etree.tostring(value, encoding="unicode"))
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -292,7 +292,7 @@ def _payload_part(ctx: MessageContext) -> str:
     if "json" in message_type:
         data, _ = ctx.payload_bytes()
         return "Payload: " + data.decode("utf-8", "replace")
-    return "Envelope: " + etree.tostring(ctx.envelope, encoding="unicode")
+    return "Envelope: " + cast(str, etree.tostring(ctx.envelope, encoding="unicode"))
 
 
 # --- header ------------------------------------------------------------------------------------

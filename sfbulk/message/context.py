@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, quote_plus
 
 from lxml import etree
@@ -275,7 +275,7 @@ def _xml_value(el: etree._Element) -> Any:
     return obj
 
 
-class _Repeated(list):
+class _Repeated(list[Any]):
     """Repeated sibling elements (become a JSON array)."""
 
 
@@ -389,7 +389,7 @@ class MessageContext:
         self.axis2: dict[str, Any] = {}
         self.axis2_client: dict[str, Any] = {}
         self.operation: dict[str, Any] = {}
-        self.headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         self.to: str | None = None
         self.soap_action: str | None = None
         self.message_id: str | None = None
@@ -742,7 +742,7 @@ class MessageContext:
         Default-scope properties survive; payload, transport headers and the HTTP_SC family change.
         ``messageType`` becomes the response content type without parameters (the MI rule).
         """
-        hdrs: CaseInsensitiveDict = CaseInsensitiveDict()
+        hdrs: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         items = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in items:
             if name in hdrs:
@@ -981,7 +981,7 @@ def _looks_encoded(body: bytes, encoding: str) -> bool:
 
 
 def _serialize_env(env: etree._Element) -> bytes:
-    return etree.tostring(env, encoding="utf-8", xml_declaration=False)
+    return cast(bytes, etree.tostring(env, encoding="utf-8", xml_declaration=False))
 
 
 def _form_encode(el: etree._Element | None) -> bytes:
