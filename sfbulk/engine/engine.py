@@ -222,12 +222,14 @@ class Engine:
         ctx = MessageContext.from_http(
             method=method, uri=uri, headers=headers, body=body, rest_url_postfix=rest_url_postfix, engine=self
         )
-        return self.mediate(target, ctx)
+        return self._mediate_proxy(target, ctx)
 
-    def mediate(self, proxy: Proxy | str, ctx: MessageContext) -> HttpResult:
+    def mediate(self, proxy: str, ctx: MessageContext) -> HttpResult:
+        """Run ``ctx`` through the proxy named ``proxy`` and return the caller's response (UnknownProxyError if none)."""
+        return self._mediate_proxy(self.proxy(proxy), ctx)
+
+    def _mediate_proxy(self, proxy: Proxy, ctx: MessageContext) -> HttpResult:
         """Run ``ctx`` through ``proxy`` (in flow, target endpoint, faults) and return the caller's response."""
-        if isinstance(proxy, str):
-            proxy = self.proxy(proxy)
         if ctx.engine is None:
             ctx.engine = self
         ctx.properties["proxy.name"] = proxy.name

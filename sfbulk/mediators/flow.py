@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sfbulk.errors import MediationFault
 from sfbulk.mediators.base import Mediator, engine_of, run_mediators
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.expressions.expression import Value
+    from sfbulk.mediators.http import Endpoint
     from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
@@ -74,7 +75,7 @@ class Proxy:
     fault_sequence: SequenceOrKey = None
     transports: tuple[str, ...] = ("http", "https")
     start_on_load: bool = True
-    endpoint: Any = None
+    endpoint: Endpoint | None = None
     description: str = ""
     source: str | None = field(default=None, compare=False)  # file:line the proxy came from, for messages
 
