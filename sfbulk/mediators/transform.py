@@ -193,7 +193,7 @@ class PayloadFactoryMediator:
                 continue
             text = arg.expression.string_value(ctx)
             text = "" if text is None else text
-            is_json_eval = (arg.evaluator or "").lower() == "json" or getattr(arg.expression, "is_json", False)
+            is_json_eval = (arg.evaluator or "").lower() == "json"
             if self.media_type == "json":
                 if arg.literal:
                     values.append(escape_json(text))
