@@ -14,6 +14,7 @@ from sfbulk.errors import MediationFault
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.message.context import MessageContext
     from sfbulk.message.engine_view import EngineView
+    from sfbulk.transport import HttpResponse
 
 
 @runtime_checkable
@@ -41,6 +42,17 @@ def engine_of(ctx: MessageContext, what: str) -> EngineView:
     if engine is None:
         raise MediationFault(f"{what} needs an Engine: build the message context with engine=...")
     return engine
+
+
+def relay_response(ctx: MessageContext, response: HttpResponse) -> None:
+    """A backend's answer becomes the current message (4xx/5xx included); the connection goes back to the pool."""
+    try:
+        content = response.content
+    finally:
+        response.close()
+    headers = list(response.headers.items())
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    ctx.set_response(response.status, response.reason or "", headers, content, content_type)
 
 
 def mark_responded(ctx: MessageContext) -> None:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from sfbulk.errors import ConfigError, MediationFault, ParameterError
-from sfbulk.mediators.base import engine_of
+from sfbulk.mediators.base import engine_of, relay_response
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.connector.connection import Connector
@@ -132,11 +132,5 @@ class ConnectorOperationMediator:
             response = connection.invoke(self.operation, body=body, body_content_type=body_type or None, **params)
         else:
             response = connection.invoke(self.operation, **params)
-        try:
-            content = response.content
-        finally:
-            response.close()
-        headers = list(response.headers.items())
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, response.reason or "", headers, content, content_type)
+        relay_response(ctx, response.http)
         return True

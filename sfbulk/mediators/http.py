@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, TimeoutError_
-from sfbulk.mediators.base import engine_of, mark_responded
+from sfbulk.mediators.base import engine_of, mark_responded, relay_response
 from sfbulk.mediators.uritemplate import resolve_endpoint_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -130,14 +130,7 @@ class HttpEndpoint:
                        f"the uri-template of endpoint {self.name or self.uri_template!r} (its host comes from the message)")
         log.debug("call %s %s", method, url)
         request = HttpRequest(method, url, headers, body=body, **kwargs)
-        response = engine.transport.send(request)
-        try:
-            content = response.content
-        finally:
-            response.close()
-        response_headers = list(response.headers.items())
-        response_type = next((v for k, v in response_headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, response.reason, response_headers, content, response_type)
+        relay_response(ctx, engine.transport.send(request))
 
 
 class AddressEndpoint(HttpEndpoint):
