@@ -187,7 +187,7 @@ def install_log_redaction() -> None:
         redacting = RedactingFilter()
 
         def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-            record = previous(*args, **kwargs)  # type: ignore[arg-type]
+            record = previous(*args, **kwargs)
             if record.name == "sfbulk" or record.name.startswith("sfbulk."):
                 redacting.filter(record)
             return record

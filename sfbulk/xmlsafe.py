@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import re
 import threading
+from typing import cast
 
 from lxml import etree
 
@@ -153,14 +154,14 @@ def serialize(el: etree._Element) -> str:
     """
     if el.getparent() is not None and _inherits_unused_namespaces(el):
         el = _detached_copy(el)
-    return etree.tostring(el, encoding="unicode", with_tail=False)
+    return cast(str, etree.tostring(el, encoding="unicode", with_tail=False))
 
 
 def serialize_bytes(el: etree._Element) -> bytes:
     """Like ``serialize`` but UTF-8 bytes, without an XML declaration."""
     if el.getparent() is not None and _inherits_unused_namespaces(el):
         el = _detached_copy(el)
-    return etree.tostring(el, encoding="utf-8", with_tail=False, xml_declaration=False)
+    return cast(bytes, etree.tostring(el, encoding="utf-8", with_tail=False, xml_declaration=False))
 
 
 def _inherits_unused_namespaces(el: etree._Element) -> bool:

@@ -75,7 +75,7 @@ def _loaders() -> tuple[type[Any], type[Any] | None]:
 
     loaders: list[type[Any]] = [LineLoader]
     if getattr(yaml, "__with_libyaml__", False):
-        class CLineLoader(yaml.CSafeLoader):  # type: ignore[misc]
+        class CLineLoader(yaml.CSafeLoader):
             """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
 
         loaders.append(CLineLoader)

@@ -20,13 +20,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
 from sfbulk import xmlsafe
 from sfbulk.bulk.retry import RetryPolicy, RetryStats, call_with_retry, is_transient
 from sfbulk.errors import ApiError, BulkError, PayloadError, TransportError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection, OperationResponse
 
 log = logging.getLogger("sfbulk.bulk.client")
 
@@ -120,7 +123,7 @@ def api_error(response: Any, context: str) -> ApiError:
 class BulkClient:
     """Thread-safe helper over one Connection for the load/extract pipeline."""
 
-    def __init__(self, connection: Any, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, connection: Connection, *, retry: RetryPolicy | None = None) -> None:
         self.conn = connection
         self.retry = retry or RetryPolicy()
         self.stats = RetryStats()
@@ -132,7 +135,7 @@ class BulkClient:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _call(self, op: str, context: str, *, ok: tuple[int, ...] = (200,), stream: bool = False,
-              **params: Any) -> Any:
+              **params: Any) -> OperationResponse:
         """One invoke; a non-``ok`` status raises ApiError (transient ones are retried by callers)."""
         response = self.conn.invoke(op, stream=stream, **params)
         if response.status not in ok:

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
 
@@ -79,10 +79,10 @@ class _Reader:
 
     def __init__(self, source: BinaryIO | Iterable[bytes]) -> None:
         if hasattr(source, "read"):
-            self._read = source.read  # type: ignore[union-attr]
+            self._read: Callable[[int], bytes] = source.read
             self._it: Iterator[bytes] | None = None
         else:
-            self._it = iter(source)  # type: ignore[arg-type]
+            self._it = iter(source)
 
     def read(self) -> bytes:
         if self._it is None:

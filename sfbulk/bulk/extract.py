@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
 from sfbulk.bulk.journal import (
@@ -37,6 +37,9 @@ from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.retry import RetryPolicy, is_transient
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted, TransportError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection
 
 log = logging.getLogger("sfbulk.bulk.extract")
 
@@ -134,7 +137,7 @@ class _Nul:
         return chunk
 
 
-def extract(conn: Any, soql: str, out_path: str, options: ExtractOptions | None = None,
+def extract(conn: Connection, soql: str, out_path: str, options: ExtractOptions | None = None,
             progress: Progress | None = None) -> ExtractSummary:
     """Run ``soql`` as a Bulk query job and write every record to ``out_path`` (CSV, UTF-8).
 
@@ -161,7 +164,7 @@ def extract(conn: Any, soql: str, out_path: str, options: ExtractOptions | None 
         progress.close()
 
 
-def _extract(conn: Any, client: BulkClient, journal: Journal, soql: str, sobject: str, pk: str | None,
+def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, sobject: str, pk: str | None,
              out_path: str, options: ExtractOptions, progress: Progress, started: float) -> ExtractSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
     identity = {"kind": "extract", "soql": soql, "object": sobject, "query_all": options.query_all,

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
@@ -54,6 +54,9 @@ from sfbulk.bulk.precheck import InputPlan, check_file, check_outputs
 from sfbulk.bulk.results import ResultWriter, error_reasons, input_records, parse_header, result_rows
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted, SfBulkError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection
 
 log = logging.getLogger("sfbulk.bulk.load")
 
@@ -201,7 +204,7 @@ def default_outputs(path: str) -> tuple[str, str]:
     return str(p.with_name(stem + ".success.csv")), str(p.with_name(stem + ".error.csv"))
 
 
-def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | None = None) -> LoadSummary:
+def load_csv(conn: Connection, path: str, options: LoadOptions, progress: Progress | None = None) -> LoadSummary:
     """Load the CSV file at ``path``, or resume the unfinished load of the same command; returns the
     summary (``failed`` > 0 when any row failed).
 
@@ -237,7 +240,7 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
         progress.close()
 
 
-def _identity(conn: Any, source: str, options: LoadOptions, success_path: str, error_path: str) -> dict[str, Any]:
+def _identity(conn: Connection, source: str, options: LoadOptions, success_path: str, error_path: str) -> dict[str, Any]:
     """What makes two runs "the same command": a re-run with the same identity resumes the journal."""
     return {
         "kind": "load", "input": os.path.abspath(source), "object": options.object, "operation": options.operation,
@@ -320,7 +323,7 @@ def restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Ca
     discard(journal)
 
 
-def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: str, options: LoadOptions,
+def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, source: str, options: LoadOptions,
           progress: Progress, success_path: str, error_path: str, started: float,
           plan: InputPlan | None = None) -> LoadSummary:
     notify = options.notify or (lambda message: log.info("%s", message))

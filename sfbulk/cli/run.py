@@ -61,7 +61,7 @@ def _readable(body: bytes, content_type: str) -> str:
 
             root = xmlsafe.parse(body)
             etree.indent(root, space="  ")
-            return etree.tostring(root, encoding="unicode")
+            return str(etree.tostring(root, encoding="unicode"))
     except Exception:  # noqa: BLE001 - not parseable: show it as it came
         return text
     return text

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lxml import etree
 
@@ -20,8 +20,11 @@ from sfbulk import xmlsafe
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError, PayloadError
 from sfbulk.mediators.api import Api, Resource
-from sfbulk.mediators.direction import DirectionMediator
+from sfbulk.mediators.flow import DirectionMediator
 from sfbulk.mediators.http import AddressEndpoint, EndpointReference
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connector
 
 #: mediators written as a bare word in YAML (``- respond``)
 _BARE = {"respond", "drop", "send", "loopback", "log"}
@@ -45,7 +48,7 @@ class Builder:
     """Builds one document; problems are appended to ``errors`` (shared across files by the loader)."""
 
     def __init__(
-        self, doc: Document, errors: list[ConfigError], connectors: Mapping[str, Any] | None = None,
+        self, doc: Document, errors: list[ConfigError], connectors: Mapping[str, Connector] | None = None,
         *, lenient: bool = False,
     ) -> None:
         self.doc = doc
@@ -549,7 +552,7 @@ class Builder:
         return m.ConnectorOperationMediator(connector_name, operation, params)
 
 
-    def check_connector_parameters(self, connector: Any, kind: str, spec: Mapping[str, Any], path: Path) -> None:
+    def check_connector_parameters(self, connector: Connector, kind: str, spec: Mapping[str, Any], path: Path) -> None:
         """A parameter the operation does not declare is a typo: an error, a warning with ``lenient``.
 
         Synapse ignores undeclared names, so ``<resultsId>`` would silently pass nothing at run time.
@@ -609,11 +612,5 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def _operation_names(connector: Any) -> list[str]:
-    ops = getattr(connector, "operations", None)
-    if isinstance(ops, Mapping):
-        return sorted(ops)
-    names = getattr(connector, "operation_names", None)
-    if callable(names):
-        return sorted(names())
-    return []
+def _operation_names(connector: Connector) -> list[str]:
+    return sorted(connector.operations)

@@ -9,7 +9,7 @@ syntax the user wrote.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 Path = tuple[str | int, ...]
 
@@ -54,7 +54,10 @@ class Document:
         return format_path(path) or None
 
 
-def _nearest(table: dict[Path, Any], path: Path) -> Any:
+_T = TypeVar("_T")
+
+
+def _nearest(table: dict[Path, _T], path: Path) -> _T | None:
     while True:
         value = table.get(path)
         if value is not None or not path:

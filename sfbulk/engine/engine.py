@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import (
     MESSAGE_LIMIT,
@@ -28,11 +28,18 @@ from sfbulk.errors import (
 )
 from sfbulk.faults import render_fault
 from sfbulk.mediators.api import Api, ApiMatch, select_api
-from sfbulk.mediators.core import mask_secrets
+from sfbulk.mediators.builtin import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.message.context import HttpResult, MessageContext
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection, Connector
+    from sfbulk.mediators.base import Mediator
+    from sfbulk.mediators.http import Endpoint
+    from sfbulk.message.engine_view import EngineView, ServedEngine
+    from sfbulk.transport import Transport
 
 log = logging.getLogger("sfbulk.engine.engine")
 
@@ -69,8 +76,8 @@ class Engine:
         self,
         registry: Registry | str | os.PathLike[str] | None = None,
         *,
-        connectors: Mapping[str, Any] | None = None,
-        transport: Any = None,
+        connectors: Mapping[str, Connector] | None = None,
+        transport: Transport | None = None,
         verify: bool | str = True,
         init_defaults: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
@@ -89,13 +96,13 @@ class Engine:
             from sfbulk.transport import RequestsTransport
 
             transport = RequestsTransport(verify=verify)
-        self.transport = transport
-        self._connectors: dict[str, Any] | None = dict(connectors) if connectors is not None else None
+        self.transport: Transport = transport
+        self._connectors: dict[str, Connector] | None = dict(connectors) if connectors is not None else None
         self.proxies: dict[str, Proxy] = {}
         self.sequences: dict[str, Sequence] = {}
         self.local_entries: dict[str, Any] = {}
         self.apis: dict[str, Api] = {}  # by key: name, or name:v<version>
-        self.endpoints: dict[str, Any] = {}  # named endpoints (<endpoint name=...>)
+        self.endpoints: dict[str, Endpoint] = {}  # named endpoints (<endpoint name=...>)
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -107,13 +114,13 @@ class Engine:
             self.connector("salesforcebulk") if self._connectors is None else None
             options["connectors"] = dict(self._connectors or {})  # connector operations checked at load
         loaded = load_paths([os.fspath(p) for p in paths], **options)
-        for warning in getattr(loaded, "warnings", ()) or ():
+        for warning in loaded.warnings:
             log.warning("%s", warning)
-        proxies = _named(getattr(loaded, "proxies", {}))
-        sequences = _named(getattr(loaded, "sequences", {}))
-        entries = getattr(loaded, "local_entries", {}) or {}
-        apis = dict(getattr(loaded, "apis", {}) or {})
-        endpoints = dict(getattr(loaded, "endpoints", {}) or {})
+        proxies = dict(loaded.proxies)
+        sequences = dict(loaded.sequences)
+        entries = loaded.local_entries
+        apis = dict(loaded.apis)
+        endpoints = dict(loaded.endpoints)
         clashes = sorted(set(proxies) & set(self.proxies)) + sorted(set(sequences) & set(self.sequences))
         clashes += sorted(set(apis) & set(self.apis)) + sorted(set(endpoints) & set(self.endpoints))
         served = {api.full_context: key for key, api in self.apis.items()}
@@ -150,7 +157,7 @@ class Engine:
         self.apis[api.key] = api
         return api
 
-    def add_endpoint(self, name: str, endpoint: Any) -> Any:
+    def add_endpoint(self, name: str, endpoint: Endpoint) -> Endpoint:
         self.endpoints[name] = endpoint
         return endpoint
 
@@ -162,7 +169,7 @@ class Engine:
     def local_entry(self, key: str) -> Any | None:
         return self.local_entries.get(key)
 
-    def endpoint(self, name: str) -> Any | None:
+    def endpoint(self, name: str) -> Endpoint | None:
         """The named endpoint ``name`` (``<endpoint key=...>`` resolves through this at run time)."""
         return self.endpoints.get(name)
 
@@ -172,13 +179,13 @@ class Engine:
             raise UnknownProxyError(name, list(self.proxies))
         return proxy
 
-    def connector(self, name: str) -> Any:
+    def connector(self, name: str) -> Connector:
         """The loaded connector called ``name`` (the bundled ``salesforcebulk`` by default)."""
         if self._connectors is None:
             from sfbulk.connector.connection import Connector
 
             bundled = Connector.load()
-            self._connectors = {getattr(bundled, "name", "salesforcebulk"): bundled}
+            self._connectors = {bundled.name: bundled}
         connector = self._connectors.get(name)
         if connector is None:
             raise MediationFault(
@@ -186,7 +193,7 @@ class Engine:
             )
         return connector
 
-    def connection(self, connector_name: str, params: Mapping[str, str]) -> Any:
+    def connection(self, connector_name: str, params: Mapping[str, str]) -> Connection:
         """A Connection for these init parameters, reused across messages (one pool, one token life cycle).
 
         The connector's cache keys it by the non-secret parameters and a hash of the secrets. Parameters
@@ -214,12 +221,14 @@ class Engine:
         ctx = MessageContext.from_http(
             method=method, uri=uri, headers=headers, body=body, rest_url_postfix=rest_url_postfix, engine=self
         )
-        return self.mediate(target, ctx)
+        return self._mediate_proxy(target, ctx)
 
-    def mediate(self, proxy: Proxy | str, ctx: MessageContext) -> HttpResult:
+    def mediate(self, proxy: str, ctx: MessageContext) -> HttpResult:
+        """Run ``ctx`` through the proxy named ``proxy`` and return the caller's response (UnknownProxyError if none)."""
+        return self._mediate_proxy(self.proxy(proxy), ctx)
+
+    def _mediate_proxy(self, proxy: Proxy, ctx: MessageContext) -> HttpResult:
         """Run ``ctx`` through ``proxy`` (in flow, target endpoint, faults) and return the caller's response."""
-        if isinstance(proxy, str):
-            proxy = self.proxy(proxy)
         if ctx.engine is None:
             ctx.engine = self
         ctx.properties["proxy.name"] = proxy.name
@@ -261,10 +270,10 @@ class Engine:
             )
         return found
 
-    def _proxy_fault_handler(self, proxy: Proxy) -> Any:
+    def _proxy_fault_handler(self, proxy: Proxy) -> Mediator:
         return self._fault_handler(proxy.fault_sequence, f"proxy {proxy.name!r}")
 
-    def _fault_handler(self, fault: Sequence | str | None, owner: str) -> Any:
+    def _fault_handler(self, fault: Sequence | str | None, owner: str) -> Mediator:
         """Named faultSequence if it resolves, else inline, else the global ``fault``, else the default."""
         if isinstance(fault, str):
             named = self.sequences.get(fault)
@@ -319,7 +328,7 @@ class Engine:
     def _resolve_api_slot(self, sequence: Sequence | str | None, match: ApiMatch, role: str) -> Sequence | None:
         return self._sequence(sequence, f"{role} of resource {match.resource.label} of API {match.api.key!r}")
 
-    def _api_fault_handler(self, match: ApiMatch) -> Any:
+    def _api_fault_handler(self, match: ApiMatch) -> Mediator:
         return self._fault_handler(match.resource.fault_sequence, f"API {match.api.key!r}")
 
     # --- faults ---------------------------------------------------------------------------------------
@@ -389,12 +398,8 @@ class Engine:
     def close(self) -> None:
         """Release the connection pool (and the connectors' cached connections)."""
         for connector in (self._connectors or {}).values():
-            close_cached = getattr(connector, "close_cached", None)
-            if callable(close_cached):
-                close_cached()
-        close = getattr(self.transport, "close", None)
-        if callable(close):
-            close()
+            connector.close_cached()
+        self.transport.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -459,10 +464,11 @@ def default_fault_status(exc: BaseException) -> int:
     return 500
 
 
-def _named(items: Any) -> dict[str, Any]:
-    if isinstance(items, Mapping):
-        return dict(items)
-    return {item.name: item for item in items or ()}
+if TYPE_CHECKING:  # pragma: no cover
+
+    def _conforms(engine: Engine) -> tuple[EngineView, ServedEngine]:
+        """mypy proves here that the Engine implements both seams (sfbulk.message.engine_view)."""
+        return engine, engine
 
 
 __all__ = [

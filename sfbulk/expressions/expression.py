@@ -481,7 +481,7 @@ def get_property(ctx: MessageContext, args: tuple[str, ...] | list[str]) -> Any:
                 f"registry resource properties are not supported: get-property('registry', '{name}')"
             )
         value = (
-            ctx.get_property(name, "registry") if getattr(ctx.engine, "registry", None) is not None else None
+            ctx.get_property(name, "registry") if ctx.engine is not None else None
         )
         return "" if value is None else value
     if scope == "system":
@@ -498,11 +498,8 @@ def _default_scope_property(ctx: MessageContext, name: str) -> Any:
     value = ctx.properties.get(name)
     if value is not None:
         return value
-    engine = ctx.engine
-    if engine is not None:
-        local_entry = getattr(engine, "local_entry", None)
-        if local_entry is not None:
-            return local_entry(name)
+    if ctx.engine is not None:
+        return ctx.engine.local_entry(name)
     return None
 
 
@@ -542,7 +539,7 @@ _SPECIAL_PROPERTIES: dict[str, Any] = {
 
 
 def _ctx() -> MessageContext:
-    ctx = getattr(_current, "ctx", None)
+    ctx: MessageContext | None = getattr(_current, "ctx", None)
     if ctx is None:
         raise ExpressionError("Synapse functions need a message context")
     return ctx

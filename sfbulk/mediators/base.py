@@ -7,12 +7,14 @@ True to continue with the next sibling and False to stop the whole current flow 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sfbulk.errors import MediationFault
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.message.context import MessageContext
+    from sfbulk.message.engine_view import EngineView
+    from sfbulk.transport import HttpResponse
 
 
 @runtime_checkable
@@ -34,12 +36,23 @@ def as_tuple(mediators: Sequence[Mediator] | None) -> tuple[Mediator, ...]:
     return tuple(mediators or ())
 
 
-def engine_of(ctx: MessageContext, what: str) -> Any:
+def engine_of(ctx: MessageContext, what: str) -> EngineView:
     """The engine behind ``ctx``; mediators that need one (sequences by key, call, connectors) fail clearly."""
-    engine = getattr(ctx, "engine", None)
+    engine = ctx.engine
     if engine is None:
         raise MediationFault(f"{what} needs an Engine: build the message context with engine=...")
     return engine
+
+
+def relay_response(ctx: MessageContext, response: HttpResponse) -> None:
+    """A backend's answer becomes the current message (4xx/5xx included); the connection goes back to the pool."""
+    try:
+        content = response.content
+    finally:
+        response.close()
+    headers = list(response.headers.items())
+    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    ctx.set_response(response.status, response.reason or "", headers, content, content_type)
 
 
 def mark_responded(ctx: MessageContext) -> None:

@@ -17,12 +17,13 @@ from __future__ import annotations
 import difflib
 import logging
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkError
-from sfbulk.mediators.base import engine_of
+from sfbulk.errors import ConfigError, MediationFault, ParameterError
+from sfbulk.mediators.base import engine_of, relay_response
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connector
     from sfbulk.expressions.expression import Value
     from sfbulk.message.context import MessageContext
 
@@ -36,37 +37,22 @@ def connection_key(connector: str) -> str:
     return f"connector:{connector}"
 
 
-def operation_parameters(connector: Any, operation: str) -> list[tuple[str, bool]] | None:
-    """(name, required) for each declared parameter of ``operation``; None when the connector cannot tell."""
-    op = None
-    lookup = getattr(connector, "operation", None)
-    if callable(lookup):
-        try:
-            op = lookup(operation)
-        except (KeyError, LookupError, SfBulkError):
-            return None
-    else:
-        ops = getattr(connector, "operations", None)
-        if isinstance(ops, Mapping):
-            op = ops.get(operation)
+def operation_parameters(connector: Connector, operation: str) -> list[tuple[str, bool]] | None:
+    """(name, required) for each declared parameter of ``operation``; None when it has no such operation."""
+    op = connector.operations.get(operation)
     if op is None:
         return None
-    params = getattr(op, "parameters", None)
-    if params is None:
-        return None
-    if isinstance(params, Mapping):
-        params = list(params.values())
     # Required without a default: the caller must bind it.
-    return [(p.name, bool(getattr(p, "required", False)) and getattr(p, "default", None) is None) for p in params]
+    return [(p.name, p.required and p.default is None) for p in op.parameters]
 
 
-def undeclared_parameters(connector: Any, operation: str, names: Iterable[str],
+def undeclared_parameters(connector: Connector, operation: str, names: Iterable[str],
                           label: str | None = None) -> list[tuple[str, str]]:
     """(name, message) for each of ``names`` that ``operation`` does not declare: likely a typo.
 
     Synapse ignores such names, so a misspelt ``<resultsId>`` silently passes nothing; the
     message names the operation and the closest declared name (``difflib``) so the user can fix it.
-    Empty when every name is declared or the connector cannot tell. ``label`` names the operation
+    Empty when every name is declared or the connector has no such operation. ``label`` names the operation
     in the message (default ``operation``; the loaders pass ``salesforcebulk.getJob``).
     """
     declared = operation_parameters(connector, operation)
@@ -99,7 +85,7 @@ class ConnectorOperationMediator:
     def tag(self) -> str:
         return f"{self.connector}.{self.operation}"
 
-    def bind(self, ctx: MessageContext, connector: Any) -> dict[str, str]:
+    def bind(self, ctx: MessageContext, connector: Connector) -> dict[str, str]:
         """Evaluate the parameters in the caller's context; apply declared/required rules."""
         declared = operation_parameters(connector, self.operation)
         if declared is None:
@@ -138,7 +124,7 @@ class ConnectorOperationMediator:
                 f"(with apiUrl, accessToken, ...) earlier in the same message flow"
             )
         op = connector.operation(self.operation)
-        rendered_from_caller = getattr(getattr(getattr(op, "request", None), "body", None), "kind", "") == "caller"
+        rendered_from_caller = op.request is not None and op.request.body.kind == "caller"
         if rendered_from_caller:
             # Operations that relay the caller's body (uploadBatchFile, createJobToUploadBatchFile): the
             # current payload, with its Content-Type as WSO2 relays it (an explicit contentType wins).
@@ -146,11 +132,5 @@ class ConnectorOperationMediator:
             response = connection.invoke(self.operation, body=body, body_content_type=body_type or None, **params)
         else:
             response = connection.invoke(self.operation, **params)
-        try:
-            content = response.content
-        finally:
-            response.close()
-        headers = list(response.headers.items()) if hasattr(response.headers, "items") else list(response.headers)
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, content, content_type)
+        relay_response(ctx, response.http)
         return True

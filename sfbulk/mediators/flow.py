@@ -1,18 +1,23 @@
-"""Flow mediators and containers: filter, switch, sequence (by key), Sequence, Proxy (synapse.md §2.2-2.3, 3.2-3.3, 3.14)."""
+"""Flow containers and references: Sequence, Proxy, ``<sequence key>``, ``<in>``/``<out>`` (synapse.md §2.2-2.3, 3.14).
+
+``<in>`` and ``<out>`` (Synapse's InMediator/OutMediator) run their children only on a request,
+resp. only on a response. Modern configs rarely use them, but the ``main`` sequence every WSO2
+deployment ships is written with them, so a deployment folder loads unchanged.
+"""
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from sfbulk.errors import ConfigError, MediationFault
+from sfbulk.errors import MediationFault
 from sfbulk.mediators.base import Mediator, engine_of, run_mediators
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.expressions.expression import Expression, Value
+    from sfbulk.expressions.expression import Value
+    from sfbulk.mediators.http import Endpoint
     from sfbulk.message.context import MessageContext
 
 log = logging.getLogger("sfbulk.mediation")
@@ -38,8 +43,7 @@ class Sequence:
     def mediate(self, ctx: MessageContext) -> bool:
         pushed = False
         if self.on_error:
-            engine = getattr(ctx, "engine", None)
-            handler = engine.sequence(self.on_error) if engine is not None else None
+            handler = ctx.engine.sequence(self.on_error) if ctx.engine is not None else None
             if handler is None:
                 log.warning("onError sequence %r of sequence %r cannot be found", self.on_error, self.name)
             else:
@@ -71,7 +75,7 @@ class Proxy:
     fault_sequence: SequenceOrKey = None
     transports: tuple[str, ...] = ("http", "https")
     start_on_load: bool = True
-    endpoint: Any = None
+    endpoint: Endpoint | None = None
     description: str = ""
     source: str | None = field(default=None, compare=False)  # file:line the proxy came from, for messages
 
@@ -91,81 +95,14 @@ class SequenceReference:
         return bool(sequence.mediate(ctx))
 
 
-class FilterMediator:
-    """``<filter>``: ``xpath`` boolean, or ``source`` + ``regex`` (whole-string match); then/else lists.
+class DirectionMediator:
+    """``<in>`` (``response=False``) or ``<out>`` (``response=True``): children run in that direction only."""
 
-    A branch may instead name a sequence (``then_sequence``/``else_sequence``). No branch taken → True.
-    """
-
-    def __init__(
-        self,
-        *,
-        xpath: Expression | None = None,
-        source: Expression | None = None,
-        regex: re.Pattern[str] | None = None,
-        then: SequenceABC[Mediator] = (),
-        else_: SequenceABC[Mediator] | None = None,
-        then_sequence: str | None = None,
-        else_sequence: str | None = None,
-    ) -> None:
-        if xpath is None and (source is None or regex is None):
-            raise ConfigError("filter: needs an xpath, or both source and regex")
-        self.xpath = xpath
-        self.source = None if xpath is not None else source
-        self.regex = None if xpath is not None else regex
-        self.then = tuple(then)
-        self.else_ = None if else_ is None else tuple(else_)
-        self.then_sequence = then_sequence
-        self.else_sequence = else_sequence
-
-    def test(self, ctx: MessageContext) -> bool:
-        if self.xpath is not None:
-            return bool(self.xpath.boolean_value(ctx))
-        assert self.source is not None and self.regex is not None
-        value = self.source.string_value(ctx)
-        return value is not None and self.regex.fullmatch(value) is not None
+    def __init__(self, mediators: SequenceABC[Mediator] = (), *, response: bool) -> None:
+        self.mediators = tuple(mediators)
+        self.response = response
 
     def mediate(self, ctx: MessageContext) -> bool:
-        if self.test(ctx):
-            return _run_branch(ctx, self.then, self.then_sequence)
-        if self.else_ is not None or self.else_sequence:
-            return _run_branch(ctx, self.else_ or (), self.else_sequence)
-        return True
-
-
-def _run_branch(ctx: MessageContext, mediators: SequenceABC[Mediator], sequence_key: str | None) -> bool:
-    if sequence_key:
-        return SequenceReference(sequence_key).mediate(ctx)
-    return run_mediators(mediators, ctx)
-
-
-@dataclass(frozen=True)
-class SwitchCase:
-    """A ``<case regex>``: runs when the regex matches the WHOLE source string."""
-
-    regex: re.Pattern[str]
-    mediators: tuple[Mediator, ...] = ()
-
-
-class SwitchMediator:
-    """``<switch source>``: the first full-match case runs, else ``default`` (None source → default)."""
-
-    def __init__(
-        self,
-        source: Expression,
-        cases: SequenceABC[SwitchCase] = (),
-        default: SequenceABC[Mediator] | None = None,
-    ) -> None:
-        self.source = source
-        self.cases = tuple(cases)
-        self.default = None if default is None else tuple(default)
-
-    def mediate(self, ctx: MessageContext) -> bool:
-        value = self.source.string_value(ctx)
-        if value is not None:
-            for case in self.cases:
-                if case.regex.fullmatch(value):
-                    return run_mediators(case.mediators, ctx)
-        if self.default is not None:
-            return run_mediators(self.default, ctx)
-        return True
+        if ctx.is_response != self.response:
+            return True
+        return run_mediators(self.mediators, ctx)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, TimeoutError_
-from sfbulk.mediators.base import engine_of, mark_responded
+from sfbulk.mediators.base import engine_of, mark_responded, relay_response
 from sfbulk.mediators.uritemplate import resolve_endpoint_url
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -126,20 +126,11 @@ class HttpEndpoint:
         if self.dynamic_host:
             from sfbulk.transport import check_host
 
-            check_host(getattr(engine.transport, "host_policy", None), url,
+            check_host(engine.transport.host_policy, url,
                        f"the uri-template of endpoint {self.name or self.uri_template!r} (its host comes from the message)")
         log.debug("call %s %s", method, url)
         request = HttpRequest(method, url, headers, body=body, **kwargs)
-        response = engine.transport.send(request)
-        try:
-            content = response.content
-        finally:
-            close = getattr(response, "close", None)
-            if callable(close):
-                close()
-        response_headers = list(_header_items(response.headers))
-        response_type = next((v for k, v in response_headers if k.lower() == "content-type"), None)
-        ctx.set_response(response.status, response.reason, response_headers, content, response_type)
+        relay_response(ctx, engine.transport.send(request))
 
 
 class AddressEndpoint(HttpEndpoint):
@@ -207,8 +198,7 @@ class EndpointReference:
 
     def invoke(self, ctx: MessageContext) -> bool:
         engine = engine_of(ctx, "an endpoint reference")
-        lookup = getattr(engine, "endpoint", None)
-        endpoint = lookup(self.key) if callable(lookup) else None
+        endpoint = engine.endpoint(self.key)
         if endpoint is None:
             raise MediationFault(f"Reference to non-existent endpoint for key : {self.key}")
         return endpoint.invoke(ctx) is not False
@@ -227,12 +217,6 @@ def _host_is_literal(template: str) -> bool:
         return False
     ends = [i for i in (template.find(c, scheme_end + 3) for c in "/?#") if i >= 0]
     return bool(ends) and min(ends) < brace
-
-
-def _header_items(headers: Any) -> list[tuple[str, str]]:
-    if hasattr(headers, "items"):
-        return list(headers.items())
-    return [(k, v) for k, v in headers]
 
 
 def _java_string(value: Any) -> str:
@@ -289,7 +273,7 @@ class LoopbackMediator:
     """``<loopback/>``: turn the message into a response and run the proxy's outSequence with it."""
 
     def mediate(self, ctx: MessageContext) -> bool:
-        if getattr(ctx, "is_response", False):
+        if ctx.is_response:
             return False
         ctx.to = None
         engine_of(ctx, "loopback").run_out_sequence(ctx)

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import parse_qsl, quote_plus
 
 from lxml import etree
@@ -26,6 +26,10 @@ from requests.structures import CaseInsensitiveDict
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError
 from sfbulk.secrets import Secret
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.message.engine_view import EngineView
+    from sfbulk.registry import Registry
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -271,7 +275,7 @@ def _xml_value(el: etree._Element) -> Any:
     return obj
 
 
-class _Repeated(list):
+class _Repeated(list[Any]):
     """Repeated sibling elements (become a JSON array)."""
 
 
@@ -379,13 +383,13 @@ class MessageContext:
         "_request_header_names",
     )
 
-    def __init__(self, *, engine: Any = None) -> None:
+    def __init__(self, *, engine: EngineView | None = None) -> None:
         self.engine = engine
         self.properties: dict[str, Any] = {}
         self.axis2: dict[str, Any] = {}
         self.axis2_client: dict[str, Any] = {}
         self.operation: dict[str, Any] = {}
-        self.headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        self.headers: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         self.to: str | None = None
         self.soap_action: str | None = None
         self.message_id: str | None = None
@@ -417,7 +421,7 @@ class MessageContext:
         headers: Iterable[tuple[str, str]] | Mapping[str, str] = (),
         body: bytes = b"",
         rest_url_postfix: str | None = None,
-        engine: Any = None,
+        engine: EngineView | None = None,
     ) -> MessageContext:
         """A message for an inbound HTTP request (synapse.md §6.1-6.2). The body is parsed lazily."""
         ctx = cls(engine=engine)
@@ -533,10 +537,10 @@ class MessageContext:
         else:
             raise ValueError(f"unknown property scope {scope!r}; expected one of {', '.join(SCOPES)}")
 
-    def _registry(self) -> Any:
-        return getattr(self.engine, "registry", None) if self.engine is not None else None
+    def _registry(self) -> Registry | None:
+        return self.engine.registry if self.engine is not None else None
 
-    def _require_registry(self) -> Any:
+    def _require_registry(self) -> Registry:
         registry = self._registry()
         if registry is None:
             from sfbulk.errors import RegistryError
@@ -738,7 +742,7 @@ class MessageContext:
         Default-scope properties survive; payload, transport headers and the HTTP_SC family change.
         ``messageType`` becomes the response content type without parameters (the MI rule).
         """
-        hdrs: CaseInsensitiveDict = CaseInsensitiveDict()
+        hdrs: CaseInsensitiveDict[str] = CaseInsensitiveDict()
         items = headers.items() if isinstance(headers, Mapping) else headers
         for name, value in items:
             if name in hdrs:
@@ -977,7 +981,7 @@ def _looks_encoded(body: bytes, encoding: str) -> bool:
 
 
 def _serialize_env(env: etree._Element) -> bytes:
-    return etree.tostring(env, encoding="utf-8", xml_declaration=False)
+    return cast(bytes, etree.tostring(env, encoding="utf-8", xml_declaration=False))
 
 
 def _form_encode(el: etree._Element | None) -> bytes:

@@ -22,11 +22,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from sfbulk import xmlsafe
-from sfbulk.errors import CodedError, PayloadError, SfBulkError, bounded_traceback, clip
+from sfbulk.errors import CodedError, PayloadError, SfBulkError, UnknownProxyError, bounded_traceback, clip
 from sfbulk.faults import reason_phrase, render_fault
 from sfbulk.message.context import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
@@ -41,6 +41,10 @@ from sfbulk.server.serving import (
     ServingThread,
     build_server,
 )
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.message.context import HttpResult
+    from sfbulk.message.engine_view import ServedEngine
 
 log = logging.getLogger("sfbulk.server.app")
 access_log = logging.getLogger("sfbulk.access")
@@ -95,21 +99,6 @@ _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _UNPRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
 
 
-class EngineLike(Protocol):
-    """What the server needs from ``sfbulk.engine.engine.Engine``."""
-
-    def handle(
-        self,
-        proxy: str,
-        *,
-        method: str,
-        uri: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        rest_url_postfix: str,
-    ) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Fault:
     """A response the server itself produces: status plus a short code and a human message."""
@@ -134,33 +123,23 @@ class _Response:
     body: bytes | Iterable[bytes]
 
 
-def proxy_names(engine: Any) -> list[str]:
+def proxy_names(engine: ServedEngine) -> list[str]:
     """The names of the proxies ``engine`` serves, sorted (for /health and the CLI banner)."""
-    proxies = getattr(engine, "proxies", None)
-    if callable(proxies):
-        proxies = proxies()
-    if proxies is None:
-        return []
-    if isinstance(proxies, Mapping):
-        return sorted(str(name) for name in proxies)
-    return sorted(str(getattr(p, "name", p)) for p in proxies)
+    return sorted(engine.proxies)
 
 
-def api_contexts(engine: Any) -> dict[str, str]:
+def api_contexts(engine: ServedEngine) -> dict[str, str]:
     """API key -> the path it is served at (version included), sorted by key (for /health and the banner)."""
-    apis = getattr(engine, "apis", None)
-    if not isinstance(apis, Mapping):
-        return {}
-    return {str(key): str(apis[key].full_context) for key in sorted(apis)}
+    apis = engine.apis
+    return {key: apis[key].full_context for key in sorted(apis)}
 
 
-def _routes_to_api(engine: Any, raw_path: str) -> bool:
+def _routes_to_api(engine: ServedEngine, raw_path: str) -> bool:
     """MI's routing: ``/services/<proxy>`` goes to a deployed proxy; every other path to the REST APIs.
 
     A ``/services/...`` path that names no proxy still goes to the APIs when one is served under it.
     """
-    apis = getattr(engine, "apis", None)
-    if not isinstance(apis, Mapping) or not apis:
+    if not engine.apis:
         return False
     if not raw_path.startswith(SERVICES_PREFIX):
         return True
@@ -170,11 +149,8 @@ def _routes_to_api(engine: Any, raw_path: str) -> bool:
     return any(raw_path == c or raw_path.startswith(c.rstrip("/") + "/") for c in api_contexts(engine).values())
 
 
-def _serves(engine: Any, proxy: str) -> bool:
-    proxies = getattr(engine, "proxies", None)
-    if isinstance(proxies, Mapping):
-        return proxy in proxies
-    return proxy in proxy_names(engine)
+def _serves(engine: ServedEngine, proxy: str) -> bool:
+    return proxy in engine.proxies
 
 
 def _payload_kind(content_type: str) -> str | None:
@@ -256,7 +232,7 @@ class ServicesApp:
     """The WSGI application serving ``/services/<proxy>`` and ``/health``."""
 
     def __init__(
-        self, engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
+        self, engine: ServedEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
     ) -> None:
         if max_body_bytes < 0:
             raise ValueError("max_body_bytes must be >= 0")
@@ -365,9 +341,9 @@ class ServicesApp:
                 body=body,
                 rest_url_postfix=postfix,
             )
-        except LookupError:
-            if proxy in proxy_names(self.engine):
-                raise  # a KeyError/IndexError inside mediation is a bug, not an unknown proxy: 500
+        except UnknownProxyError as exc:
+            if exc.name != proxy:  # raised by mediation for another name: the engine's error, not a 404
+                raise _engine_fault(exc, f"Proxy {clip(proxy, 200)}") from None
             raise _FaultResponse(
                 Fault(404, "NotFound", f"No proxy service named '{proxy}' is deployed; GET /health lists them.")
             ) from None
@@ -379,7 +355,7 @@ class ServicesApp:
         """A request for a REST API: the resource MI would pick, or its 404/405 (sfbulk.mediators.api)."""
         from sfbulk.mediators.api import NoApiMatch
 
-        engine: Any = self.engine
+        engine = self.engine
         if method not in PROXY_METHODS:
             raise _FaultResponse(Fault(405, "MethodNotAllowed", f"{method} is not allowed on REST APIs.", PROXY_METHODS))
         try:
@@ -499,24 +475,9 @@ def _engine_fault(exc: SfBulkError, where: str) -> _FaultResponse:
     return _FaultResponse(Fault(500, code, f"{message} (request id {request_id})"))
 
 
-def _engine_response(result: Any) -> _Response:
-    return _Response(
-        int(result.status),
-        str(getattr(result, "reason", "") or ""),
-        _header_items(getattr(result, "headers", None)),
-        result.body if result.body is not None else b"",
-    )
-
-
-def _header_items(headers: Any) -> list[tuple[str, str]]:
-    if headers is None:
-        return []
-    if isinstance(headers, Mapping):
-        return [(str(k), str(v)) for k, v in headers.items()]
-    items = getattr(headers, "items", None)
-    if callable(items) and not isinstance(headers, list | tuple):
-        return [(str(k), str(v)) for k, v in items()]
-    return [(str(k), str(v)) for k, v in headers]
+def _engine_response(result: HttpResult) -> _Response:
+    headers = [(str(name), str(value)) for name, value in result.headers]
+    return _Response(result.status, result.reason, headers, result.body)
 
 
 class _LoggedBody:
@@ -549,7 +510,7 @@ class _LoggedBody:
 
 
 def make_app(
-    engine: EngineLike, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
+    engine: ServedEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
 ) -> ServicesApp:
     """The WSGI application serving ``engine``'s proxies at ``/services/<name>`` (plus ``/health``).
 
@@ -610,7 +571,7 @@ class RunningServer:
 
 
 def start_server(
-    engine: EngineLike,
+    engine: ServedEngine,
     *,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,

@@ -1,7 +1,8 @@
 """Server plumbing over real HTTP: routing, REST_URL_POSTFIX, limits, methods, faults, health, access log.
 
-These tests drive the shipped server (`start_server`) with a tiny engine-shaped recorder
-defined here, so routing and limits are checked independently of the mediation engine. The real
+These tests drive the shipped server (`start_server`) with a tiny recorder defined here that
+implements the server's seam (`ServedEngine`), so routing and limits are checked independently of
+the mediation engine. The real
 engine is exercised end to end in test_server_seed.py, test_server_dispatcher.py and friends.
 """
 
@@ -20,36 +21,42 @@ import pytest
 import requests
 from lxml import etree
 
-from sfbulk.errors import PayloadError
+from sfbulk.errors import PayloadError, UnknownProxyError
+from sfbulk.mediators import Proxy
+from sfbulk.mediators.api import Api, ApiMatch, NoApiMatch
+from sfbulk.message.context import HttpResult
+from sfbulk.message.engine_view import ServedEngine
 from sfbulk.server.app import PROXY_METHODS, start_server
 
-
-@dataclass
-class _Result:
-    status: int
-    reason: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-
-class UnknownProxy(LookupError):
-    pass
+_Result = HttpResult
 
 
 @dataclass
 class RecordingEngine:
-    """Engine-shaped stand-in: records each call and answers per proxy name."""
+    """Stands in for the Engine on the server's seam (``ServedEngine``): records each call, answers per proxy name."""
 
     calls: list[dict[str, Any]] = field(default_factory=list)
-    proxies: tuple[str, ...] = ("echo", "boom", "bad_payload", "slow", "keyerror", "relay")
+    names: tuple[str, ...] = ("echo", "boom", "bad_payload", "slow", "keyerror", "relay")
+    proxies: dict[str, Proxy] = field(init=False)
+    apis: dict[str, Api] = field(default_factory=dict)  # none: every request goes to a proxy
 
-    def handle(self, proxy: str, *, method: str, uri: str, headers, body: bytes, rest_url_postfix: str):
+    def __post_init__(self) -> None:
+        self.proxies = {name: Proxy(name) for name in self.names}
+
+    def api_match(self, method: str, uri: str) -> ApiMatch:
+        raise NoApiMatch(404, f"no API is deployed for {method} {uri}")
+
+    def handle_api(self, *, method: str, uri: str, headers, body: bytes, match: ApiMatch | None) -> HttpResult:
+        raise NoApiMatch(404, f"no API is deployed for {method} {uri}")
+
+    def handle(self, proxy: str, *, method: str, uri: str, headers, body: bytes,
+               rest_url_postfix: str | None) -> HttpResult:
         self.calls.append(
             {"proxy": proxy, "method": method, "uri": uri, "headers": list(headers), "body": body,
              "postfix": rest_url_postfix}
         )
         if proxy not in self.proxies:
-            raise UnknownProxy(proxy)
+            raise UnknownProxyError(proxy, list(self.proxies))
         if proxy == "boom":
             raise RuntimeError("secret-internal-detail at /srv/app.py line 3")
         if proxy == "keyerror":
@@ -323,6 +330,10 @@ def test_health_json_is_valid_even_with_odd_names():
     class Odd(RecordingEngine):
         pass
 
-    engine = Odd(proxies=('a"b', "c<d"))
+    engine = Odd(names=('a"b', "c<d"))
     with start_server(engine, host="127.0.0.1", port=0, threads=1) as server:
         assert json.loads(requests.get(server.url + "/health", timeout=5).text)["proxies"] == ['a"b', "c<d"]
+
+
+def test_the_recorder_implements_the_server_seam():
+    assert isinstance(RecordingEngine(), ServedEngine)

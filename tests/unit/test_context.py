@@ -11,7 +11,6 @@ from lxml import etree
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError
 from sfbulk.message.context import PAYLOAD_NS, SOAP11_NS, SOAP12_NS, MessageContext
-from sfbulk.registry import FileRegistry
 
 CREATE_JOB = b"<createJob><apiVersion>34.0</apiVersion><object>Contact</object></createJob>"
 
@@ -25,14 +24,6 @@ def request(
         method=kw.pop("method", "POST"), uri=uri, headers=headers, body=body, **kw
     )
 
-
-class _Engine:
-    def __init__(self, registry=None, entries=None) -> None:
-        self.registry = registry
-        self._entries = entries or {}
-
-    def local_entry(self, key):
-        return self._entries.get(key)
 
 
 # --- properties ---------------------------------------------------------------------------------
@@ -80,10 +71,10 @@ def test_message_type_is_a_special_axis2_property() -> None:  # P10
     assert ctx.is_built  # forces the formatter to apply
 
 
-def test_registry_scope_goes_through_the_engine_registry(tmp_path) -> None:  # P13-ish
-    ctx = MessageContext(engine=_Engine(FileRegistry(root=str(tmp_path))))
+def test_registry_scope_goes_through_the_engine_registry(engine, tmp_path) -> None:  # P13-ish
+    ctx = MessageContext(engine=engine)
     ctx.set_property("conf:/a/b", "hi", "registry")
-    assert (tmp_path / "config" / "a" / "b").read_text() == "hi"
+    assert (tmp_path / "registry" / "config" / "a" / "b").read_text() == "hi"
     assert ctx.get_property("conf:/a/b", "registry") == "hi"
     ctx.remove_property("conf:/a/b", "registry")
     assert ctx.get_property("conf:/a/b", "registry") is None

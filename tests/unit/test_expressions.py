@@ -15,16 +15,6 @@ from sfbulk.expressions.expression import (
     compile_expression,
 )
 from sfbulk.message.context import MessageContext
-from sfbulk.registry import FileRegistry
-
-
-class _Engine:
-    def __init__(self, registry=None, entries=None) -> None:
-        self.registry = registry
-        self._entries = entries or {}
-
-    def local_entry(self, key):
-        return self._entries.get(key)
 
 
 def xml(body: str, *, uri: str = "/services/P", headers=(), engine=None) -> MessageContext:
@@ -242,10 +232,9 @@ def test_system_date_with_java_pattern(monkeypatch) -> None:
         _time.tzset()
 
 
-def test_v9_registry_scope(tmp_path) -> None:
-    registry = FileRegistry(root=str(tmp_path))
-    registry.put("connectors/SalesforceBulk/time", "1513587000000")
-    ctx = xml("<r/>", engine=_Engine(registry))
+def test_v9_registry_scope(engine) -> None:
+    engine.registry.put("connectors/SalesforceBulk/time", "1513587000000")
+    ctx = xml("<r/>", engine=engine)
     assert sv("get-property('registry','connectors/SalesforceBulk/time')", ctx) == "1513587000000"
     assert sv("get-property('registry','connectors/SalesforceBulk/nope')", ctx) == ""
     ctx.set_property("path", "connectors/SalesforceBulk/time")
@@ -276,8 +265,9 @@ def test_scopes_and_special_names() -> None:
     assert sv("get-property('FAULT')", ctx) == "true"
 
 
-def test_local_entry_fallback() -> None:
-    ctx = xml("<r/>", engine=_Engine(entries={"k": "entry"}))
+def test_local_entry_fallback(engine) -> None:
+    engine.add_local_entry("k", "entry")
+    ctx = xml("<r/>", engine=engine)
     assert sv("get-property('k')", ctx) == "entry"
     ctx.set_property("k", "prop")
     assert sv("get-property('k')", ctx) == "prop"
