@@ -28,7 +28,8 @@ from sfbulk.errors import (
 from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.core import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
-from sfbulk.message.context import HttpResult, MessageContext
+from sfbulk.message.context import MessageContext
+from sfbulk.message.formatters import HttpResult
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
 

@@ -16,7 +16,7 @@ from lxml import etree
 
 from sfbulk import xmlsafe
 from sfbulk.errors import ConfigError
-from sfbulk.message.context import dump_json
+from sfbulk.message.jsonxml import dump_json
 from sfbulk.secrets import Secret
 
 _WHITESPACE = " \t\r\n\xa0"

@@ -29,7 +29,7 @@ from xml.sax.saxutils import escape as xml_escape
 
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError, SfBulkError, bounded_traceback, clip
-from sfbulk.message.context import check_json_text
+from sfbulk.message.jsonxml import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.server.serving import (
     DEFAULT_BODY_TIMEOUT,

@@ -10,7 +10,8 @@ from lxml import etree
 
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError
-from sfbulk.message.context import PAYLOAD_NS, SOAP11_NS, SOAP12_NS, MessageContext
+from sfbulk.message.builders import PAYLOAD_NS, SOAP11_NS, SOAP12_NS
+from sfbulk.message.context import MessageContext
 from sfbulk.registry import FileRegistry
 
 CREATE_JOB = b"<createJob><apiVersion>34.0</apiVersion><object>Contact</object></createJob>"
