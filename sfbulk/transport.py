@@ -37,6 +37,7 @@ import requests
 from requests.structures import CaseInsensitiveDict
 
 from sfbulk.errors import ConnectError, ConnectionClosedError, ParameterError, TimeoutError_, TransportError
+from sfbulk.httpheaders import environ_key
 
 log = logging.getLogger("sfbulk.transport")
 
@@ -361,11 +362,9 @@ class WSGITransport(Transport):
             "CONTENT_LENGTH": str(len(data)),
         }
         for name, value in request.headers.items():
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                environ["CONTENT_TYPE"] = value
-            elif key != "CONTENT_LENGTH":
-                environ["HTTP_" + key] = value
+            key = environ_key(name)
+            if key != "CONTENT_LENGTH":  # the length of ``data``, set above
+                environ[key] = value
         captured: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, ParameterError, SfBulkError
+from sfbulk.httpheaders import header_value
 from sfbulk.mediators.base import engine_of
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -151,6 +152,6 @@ class ConnectorOperationMediator:
         finally:
             response.close()
         headers = list(response.headers.items()) if hasattr(response.headers, "items") else list(response.headers)
-        content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+        content_type = header_value(headers, "Content-Type")
         ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, content, content_type)
         return True
