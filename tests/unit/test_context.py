@@ -339,6 +339,20 @@ def test_call_then_respond_relays_backend_response() -> None:  # U7
     assert result.headers == [("X-Id", "1"), ("Content-Type", "application/xml")]
 
 
+def test_no_hop_by_hop_or_framing_header_reaches_the_caller() -> None:
+    ctx = request(CREATE_JOB)
+    ctx.set_response(
+        200, "OK",
+        [("Content-Type", "application/xml"), ("Connection", "close"), ("Keep-Alive", "timeout=5"),
+         ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("TE", "trailers"), ("Proxy-Connection", "x"),
+         ("Content-Length", "4"), ("Server", "sf"), ("Date", "d"), ("X-Kept", "1")],
+        b"<r/>",
+    )
+    ctx.set_property("User-Agent", "mediator", "transport")
+    ctx.set_property("Host", "mediator", "transport")
+    assert ctx.to_http_response().headers == [("X-Kept", "1"), ("Content-Type", "application/xml")]
+
+
 def test_respond_without_call_echoes_no_request_header() -> None:
     # Deliberate deviation from Synapse (synapse.md §6.5 echoes them): the caller's headers,
     # credentials included, never come back unless a mediator sets them (docs/server.md).
