@@ -31,7 +31,8 @@ from sfbulk.expressions.functions import (
     XPATH_FUNCTIONS,
     current,
 )
-from sfbulk.expressions.values import _NOT_FOUND, JsonPath, boolean_value_of, json_string, to_xpath_value
+from sfbulk.expressions.jsonpath import NOT_FOUND, JsonPath, json_string
+from sfbulk.expressions.values import boolean_value_of, to_xpath_value
 from sfbulk.expressions.variables import BARE_VARIABLES, VARIABLE_PREFIXES, get_property, variable_value
 from sfbulk.message.context import MessageContext
 
@@ -166,12 +167,12 @@ class JsonPathExpression(Expression):
     def _find(self, ctx: MessageContext) -> Any:
         document = ctx.json_value()
         if document is None and ctx.payload_kind == "empty":
-            return _NOT_FOUND
+            return NOT_FOUND
         return self.path.find(document)
 
     def evaluate(self, ctx: MessageContext) -> Any:
         found = self._find(ctx)
-        return None if found is _NOT_FOUND else found
+        return None if found is NOT_FOUND else found
 
     def string_value(self, ctx: MessageContext) -> str | None:
         if self.path.whole:
@@ -180,7 +181,7 @@ class JsonPathExpression(Expression):
 
     def boolean_value(self, ctx: MessageContext) -> bool:
         found = self._find(ctx)
-        return found is not _NOT_FOUND and boolean_value_of(found)
+        return found is not NOT_FOUND and boolean_value_of(found)
 
 
 # A context node for expressions that never look at the message (``concat($ctx:a, '/x')``): binding

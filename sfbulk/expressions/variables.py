@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 from sfbulk.errors import ExpressionError
 from sfbulk.expressions.base import Expression
-from sfbulk.expressions.values import format_java_date
+from sfbulk.expressions.javadate import format_java_date
 from sfbulk.message.context import MessageContext
 from sfbulk.message.scopes import SCOPE_TABLE, VARIABLE_SCOPES
 
