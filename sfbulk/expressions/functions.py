@@ -46,7 +46,7 @@ current = threading.local()
 
 
 def _ctx() -> MessageContext:
-    ctx = getattr(current, "ctx", None)
+    ctx: MessageContext | None = getattr(current, "ctx", None)
     if ctx is None:
         raise ExpressionError("Synapse functions need a message context")
     return ctx

@@ -82,7 +82,7 @@ class MessageContext:
         self.axis2: dict[str, Any] = {}
         self.axis2_client: dict[str, Any] = {}
         self.operation: dict[str, Any] = {}
-        self.headers: CaseInsensitiveDict = CaseInsensitiveDict()
+        self.headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict()
         self.to: str | None = None
         self.soap_action: str | None = None
         self.message_id: str | None = None
@@ -387,7 +387,7 @@ class MessageContext:
         Default-scope properties survive; payload, transport headers and the HTTP_SC family change.
         ``messageType`` becomes the response content type without parameters (the MI rule).
         """
-        hdrs: CaseInsensitiveDict = CaseInsensitiveDict()
+        hdrs: CaseInsensitiveDict[Any] = CaseInsensitiveDict()
         join_repeated(headers, hdrs)
         encoding = hdrs.get("Content-Encoding")
         if encoding is not None and not looks_encoded(body or b"", encoding):

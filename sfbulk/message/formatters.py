@@ -114,7 +114,8 @@ def http_response(ctx: MessageContext) -> HttpResult:
 
 def serialize_envelope(env: etree._Element) -> bytes:
     """A whole SOAP envelope as UTF-8 bytes, without an XML declaration."""
-    return etree.tostring(env, encoding="utf-8", xml_declaration=False)
+    data: bytes = etree.tostring(env, encoding="utf-8", xml_declaration=False)
+    return data
 
 
 def form_encode(el: etree._Element | None) -> bytes:

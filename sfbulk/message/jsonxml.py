@@ -122,7 +122,7 @@ def _xml_value(el: etree._Element) -> Any:
     return obj
 
 
-class _Repeated(list):
+class _Repeated(list[Any]):
     """Repeated sibling elements (become a JSON array)."""
 
 
