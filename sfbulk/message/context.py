@@ -43,7 +43,7 @@ from sfbulk.message.builders import (
 )
 from sfbulk.message.formatters import HttpResult
 from sfbulk.message.jsonxml import dump_json, json_to_xml, parse_json, xml_to_json_value
-from sfbulk.message.scopes import stored_scope
+from sfbulk.message.scopes import STORED_SCOPES, unknown_scope
 
 _UNSET: Any = object()
 
@@ -154,19 +154,24 @@ class MessageContext:
 
     def get_property(self, name: str, scope: str = "default") -> Any | None:
         """The raw value of ``name`` in ``scope`` (None when missing); ValueError for an unknown scope."""
-        return stored_scope(scope).get(self, name)
+        entry = STORED_SCOPES.get(scope)
+        if entry is None:
+            raise unknown_scope(scope)
+        return entry.get(self, name)
 
     def set_property(self, name: str, value: Any, scope: str = "default") -> None:
         """Set ``name`` in ``scope`` with Synapse's rules (§3.1): None in default scope keeps the old value."""
-        setter = stored_scope(scope).set
-        assert setter is not None  # stored scopes are settable
-        setter(self, name, value)
+        entry = STORED_SCOPES.get(scope)
+        if entry is None or entry.set is None:  # stored scopes are settable
+            raise unknown_scope(scope)
+        entry.set(self, name, value)
 
     def remove_property(self, name: str, scope: str = "default") -> None:
         """Remove ``name`` from ``scope``; removing a missing key is a no-op."""
-        remover = stored_scope(scope).remove
-        assert remover is not None  # stored scopes are removable
-        remover(self, name)
+        entry = STORED_SCOPES.get(scope)
+        if entry is None or entry.remove is None:  # stored scopes are removable
+            raise unknown_scope(scope)
+        entry.remove(self, name)
 
     def set_header(self, name: str, value: Any) -> None:
         """Set transport header ``name`` (as Java text; None is ""): it now goes back to the caller too."""

@@ -197,12 +197,13 @@ VARIABLE_SCOPES: dict[str, Scope] = {
 }
 
 
-def stored_scope(scope: str) -> Scope:
-    """The entry of a scope the context stores; ValueError naming the scopes for any other."""
-    entry = SCOPE_TABLE.get(scope)
-    if entry is None or not entry.stored:
-        raise ValueError(f"unknown property scope {scope!r}; expected one of {', '.join(SCOPES)}")
-    return entry
+#: The scopes the context stores, by name: ``get/set/remove_property`` look them up here.
+STORED_SCOPES: dict[str, Scope] = {name: scope for name, scope in SCOPE_TABLE.items() if scope.stored}
+
+
+def unknown_scope(scope: str) -> ValueError:
+    """The error for a scope the context does not store, naming the ones it does."""
+    return ValueError(f"unknown property scope {scope!r}; expected one of {', '.join(SCOPES)}")
 
 
 __all__ = [
@@ -210,7 +211,8 @@ __all__ = [
     "SCOPE_TABLE",
     "SYSTEM_PROPERTIES",
     "VARIABLE_SCOPES",
+    "STORED_SCOPES",
     "Scope",
     "registry_of",
-    "stored_scope",
+    "unknown_scope",
 ]
