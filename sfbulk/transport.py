@@ -48,6 +48,7 @@ from sfbulk.errors import (
     TransportError,
     TransportTimeout,
 )
+from sfbulk.httpheaders import environ_key
 
 log = logging.getLogger("sfbulk.transport")
 
@@ -397,11 +398,9 @@ class WSGITransport(Transport):
             "CONTENT_LENGTH": str(len(data)),
         }
         for name, value in request.headers.items():
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_TYPE":
-                environ["CONTENT_TYPE"] = value
-            elif key != "CONTENT_LENGTH":
-                environ["HTTP_" + key] = value
+            key = environ_key(name)
+            if key != "CONTENT_LENGTH":  # the length of ``data``, set above
+                environ[key] = value
         captured: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:

@@ -16,6 +16,7 @@ import click
 
 from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
+from sfbulk.httpheaders import header_value
 
 #: Exit statuses: the answer was an HTTP error or a fault / the configuration is invalid.
 EXIT_FAILED = 1
@@ -172,7 +173,7 @@ def run_command(
         content_type = _CONTENT_TYPES.get(
             suffix, "application/xml" if body.lstrip().startswith(b"<") else "text/plain"
         )
-    if content_type and not any(name.lower() == "content-type" for name, _ in header_list):
+    if content_type and header_value(header_list, "Content-Type") is None:
         header_list.append(("Content-Type", content_type))
     method = (method or ("POST" if input_file is not None else "GET")).upper()
 

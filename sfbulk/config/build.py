@@ -19,6 +19,7 @@ from sfbulk import mediators as m
 from sfbulk import xmlsafe
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError, PayloadError
+from sfbulk.javatext import java_string
 from sfbulk.mediators.api import Api, Resource
 from sfbulk.mediators.flow import DirectionMediator
 from sfbulk.mediators.http import AddressEndpoint, EndpointReference
@@ -140,7 +141,7 @@ class Builder:
     def local_entry(self, spec: Any, path: Path) -> Any:
         if isinstance(spec, dict):
             return self.element(spec["xml"], (*path, "xml"))
-        return _text(spec).strip()
+        return java_string(spec).strip()
 
     def sequence(self, name: str | None, spec: Any, path: Path) -> m.Sequence:
         if isinstance(spec, list):
@@ -209,7 +210,7 @@ class Builder:
                 name,
                 str(spec["context"]),
                 tuple(resources),
-                version=_text(version) if version is not None and version != "" else None,
+                version=java_string(version) if version is not None and version != "" else None,
                 version_type=spec.get("version-type"),
                 source=f"{self.doc.filename}:{line}" if line else self.doc.filename,
             )
@@ -318,7 +319,7 @@ class Builder:
         pattern = spec.get("pattern")
         return m.PropertyMediator(
             spec["name"],
-            value=_text(spec["value"]) if "value" in spec else None,
+            value=java_string(spec["value"]) if "value" in spec else None,
             expression=self.expression(spec["expression"], (*path, "expression"))
             if "expression" in spec
             else None,
@@ -376,7 +377,7 @@ class Builder:
             props.append(
                 m.LogProperty(
                     prop["name"],
-                    value=_text(prop["value"]) if "value" in prop else None,
+                    value=java_string(prop["value"]) if "value" in prop else None,
                     expression=self.expression(prop["expression"], (*prop_path, "expression"))
                     if "expression" in prop
                     else None,
@@ -403,7 +404,7 @@ class Builder:
                 )
             args.append(
                 m.PayloadArg(
-                    value=_text(arg["value"]) if "value" in arg else None,
+                    value=java_string(arg["value"]) if "value" in arg else None,
                     expression=expression,
                     evaluator=evaluator,
                     literal=bool(arg.get("literal", False)),
@@ -433,7 +434,7 @@ class Builder:
                 )
         return m.HeaderMediator(
             name,
-            value=_text(spec["value"]) if "value" in spec else None,
+            value=java_string(spec["value"]) if "value" in spec else None,
             expression=self.expression(spec["expression"], (*path, "expression"))
             if "expression" in spec
             else None,
@@ -476,7 +477,7 @@ class Builder:
         kind_path = (*path, kind)
         timeout = body.get("timeout")
         options: dict[str, Any] = {
-            "properties": {k: _text(v) for k, v in (body.get("properties") or {}).items()},
+            "properties": {k: java_string(v) for k, v in (body.get("properties") or {}).items()},
             "timeout": float(timeout) if timeout is not None else None,
             "name": name,
             "response_action": body.get("responseAction"),
@@ -545,7 +546,7 @@ class Builder:
             self.check_connector_parameters(connector, kind, spec, path)
         params = {}
         for name, raw in spec.items():
-            text = "" if raw is None else _text(raw)
+            text = "" if raw is None else java_string(raw)
             if text == "":
                 continue  # empty text: the parameter is not passed at all (synapse.md §2.4)
             params[name] = self.value(text, (*path, name))
@@ -603,13 +604,6 @@ def _resource_field(spec: dict[str, Any], message: str) -> str | None:
         if key in message and key in spec:
             return key
     return next((k for k in ("uri-template", "url-mapping") if k in spec), None)
-
-
-def _text(value: Any) -> str:
-    """A YAML scalar as Synapse would read its text: booleans lower-case, numbers as written."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _operation_names(connector: Connector) -> list[str]:

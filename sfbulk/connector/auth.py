@@ -38,6 +38,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from sfbulk.errors import AuthError, ParameterError, RegistryError
+from sfbulk.javatext import java_string
 from sfbulk.registry import Registry, canonical_key
 from sfbulk.secrets import Secret, redact
 from sfbulk.transport import (
@@ -99,13 +100,9 @@ def _base_url(name: str, value: str) -> str:
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return ""
     if isinstance(value, Secret):
-        return value.reveal()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value).strip()
+        return value.reveal()  # a secret is used exactly as given, never trimmed
+    return java_string(value, null="").strip()
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from sfbulk.faults import render_fault
 from sfbulk.mediators.api import Api, ApiMatch, select_api
 from sfbulk.mediators.builtin import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
-from sfbulk.message.context import HttpResult, MessageContext
+from sfbulk.message.context import MessageContext
+from sfbulk.message.formatters import HttpResult
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.secrets import install_log_redaction, redact
 

@@ -7,74 +7,41 @@ value is bound as an empty node-set, which gives Jaxen's null rules for free (``
 ``string()`` empty, ``boolean()`` false). The commonest shapes, a bare ``$ctx:x`` or
 ``get-property('x')``, are recognised at compile time and evaluated directly in Python: that is
 faster and keeps their top-level ``null`` (None) distinct from ``""``.
+
+The pieces live beside this module: the ``Expression`` base (``base``), variables and
+``get-property`` (``variables``), the XPath function library (``functions``) and value conversions
+(``values``).
 """
 
 from __future__ import annotations
 
-import base64
 import re
 import threading
-import time
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote_plus, unquote_plus
 
 from lxml import etree
 
 from sfbulk.errors import ConfigError, ExpressionError
-from sfbulk.expressions.values import (
-    _NOT_FOUND,
-    JsonPath,
-    boolean_value_of,
-    format_java_date,
-    json_string,
-    string_value_of,
-    to_xpath_value,
-    xpath_string,
+from sfbulk.expressions.base import Expression
+from sfbulk.expressions.functions import (
+    CONTEXT_FUNCTIONS,
+    EXTENSIONS,
+    SYNAPSE_FUNCTIONS,
+    XPATH_FUNCTIONS,
+    current,
 )
-from sfbulk.message.context import SYSTEM_PROPERTIES, MessageContext, environment_variable
+from sfbulk.expressions.jsonpath import NOT_FOUND, JsonPath, json_string
+from sfbulk.expressions.values import boolean_value_of, to_xpath_value
+from sfbulk.expressions.variables import BARE_VARIABLES, VARIABLE_PREFIXES, get_property, variable_value
+from sfbulk.message.context import MessageContext
 
 # lxml's compiler, behind a name so a test can count compilations.
 _XPath = etree.XPath
 
-#: XPath 1.0 core functions plus the Jaxen extras Synapse's function context inherits.
-XPATH_FUNCTIONS = frozenset(
-    "last position count id local-name namespace-uri name string concat starts-with contains "
-    "substring-before substring-after substring string-length normalize-space translate boolean not "
-    "true false lang number sum floor ceiling round".split()
-)
-SYNAPSE_FUNCTIONS = frozenset(
-    ["get-property", "base64Encode", "base64Decode", "url-encode", "ends-with", "lower-case", "upper-case"]
-)
 _NODE_TESTS = frozenset(["node", "text", "comment", "processing-instruction"])
 _OPERATOR_NAMES = frozenset(["and", "or", "div", "mod"])
-# Functions whose zero-argument form reads the context node.
-_CONTEXT_FUNCTIONS = frozenset(
-    [
-        "last",
-        "position",
-        "id",
-        "local-name",
-        "namespace-uri",
-        "name",
-        "string",
-        "normalize-space",
-        "string-length",
-        "number",
-        "lang",
-    ]
-)
 _XPATH_FUNCTIONS_NS = "http://www.w3.org/2005/xpath-functions"
-
-#: ``$prefix:name`` variable kinds, and the prefix-less ones.
-VARIABLE_PREFIXES = frozenset(["ctx", "axis2", "trp", "func", "operation", "url", "sys"])
-BARE_VARIABLES = frozenset(["body", "header", "env"])
-
-#: Scopes ``get-property(scope, name)`` knows (two-argument calls with any other first argument are
-#: ``get-property(name, dateFormat)``).
-GET_PROPERTY_SCOPES = frozenset(
-    ["default", "axis2", "transport", "operation", "registry", "func", "system", "env", "file"]
-)
 
 # An NCName: a letter or "_", then letters, digits, ".", "-", "_" (so ``a-b`` is one name, as in XPath).
 _NAME = r"[^\W\d][\w.\-]*"
@@ -104,38 +71,8 @@ _GET_PROPERTY_SHAPE = re.compile(
 _STRING_LITERAL = re.compile(_STRING)
 _VARIABLE_SHAPE = re.compile(r"^\$([A-Za-z_][\w.\-]*)(?::([A-Za-z_][\w.\-]*))?$")
 
-_current = threading.local()
-
-
-def current_time_ms() -> int:
-    """Epoch milliseconds for ``SYSTEM_TIME`` (tests replace this to pin the clock)."""
-    return int(time.time() * 1000)
-
 
 # --- expression objects --------------------------------------------------------------------------
-
-
-class Expression:
-    """A compiled expression. ``evaluate`` gives the raw result; the two helpers apply Synapse's conversions."""
-
-    __slots__ = ("text",)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-    def evaluate(self, ctx: MessageContext) -> Any:
-        raise NotImplementedError
-
-    def string_value(self, ctx: MessageContext) -> str | None:
-        """Synapse ``stringValueOf`` (§4.2): None for a missing top-level value."""
-        return string_value_of(self.evaluate(ctx))
-
-    def boolean_value(self, ctx: MessageContext) -> bool:
-        """XPath ``boolean()`` of the result (None is false)."""
-        return boolean_value_of(self.evaluate(ctx))
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.text!r})"
 
 
 class VariableExpression(Expression):
@@ -197,7 +134,7 @@ class XPathExpression(Expression):
     def _evaluator(self) -> etree.XPath:
         xpath = getattr(self._per_thread, "xpath", None)
         if xpath is None:
-            xpath = _XPath(self.rewritten, namespaces=self._namespaces, extensions=_EXTENSIONS, smart_strings=False)
+            xpath = _XPath(self.rewritten, namespaces=self._namespaces, extensions=EXTENSIONS, smart_strings=False)
             self._per_thread.xpath = xpath
         return xpath
 
@@ -208,14 +145,14 @@ class XPathExpression(Expression):
         }
         node = ctx.envelope if self._needs_document else _NO_DOCUMENT
         xpath = self._evaluator()
-        previous = getattr(_current, "ctx", None)
-        _current.ctx = ctx
+        previous = getattr(current, "ctx", None)
+        current.ctx = ctx
         try:
             return xpath(node, **bindings)
         except etree.XPathError as exc:
             raise ExpressionError(f"cannot evaluate XPath expression '{self.text}': {exc}") from None
         finally:
-            _current.ctx = previous
+            current.ctx = previous
 
 
 class JsonPathExpression(Expression):
@@ -230,12 +167,12 @@ class JsonPathExpression(Expression):
     def _find(self, ctx: MessageContext) -> Any:
         document = ctx.json_value()
         if document is None and ctx.payload_kind == "empty":
-            return _NOT_FOUND
+            return NOT_FOUND
         return self.path.find(document)
 
     def evaluate(self, ctx: MessageContext) -> Any:
         found = self._find(ctx)
-        return None if found is _NOT_FOUND else found
+        return None if found is NOT_FOUND else found
 
     def string_value(self, ctx: MessageContext) -> str | None:
         if self.path.whole:
@@ -244,7 +181,7 @@ class JsonPathExpression(Expression):
 
     def boolean_value(self, ctx: MessageContext) -> bool:
         found = self._find(ctx)
-        return found is not _NOT_FOUND and boolean_value_of(found)
+        return found is not NOT_FOUND and boolean_value_of(found)
 
 
 # A context node for expressions that never look at the message (``concat($ctx:a, '/x')``): binding
@@ -349,7 +286,7 @@ def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathEx
             if after == "(" and local not in _NODE_TESTS and local != "*":
                 args_start = following.end() if following else match.end()
                 out.append(_function_name(source, prefix, local, ns, args_start))
-                if local in _CONTEXT_FUNCTIONS:
+                if local in CONTEXT_FUNCTIONS:
                     needs_document = True
             else:  # a name test, a node type test (text()...) or an axis name (child::)
                 out.append(token)
@@ -363,7 +300,7 @@ def _compile_xpath(source: str, namespaces: Mapping[str | None, str]) -> XPathEx
         previous = token
     rewritten = "".join(out)
     try:
-        xpath = _XPath(rewritten, namespaces=ns, extensions=_EXTENSIONS, smart_strings=False)
+        xpath = _XPath(rewritten, namespaces=ns, extensions=EXTENSIONS, smart_strings=False)
     except etree.XPathSyntaxError as exc:
         raise ConfigError(f"invalid XPath expression '{source}': {exc}") from None
     except (etree.XPathError, ValueError, TypeError) as exc:
@@ -395,213 +332,6 @@ def _check_literal_get_property(source: str, args_start: int) -> None:
         args = tuple(lit[1:-1] for lit in _STRING_LITERAL.findall(literal_args.group(1)))
         _check_get_property_args(args, source)
 
-
-# --- variables -----------------------------------------------------------------------------------------
-
-
-def variable_value(ctx: MessageContext, kind: str, name: str) -> Any:
-    """The raw value of a Synapse variable (§4.3); None when missing (``$url:``/``$sys:``: "")."""
-    if kind == "ctx":
-        return ctx.properties.get(name)
-    if kind == "trp":
-        return ctx.headers.get(name)
-    if kind == "axis2":
-        return ctx.axis2.get(name)
-    if kind == "func":
-        frame = ctx.frames[-1] if ctx.frames else None
-        if frame is None:
-            return None
-        value = frame.get(name)
-        if isinstance(value, Expression):
-            return value.evaluate(ctx)
-        return value
-    if kind == "url":
-        return url_parameter(ctx.to, name)
-    if kind == "operation":
-        return ctx.operation.get(name)
-    if kind == "sys":
-        return SYSTEM_PROPERTIES.get(name, "")
-    if kind == "body":
-        return ctx.body_element
-    if kind == "header":
-        return ctx.header_element
-    if kind == "env":
-        return ctx.envelope
-    raise ExpressionError(f"unknown variable kind {kind!r}")
-
-
-def url_parameter(uri: str | None, name: str) -> str:
-    """``$url:name``: the query parameter of the request URI (case-insensitive name, "" when absent)."""
-    if not uri or "?" not in uri:
-        return ""
-    query = uri.split("?", 1)[1]
-    lname = name.lower()
-    for pair in query.split("&"):
-        parts = pair.split("=")
-        if parts[0].lower() == lname and len(parts) > 1:
-            return unquote_plus(parts[1])
-    return ""
-
-
-# --- get-property ----------------------------------------------------------------------------------------
-
-
-def get_property(ctx: MessageContext, args: tuple[str, ...] | list[str]) -> Any:
-    """Synapse's ``get-property`` (§4.4). Returns the raw value, "" or None (missing default-scope name)."""
-    if not args:
-        raise ExpressionError("get-property() needs at least one argument")
-    if len(args) == 1:
-        scope, name, date_format = "default", args[0], None
-    elif len(args) == 2:
-        if args[0] in GET_PROPERTY_SCOPES:
-            scope, name, date_format = args[0], args[1], None
-        else:
-            scope, name, date_format = "default", args[0], args[1]
-    else:
-        scope, name, date_format = args[0], args[1], args[2]
-    if not name:
-        return ""
-    if name == "SYSTEM_TIME":
-        return str(current_time_ms())
-    if name == "SYSTEM_DATE":
-        return format_java_date(date_format, current_time_ms())
-    if scope == "default":
-        return _default_scope_property(ctx, name)
-    if scope == "axis2":
-        return ctx.axis2.get(name)
-    if scope == "transport":
-        return ctx.headers.get(name)
-    if scope == "operation":
-        return ctx.operation.get(name)
-    if scope == "func":
-        return variable_value(ctx, "func", name)
-    if scope == "registry":
-        if "@" in name:
-            raise ExpressionError(
-                f"registry resource properties are not supported: get-property('registry', '{name}')"
-            )
-        value = (
-            ctx.get_property(name, "registry") if ctx.engine is not None else None
-        )
-        return "" if value is None else value
-    if scope == "system":
-        return SYSTEM_PROPERTIES.get(name, "")
-    if scope == "env":
-        return environment_variable(name)
-    raise ExpressionError(f"get-property scope '{scope}' is not supported")
-
-
-def _default_scope_property(ctx: MessageContext, name: str) -> Any:
-    special = _SPECIAL_PROPERTIES.get(name)
-    if special is not None:
-        return special(ctx)
-    value = ctx.properties.get(name)
-    if value is not None:
-        return value
-    if ctx.engine is not None:
-        return ctx.engine.local_entry(name)
-    return None
-
-
-def _message_format(ctx: MessageContext) -> str:
-    message_type = str(ctx.axis2.get("messageType") or "")
-    if message_type == "text/xml":
-        return "soap11"
-    if message_type == "application/soap+xml":
-        return "soap12"
-    if str(ctx.axis2.get("HTTP_METHOD", "")).upper() == "GET":
-        return "get"
-    return "pox"
-
-
-def _fault_flag(ctx: MessageContext) -> str:
-    if str(ctx.axis2.get("FAULT_MESSAGE", "")).lower() == "true" or ctx.is_soap_fault():
-        return "true"
-    return ""
-
-
-_SPECIAL_PROPERTIES: dict[str, Any] = {
-    "To": lambda ctx: ctx.to or "",
-    "From": lambda ctx: "",
-    "Action": lambda ctx: ctx.soap_action or "",
-    "FaultTo": lambda ctx: "",
-    "ReplyTo": lambda ctx: "",
-    "RelatesTo": lambda ctx: "",
-    "MessageID": lambda ctx: ctx.get_message_id(),
-    "FAULT": _fault_flag,
-    "MESSAGE_FORMAT": _message_format,
-    "OperationName": lambda ctx: "mediate",
-    "OperationNamespace": lambda ctx: "http://ws.apache.org/ns/synapse",
-}
-
-
-# --- extension functions --------------------------------------------------------------------------------
-
-
-def _ctx() -> MessageContext:
-    ctx: MessageContext | None = getattr(_current, "ctx", None)
-    if ctx is None:
-        raise ExpressionError("Synapse functions need a message context")
-    return ctx
-
-
-def _guard(label: str, func: Any) -> Any:
-    """Run an extension function; lxml re-raises what it raises, so errors leave as ExpressionError."""
-
-    def wrapper(_context: Any, *args: Any) -> Any:
-        try:
-            return func(*args)
-        except ExpressionError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - reported with the function name
-            raise ExpressionError(f"{label}(): {exc}") from None
-
-    return wrapper
-
-
-def _get_property(*args: Any) -> Any:
-    value = get_property(_ctx(), [xpath_string(a) for a in args])
-    return to_xpath_value(value)
-
-
-def _charset(args: tuple[Any, ...]) -> str:
-    return xpath_string(args[0]) if args else "UTF-8"
-
-
-def _base64_encode(value: Any, *charset: Any) -> str:
-    return base64.b64encode(xpath_string(value).encode(_charset(charset))).decode("ascii")
-
-
-def _base64_decode(value: Any, *charset: Any) -> str:
-    return base64.b64decode(xpath_string(value)).decode(_charset(charset))
-
-
-def _url_encode(value: Any, *charset: Any) -> str:
-    # java.net.URLEncoder.encode(value, charset): space -> "+", "*-._" kept.
-    return quote_plus(xpath_string(value), safe="*", encoding=_charset(charset)).replace("~", "%7E")
-
-
-def _ends_with(value: Any, suffix: Any) -> bool:
-    return xpath_string(value).endswith(xpath_string(suffix))
-
-
-def _lower_case(value: Any, *_locale: Any) -> str:
-    return xpath_string(value).lower()
-
-
-def _upper_case(value: Any, *_locale: Any) -> str:
-    return xpath_string(value).upper()
-
-
-_EXTENSIONS = {
-    (None, "get-property"): _guard("get-property", _get_property),
-    (None, "base64Encode"): _guard("base64Encode", _base64_encode),
-    (None, "base64Decode"): _guard("base64Decode", _base64_decode),
-    (None, "url-encode"): _guard("url-encode", _url_encode),
-    (None, "ends-with"): _guard("ends-with", _ends_with),
-    (None, "lower-case"): _guard("lower-case", _lower_case),
-    (None, "upper-case"): _guard("upper-case", _upper_case),
-}
 
 
 # --- {...} values ---------------------------------------------------------------------------------------
@@ -656,8 +386,4 @@ __all__ = [
     "VariableExpression",
     "XPathExpression",
     "compile_expression",
-    "current_time_ms",
-    "get_property",
-    "url_parameter",
-    "variable_value",
 ]

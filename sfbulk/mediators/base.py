@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sfbulk.errors import MediationFault
+from sfbulk.httpheaders import header_value
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.message.context import MessageContext
@@ -51,7 +52,7 @@ def relay_response(ctx: MessageContext, response: HttpResponse) -> None:
     finally:
         response.close()
     headers = list(response.headers.items())
-    content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
+    content_type = header_value(headers, "Content-Type")
     ctx.set_response(response.status, response.reason or "", headers, content, content_type)
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 from lxml import etree
 
 from sfbulk.errors import ConfigError, MediationFault
+from sfbulk.javatext import java_string
 from sfbulk.secrets import MASK, is_secret_name, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -139,10 +140,10 @@ class PropertyMediator:
         scope = self.scope
         if scope == "registry":
             if value is not None:
-                ctx.set_property(self.name, _to_text(value), "registry")
+                ctx.set_property(self.name, java_string(value), "registry")
             return True
         if scope == "transport":
-            ctx.set_property(self.name, "" if value is None else _to_text(value), "transport")
+            ctx.set_property(self.name, java_string(value, null=""), "transport")
             return True
         if value is None and scope == "default":
             return True  # Axis2MessageContext.setProperty: null is a no-op, the old value stays
@@ -151,19 +152,9 @@ class PropertyMediator:
         return True
 
 
-def _to_text(value: Any) -> str:
-    if isinstance(value, etree._Element):
-        return cast(str, etree.tostring(value, encoding="unicode"))
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def display_value(value: Any) -> str:
-    """Java-ish ``toString`` of a property value for logs and faults."""
-    if value is None:
-        return "null"
-    return _to_text(value)
+    """Java ``String.valueOf`` of a property value for logs and faults (secrets stay masked)."""
+    return java_string(value)
 
 
 # --- log ---------------------------------------------------------------------------------------

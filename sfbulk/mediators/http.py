@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfbulk.errors import ConfigError, MediationFault, TimeoutError_
+from sfbulk.httpheaders import NOT_RELAYED
+from sfbulk.javatext import java_string
 from sfbulk.mediators.base import engine_of, mark_responded, relay_response
 from sfbulk.mediators.uritemplate import resolve_endpoint_url
 
@@ -22,10 +24,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("sfbulk.mediation")
 
 HTTP_METHODS = ("GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS")
-#: Never forwarded (PassThroughTransportUtils.removeUnwantedHeaders); Host is rewritten for the target.
-HOP_BY_HOP = frozenset(
-    h.lower() for h in ("Transfer-Encoding", "Connection", "Keep-Alive", "Content-Length", "Date", "Server", "User-Agent", "Host")
-)
 _NO_BODY_METHODS = ("GET", "HEAD")
 _URI_VAR_PREFIXES = ("uri.var.", "query.param.")
 #: ``<timeout><responseAction>``: fault (raise 101504, the fault sequence runs), discard (drop the
@@ -75,7 +73,7 @@ class HttpEndpoint:
         }
         for key, value in ctx.properties.items():
             if key.startswith(_URI_VAR_PREFIXES) and value is not None:
-                variables[key] = value if isinstance(value, str) else _java_string(value)
+                variables[key] = java_string(value)
         return resolve_endpoint_url(self.uri_template, variables)
 
     def method_for(self, ctx: MessageContext) -> str:
@@ -110,9 +108,9 @@ class HttpEndpoint:
         url = self.url(ctx)
         headers: dict[str, str] = {}
         for name, value in ctx.headers.items():
-            if value is None or name.lower() in HOP_BY_HOP:
+            if value is None or name.lower() in NOT_RELAYED:  # Host is rewritten for the target
                 continue
-            headers[name] = value if isinstance(value, str) else str(value)
+            headers[name] = java_string(value)
         body: bytes | None = None
         if method not in _NO_BODY_METHODS:
             body, content_type = ctx.payload_bytes()
@@ -219,10 +217,6 @@ def _host_is_literal(template: str) -> bool:
     return bool(ends) and min(ends) < brace
 
 
-def _java_string(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 class CallMediator:

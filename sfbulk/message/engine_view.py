@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.mediators.api import Api, ApiMatch
     from sfbulk.mediators.flow import Proxy, Sequence
     from sfbulk.mediators.http import Endpoint
-    from sfbulk.message.context import HttpResult, MessageContext
+    from sfbulk.message.context import MessageContext
+    from sfbulk.message.formatters import HttpResult
     from sfbulk.registry import Registry
     from sfbulk.transport import Transport
 

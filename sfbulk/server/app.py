@@ -28,7 +28,8 @@ from urllib.parse import quote, unquote
 from sfbulk import xmlsafe
 from sfbulk.errors import CodedError, PayloadError, SfBulkError, UnknownProxyError, bounded_traceback, clip
 from sfbulk.faults import reason_phrase, render_fault
-from sfbulk.message.context import check_json_text
+from sfbulk.httpheaders import HOP_BY_HOP, SERVER_COMPUTED, name_from_environ_key
+from sfbulk.message.jsonxml import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.server.serving import (
     DEFAULT_BODY_TIMEOUT,
@@ -43,8 +44,8 @@ from sfbulk.server.serving import (
 )
 
 if TYPE_CHECKING:  # pragma: no cover
-    from sfbulk.message.context import HttpResult
     from sfbulk.message.engine_view import ServedEngine
+    from sfbulk.message.formatters import HttpResult
 
 log = logging.getLogger("sfbulk.server.app")
 access_log = logging.getLogger("sfbulk.access")
@@ -65,35 +66,6 @@ HEALTH_PATH = "/health"
 PROXY_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
 HEALTH_METHODS: tuple[str, ...] = ("GET", "HEAD")
 
-#: Inbound headers that describe this hop only; the engine never sees them (the body is handed
-#: over de-chunked, and the connection belongs to the server).
-_INBOUND_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "proxy-connection"})
-#: Outbound headers the server computes itself (PEP 3333 forbids hop-by-hop headers from apps;
-#: Synapse strips the same list before writing a response, synapse.md §6.5).
-_OUTBOUND_DROPPED = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "transfer-encoding",
-        "te",
-        "trailer",
-        "trailers",
-        "upgrade",
-        "proxy-connection",
-        "proxy-authenticate",
-        "content-length",
-        "date",
-        "server",
-    }
-)
-#: Canonical spellings of headers whose WSGI (upper-case, underscore) form title-cases badly.
-_CANONICAL_HEADER_NAMES = {
-    "soapaction": "SOAPAction",
-    "x-sfdc-session": "X-SFDC-Session",
-    "content-md5": "Content-MD5",
-    "www-authenticate": "WWW-Authenticate",
-    "etag": "ETag",
-}
 _READ_CHUNK = 64 * 1024
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _UNPRINTABLE_RE = re.compile(r"[^\x21-\x7e]")
@@ -210,11 +182,6 @@ def _latin1(value: str) -> str:
         return value.encode("utf-8").decode("latin-1")
 
 
-def _header_name(wsgi_key: str) -> str:
-    name = "-".join(part.capitalize() for part in wsgi_key.split("_"))
-    return _CANONICAL_HEADER_NAMES.get(name.lower(), name)
-
-
 def _wants_json(environ: Mapping[str, Any]) -> bool:
     content_type = str(environ.get("CONTENT_TYPE") or "").lower()
     if "json" in content_type:
@@ -275,7 +242,7 @@ class ServicesApp:
         headers: list[tuple[str, str]] = []
         for name, value in response.headers:
             name, value = str(name), str(value)
-            if name.lower() in _OUTBOUND_DROPPED or not _TOKEN_RE.match(name):
+            if name.lower() in SERVER_COMPUTED or not _TOKEN_RE.match(name):
                 continue
             if "\r" in value or "\n" in value:  # never let a relayed value split the header block
                 value = value.replace("\r", " ").replace("\n", " ")
@@ -402,14 +369,9 @@ class ServicesApp:
     def _request_headers(environ: Mapping[str, Any]) -> list[tuple[str, str]]:
         headers: list[tuple[str, str]] = []
         for key, value in environ.items():
-            if key.startswith("HTTP_"):
-                name = _header_name(key[5:])
-            elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-                name = _header_name(key)
-            else:
-                continue
-            if not value or name.lower() in _INBOUND_HOP_BY_HOP:
-                continue
+            name = name_from_environ_key(key)
+            if name is None or not value or name.lower() in HOP_BY_HOP:
+                continue  # not a header, empty, or describing this hop only (the body is de-chunked)
             # WSGI hands headers over as latin-1 'bytes as str'; undo that so UTF-8 survives.
             text = str(value)
             try:

@@ -24,8 +24,8 @@ from lxml import etree
 from sfbulk.errors import PayloadError, UnknownProxyError
 from sfbulk.mediators import Proxy
 from sfbulk.mediators.api import Api, ApiMatch, NoApiMatch
-from sfbulk.message.context import HttpResult
 from sfbulk.message.engine_view import ServedEngine
+from sfbulk.message.formatters import HttpResult
 from sfbulk.server.app import PROXY_METHODS, start_server
 
 _Result = HttpResult

@@ -10,7 +10,8 @@ from lxml import etree
 
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError
-from sfbulk.message.context import PAYLOAD_NS, SOAP11_NS, SOAP12_NS, MessageContext
+from sfbulk.message.builders import PAYLOAD_NS, SOAP11_NS, SOAP12_NS
+from sfbulk.message.context import MessageContext
 
 CREATE_JOB = b"<createJob><apiVersion>34.0</apiVersion><object>Contact</object></createJob>"
 
@@ -327,6 +328,20 @@ def test_call_then_respond_relays_backend_response() -> None:  # U7
     result = ctx.to_http_response()
     assert (result.status, result.reason, result.body) == (404, "Not Found", b"<e/>")
     assert result.headers == [("X-Id", "1"), ("Content-Type", "application/xml")]
+
+
+def test_no_hop_by_hop_or_framing_header_reaches_the_caller() -> None:
+    ctx = request(CREATE_JOB)
+    ctx.set_response(
+        200, "OK",
+        [("Content-Type", "application/xml"), ("Connection", "close"), ("Keep-Alive", "timeout=5"),
+         ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("TE", "trailers"), ("Proxy-Connection", "x"),
+         ("Content-Length", "4"), ("Server", "sf"), ("Date", "d"), ("X-Kept", "1")],
+        b"<r/>",
+    )
+    ctx.set_property("User-Agent", "mediator", "transport")
+    ctx.set_property("Host", "mediator", "transport")
+    assert ctx.to_http_response().headers == [("X-Kept", "1"), ("Content-Type", "application/xml")]
 
 
 def test_respond_without_call_echoes_no_request_header() -> None:

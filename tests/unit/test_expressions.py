@@ -7,6 +7,7 @@ import pytest
 
 from sfbulk.errors import ConfigError, ExpressionError
 from sfbulk.expressions import expression as expressions
+from sfbulk.expressions import variables
 from sfbulk.expressions.expression import (
     GetPropertyExpression,
     Value,
@@ -206,7 +207,7 @@ def test_v6_v8_transport_action_and_soap_action() -> None:
 
 
 def test_v7_system_time(monkeypatch) -> None:
-    monkeypatch.setattr(expressions, "current_time_ms", lambda: 1513587000000)
+    monkeypatch.setattr(variables, "current_time_ms", lambda: 1513587000000)
     ctx = xml("<r/>")
     assert sv("get-property('SYSTEM_TIME')", ctx) == "1513587000000"
     assert sv("get-property('axis2', 'SYSTEM_TIME')", ctx) == "1513587000000"
@@ -220,7 +221,7 @@ def test_system_date_with_java_pattern(monkeypatch) -> None:
 
     _time.tzset()
     try:
-        monkeypatch.setattr(expressions, "current_time_ms", lambda: 1513587000123)
+        monkeypatch.setattr(variables, "current_time_ms", lambda: 1513587000123)
         ctx = xml("<r/>")
         assert (
             sv("get-property('SYSTEM_DATE', \"yyyy-MM-dd'T'HH:mm:ss.SSSXXX\")", ctx)

@@ -34,18 +34,13 @@ from sfbulk.connector.bundle.templates import (
     simple_template_variables,
 )
 from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
+from sfbulk.javatext import java_string
 from sfbulk.yamlfile import LineDict, field_path, line_of, load_yaml, parse_yaml
 
 log = logging.getLogger("sfbulk.connector.connection")
 
 
 # --- definitions ------------------------------------------------------------------------------
-
-
-def _to_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -144,7 +139,7 @@ class OperationDef:
             raw = values.get(name)
             if raw is not None and not isinstance(raw, (str, int, float, bool)):
                 raise ParameterError(f"{self.name}: parameter {name!r} must be text, got {type(raw).__name__}")
-            value = "" if raw is None else _to_text(raw)
+            value = "" if raw is None else java_string(raw)
             if value == "" and param.default is not None:
                 value = param.default
             if value == "" and param.required:
@@ -256,8 +251,8 @@ class _Builder:
             if pname in seen:
                 self.error(f"duplicate parameter {pname!r}", ["parameters", index, "name"])
             seen.add(pname)
-            allowed = tuple(_to_text(v) for v in raw["allowed"]) if "allowed" in raw else None
-            default = _to_text(raw["default"]) if "default" in raw else None
+            allowed = tuple(java_string(v) for v in raw["allowed"]) if "allowed" in raw else None
+            default = java_string(raw["default"]) if "default" in raw else None
             if default and allowed and raw.get("strict", True) and default not in allowed:
                 self.error(f"default {default!r} is not one of the allowed values", ["parameters", index, "default"])
             params.append(ParameterDef(
@@ -416,7 +411,7 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     return ConnectorDef(
-        name=manifest["name"], version=_to_text(manifest["version"]),
+        name=manifest["name"], version=java_string(manifest["version"]),
         description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
     )
 
