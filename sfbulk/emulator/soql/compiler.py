@@ -83,7 +83,6 @@ def to_sql(
     return sql, params
 
 
-
 def _paren(expr: str) -> str:
     return expr if re.fullmatch(r'"[^"]*"|\w+|\w+\."[^"]*"|\w+\.\w+', expr) else f"({expr})"
 
