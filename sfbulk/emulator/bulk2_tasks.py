@@ -37,7 +37,7 @@ from .bulk2_jobs import (
 from .dml import resolve_columns
 from .payloads import FIELD_LIMIT, MAX_CHARACTERS, MAX_RECORDS
 from .schema import now_iso
-from .soql import SoqlError
+from .soql import SoqlError, to_sql
 from .store import Store
 from .wire import csv_quote, error_cell
 
@@ -335,7 +335,7 @@ def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, 
     extra = None if job["operation"] == "queryAll" else f'{obj.table}."IsDeleted" = 0'
     line_sql = queries.csv_line_sql(outputs) if delimiter == "," else None
     try:
-        sql, params = q.to_sql(obj.table, column, extra_where=extra, select=line_sql)
+        sql, params = to_sql(q, obj.table, column, extra_where=extra, select=line_sql)
     except SoqlError as exc:
         raise BatchFailure(f"Failed to process query: {exc.code}: {exc.message}") from None
     with store.write() as conn:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .apierrors import BatchFailure
 from .schema import Field, Schema, SObject
-from .soql import SoqlError, SoqlQuery, parse_soql
+from .soql import SoqlError, SoqlQuery, parse_soql, to_sql
 from .store import Store, column_type
 from .wire import NS, XML_DECL, XSI, csv_quote
 from .wire import xml_escape as escape
@@ -280,7 +280,7 @@ def run_query(store: Store, schema: Schema, job: dict[str, Any], batch_id: str, 
     fmt = {"ZIP_CSV": "CSV", "ZIP_JSON": "JSON", "ZIP_XML": "XML"}.get(job["contentType"], job["contentType"])
     line_sql = csv_line_sql(outputs) if fmt == "CSV" and render_in_sql else None
     try:
-        sql, params = q.to_sql(obj.table, column, extra_where=extra, select=line_sql)
+        sql, params = to_sql(q, obj.table, column, extra_where=extra, select=line_sql)
     except SoqlError as exc:
         raise BatchFailure(f"Failed to process query: {exc.code}: {exc.message}") from None
     renderer = Renderer(fmt, obj, outputs, job["apiVersion"])

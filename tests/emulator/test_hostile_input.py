@@ -353,11 +353,11 @@ def test_fuzzed_job_documents_and_pk_headers_never_answer_500(bulk: Bulk, body: 
 @given(soql=_SOQL)
 def test_the_soql_parser_raises_only_soql_errors(soql: str) -> None:
     """The parser and the SQL translator, without HTTP: many more examples than the round trips above."""
-    from sfbulk.emulator.soql import SoqlError, parse_soql
+    from sfbulk.emulator.soql import SoqlError, parse_soql, to_sql
 
     try:
         query = parse_soql(soql)
-        query.to_sql('"t"', lambda name: f'"t"."{name}"')
+        to_sql(query, '"t"', lambda name: f'"t"."{name}"')
         query.to_soql()
     except SoqlError as exc:
         assert_no_python(exc.message)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sfbulk.emulator.soql import And, Comparison, InList, Not, Or, SoqlError, SoqlQuery, parse_soql
+from sfbulk.emulator.soql import And, Comparison, InList, Not, Or, SoqlError, SoqlQuery, parse_soql, to_sql
 
 IDS = [f"001000000000{n:03d}AAA" for n in range(1, 9)]
 ROWS = [
@@ -47,7 +47,7 @@ def db() -> sqlite3.Connection:
 
 def run(db: sqlite3.Connection, soql: str, **kwargs) -> list[tuple]:
     kwargs.setdefault("extra_where", LIVE)
-    sql, params = parse_soql(soql).to_sql(table='"sobj_Account"', column=column, **kwargs)
+    sql, params = to_sql(parse_soql(soql), table='"sobj_Account"', column=column, **kwargs)
     return db.execute(sql, params).fetchall()
 
 
@@ -156,7 +156,7 @@ def test_numbers_stored_as_text_compare_numerically() -> None:
     conn = sqlite3.connect(":memory:")
     conn.execute('CREATE TABLE t ("c_id" TEXT, "c_annualrevenue" TEXT, is_deleted INTEGER DEFAULT 0)')
     conn.executemany("INSERT INTO t (c_id, c_annualrevenue) VALUES (?, ?)", [("a", "9"), ("b", "10.5")])
-    sql, params = parse_soql("SELECT Id FROM Account WHERE AnnualRevenue > 9.5").to_sql("t", column)
+    sql, params = to_sql(parse_soql("SELECT Id FROM Account WHERE AnnualRevenue > 9.5"), "t", column)
     assert conn.execute(sql, params).fetchall() == [("b",)]
 
 
@@ -326,7 +326,7 @@ def test_hostile_literal_cannot_inject_sql(db) -> None:
         parse_soql("SELECT Id FROM Account WHERE Name = 'x'' OR 1=1 --'")
     hostile = "x' OR 1=1 --"
     soql = "SELECT Id FROM Account WHERE Name = 'x\\' OR 1=1 --'"
-    sql, params = parse_soql(soql).to_sql('"sobj_Account"', column, extra_where=LIVE)
+    sql, params = to_sql(parse_soql(soql), '"sobj_Account"', column, extra_where=LIVE)
     assert hostile not in sql and "1=1" not in sql
     assert hostile in params
     assert db.execute(sql, params).fetchall() == []
@@ -345,7 +345,7 @@ def test_any_string_value_round_trips_through_equality_and_like(value: str) -> N
     quoted = value.replace("\\", "\\\\").replace("'", "\\'")
     like = quoted.replace("%", "\\%").replace("_", "\\_")
     for where in (f"Name = '{quoted}'", f"Name LIKE '{like}'"):
-        sql, params = parse_soql(f"SELECT Id FROM Account WHERE {where}").to_sql("t", column)
+        sql, params = to_sql(parse_soql(f"SELECT Id FROM Account WHERE {where}"), "t", column)
         assert conn.execute(sql, params).fetchall() == [("1",)]
 
 
@@ -488,7 +488,7 @@ def test_rejections(soql: str, message: str) -> None:
 def test_unknown_field_error_from_column_propagates(soql: str) -> None:
     q = parse_soql(soql)
     with pytest.raises(SoqlError) as info:
-        q.to_sql('"sobj_Account"', column)
+        to_sql(q, '"sobj_Account"', column)
     assert info.value.code == "INVALID_FIELD"
     assert "on entity 'Account'" in str(info.value)
 
@@ -534,7 +534,7 @@ def typed_db() -> sqlite3.Connection:
 
 def typed_names(conn: sqlite3.Connection, where: str) -> set[str | None]:
     q = parse_soql(f"SELECT Name FROM Account WHERE {where}")
-    sql, params = q.to_sql('"Account"', typed_column, extra_where=LIVE, field_type=field_type)
+    sql, params = to_sql(q, '"Account"', typed_column, extra_where=LIVE, field_type=field_type)
     return {row[0] for row in conn.execute(sql, params)}
 
 
@@ -545,7 +545,8 @@ def test_typed_store_results(typed_db) -> None:
     assert typed_names(typed_db, "AnnualRevenue IN (0, 10)") == {"100% Cotton", "O'Brien\\Co"}
     assert typed_names(typed_db, "Industry = 'TECH' AND Name LIKE 'a%'") == {"Acme", "acme labs"}
     assert typed_names(typed_db, "CreatedDate < 2024-01-01T00:00:00Z") == {"Gamma_1"}
-    sql, params = parse_soql("SELECT Name FROM Account ORDER BY AnnualRevenue DESC, Name").to_sql(
+    sql, params = to_sql(
+        parse_soql("SELECT Name FROM Account ORDER BY AnnualRevenue DESC, Name"),
         '"Account"', typed_column, extra_where=LIVE, field_type=field_type
     )
     assert [r[0] for r in typed_db.execute(sql, params)][:3] == ["Acme", None, "Gamma_1"]
@@ -558,7 +559,8 @@ def test_fifteen_character_id_literal_matches_stored_id(db, typed_db) -> None:
 
 
 def test_pk_range_uses_the_primary_key_index(typed_db) -> None:
-    sql, params = parse_soql("SELECT Name FROM Account WHERE Name != null").to_sql(
+    sql, params = to_sql(
+        parse_soql("SELECT Name FROM Account WHERE Name != null"),
         '"Account"', typed_column, extra_where=LIVE, id_range=(IDS[1], IDS[4]), field_type=field_type
     )
     plan = " ".join(str(row[-1]) for row in typed_db.execute("EXPLAIN QUERY PLAN " + sql, params))
@@ -597,11 +599,11 @@ def test_pk_range_uses_the_primary_key_index(typed_db) -> None:
 def test_typed_filter_value_errors(where: str, message: str, code: str) -> None:
     q = parse_soql(f"SELECT Id FROM Account WHERE {where}")
     with pytest.raises(SoqlError) as info:
-        q.to_sql('"Account"', typed_column, field_type=field_type)
+        to_sql(q, '"Account"', typed_column, field_type=field_type)
     assert message in str(info.value)
     assert info.value.code == code
 
 
 def test_like_pattern_with_nul_is_rejected() -> None:
     with pytest.raises(SoqlError, match="NUL"):
-        parse_soql("SELECT Id FROM Account WHERE Name LIKE 'a\x00%'").to_sql("t", column)
+        to_sql(parse_soql("SELECT Id FROM Account WHERE Name LIKE 'a\x00%'"), "t", column)
