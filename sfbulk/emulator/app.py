@@ -64,7 +64,7 @@ _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 40
 
 
 def _media_type(environ: dict[str, Any]) -> str:
-    return environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
+    return str(environ.get("CONTENT_TYPE", "")).split(";")[0].strip().lower()
 
 
 def _wants_json(environ: dict[str, Any]) -> bool:

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
@@ -92,7 +92,8 @@ class Bulk2Api:
                 return reply
             args = m.groupdict()
             kind = INGEST if args["kind"] == "ingest" else QUERY
-            return getattr(self, f"_{name}")(environ, method, ver, kind, args)
+            handler: Callable[..., Reply] = getattr(self, f"_{name}")
+            return handler(environ, method, ver, kind, args)
         raise BulkApiError("NOT_FOUND", "The requested resource does not exist", 404)
 
     # ------------------------------------------------------------------------------------ jobs

@@ -145,7 +145,7 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
                 values[f] = None
                 continue
             try:
-                values[f] = col.convert(cell)  # type: ignore[index,misc]
+                values[f] = col.convert(cell)  # type: ignore[misc]
             except FieldValueError as exc:
                 st.fail(exc.status_code, exc.message, exc.fields)
         if readonly:  # one error naming every read-only field the row sets; it wins over value errors
@@ -330,7 +330,7 @@ class BatchWriter:
         wanted: dict[tuple[str, str], list[Any]] = {}
         for st in states:
             for col, raw in st.lookups:
-                target, key = col.lookup  # type: ignore[index,misc]
+                target, key = col.lookup  # type: ignore[misc]
                 wanted.setdefault((target.name, key.name), []).append(raw)
         found: dict[tuple[str, str], dict[str, list[str]]] = {}
         for (tname, kname), raws in wanted.items():
@@ -353,7 +353,7 @@ class BatchWriter:
             found[(tname, kname)] = by_value
         for st in states:
             for col, raw in st.lookups:
-                target, key = col.lookup  # type: ignore[index,misc]
+                target, key = col.lookup  # type: ignore[misc]
                 matches = found[(target.name, key.name)].get(str(raw).strip(), [])
                 if not matches:
                     st.fail("INVALID_FIELD", f"Foreign key external ID: {raw} not found for field {key.name} "

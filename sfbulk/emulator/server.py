@@ -73,7 +73,7 @@ class _Request(cheroot_server.HTTPRequest):
         original = self.rfile
         self.rfile = _CollapseLeadingSlashes(original)
         try:
-            return super().read_request_line()
+            return super().read_request_line()  # type: ignore[no-untyped-call]  # cheroot's method is untyped
         finally:
             self.rfile = original
 

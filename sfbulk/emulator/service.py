@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from lxml import etree
@@ -296,7 +297,7 @@ class BulkService:
         self._completed(job_id, batch_id)
         return queries.result_ids(self.store, batch_id)
 
-    def query_result(self, job_id: str, batch_id: str, result_id: str):  # -> Iterator[bytes]
+    def query_result(self, job_id: str, batch_id: str, result_id: str) -> Iterator[bytes]:
         self._completed(job_id, batch_id)
         if result_id not in queries.result_ids(self.store, batch_id):
             raise BulkApiError("InvalidBatch", f"Invalid result id: {result_id}")
