@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
+
+from sfbulk.httpheaders import reason_phrase
 
 XML_CONTENT_TYPE = "application/xml; charset=UTF-8"
 JSON_CONTENT_TYPE = "application/json; charset=UTF-8"
@@ -34,14 +35,6 @@ class RenderedFault:
     reason: str
     headers: list[tuple[str, str]]
     body: bytes
-
-
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase of ``status`` ("Service Unavailable"), "Unknown" for a non-standard one."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Unknown"
 
 
 def render_fault(
@@ -72,4 +65,4 @@ def render_fault(
     return RenderedFault(status, reason_phrase(status), headers, body)
 
 
-__all__ = ["JSON_CONTENT_TYPE", "XML_CONTENT_TYPE", "RenderedFault", "reason_phrase", "render_fault"]
+__all__ = ["JSON_CONTENT_TYPE", "XML_CONTENT_TYPE", "RenderedFault", "render_fault"]

@@ -10,6 +10,7 @@ A foundation module: standard library only (no requests, no lxml), so every laye
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, MutableMapping
+from http import HTTPStatus
 
 #: Headers that describe one connection only (RFC 9110 §7.6.1, plus the legacy Keep-Alive and
 #: Proxy-Connection): never handed from one hop to the next. The server drops them from requests
@@ -95,7 +96,17 @@ def join_repeated(
     return into
 
 
+def reason_phrase(status: int, *, unknown: str = "Unknown") -> str:
+    """The standard reason phrase of ``status`` ("Service Unavailable"); ``unknown`` for a code HTTP does
+    not name (the server's own faults say "Unknown"; a mediated message leaves it empty, as Synapse does)."""
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return unknown
+
+
 __all__ = [
+    "reason_phrase",
     "CANONICAL_NAMES",
     "HOP_BY_HOP",
     "NOT_RELAYED",

@@ -20,7 +20,7 @@ from requests.structures import CaseInsensitiveDict
 
 from sfbulk import xmlsafe
 from sfbulk.errors import PayloadError
-from sfbulk.httpheaders import join_repeated
+from sfbulk.httpheaders import join_repeated, reason_phrase
 from sfbulk.javatext import java_string
 from sfbulk.message import formatters
 from sfbulk.message.builders import (
@@ -409,7 +409,7 @@ class MessageContext:
         body = body or b""
         axis2 = self.axis2
         axis2["HTTP_SC"] = int(status)
-        axis2["HTTP_SC_DESC"] = reason or formatters.reason_phrase(int(status))
+        axis2["HTTP_SC_DESC"] = reason or reason_phrase(int(status), unknown="")
         if content_type:
             axis2["ContentType"] = content_type
             axis2["messageType"] = base_type(content_type)

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 from lxml import etree
 
 from sfbulk import xmlsafe
-from sfbulk.httpheaders import NOT_RELAYED, header_value
+from sfbulk.httpheaders import NOT_RELAYED, header_value, reason_phrase
 from sfbulk.javatext import java_string
 from sfbulk.message.builders import BINARY_WRAPPER, TEXT_WRAPPER, base_type, content_type_param
 
@@ -89,13 +88,13 @@ def http_response(ctx: MessageContext) -> HttpResult:
             status = None
     if status is not None:
         desc = ctx.axis2.get("HTTP_SC_DESC")
-        reason = str(desc) if desc else reason_phrase(status)
+        reason = str(desc) if desc else reason_phrase(status, unknown="")
     else:
         if ctx.is_soap_fault() and str(ctx.axis2.get("FAULTS_AS_HTTP_200", "")).lower() != "true":
             status = 500
         else:
             status = 200
-        reason = reason_phrase(status)
+        reason = reason_phrase(status, unknown="")
     body, content_type = ctx.payload_bytes()
     if not ctx.is_built:
         content_type = ctx.headers.get("Content-Type") or content_type
@@ -137,12 +136,4 @@ def _form_quote(text: str) -> str:
     return quote_plus(text, safe="*").replace("+", "%20").replace("~", "%7E")
 
 
-def reason_phrase(status: int) -> str:
-    """The standard reason phrase of an HTTP status ("" for a code HTTP does not name)."""
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return ""
-
-
-__all__ = ["HttpResult", "form_encode", "format_payload", "http_response", "reason_phrase", "serialize_envelope"]
+__all__ = ["HttpResult", "form_encode", "format_payload", "http_response", "serialize_envelope"]

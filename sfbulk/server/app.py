@@ -27,8 +27,8 @@ from urllib.parse import quote, unquote
 
 from sfbulk import xmlsafe
 from sfbulk.errors import CodedError, PayloadError, SfBulkError, UnknownProxyError, bounded_traceback, clip
-from sfbulk.faults import reason_phrase, render_fault
-from sfbulk.httpheaders import HOP_BY_HOP, SERVER_COMPUTED, name_from_environ_key
+from sfbulk.faults import render_fault
+from sfbulk.httpheaders import HOP_BY_HOP, SERVER_COMPUTED, name_from_environ_key, reason_phrase
 from sfbulk.message.jsonxml import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
 from sfbulk.server.serving import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from sfbulk.engine.engine import fault_response as engine_fault_response
-from sfbulk.faults import reason_phrase, render_fault
+from sfbulk.faults import render_fault
+from sfbulk.httpheaders import reason_phrase
 from sfbulk.server.app import Fault, _render_fault
 from sfbulk.server.app import fault_response as server_fault_response
 
