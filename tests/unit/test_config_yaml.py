@@ -190,6 +190,11 @@ def test_a_tab_after_a_colon_is_an_error_everywhere(tmp_path):
         yamlfile.parse_yaml("a:\tb\n", "connector.yaml")
 
 
+def test_a_scalar_document_keeps_its_line(tmp_path):
+    assert Document.from_yaml("# a note\nhello\n", "f.yaml").line_of(()) == 2
+    assert messages(tmp_path, "# a note\nhello\n")[0].startswith("flows.yaml:2: a flows file must be a mapping")
+
+
 def test_line_map_points_at_keys():
     doc = Document.from_yaml("a:\n  - x: 1\n  - y:\n      z: 2\n", "f.yaml")
     assert doc.line_of(("a", 1, "y", "z")) == 4 and doc.line_of(("a", 0)) == 2

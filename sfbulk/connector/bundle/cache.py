@@ -67,11 +67,12 @@ def _file_signature(path: str | None) -> str:
 
 class ParseCache:
     """Results of the slow steps of loading that depend only on a file's text: the parsed YAML
-    documents and the variables of the body templates, keyed by a hash of the text.
+    documents, their passed schema checks and the variables of the templates, keyed by a hash of
+    the text.
 
     Keys also cover the files of the modules computing them (``CACHED_BY``), Jinja's version and
-    PyYAML's and jsonschema's installed files, so a new release never reads an old answer; only successful results are stored, so
-    every error is found again. The file lives in the user's cache directory; any problem with it
+    PyYAML's and jsonschema's installed files, so a new release never reads an old answer; only
+    successful results are stored, so every error is found again. The file lives in the user's cache directory; any problem with it
     means "no cache".
     """
 
