@@ -1,9 +1,15 @@
-"""YAML documents that remember their line numbers: parsing, loading files, and a JSON form for the cache.
+"""The one YAML loader: documents that remember their line numbers, for every config sfbulk reads.
 
-Errors in a connector bundle are reported with file and line, so every mapping and sequence keeps
-the line of each of its entries. Parsing is on the start-up path: libyaml is used when PyYAML has
-it, and whatever it fails on (or may read differently) is parsed by the pure-Python loader, whose
-documents and errors are the ones the bundle gets (tests/unit/test_startup.py compares the two).
+Errors in a connector bundle, a flows file or a settings file are reported with file and line, so
+every mapping and sequence keeps the line of each of its entries (``LineDict``/``LineList``); the
+config front-end turns them into its ``Document`` (sfbulk/config/document.py). Duplicate keys and
+keys that are not plain scalars are errors (PyYAML silently keeps the last duplicate).
+
+One policy for what a text means: PyYAML's pure-Python loader decides, because that is the YAML
+reference behaviour users read about (``a:\tb`` is an error there, libyaml accepts it). libyaml is
+used for speed only where it provably reads the same; whatever it fails on, or may read
+differently, is parsed by the pure-Python loader, whose documents and errors are the answer
+(tests/unit/test_startup.py compares the two).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class LineDict(dict):  # type: ignore[type-arg]
 
 
 class LineList(list):  # type: ignore[type-arg]
+    """A YAML sequence that remembers its own line and the line of each item (1-based)."""
+
     line: int = 0
 
     def __init__(self) -> None:
@@ -40,27 +48,43 @@ class LineList(list):  # type: ignore[type-arg]
         self.lines: list[int] = []
 
 
+#: the Python types a mapping key may have: what a config key can mean
+_PLAIN_KEYS = (str, int, float, bool, type(None))
+
+
 def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
-    loader.flatten_mapping(node)
+    loader.flatten_mapping(node)  # resolves `<<:` merge keys like safe_load does
     result = LineDict()
     result.line = node.start_mark.line + 1
+    path: list[Any] = loader.node_path
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        key_line = key_node.start_mark.line + 1
+        if not isinstance(key, _PLAIN_KEYS):
+            raise ConfigError("mapping keys must be plain scalars", file=loader.source_name, line=key_line,
+                              field=field_path(path) or None)
         if key in result:
-            raise ConfigError(
-                f"duplicate key {key!r} (first at line {result.lines[key]})",
-                file=getattr(loader, "source_name", None), line=key_node.start_mark.line + 1, field=str(key),
-            )
-        result[key] = loader.construct_object(value_node, deep=True)
-        result.lines[key] = key_node.start_mark.line + 1
+            raise ConfigError(f"duplicate key {key!r}", file=loader.source_name, line=key_line,
+                              field=field_path(path) or None)
+        path.append(str(key))
+        try:
+            result[key] = loader.construct_object(value_node, deep=True)
+        finally:
+            path.pop()
+        result.lines[key] = key_line
     return result
 
 
 def _construct_sequence(loader: Any, node: yaml.SequenceNode) -> LineList:
     result = LineList()
     result.line = node.start_mark.line + 1
-    for child in node.value:
-        result.append(loader.construct_object(child, deep=True))
+    path: list[Any] = loader.node_path
+    for index, child in enumerate(node.value):
+        path.append(index)
+        try:
+            result.append(loader.construct_object(child, deep=True))
+        finally:
+            path.pop()
         result.lines.append(child.start_mark.line + 1)
     return result
 
@@ -95,11 +119,20 @@ _LIBYAML_DIFFERS = re.compile(r"[\t!?\ufeff]|(?:^|(?<=[\s\[{,:]))[|>][-+0-9]*[^\
 def _new_loader(text: str, display: str, loader_class: type[Any]) -> Any:
     loader = loader_class(text)
     loader.source_name = display
+    loader.node_path = []  # the path of the node being constructed, for error messages
     return loader
 
 
-def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
-    """One YAML document with line numbers (``LineDict``/``LineList``).
+def _single_document(loader: Any) -> tuple[Any, int | None]:
+    """What ``get_single_data`` returns, and the line of the document's root node."""
+    node = loader.get_single_node()
+    if node is None:
+        return None, None
+    return loader.construct_document(node), node.start_mark.line + 1
+
+
+def parse_yaml_located(text: str, display: str, *, fast: bool = True) -> tuple[Any, int | None]:
+    """One YAML document with line numbers, and the line of its root (None for an empty document).
 
     The libyaml loader only ever answers with a document: whenever it fails for any reason, the
     text is parsed again by the pure-Python loader, so errors (and their wording) are its own.
@@ -112,32 +145,49 @@ def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
         try:
             loader = _new_loader(text, display, fast_loader)
             try:
-                return loader.get_single_data()
+                return _single_document(loader)
             finally:
                 loader.dispose()
         except Exception:  # noqa: BLE001 - the general loader below decides what the error is
             pass
     loader = _new_loader(text, display, pure_loader)
     try:
-        return loader.get_single_data()
+        return _single_document(loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        raise ConfigError(f"invalid YAML: {exc.problem or exc.context}", file=display, line=line) from None
+        problem = exc.problem or str(exc)
+        if exc.context:
+            problem = f"{exc.context}, {problem}"
+        raise ConfigError(f"invalid YAML: {problem}", file=display, line=line) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {exc}", file=display) from None
     finally:
         loader.dispose()
 
 
-def load_yaml(path: Path, display: str, cache: ParseCache | None = None) -> Any:
-    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
+def parse_yaml(text: str, display: str, *, fast: bool = True) -> Any:
+    """One YAML document with line numbers (``LineDict``/``LineList``); see ``parse_yaml_located``."""
+    return parse_yaml_located(text, display, fast=fast)[0]
+
+
+def read_text(path: Path, display: str) -> str:
+    """A config file's text; a missing or unreadable file is a ConfigError naming ``display``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError("file not found", file=display) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read file: {exc}", file=display) from None
+
+
+def load_yaml(path: Path, display: str, cache: ParseCache | None = None) -> Any:
+    """Parse one YAML file keeping line numbers; syntax errors become ConfigError with the line."""
+    return parse_cached(read_text(path, display), display, cache)
+
+
+def parse_cached(text: str, display: str, cache: ParseCache | None) -> Any:
+    """``parse_yaml``, answered from the start-up cache when this very text was parsed before."""
     if cache is not None:
         found = cache.get("yaml", text)
         if found is not None:
@@ -234,4 +284,5 @@ def line_of(document: Any, path: Iterable[Any]) -> int | None:
     return line
 
 
-__all__ = ["LineDict", "LineList", "field_path", "line_of", "load_yaml", "parse_yaml"]
+__all__ = ["LineDict", "LineList", "field_path", "line_of", "load_yaml", "parse_cached", "parse_yaml",
+           "parse_yaml_located", "read_text"]

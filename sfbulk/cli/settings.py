@@ -43,14 +43,14 @@ def load_settings(path: str | Path | None) -> Settings:
     settings = Settings()
     if path is None:
         return settings
-    from sfbulk.config.yaml_loader import load_yaml
+    from sfbulk.config.document import Document
 
     name = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read the settings file: {getattr(exc, 'strerror', None) or exc}", file=name) from None
-    doc = load_yaml(text, name)
+    doc = Document.from_yaml(text, name)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
         raise ConfigError("a settings file is a mapping, e.g. 'security: {allow_hosts: [...]}'", file=name, line=1)

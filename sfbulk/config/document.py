@@ -11,18 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from sfbulk.yamlfile import LineDict, LineList, field_path, parse_yaml_located
+
 Path = tuple[str | int, ...]
-
-
-def format_path(path: Path) -> str:
-    """``("proxies", "createJob", "inSequence", 3, "property")`` -> ``proxies.createJob.inSequence[3].property``."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out else "") + str(part)
-    return out
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -40,6 +32,20 @@ class Document:
     namespaces: dict[Path, dict[str | None, str]] = field(default_factory=dict)
     labels: dict[Path, str] = field(default_factory=dict)
 
+    @classmethod
+    def from_yaml(cls, text: str, filename: str) -> Document:
+        """Parse one YAML document (sfbulk.yamlfile, the loader the connector bundle uses too).
+
+        Syntax errors, duplicate keys and keys that are not plain scalars are ConfigErrors with
+        file and line. ``data`` is plain dicts and lists; ``lines`` maps each path to its line.
+        """
+        data, line = parse_yaml_located(text, filename)
+        doc = cls(data=None, filename=filename)
+        if line is not None:
+            doc.lines[()] = line
+            doc.data = _plain(data, (), doc.lines)
+        return doc
+
     def line_of(self, path: Path) -> int | None:
         """Line of `path`, or of its nearest ancestor that has one."""
         return _nearest(self.lines, tuple(path))
@@ -51,10 +57,26 @@ class Document:
         path = tuple(path)
         if self.labels:
             return self.labels.get(path) or _nearest(self.labels, path)
-        return format_path(path) or None
+        return field_path(path) or None
 
 
-_T = TypeVar("_T")
+def _plain(value: Any, path: Path, lines: dict[Path, int]) -> Any:
+    """``value`` as plain dicts and lists, recording the line of every key and item under ``path``."""
+    if isinstance(value, LineDict):
+        result: dict[Any, Any] = {}
+        for key, item in value.items():
+            key_path = (*path, str(key))
+            lines.setdefault(key_path, value.lines[key])
+            result[key] = _plain(item, key_path, lines)
+        return result
+    if isinstance(value, LineList):
+        items = []
+        for index, item in enumerate(value):
+            item_path = (*path, index)
+            lines.setdefault(item_path, value.lines[index])
+            items.append(_plain(item, item_path, lines))
+        return items
+    return value
 
 
 def _nearest(table: dict[Path, _T], path: Path) -> _T | None:

@@ -13,9 +13,9 @@ from typing import Any
 import jsonschema
 import yaml
 
-from sfbulk.config.document import Document, Path, format_path
-from sfbulk.config.yaml_loader import load_yaml
+from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError
+from sfbulk.yamlfile import field_path
 
 _MEDIATOR_NAMES = (
     "property, filter, switch, log, payloadFactory, header, enrich, call, send, respond, drop, loopback, "
@@ -40,7 +40,7 @@ def _validator() -> jsonschema.protocols.Validator:
 
 def read_yaml_file(text: str, filename: str) -> Document:
     """Parse and validate one YAML flows file; raise ``ConfigErrors``-ready list via ConfigError."""
-    doc = load_yaml(text, filename)
+    doc = Document.from_yaml(text, filename)
     if doc.data is None:
         doc.data = {}
     if isinstance(doc.data, dict) and isinstance(doc.data.get("namespaces"), dict):
@@ -66,8 +66,8 @@ def validate(doc: Document) -> list[ConfigError]:
         found.append(
             (
                 line,
-                format_path(path),
-                ConfigError(message, file=doc.filename, line=line or None, field=format_path(path) or None),
+                field_path(path),
+                ConfigError(message, file=doc.filename, line=line or None, field=field_path(path) or None),
             )
         )
     found.sort(key=lambda item: (item[0], item[1]))

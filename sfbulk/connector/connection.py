@@ -24,7 +24,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sfbulk.connector.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
-from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef, load_bundle
+from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef
+from sfbulk.connector.bundle.loader import load_bundle
 from sfbulk.errors import ConfigError, ConnectionClosedError, ParameterError
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host

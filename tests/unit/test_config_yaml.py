@@ -6,11 +6,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from config_tree import dump
 
 from sfbulk import mediators as m
+from sfbulk import yamlfile
 from sfbulk.config import load_paths
-from sfbulk.config.yaml_loader import load_yaml
+from sfbulk.config.document import Document
 from sfbulk.connector.connection import Connector
 from sfbulk.errors import ConfigError, ConfigErrors
 
@@ -110,8 +112,91 @@ def test_builder_rules_beyond_the_schema(tmp_path):
     )
 
 
+def _bundle_outcome(text: str):
+    """What the bundle loader makes of ``text``: plain data and the line of every path, or the error."""
+    try:
+        tree = yamlfile.parse_yaml(text, "f.yaml")
+    except ConfigError as exc:
+        return ("error", str(exc), exc.line)
+    lines = {} if tree is None or not hasattr(tree, "line") else {(): tree.line}
+
+    def walk(node, path):
+        if isinstance(node, yamlfile.LineDict):
+            for key, value in node.items():
+                lines[(*path, str(key))] = node.lines[key]
+                walk(value, (*path, str(key)))
+        elif isinstance(node, yamlfile.LineList):
+            for index, value in enumerate(node):
+                lines[(*path, index)] = node.lines[index]
+                walk(value, (*path, index))
+
+    walk(tree, ())
+    return ("ok", tree, lines)
+
+
+def _flow_outcome(text: str):
+    try:
+        doc = Document.from_yaml(text, "f.yaml")
+    except ConfigError as exc:
+        return ("error", str(exc), exc.line)
+    lines = {path: line for path, line in doc.lines.items() if path != () or isinstance(doc.data, dict | list)}
+    return ("ok", doc.data, lines)
+
+
+def _pyyaml_says(text: str):
+    """PyYAML's pure-Python safe loader: what the text means ('error' when it refuses it)."""
+    try:
+        return ("ok", yaml.load(text, Loader=yaml.SafeLoader))  # noqa: S506 - SafeLoader
+    except yaml.YAMLError:
+        return ("error",)
+
+
+SAME_TEXTS = [
+    "a:\tb\n",                 # a tab after the colon: PyYAML refuses it, libyaml accepts it
+    "a: b\n",
+    "a:\n\t- 1\n",            # tab indentation
+    "a: !!str 1\n",
+    "a: 'x'\nb: [1, {c: 2}]\nd:\n  - e\n  - f: g\n",
+    "x: &a [1, 2]\ny: *a\n",
+    "base: &b {k: 1}\nderived:\n  <<: *b\n  m: 2\n",
+    "a: |\n  text\n  more\nb: >-\n  folded\n",
+    "- {b: 2}\n- [3]\n",
+    "1: one\n2.5: yes\n~: null key\nfalse: 0\n",
+    "1: one\ntrue: again\n",     # 1 == True: a duplicate key
+    "a: 1\na: 2\n",
+    "? [1, 2]\n: x\n",
+    "a: [1, 2\n",
+    "a: *nowhere\n",
+    "",
+    "# only a comment\n",
+    "\ufeffa: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", SAME_TEXTS)
+def test_a_text_loads_the_same_in_a_flow_and_in_the_bundle(text):
+    flow = _flow_outcome(text)
+    assert flow == _bundle_outcome(text)
+    meaning = _pyyaml_says(text)
+    if flow[0] == "ok":  # ... and means what PyYAML's pure-Python loader says it means
+        assert meaning == ("ok", flow[1])
+    elif "duplicate key" not in flow[1] and "plain scalars" not in flow[1]:  # errors PyYAML itself lets pass
+        assert meaning == ("error",)
+
+
+def test_a_tab_after_a_colon_is_an_error_everywhere(tmp_path):
+    assert messages(tmp_path, "proxies:\tnope\n")[0].startswith("flows.yaml:1: invalid YAML")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        yamlfile.parse_yaml("a:\tb\n", "connector.yaml")
+
+
+def test_a_scalar_document_keeps_its_line(tmp_path):
+    assert Document.from_yaml("# a note\nhello\n", "f.yaml").line_of(()) == 2
+    assert messages(tmp_path, "# a note\nhello\n")[0].startswith("flows.yaml:2: a flows file must be a mapping")
+
+
 def test_line_map_points_at_keys():
-    doc = load_yaml("a:\n  - x: 1\n  - y:\n      z: 2\n", "f.yaml")
+    doc = Document.from_yaml("a:\n  - x: 1\n  - y:\n      z: 2\n", "f.yaml")
     assert doc.line_of(("a", 1, "y", "z")) == 4 and doc.line_of(("a", 0)) == 2
     assert doc.line_of(("a", 5, "nope")) == 1  # nearest known ancestor
 

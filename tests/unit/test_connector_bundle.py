@@ -292,15 +292,22 @@ def test_api_version_is_normalised():
     conn.close()
 
 
-def test_the_bundle_helpers_stay_importable_from_connector_bundle():
-    from sfbulk import yamlfile as bundle_yaml
-    from sfbulk.connector.bundle import cache as bundle_cache
-    from sfbulk.connector.bundle import definitions as connector_bundle
-    from sfbulk.connector.bundle import schema as bundle_schema
-    from sfbulk.connector.bundle import templates as bundle_templates
+def test_the_bundle_package_shape():
+    """definitions hold the frozen dataclasses, loader builds them; every exported name is defined where it is exported."""
+    import dataclasses
+    import inspect
 
-    homes = {"ParseCache": bundle_cache, "is_valid": bundle_schema, "validate": bundle_schema,
-             "load_yaml": bundle_yaml, "parse_yaml": bundle_yaml, "simple_template_variables": bundle_templates}
-    for name, home in homes.items():
-        assert name in connector_bundle.__all__
-        assert getattr(connector_bundle, name) is getattr(home, name)
+    from sfbulk import yamlfile
+    from sfbulk.connector import connection
+    from sfbulk.connector.bundle import cache, definitions, loader, schema, templates
+
+    assert connection.load_bundle is loader.load_bundle
+    for module in (cache, definitions, loader, schema, templates, yamlfile):
+        for name in module.__all__:
+            value = getattr(module, name)
+            if isinstance(value, type) or inspect.isfunction(value):
+                assert value.__module__ == module.__name__, (module.__name__, name)
+    for name in definitions.__all__:
+        value = getattr(definitions, name)
+        if isinstance(value, type):
+            assert dataclasses.is_dataclass(value) and value.__dataclass_params__.frozen, name

@@ -1,8 +1,9 @@
 """The start-up cache of bundle loading: results of its slow, pure steps, kept between processes.
 
-What is stored is decided by the callers (parsed YAML documents in ``sfbulk.yamlfile``,
-body-template variables in ``sfbulk.connector.bundle.templates``); this module keeps JSON values keyed
-by a file's text, in one file of the user's cache directory.
+What is stored is decided by the callers (parsed YAML documents in ``sfbulk.yamlfile``, template
+variables in ``sfbulk.connector.bundle.templates``, "this document passed its JSON Schema" in
+``sfbulk.connector.bundle.loader``); this module keeps JSON values keyed by a file's text, in one
+file of the user's cache directory.
 """
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from typing import Any
 import jinja2
 
 #: bump when what is cached, or how it is computed, changes
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 CACHE_ENTRIES = 64
 
 #: the modules whose code computes what is cached, relative to the sfbulk package
 #: (tests/unit/test_startup.py checks they exist)
-CACHED_BY = ("connector/bundle/cache.py", "yamlfile.py", "connector/bundle/templates.py")
+CACHED_BY = ("connector/bundle/cache.py", "yamlfile.py", "connector/bundle/templates.py",
+             "connector/bundle/schema.py", "connector/bundle/loader.py")
+#: the libraries whose code computes what is cached, besides Jinja (whose version is read)
+LIBRARIES = ("yaml", "jsonschema")
 
 
 def _cache_file() -> Path | None:
@@ -42,6 +46,17 @@ def _cache_file() -> Path | None:
     return Path(base) / "sfbulk" / "bundle-cache.json"
 
 
+def _module_origin(name: str) -> str | None:
+    """The file of module ``name`` without importing it (jsonschema is not imported at start-up)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return getattr(module, "__file__", None)
+    import importlib.util
+
+    spec = importlib.util.find_spec(name)
+    return spec.origin if spec is not None else None
+
+
 def _file_signature(path: str | None) -> str:
     try:
         st = os.stat(path)  # type: ignore[arg-type]
@@ -52,11 +67,12 @@ def _file_signature(path: str | None) -> str:
 
 class ParseCache:
     """Results of the slow steps of loading that depend only on a file's text: the parsed YAML
-    documents and the variables of the body templates, keyed by a hash of the text.
+    documents, their passed schema checks and the variables of the templates, keyed by a hash of
+    the text.
 
-    Keys also cover the files of the modules computing them (``CACHED_BY``), PyYAML's and Jinja's
-    versions, so a new release never reads an old answer; only successful results are stored, so
-    every error is found again. The file lives in the user's cache directory; any problem with it
+    Keys also cover the files of the modules computing them (``CACHED_BY``), Jinja's version and
+    PyYAML's and jsonschema's installed files, so a new release never reads an old answer; only
+    successful results are stored, so every error is found again. The file lives in the user's cache directory; any problem with it
     means "no cache".
     """
 
@@ -65,18 +81,10 @@ class ParseCache:
         self.entries: dict[str, Any] = {}
         self.used: dict[str, Any] = {}
         self.changed = False
-        yaml_module = sys.modules.get("yaml")
-        if yaml_module is not None:
-            yaml_origin = getattr(yaml_module, "__file__", None)
-        else:
-            import importlib.util
-
-            spec = importlib.util.find_spec("yaml")
-            yaml_origin = spec.origin if spec is not None else None
         here = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))  # the sfbulk package
         self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__,
                               *(_file_signature(os.path.join(here, name)) for name in CACHED_BY),
-                              _file_signature(yaml_origin)])
+                              *(_file_signature(_module_origin(name)) for name in LIBRARIES)])
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict):
@@ -131,4 +139,4 @@ def open_cache() -> ParseCache | None:
     return ParseCache(path) if path is not None else None
 
 
-__all__ = ["CACHE_ENTRIES", "CACHE_FORMAT", "CACHED_BY", "ParseCache", "open_cache"]
+__all__ = ["CACHE_ENTRIES", "CACHE_FORMAT", "CACHED_BY", "LIBRARIES", "ParseCache", "open_cache"]

@@ -1,41 +1,21 @@
 """The connector bundle (connector.yaml + operations/*.yaml + templates/) as frozen definitions.
 
-``load_bundle`` reads a bundle directory, validates it (JSON Schema, then cross-checks: templates
-exist and compile, every template variable is a declared parameter) and turns it into frozen
-dataclasses; ``OperationDef.bind`` checks parameter values and ``OperationDef.render`` turns them
-into the pieces of one HTTP request. The format is documented in docs/connector.md.
-
-Loading is on the start-up path of every ``sfbulk load``/``extract``; the steps with a fast path
-live in their own modules: ``sfbulk.yamlfile`` (YAML with line numbers, libyaml when it reads
-the same), ``sfbulk.connector.bundle.schema`` (validity without jsonschema), ``sfbulk.connector.bundle.templates``
-(templates analysed without compiling them) and ``sfbulk.connector.bundle.cache`` (results kept between runs).
+``sfbulk.connector.bundle.loader.load_bundle`` builds them from a bundle directory;
+``OperationDef.bind`` checks parameter values and ``OperationDef.render`` turns them into the
+pieces of one HTTP request. The format is documented in docs/connector.md.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
-from sfbulk.connector.bundle.cache import ParseCache, open_cache
-from sfbulk.connector.bundle.schema import CONNECTOR_SCHEMA, OPERATION_SCHEMA, is_valid, validate
-from sfbulk.connector.bundle.templates import (
-    INLINE_ENVIRONMENT,
-    PATH_ENVIRONMENT,
-    Renderable,
-    body_environment,
-    body_template,
-    inline_template,
-    simple_template_variables,
-)
-from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
+from sfbulk.connector.bundle.templates import Renderable
+from sfbulk.errors import ParameterError
 from sfbulk.javatext import java_string
-from sfbulk.yamlfile import LineDict, field_path, line_of, load_yaml, parse_yaml
 
 log = logging.getLogger("sfbulk.connector.connection")
 
@@ -95,7 +75,9 @@ class RenderedRequest:
 
 
 @dataclass(frozen=True)
-class _Compiled:
+class CompiledRequest:
+    """An operation's request templates, ready to render (compiled on first use)."""
+
     path: Renderable | None = None
     query: tuple[tuple[str, Renderable], ...] = ()
     headers: tuple[tuple[str, Renderable], ...] = ()
@@ -113,7 +95,7 @@ class OperationDef:
     request: RequestDef | None
     response: ResponseDef
     source: str
-    compiled: _Compiled = field(default_factory=_Compiled, compare=False, repr=False)
+    compiled: CompiledRequest = field(default_factory=CompiledRequest, compare=False, repr=False)
 
     @property
     def parameter_names(self) -> tuple[str, ...]:
@@ -208,227 +190,13 @@ class ConnectorDef:
     operations: Mapping[str, OperationDef]
 
 
-# --- loading ----------------------------------------------------------------------------------
-
-
-class _Builder:
-    """Turns one validated operation document into an OperationDef, collecting cross-check errors."""
-
-    def __init__(self, doc: LineDict, display: str, templates_dir: Path, templates_display: str,
-                 body_env: jinja2.Environment, cache: ParseCache | None = None) -> None:
-        self.doc = doc
-        self.cache = cache
-        self.display = display
-        self.templates_dir = templates_dir
-        self.templates_display = templates_display
-        self.body_env = body_env
-        self.errors: list[ConfigError] = []
-
-    def error(self, message: str, path: list[Any], *, file: str | None = None, line: int | None = None) -> None:
-        self.errors.append(ConfigError(message, file=file or self.display,
-                                       line=line if line is not None else line_of(self.doc, path),
-                                       field=field_path(path) or None))
-
-    def inline(self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
-               ) -> tuple[Renderable | None, frozenset[str]]:
-        try:
-            template, variables = inline_template(env, source)
-        except jinja2.TemplateSyntaxError as exc:
-            self.error(f"template syntax error: {exc.message}", path)
-            return None, frozenset()
-        for name in sorted(variables - declared):
-            self.error(f"uses {name!r}, which is not a declared parameter", path)
-        return template, variables
-
-    def build(self) -> OperationDef:
-        doc = self.doc
-        name = doc["name"]
-        kind = doc.get("kind", "http")
-        params: list[ParameterDef] = []
-        seen: set[str] = set()
-        for index, raw in enumerate(doc.get("parameters", [])):
-            pname = raw["name"]
-            if pname in seen:
-                self.error(f"duplicate parameter {pname!r}", ["parameters", index, "name"])
-            seen.add(pname)
-            allowed = tuple(java_string(v) for v in raw["allowed"]) if "allowed" in raw else None
-            default = java_string(raw["default"]) if "default" in raw else None
-            if default and allowed and raw.get("strict", True) and default not in allowed:
-                self.error(f"default {default!r} is not one of the allowed values", ["parameters", index, "default"])
-            params.append(ParameterDef(
-                name=pname, required=bool(raw.get("required", False)), default=default,
-                description=str(raw.get("description", "")).strip(), allowed=allowed,
-                strict=bool(raw.get("strict", True)),
-            ))
-        declared = set(seen)
-        raw_response = doc.get("response", {})
-        response = ResponseDef(
-            stream=bool(raw_response.get("stream", False)),
-            extract=tuple((k, v) for k, v in raw_response.get("extract", {}).items()),
-        )
-        if kind == "init":
-            for key in ("request", "response"):
-                if key in doc:
-                    self.error(f"an init operation has no {key!r}: its behaviour is the auth code", [key])
-            return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), None,
-                                response, self.display)
-        if "request" not in doc:
-            self.error("'request' is required (or declare 'kind: init')", [])
-            return OperationDef(name, kind, "", tuple(params), None, response, self.display)
-        raw_req = doc["request"]
-        path_template, path_vars = self.inline(PATH_ENVIRONMENT, raw_req["path"], ["request", "path"], declared)
-        query = []
-        for qname, source in raw_req.get("query", {}).items():
-            template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "query", qname], declared)
-            if template is not None:
-                query.append((qname, template))
-        headers = []
-        lowered = set()
-        for hname, source in raw_req.get("headers", {}).items():
-            if hname.lower() in ("x-sfdc-session", "content-type", "content-length", "host", "authorization"):
-                self.error(f"header {hname!r} is set by the connector itself"
-                           + (" (use request.contentType)" if hname.lower() == "content-type" else ""),
-                           ["request", "headers", hname])
-            if hname.lower() in lowered:
-                self.error(f"header {hname!r} is declared twice (header names are case-insensitive)",
-                           ["request", "headers", hname])
-            lowered.add(hname.lower())
-            template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "headers", hname], declared)
-            if template is not None:
-                headers.append((hname, template))
-        content_type = None
-        if "contentType" in raw_req:
-            content_type, _ = self.inline(INLINE_ENVIRONMENT, raw_req["contentType"], ["request", "contentType"], declared)
-        body_def = BodyDef()
-        body_template = None
-        raw_body = raw_req.get("body")
-        if raw_body is not None and "template" in raw_body:
-            template_name = raw_body["template"]
-            body_def = BodyDef("template", template_name)
-            body_template = self.load_body_template(template_name, declared)
-        elif raw_body is not None:
-            relay = raw_body.get("callerContentType")
-            if relay is not None and relay not in declared:
-                self.error(f"names {relay!r}, which is not a declared parameter", ["request", "body", "callerContentType"])
-            body_def = BodyDef("caller", None, bool(raw_body.get("required", False)), relay)
-        request = RequestDef(
-            method=raw_req["method"], path=raw_req["path"],
-            query=tuple((k, v) for k, v in raw_req.get("query", {}).items()),
-            headers=tuple((k, v) for k, v in raw_req.get("headers", {}).items()),
-            content_type=raw_req.get("contentType"), body=body_def, auth=raw_req.get("auth", "session"),
-        )
-        compiled = _Compiled(path=path_template, query=tuple(query), headers=tuple(headers),
-                             content_type=content_type, body=body_template, path_variables=path_vars)
-        return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), request,
-                            response, self.display, compiled)
-
-    def load_body_template(self, template_name: str, declared: set[str]) -> Renderable | None:
-        path = ["request", "body", "template"]
-        display = f"{self.templates_display}/{template_name}"
-        if "/" in template_name or "\\" in template_name or template_name.startswith("."):
-            self.error("template must be a file name inside templates/", path)
-            return None
-        file = self.templates_dir / template_name
-        if not file.is_file():
-            self.error(f"template {display} not found", path)
-            return None
-        source = file.read_text(encoding="utf-8")
-        try:
-            template, variables = body_template(self.body_env, template_name, str(file), source, self.cache)
-        except jinja2.TemplateSyntaxError as exc:
-            self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
-            return None
-        for name in sorted(set(variables) - declared):
-            self.error(f"uses {name!r}, which is not a declared parameter of the operation", path,
-                       file=display, line=_first_line_mentioning(source, name))
-        return template
-
-
-def _first_line_mentioning(source: str, name: str) -> int | None:
-    pattern = re.compile(rf"\b{re.escape(name)}\b")
-    for number, text in enumerate(source.splitlines(), 1):
-        if pattern.search(text):
-            return number
-    return None
-
-
-def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
-    """Load and validate a bundle directory; all problems found are raised together."""
-    cache = open_cache()
-    try:
-        return _load_bundle(root, display_root, cache)
-    finally:
-        if cache is not None:
-            cache.save()
-
-
-def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None) -> ConnectorDef:
-    root = Path(root)
-    shown = (display_root or str(root)).rstrip("/")
-
-    def show(rel: str) -> str:
-        return f"{shown}/{rel}" if shown else rel
-
-    manifest_display = show("connector.yaml")
-    manifest = load_yaml(root / "connector.yaml", manifest_display, cache)
-    validate(manifest, CONNECTOR_SCHEMA, manifest_display)
-    templates_dir = root / "templates"
-    body_env = body_environment(templates_dir)
-    operations: dict[str, OperationDef] = {}
-    errors: list[ConfigError] = []
-    for op_name, rel in manifest["operations"].items():
-        rel_path = Path(rel)
-        display = show(rel)
-        if rel_path.is_absolute() or ".." in rel_path.parts:
-            errors.append(ConfigError("operation files must be inside the bundle", file=manifest_display,
-                                      line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}"))
-            continue
-        try:
-            doc = load_yaml(root / rel_path, display, cache)
-            validate(doc, OPERATION_SCHEMA, display)
-        except ConfigErrors as exc:
-            errors.extend(exc.errors)
-            continue
-        except ConfigError as exc:
-            if exc.message == "file not found":
-                exc = ConfigError(f"operation file {rel} not found", file=manifest_display,
-                                  line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}")
-            errors.append(exc)
-            continue
-        if doc["name"] != op_name:
-            errors.append(ConfigError(f"operation is listed as {op_name!r} in connector.yaml but named "
-                                      f"{doc['name']!r} here", file=display, line=doc.lines.get("name"), field="name"))
-            continue
-        builder = _Builder(doc, display, templates_dir, show("templates"), body_env, cache)
-        operation = builder.build()
-        if builder.errors:
-            errors.extend(builder.errors)
-            continue
-        operations[op_name] = operation
-    inits = [op for op in operations.values() if op.kind == "init"]
-    if len(inits) > 1:
-        errors.append(ConfigError("only one operation may have kind: init", file=manifest_display))
-    if errors:
-        raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
-    return ConnectorDef(
-        name=manifest["name"], version=java_string(manifest["version"]),
-        description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
-    )
-
-
 __all__ = [
     "BodyDef",
+    "CompiledRequest",
     "ConnectorDef",
-    "ParseCache",
     "OperationDef",
     "ParameterDef",
     "RenderedRequest",
     "RequestDef",
     "ResponseDef",
-    "is_valid",
-    "load_bundle",
-    "load_yaml",
-    "parse_yaml",
-    "simple_template_variables",
-    "validate",
 ]

@@ -1,17 +1,15 @@
 """The bundle's Jinja templates: their environments, what variables they use, compiled when first rendered.
 
 Loading a bundle checks every template (syntax, and that each variable is a declared parameter)
-but compiles none: compiling is deferred to the first render (``LazyTemplate``), inline templates
-of the form ``text{{ name }}text`` are analysed without Jinja, and the variables of a body
-template are kept in the start-up cache (tests/unit/test_startup.py proves each shortcut gives
-what Jinja gives).
+but compiles none: compiling is deferred to the first render (``LazyTemplate``), and the
+variables Jinja finds in a template's text are kept in the start-up cache, so a bundle loaded
+before parses no template (tests/unit/test_startup.py proves both give what Jinja gives).
 """
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -120,65 +118,34 @@ Renderable = jinja2.Template | LazyTemplate
 # --- analysis: the variables a template uses --------------------------------------------------
 
 
-_SIMPLE_VARIABLE = re.compile(r"\{\{[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*\}\}")
+def template_variables(environment: jinja2.Environment, kind: str, source: str, cache: ParseCache | None,
+                       name: str | None = None, filename: str | None = None) -> frozenset[str]:
+    """The variables ``source`` uses, as Jinja finds them; raises ``jinja2.TemplateSyntaxError``.
 
-#: names that are not (or not always) a plain context variable inside ``{{ }}``; kept out of the fast path
-_JINJA_SPECIAL_NAMES = frozenset({
-    "true", "false", "none", "True", "False", "None", "self", "loop", "super", "caller", "varargs", "kwargs",
-    "not", "and", "or", "in", "is", "if", "else", "elif", "endif", "for", "endfor", "block", "endblock",
-    "extends", "include", "import", "from", "as", "with", "endwith", "without", "context", "ignore", "missing",
-    "set", "endset", "macro", "endmacro", "call", "endcall", "filter", "endfilter", "raw", "endraw",
-    "autoescape", "endautoescape", "recursive", "scoped", "required", "do", "break", "continue", "pass",
-    "trans", "pluralize", "endtrans",
-})
-
-
-def simple_template_variables(source: str) -> frozenset[str] | None:
-    """The variables of a template that is only text and ``{{ name }}``, without Jinja; else None.
-
-    For the sources it accepts the answer is what Jinja's ``find_undeclared_variables`` says, and
-    they compile: text without braces or line breaks is output as is, and each ``{{ name }}`` is
-    a plain variable lookup (names Jinja treats specially are refused).
+    Jinja's analysis runs the code generation, so it raises what compiling would (unknown
+    filters, ...). The answer for a text analysed without error before comes from the start-up
+    cache (``kind`` names the environment's syntax: "inline" or "body").
     """
-    pieces = _SIMPLE_VARIABLE.split(source)
-    for text in pieces[0::2]:
-        if "{" in text or "}" in text or "\n" in text or "\r" in text:
-            return None
-    names = pieces[1::2]
-    if any(name in _JINJA_SPECIAL_NAMES for name in names):
-        return None
-    return frozenset(names)
-
-
-def inline_template(environment: jinja2.Environment, source: str) -> tuple[Renderable, frozenset[str]]:
-    """An inline template and its variables; raises ``jinja2.TemplateSyntaxError``.
-
-    Simple sources (see ``simple_template_variables``) are compiled when first rendered, the
-    others at once.
-    """
-    simple = simple_template_variables(source)
-    if simple is not None:
-        return LazyTemplate.inline(environment, source), simple
-    ast = environment.parse(source)
+    cached = cache.get(kind, source) if cache is not None else None
+    if isinstance(cached, list) and all(type(variable) is str for variable in cached):
+        return frozenset(cached)  # this very text was analysed without error before
+    ast = environment.parse(source, name, filename)
     variables = frozenset(jinja2.meta.find_undeclared_variables(ast))
-    return environment.from_string(source), variables
+    if cache is not None:
+        cache.put(kind, source, sorted(variables))
+    return variables
+
+
+def inline_template(environment: jinja2.Environment, source: str, cache: ParseCache | None = None
+                    ) -> tuple[LazyTemplate, frozenset[str]]:
+    """An inline template (compiled when first rendered) and its variables; raises ``jinja2.TemplateSyntaxError``."""
+    return LazyTemplate.inline(environment, source), template_variables(environment, "inline", source, cache)
 
 
 def body_template(environment: jinja2.Environment, name: str, filename: str, source: str,
-                  cache: ParseCache | None) -> tuple[LazyTemplate, Iterable[str]]:
-    """The body template ``name`` (text ``source``) and its variables; raises ``jinja2.TemplateSyntaxError``.
-
-    The variables of a text analysed without error before come from the start-up cache.
-    """
-    cached = cache.get("body", source) if cache is not None else None
-    if isinstance(cached, list) and all(type(variable) is str for variable in cached):
-        variables: Iterable[str] = cached  # this very text was analysed without error before
-    else:
-        ast = environment.parse(source, name, filename)
-        # The code generation run here raises what compiling would (unknown filters, ...).
-        variables = jinja2.meta.find_undeclared_variables(ast)
-        if cache is not None:
-            cache.put("body", source, sorted(variables))
+                  cache: ParseCache | None) -> tuple[LazyTemplate, frozenset[str]]:
+    """The body template ``name`` (text ``source``) and its variables; raises ``jinja2.TemplateSyntaxError``."""
+    variables = template_variables(environment, "body", source, cache, name, filename)
     return LazyTemplate.from_loader(environment, name), variables
 
 
@@ -190,5 +157,5 @@ __all__ = [
     "body_environment",
     "body_template",
     "inline_template",
-    "simple_template_variables",
+    "template_variables",
 ]
