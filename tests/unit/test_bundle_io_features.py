@@ -144,3 +144,13 @@ def test_new_manifest_keys_are_checked_at_load(tmp_path: Path, manifest: str, me
     with pytest.raises(ConfigError, match=message) as caught:
         Connector.load(root)
     assert "connector.yaml" in str(caught.value)
+
+
+def test_v2_init_shares_the_1_0_init_parameters() -> None:
+    """The v2 bundle's init.yaml is a copy plus WSO2 names: the shared parameters must not drift apart."""
+    v1 = {p.name: p for p in Connector.load().operation("init").parameters}
+    v2 = {p.name: p for p in Connector.load("salesforcebulkv2").operation("init").parameters}
+    assert set(v2) - set(v1) == {"instanceUrl", "tokenUrl", "name"}
+    for name, param in v1.items():
+        assert v2[name].default == param.default, name
+    assert v2["apiUrl"].required is False  # instanceUrl may stand for it; InitParams still demands one
