@@ -133,4 +133,10 @@ class ConnectorOperationMediator:
         else:
             response = connection.invoke(self.operation, **params)
         relay_response(ctx, response.http)
+        # Values an operation declares under response.headers (Sforce-Locator -> locator) become
+        # properties of the flow, so a loop can pass get-property('locator') to the next call.
+        for name, _header in op.response.headers:
+            value = response.properties.get(name)
+            if value is not None:
+                ctx.properties[name] = value
         return True

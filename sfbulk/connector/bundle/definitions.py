@@ -31,6 +31,11 @@ class ParameterDef:
     description: str = ""
     allowed: tuple[str, ...] | None = None
     strict: bool = True
+    #: "string", or "integer": a whole number (at least ``minimum``), checked before any call
+    type: str = "string"
+    minimum: float | None = None
+    #: init only: another name for the init parameter ``alias_of`` (WSO2 v2's instanceUrl -> apiUrl)
+    alias_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,10 @@ class BodyDef:
     required: bool = False
     #: with "caller": the parameter that takes the Content-Type the caller's body came with, unless the call sets it
     caller_content_type: str | None = None
+    #: with "input": the parameters choosing the source (INLINE/FILE), holding the text, naming the file
+    mode: str | None = None
+    inline: str | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,9 +64,26 @@ class RequestDef:
 
 
 @dataclass(frozen=True)
+class OutputDef:
+    """Where a successful response body goes (docs/connector.md, ``response.output``)."""
+
+    #: parameter whose value FILE sends the body to a file; anything else keeps it in the message
+    mode: str | None = None
+    #: parameter naming the file (confined, see sfbulk/connector/files.py)
+    file: str | None = None
+    #: what happens to a body kept in the message: "none" or "csvToJson"
+    convert: str = "none"
+    #: parameter naming the CSV column delimiter (COMMA, TAB, ...) for csvToJson
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True)
 class ResponseDef:
     stream: bool = False
     extract: tuple[tuple[str, str], ...] = ()
+    #: property name -> response header, copied into ``properties`` (also for streamed responses)
+    headers: tuple[tuple[str, str], ...] = ()
+    output: OutputDef | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +153,8 @@ class OperationDef:
             if value == "" and param.required:
                 raise ParameterError(f"{self.name}: parameter {name!r} is required"
                                      + (f" ({param.description})" if param.description else ""))
+            if value != "" and param.type == "integer":
+                _check_integer(self.name, param, value)
             if value != "" and param.allowed is not None and value not in param.allowed:
                 allowed = ", ".join(param.allowed)
                 if param.strict:
@@ -176,6 +204,17 @@ class OperationDef:
         )
 
 
+def _check_integer(operation: str, param: ParameterDef, value: str) -> None:
+    """An integer parameter is a whole number in decimal digits, at least ``minimum``."""
+    text = value.strip()
+    ok = text.isascii() and text.isdigit()
+    if ok and param.minimum is not None and int(text) < param.minimum:
+        ok = False
+    if not ok:
+        least = f" of at least {param.minimum:g}" if param.minimum is not None else ""
+        raise ParameterError(f"{operation}: parameter {param.name!r} must be a whole number{least}, got {value!r}")
+
+
 def _no_newlines(operation: str, name: str, value: str) -> None:
     if "\r" in value or "\n" in value:
         raise ParameterError(f"{operation}: the value for {name!r} must not contain line breaks")
@@ -188,12 +227,23 @@ class ConnectorDef:
     description: str
     root: Path
     operations: Mapping[str, OperationDef]
+    #: other names configs may use for this connector (``aliases`` in connector.yaml)
+    aliases: tuple[str, ...] = ()
+    #: operation paths are relative to this; ``{{ apiVersion }}`` is replaced by the init apiVersion
+    base_path: str = "/services/async/{{ apiVersion }}"
+    #: "x-sfdc-session" (X-SFDC-Session: token) or "bearer" (Authorization: Bearer token)
+    session: str = "x-sfdc-session"
+
+    def base(self, api_version: str) -> str:
+        """The base path for ``api_version``: ``/services/async/62.0``, ``/services/data/v62.0/jobs``."""
+        return self.base_path.replace("{{ apiVersion }}", api_version)
 
 
 __all__ = [
     "BodyDef",
     "CompiledRequest",
     "ConnectorDef",
+    "OutputDef",
     "OperationDef",
     "ParameterDef",
     "RenderedRequest",

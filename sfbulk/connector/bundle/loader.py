@@ -21,6 +21,7 @@ from sfbulk.connector.bundle.definitions import (
     CompiledRequest,
     ConnectorDef,
     OperationDef,
+    OutputDef,
     ParameterDef,
     RequestDef,
     ResponseDef,
@@ -98,13 +99,27 @@ class _Builder:
             params.append(ParameterDef(
                 name=pname, required=bool(raw.get("required", False)), default=default,
                 description=str(raw.get("description", "")).strip(), allowed=allowed,
-                strict=bool(raw.get("strict", True)),
+                strict=bool(raw.get("strict", True)), type=raw.get("type", "string"),
+                minimum=raw.get("minimum"), alias_of=raw.get("aliasOf"),
             ))
+            if "aliasOf" in raw and kind != "init":
+                self.error("aliasOf is only for init parameters", ["parameters", index, "aliasOf"])
         declared = set(seen)
         raw_response = doc.get("response", {})
+        output = None
+        if "output" in raw_response:
+            raw_output = raw_response["output"]
+            for key in ("mode", "file", "delimiter"):
+                if key in raw_output and raw_output[key] not in declared:
+                    self.error(f"names {raw_output[key]!r}, which is not a declared parameter",
+                               ["response", "output", key])
+            output = OutputDef(mode=raw_output.get("mode"), file=raw_output.get("file"),
+                               convert=raw_output.get("convert", "none"), delimiter=raw_output.get("delimiter"))
         response = ResponseDef(
             stream=bool(raw_response.get("stream", False)),
             extract=tuple((k, v) for k, v in raw_response.get("extract", {}).items()),
+            headers=tuple((k, v) for k, v in raw_response.get("headers", {}).items()),
+            output=output,
         )
         if kind == "init":
             for key in ("request", "response"):
@@ -146,6 +161,14 @@ class _Builder:
             template_name = raw_body["template"]
             body_def = BodyDef("template", template_name)
             body_template = self.load_body_template(template_name, declared)
+        elif raw_body is not None and raw_body.get("from") == "input":
+            for key in ("mode", "inline", "file"):
+                if key in raw_body and raw_body[key] not in declared:
+                    self.error(f"names {raw_body[key]!r}, which is not a declared parameter", ["request", "body", key])
+            if "inline" not in raw_body and "file" not in raw_body:
+                self.error("a body 'from: input' needs 'inline' or 'file' (or both)", ["request", "body"])
+            body_def = BodyDef("input", mode=raw_body.get("mode"), inline=raw_body.get("inline"),
+                               file=raw_body.get("file"))
         elif raw_body is not None:
             relay = raw_body.get("callerContentType")
             if relay is not None and relay not in declared:
@@ -248,9 +271,15 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
         errors.append(ConfigError("only one operation may have kind: init", file=manifest_display))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    base_path = manifest.get("basePath", ConnectorDef.base_path)
+    if "{" in base_path.replace("{{ apiVersion }}", "") or "}" in base_path.replace("{{ apiVersion }}", ""):
+        raise ConfigError("basePath may only use {{ apiVersion }}", file=manifest_display,
+                          line=manifest.lines.get("basePath"), field="basePath")
     return ConnectorDef(
         name=manifest["name"], version=java_string(manifest["version"]),
         description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
+        aliases=tuple(manifest.get("aliases", ())), base_path=base_path,
+        session=manifest.get("session", ConnectorDef.session),
     )
 
 
