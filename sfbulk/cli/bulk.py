@@ -68,8 +68,10 @@ def connection_options(fn: Any) -> Any:
                      help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT]."),
         click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
                      help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
+        click.option("--api", "bulk_api", type=click.Choice(["1", "2"]), default="1", show_default=True,
+                     help="Bulk API version: 1 (Bulk API 1.0 batches) or 2 (Bulk API 2.0 jobs; see docs/bulk2.md)."),
         click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
-                     help="Parallel uploads/downloads."),
+                     help="Parallel uploads/downloads (with --api 2: jobs and result pages)."),
         click.option("--timeout", "poll_timeout", type=click.FloatRange(0, min_open=True), default=7200.0,
                      show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
         click.option("--progress/--no-progress", default=None,
@@ -356,6 +358,20 @@ def _fail_io(exc: OSError) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _check_api_flags(api2: bool, *, max_job_bytes: int | None = None, serial: bool = False,
+                     batch_size: int | None = None) -> None:
+    """Flags of one Bulk API version given with the other are usage errors, not silently ignored."""
+    source = click.get_current_context().get_parameter_source
+    if not api2 and max_job_bytes is not None:
+        raise click.UsageError("--max-job-bytes applies to Bulk API 2.0 jobs: add --api 2, or drop it")
+    if api2 and serial:
+        raise click.UsageError("--serial is a Bulk API 1.0 setting (2.0 jobs have no concurrency mode): drop it, "
+                               "or use --api 1")
+    if api2 and batch_size is not None and source("batch_size") not in (None, click.core.ParameterSource.DEFAULT):
+        raise click.UsageError("--batch-size is a Bulk API 1.0 setting (Salesforce cuts 2.0 jobs itself; "
+                               "--max-job-bytes sets the size of each job): drop it, or use --api 1")
+
+
 @click.command("load")
 @click.argument("csv_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--object", "sobject", required=True, help="sObject to load, e.g. Contact.")
@@ -373,13 +389,17 @@ def _fail_io(exc: OSError) -> None:
               help="Error file (default: <input>.error.csv next to the input).")
 @click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
               help="Reload only the rows of this error file (written by an earlier load).")
+@click.option("--max-job-bytes", type=click.IntRange(1_000, 100_000_000), default=None,
+              help="--api 2: CSV bytes per job; larger input is split into several jobs run in parallel "
+                   "(default and maximum 100,000,000).")
 @connection_options
 @click.option("--restart", is_flag=True,
               help="Abort the job an interrupted run left unfinished (see its journal) and start over.")
 @_job_exits
 def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
                  batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
-                 error_path: str | None, retry_failed: str | None, restart: bool, **kwargs: Any) -> None:
+                 error_path: str | None, retry_failed: str | None, restart: bool, max_job_bytes: int | None,
+                 **kwargs: Any) -> None:
     """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order.
 
     An interrupted load (Ctrl-C, kill, timeout, network failure) resumes when the same command is
@@ -390,6 +410,8 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 
     if bool(csv_file) == bool(retry_failed):
         raise click.UsageError("give either CSV_FILE or --retry-failed ERROR_FILE (exactly one)")
+    api2 = kwargs.get("bulk_api") == "2"
+    _check_api_flags(api2, max_job_bytes=max_job_bytes, serial=serial, batch_size=batch_size)
     source = csv_file
     tmp: str | None = None
     try:
@@ -432,7 +454,12 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         conn = open_connection(kwargs)
         progress = _watch.progress = progress_display("load", kwargs, source)
         try:
-            summary = load_csv(conn, source, options, progress)
+            if api2:
+                from sfbulk.bulk.v2.load import MAX_JOB_BYTES, load_csv_v2
+
+                summary = load_csv_v2(conn, source, options, progress, max_job_bytes=max_job_bytes or MAX_JOB_BYTES)
+            else:
+                summary = load_csv(conn, source, options, progress)
         finally:
             progress.close()
             conn.close()
@@ -444,11 +471,19 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     finally:
         if tmp:
             os.unlink(tmp)
-    click.echo(
-        f"job {summary.job_id}: {summary.rows:,} rows in {summary.batches} batches, "
-        f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
-        err=True,
-    )
+    if api2:
+        click.echo(
+            f"{'job' if summary.batches == 1 else 'jobs'} {summary.job_id.replace(',', ', ')}: {summary.rows:,} "
+            f"rows in {summary.batches} {'job' if summary.batches == 1 else 'jobs'} (Bulk API 2.0), "
+            f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"job {summary.job_id}: {summary.rows:,} rows in {summary.batches} batches, "
+            f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
+            err=True,
+        )
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the input", err=True)
     if summary.blank_lines:
