@@ -531,13 +531,21 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
 
     try:
         pk_chunking_header(pk_chunking)
+        if kwargs.get("bulk_api") == "2" and sobject:
+            raise click.UsageError("--object is a Bulk API 1.0 setting (a 2.0 query job takes its object from the "
+                                   "query): drop it, or use --api 1")
         options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
                                  concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
         options.restart, options.notify = restart, _watch.note
         conn = open_connection(kwargs)
         progress = _watch.progress = progress_display("extract", kwargs)
         try:
-            summary = extract(conn, soql, out_path, options, progress)
+            if kwargs.get("bulk_api") == "2":
+                from sfbulk.bulk.v2.extract import extract_v2
+
+                summary = extract_v2(conn, soql, out_path, options, progress)
+            else:
+                summary = extract(conn, soql, out_path, options, progress)
         finally:
             progress.close()
             conn.close()
@@ -546,10 +554,14 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         return
     except OSError as exc:  # unreadable input, unwritable output folder, full disk
         _fail_io(exc)
-    click.echo(
-        f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
-        f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
-        err=True,
-    )
+    if kwargs.get("bulk_api") == "2":
+        click.echo(f"job {summary.job_id}: {summary.rows:,} records (Bulk API 2.0, {summary.result_files} result "
+                   f"pages) written to {summary.out_path} in {summary.seconds:.1f} s", err=True)
+    else:
+        click.echo(
+            f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
+            f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
+            err=True,
+        )
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the results", err=True)

@@ -9,8 +9,10 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from sfbulk.bulk.load import LoadOptions
+from sfbulk.bulk.extract import ExtractOptions
+from sfbulk.bulk.load import LoadOptions, Progress
 from sfbulk.bulk.retry import RetryPolicy
+from sfbulk.bulk.v2.extract import extract_v2
 from sfbulk.bulk.v2.load import load_csv_v2
 from sfbulk.cli import cli
 from tests.integration.test_bulk_load import connect, env_for, read_csv, write_contacts
@@ -61,3 +63,78 @@ def test_identical_rows_each_get_one_outcome(emulator_factory: Any, tmp_path: Pa
     assert len(ok) == sum(1 for r in rows if r[1]) and len(err) == sum(1 for r in rows if not r[1])
     assert all(r[1] == "Row" for r in ok) and all(r[1] == "" for r in err)
     assert len({r[3] for r in ok}) == len(ok)  # every id once
+
+
+def test_cli_extract_api2_parallel_pages_and_locator_chain(emulator_factory: Any, tmp_path: Path) -> None:
+    """resultPages (API 62.0) and the Sforce-Locator chain (API 57.0) give the same file, rows in order."""
+    emu = emulator_factory()
+    src = tmp_path / "contacts.csv"
+    write_contacts(src, 1_500, tag="v2x")
+    env = env_for(emu, tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(cli, ["load", str(src), "--object", "Contact", "--api", "2", "--no-progress"],
+                         env=env).exit_code == 0
+    soql = "SELECT Email, Description FROM Contact WHERE Email LIKE 'v2x%' ORDER BY Email"
+    outputs = {}
+    for version in ("62.0", "57.0"):
+        out = tmp_path / f"out-{version}.csv"
+        conn = connect(emu, tmp_path)
+        conn.params = type(conn.params)(**{**conn.params.__dict__, "api_version": version})
+        summary = extract_v2(conn, soql, str(out), ExtractOptions(concurrency=3), page_records=200)
+        assert summary.rows == 1_500 and summary.result_files == 8
+        outputs[version] = out.read_bytes()
+    assert outputs["62.0"] == outputs["57.0"]
+    rows = read_csv(tmp_path / "out-62.0.csv")
+    assert rows[0] == ["Email", "Description"]
+    assert [r[0] for r in rows[1:]] == sorted(f"v2x{i}@example.com" for i in range(1_500))
+    result = runner.invoke(cli, ["extract", soql, "--out", str(tmp_path / "cli.csv"), "--api", "2",
+                                 "--no-progress"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1,500 records (Bulk API 2.0, 1 result pages)" in result.output
+    assert (tmp_path / "cli.csv").read_bytes() == outputs["62.0"]
+
+
+def test_tokens_expiring_mid_job_are_refreshed_and_replayed(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory(token_ttl=0.5)
+    src = tmp_path / "t.csv"
+    write_contacts(src, 6_000, tag="v2tok")
+    conn = connect(emu, tmp_path)
+
+    class ExpireOnEveryUpload(Progress):
+        def sent(self, rows: int) -> None:
+            emu.expire_tokens()
+
+    summary = load_csv_v2(conn, str(src), LoadOptions(object="Contact", concurrency=3, poll_initial=0.2),
+                          ExpireOnEveryUpload(), max_job_bytes=200_000)
+    assert (summary.rows, summary.succeeded, summary.failed) == (6_000, 6_000, 0) and summary.batches >= 3
+    assert conn.auth.refresh_count >= 3
+    emu.expire_tokens()
+    out = tmp_path / "t-out.csv"
+    extract_v2(conn, "SELECT Email FROM Contact WHERE Email LIKE 'v2tok%'", str(out), page_records=1_000)
+    emails = [r[0] for r in read_csv(out)[1:]]
+    assert len(emails) == len(set(emails)) == 6_000
+    conn.close()
+
+
+def test_load_and_extract_through_503s_and_resets(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    src = tmp_path / "f.csv"
+    with src.open("w", encoding="utf-8", newline="") as fh:
+        fh.write("LastName,Email\n")
+        fh.writelines(f"L{i},v2f{i}@example.com\n" for i in range(20_000))
+    conn = connect(emu, tmp_path)
+    emu.faults.configure(error_rate=0.08, reset_rate=0.08, seed=11)
+    policy = RetryPolicy(attempts=12, initial=0.02, cap=0.3)
+    summary = load_csv_v2(conn, str(src), LoadOptions(object="Contact", concurrency=4, poll_initial=0.05,
+                                                      poll_cap=0.5, retry=policy), max_job_bytes=100_000)
+    out = tmp_path / "f-out.csv"
+    ext = extract_v2(conn, "SELECT Email FROM Contact WHERE Email LIKE 'v2f%'", str(out),
+                     ExtractOptions(poll_initial=0.05, poll_cap=0.5, retry=policy), page_records=2_000)
+    emu.faults.configure()
+    assert (summary.rows, summary.succeeded, summary.failed) == (20_000, 20_000, 0)
+    assert sum(emu.faults.injected.values()) > 0 and summary.retries + ext.retries > 0
+    assert sorted(stored(emu, "v2f")) == sorted(f"v2f{i}@example.com" for i in range(20_000))  # once each
+    ok = read_csv(tmp_path / "f.success.csv")
+    assert [r[1] for r in ok[1:]] == [f"v2f{i}@example.com" for i in range(20_000)]
+    assert ext.rows == 20_000
+    conn.close()

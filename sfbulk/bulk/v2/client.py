@@ -172,7 +172,8 @@ class Bulk2Client:
         return self._json("GET", f"/{kind}/{job_id}", f"reading job {job_id}")
 
     def download(self, path: str, dest: str, context: str, *, query: dict[str, Any] | None = None,
-                 accept: str = "text/csv") -> tuple[int, dict[str, str]]:
+                 accept: str = "text/csv", transform: Callable[[bytes], bytes] | None = None,
+                 ) -> tuple[int, dict[str, str]]:
         """Stream one CSV body to ``dest`` (rewritten from scratch on each retry): (bytes, headers)."""
         def once() -> tuple[int, dict[str, str]]:
             response = self._send("GET", path, query=query, headers={"Accept": accept,
@@ -185,6 +186,8 @@ class Bulk2Client:
             try:
                 with open(dest, "wb") as fh:
                     for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                        if transform is not None:
+                            chunk = transform(chunk)
                         fh.write(chunk)
                         written += len(chunk)
             except (OSError, ValueError) as exc:  # requests' ChunkedEncodingError etc. surface here
@@ -222,8 +225,8 @@ class Bulk2Client:
         path = f"/query/{job_id}/resultPages" + ("?" + urlencode(query) if query else "")
         return self._json("GET", path, f"listing the result pages of job {job_id}")
 
-    def download_page(self, job_id: str, dest: str, *, locator: str | None = None,
-                      max_records: int | None = None) -> tuple[int, str | None, int]:
+    def download_page(self, job_id: str, dest: str, *, locator: str | None = None, max_records: int | None = None,
+                      transform: Callable[[bytes], bytes] | None = None) -> tuple[int, str | None, int]:
         """getQueryJobResults: one page to ``dest``: (bytes, next locator or None, records in it)."""
         query: dict[str, Any] = {}
         if locator:
@@ -232,7 +235,8 @@ class Bulk2Client:
             query["maxRecords"] = max_records
         written, headers = self.download(f"/query/{job_id}/results", dest,
                                          f"downloading results of job {job_id}"
-                                         + (f" at locator {locator}" if locator else ""), query=query)
+                                         + (f" at locator {locator}" if locator else ""), query=query,
+                                         transform=transform)
         lowered = {k.lower(): v for k, v in headers.items()}
         nxt = lowered.get("sforce-locator") or "null"
         try:
