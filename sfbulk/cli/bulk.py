@@ -516,12 +516,15 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 @click.option("--pk-chunking", "pk_chunking", is_flag=False, flag_value="true", default=None,
               metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
 @click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
+@click.option("--max-records", type=click.IntRange(1, 1_000_000), default=None,
+              help="--api 2: records per result page (Salesforce's maxRecords; default 50,000); pages are "
+                   "downloaded in parallel.")
 @connection_options
 @click.option("--restart", is_flag=True,
               help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.")
 @_job_exits
 def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
-                    restart: bool, **kwargs: Any) -> None:
+                    restart: bool, max_records: int | None, **kwargs: Any) -> None:
     """Extract the records of SOQL into one CSV file (streamed to disk, header once).
 
     An interrupted extract resumes when the same command is run again (same job, only the result
@@ -534,6 +537,8 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         if kwargs.get("bulk_api") == "2" and sobject:
             raise click.UsageError("--object is a Bulk API 1.0 setting (a 2.0 query job takes its object from the "
                                    "query): drop it, or use --api 1")
+        if kwargs.get("bulk_api") != "2" and max_records is not None:
+            raise click.UsageError("--max-records applies to Bulk API 2.0 result pages: add --api 2, or drop it")
         options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
                                  concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
         options.restart, options.notify = restart, _watch.note
@@ -541,9 +546,9 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         progress = _watch.progress = progress_display("extract", kwargs)
         try:
             if kwargs.get("bulk_api") == "2":
-                from sfbulk.bulk.v2.extract import extract_v2
+                from sfbulk.bulk.v2.extract import PAGE_RECORDS, extract_v2
 
-                summary = extract_v2(conn, soql, out_path, options, progress)
+                summary = extract_v2(conn, soql, out_path, options, progress, page_records=max_records or PAGE_RECORDS)
             else:
                 summary = extract(conn, soql, out_path, options, progress)
         finally:

@@ -44,7 +44,7 @@ RESULT_PAGES_VERSION = 58.0
 #: records per page: pages small enough to spread over the workers, large enough to keep requests few
 PAGE_RECORDS = 50_000
 QUERY_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
-_FLAGS = {"soql": "the query", "query_all": "--all", "out": "--out", "api_url": "--api-url", "api": "--api"}
+_FLAGS = {"soql": "the query", "query_all": "--all", "out": "--out", "api_url": "--api-url", "api": "--api", "max_records": "--max-records"}
 
 
 def extract_v2(conn: Any, soql: str, out_path: str, options: ExtractOptions | None = None,
@@ -73,7 +73,7 @@ def _extract(conn: Any, client: Bulk2Client, journal: Journal, soql: str, out_pa
              progress: Progress, started: float, page_records: int) -> ExtractSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
     identity = {"kind": "extract", "api": 2, "soql": soql, "query_all": options.query_all,
-                "out": os.path.abspath(out_path),
+                "out": os.path.abspath(out_path), "max_records": page_records,
                 "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or "")}
     part = out_path + ".part"
     job_rec = journal.last("job")
