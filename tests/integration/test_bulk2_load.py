@@ -138,3 +138,35 @@ def test_load_and_extract_through_503s_and_resets(emulator_factory: Any, tmp_pat
     assert [r[1] for r in ok[1:]] == [f"v2f{i}@example.com" for i in range(20_000)]
     assert ext.rows == 20_000
     conn.close()
+
+
+def test_results_out_of_input_order_are_matched_by_content(emulator_factory: Any, tmp_path: Path,
+                                                           monkeypatch: Any) -> None:
+    """When a result file is not in input order (Salesforce promises none), the rows written by the
+    ordered fast path are cut back and the job is matched by content: the same files as in order."""
+    from sfbulk.bulk.v2 import match
+
+    emu = emulator_factory()
+    src = tmp_path / "c.csv"
+    write_contacts(src, 2_000, tag="v2ord", missing_every=300)
+    options = LoadOptions(object="Contact", concurrency=2, success_path=str(tmp_path / "a.ok.csv"),
+                          error_path=str(tmp_path / "a.err.csv"))
+    load_csv_v2(connect(emu, tmp_path), str(src), options, max_job_bytes=50_000)
+    expected = [read_csv(tmp_path / "a.ok.csv"), read_csv(tmp_path / "a.err.csv")]
+    real_take, calls = match.OrderedMatch.take, [0]
+
+    def disorder_after_some_rows(self: Any, cells: list[str]) -> Any:
+        calls[0] += 1
+        if calls[0] % 500 == 0:
+            raise match.OutOfOrder
+        return real_take(self, cells)
+
+    monkeypatch.setattr(match.OrderedMatch, "take", disorder_after_some_rows)
+    options = LoadOptions(object="Contact", operation="upsert", external_id="Email", concurrency=2,
+                          success_path=str(tmp_path / "b.ok.csv"), error_path=str(tmp_path / "b.err.csv"))
+    load_csv_v2(connect(emu, tmp_path), str(src), options, max_job_bytes=50_000)
+    ok, err = read_csv(tmp_path / "b.ok.csv"), read_csv(tmp_path / "b.err.csv")
+    assert calls[0] >= 1_000
+    assert [r[:4] for r in ok] == [r[:4] for r in expected[0]] and [r[:4] for r in err] == [r[:4] for r in expected[1]]
+    assert [r[4] for r in ok[1:]] == [r[4] for r in expected[0][1:]]  # the upsert found the same records
+    assert all(r[5] == "false" for r in ok[1:])  # updated, not created

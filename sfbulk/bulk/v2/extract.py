@@ -35,6 +35,7 @@ from sfbulk.bulk.journal import (
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.v2.client import Bulk2Client
+from sfbulk.bulk.v2.load import POLL_CAP
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted
 
 log = logging.getLogger("sfbulk.bulk.v2.extract")
@@ -163,7 +164,8 @@ def _run(client: Bulk2Client, journal: Journal, job_id: str, soql: str, part: st
         return info.get("state") in QUERY_FINAL, False, [job_id]
 
     poll_until(check, job_id=job_id, timeout=options.timeout, what="query jobs",
-               backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
+               backoff=Backoff(initial=options.poll_initial, factor=1.3,
+                               cap=max(options.poll_initial, min(options.poll_cap, POLL_CAP))))
     if info.get("state") != "JobComplete":
         raise BulkError(f"job {job_id}: the query job ended {info.get('state')}"
                         + (f": {info['errorMessage']}" if info.get("errorMessage") else ""))

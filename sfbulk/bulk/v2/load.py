@@ -52,7 +52,7 @@ from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.precheck import InputPlan, check_file, check_outputs
 from sfbulk.bulk.results import ResultWriter, input_records, parse_header
 from sfbulk.bulk.v2.client import INGEST_FINAL, Bulk2Client
-from sfbulk.bulk.v2.match import Matcher, record_digests
+from sfbulk.bulk.v2.match import Matcher, OrderedMatch, OutOfOrder, parse_records, record_digests
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted
 
 log = logging.getLogger("sfbulk.bulk.v2.load")
@@ -60,6 +60,7 @@ log = logging.getLogger("sfbulk.bulk.v2.load")
 #: raw CSV per job: Salesforce takes at most 150 MB base64 per upload, i.e. 100 MB of CSV (bulk-api.md §8.1)
 MAX_JOB_BYTES = 100_000_000
 RESULT_KINDS = ("successfulResults", "failedResults", "unprocessedrecords")
+POLL_CAP = 2.0  # seconds between two status reads of a job, at most
 
 
 @dataclass
@@ -377,12 +378,16 @@ class _Run:
             info = self._poll(job)
             if info is None:
                 return
-            files = {}
-            for kind in RESULT_KINDS:
-                if self.halt.is_set():
-                    return
+            if self.halt.is_set():
+                return
+            job_id = job.id
+
+            def fetch(kind: str) -> tuple[str, int]:
                 name = f"job-{job.n}-{kind}.csv"
-                files[kind] = (name, self.client.download_results(job.id, kind, os.path.join(self.work, name)))
+                return name, self.client.download_results(job_id, kind, os.path.join(self.work, name))
+
+            with ThreadPoolExecutor(len(RESULT_KINDS), thread_name_prefix="sfbulk-results") as fetchers:
+                files = dict(zip(RESULT_KINDS, fetchers.map(fetch, RESULT_KINDS), strict=True))
             record = {"t": "fetched2", "n": job.n, "state": info.get("state"), "msg": info.get("errorMessage") or "",
                       "processed": int(info.get("numberRecordsProcessed") or 0),
                       "failed": int(info.get("numberRecordsFailed") or 0),
@@ -408,8 +413,11 @@ class _Run:
                 return True, True, []
             return False, False, [job_id]
 
+        # A 2.0 job reports no per-batch progress to reset the backoff on, so the delay is capped at
+        # POLL_CAP: one GET per job every 2 s at most, never 10 s of waiting after the job finished.
         poll_until(check, job_id=job_id, timeout=self.options.timeout, stop=self.halt, what="jobs",
-                   backoff=Backoff(initial=self.options.poll_initial, factor=1.3, cap=self.options.poll_cap))
+                   backoff=Backoff(initial=self.options.poll_initial, factor=1.3,
+                                   cap=max(self.options.poll_initial, min(self.options.poll_cap, POLL_CAP))))
         return found or None
 
     def _fetched_ok(self, record: dict[str, Any]) -> bool:
@@ -450,7 +458,7 @@ class _Run:
                     resume = self.state.offsets if self.state.merged else None
                     writer = ResultWriter(self.ok_part, self.err_part, fields, resume=resume)
                 if not job.merged:
-                    self._merge(writer, job, len(fields))
+                    writer = self._merge(writer, job, len(fields))
                     ok_bytes, err_bytes = writer.sync()
                     self.journal.append({"t": "merged2", "n": job.n, "ok_bytes": ok_bytes, "err_bytes": err_bytes,
                                          "ok": writer.succeeded, "failed": writer.failed})
@@ -474,24 +482,42 @@ class _Run:
                 self.counts[:] = [writer.succeeded, writer.failed]
                 writer.close()
 
-    def _merge(self, writer: ResultWriter, job: _Job, width: int) -> None:
+    def _merge(self, writer: ResultWriter, job: _Job, width: int) -> ResultWriter:
+        """Write the job's rows in input order; returns the writer (a new one after a fallback)."""
         record = job.fetched or {}
+        paths = {kind: os.path.join(self.work, name) for kind, (name, _size) in record.get("files", {}).items()}
+        state, msg = record.get("state"), record.get("msg")
+        reason = f"not processed: job {job.id} ended {state}" + (f": {msg}" if msg else "")
+        sp = self.splitter
+        ok_bytes, err_bytes = writer.sync(durable=False)
+        before = (ok_bytes, err_bytes, writer.succeeded, writer.failed)
+        ordered = OrderedMatch(paths, width, reason)
+        try:
+            for chunk in job.chunks:
+                records = input_records(self.path, chunk, sp.encoding, sp.nul, sp.sent_records)
+                writer.add_batch(records, [ordered.take(cells) for cells in parse_records(records)], reason)
+            ordered.finish()
+            return writer
+        except OutOfOrder:
+            log.info("job %s: results not in input order; matching them by content", job.id)
+        finally:
+            ordered.close()
+        writer.close()  # cut back to where this job began, then the general join
+        writer = ResultWriter(self.ok_part, self.err_part, parse_header(sp.header), resume=before)
         matcher = Matcher(os.path.join(self.work, f"job-{job.n}.match"), width)
         try:
-            for kind, (name, _size) in record.get("files", {}).items():
-                matcher.add_result_file(kind, os.path.join(self.work, name))
-            sp = self.splitter
+            for kind, path in paths.items():
+                matcher.add_result_file(kind, path)
             for chunk in job.chunks:
                 matcher.add_inputs(record_digests(input_records(self.path, chunk, sp.encoding, sp.nul,
                                                                 sp.sent_records)))
-            state, msg = record.get("state"), record.get("msg")
-            reason = f"not processed: job {job.id} ended {state}" + (f": {msg}" if msg else "")
             outcomes = matcher.outcomes(reason)
             for chunk in job.chunks:
                 records = input_records(self.path, chunk, sp.encoding, sp.nul, sp.sent_records)
                 writer.add_batch(records, list(islice(outcomes, len(records))), reason)
         finally:
             matcher.close()
+        return writer
 
     # -- the main thread ----------------------------------------------------------------------
 
