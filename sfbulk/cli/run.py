@@ -34,10 +34,18 @@ def _config_errors(error: ConfigError) -> list[ConfigError]:
 
 
 def _bundled_connectors() -> dict[str, Any]:
-    from sfbulk.connector.connection import Connector
+    from sfbulk.connector.connection import bundled_connectors
 
-    connector = Connector.load()
-    return {connector.name: connector}
+    return dict(bundled_connectors())
+
+
+def token_endpoint_defaults(token_endpoint: str | None) -> dict[str, dict[str, str]] | None:
+    """``--token-endpoint`` as the init default of every bundled connector (1.0 and 2.0)."""
+    if not token_endpoint:
+        return None
+    from sfbulk.connector.connection import BUNDLED
+
+    return {name: {"tokenEndpointHostname": token_endpoint} for name in BUNDLED}
 
 
 def _parse_header(text: str) -> tuple[str, str]:
@@ -129,6 +137,8 @@ def _readable(body: bytes, content_type: str) -> str:
 @click.option("--lenient", is_flag=True,
               help="Report parameters a connector operation does not declare as warnings, not errors "
                    "(for configs that pass extra parameters on purpose; they are ignored).")
+@click.option("--file-root", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory that operations' file paths (uploadJobData and result filePath) must lie under.")
 @click.option("--include", "-i", is_flag=True, help="Print the response headers too.")
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
 @allow_host_options("Without --allow-host or --settings, run trusts its input and checks no host; with them, "
@@ -146,6 +156,7 @@ def run_command(
     registry_dir: str,
     ca_file: str | None,
     token_endpoint: str | None,
+    file_root: str,
     include: bool,
     raw: bool,
     lenient: bool,
@@ -182,9 +193,9 @@ def run_command(
         policy = None
         if allow_hosts or settings_file:  # the input is the operator's own file: checked only on request
             policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
-        init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
-        engine = Engine(registry=registry_dir, init_defaults=init_defaults,
+        engine = Engine(registry=registry_dir, init_defaults=token_endpoint_defaults(token_endpoint),
                         transport=RequestsTransport(verify=ca_file or True, host_policy=policy))
+        engine.file_root = file_root
     except ConfigError as exc:
         click.echo(f"sfbulk run: {exc}", err=True)
         sys.exit(EXIT_CONFIG)

@@ -85,6 +85,9 @@ def _report_config_error(error: ConfigError) -> None:
 @click.option("--lenient", is_flag=True,
               help="Report parameters a connector operation does not declare as warnings, not errors "
                    "(for configs that pass extra parameters on purpose; they are ignored).")
+@click.option("--file-root", default=None, type=click.Path(file_okay=False),
+              help="Directory that operations' file paths (uploadJobData and result filePath, taken from "
+                   "requests) must lie under. Default: none, every file path is refused (docs/security.md).")
 @click.option("--access-log/--no-access-log", default=True, show_default=True,
               help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
 @allow_host_options("Salesforce's domains and the --token-endpoint host:port are always allowed.")
@@ -105,20 +108,22 @@ def serve_command(
     shutdown_timeout: int,
     token_endpoint: str | None,
     access_log: bool,
+    file_root: str | None,
     lenient: bool,
     allow_hosts: tuple[str, ...],
     settings_file: str | None,
 ) -> None:
     """Serve the proxies in CONFIG... (Synapse XML files or folders, YAML files, a WSO2 deployment
     folder) at /services/<name>, and their REST APIs at their contexts."""
+    from sfbulk.cli.run import token_endpoint_defaults
     from sfbulk.engine.engine import Engine  # imported here so `sfbulk --help` stays fast
     from sfbulk.transport import RequestsTransport
 
     try:
         policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
-        init_defaults = {"salesforcebulk": {"tokenEndpointHostname": token_endpoint}} if token_endpoint else None
-        engine = Engine(registry=registry_dir, init_defaults=init_defaults,
+        engine = Engine(registry=registry_dir, init_defaults=token_endpoint_defaults(token_endpoint),
                         transport=RequestsTransport(host_policy=policy))
+        engine.file_root = file_root
         engine.load(*configs, lenient=lenient)
     except ConfigError as exc:
         _report_config_error(exc)

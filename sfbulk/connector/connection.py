@@ -17,14 +17,17 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from sfbulk.connector import outputs
 from sfbulk.connector.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
 from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef, load_bundle
+from sfbulk.connector.files import FileRoot
 from sfbulk.errors import ConfigError, ParameterError
 from sfbulk.registry import FileRegistry, Registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
@@ -36,23 +39,43 @@ SESSION_HEADER = "X-SFDC-Session"
 EXTRACT_LIMIT = 1024 * 1024
 
 
-def bundle_root() -> Path:
-    """Where the bundled connector lives: the repo root in a checkout, else package data."""
+#: the bundles shipped with sfbulk: the 1.0 one at the repo root, the others under connectors/<name>/
+BUNDLED = ("salesforcebulk", "salesforcebulkv2")
+
+
+def bundle_root(name: str = "salesforcebulk") -> Path:
+    """Where a bundled connector lives: the repo root (or connectors/<name>) in a checkout, else package data."""
     checkout = Path(__file__).resolve().parents[2]
-    if (checkout / "connector.yaml").is_file() and (checkout / "operations").is_dir():
+    if name != "salesforcebulk":
+        if name not in BUNDLED:
+            raise ConfigError(f"no bundled connector named {name!r}; bundled: {', '.join(BUNDLED)}")
+        if (checkout / "connectors" / name / "connector.yaml").is_file():
+            return checkout / "connectors" / name
+    elif (checkout / "connector.yaml").is_file() and (checkout / "operations").is_dir():
         return checkout
     import importlib.resources  # only for an installed package: start-up time in a checkout
 
+    package = "sfbulk.bundle" if name == "salesforcebulk" else f"sfbulk.bundle.connectors.{name}"
     try:
-        files = importlib.resources.files("sfbulk.bundle")
+        files = importlib.resources.files(package)
     except ModuleNotFoundError:
         raise ConfigError("the connector bundle is not installed (package sfbulk.bundle missing); "
                           "reinstall sfbulk or pass Connector.load(path)") from None
     # sfbulk.bundle has no __init__.py: files() may be a MultiplexedPath, whose children are real paths.
     manifest = files.joinpath("connector.yaml")
     if not manifest.is_file():
-        raise ConfigError("the connector bundle is incomplete: sfbulk/bundle/connector.yaml not found; reinstall sfbulk")
+        raise ConfigError(f"the connector bundle {name} is incomplete: its connector.yaml was not found; reinstall sfbulk")
     return Path(str(manifest)).parent
+
+
+def bundled_connectors() -> dict[str, Connector]:
+    """Every bundled connector by name and by alias (``salesforce_bulkapi_v2``), for the engine and CLI."""
+    found: dict[str, Connector] = {}
+    for name in BUNDLED:
+        connector = Connector.load(name)
+        for key in (connector.name, *connector.definition.aliases):
+            found[key] = connector
+    return found
 
 
 class OperationResponse:
@@ -96,9 +119,14 @@ class Connector:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Connector:
-        """Load a bundle directory (default: the bundled salesforcebulk connector)."""
+        """Load a bundle directory, or a bundled connector by name (default: salesforcebulk).
+
+        A bare name in ``BUNDLED`` (``"salesforcebulkv2"``) is the bundled connector, not a folder.
+        """
         if path is None:
             return cls(load_bundle(bundle_root()))
+        if isinstance(path, str) and path in BUNDLED:
+            return cls(load_bundle(bundle_root(path)))
         return cls(load_bundle(Path(path), str(path)))
 
     name = property(lambda self: self.definition.name)
@@ -123,6 +151,7 @@ class Connector:
 
     def connection(self, *, registry: Registry | None = None, transport: Transport | None = None,
                    cache: bool = False, allow_hosts: HostPolicy | Iterable[str] | None = None,
+                   file_root: str | os.PathLike[str] | None | FileRoot = ".",
                    **init_params: Any) -> Connection:
         """Run init: validate the parameters and set up the token life cycle.
 
@@ -131,21 +160,49 @@ class Connector:
         ``allow_hosts`` (a HostPolicy or host patterns) restricts which hosts apiUrl,
         tokenEndpointHostname and a returned instance_url may name; without it the transport's
         ``host_policy`` applies, and without that nothing is checked: the programmer wrote the URLs.
+        ``file_root`` is the directory file paths of operations are confined to (default: the
+        current directory; ``None`` refuses every file, as ``sfbulk serve`` does by default).
         """
-        params = InitParams.from_params(init_params)
+        params = InitParams.from_params(self._init_aliases(init_params))
+        files = file_root if isinstance(file_root, FileRoot) else FileRoot(file_root)
         if registry is None:
             registry = FileRegistry("registry")
         policy = allow_hosts if allow_hosts is None or isinstance(allow_hosts, HostPolicy) else HostPolicy(allow_hosts)
         if not cache:
-            return Connection(self, params, registry, transport, host_policy=policy)
+            return Connection(self, params, registry, transport, host_policy=policy, files=files)
         registry_id: Any = ("file", str(registry.root)) if isinstance(registry, FileRegistry) else id(registry)
-        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None, id(policy))
+        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None, id(policy),
+               str(files.base))
         with self._cache_lock:
             conn = self._cache.get(key)
             if conn is None or conn.closed:
-                conn = Connection(self, params, registry, transport, host_policy=policy)
+                conn = Connection(self, params, registry, transport, host_policy=policy, files=files)
                 self._cache[key] = conn
             return conn
+
+    def _init_aliases(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Init parameters under the names the token life cycle knows (``aliasOf`` in init.yaml).
+
+        ``instanceUrl`` -> ``apiUrl``; a token URL alias may name the full
+        ``.../services/oauth2/token`` URL (WSO2 v2's ``tokenUrl``): the suffix is dropped, since the
+        token life cycle appends it; given both, the alias wins. An init parameter the bundle declares but the life cycle does
+        not use (WSO2 v2's ``name``) is accepted and ignored; undeclared names stay errors.
+        """
+        init = self.init
+        if init is None:
+            return dict(params)
+        aliases = {p.name: p.alias_of for p in init.parameters if p.alias_of}
+        unused = {p.name for p in init.parameters if not p.alias_of and p.name not in INIT_PARAMETERS}
+        out = {name: value for name, value in params.items() if name not in aliases and name not in unused}
+        for name, target in aliases.items():
+            value = params.get(name)
+            if value in (None, ""):
+                continue
+            text = str(value).strip()
+            if target == "tokenEndpointHostname" and text.rstrip("/").endswith("/services/oauth2/token"):
+                text = text.rstrip("/")[: -len("/services/oauth2/token")]
+            out[target] = text  # the WSO2 name wins, as a flow's value wins over the engine's defaults
+        return out
 
     def close_cached(self) -> None:
         """Close every cached connection (and the sessions they own)."""
@@ -207,8 +264,11 @@ class Connection:
     """An initialised connection: parameters, token manager and one pooled transport. Thread-safe."""
 
     def __init__(self, connector: Connector, params: InitParams, registry: Registry,
-                 transport: Transport | None = None, *, host_policy: HostPolicy | None = None) -> None:
+                 transport: Transport | None = None, *, host_policy: HostPolicy | None = None,
+                 files: FileRoot | None = None) -> None:
         self.connector = connector
+        #: where file paths of operations are confined to (docs/security.md)
+        self.files = files if files is not None else FileRoot(".")
         self.params = params
         self.registry = registry
         #: the allow-list for URLs taken from the init parameters (None: the transport's, or none)
@@ -226,8 +286,8 @@ class Connection:
 
     @property
     def api_url(self) -> str:
-        """The Bulk base URL in use: ``<instance>/services/async/<version>``."""
-        return f"{self._last_instance}/services/async/{self.params.api_version}"
+        """The Bulk base URL in use: ``<instance>/services/async/<version>`` (the bundle's basePath)."""
+        return f"{self._last_instance}{self.connector.definition.base(self.params.api_version)}"
 
     def _url(self, session: Session, path: str, query: tuple[tuple[str, str], ...]) -> str:
         if session.instance_url != self._checked_instance:
@@ -235,7 +295,7 @@ class Connection:
             check_host(self.host_policy, session.instance_url, "the instance URL of the session")
             self._checked_instance = session.instance_url
         self._last_instance = session.instance_url
-        url = f"{session.instance_url}/services/async/{self.params.api_version}{path}"
+        url = f"{session.instance_url}{self.connector.definition.base(self.params.api_version)}{path}"
         return url + ("?" + urlencode(query) if query else "")
 
     def invoke(self, name: str, *, body: Any = None, stream: bool | None = None,
@@ -254,8 +314,12 @@ class Connection:
         relay = op.request.body.caller_content_type if op.request is not None else None
         if relay is not None and body_content_type and params.get(relay) in (None, ""):
             params = {**params, relay: body_content_type}
-        rendered = op.render(op.bind(params))
-        if rendered.body_from_caller:
+        bound = op.bind(params)
+        rendered = op.render(bound)
+        output_file = outputs.check_output(op, bound, self.files)
+        if op.request is not None and op.request.body.kind == "input":
+            caller_body = _Body(outputs.input_body(op, bound, body, self.files))
+        elif rendered.body_from_caller:
             if body is None and rendered.body_required:
                 raise ParameterError(f"{name}: a request body is required (body=...)")
             caller_body = _Body(body)
@@ -264,6 +328,10 @@ class Connection:
         else:
             caller_body = _Body(rendered.body)
         want_stream = op.response.stream if stream is None else stream
+        if output_file is not None:
+            if stream:
+                raise ParameterError(f"{name}: stream=True reads the body yourself; it cannot also go to a file")
+            want_stream = True  # written to the file chunk by chunk
         use_session = op.request is not None and op.request.auth == "session"
         session = self.auth.current() if use_session else None
         response = self._send(rendered, session, caller_body, want_stream, timeout)
@@ -281,14 +349,21 @@ class Connection:
                 log.debug("%s: session rejected; replaying once with the refreshed token", name)
                 response.close()
                 response = self._send(rendered, fresh, caller_body, want_stream, timeout)
-        properties = {} if want_stream else self._extract(op, response)
+        if op.response.output is not None and not (want_stream and output_file is None):
+            response = outputs.apply_output(op, bound, response, self.files, output_file)
+            properties = self._extract(op, response)
+        else:
+            properties = {} if want_stream else self._extract(op, response)
+        properties.update(outputs.header_properties(op, response))
         return OperationResponse(name, response, properties)
 
     def _send(self, rendered: Any, session: Session | None, body: _Body, stream: bool,
               timeout: float | None) -> HttpResponse:
         headers = dict(rendered.headers)
         if session is not None:
-            if session.token:
+            if session.token and self.connector.definition.session == "bearer":
+                headers["Authorization"] = f"Bearer {session.token.reveal()}"
+            elif session.token:
                 headers[SESSION_HEADER] = session.token.reveal()
             url = self._url(session, rendered.path, rendered.query)
         else:
@@ -348,4 +423,5 @@ class Connection:
         return f"<Connection {self.connector.name} {self.api_url}>"
 
 
-__all__ = ["Connection", "Connector", "INIT_PARAMETERS", "OperationResponse", "bundle_root"]
+__all__ = ["BUNDLED", "Connection", "Connector", "INIT_PARAMETERS", "OperationResponse", "bundle_root",
+           "bundled_connectors"]

@@ -92,6 +92,8 @@ class Engine:
             transport = RequestsTransport(verify=verify)
         self.transport = transport
         self._connectors: dict[str, Any] | None = dict(connectors) if connectors is not None else None
+        #: the directory connector operations' file paths are confined to (None: files refused)
+        self.file_root: str | os.PathLike[str] | None = "."
         self.proxies: dict[str, Proxy] = {}
         self.sequences: dict[str, Sequence] = {}
         self.local_entries: dict[str, Any] = {}
@@ -176,10 +178,9 @@ class Engine:
     def connector(self, name: str) -> Any:
         """The loaded connector called ``name`` (the bundled ``salesforcebulk`` by default)."""
         if self._connectors is None:
-            from sfbulk.connector.connection import Connector
+            from sfbulk.connector.connection import bundled_connectors
 
-            bundled = Connector.load()
-            self._connectors = {getattr(bundled, "name", "salesforcebulk"): bundled}
+            self._connectors = dict(bundled_connectors())
         connector = self._connectors.get(name)
         if connector is None:
             raise MediationFault(
@@ -194,9 +195,13 @@ class Engine:
         the flow passes (non-empty) win over the engine's ``init_defaults``.
         """
         connector = self.connector(connector_name)
-        merged = dict(self.init_defaults.get(connector_name, {}))
+        defaults = self.init_defaults.get(connector_name)
+        if defaults is None:  # an alias (salesforce_bulkapi_v2) shares its connector's defaults
+            defaults = self.init_defaults.get(getattr(connector, "name", connector_name), {})
+        merged = dict(defaults)
         merged.update((name, value) for name, value in params.items() if value != "" or name not in merged)
-        return connector.connection(registry=self.registry, transport=self.transport, cache=True, **merged)
+        return connector.connection(registry=self.registry, transport=self.transport, cache=True,
+                                    file_root=self.file_root, **merged)
 
     # --- running ------------------------------------------------------------------------------------
 

@@ -153,4 +153,10 @@ class ConnectorOperationMediator:
         headers = list(response.headers.items()) if hasattr(response.headers, "items") else list(response.headers)
         content_type = next((v for k, v in headers if k.lower() == "content-type"), None)
         ctx.set_response(response.status, getattr(response, "reason", "") or "", headers, content, content_type)
+        # Values an operation declares under response.headers (Sforce-Locator -> locator) become
+        # properties of the flow, so a loop can pass get-property('locator') to the next call.
+        for name, _header in getattr(getattr(op, "response", None), "headers", ()) or ():
+            value = getattr(response, "properties", {}).get(name)
+            if value is not None:
+                ctx.properties[name] = value
         return True

@@ -39,7 +39,9 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
         timeout=240,
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    for name in ("connector.yaml", "operations/createJob.yaml", "templates"):
+    for name in ("connector.yaml", "operations/createJob.yaml", "templates",
+                 "connectors/salesforcebulkv2/connector.yaml", "connectors/salesforcebulkv2/operations/uploadJobData.yaml",
+                 "connectors/salesforcebulkv2/templates/createJob.json.j2"):
         assert (target / "sfbulk" / "bundle" / name).exists(), name
 
     elsewhere = tmp_path / "elsewhere"
@@ -49,13 +51,17 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
         "conn = c.Connector.load()\n"
         "print(sfbulk.__file__)\n"
         "print(sorted(conn.operations))\n"
+        "v2 = c.Connector.load('salesforcebulkv2')\n"
+        "print(v2.definition.root, len(v2.operations), sorted(c.bundled_connectors()))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target))
     run = subprocess.run(
         [sys.executable, "-c", probe], cwd=elsewhere, capture_output=True, text=True, env=env, timeout=60
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    module_file, operations = run.stdout.splitlines()[:2]
+    module_file, operations, v2_line = run.stdout.splitlines()[:3]
+    assert v2_line.startswith(str(target)) and " 17 " in v2_line, v2_line  # init + the 16 WSO2 v2 operations
+    assert "'salesforce_bulkapi_v2', 'salesforcebulk', 'salesforcebulkv2'" in v2_line
     assert module_file.startswith(str(target)), "the probe must import the installed copy, not the checkout"
     for operation in ("init", "createJob", "getJob", "updateJob"):
         assert f"'{operation}'" in operations

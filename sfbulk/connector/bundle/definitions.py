@@ -56,6 +56,11 @@ class ParameterDef:
     description: str = ""
     allowed: tuple[str, ...] | None = None
     strict: bool = True
+    #: "string", or "integer": a whole number (at least ``minimum``), checked before any call
+    type: str = "string"
+    minimum: float | None = None
+    #: init only: another name for the init parameter ``alias_of`` (WSO2 v2's instanceUrl -> apiUrl)
+    alias_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +71,10 @@ class BodyDef:
     required: bool = False
     #: with "caller": the parameter that takes the Content-Type the caller's body came with, unless the call sets it
     caller_content_type: str | None = None
+    #: with "input": the parameters choosing the source (INLINE/FILE), holding the text, naming the file
+    mode: str | None = None
+    inline: str | None = None
+    file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,9 +89,26 @@ class RequestDef:
 
 
 @dataclass(frozen=True)
+class OutputDef:
+    """Where a successful response body goes (docs/connector.md, ``response.output``)."""
+
+    #: parameter whose value FILE sends the body to a file; anything else keeps it in the message
+    mode: str | None = None
+    #: parameter naming the file (confined, see sfbulk/connector/files.py)
+    file: str | None = None
+    #: what happens to a body kept in the message: "none" or "csvToJson"
+    convert: str = "none"
+    #: parameter naming the CSV column delimiter (COMMA, TAB, ...) for csvToJson
+    delimiter: str | None = None
+
+
+@dataclass(frozen=True)
 class ResponseDef:
     stream: bool = False
     extract: tuple[tuple[str, str], ...] = ()
+    #: property name -> response header, copied into ``properties`` (also for streamed responses)
+    headers: tuple[tuple[str, str], ...] = ()
+    output: OutputDef | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +176,8 @@ class OperationDef:
             if value == "" and param.required:
                 raise ParameterError(f"{self.name}: parameter {name!r} is required"
                                      + (f" ({param.description})" if param.description else ""))
+            if value != "" and param.type == "integer":
+                _check_integer(self.name, param, value)
             if value != "" and param.allowed is not None and value not in param.allowed:
                 allowed = ", ".join(param.allowed)
                 if param.strict:
@@ -199,6 +227,17 @@ class OperationDef:
         )
 
 
+def _check_integer(operation: str, param: ParameterDef, value: str) -> None:
+    """An integer parameter is a whole number in decimal digits, at least ``minimum``."""
+    text = value.strip()
+    ok = text.isascii() and text.isdigit()
+    if ok and param.minimum is not None and int(text) < param.minimum:
+        ok = False
+    if not ok:
+        least = f" of at least {param.minimum:g}" if param.minimum is not None else ""
+        raise ParameterError(f"{operation}: parameter {param.name!r} must be a whole number{least}, got {value!r}")
+
+
 def _no_newlines(operation: str, name: str, value: str) -> None:
     if "\r" in value or "\n" in value:
         raise ParameterError(f"{operation}: the value for {name!r} must not contain line breaks")
@@ -211,6 +250,16 @@ class ConnectorDef:
     description: str
     root: Path
     operations: Mapping[str, OperationDef]
+    #: other names configs may use for this connector (``aliases`` in connector.yaml)
+    aliases: tuple[str, ...] = ()
+    #: operation paths are relative to this; ``{{ apiVersion }}`` is replaced by the init apiVersion
+    base_path: str = "/services/async/{{ apiVersion }}"
+    #: "x-sfdc-session" (X-SFDC-Session: token) or "bearer" (Authorization: Bearer token)
+    session: str = "x-sfdc-session"
+
+    def base(self, api_version: str) -> str:
+        """The base path for ``api_version``: ``/services/async/62.0``, ``/services/data/v62.0/jobs``."""
+        return self.base_path.replace("{{ apiVersion }}", api_version)
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -263,13 +312,27 @@ class _Builder:
             params.append(ParameterDef(
                 name=pname, required=bool(raw.get("required", False)), default=default,
                 description=str(raw.get("description", "")).strip(), allowed=allowed,
-                strict=bool(raw.get("strict", True)),
+                strict=bool(raw.get("strict", True)), type=raw.get("type", "string"),
+                minimum=raw.get("minimum"), alias_of=raw.get("aliasOf"),
             ))
+            if "aliasOf" in raw and kind != "init":
+                self.error("aliasOf is only for init parameters", ["parameters", index, "aliasOf"])
         declared = set(seen)
         raw_response = doc.get("response", {})
+        output = None
+        if "output" in raw_response:
+            raw_output = raw_response["output"]
+            for key in ("mode", "file", "delimiter"):
+                if key in raw_output and raw_output[key] not in declared:
+                    self.error(f"names {raw_output[key]!r}, which is not a declared parameter",
+                               ["response", "output", key])
+            output = OutputDef(mode=raw_output.get("mode"), file=raw_output.get("file"),
+                               convert=raw_output.get("convert", "none"), delimiter=raw_output.get("delimiter"))
         response = ResponseDef(
             stream=bool(raw_response.get("stream", False)),
             extract=tuple((k, v) for k, v in raw_response.get("extract", {}).items()),
+            headers=tuple((k, v) for k, v in raw_response.get("headers", {}).items()),
+            output=output,
         )
         if kind == "init":
             for key in ("request", "response"):
@@ -311,6 +374,14 @@ class _Builder:
             template_name = raw_body["template"]
             body_def = BodyDef("template", template_name)
             body_template = self.load_body_template(template_name, declared)
+        elif raw_body is not None and raw_body.get("from") == "input":
+            for key in ("mode", "inline", "file"):
+                if key in raw_body and raw_body[key] not in declared:
+                    self.error(f"names {raw_body[key]!r}, which is not a declared parameter", ["request", "body", key])
+            if "inline" not in raw_body and "file" not in raw_body:
+                self.error("a body 'from: input' needs 'inline' or 'file' (or both)", ["request", "body"])
+            body_def = BodyDef("input", mode=raw_body.get("mode"), inline=raw_body.get("inline"),
+                               file=raw_body.get("file"))
         elif raw_body is not None:
             relay = raw_body.get("callerContentType")
             if relay is not None and relay not in declared:
@@ -415,15 +486,22 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
         errors.append(ConfigError("only one operation may have kind: init", file=manifest_display))
     if errors:
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
+    base_path = manifest.get("basePath", ConnectorDef.base_path)
+    if "{" in base_path.replace("{{ apiVersion }}", "") or "}" in base_path.replace("{{ apiVersion }}", ""):
+        raise ConfigError("basePath may only use {{ apiVersion }}", file=manifest_display,
+                          line=manifest.lines.get("basePath"), field="basePath")
     return ConnectorDef(
         name=manifest["name"], version=_to_text(manifest["version"]),
         description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
+        aliases=tuple(manifest.get("aliases", ())), base_path=base_path,
+        session=manifest.get("session", ConnectorDef.session),
     )
 
 
 __all__ = [
     "BodyDef",
     "ConnectorDef",
+    "OutputDef",
     "ParseCache",
     "OperationDef",
     "ParameterDef",

@@ -30,6 +30,12 @@ CONNECTOR_SCHEMA: dict[str, Any] = {
         "name": {"type": "string", "pattern": IDENTIFIER},
         "version": {"type": ["string", "number"]},
         "description": {"type": "string"},
+        # other names the connector answers to in configs (e.g. WSO2's salesforce_bulkapi_v2)
+        "aliases": {"type": "array", "items": {"type": "string", "pattern": IDENTIFIER}},
+        # where operation paths are relative to; {{ apiVersion }} is the init apiVersion
+        "basePath": {"type": "string", "pattern": "^/"},
+        # how the access token is sent: X-SFDC-Session (Bulk 1.0) or Authorization: Bearer (REST, Bulk 2.0)
+        "session": {"enum": ["x-sfdc-session", "bearer"]},
         "operations": {
             "type": "object",
             "minProperties": 1,
@@ -50,6 +56,9 @@ PARAMETER_SCHEMA: dict[str, Any] = {
         "description": {"type": "string"},
         "allowed": {"type": "array", "minItems": 1, "items": _SCALAR},
         "strict": {"type": "boolean"},
+        "type": {"enum": ["string", "integer"]},
+        "minimum": {"type": "number"},
+        "aliasOf": {"type": "string", "pattern": IDENTIFIER},
     },
 }
 
@@ -94,6 +103,18 @@ OPERATION_SCHEMA: dict[str, Any] = {
                                 "callerContentType": {"type": "string", "pattern": IDENTIFIER},
                             },
                         },
+                        {
+                            # the body is a parameter's text or a file named by a parameter (streamed)
+                            "type": "object",
+                            "required": ["from"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "from": {"const": "input"},
+                                "mode": {"type": "string", "pattern": IDENTIFIER},
+                                "inline": {"type": "string", "pattern": IDENTIFIER},
+                                "file": {"type": "string", "pattern": IDENTIFIER},
+                            },
+                        },
                     ]
                 },
                 "auth": {"enum": ["session", "none"]},
@@ -108,6 +129,23 @@ OPERATION_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "propertyNames": {"pattern": IDENTIFIER},
                     "additionalProperties": {"type": "string", "minLength": 1},
+                },
+                # property name -> response header (Sforce-Locator), also for streamed responses
+                "headers": {
+                    "type": "object",
+                    "propertyNames": {"pattern": IDENTIFIER},
+                    "additionalProperties": {"type": "string", "pattern": HEADER_NAME},
+                },
+                # where a successful body goes: the message (optionally converted) or a file
+                "output": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "mode": {"type": "string", "pattern": IDENTIFIER},
+                        "file": {"type": "string", "pattern": IDENTIFIER},
+                        "convert": {"enum": ["none", "csvToJson"]},
+                        "delimiter": {"type": "string", "pattern": IDENTIFIER},
+                    },
                 },
             },
         },
