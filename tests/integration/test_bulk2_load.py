@@ -15,7 +15,18 @@ from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.bulk.v2.extract import extract_v2
 from sfbulk.bulk.v2.load import load_csv_v2
 from sfbulk.cli import cli
+from sfbulk.connector.connection import Connector
+from sfbulk.registry import FileRegistry
 from tests.integration.test_bulk_load import connect, env_for, read_csv, write_contacts
+
+
+def connect2(emu: Any, tmp_path: Path) -> Any:
+    """A salesforcebulkv2 connection (the pipeline also takes a 1.0 one and opens its v2 sibling)."""
+    creds = emu.credentials
+    return Connector.load("salesforcebulkv2").connection(
+        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
+        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url)
 
 
 def stored(emu: Any, tag: str) -> list[str]:
@@ -98,7 +109,7 @@ def test_tokens_expiring_mid_job_are_refreshed_and_replayed(emulator_factory: An
     emu = emulator_factory(token_ttl=0.5)
     src = tmp_path / "t.csv"
     write_contacts(src, 6_000, tag="v2tok")
-    conn = connect(emu, tmp_path)
+    conn = connect2(emu, tmp_path)
 
     class ExpireOnEveryUpload(Progress):
         def sent(self, rows: int) -> None:

@@ -1,17 +1,17 @@
-"""The Bulk API 2.0 REST calls the ``--api 2`` pipeline makes, with the connection's token life cycle.
+"""The Bulk API 2.0 calls the ``--api 2`` pipeline makes, through the ``salesforcebulkv2`` bundle's operations.
 
-Deliberate choice: these calls go to ``/services/data/vXX.X/jobs/...`` through the connection's
-transport and its :class:`~sfbulk.connector.auth.TokenManager` (Bearer token, refreshed after a 401
-and the request replayed once), not through ``Connection.invoke``: the ``salesforcebulkv2`` bundle
-was not on a branch this pipeline could build on when it was written, and the pipeline needs two
-things operations-as-data did not offer yet (a request body streamed from a file that can be sent
-again on replay, and a response streamed to a file). The method names follow WSO2's SalesforceBulkV2
-operations (createJob, uploadJobData, closeJob, getJobInfo, ...) so switching to the bundle is a
-change inside this module only.
+Every call but one is ``Connection.invoke`` of a WSO2 SalesforceBulkV2 operation (createJob,
+uploadJobData, closeJob, getJobInfo, getSuccessfulResults, getFailedResults,
+getUnprocessedResults, createQueryJob, getQueryJobInfo, getQueryJobResults, abortJob,
+abortQueryJob), so the token life cycle is the connector's (Bearer token, refreshed after a 401
+and the request replayed once). Uploads pass the job's work file as ``body=`` (seekable, so a
+replay sends it again); result bodies are streamed (``stream=True``) to the pipeline's own files.
+The exception is ``resultPages`` (API 58.0+), which WSO2's operation set lacks: it is requested
+through the same connection's transport and token manager.
 
 Retries follow Bulk 1.0's rule (:mod:`sfbulk.bulk.retry`): idempotent calls are retried on
 transient failures; the one upload a 2.0 job allows is retried too, because a second PUT after one
-that landed is refused with ``Found multiple contents`` — which then proves the first one arrived.
+that landed is refused with ``Found multiple contents``, which then proves the first one arrived.
 """
 
 from __future__ import annotations
@@ -50,24 +50,46 @@ def api_error(response: HttpResponse, context: str) -> ApiError:
     return ApiError(response.status, code, message, context=context)
 
 
+def v2_connection(conn: Any) -> Any:
+    """A ``salesforcebulkv2`` connection for ``conn``: itself, or one sharing its parameters, registry
+    (so its token) and transport when ``conn`` is a Bulk 1.0 ``salesforcebulk`` connection."""
+    if conn.connector.name == "salesforcebulkv2":
+        return conn
+    from sfbulk.connector.connection import Connection, Connector
+
+    return Connection(Connector.load("salesforcebulkv2"), conn.params, conn.registry, conn.transport,
+                      host_policy=conn.host_policy)
+
+
 class Bulk2Client:
-    """Thread-safe Bulk API 2.0 calls over one :class:`~sfbulk.connector.connection.Connection`."""
+    """Thread-safe Bulk API 2.0 calls over one ``salesforcebulkv2`` (or 1.0) connection."""
 
     def __init__(self, connection: Any, *, retry: RetryPolicy | None = None) -> None:
-        self.conn = connection
+        self.conn = v2_connection(connection)
         self.retry = retry or RetryPolicy()
         self.stats = RetryStats()
-        self.version = connection.params.api_version
+        self.version = self.conn.params.api_version
+        self.resends = 0  # Bulk 1.0's re-sent batches; a 2.0 upload is never sent twice
 
     # -- plumbing -----------------------------------------------------------------------------
 
+    def _invoke(self, op: str, context: str, *, ok: tuple[int, ...] = (200, 201), stream: bool = False,
+                body: Any = None, **params: Any) -> Any:
+        """One operation; a non-``ok`` status raises ApiError (transient ones are retried by callers)."""
+        kwargs = {k: v for k, v in params.items() if v not in (None, "")}
+        response = self.conn.invoke(op, stream=stream, **({"body": body} if body is not None else {}), **kwargs)
+        if response.status not in ok:
+            err = api_error(response, context)
+            response.close()
+            raise err
+        return response
+
     def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-              body: Callable[[], Any] | None = None, headers: dict[str, str] | None = None,
-              stream: bool = False) -> HttpResponse:
-        """One request with the session; a 401 refreshes the token and replays it once."""
+              headers: dict[str, str] | None = None) -> HttpResponse:
+        """A request no operation covers (resultPages); a 401 refreshes the token and replays it once."""
         auth = self.conn.auth
         session = auth.current()
-        response = self._once(method, path, session, query, body, headers, stream)
+        response = self._once(method, path, session, query, headers)
         if response.status != 401:
             auth.confirm(session)
             return response
@@ -76,10 +98,10 @@ class Bulk2Client:
             return response
         log.debug("%s %s: session rejected; replaying once with the refreshed token", method, path)
         response.close()
-        return self._once(method, path, fresh, query, body, headers, stream)
+        return self._once(method, path, fresh, query, headers)
 
     def _once(self, method: str, path: str, session: Any, query: dict[str, Any] | None,
-              body: Callable[[], Any] | None, headers: dict[str, str] | None, stream: bool) -> HttpResponse:
+              headers: dict[str, str] | None) -> HttpResponse:
         check_host(self.conn.host_policy, session.instance_url, "the instance URL of the session")
         url = f"{session.instance_url}/services/data/v{self.version}/jobs{path}"
         if query:
@@ -88,44 +110,35 @@ class Bulk2Client:
         if session.token:
             sent["Authorization"] = "Bearer " + session.token.reveal()
         params = self.conn.params
-        request = HttpRequest(method, url, sent, body() if body is not None else None, timeout=params.timeout,
-                              stream=stream, verify=params.ca_file)
+        request = HttpRequest(method, url, sent, None, timeout=params.timeout, verify=params.ca_file)
         return self.conn.transport.send(request)
 
-    def _json(self, method: str, path: str, context: str, *, doc: dict[str, Any] | None = None,
-              ok: tuple[int, ...] = (200, 201), retry: bool = True) -> dict[str, Any]:
-        payload = None if doc is None else json.dumps(doc).encode("utf-8")
+    @staticmethod
+    def _doc(response: Any, context: str) -> dict[str, Any]:
+        content = response.content
+        if not content.strip():
+            return {}
+        try:
+            data = json.loads(content)
+        except ValueError as exc:
+            raise BulkError(f"{context}: Salesforce's answer is not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise BulkError(f"{context}: Salesforce's answer is not a JSON object")
+        return data
 
-        def once() -> dict[str, Any]:
-            response = self._send(method, path, body=(lambda: payload) if payload is not None else None,
-                                  headers={"Content-Type": "application/json"} if payload is not None else None)
-            if response.status not in ok:
-                raise api_error(response, context)
-            content = response.content
-            if not content.strip():
-                return {}
-            try:
-                data = json.loads(content)
-            except ValueError as exc:
-                raise BulkError(f"{context}: Salesforce's answer is not JSON ({exc})") from None
-            if not isinstance(data, dict):
-                raise BulkError(f"{context}: Salesforce's answer is not a JSON object")
-            return data
-
-        if not retry:
-            return once()
-        return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
+    def _op(self, op: str, context: str, **params: Any) -> dict[str, Any]:
+        """An operation answering a JSON object, retried on transient failures."""
+        return call_with_retry(lambda: self._doc(self._invoke(op, context, **params), context), what=context,
+                               policy=self.retry, stats=self.stats)
 
     # -- ingest -------------------------------------------------------------------------------
 
     def create_job(self, *, operation: str, object: str, external_id: str | None = None,
                    line_ending: str = "LF") -> dict[str, Any]:
         """createJob. Retried on transient failures (a lost answer can leave one empty Open job behind)."""
-        doc: dict[str, Any] = {"object": object, "operation": operation, "contentType": "CSV",
-                               "columnDelimiter": "COMMA", "lineEnding": line_ending}
-        if external_id:
-            doc["externalIdFieldName"] = external_id
-        info = self._json("POST", "/ingest", f"creating the {operation} job on {object}", doc=doc)
+        info = self._op("createJob", f"creating the {operation} job on {object}", object=object,
+                        operation=operation, columnDelimiter="COMMA", lineEnding=line_ending,
+                        externalIdFieldName=external_id)
         if not info.get("id"):
             raise BulkError("Salesforce created a job but its answer carries no job id")
         return info
@@ -139,16 +152,14 @@ class Bulk2Client:
         context = f"uploading the data of job {job_id}"
 
         def once() -> bool:
-            with open(path, "rb") as fh:
-                response = self._send("PUT", f"/ingest/{job_id}/batches", body=lambda: _rewound(fh),
-                                      headers={"Content-Type": "text/csv"})
-                if response.status in (200, 201):
-                    response.close()
-                    return True
-                err = api_error(response, context)
-                if _MULTIPLE_CONTENTS in (err.exception_message or ""):
-                    return False
-                raise err
+            with open(path, "rb") as fh:  # seekable: the connection rewinds it for a replay
+                try:
+                    self._invoke("uploadJobData", context, body=fh, jobId=job_id).close()
+                except ApiError as err:
+                    if _MULTIPLE_CONTENTS in (err.exception_message or ""):
+                        return False
+                    raise
+                return True
 
         return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
 
@@ -156,7 +167,7 @@ class Bulk2Client:
         """closeJob (state UploadComplete); a job already closed or finished counts as closed."""
         context = f"closing job {job_id}"
         try:
-            return self._json("PATCH", f"/ingest/{job_id}", context, doc={"state": "UploadComplete"})
+            return self._op("closeJob", context, jobId=job_id)
         except ApiError as exc:
             if exc.status == 400 and exc.exception_code in ("INVALIDJOBSTATE", "InvalidJobState"):
                 info = self.get_job(job_id)
@@ -165,23 +176,23 @@ class Bulk2Client:
             raise
 
     def abort_job(self, job_id: str, kind: str = "ingest") -> None:
-        self._json("PATCH", f"/{kind}/{job_id}", f"aborting job {job_id}", doc={"state": "Aborted"})
+        """abortJob / abortQueryJob."""
+        if kind == "ingest":
+            self._op("abortJob", f"aborting job {job_id}", jobId=job_id)
+        else:
+            self._op("abortQueryJob", f"aborting job {job_id}", queryJobId=job_id)
 
     def get_job(self, job_id: str, kind: str = "ingest") -> dict[str, Any]:
         """getJobInfo / getQueryJobInfo."""
-        return self._json("GET", f"/{kind}/{job_id}", f"reading job {job_id}")
+        if kind == "ingest":
+            return self._op("getJobInfo", f"reading job {job_id}", jobId=job_id)
+        return self._op("getQueryJobInfo", f"reading job {job_id}", queryJobId=job_id)
 
-    def download(self, path: str, dest: str, context: str, *, query: dict[str, Any] | None = None,
-                 accept: str = "text/csv", transform: Callable[[bytes], bytes] | None = None,
-                 ) -> tuple[int, dict[str, str]]:
-        """Stream one CSV body to ``dest`` (rewritten from scratch on each retry): (bytes, headers)."""
+    def download(self, op: str, dest: str, context: str, *, transform: Callable[[bytes], bytes] | None = None,
+                 **params: Any) -> tuple[int, dict[str, str]]:
+        """Stream one operation's CSV body to ``dest`` (rewritten from scratch on each retry): (bytes, headers)."""
         def once() -> tuple[int, dict[str, str]]:
-            response = self._send("GET", path, query=query, headers={"Accept": accept,
-                                                                    "Accept-Encoding": "gzip"}, stream=True)
-            if response.status != 200:
-                err = api_error(response, context)
-                response.close()
-                raise err
+            response = self._invoke(op, context, ok=(200,), stream=True, **params)
             written = 0
             try:
                 with open(dest, "wb") as fh:
@@ -200,16 +211,16 @@ class Bulk2Client:
 
     def download_results(self, job_id: str, kind: str, dest: str) -> int:
         """getSuccessfulResults / getFailedResults / getUnprocessedResults into ``dest``."""
-        what = {"successfulResults": "successful", "failedResults": "failed",
-                "unprocessedrecords": "unprocessed"}[kind]
-        return self.download(f"/ingest/{job_id}/{kind}", dest, f"downloading the {what} results of job {job_id}")[0]
+        op, what = {"successfulResults": ("getSuccessfulResults", "successful"),
+                    "failedResults": ("getFailedResults", "failed"),
+                    "unprocessedrecords": ("getUnprocessedResults", "unprocessed")}[kind]
+        return self.download(op, dest, f"downloading the {what} results of job {job_id}", jobId=job_id)[0]
 
     # -- query --------------------------------------------------------------------------------
 
     def create_query_job(self, soql: str, *, query_all: bool = False) -> dict[str, Any]:
-        doc = {"operation": "queryAll" if query_all else "query", "query": soql, "contentType": "CSV",
-               "columnDelimiter": "COMMA", "lineEnding": "LF"}
-        info = self._json("POST", "/query", "creating the query job", doc=doc)
+        info = self._op("createQueryJob", "creating the query job", operation="queryAll" if query_all else "query",
+                        query=soql, columnDelimiter="COMMA", lineEnding="LF")
         if not info.get("id"):
             raise BulkError("Salesforce created a query job but its answer carries no job id")
         return info
@@ -222,21 +233,22 @@ class Bulk2Client:
             query["locator"] = locator
         if max_records:
             query["maxRecords"] = max_records
-        path = f"/query/{job_id}/resultPages" + ("?" + urlencode(query) if query else "")
-        return self._json("GET", path, f"listing the result pages of job {job_id}")
+        context = f"listing the result pages of job {job_id}"
+
+        def once() -> dict[str, Any]:
+            response = self._send("GET", f"/query/{job_id}/resultPages", query=query)
+            if response.status != 200:
+                raise api_error(response, context)
+            return self._doc(response, context)
+
+        return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
 
     def download_page(self, job_id: str, dest: str, *, locator: str | None = None, max_records: int | None = None,
                       transform: Callable[[bytes], bytes] | None = None) -> tuple[int, str | None, int]:
         """getQueryJobResults: one page to ``dest``: (bytes, next locator or None, records in it)."""
-        query: dict[str, Any] = {}
-        if locator:
-            query["locator"] = locator
-        if max_records:
-            query["maxRecords"] = max_records
-        written, headers = self.download(f"/query/{job_id}/results", dest,
-                                         f"downloading results of job {job_id}"
-                                         + (f" at locator {locator}" if locator else ""), query=query,
-                                         transform=transform)
+        written, headers = self.download("getQueryJobResults", dest, f"downloading results of job {job_id}"
+                                         + (f" at locator {locator}" if locator else ""), transform=transform,
+                                         queryJobId=job_id, locator=locator, maxRecords=max_records)
         lowered = {k.lower(): v for k, v in headers.items()}
         nxt = lowered.get("sforce-locator") or "null"
         try:
@@ -246,9 +258,4 @@ class Bulk2Client:
         return written, None if nxt == "null" else nxt, records
 
 
-def _rewound(fh: Any) -> Any:
-    fh.seek(0)
-    return fh
-
-
-__all__ = ["INGEST_FINAL", "Bulk2Client", "api_error"]
+__all__ = ["INGEST_FINAL", "Bulk2Client", "api_error", "v2_connection"]

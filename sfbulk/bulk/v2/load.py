@@ -136,7 +136,6 @@ def load_csv_v2(conn: Any, path: str, options: LoadOptions, progress: Progress |
     success_path, error_path = options.success_path or d_ok, options.error_path or d_err
     source = options.source_name or path
     client = Bulk2Client(conn, retry=options.retry)
-    client.resends = 0  # type: ignore[attr-defined]  # read by the shared summary
     if os.path.getsize(path) == 0:
         raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
     with open(path, "rb") as head:
@@ -539,6 +538,9 @@ class _Run:
             raise
         if self.errors:
             raise self.errors[0]
+        failed = next((j.error for j in self.jobs if j.error is not None), None)
+        if failed is not None:  # a job failed after the merger stopped at an earlier one
+            raise failed
         if self.merged_upto < len(self.jobs):
             raise BulkError(f"{len(self.jobs) - self.merged_upto} jobs' results were not written")
 
