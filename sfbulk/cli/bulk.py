@@ -255,7 +255,9 @@ def open_connection(kwargs: dict[str, Any]) -> Any:
     if note:
         log.info("%s", note)
     registry = FileRegistry(registry_dir)
-    return Connector.load().connection(registry=registry, **params)
+    # --api 2: the salesforcebulkv2 bundle (same init, same token life cycle and registry entry)
+    bundle = "salesforcebulkv2" if kwargs.get("bulk_api") == "2" else None
+    return Connector.load(bundle).connection(registry=registry, **params)
 
 
 def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = None) -> Progress:
