@@ -256,7 +256,7 @@ def test_yaml_and_synapse_configs_shown_in_the_docs_load(tmp_path: Path) -> None
     from sfbulk.errors import ConfigError
 
     flow_keys = _flow_keys()
-    connectors = {"salesforcebulk": Connector.load()}
+    connectors = {"salesforcebulk": Connector.load(), "salesforcebulkv2": Connector.load("salesforcebulkv2")}
     problems, loaded = [], 0
     for path, blocks in ALL_BLOCKS.items():
         for block in blocks:

@@ -360,7 +360,9 @@ def test_unsupported_elements_fail_clearly(tmp_path):
 
 
 def test_all_examples_load_together():
-    cfg = load_paths([EXAMPLES, EXAMPLES / "synapse"], connectors={"salesforcebulk": Connector.load()})
+    from sfbulk.connector.connection import bundled_connectors  # examples/bulk2 uses salesforcebulkv2
+
+    cfg = load_paths([EXAMPLES, EXAMPLES / "synapse"], connectors=bundled_connectors())
     assert {
         "salesforcebulk_createJob",
         "salesforcebulk_dispatcher",
