@@ -21,6 +21,7 @@ from tests.integration.test_load_resume import (
     check_complete,
     count,
     env_for,
+    journal,
     kill_when,
     speed_up,
     write_input,
@@ -63,8 +64,8 @@ def test_sigkill_then_rerun_loads_every_row_once_api2(point: str, emulator_facto
     env = env_for(emu, tmp_path)
     log = tmp_path / "cli.log"
     jpath = tmp_path / "in.success.csv.journal"
-    seen = kill_when(start2(src, env, log), jpath, KILL_POINTS[point])
-    created = [r["id"] for r in seen if r["t"] == "job2"]
+    kill_when(start2(src, env, log), jpath, KILL_POINTS[point])
+    created = [r["id"] for r in journal(jpath) if r["t"] == "job2"]  # as the killed run left it
     speed_up(emu)
     result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
     assert result.returncode == 1, result.stdout + result.stderr  # some rows fail by design
@@ -73,9 +74,12 @@ def test_sigkill_then_rerun_loads_every_row_once_api2(point: str, emulator_facto
     out = result.stderr
     assert f"{ROWS:,} rows in " in out and f"{ROWS - failed:,} succeeded, {failed:,} failed" in out, out
     assert f"job {created[0]}: resuming" in out, out
-    jobs = emu.store.reader().execute("SELECT id FROM bulk2_jobs WHERE job_type = 'V2Ingest'").fetchall()
-    assert len(jobs) == out.count("created for rows") + len(created)  # no job created twice
-    assert set(created) <= {j[0] for j in jobs}
+    # No job created twice: the jobs that got data are the ones journaled plus those the re-run created
+    # (a kill between Salesforce's answer to createJob and its journal record can leave one empty Open job).
+    used = emu.store.reader().execute("SELECT id FROM bulk2_jobs WHERE job_type = 'V2Ingest' AND upload_state != 0"
+                                      ).fetchall()
+    assert len(used) == out.count("created for rows") + len(created)
+    assert set(created) <= {j[0] for j in used}
 
 
 @pytest.mark.slow
