@@ -181,3 +181,32 @@ def test_results_out_of_input_order_are_matched_by_content(emulator_factory: Any
     assert [r[:4] for r in ok] == [r[:4] for r in expected[0]] and [r[:4] for r in err] == [r[:4] for r in expected[1]]
     assert [r[4] for r in ok[1:]] == [r[4] for r in expected[0][1:]]  # the upsert found the same records
     assert all(r[5] == "false" for r in ok[1:])  # updated, not created
+
+
+def test_cli_api2_retry_failed_and_flags_of_the_other_api(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    src = tmp_path / "r.csv"
+    write_contacts(src, 300, tag="v2retry", missing_every=100)
+    env = env_for(emu, tmp_path)
+    runner = CliRunner()
+    first = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--api", "2", "--no-progress"], env=env)
+    assert first.exit_code == 1 and "297 succeeded, 3 failed" in first.output, first.output
+    fixed = tmp_path / "r.error.csv"
+    rows = read_csv(fixed)
+    rows[1:] = [[*r[:1], "Fixed", *r[2:]] for r in rows[1:]]
+    with fixed.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(rows)
+    again = runner.invoke(cli, ["load", "--retry-failed", str(fixed), "--object", "Contact", "--api", "2",
+                                "--no-progress"], env=env)
+    assert again.exit_code == 0 and "3 rows in 1 job (Bulk API 2.0), 3 succeeded, 0 failed" in again.output
+    assert [r[2] for r in read_csv(tmp_path / "r.error.retry.success.csv")[1:]] == [r[2] for r in rows[1:]]
+    for args, flag in ((["load", str(src), "--object", "Contact", "--api", "2", "--serial"], "--serial"),
+                       (["load", str(src), "--object", "Contact", "--api", "2", "--batch-size", "10"], "--batch-size"),
+                       (["load", str(src), "--object", "Contact", "--max-job-bytes", "5000"], "--max-job-bytes"),
+                       (["extract", "SELECT Id FROM Contact", "--out", str(tmp_path / "o.csv"), "--api", "2",
+                         "--pk-chunking"], "--pk-chunking"),
+                       (["extract", "SELECT Id FROM Contact", "--out", str(tmp_path / "o.csv"), "--max-records",
+                         "10"], "--max-records")):
+        result = runner.invoke(cli, [*args, "--no-progress"], env=env)
+        assert result.exit_code == 2 and flag in result.output, (args, result.output)
+    assert not (tmp_path / "o.csv").exists()
