@@ -216,18 +216,7 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     error_path = options.error_path or error_path
     source = options.source_name or path
     client = BulkClient(conn, retry=options.retry)
-    if os.path.getsize(path) == 0:
-        raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
-    # The header is checked before anything exists in Salesforce (sfbulk.bulk.precheck).
-    with open(path, "rb") as head:
-        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
-                          encoding=options.encoding, nul=options.nul)
-    check_outputs(path, success_path, error_path)
-    if plan.note:
-        log.info("%s: %s", source, plan.note)
-    # Output folders are checked (the work folder and the journal live there) before a job exists.
-    for folder in {os.path.dirname(os.path.abspath(p)) for p in (success_path, error_path)}:
-        tempfile.TemporaryFile(dir=folder).close()
+    plan = check_before_job(path, source, options, success_path, error_path)
     journal = open_journal(journal_path(success_path))
     try:
         return _load(conn, client, journal, path, source, options, progress, success_path, error_path, started,
@@ -235,6 +224,23 @@ def load_csv(conn: Any, path: str, options: LoadOptions, progress: Progress | No
     finally:
         journal.close()  # kept unless the load finished (then already deleted)
         progress.close()
+
+
+def check_before_job(path: str, source: str, options: LoadOptions, success_path: str, error_path: str) -> InputPlan:
+    """What is checked before anything exists in Salesforce: the input is not empty, its header
+    (sfbulk.bulk.precheck), the outputs are not the input, their folders are writable (the work
+    folder and the journal live there). Returns what is sent for the header."""
+    if os.path.getsize(path) == 0:
+        raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
+    with open(path, "rb") as head:
+        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
+                          encoding=options.encoding, nul=options.nul)
+    check_outputs(path, success_path, error_path)
+    if plan.note:
+        log.info("%s: %s", source, plan.note)
+    for folder in {os.path.dirname(os.path.abspath(p)) for p in (success_path, error_path)}:
+        tempfile.TemporaryFile(dir=folder).close()
+    return plan
 
 
 def _identity(conn: Any, source: str, options: LoadOptions, success_path: str, error_path: str) -> dict[str, Any]:
@@ -835,5 +841,5 @@ def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _S
         writer.add_batch(rows, result_rows(fh), message)
 
 
-__all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "check_resumable", "default_outputs", "load_csv",
-           "restart"]
+__all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "check_before_job", "check_resumable",
+           "default_outputs", "load_csv", "restart"]

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
+from sfbulk.bulk.client import stream_to_file
 from sfbulk.bulk.retry import RetryPolicy, RetryStats, call_with_retry
 from sfbulk.errors import ApiError, BulkError, TransportError
 from sfbulk.transport import HttpRequest, HttpResponse, check_host
@@ -31,7 +32,6 @@ log = logging.getLogger("sfbulk.bulk.v2.client")
 INGEST_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
 #: the error Salesforce gives a second upload to the same job (bulk-api.md §8.1)
 _MULTIPLE_CONTENTS = "Found multiple contents"
-DOWNLOAD_CHUNK = 256 * 1024
 
 
 def api_error(response: HttpResponse, context: str) -> ApiError:
@@ -193,19 +193,7 @@ class Bulk2Client:
         """Stream one operation's CSV body to ``dest`` (rewritten from scratch on each retry): (bytes, headers)."""
         def once() -> tuple[int, dict[str, str]]:
             response = self._invoke(op, context, ok=(200,), stream=True, **params)
-            written = 0
-            try:
-                with open(dest, "wb") as fh:
-                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
-                        if transform is not None:
-                            chunk = transform(chunk)
-                        fh.write(chunk)
-                        written += len(chunk)
-            except (OSError, ValueError) as exc:  # requests' ChunkedEncodingError etc. surface here
-                raise TransportError(f"{context}: download interrupted ({type(exc).__name__})") from exc
-            finally:
-                response.close()
-            return written, dict(response.headers)
+            return stream_to_file(response, dest, context, transform), dict(response.headers)
 
         return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
 

@@ -22,21 +22,28 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sfbulk.bulk.client import BatchInfo
-from sfbulk.bulk.extract import COPY_CHUNK, ExtractOptions, ExtractSummary, _Nul, soql_header
+from sfbulk.bulk.extract import (
+    COPY_CHUNK,
+    ExtractOptions,
+    ExtractSummary,
+    _finish,
+    _Nul,
+    _restart,
+    check_same_command,
+    soql_header,
+)
 from sfbulk.bulk.journal import (
     VERSION,
     Journal,
     annotate_unfinished,
-    discard,
     journal_path,
     open_journal,
-    replace_durably,
 )
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.v2.client import Bulk2Client
 from sfbulk.bulk.v2.load import POLL_CAP
-from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted
+from sfbulk.errors import BulkError, BulkInputError, BulkInterrupted
 
 log = logging.getLogger("sfbulk.bulk.v2.extract")
 
@@ -80,26 +87,11 @@ def _extract(conn: Any, client: Bulk2Client, journal: Journal, soql: str, out_pa
     job_rec = journal.last("job")
     if journal.start is not None:
         if job_rec is None or options.restart:
-            if job_rec is not None:
-                try:
-                    client.abort_job(str(job_rec["id"]), "query")
-                    notify(f"job {job_rec['id']}: aborted (--restart)")
-                except ApiError as exc:
-                    notify(f"job {job_rec['id']}: could not be aborted ({exc}); starting over anyway")
-            work = (journal.start or {}).get("work")
-            if work:
-                shutil.rmtree(work, ignore_errors=True)
-            if os.path.exists(part):
-                os.unlink(part)
-            discard(journal)
+            _restart(client, journal, str(job_rec["id"]) if job_rec else None, notify, part,
+                     abort=lambda job_id: client.abort_job(job_id, "query"))
             job_rec = None
-        elif journal.start.get("cmd") != identity:
-            old = journal.start.get("cmd") or {}
-            differs = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-            raise BulkInputError(
-                f"{journal.path} holds the unfinished extract of another command (job {job_rec['id']}; it differs "
-                f"in {', '.join(_FLAGS.get(k, k) for k in differs)}): re-run that command to finish it, or add "
-                "--restart to start this one")
+        else:
+            check_same_command(journal, identity, str(job_rec["id"]), _FLAGS)
     done = journal.last("done")
     if done is None:
         if journal.start is None:
@@ -130,17 +122,7 @@ def _extract(conn: Any, client: Bulk2Client, journal: Journal, soql: str, out_pa
         except BaseException as exc:
             annotate_unfinished(exc, job_id, journal)
             raise
-    if os.path.exists(part):
-        replace_durably(part, out_path)
-    elif not os.path.exists(out_path):
-        raise BulkError(f"job {done['job']}: the output {part} is missing; re-run with --restart")
-    work = (journal.start or {}).get("work")
-    journal.finish()
-    if work:
-        shutil.rmtree(work, ignore_errors=True)
-    return ExtractSummary(job_id=done["job"], rows=done["rows"], batches=1, result_files=done["files"],
-                          bytes_written=done["bytes"], nul_stripped=done["nul"], retries=client.stats.retries,
-                          seconds=time.monotonic() - started, out_path=out_path)
+    return _finish(journal, done, part, out_path, started, client)
 
 
 def _pages(journal: Journal, work: str) -> dict[int, dict[str, Any]]:
@@ -197,7 +179,7 @@ def _run(client: Bulk2Client, journal: Journal, job_id: str, soql: str, part: st
     rows = sum(int(p["records"]) for p in pages)
     if rows != total:
         raise BulkError(f"job {job_id}: the result pages hold {rows:,} records, the job reports {total:,}")
-    record = {"t": "done", "job": job_id, "rows": rows, "files": files, "bytes": written,
+    record = {"t": "done", "job": job_id, "rows": rows, "batches": 1, "files": files, "bytes": written,
               "nul": sum(int(p.get("nul", 0)) for p in pages)}
     journal.append(record)
     return record

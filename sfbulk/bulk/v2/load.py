@@ -44,12 +44,13 @@ from sfbulk.bulk.load import (
     _finish,
     _identity,
     _prefix_digest,
+    check_before_job,
     check_resumable,
     default_outputs,
     restart,
 )
 from sfbulk.bulk.poll import Backoff, poll_until
-from sfbulk.bulk.precheck import InputPlan, check_file, check_outputs
+from sfbulk.bulk.precheck import InputPlan
 from sfbulk.bulk.results import ResultWriter, input_records, parse_header
 from sfbulk.bulk.v2.client import INGEST_FINAL, Bulk2Client
 from sfbulk.bulk.v2.match import Matcher, OrderedMatch, OutOfOrder, parse_records, record_digests
@@ -136,14 +137,7 @@ def load_csv_v2(conn: Any, path: str, options: LoadOptions, progress: Progress |
     success_path, error_path = options.success_path or d_ok, options.error_path or d_err
     source = options.source_name or path
     client = Bulk2Client(conn, retry=options.retry)
-    if os.path.getsize(path) == 0:
-        raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
-    with open(path, "rb") as head:
-        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
-                          encoding=options.encoding, nul=options.nul)
-    check_outputs(path, success_path, error_path)
-    for folder in {os.path.dirname(os.path.abspath(p)) for p in (success_path, error_path)}:
-        tempfile.TemporaryFile(dir=folder).close()
+    plan = check_before_job(path, source, options, success_path, error_path)
     journal = open_journal(journal_path(success_path))
     try:
         return _load(conn, client, journal, path, source, options, progress, success_path, error_path, started,
