@@ -24,7 +24,6 @@ from typing import Any
 
 from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
 from sfbulk.bulk.journal import (
-    VERSION,
     Journal,
     annotate_unfinished,
     discard,
@@ -32,6 +31,7 @@ from sfbulk.bulk.journal import (
     journal_path,
     open_journal,
     replace_durably,
+    work_folder,
 )
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
@@ -178,12 +178,7 @@ def _extract(conn: Any, client: BulkClient, journal: Journal, soql: str, sobject
     done = journal.last("done")
     if done is not None:  # killed while moving the finished file onto its name
         return _finish(journal, done, part, out_path, started, client)
-    if journal.start is None:
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(out_path)))
-        journal.append({"t": "start", "v": VERSION, "cmd": identity, "work": work})
-    else:
-        work = str(journal.start["work"])
-        os.makedirs(work, exist_ok=True)
+    work = work_folder(journal, identity, out_path)
     if job_rec is None:
         try:
             job = client.create_job(operation="queryAll" if options.query_all else "query", object=sobject,

@@ -40,7 +40,6 @@ from typing import Any
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.journal import (
-    VERSION,
     Journal,
     annotate_unfinished,
     discard,
@@ -48,6 +47,7 @@ from sfbulk.bulk.journal import (
     journal_path,
     open_journal,
     replace_durably,
+    work_folder,
 )
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.precheck import InputPlan, check_file, check_outputs
@@ -346,12 +346,7 @@ def _load(conn: Any, client: BulkClient, journal: Journal, path: str, source: st
     if state.done is not None:  # killed while renaming the finished files
         notify(f"job {state.job_id}: resuming (the load had finished: moving its result files into place)")
         return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True)
-    if journal.start is None:
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
-        journal.append({"t": "start", "v": VERSION, "cmd": identity, "input": input_fp, "work": work})
-    else:
-        work = str(journal.start["work"])
-        os.makedirs(work, exist_ok=True)
+    work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
         log.warning("the partial result files of job %s are missing or cut short: writing them again", state.job_id)
         state.merged, state.offsets = 0, (0, 0, 0, 0)

@@ -33,11 +33,11 @@ from sfbulk.bulk.extract import (
     soql_header,
 )
 from sfbulk.bulk.journal import (
-    VERSION,
     Journal,
     annotate_unfinished,
     journal_path,
     open_journal,
+    work_folder,
 )
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
@@ -94,12 +94,7 @@ def _extract(conn: Any, client: Bulk2Client, journal: Journal, soql: str, out_pa
             check_same_command(journal, identity, str(job_rec["id"]), _FLAGS)
     done = journal.last("done")
     if done is None:
-        if journal.start is None:
-            work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(out_path)))
-            journal.append({"t": "start", "v": VERSION, "cmd": identity, "work": work})
-        else:
-            work = str(journal.start["work"])
-            os.makedirs(work, exist_ok=True)
+        work = work_folder(journal, identity, out_path)
         if job_rec is None:
             try:
                 job_id = str(client.create_query_job(soql, query_all=options.query_all)["id"])

@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -35,7 +34,14 @@ from typing import Any
 
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
-from sfbulk.bulk.journal import VERSION, Journal, annotate_unfinished, fingerprint, journal_path, open_journal
+from sfbulk.bulk.journal import (
+    Journal,
+    annotate_unfinished,
+    fingerprint,
+    journal_path,
+    open_journal,
+    work_folder,
+)
 from sfbulk.bulk.load import (
     LoadOptions,
     LoadSummary,
@@ -170,12 +176,7 @@ def _load(conn: Any, client: Bulk2Client, journal: Journal, path: str, source: s
         notify(f"job {state.done['job']}: resuming (the load had finished: moving its result files into place)")
         return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True,
                        client=client)  # type: ignore[arg-type]
-    if journal.start is None:
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
-        journal.append({"t": "start", "v": VERSION, "cmd": identity, "input": input_fp, "work": work})
-    else:
-        work = str(journal.start["work"])
-        os.makedirs(work, exist_ok=True)
+    work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
         log.warning("the partial result files are missing or cut short: writing them again")
         state.merged, state.offsets = 0, (0, 0, 0, 0)
