@@ -269,7 +269,8 @@ def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = Non
     interval = float(kwargs.get("progress_interval") or 5.0)
     if kind == "load":
         size = os.path.getsize(source) if source and os.path.exists(source) else 0
-        return LoadDisplay(size, tty=tty, interval=interval)
+        return LoadDisplay(size, tty=tty, interval=interval,
+                           unit="jobs" if kwargs.get("bulk_api") == "2" else "batches")
     return ExtractDisplay(tty=tty, interval=interval)
 
 

@@ -39,11 +39,12 @@ def test_cli_load_api2_splits_into_jobs_and_keeps_input_order(emulator_factory: 
     src = tmp_path / "contacts.csv"
     write_contacts(src, 3_000, tag="v2cli", missing_every=250)
     result = CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--api", "2", "--max-job-bytes",
-                                      "60000", "--concurrency", "3", "--no-progress"], env=env_for(emu, tmp_path))
+                                      "60000", "--concurrency", "3", "--no-progress", "--progress-interval", "0.1"], env=env_for(emu, tmp_path))
     assert result.exit_code == 1, result.output  # some rows fail by design (no LastName)
     jobs = emu.store.reader().execute("SELECT count(*) FROM bulk2_jobs WHERE job_type = 'V2Ingest'").fetchone()[0]
     assert jobs >= 4
     assert f"rows in {jobs} jobs (Bulk API 2.0), 2,988 succeeded, 12 failed" in result.output
+    assert f"3,000 sent, jobs {jobs}/{jobs} done, 12 failed" in result.output  # the progress line counts jobs
     ok = read_csv(tmp_path / "contacts.success.csv")
     err = read_csv(tmp_path / "contacts.error.csv")
     assert ok[0] == err[0] == ["FirstName", "LastName", "Email", "Description", "sf__Id", "sf__Created", "sf__Error"]
