@@ -110,3 +110,46 @@ def test_sigkill_mid_extract_then_rerun_api2(emulator_factory: Any, tmp_path: Pa
     assert lines[0] == '"Email"' and [x.strip('"') for x in lines[1:]] == stored
     assert not jpath.exists()
     assert emu.store.reader().execute("SELECT count(*) FROM bulk2_jobs WHERE job_type = 'V2Query'").fetchone()[0] == 1
+
+
+@pytest.mark.slow
+def test_sigterm_then_rerun_api2(emulator_factory: Any, tmp_path: Path) -> None:
+    """SIGTERM mid-load: exit 143 naming the jobs, and the re-run finishes them (every row once)."""
+    import signal
+
+    emu = emulator_factory(processing_delay_ms=DEFAULT_SLOWNESS[1])
+    emu.faults.configure(latency_ms=DEFAULT_SLOWNESS[0])
+    src = tmp_path / "in.csv"
+    emails = write_input(src, "v2term.")
+    env = env_for(emu, tmp_path)
+    jpath = tmp_path / "in.success.csv.journal"
+    log = tmp_path / "cli.log"
+    proc = start2(src, env, log)
+    kill_when(proc, jpath, lambda j: count(j, "uploaded") >= 1, signum=signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert "interrupted: jobs 750" in log.read_text() and "re-run the same command to resume" in log.read_text()
+    speed_up(emu)
+    result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    assert result.returncode == 1, result.stderr
+    check_complete(emu, tmp_path, src, emails, "v2term.")
+
+
+@pytest.mark.slow
+def test_bad_row_mid_file_then_fixed_api2(emulator_factory: Any, tmp_path: Path) -> None:
+    """A row that is not UTF-8 after the first jobs: those jobs finish and the error names the rows
+    handled; once the bad bytes are fixed the same command sends the rest (every row once)."""
+    emu = emulator_factory()
+    src = tmp_path / "in.csv"
+    emails = write_input(src, "v2bad.")
+    data = src.read_bytes()
+    at = data.index(b"v2bad.1000@")
+    src.write_bytes(data[:at] + b"\xff" + data[at + 1:])  # 'v' of row 1,001 becomes an invalid byte
+    env = env_for(emu, tmp_path)
+    first = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    assert first.returncode == 2, first.stderr
+    assert "were loaded in" in first.stderr and "fix the file after those rows" in first.stderr, first.stderr
+    assert (tmp_path / "in.success.csv.journal").exists()
+    src.write_bytes(data)
+    result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    assert result.returncode == 1, result.stderr
+    check_complete(emu, tmp_path, src, emails, "v2bad.")
