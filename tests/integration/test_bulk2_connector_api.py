@@ -149,6 +149,27 @@ def test_query_flow_with_locator_paging(v2: Connector, emulator: Any, tmp_path: 
         assert conn.invoke("deleteQueryJob", queryJobId=query_id).status == 204
 
 
+def test_result_pages_list_parallel_downloads(v2: Connector, emulator: Any, tmp_path: Path) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    with _open(v2, emulator, tmp_path) as conn:
+        job_id = _ingest(conn, "LastName\n" + "".join(f"Pages{i}\n" for i in range(5)))
+        _wait(conn, "getJobInfo", "jobId", job_id)
+        query_id = conn.invoke("createQueryJob", query="SELECT LastName FROM Contact WHERE LastName LIKE 'Pages%'"
+                               ).properties["jobId"]
+        _wait(conn, "getQueryJobInfo", "queryJobId", query_id)
+        listing = conn.invoke("getQueryJobResultPages", queryJobId=query_id, maxRecords=2)
+        assert listing.status == 200 and listing.properties["done"] == "true"
+        urls = [page["resultUrl"] for page in json.loads(listing.content)["resultPages"]]
+        names = []
+        for url in urls:
+            query = parse_qs(urlsplit(url).query)
+            page = conn.invoke("getQueryJobResults", queryJobId=query_id, locator=query.get("locator", [""])[0],
+                               maxRecords=query["maxRecords"][0])
+            names += [row["LastName"] for row in json.loads(page.content)]
+        assert len(urls) == 3 and sorted(names) == [f"Pages{i}" for i in range(5)]
+
+
 def test_streamed_results_for_the_pipeline(v2: Connector, emulator: Any, tmp_path: Path) -> None:
     with _open(v2, emulator, tmp_path) as conn:
         job_id = _ingest(conn, CSV)

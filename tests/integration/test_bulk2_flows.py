@@ -145,6 +145,36 @@ def test_bad_parameters_run_the_fault_sequence(engine: Engine, emulator: Any, pr
     assert message in fault.findtext("message")
 
 
+def test_expired_token_mid_flow_is_refreshed_and_replayed(emulator_factory: Any, tmp_path: Path) -> None:
+    emu = emulator_factory()
+    (tmp_path / "upload.csv").write_text(CSV)
+    with Engine(registry=tmp_path / "registry") as engine:
+        engine.file_root = tmp_path
+        engine.load(EXAMPLES)
+        status, job, _ = _send(engine, emu, "salesforcebulkv2_dispatcher", "createJob", operation="insert",
+                               object="Contact")
+        assert status == 200
+        emu.expire_tokens()
+        status, _, _ = _send(engine, emu, "salesforcebulkv2_dispatcher", "uploadJobData", jobId=job["id"],
+                             inputType="FILE", filePath="upload.csv")
+        assert status == 201
+        emu.expire_tokens()
+        status, closed, _ = _send(engine, emu, "v2dispatcher", "closeJob", jobId=job["id"])
+        assert status == 200 and closed["state"] == "UploadComplete"
+        _wait(engine, emu, "v2dispatcher", "getJobInfo", jobId=job["id"])
+        emu.expire_tokens()
+        status, rows, _ = _send(engine, emu, "v2dispatcher", "getSuccessfulResults", jobId=job["id"])
+        assert status == 200 and [r["LastName"] for r in rows] == ["Hopper", "Dijkstra"]
+
+
+def test_result_pages_from_a_flow(engine: Engine, emulator: Any) -> None:
+    status, query, _ = _send(engine, emulator, "v2dispatcher", "createQueryJob", query="SELECT Id FROM Contact")
+    _wait(engine, emulator, "v2dispatcher", "getQueryJobInfo", queryJobId=query["id"])
+    status, pages, _ = _send(engine, emulator, "salesforcebulkv2_dispatcher", "getQueryJobResultPages",
+                             queryJobId=query["id"], maxRecords="1000")
+    assert status == 200 and pages["resultPages"] and "/results?" in pages["resultPages"][0]["resultUrl"]
+
+
 def test_serve_default_refuses_files(emulator: Any, tmp_path: Path) -> None:
     """An engine with no file root (sfbulk serve without --file-root) refuses every file path."""
     (tmp_path / "upload.csv").write_text(CSV)

@@ -60,7 +60,7 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
     )
     assert run.returncode == 0, run.stderr[-2000:]
     module_file, operations, v2_line = run.stdout.splitlines()[:3]
-    assert v2_line.startswith(str(target)) and " 17 " in v2_line, v2_line  # init + the 16 WSO2 v2 operations
+    assert v2_line.startswith(str(target)) and " 18 " in v2_line, v2_line  # init, the 16 WSO2 v2 operations, getQueryJobResultPages
     assert "'salesforce_bulkapi_v2', 'salesforcebulk', 'salesforcebulkv2'" in v2_line
     assert module_file.startswith(str(target)), "the probe must import the installed copy, not the checkout"
     for operation in ("init", "createJob", "getJob", "updateJob"):
