@@ -1,13 +1,13 @@
 """The Bulk API 2.0 calls the ``--api 2`` pipeline makes, through the ``salesforcebulkv2`` bundle's operations.
 
-Every call but one is ``Connection.invoke`` of a WSO2 SalesforceBulkV2 operation (createJob,
+Every call is ``Connection.invoke`` of a WSO2 SalesforceBulkV2 operation (createJob,
 uploadJobData, closeJob, getJobInfo, getSuccessfulResults, getFailedResults,
 getUnprocessedResults, createQueryJob, getQueryJobInfo, getQueryJobResults, abortJob,
-abortQueryJob), so the token life cycle is the connector's (Bearer token, refreshed after a 401
-and the request replayed once). Uploads pass the job's work file as ``body=`` (seekable, so a
-replay sends it again); result bodies are streamed (``stream=True``) to the pipeline's own files.
-The exception is ``resultPages`` (API 58.0+), which WSO2's operation set lacks: it is requested
-through the same connection's transport and token manager.
+abortQueryJob) or of the bundle's ``getQueryJobResultPages`` extension (Salesforce's parallel
+``resultPages``, API 58.0+), so the token life cycle is the connector's (Bearer token, refreshed
+after a 401 and the request replayed once). Uploads pass the job's work file as ``body=``
+(seekable, so a replay sends it again); result bodies are streamed (``stream=True``) to the
+pipeline's own files.
 
 Retries follow Bulk 1.0's rule (:mod:`sfbulk.bulk.retry`): idempotent calls are retried on
 transient failures; the one upload a 2.0 job allows is retried too, because a second PUT after one
@@ -20,12 +20,11 @@ import json
 import logging
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 from sfbulk.bulk.client import stream_to_file
 from sfbulk.bulk.retry import RetryPolicy, RetryStats, call_with_retry
 from sfbulk.errors import ApiError, BulkError, TransportError
-from sfbulk.transport import HttpRequest, HttpResponse, check_host
+from sfbulk.transport import HttpResponse
 
 log = logging.getLogger("sfbulk.bulk.v2.client")
 
@@ -83,35 +82,6 @@ class Bulk2Client:
             response.close()
             raise err
         return response
-
-    def _send(self, method: str, path: str, *, query: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None) -> HttpResponse:
-        """A request no operation covers (resultPages); a 401 refreshes the token and replays it once."""
-        auth = self.conn.auth
-        session = auth.current()
-        response = self._once(method, path, session, query, headers)
-        if response.status != 401:
-            auth.confirm(session)
-            return response
-        fresh = auth.refresh_after_failure(session)
-        if fresh is None:
-            return response
-        log.debug("%s %s: session rejected; replaying once with the refreshed token", method, path)
-        response.close()
-        return self._once(method, path, fresh, query, headers)
-
-    def _once(self, method: str, path: str, session: Any, query: dict[str, Any] | None,
-              headers: dict[str, str] | None) -> HttpResponse:
-        check_host(self.conn.host_policy, session.instance_url, "the instance URL of the session")
-        url = f"{session.instance_url}/services/data/v{self.version}/jobs{path}"
-        if query:
-            url += "?" + urlencode(query)
-        sent = {"Accept": "application/json", **(headers or {})}
-        if session.token:
-            sent["Authorization"] = "Bearer " + session.token.reveal()
-        params = self.conn.params
-        request = HttpRequest(method, url, sent, None, timeout=params.timeout, verify=params.ca_file)
-        return self.conn.transport.send(request)
 
     @staticmethod
     def _doc(response: Any, context: str) -> dict[str, Any]:
@@ -215,21 +185,9 @@ class Bulk2Client:
 
     def result_pages(self, job_id: str, *, max_records: int | None = None,
                      locator: str | None = None) -> dict[str, Any]:
-        """One answer of ``resultPages`` (API 58.0+): page links, ``nextRecordsUrl``, ``done``."""
-        query: dict[str, Any] = {}
-        if locator:
-            query["locator"] = locator
-        if max_records:
-            query["maxRecords"] = max_records
-        context = f"listing the result pages of job {job_id}"
-
-        def once() -> dict[str, Any]:
-            response = self._send("GET", f"/query/{job_id}/resultPages", query=query)
-            if response.status != 200:
-                raise api_error(response, context)
-            return self._doc(response, context)
-
-        return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
+        """getQueryJobResultPages (API 58.0+): page links, ``nextRecordsUrl``, ``done``."""
+        return self._op("getQueryJobResultPages", f"listing the result pages of job {job_id}", queryJobId=job_id,
+                        locator=locator, maxRecords=max_records)
 
     def download_page(self, job_id: str, dest: str, *, locator: str | None = None, max_records: int | None = None,
                       transform: Callable[[bytes], bytes] | None = None) -> tuple[int, str | None, int]:
