@@ -1,4 +1,5 @@
-"""Bulk load + extract: sfbulk vs salesforce-bulk 2.2.0 vs simple-salesforce (Bulk 1.0), one command.
+"""Bulk load + extract: sfbulk vs salesforce-bulk 2.2.0 vs simple-salesforce (Bulk 1.0), one command;
+with ``--api 2``: sfbulk's Bulk API 2.0 pipeline vs simple-salesforce's ``bulk2``.
 
 For each client: a fresh emulator (a separate process, HTTPS with its test CA, same settings for
 everyone), then the client inserts an N-row Contact CSV and extracts it back, each phase in its own
@@ -9,6 +10,16 @@ the child's rusage (``os.wait4``). Row counts are checked after every phase.
     .venv/bin/python bench/bulk.py --rows 100000 --clients sfbulk
     .venv/bin/python bench/bulk.py --memory 100000,1000000   # sfbulk peak RSS at several sizes
     .venv/bin/python bench/bulk.py --journal-cost 3          # time spent journaling, 3 sfbulk loads
+    .venv/bin/python bench/bulk.py --api 2                   # Bulk API 2.0: sfbulk vs simple-salesforce bulk2
+    .venv/bin/python bench/bulk.py --api 2 --rows 2000000 --max-job-bytes 40000000   # several jobs
+
+With ``--api 2`` both clients load through Bulk API 2.0 and learn every row's outcome: sfbulk writes
+its success/error files in input order; simple-salesforce's ``insert(csv_file=..., concurrency=4)``
+is followed by ``get_successful_records``/``get_failed_records`` of each job to files (without them
+a caller knows only counts). ``--max-job-bytes`` splits sfbulk's load into jobs of that size, and
+simple-salesforce's into jobs of as many rows (its ``batch_size``). Extract: sfbulk's parallel
+``resultPages`` download vs ``bulk2.Contact.download(...)`` (pages one after the other, to files),
+joined into one CSV as sfbulk writes it.
 
 Peers run as their docs show, with changes in their favour: status polling every 0.2 s instead of
 their defaults (salesforce-bulk ``wait_for_batch`` 10 s, simple-salesforce 5 s), so the comparison
@@ -35,8 +46,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SOQL = "SELECT Id, FirstName, LastName, Email, Description FROM Contact"
 POLL = float(os.environ.get("BENCH_PEER_POLL", "0.2"))  # seconds; "0" means each peer's own default
-DEFAULT_POLL = {"salesforce-bulk": 10.0, "simple-salesforce": 5.0}  # wait_for_batch / insert(), query()
+DEFAULT_POLL = {"salesforce-bulk": 10.0, "simple-salesforce": 5.0, "simple-salesforce-bulk2": 5.0}  # wait_for_batch / insert(), query()
 CLIENTS = ("sfbulk", "salesforce-bulk", "simple-salesforce")
+CLIENTS_V2 = ("sfbulk", "simple-salesforce-bulk2")
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +121,37 @@ def _child(client: str, phase: str, csv_path: str, out_path: str) -> None:
                         writer.writerow(record)
                         rows += 1
             print(json.dumps({"ok": rows}))
+    elif client == "simple-salesforce-bulk2":
+        import shutil
+
+        from simple_salesforce import Salesforce
+
+        sf = Salesforce(instance=host, session_id=token, version="62.0")
+        handler = sf.bulk2.Contact
+        work = tempfile.mkdtemp(prefix="ss-bulk2-", dir=os.path.dirname(out_path))
+        try:
+            if phase == "load":
+                batch = int(os.environ.get("BENCH_SS_BATCH", "0")) or None
+                jobs = handler.insert(csv_file=csv_path, batch_size=batch, concurrency=4, wait=POLL)
+                ok = 0
+                for n, job in enumerate(jobs):  # every row's outcome, as sfbulk writes it
+                    good = os.path.join(work, f"ok-{n}.csv")
+                    handler.get_successful_records(job["job_id"], file=good)
+                    handler.get_failed_records(job["job_id"], file=os.path.join(work, f"err-{n}.csv"))
+                    with open(good, "rb") as fh:
+                        ok += sum(1 for _ in fh) - 1
+                print(json.dumps({"ok": ok, "jobs": len(jobs)}))
+            else:
+                pages = handler.download(SOQL, path=work, wait=POLL)
+                with open(out_path, "wb") as out:
+                    for n, page in enumerate(pages):
+                        with open(page["file"], "rb") as fh:
+                            if n:
+                                fh.readline()
+                            shutil.copyfileobj(fh, out, 1 << 20)
+                print(json.dumps({"ok": sum(p["number_of_records"] for p in pages)}))
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     else:
         raise SystemExit(f"unknown client {client}")
 
@@ -237,18 +280,23 @@ def make_csv(path: Path, rows: int) -> None:
             w.writerow([f"First{i}", f"Last{i}", f"user{i}@example.com", f"Bench row {i}, café"])
 
 
-def bench_client(client: str, csv_path: Path, rows: int, work: Path) -> dict[str, Any]:
+def bench_client(client: str, csv_path: Path, rows: int, work: Path, *, api: int = 1,
+                 max_job_bytes: int = 0) -> dict[str, Any]:
     emu = Emulator()
     try:
         env = dict(os.environ, BENCH_BASE_URL=emu.info["base_url"], BENCH_TOKEN=emu.token,
                    REQUESTS_CA_BUNDLE=emu.info["ca_file"], PYTHONPATH=str(ROOT))
+        if max_job_bytes:  # simple-salesforce bulk2 splits by rows: as many rows per job as sfbulk's bytes hold
+            env["BENCH_SS_BATCH"] = str(max(1, rows * max_job_bytes // csv_path.stat().st_size))
         out = work / f"{client}-extract.csv"
         if client == "sfbulk":
             common = ["--api-url", emu.info["base_url"], "--ca-file", emu.info["ca_file"], "--no-progress"]
             env["SFBULK_ACCESS_TOKEN"] = emu.token
+            v2 = ["--api", "2"] if api == 2 else []
+            jobs = ["--max-job-bytes", str(max_job_bytes)] if api == 2 and max_job_bytes else []
             load = [PY, "-m", "sfbulk", "load", str(csv_path), "--object", "Contact",
-                    "--success", str(work / "ok.csv"), "--errors", str(work / "err.csv"), *common]
-            extract = [PY, "-m", "sfbulk", "extract", SOQL, "--out", str(out), *common]
+                    "--success", str(work / "ok.csv"), "--errors", str(work / "err.csv"), *v2, *jobs, *common]
+            extract = [PY, "-m", "sfbulk", "extract", SOQL, "--out", str(out), *v2, *common]
         else:
             load = [PY, __file__, "_child", client, "load", str(csv_path), str(out)]
             extract = [PY, __file__, "_child", client, "extract", str(csv_path), str(out)]
@@ -272,7 +320,10 @@ def bench_client(client: str, csv_path: Path, rows: int, work: Path) -> dict[str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--clients", default="", help="comma-separated (default: every client of the --api)")
+    parser.add_argument("--api", type=int, choices=(1, 2), default=1, help="Bulk API version to compare")
+    parser.add_argument("--max-job-bytes", type=int, default=0,
+                        help="--api 2: CSV bytes per sfbulk job (and as many rows per simple-salesforce job)")
     parser.add_argument("--memory", default="", help="comma-separated row counts: sfbulk only, peak RSS per size")
     parser.add_argument("--journal-cost", type=int, default=0, metavar="RUNS",
                         help="sfbulk only: RUNS in-process loads, timing the journal's steps against the load's wall")
@@ -280,6 +331,8 @@ def main() -> None:
                         help="peers' status polling interval in seconds, or 'default' for their own "
                              "(salesforce-bulk 10 s, simple-salesforce 5 s)")
     args = parser.parse_args()
+    args.clients = args.clients or ",".join(CLIENTS_V2 if args.api == 2 else CLIENTS)
+    modes = {"api": args.api, "max_job_bytes": args.max_job_bytes}
     os.environ["BENCH_PEER_POLL"] = "0" if args.peer_poll == "default" else str(float(args.peer_poll))
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-") as tmp:
         work = Path(tmp)
@@ -295,7 +348,7 @@ def main() -> None:
             for n in [int(x) for x in args.memory.split(",")]:
                 src = work / f"in-{n}.csv"
                 make_csv(src, n)
-                r = bench_client("sfbulk", src, n, work)
+                r = bench_client("sfbulk", src, n, work, **modes)
                 print(f"{n:>10,} {r['load'][0]:>9.1f}s {r['load'][2]:>7.0f}MB {r['extract'][0]:>12.1f}s "
                       f"{r['extract'][2]:>10.0f}MB", flush=True)
                 src.unlink()
@@ -303,11 +356,13 @@ def main() -> None:
         src = work / "in.csv"
         make_csv(src, args.rows)
         poll = "their own defaults" if args.peer_poll == "default" else f"every {float(args.peer_poll):g} s"
-        print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV); emulator over HTTPS, "
-              f"one fresh emulator process per client; peers poll {poll}\n")
+        jobs = f", jobs of {args.max_job_bytes:,} bytes" if args.max_job_bytes else ""
+        print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV); Bulk API {args.api}.0{jobs}; "
+              f"emulator over HTTPS, one fresh emulator process per client; peers poll {poll}; "
+              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
         results = []
         for client in args.clients.split(","):
-            r = bench_client(client, src, args.rows, work)
+            r = bench_client(client, src, args.rows, work, **modes)
             results.append(r)
             print(f"{client:<18} load    wall {r['load'][0]:7.2f} s  cpu {r['load'][1]:7.2f} s  "
                   f"peak RSS {r['load'][2]:7.1f} MB", flush=True)

@@ -259,20 +259,7 @@ class BulkClient:
                  transform: Callable[[bytes], bytes] | None = None, **params: Any) -> int:
         """Stream one result body to ``dest`` (rewritten from scratch on each retry); returns bytes written."""
         def once() -> int:
-            resp = self._call(op, context, stream=True, **params)
-            written = 0
-            try:
-                with open(dest, "wb") as fh:
-                    for chunk in resp.iter_content(256 * 1024):
-                        if transform is not None:
-                            chunk = transform(chunk)
-                        fh.write(chunk)
-                        written += len(chunk)
-            except (OSError, ValueError) as exc:  # the file cannot be written, or the transform failed
-                raise TransportError(f"{context}: download interrupted ({type(exc).__name__})") from exc
-            finally:
-                resp.close()
-            return written
+            return stream_to_file(self._call(op, context, stream=True, **params), dest, context, transform)
 
         return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
 
@@ -285,9 +272,30 @@ class BulkClient:
                                            jobId=job_id, batchId=batch_id))
 
 
+def stream_to_file(response: OperationResponse, dest: str, context: str,
+                   transform: Callable[[bytes], bytes] | None = None) -> int:
+    """Write a streamed response body to ``dest`` (from scratch) and close it; returns the bytes written.
+
+    A body cut off mid-way is a TransportError, so callers retry it like any transient failure.
+    """
+    written = 0
+    try:
+        with open(dest, "wb") as fh:
+            for chunk in response.iter_content(256 * 1024):
+                if transform is not None:
+                    chunk = transform(chunk)
+                fh.write(chunk)
+                written += len(chunk)
+    except (OSError, ValueError) as exc:  # the file cannot be written, or the transform failed
+        raise TransportError(f"{context}: download interrupted ({type(exc).__name__})") from exc
+    finally:
+        response.close()
+    return written
+
+
 def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
 __all__ = ["FINAL_STATES", "BatchInfo", "BulkClient", "api_error", "parse_batch_info", "parse_batch_list",
-           "parse_job_info", "parse_result_list"]
+           "parse_job_info", "parse_result_list", "stream_to_file"]

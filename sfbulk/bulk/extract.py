@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 
 from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
 from sfbulk.bulk.journal import (
-    VERSION,
     Journal,
     annotate_unfinished,
     discard,
@@ -32,6 +31,7 @@ from sfbulk.bulk.journal import (
     journal_path,
     open_journal,
     replace_durably,
+    work_folder,
 )
 from sfbulk.bulk.load import Progress
 from sfbulk.bulk.poll import Backoff, poll_until
@@ -176,23 +176,12 @@ def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, 
         if job_rec is None or options.restart:
             _restart(client, journal, job_rec["id"] if job_rec else None, notify, part)
             job_rec = None
-        elif journal.start.get("cmd") != identity:
-            old = journal.start.get("cmd") or {}
-            differs = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
-            raise BulkInputError(
-                f"{journal.path} holds the unfinished extract of another command (job {job_rec['id']}; it differs "
-                f"in {', '.join(_FLAGS.get(k, k) for k in differs)}): re-run that command to finish it, or add "
-                "--restart to start this one"
-            )
+        else:
+            check_same_command(journal, identity, str(job_rec["id"]), _FLAGS)
     done = journal.last("done")
     if done is not None:  # killed while moving the finished file onto its name
         return _finish(journal, done, part, out_path, started, client)
-    if journal.start is None:
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(out_path)))
-        journal.append({"t": "start", "v": VERSION, "cmd": identity, "work": work})
-    else:
-        work = str(journal.start["work"])
-        os.makedirs(work, exist_ok=True)
+    work = work_folder(journal, identity, out_path)
     if job_rec is None:
         try:
             job = client.create_job(operation="queryAll" if options.query_all else "query", object=sobject,
@@ -243,6 +232,19 @@ _FLAGS = {"soql": "the query", "object": "--object", "query_all": "--all", "pk_c
           "out": "--out", "api_url": "--api-url"}
 
 
+def check_same_command(journal: Journal, identity: dict[str, Any], job_id: str, flags: dict[str, str]) -> None:
+    """Refuse to resume a journal another extract command wrote; ``flags`` names its keys as the user wrote them."""
+    old = (journal.start or {}).get("cmd") or {}
+    if old == identity:
+        return
+    differs = sorted(k for k in set(old) | set(identity) if old.get(k) != identity.get(k))
+    raise BulkInputError(
+        f"{journal.path} holds the unfinished extract of another command (job {job_id}; it differs "
+        f"in {', '.join(flags.get(k, k) for k in differs)}): re-run that command to finish it, or add "
+        "--restart to start this one"
+    )
+
+
 def _latest_files(journal: Journal) -> dict[tuple[str, int], dict[str, Any]]:
     return {(str(r["batch"]), int(r["n"])): r for r in journal.of_type("file")}
 
@@ -259,10 +261,12 @@ def _fetched_files(journal: Journal, work: str) -> dict[tuple[str, int], dict[st
     return good
 
 
-def _restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Any, part: str) -> None:
+def _restart(client: Any, journal: Journal, job_id: str | None, notify: Any, part: str,
+             abort: Callable[[str], None] | None = None) -> None:
+    """``--restart``: abort the journal's job (``abort``, default ``client.abort_job``), remove its work."""
     if job_id:
         try:
-            client.abort_job(job_id)
+            (abort or client.abort_job)(job_id)
             notify(f"job {job_id}: aborted (--restart)")
         except ApiError as exc:
             notify(f"job {job_id}: could not be aborted ({exc}); starting over anyway")
@@ -275,7 +279,7 @@ def _restart(client: BulkClient, journal: Journal, job_id: str | None, notify: A
 
 
 def _finish(journal: Journal, done: dict[str, Any], part: str, out_path: str, started: float,
-            client: BulkClient) -> ExtractSummary:
+            client: Any) -> ExtractSummary:
     if os.path.exists(part):
         replace_durably(part, out_path)
     elif not os.path.exists(out_path):

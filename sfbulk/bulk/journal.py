@@ -205,6 +205,20 @@ def open_journal(path: str) -> Journal:
     return journal
 
 
+def work_folder(journal: Journal, identity: dict[str, Any], near: str, **start: Any) -> str:
+    """The run's work folder: made next to ``near`` and recorded in a new journal's ``start`` record
+    (with the command's ``identity`` and ``start``'s other fields), or the one an earlier run recorded."""
+    if journal.start is None:
+        import tempfile
+
+        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(near)))
+        journal.append({"t": "start", "v": VERSION, "cmd": identity, **start, "work": work})
+        return work
+    work = str(journal.start["work"])
+    os.makedirs(work, exist_ok=True)
+    return work
+
+
 def discard(journal: Journal) -> Journal:
     """Empty ``journal`` (after ``--restart`` aborted its job), keeping the lock: a fresh run follows."""
     with journal._mutex:
@@ -262,4 +276,4 @@ def annotate_unfinished(exc: BaseException, job_id: str, journal: Journal) -> No
 
 
 __all__ = ["VERSION", "Journal", "annotate_unfinished", "discard", "fingerprint", "fsync_file", "journal_path", "open_journal",
-           "read_records", "replace_durably"]
+           "read_records", "replace_durably", "work_folder"]

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING, Any
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.journal import (
-    VERSION,
     Journal,
     annotate_unfinished,
     discard,
@@ -48,6 +47,7 @@ from sfbulk.bulk.journal import (
     journal_path,
     open_journal,
     replace_durably,
+    work_folder,
 )
 from sfbulk.bulk.poll import Backoff, poll_until
 from sfbulk.bulk.precheck import InputPlan, check_file, check_outputs
@@ -219,18 +219,7 @@ def load_csv(conn: Connection, path: str, options: LoadOptions, progress: Progre
     error_path = options.error_path or error_path
     source = options.source_name or path
     client = BulkClient(conn, retry=options.retry)
-    if os.path.getsize(path) == 0:
-        raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
-    # The header is checked before anything exists in Salesforce (sfbulk.bulk.precheck).
-    with open(path, "rb") as head:
-        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
-                          encoding=options.encoding, nul=options.nul)
-    check_outputs(path, success_path, error_path)
-    if plan.note:
-        log.info("%s: %s", source, plan.note)
-    # Output folders are checked (the work folder and the journal live there) before a job exists.
-    for folder in {os.path.dirname(os.path.abspath(p)) for p in (success_path, error_path)}:
-        tempfile.TemporaryFile(dir=folder).close()
+    plan = check_before_job(path, source, options, success_path, error_path)
     journal = open_journal(journal_path(success_path))
     try:
         return _load(conn, client, journal, path, source, options, progress, success_path, error_path, started,
@@ -238,6 +227,23 @@ def load_csv(conn: Connection, path: str, options: LoadOptions, progress: Progre
     finally:
         journal.close()  # kept unless the load finished (then already deleted)
         progress.close()
+
+
+def check_before_job(path: str, source: str, options: LoadOptions, success_path: str, error_path: str) -> InputPlan:
+    """What is checked before anything exists in Salesforce: the input is not empty, its header
+    (sfbulk.bulk.precheck), the outputs are not the input, their folders are writable (the work
+    folder and the journal live there). Returns what is sent for the header."""
+    if os.path.getsize(path) == 0:
+        raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
+    with open(path, "rb") as head:
+        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
+                          encoding=options.encoding, nul=options.nul)
+    check_outputs(path, success_path, error_path)
+    if plan.note:
+        log.info("%s: %s", source, plan.note)
+    for folder in {os.path.dirname(os.path.abspath(p)) for p in (success_path, error_path)}:
+        tempfile.TemporaryFile(dir=folder).close()
+    return plan
 
 
 def _identity(conn: Connection, source: str, options: LoadOptions, success_path: str, error_path: str) -> dict[str, Any]:
@@ -343,12 +349,7 @@ def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, sou
     if state.done is not None:  # killed while renaming the finished files
         notify(f"job {state.job_id}: resuming (the load had finished: moving its result files into place)")
         return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True)
-    if journal.start is None:
-        work = tempfile.mkdtemp(prefix=".sfbulk-", dir=os.path.dirname(os.path.abspath(error_path)))
-        journal.append({"t": "start", "v": VERSION, "cmd": identity, "input": input_fp, "work": work})
-    else:
-        work = str(journal.start["work"])
-        os.makedirs(work, exist_ok=True)
+    work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
         log.warning("the partial result files of job %s are missing or cut short: writing them again", state.job_id)
         state.merged, state.offsets = 0, (0, 0, 0, 0)
@@ -838,5 +839,5 @@ def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _S
         writer.add_batch(rows, result_rows(fh), message)
 
 
-__all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "check_resumable", "default_outputs", "load_csv",
-           "restart"]
+__all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "check_before_job", "check_resumable",
+           "default_outputs", "load_csv", "restart"]

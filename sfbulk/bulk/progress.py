@@ -192,8 +192,9 @@ class _Bar(_tqdm()):  # type: ignore[misc]
 class LoadDisplay(_Display):
     """What ``sfbulk load`` shows: ``size`` is the input file's size in bytes (for the estimate)."""
 
-    def __init__(self, size: int, **kwargs: Any) -> None:
+    def __init__(self, size: int, *, unit: str = "batches", **kwargs: Any) -> None:
         self.size = max(1, size)
+        self.unit = unit  # what the input is sent as: Bulk 1.0 batches, Bulk 2.0 jobs
         self.rows_cut = 0
         self.bytes_cut = 0
         self.batches_cut = 0
@@ -249,12 +250,12 @@ class LoadDisplay(_Display):
 
     def bar_format(self) -> str:
         return ("{percentage:3.0f}%|{bar}| {done}/{of} rows processed [{elapsed}<{remaining}, {speed}] "
-                "sent {sent} · batches {batches} · failed {failed}")
+                "sent {sent} · " + self.unit + " {batches} · failed {failed}")
 
     def narrow_formats(self) -> tuple[str, ...]:
-        return ("{percentage:3.0f}% {done}/{of} rows · sent {sent} · batches {batches} · failed {failed} "
+        return ("{percentage:3.0f}% {done}/{of} rows · sent {sent} · " + self.unit + " {batches} · failed {failed} "
                 "[{elapsed}<{remaining}, {speed}]",
-                "{percentage:3.0f}% {done}/{of} · batches {batches} · failed {failed} [{elapsed}<{remaining}]")
+                "{percentage:3.0f}% {done}/{of} · " + self.unit + " {batches} · failed {failed} [{elapsed}<{remaining}]")
 
     def fields(self, elapsed: float) -> dict[str, Any]:
         rows, batches, exact = self.totals()
@@ -262,7 +263,8 @@ class LoadDisplay(_Display):
         rate = self.rows_processed / elapsed if elapsed > 0 else 0.0
         failed = _count(self.rows_failed)
         if self.batches_failed:
-            failed += f" (+{self.batches_failed} batch{'es' if self.batches_failed > 1 else ''} failed whole)"
+            one = self.unit[:-2] if self.unit.endswith("es") else self.unit[:-1]
+            failed += f" (+{self.batches_failed} {one if self.batches_failed == 1 else self.unit} failed whole)"
         return {
             "done": _count(self.rows_processed),
             "of": "?" if rows is None else mark + _count(rows),
@@ -282,7 +284,7 @@ class LoadDisplay(_Display):
         if rows and rate > 0 and self.rows_processed < rows:
             eta = f", ETA {_clock((rows - self.rows_processed) / rate)}"
         return (f"progress: {f['done']} of {f['of']} rows processed{pct}, {f['sent']} sent, "
-                f"batches {f['batches']} done, {f['failed']} failed, {f['speed']}, "
+                f"{self.unit} {f['batches']} done, {f['failed']} failed, {f['speed']}, "
                 f"elapsed {_clock(elapsed)}{eta}")
 
 

@@ -36,7 +36,8 @@ def is_transient(exc: BaseException) -> bool:
     # InvalidSessionId reaching us means the token expired again right after the connection's own
     # refresh-and-replay (tokens revoked twice in a row): the request was rejected before Salesforce
     # did anything, so another round (which refreshes again) is safe.
-    return exc.status in TRANSIENT_STATUSES or exc.exception_code == "InvalidSessionId"
+    # (Bulk 1.0 says InvalidSessionId, Bulk API 2.0 and REST say INVALID_SESSION_ID.)
+    return exc.status in TRANSIENT_STATUSES or exc.exception_code in ("InvalidSessionId", "INVALID_SESSION_ID")
 
 
 @dataclass

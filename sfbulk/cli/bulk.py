@@ -68,8 +68,10 @@ def connection_options(fn: Any) -> Any:
                      help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT]."),
         click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
                      help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
+        click.option("--api", "bulk_api", type=click.Choice(["1", "2"]), default="1", show_default=True,
+                     help="Bulk API version: 1 (Bulk API 1.0 batches) or 2 (Bulk API 2.0 jobs; see docs/bulk2.md)."),
         click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
-                     help="Parallel uploads/downloads."),
+                     help="Parallel uploads/downloads (with --api 2: jobs and result pages)."),
         click.option("--timeout", "poll_timeout", type=click.FloatRange(0, min_open=True), default=7200.0,
                      show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
         click.option("--progress/--no-progress", default=None,
@@ -253,7 +255,9 @@ def open_connection(kwargs: dict[str, Any]) -> Any:
     if note:
         log.info("%s", note)
     registry = FileRegistry(registry_dir)
-    return Connector.load().connection(registry=registry, **params)
+    # --api 2: the salesforcebulkv2 bundle (same init, same token life cycle and registry entry)
+    bundle = "salesforcebulkv2" if kwargs.get("bulk_api") == "2" else None
+    return Connector.load(bundle).connection(registry=registry, **params)
 
 
 def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = None) -> Progress:
@@ -265,7 +269,8 @@ def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = Non
     interval = float(kwargs.get("progress_interval") or 5.0)
     if kind == "load":
         size = os.path.getsize(source) if source and os.path.exists(source) else 0
-        return LoadDisplay(size, tty=tty, interval=interval)
+        return LoadDisplay(size, tty=tty, interval=interval,
+                           unit="jobs" if kwargs.get("bulk_api") == "2" else "batches")
     return ExtractDisplay(tty=tty, interval=interval)
 
 
@@ -356,6 +361,20 @@ def _fail_io(exc: OSError) -> None:
     sys.exit(EXIT_USAGE)
 
 
+def _check_api_flags(api2: bool, *, max_job_bytes: int | None = None, serial: bool = False,
+                     batch_size: int | None = None) -> None:
+    """Flags of one Bulk API version given with the other are usage errors, not silently ignored."""
+    source = click.get_current_context().get_parameter_source
+    if not api2 and max_job_bytes is not None:
+        raise click.UsageError("--max-job-bytes applies to Bulk API 2.0 jobs: add --api 2, or drop it")
+    if api2 and serial:
+        raise click.UsageError("--serial is a Bulk API 1.0 setting (2.0 jobs have no concurrency mode): drop it, "
+                               "or use --api 1")
+    if api2 and batch_size is not None and source("batch_size") not in (None, click.core.ParameterSource.DEFAULT):
+        raise click.UsageError("--batch-size is a Bulk API 1.0 setting (Salesforce cuts 2.0 jobs itself; "
+                               "--max-job-bytes sets the size of each job): drop it, or use --api 1")
+
+
 @click.command("load")
 @click.argument("csv_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--object", "sobject", required=True, help="sObject to load, e.g. Contact.")
@@ -373,13 +392,17 @@ def _fail_io(exc: OSError) -> None:
               help="Error file (default: <input>.error.csv next to the input).")
 @click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
               help="Reload only the rows of this error file (written by an earlier load).")
+@click.option("--max-job-bytes", type=click.IntRange(1_000, 100_000_000), default=None,
+              help="--api 2: CSV bytes per job; larger input is split into several jobs run in parallel "
+                   "(default and maximum 100,000,000).")
 @connection_options
 @click.option("--restart", is_flag=True,
               help="Abort the job an interrupted run left unfinished (see its journal) and start over.")
 @_job_exits
 def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
                  batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
-                 error_path: str | None, retry_failed: str | None, restart: bool, **kwargs: Any) -> None:
+                 error_path: str | None, retry_failed: str | None, restart: bool, max_job_bytes: int | None,
+                 **kwargs: Any) -> None:
     """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order.
 
     An interrupted load (Ctrl-C, kill, timeout, network failure) resumes when the same command is
@@ -390,6 +413,8 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 
     if bool(csv_file) == bool(retry_failed):
         raise click.UsageError("give either CSV_FILE or --retry-failed ERROR_FILE (exactly one)")
+    api2 = kwargs.get("bulk_api") == "2"
+    _check_api_flags(api2, max_job_bytes=max_job_bytes, serial=serial, batch_size=batch_size)
     source = csv_file
     tmp: str | None = None
     try:
@@ -432,7 +457,12 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         conn = open_connection(kwargs)
         progress = _watch.progress = progress_display("load", kwargs, source)
         try:
-            summary = load_csv(conn, source, options, progress)
+            if api2:
+                from sfbulk.bulk.v2.load import MAX_JOB_BYTES, load_csv_v2
+
+                summary = load_csv_v2(conn, source, options, progress, max_job_bytes=max_job_bytes or MAX_JOB_BYTES)
+            else:
+                summary = load_csv(conn, source, options, progress)
         finally:
             progress.close()
             conn.close()
@@ -444,11 +474,19 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     finally:
         if tmp:
             os.unlink(tmp)
-    click.echo(
-        f"job {summary.job_id}: {summary.rows:,} rows in {summary.batches} batches, "
-        f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
-        err=True,
-    )
+    if api2:
+        click.echo(
+            f"{'job' if summary.batches == 1 else 'jobs'} {summary.job_id.replace(',', ', ')}: {summary.rows:,} "
+            f"rows in {summary.batches} {'job' if summary.batches == 1 else 'jobs'} (Bulk API 2.0), "
+            f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
+            err=True,
+        )
+    else:
+        click.echo(
+            f"job {summary.job_id}: {summary.rows:,} rows in {summary.batches} batches, "
+            f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
+            err=True,
+        )
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the input", err=True)
     if summary.blank_lines:
@@ -481,12 +519,15 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 @click.option("--pk-chunking", "pk_chunking", is_flag=False, flag_value="true", default=None,
               metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
 @click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
+@click.option("--max-records", type=click.IntRange(1, 1_000_000), default=None,
+              help="--api 2: records per result page (Salesforce's maxRecords; default 50,000); pages are "
+                   "downloaded in parallel.")
 @connection_options
 @click.option("--restart", is_flag=True,
               help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.")
 @_job_exits
 def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
-                    restart: bool, **kwargs: Any) -> None:
+                    restart: bool, max_records: int | None, **kwargs: Any) -> None:
     """Extract the records of SOQL into one CSV file (streamed to disk, header once).
 
     An interrupted extract resumes when the same command is run again (same job, only the result
@@ -496,13 +537,23 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
 
     try:
         pk_chunking_header(pk_chunking)
+        if kwargs.get("bulk_api") == "2" and sobject:
+            raise click.UsageError("--object is a Bulk API 1.0 setting (a 2.0 query job takes its object from the "
+                                   "query): drop it, or use --api 1")
+        if kwargs.get("bulk_api") != "2" and max_records is not None:
+            raise click.UsageError("--max-records applies to Bulk API 2.0 result pages: add --api 2, or drop it")
         options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
                                  concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
         options.restart, options.notify = restart, _watch.note
         conn = open_connection(kwargs)
         progress = _watch.progress = progress_display("extract", kwargs)
         try:
-            summary = extract(conn, soql, out_path, options, progress)
+            if kwargs.get("bulk_api") == "2":
+                from sfbulk.bulk.v2.extract import PAGE_RECORDS, extract_v2
+
+                summary = extract_v2(conn, soql, out_path, options, progress, page_records=max_records or PAGE_RECORDS)
+            else:
+                summary = extract(conn, soql, out_path, options, progress)
         finally:
             progress.close()
             conn.close()
@@ -511,10 +562,14 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
         return
     except OSError as exc:  # unreadable input, unwritable output folder, full disk
         _fail_io(exc)
-    click.echo(
-        f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
-        f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
-        err=True,
-    )
+    if kwargs.get("bulk_api") == "2":
+        click.echo(f"job {summary.job_id}: {summary.rows:,} records (Bulk API 2.0, {summary.result_files} result "
+                   f"pages) written to {summary.out_path} in {summary.seconds:.1f} s", err=True)
+    else:
+        click.echo(
+            f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "
+            f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
+            err=True,
+        )
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the results", err=True)
