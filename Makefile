@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check lint typecheck bench bench-emulator bench-engine bench-server bench-bulk clean
+.PHONY: run test check lint format-check typecheck imports bench bench-emulator bench-engine bench-server bench-bulk clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -26,12 +26,18 @@ run: $(VENV)/.installed-base
 test: $(VENV)/.installed-test
 	$(PY) -m pytest -n 2
 
-## check: lint and type-check
-check: lint typecheck
+## check: lint, format check, type-check and import rules (the same tools as .pre-commit-config.yaml)
+LINTED := sfbulk tests bench examples
+check: lint format-check typecheck imports
 lint: $(VENV)/.installed-test
-	$(PY) -m ruff check sfbulk tests bench examples
+	$(PY) -m ruff check $(LINTED)
+format-check: $(VENV)/.installed-test
+	$(PY) -m ruff format --check $(LINTED)
+# Strictness lives in setup.cfg [mypy], so that the editor, pre-commit and CI agree.
 typecheck: $(VENV)/.installed-test
 	$(PY) -m mypy sfbulk
+imports: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 ## bench: every benchmark, figures printed (see docs/benchmarks.md)
 bench: bench-emulator bench-engine bench-server bench-bulk
