@@ -57,19 +57,38 @@ VIOLATIONS = [
     ("errors.py", "import sfbulk.cli", "Layers", "sfbulk.errors -> sfbulk.cli"),
     ("message/__init__.py", "import sfbulk.server", "Layers", "sfbulk.message -> sfbulk.server"),
     ("registry.py", "import sfbulk.transport", "Layers", "sfbulk.registry -> sfbulk.transport"),
-    ("connector/auth.py", "import sfbulk.message", "The connector uses", "sfbulk.connector.auth -> sfbulk.message"),
+    (
+        "connector/auth.py",
+        "import sfbulk.message",
+        "The connector uses",
+        "sfbulk.connector.auth -> sfbulk.message",
+    ),
     ("bulk/load.py", "import sfbulk.engine", "The bulk pipeline", "sfbulk.bulk.load -> sfbulk.engine"),
-    ("emulator/ids.py", "import sfbulk.errors", "The emulator imports nothing", "sfbulk.emulator.ids -> sfbulk.errors"),
-    ("server/app.py", "import sfbulk.emulator.ids", "No library layer", "sfbulk.server.app -> sfbulk.emulator.ids"),
+    (
+        "emulator/ids.py",
+        "import sfbulk.errors",
+        "The emulator imports nothing",
+        "sfbulk.emulator.ids -> sfbulk.errors",
+    ),
+    (
+        "server/app.py",
+        "import sfbulk.emulator.ids",
+        "No library layer",
+        "sfbulk.server.app -> sfbulk.emulator.ids",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("where", "statement", "contract", "edge"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS])
+@pytest.mark.parametrize(
+    ("where", "statement", "contract", "edge"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS]
+)
 def test_a_forbidden_import_breaks_its_contract(
     package_copy: Path, where: str, statement: str, contract: str, edge: str
 ) -> None:
     target = package_copy / "sfbulk" / where
-    target.write_text(target.read_text(encoding="utf-8") + f"\n{statement}  # added by the test\n", encoding="utf-8")
+    target.write_text(
+        target.read_text(encoding="utf-8") + f"\n{statement}  # added by the test\n", encoding="utf-8"
+    )
     result = _lint(package_copy)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "1 broken" in result.stdout, result.stdout
