@@ -22,9 +22,12 @@ $(VENV)/.installed-test: $(PY) setup.cfg pyproject.toml
 run: $(VENV)/.installed-base
 	$(PY) examples/demo.py
 
-## test: install with test extras and run the whole suite
+## test: install with test extras and run the whole suite (slow tests included, started first: tests/conftest.py)
+# More workers than the 2 cores CI has: most tests wait on loopback servers, subprocesses and
+# sleeps, so 4 workers keep both cores busy (-n 2 left them half idle). Override: make test TEST_WORKERS=2
+TEST_WORKERS ?= 4
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
 ## check: lint, format check, type-check and import rules (the same tools as .pre-commit-config.yaml)
 LINTED := sfbulk tests bench examples
