@@ -115,6 +115,7 @@ def test_loaders_agree_on_arbitrary_text(text: str) -> None:
 yaml_edit = st.tuples(st.floats(0, 1), st.integers(0, 3), yaml_alphabet)
 
 
+@pytest.mark.slow
 @needs_libyaml
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(bundle_yaml_files()), st.lists(yaml_edit, min_size=1, max_size=4))
@@ -198,6 +199,7 @@ def test_the_validator_accepts_every_bundle_document() -> None:
         assert jsonschema_says(doc, SCHEMAS[kind])
 
 
+@pytest.mark.slow
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(sorted(SCHEMAS)), json_like)
 def test_the_validator_agrees_with_jsonschema_on_random_documents(kind: str, document: Any) -> None:
