@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: run test check lint typecheck bench bench-emulator bench-engine bench-server bench-bulk clean
+.PHONY: run test check lint format-check typecheck imports bench bench-emulator bench-engine bench-server bench-bulk clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,16 +22,25 @@ $(VENV)/.installed-test: $(PY) setup.cfg pyproject.toml
 run: $(VENV)/.installed-base
 	$(PY) examples/demo.py
 
-## test: install with test extras and run the whole suite
+## test: install with test extras and run the whole suite (slow tests included, started first: tests/conftest.py)
+# More workers than the 2 cores CI has: most tests wait on loopback servers, subprocesses and
+# sleeps, so 4 workers keep both cores busy (-n 2 left them half idle). Override: make test TEST_WORKERS=2
+TEST_WORKERS ?= 4
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n 2
+	$(PY) -m pytest -n $(TEST_WORKERS)
 
-## check: lint and type-check
-check: lint typecheck
+## check: lint, format check, type-check and import rules (the same tools as .pre-commit-config.yaml)
+LINTED := sfbulk tests bench examples
+check: lint format-check typecheck imports
 lint: $(VENV)/.installed-test
-	$(PY) -m ruff check sfbulk tests bench examples
+	$(PY) -m ruff check $(LINTED)
+format-check: $(VENV)/.installed-test
+	$(PY) -m ruff format --check $(LINTED)
+# Strictness lives in setup.cfg [mypy], so that the editor, pre-commit and CI agree.
 typecheck: $(VENV)/.installed-test
 	$(PY) -m mypy sfbulk
+imports: $(VENV)/.installed-test
+	$(VENV)/bin/lint-imports --no-logo --no-cache
 
 ## bench: every benchmark, figures printed (see docs/benchmarks.md)
 bench: bench-emulator bench-engine bench-server bench-bulk

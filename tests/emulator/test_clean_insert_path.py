@@ -61,6 +61,7 @@ BLANKS = {"FirstName": "#N/A", "LastName": "Roe", "Email": "", "Birthdate": "", 
           "Salutation": "", "Description": ""}
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(rows=[CLEAN, BLANKS])  # clean: the fast path runs (defaults, #N/A, blanks, conversions)
 @example(rows=[CLEAN, dict(CLEAN, Email="not-an-email")])  # one bad row: the whole batch takes the row path

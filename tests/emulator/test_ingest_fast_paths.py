@@ -128,6 +128,7 @@ def csv_documents(draw: Any) -> bytes:
     return data
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(data=csv_documents())
 def test_whole_batch_csv_parsing_equals_the_row_parser(data: bytes) -> None:

@@ -113,6 +113,7 @@ CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_hostile_batch_stays_under_500_mb(emulator_process: dict[str, Any], case: str) -> None:
     obj, content_type, media, build, expected = CASES[case]

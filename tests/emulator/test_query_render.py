@@ -50,6 +50,7 @@ SOQL = ("SELECT Id, FirstName, LastName, Email, Description, HasOptedOutOfEmail,
         "Account.Parent.Name FROM Contact")
 
 
+@pytest.mark.slow
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.tuples(text, text.filter(lambda v: v.strip() != ""), text, st.sampled_from(["true", "false", ""])),
                      min_size=0, max_size=20))

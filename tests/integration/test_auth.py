@@ -204,6 +204,7 @@ def test_streamed_file_body_is_rewound_for_the_replay(emulator, connector, regis
         assert conn.invoke("csvBatch", jobId=job_id, body=lambda: open(data, "rb")).status == 201
 
 
+@pytest.mark.slow
 def test_tls_with_the_emulator_ca(emulator_factory, connector, registry):
     emu = emulator_factory(tls=True)
     assert emu.base_url.startswith("https://127.0.0.1:")

@@ -13,6 +13,7 @@ import pytest
 
 from sfbulk.bulk.client import parse_batch_list, parse_result_list
 from sfbulk.connector.connection import Connector
+from sfbulk.errors import ParameterError
 from sfbulk.registry import FileRegistry
 
 NS = "http://www.force.com/2009/06/asyncapi/dataload"
@@ -122,5 +123,5 @@ def test_zip_attachments(conn: Any) -> None:
 def test_errors_come_back_as_salesforce_answers(conn: Any) -> None:
     resp = conn.invoke("getBatchStatus", jobId="750000000000000AAA", batchId="INVALID")
     assert resp.status == 400 and b"<exceptionCode>" in resp.content
-    with pytest.raises(Exception, match="body"):
+    with pytest.raises(ParameterError, match=r"uploadBatchFile: a request body is required \(body=\.\.\.\)"):
         conn.invoke("uploadBatchFile", jobId="750000000000000AAA")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import requests
 from click.testing import CliRunner
 from lxml import etree
@@ -62,6 +63,7 @@ def test_serve_allows_the_token_endpoint_and_refuses_other_hosts(tmp_path, emula
         proc.communicate(timeout=10)
 
 
+@pytest.mark.slow
 def test_serve_refuses_a_bad_pattern_or_settings_file_before_starting(tmp_path):
     result = subprocess.run([sys.executable, "-m", "sfbulk", "serve", str(EXAMPLES / "synapse"), "--port", "0",
                              "--allow-host", "http://x.example"], capture_output=True, text=True, timeout=30,

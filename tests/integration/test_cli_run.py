@@ -123,6 +123,7 @@ def test_the_seed_proxy_refreshes_at_the_token_endpoint_option(tmp_path, emulato
     assert emulator.credentials["refresh_token"] not in result.output
 
 
+@pytest.mark.slow
 def test_http_errors_and_faults_exit_non_zero(tmp_path, emulator):
     bad_object = request_file(tmp_path, emulator, object="NoSuchObject__x")
     result = run(tmp_path, str(EXAMPLES / "flows.yaml"), "--proxy", "createJob", "--input", str(bad_object))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from sfbulk.cli import cli
@@ -35,6 +36,7 @@ def write_flow(tmp_path: Path, url: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_serve_refuses_the_typo_and_starts_with_lenient(tmp_path):
     flow = write_flow(tmp_path, "https://example.my.salesforce.com")
     command = [sys.executable, "-m", "sfbulk", "serve", str(flow), "--port", "0", "--registry", str(tmp_path / "reg")]

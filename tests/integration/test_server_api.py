@@ -39,6 +39,7 @@ def test_the_deployment_creates_reads_and_closes_a_job_through_its_api(deploymen
     assert closed.status_code == 200 and job_of(closed).findtext(f"{JOB}state") == "Closed"
 
 
+@pytest.mark.slow
 def test_salesforce_errors_are_relayed_and_faults_answer_json(deployment, sfbulk_server, tmp_path):
     missing = requests.get(f"{deployment.url}/bulk/v1/jobs/750000000000000AAA", timeout=30)
     assert missing.status_code == 400 and job_of(missing).findtext(f"{JOB}exceptionCode") == "InvalidJob"

@@ -86,6 +86,7 @@ class SlowTokenEndpoint:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
+@pytest.mark.slow
 def test_another_identitys_slow_grant_does_not_hold_up_this_identitys_refresh(emulator, tmp_path):
     slow = SlowTokenEndpoint(delay=3.0)
     registry = FileRegistry(tmp_path / "r")

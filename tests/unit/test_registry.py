@@ -301,6 +301,7 @@ def test_oversized_keys_are_refused_with_one_short_message(reg, key, message):
     assert not reg.root.exists()
 
 
+@pytest.mark.slow
 def test_lock_files_are_bounded_whatever_keys_callers_name(tmp_path) -> None:
     """Callers choose registryPath: ever new keys share LOCK_STRIPES lock files, never one each."""
     from sfbulk.registry import LOCK_STRIPES
