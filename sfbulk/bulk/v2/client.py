@@ -19,12 +19,15 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfbulk.bulk.client import stream_to_file
 from sfbulk.bulk.retry import RetryPolicy, RetryStats, call_with_retry
 from sfbulk.errors import ApiError, BulkError, TransportError
 from sfbulk.transport import HttpResponse
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection, OperationResponse
 
 log = logging.getLogger("sfbulk.bulk.v2.client")
 
@@ -49,7 +52,7 @@ def api_error(response: HttpResponse, context: str) -> ApiError:
     return ApiError(response.status, code, message, context=context)
 
 
-def v2_connection(conn: Any) -> Any:
+def v2_connection(conn: Connection) -> Connection:
     """A ``salesforcebulkv2`` connection for ``conn``: itself, or one sharing its parameters, registry
     (so its token) and transport when ``conn`` is a Bulk 1.0 ``salesforcebulk`` connection."""
     if conn.connector.name == "salesforcebulkv2":
@@ -63,7 +66,7 @@ def v2_connection(conn: Any) -> Any:
 class Bulk2Client:
     """Thread-safe Bulk API 2.0 calls over one ``salesforcebulkv2`` (or 1.0) connection."""
 
-    def __init__(self, connection: Any, *, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, connection: Connection, *, retry: RetryPolicy | None = None) -> None:
         self.conn = v2_connection(connection)
         self.retry = retry or RetryPolicy()
         self.stats = RetryStats()
@@ -73,12 +76,12 @@ class Bulk2Client:
     # -- plumbing -----------------------------------------------------------------------------
 
     def _invoke(self, op: str, context: str, *, ok: tuple[int, ...] = (200, 201), stream: bool = False,
-                body: Any = None, **params: Any) -> Any:
+                body: Any = None, **params: Any) -> OperationResponse:
         """One operation; a non-``ok`` status raises ApiError (transient ones are retried by callers)."""
         kwargs = {k: v for k, v in params.items() if v not in (None, "")}
         response = self.conn.invoke(op, stream=stream, **({"body": body} if body is not None else {}), **kwargs)
         if response.status not in ok:
-            err = api_error(response, context)
+            err = api_error(response.http, context)
             response.close()
             raise err
         return response

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from sfbulk.bulk.client import BatchInfo
@@ -45,6 +45,9 @@ from sfbulk.bulk.v2.client import Bulk2Client
 from sfbulk.bulk.v2.load import POLL_CAP
 from sfbulk.errors import BulkError, BulkInputError, BulkInterrupted
 
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection
+
 log = logging.getLogger("sfbulk.bulk.v2.extract")
 
 #: resultPages appeared in API 58.0 (bulk-api.md §8.2)
@@ -55,7 +58,7 @@ QUERY_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
 _FLAGS = {"soql": "the query", "query_all": "--all", "out": "--out", "api_url": "--api-url", "api": "--api", "max_records": "--max-records"}
 
 
-def extract_v2(conn: Any, soql: str, out_path: str, options: ExtractOptions | None = None,
+def extract_v2(conn: Connection, soql: str, out_path: str, options: ExtractOptions | None = None,
                progress: Progress | None = None, *, page_records: int = PAGE_RECORDS) -> ExtractSummary:
     """Run ``soql`` as a Bulk API 2.0 query job and write every record to ``out_path`` (CSV, UTF-8)."""
     options = options or ExtractOptions()
@@ -77,7 +80,7 @@ def extract_v2(conn: Any, soql: str, out_path: str, options: ExtractOptions | No
         progress.close()
 
 
-def _extract(conn: Any, client: Bulk2Client, journal: Journal, soql: str, out_path: str, options: ExtractOptions,
+def _extract(conn: Connection, client: Bulk2Client, journal: Journal, soql: str, out_path: str, options: ExtractOptions,
              progress: Progress, started: float, page_records: int) -> ExtractSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
     identity = {"kind": "extract", "api": 2, "soql": soql, "query_all": options.query_all,

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
@@ -61,6 +61,9 @@ from sfbulk.bulk.results import ResultWriter, input_records, parse_header
 from sfbulk.bulk.v2.client import INGEST_FINAL, Bulk2Client
 from sfbulk.bulk.v2.match import Matcher, OrderedMatch, OutOfOrder, parse_records, record_digests
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.connector.connection import Connection
 
 log = logging.getLogger("sfbulk.bulk.v2.load")
 
@@ -128,7 +131,7 @@ class _Resume:
         return state
 
 
-def load_csv_v2(conn: Any, path: str, options: LoadOptions, progress: Progress | None = None, *,
+def load_csv_v2(conn: Connection, path: str, options: LoadOptions, progress: Progress | None = None, *,
                 max_job_bytes: int = MAX_JOB_BYTES) -> LoadSummary:
     """Load the CSV file at ``path`` through Bulk API 2.0 (or resume the same command's unfinished load).
 
@@ -153,7 +156,7 @@ def load_csv_v2(conn: Any, path: str, options: LoadOptions, progress: Progress |
         progress.close()
 
 
-def _load(conn: Any, client: Bulk2Client, journal: Journal, path: str, source: str, options: LoadOptions,
+def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, source: str, options: LoadOptions,
           progress: Progress, success_path: str, error_path: str, started: float, plan: InputPlan,
           max_job_bytes: int) -> LoadSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
