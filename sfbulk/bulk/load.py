@@ -56,6 +56,7 @@ from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.errors import ApiError, BulkError, BulkInputError, BulkInterrupted, SfBulkError
 
 if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.bulk.v2.client import Bulk2Client
     from sfbulk.connector.connection import Connection
 
 log = logging.getLogger("sfbulk.bulk.load")
@@ -427,7 +428,7 @@ def _input_error_message(run: _Run, job_id: str, success_path: str, error_path: 
 
 
 def _finish(journal: Journal, done: dict[str, Any], ok_part: str, err_part: str, success_path: str,
-            error_path: str, started: float, *, resumed: bool, client: BulkClient | None = None) -> LoadSummary:
+            error_path: str, started: float, *, resumed: bool, client: BulkClient | Bulk2Client | None = None) -> LoadSummary:
     """Record the load as done, move the complete files onto their names, delete the journal."""
     if journal.last("done") is None:
         journal.append(done)

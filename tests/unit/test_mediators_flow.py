@@ -84,7 +84,9 @@ def test_f5_http_sc_regex(status, expected):
 
 def test_f6_xpath_filter_and_missing_else():
     ctx = ctx_with(a="urn:y")
-    make = lambda runs: FilterMediator(xpath=X("get-property('a')='urn:x' or get-property('a')='urn:y'"), then=[Mark("then", runs)])  # noqa: E731
+    def make(runs):
+        return FilterMediator(xpath=X("get-property('a')='urn:x' or get-property('a')='urn:y'"), then=[Mark("then", runs)])
+
     assert branch(make, ctx) == ["then"]
     assert branch(make, ctx_with(a="urn:z")) == []  # no branch, no else: continue
     assert FilterMediator(xpath=X("false()"), then=[DropMediator()]).mediate(ctx_with()) is True

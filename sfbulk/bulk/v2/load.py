@@ -178,7 +178,7 @@ def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, so
     if state.done is not None:
         notify(f"job {state.done['job']}: resuming (the load had finished: moving its result files into place)")
         return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True,
-                       client=client)  # type: ignore[arg-type]
+                       client=client)
     work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
         log.warning("the partial result files are missing or cut short: writing them again")
@@ -221,7 +221,7 @@ def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, so
                "nul": splitter.nul_count, "blank": splitter.blank_lines, "job": ",".join(ids),
                "unsent": 0, "stop": None}
     return _finish(journal, {"t": "done", **summary}, ok_part, err_part, success_path, error_path, started,
-                   resumed=resumed, client=client)  # type: ignore[arg-type]
+                   resumed=resumed, client=client)
 
 
 def _abort_quietly(client: Bulk2Client, job_id: str, notify: Callable[[str], None]) -> None:
