@@ -46,7 +46,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 SOQL = "SELECT Id, FirstName, LastName, Email, Description FROM Contact"
 POLL = float(os.environ.get("BENCH_PEER_POLL", "0.2"))  # seconds; "0" means each peer's own default
-DEFAULT_POLL = {"salesforce-bulk": 10.0, "simple-salesforce": 5.0, "simple-salesforce-bulk2": 5.0}  # wait_for_batch / insert(), query()
+DEFAULT_POLL = {
+    "salesforce-bulk": 10.0,
+    "simple-salesforce": 5.0,
+    "simple-salesforce-bulk2": 5.0,
+}  # wait_for_batch / insert(), query()
 CLIENTS = ("sfbulk", "salesforce-bulk", "simple-salesforce")
 CLIENTS_V2 = ("sfbulk", "simple-salesforce-bulk2")
 
@@ -185,6 +189,7 @@ def _journal_child(csv_path: str, out_dir: str) -> None:
                 with lock:
                     spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
                     calls[name] = calls.get(name, 0) + 1
+
         return wrapper
 
     jmod.Journal.append = timed("journal records (write + fsync)", jmod.Journal.append)  # type: ignore[method-assign]
@@ -192,25 +197,42 @@ def _journal_child(csv_path: str, out_dir: str) -> None:
     rmod.ResultWriter.sync = timed("result files flush + fsync", rmod.ResultWriter.sync)  # type: ignore[method-assign]
     lmod.fingerprint = timed("input SHA-256", lmod.fingerprint)
     lmod.open_journal = timed("journal open + lock", lmod.open_journal)
-    conn = Connector.load().connection(registry=FileRegistry(os.path.join(out_dir, "registry")),
-                                       apiUrl=os.environ["BENCH_BASE_URL"], accessToken=os.environ["BENCH_TOKEN"],
-                                       caFile=os.environ["REQUESTS_CA_BUNDLE"])
+    conn = Connector.load().connection(
+        registry=FileRegistry(os.path.join(out_dir, "registry")),
+        apiUrl=os.environ["BENCH_BASE_URL"],
+        accessToken=os.environ["BENCH_TOKEN"],
+        caFile=os.environ["REQUESTS_CA_BUNDLE"],
+    )
     started = time.perf_counter()
-    summary = lmod.load_csv(conn, csv_path, lmod.LoadOptions(
-        object="Contact", success_path=os.path.join(out_dir, "ok.csv"), error_path=os.path.join(out_dir, "err.csv")))
+    summary = lmod.load_csv(
+        conn,
+        csv_path,
+        lmod.LoadOptions(
+            object="Contact",
+            success_path=os.path.join(out_dir, "ok.csv"),
+            error_path=os.path.join(out_dir, "err.csv"),
+        ),
+    )
     wall = time.perf_counter() - started
     conn.close()
     print(json.dumps({"wall": wall, "ok": summary.succeeded, "spent": spent, "calls": calls}))
 
 
 def journal_cost(csv_path: Path, rows: int, work: Path, runs: int) -> None:
-    print(f"{'run':>4} {'load wall':>10} {'journal':>9} {'share':>7}   (journal = time in its steps, summed over threads)")
+    print(
+        f"{'run':>4} {'load wall':>10} {'journal':>9} {'share':>7}   (journal = time in its steps, summed over threads)"
+    )
     totals: dict[str, float] = {}
     for n in range(1, runs + 1):
         emu = Emulator()
         try:
-            env = dict(os.environ, BENCH_BASE_URL=emu.info["base_url"], BENCH_TOKEN=emu.token,
-                       REQUESTS_CA_BUNDLE=emu.info["ca_file"], PYTHONPATH=str(ROOT))
+            env = dict(
+                os.environ,
+                BENCH_BASE_URL=emu.info["base_url"],
+                BENCH_TOKEN=emu.token,
+                REQUESTS_CA_BUNDLE=emu.info["ca_file"],
+                PYTHONPATH=str(ROOT),
+            )
             _, _, _, text = run_measured([PY, __file__, "_journal", str(csv_path), str(work)], env)
         finally:
             emu.stop()
@@ -232,17 +254,27 @@ def journal_cost(csv_path: Path, rows: int, work: Path, runs: int) -> None:
 
 class Emulator:
     def __init__(self) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--tls"],
-                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.proc = subprocess.Popen(
+            [PY, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--tls"],
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+        )
         assert self.proc.stdout is not None
         self.info = json.loads(self.proc.stdout.readline())
         import requests
 
-        resp = requests.post(self.info["base_url"] + "/services/oauth2/token", timeout=30,
-                             verify=self.info["ca_file"],
-                             data={"grant_type": "refresh_token", "client_id": self.info["client_id"],
-                                   "client_secret": self.info["client_secret"],
-                                   "refresh_token": self.info["refresh_token"]})
+        resp = requests.post(
+            self.info["base_url"] + "/services/oauth2/token",
+            timeout=30,
+            verify=self.info["ca_file"],
+            data={
+                "grant_type": "refresh_token",
+                "client_id": self.info["client_id"],
+                "client_secret": self.info["client_secret"],
+                "refresh_token": self.info["refresh_token"],
+            },
+        )
         resp.raise_for_status()
         self.token = resp.json()["access_token"]
 
@@ -280,13 +312,21 @@ def make_csv(path: Path, rows: int) -> None:
             w.writerow([f"First{i}", f"Last{i}", f"user{i}@example.com", f"Bench row {i}, café"])
 
 
-def bench_client(client: str, csv_path: Path, rows: int, work: Path, *, api: int = 1,
-                 max_job_bytes: int = 0) -> dict[str, Any]:
+def bench_client(
+    client: str, csv_path: Path, rows: int, work: Path, *, api: int = 1, max_job_bytes: int = 0
+) -> dict[str, Any]:
     emu = Emulator()
     try:
-        env = dict(os.environ, BENCH_BASE_URL=emu.info["base_url"], BENCH_TOKEN=emu.token,
-                   REQUESTS_CA_BUNDLE=emu.info["ca_file"], PYTHONPATH=str(ROOT))
-        if max_job_bytes:  # simple-salesforce bulk2 splits by rows: as many rows per job as sfbulk's bytes hold
+        env = dict(
+            os.environ,
+            BENCH_BASE_URL=emu.info["base_url"],
+            BENCH_TOKEN=emu.token,
+            REQUESTS_CA_BUNDLE=emu.info["ca_file"],
+            PYTHONPATH=str(ROOT),
+        )
+        if (
+            max_job_bytes
+        ):  # simple-salesforce bulk2 splits by rows: as many rows per job as sfbulk's bytes hold
             env["BENCH_SS_BATCH"] = str(max(1, rows * max_job_bytes // csv_path.stat().st_size))
         out = work / f"{client}-extract.csv"
         if client == "sfbulk":
@@ -294,15 +334,33 @@ def bench_client(client: str, csv_path: Path, rows: int, work: Path, *, api: int
             env["SFBULK_ACCESS_TOKEN"] = emu.token
             v2 = ["--api", "2"] if api == 2 else []
             jobs = ["--max-job-bytes", str(max_job_bytes)] if api == 2 and max_job_bytes else []
-            load = [PY, "-m", "sfbulk", "load", str(csv_path), "--object", "Contact",
-                    "--success", str(work / "ok.csv"), "--errors", str(work / "err.csv"), *v2, *jobs, *common]
+            load = [
+                PY,
+                "-m",
+                "sfbulk",
+                "load",
+                str(csv_path),
+                "--object",
+                "Contact",
+                "--success",
+                str(work / "ok.csv"),
+                "--errors",
+                str(work / "err.csv"),
+                *v2,
+                *jobs,
+                *common,
+            ]
             extract = [PY, "-m", "sfbulk", "extract", SOQL, "--out", str(out), *v2, *common]
         else:
             load = [PY, __file__, "_child", client, "load", str(csv_path), str(out)]
             extract = [PY, __file__, "_child", client, "extract", str(csv_path), str(out)]
         result: dict[str, Any] = {"client": client}
         wall, cpu, rss, text = run_measured(load, env)
-        loaded = count_rows(work / "ok.csv") if client == "sfbulk" else json.loads(text.strip().splitlines()[-1])["ok"]
+        loaded = (
+            count_rows(work / "ok.csv")
+            if client == "sfbulk"
+            else json.loads(text.strip().splitlines()[-1])["ok"]
+        )
         if loaded != rows:
             raise RuntimeError(f"{client}: {loaded} rows loaded, expected {rows}")
         result["load"] = (wall, cpu, rss)
@@ -318,18 +376,34 @@ def bench_client(client: str, csv_path: Path, rows: int, work: Path, *, api: int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--clients", default="", help="comma-separated (default: every client of the --api)")
     parser.add_argument("--api", type=int, choices=(1, 2), default=1, help="Bulk API version to compare")
-    parser.add_argument("--max-job-bytes", type=int, default=0,
-                        help="--api 2: CSV bytes per sfbulk job (and as many rows per simple-salesforce job)")
-    parser.add_argument("--memory", default="", help="comma-separated row counts: sfbulk only, peak RSS per size")
-    parser.add_argument("--journal-cost", type=int, default=0, metavar="RUNS",
-                        help="sfbulk only: RUNS in-process loads, timing the journal's steps against the load's wall")
-    parser.add_argument("--peer-poll", default="0.2",
-                        help="peers' status polling interval in seconds, or 'default' for their own "
-                             "(salesforce-bulk 10 s, simple-salesforce 5 s)")
+    parser.add_argument(
+        "--max-job-bytes",
+        type=int,
+        default=0,
+        help="--api 2: CSV bytes per sfbulk job (and as many rows per simple-salesforce job)",
+    )
+    parser.add_argument(
+        "--memory", default="", help="comma-separated row counts: sfbulk only, peak RSS per size"
+    )
+    parser.add_argument(
+        "--journal-cost",
+        type=int,
+        default=0,
+        metavar="RUNS",
+        help="sfbulk only: RUNS in-process loads, timing the journal's steps against the load's wall",
+    )
+    parser.add_argument(
+        "--peer-poll",
+        default="0.2",
+        help="peers' status polling interval in seconds, or 'default' for their own "
+        "(salesforce-bulk 10 s, simple-salesforce 5 s)",
+    )
     args = parser.parse_args()
     args.clients = args.clients or ",".join(CLIENTS_V2 if args.api == 2 else CLIENTS)
     modes = {"api": args.api, "max_job_bytes": args.max_job_bytes}
@@ -339,8 +413,10 @@ def main() -> None:
         if args.journal_cost:
             src = work / "in.csv"
             make_csv(src, args.rows)
-            print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV), sfbulk load in-process, "
-                  "emulator over HTTPS\n")
+            print(
+                f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV), sfbulk load in-process, "
+                "emulator over HTTPS\n"
+            )
             journal_cost(src, args.rows, work, args.journal_cost)
             return
         if args.memory:
@@ -349,38 +425,53 @@ def main() -> None:
                 src = work / f"in-{n}.csv"
                 make_csv(src, n)
                 r = bench_client("sfbulk", src, n, work, **modes)
-                print(f"{n:>10,} {r['load'][0]:>9.1f}s {r['load'][2]:>7.0f}MB {r['extract'][0]:>12.1f}s "
-                      f"{r['extract'][2]:>10.0f}MB", flush=True)
+                print(
+                    f"{n:>10,} {r['load'][0]:>9.1f}s {r['load'][2]:>7.0f}MB {r['extract'][0]:>12.1f}s "
+                    f"{r['extract'][2]:>10.0f}MB",
+                    flush=True,
+                )
                 src.unlink()
             return
         src = work / "in.csv"
         make_csv(src, args.rows)
         poll = "their own defaults" if args.peer_poll == "default" else f"every {float(args.peer_poll):g} s"
         jobs = f", jobs of {args.max_job_bytes:,} bytes" if args.max_job_bytes else ""
-        print(f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV); Bulk API {args.api}.0{jobs}; "
-              f"emulator over HTTPS, one fresh emulator process per client; peers poll {poll}; "
-              f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n")
+        print(
+            f"{args.rows:,} Contact rows ({src.stat().st_size / 1e6:.1f} MB CSV); Bulk API {args.api}.0{jobs}; "
+            f"emulator over HTTPS, one fresh emulator process per client; peers poll {poll}; "
+            f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs\n"
+        )
         results = []
         for client in args.clients.split(","):
             r = bench_client(client, src, args.rows, work, **modes)
             results.append(r)
-            print(f"{client:<18} load    wall {r['load'][0]:7.2f} s  cpu {r['load'][1]:7.2f} s  "
-                  f"peak RSS {r['load'][2]:7.1f} MB", flush=True)
-            print(f"{'':<18} extract wall {r['extract'][0]:7.2f} s  cpu {r['extract'][1]:7.2f} s  "
-                  f"peak RSS {r['extract'][2]:7.1f} MB", flush=True)
+            print(
+                f"{client:<18} load    wall {r['load'][0]:7.2f} s  cpu {r['load'][1]:7.2f} s  "
+                f"peak RSS {r['load'][2]:7.1f} MB",
+                flush=True,
+            )
+            print(
+                f"{'':<18} extract wall {r['extract'][0]:7.2f} s  cpu {r['extract'][1]:7.2f} s  "
+                f"peak RSS {r['extract'][2]:7.1f} MB",
+                flush=True,
+            )
         ours = next((r for r in results if r["client"] == "sfbulk"), None)
         peers = [r for r in results if r["client"] != "sfbulk"]
         if ours and peers:
             print()
             for phase in ("load", "extract"):
                 best = min(peers, key=lambda r: r[phase][0])
-                print(f"{phase:<8} sfbulk / fastest peer ({best['client']}): wall "
-                      f"{ours[phase][0] / best[phase][0]:.2f}x, cpu {ours[phase][1] / best[phase][1]:.2f}x, "
-                      f"peak RSS {ours[phase][2] / best[phase][2]:.2f}x")
+                print(
+                    f"{phase:<8} sfbulk / fastest peer ({best['client']}): wall "
+                    f"{ours[phase][0] / best[phase][0]:.2f}x, cpu {ours[phase][1] / best[phase][1]:.2f}x, "
+                    f"peak RSS {ours[phase][2] / best[phase][2]:.2f}x"
+                )
             total = {r["client"]: r["load"][0] + r["extract"][0] for r in results}
             best_peer = min((c for c in total if c != "sfbulk"), key=total.get)  # type: ignore[arg-type]
-            print(f"load+extract wall: sfbulk {total['sfbulk']:.2f} s vs {best_peer} {total[best_peer]:.2f} s "
-                  f"= {total['sfbulk'] / total[best_peer]:.2f}x (target <= 0.5x)")
+            print(
+                f"load+extract wall: sfbulk {total['sfbulk']:.2f} s vs {best_peer} {total[best_peer]:.2f} s "
+                f"= {total['sfbulk'] / total[best_peer]:.2f}x (target <= 0.5x)"
+            )
 
 
 if __name__ == "__main__":

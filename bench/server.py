@@ -38,9 +38,17 @@ JOB_INFO = (
 )
 
 
-def _start(args: list[str], ready: Callable[[str], str | None], cwd: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def _start(
+    args: list[str], ready: Callable[[str], str | None], cwd: Path
+) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sfbulk", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.stdout is not None
     for line in proc.stdout:
         found = ready(line)
@@ -52,8 +60,11 @@ def _start(args: list[str], ready: Callable[[str], str | None], cwd: Path) -> tu
 
 def start_emulator(work: Path) -> tuple[subprocess.Popen[str], str]:
     """``sfbulk emulator`` on a free port: (process, base URL)."""
-    return _start(["emulator", "--port", "0", "--json"],
-                  lambda line: json.loads(line)["base_url"] if line.startswith("{") else None, work)
+    return _start(
+        ["emulator", "--port", "0", "--json"],
+        lambda line: json.loads(line)["base_url"] if line.startswith("{") else None,
+        work,
+    )
 
 
 def start_seed_server(work: Path, base_url: str, threads: int) -> tuple[subprocess.Popen[str], str]:
@@ -63,19 +74,41 @@ def start_seed_server(work: Path, base_url: str, threads: int) -> tuple[subproce
     outbound allow-list admits.
     """
     return _start(
-        ["serve", str(SEED_PROXY), str(FAULT_SEQ), "--port", "0", "--registry", str(work / "registry"),
-         "--threads", str(threads), "--no-access-log", "--token-endpoint", base_url],
-        lambda line: line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None,
+        [
+            "serve",
+            str(SEED_PROXY),
+            str(FAULT_SEQ),
+            "--port",
+            "0",
+            "--registry",
+            str(work / "registry"),
+            "--threads",
+            str(threads),
+            "--no-access-log",
+            "--token-endpoint",
+            base_url,
+        ],
+        lambda line: (
+            line.split(" at ", 1)[1].split("/services/", 1)[0] if line.startswith("sfbulk serving") else None
+        ),
         work,
     )
 
 
 def demo_token(base_url: str) -> str:
     """An access token of the emulator's public demo app."""
-    return str(requests.post(f"{base_url}/services/oauth2/token", data={
-        "grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id",
-        "client_secret": "sfbulk-demo-client-secret", "refresh_token": "sfbulk-demo-refresh-token",
-    }, timeout=10).json()["access_token"])
+    return str(
+        requests.post(
+            f"{base_url}/services/oauth2/token",
+            data={
+                "grant_type": "refresh_token",
+                "client_id": "sfbulk-demo-client-id",
+                "client_secret": "sfbulk-demo-client-secret",
+                "refresh_token": "sfbulk-demo-refresh-token",
+            },
+            timeout=10,
+        ).json()["access_token"]
+    )
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -84,7 +117,9 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run_clients(clients: int, total: int, send: Callable[[requests.Session], int]) -> tuple[float, list[float]]:
+def run_clients(
+    clients: int, total: int, send: Callable[[requests.Session], int]
+) -> tuple[float, list[float]]:
     """``total`` requests from ``clients`` threads; returns (requests/s, latencies in ms)."""
     tickets = itertools.count()
     latencies: list[float] = []
@@ -119,10 +154,14 @@ def run_clients(clients: int, total: int, send: Callable[[requests.Session], int
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
     parser.add_argument("--requests", type=int, default=400, help="requests per client count and target")
-    parser.add_argument("--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)")
+    parser.add_argument(
+        "--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)"
+    )
     options = parser.parse_args()
     counts = [int(c) for c in options.clients.split(",") if c.strip()]
 
@@ -146,16 +185,26 @@ def main() -> None:
             direct_url = f"{base_url}/services/async/{API_VERSION}/job"
 
             def via_proxy(session: requests.Session) -> int:
-                return session.post(proxy_url, data=seed_body, headers={"Content-Type": "text/xml"}, timeout=60).status_code
+                return session.post(
+                    proxy_url, data=seed_body, headers={"Content-Type": "text/xml"}, timeout=60
+                ).status_code
 
             def direct(session: requests.Session) -> int:
-                return session.post(direct_url, data=JOB_INFO, timeout=60, headers={
-                    "X-SFDC-Session": token, "Content-Type": "application/xml; charset=UTF-8"}).status_code
+                return session.post(
+                    direct_url,
+                    data=JOB_INFO,
+                    timeout=60,
+                    headers={"X-SFDC-Session": token, "Content-Type": "application/xml; charset=UTF-8"},
+                ).status_code
 
-            print(f"sfbulk serve ({options.threads} threads) + seed proxy vs the emulator directly; "
-                  f"{options.requests} createJob requests per row; {os.cpu_count()} CPUs")
-            header = (f"{'clients':>7}  {'proxy req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
-                      f"{'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7}   {'throughput x':>12} {'p50 x':>6}")
+            print(
+                f"sfbulk serve ({options.threads} threads) + seed proxy vs the emulator directly; "
+                f"{options.requests} createJob requests per row; {os.cpu_count()} CPUs"
+            )
+            header = (
+                f"{'clients':>7}  {'proxy req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
+                f"{'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7}   {'throughput x':>12} {'p50 x':>6}"
+            )
             print(header)
             print("-" * len(header))
             for clients in counts:
@@ -163,10 +212,14 @@ def main() -> None:
                 proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
                 d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
                 p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
-                print(f"{clients:>7}  {proxy_rps:>11.0f} {p50:>7.1f} {p99:>7.1f}   "
-                      f"{direct_rps:>12.0f} {d50:>7.1f} {d99:>7.1f}   "
-                      f"{direct_rps / proxy_rps:>11.2f}x {p50 / d50:>5.2f}x")
-            print("throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)")
+                print(
+                    f"{clients:>7}  {proxy_rps:>11.0f} {p50:>7.1f} {p99:>7.1f}   "
+                    f"{direct_rps:>12.0f} {d50:>7.1f} {d99:>7.1f}   "
+                    f"{direct_rps / proxy_rps:>11.2f}x {p50 / d50:>5.2f}x"
+                )
+            print(
+                "throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)"
+            )
         finally:
             for proc in (server, emulator):
                 if proc is not None:

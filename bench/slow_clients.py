@@ -43,7 +43,7 @@ class Tricklers:
     def tick(self) -> None:
         for i, sock in enumerate(self.socks):
             try:
-                sock.send(self.drip[self.offsets[i] % len(self.drip):][:1])
+                sock.send(self.drip[self.offsets[i] % len(self.drip) :][:1])
                 self.offsets[i] += 1
             except (BlockingIOError, InterruptedError):
                 pass
@@ -59,15 +59,23 @@ class Tricklers:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="how long the slow clients trickle")
-    parser.add_argument("--connections", type=int, default=200, help="header tricklers, and as many body tricklers")
-    parser.add_argument("--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)")
+    parser.add_argument(
+        "--connections", type=int, default=200, help="header tricklers, and as many body tricklers"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)"
+    )
     options = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = 4 * options.connections + 256
     if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard))
+        resource.setrlimit(
+            resource.RLIMIT_NOFILE, (wanted if hard == resource.RLIM_INFINITY else min(wanted, hard), hard)
+        )
 
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-slow-") as tmp:
         work = Path(tmp)
@@ -88,8 +96,12 @@ def main() -> None:
             address = (host, int(port))
             target = b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\n"
             headers = Tricklers(address, options.connections, target, b"X-Slow: " + b"a" * 4000 + b"\r\n")
-            bodies = Tricklers(address, options.connections,
-                               target + b"Content-Type: text/xml\r\nContent-Length: 1000000\r\n\r\n<a>", b"x" * 100000)
+            bodies = Tricklers(
+                address,
+                options.connections,
+                target + b"Content-Type: text/xml\r\nContent-Length: 1000000\r\n\r\n<a>",
+                b"x" * 100000,
+            )
             health_s: list[float] = []
             seed_s: list[float] = []
             failures: list[str] = []
@@ -100,13 +112,18 @@ def main() -> None:
                     bodies.tick()
                     for url, kwargs, sink, expected in (
                         (server_url + "/health", {}, health_s, 200),
-                        (server_url + "/services/salesforcebulk_createJob",
-                         {"data": seed_body, "headers": {"Content-Type": "text/xml"}}, seed_s, 201),
+                        (
+                            server_url + "/services/salesforcebulk_createJob",
+                            {"data": seed_body, "headers": {"Content-Type": "text/xml"}},
+                            seed_s,
+                            201,
+                        ),
                     ):
                         started = time.monotonic()
                         try:
-                            status = requests.request("POST" if "data" in kwargs else "GET", url, timeout=10,
-                                                      **kwargs).status_code  # type: ignore[arg-type]
+                            status = requests.request(
+                                "POST" if "data" in kwargs else "GET", url, timeout=10, **kwargs
+                            ).status_code  # type: ignore[arg-type]
                         except requests.RequestException as exc:
                             failures.append(f"{url}: {type(exc).__name__}")
                             continue
@@ -117,13 +134,19 @@ def main() -> None:
             finally:
                 headers.close()
                 bodies.close()
-            print(f"{options.connections} header + {options.connections} body tricklers for {options.seconds:g} s, "
-                  f"sfbulk serve --threads {options.threads} (default limits)")
+            print(
+                f"{options.connections} header + {options.connections} body tricklers for {options.seconds:g} s, "
+                f"sfbulk serve --threads {options.threads} (default limits)"
+            )
             for name, values in (("/health", health_s), ("seed createJob", seed_s)):
-                print(f"  {name:<15} {len(values):>4} answered   worst {max(values):.3f} s   "
-                      f"median {statistics.median(values):.3f} s")
-            print(f"  trickling connections cut by a deadline and reopened: headers {headers.reopened}, "
-                  f"bodies {bodies.reopened}")
+                print(
+                    f"  {name:<15} {len(values):>4} answered   worst {max(values):.3f} s   "
+                    f"median {statistics.median(values):.3f} s"
+                )
+            print(
+                f"  trickling connections cut by a deadline and reopened: headers {headers.reopened}, "
+                f"bodies {bodies.reopened}"
+            )
             print(f"  failed probes: {len(failures)}" + (f" ({failures[:3]})" if failures else ""))
             if failures or max(health_s + seed_s) >= 2.0:
                 raise SystemExit(1)

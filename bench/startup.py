@@ -36,8 +36,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SFBULK = [sys.executable, "-m", "sfbulk"]
 LOAD_BUNDLE = [sys.executable, "-c", "from sfbulk.connector.connection import Connector; Connector.load()"]
-INVALID_JOB = (b'<?xml version="1.0" encoding="UTF-8"?><error xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
-               b"<exceptionCode>InvalidJob</exceptionCode><exceptionMessage>stub</exceptionMessage></error>")
+INVALID_JOB = (
+    b'<?xml version="1.0" encoding="UTF-8"?><error xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
+    b"<exceptionCode>InvalidJob</exceptionCode><exceptionMessage>stub</exceptionMessage></error>"
+)
 
 
 def _children_cpu() -> float:
@@ -49,7 +51,9 @@ def timed(command: list[str], env: dict[str, str], tree: Path) -> tuple[float, f
     """(wall, CPU) seconds of one run of ``command`` in checkout ``tree``."""
     cpu = _children_cpu()
     start = time.perf_counter()
-    subprocess.run(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
     return time.perf_counter() - start, _children_cpu() - cpu
 
 
@@ -72,11 +76,23 @@ class _Stub(BaseHTTPRequestHandler):
 def first_request(env: dict[str, str], url: str, out: Path, tree: Path) -> tuple[float, float]:
     """Seconds from starting ``sfbulk extract`` to its createJob arriving at the stub, and the CPU to exit."""
     _Stub.arrived.clear()
-    command = [*SFBULK, "extract", "SELECT Id FROM Account", "--api-url", url, "--access-token", "stub",
-               "--out", str(out), "--restart"]
+    command = [
+        *SFBULK,
+        "extract",
+        "SELECT Id FROM Account",
+        "--api-url",
+        url,
+        "--access-token",
+        "stub",
+        "--out",
+        str(out),
+        "--restart",
+    ]
     cpu = _children_cpu()
     start = time.perf_counter()
-    subprocess.run(command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    subprocess.run(
+        command, cwd=tree, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+    )
     return ((_Stub.arrived[0] - start) if _Stub.arrived else float("nan")), _children_cpu() - cpu
 
 
@@ -89,11 +105,15 @@ def measure(tree: Path, scratch: str, run: int, url: str) -> dict[str, tuple[flo
         subprocess.run(LOAD_BUNDLE, cwd=tree, env=warm, check=True)  # fill the warm cache
     return {
         "sfbulk --help": timed([*SFBULK, "--help"], warm, tree),
-        "sfbulk validate examples/flows.yaml": timed([*SFBULK, "validate", "examples/flows.yaml"], warm, tree),
+        "sfbulk validate examples/flows.yaml": timed(
+            [*SFBULK, "validate", "examples/flows.yaml"], warm, tree
+        ),
         "Connector.load(), cold cache": timed(LOAD_BUNDLE, cold, tree),
         "Connector.load(), warm cache": timed(LOAD_BUNDLE, warm, tree),
         "Connector.load(), no cache": timed(LOAD_BUNDLE, none, tree),
-        "sfbulk extract to its first request (warm)": first_request(warm, url, Path(scratch, "out.csv"), tree),
+        "sfbulk extract to its first request (warm)": first_request(
+            warm, url, Path(scratch, "out.csv"), tree
+        ),
     }
 
 
@@ -113,8 +133,10 @@ def parts() -> None:
     from sfbulk.connector.connection import bundle_root
 
     root = bundle_root()
-    texts = [(path.read_text(encoding="utf-8"), str(path))
-             for path in [root / "connector.yaml", *sorted((root / "operations").glob("*.yaml"))]]
+    texts = [
+        (path.read_text(encoding="utf-8"), str(path))
+        for path in [root / "connector.yaml", *sorted((root / "operations").glob("*.yaml"))]
+    ]
     print(f"the bundle's {len(texts)} YAML files, CPU ms (best of 5):")
     pure = _best(lambda: [yamlfile.parse_yaml(text, name, fast=False) for text, name in texts])
     fast = _best(lambda: [yamlfile.parse_yaml(text, name) for text, name in texts])
@@ -126,8 +148,13 @@ def parts() -> None:
     print(f"  import jsonschema                      {1000 * (time.process_time() - start):6.1f}")
     from sfbulk.connector.bundle import loader, schema
 
-    documents = [(schema.CONNECTOR_SCHEMA if name.endswith("connector.yaml") else schema.OPERATION_SCHEMA,
-                  yamlfile.parse_yaml(text, name)) for text, name in texts]
+    documents = [
+        (
+            schema.CONNECTOR_SCHEMA if name.endswith("connector.yaml") else schema.OPERATION_SCHEMA,
+            yamlfile.parse_yaml(text, name),
+        )
+        for text, name in texts
+    ]
     checks = _best(lambda: [schema.validate(document, rules, "bench") for rules, document in documents])
     print(f"  JSON Schema checks                     {1000 * checks:6.1f}")
     with tempfile.TemporaryDirectory() as scratch:
@@ -165,8 +192,10 @@ def main() -> None:
         print(f"{tree}: wall and CPU, medians of {args.runs} runs (CPU min-max)")
         for name, values in figures.items():
             walls, cpus = [v[0] for v in values], [v[1] for v in values]
-            print(f"  {name:<{width}}  {statistics.median(walls):6.3f}s  {statistics.median(cpus):6.3f}s"
-                  f"   ({min(cpus):.3f}-{max(cpus):.3f})")
+            print(
+                f"  {name:<{width}}  {statistics.median(walls):6.3f}s  {statistics.median(cpus):6.3f}s"
+                f"   ({min(cpus):.3f}-{max(cpus):.3f})"
+            )
 
 
 if __name__ == "__main__":

@@ -258,9 +258,7 @@ def clip(text: object, limit: int = MESSAGE_LIMIT) -> str:
     return f"{one_line[:limit]}... ({len(one_line) - limit} more characters)"
 
 
-def bounded_traceback(
-    exc: BaseException, mask: Callable[[str], str], limit: int = 8 * MESSAGE_LIMIT
-) -> str:
+def bounded_traceback(exc: BaseException, mask: Callable[[str], str], limit: int = 8 * MESSAGE_LIMIT) -> str:
     """``exc``'s traceback (chained causes included), ``mask``-ed, then cut to ``limit`` characters."""
     text = mask("".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=40)))
     if len(text) <= limit:

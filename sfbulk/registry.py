@@ -112,7 +112,9 @@ def split_key(key: str) -> tuple[str, list[str]]:
     and the registry's own names (``.locks``, ``.sfbulk-*``).
     """
     if not isinstance(key, str) or not key.strip():
-        raise RegistryError("registry key is empty; give a path such as connectors/SalesforceBulk/accessToken")
+        raise RegistryError(
+            "registry key is empty; give a path such as connectors/SalesforceBulk/accessToken"
+        )
     if len(key) > MAX_KEY_LENGTH:
         raise RegistryError(f"registry key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
     if "\x00" in key:
@@ -123,7 +125,7 @@ def split_key(key: str) -> tuple[str, list[str]]:
     rest = key
     for prefix, directory in PREFIXES.items():
         if key.startswith(prefix):
-            subdir, rest = directory, key[len(prefix):]
+            subdir, rest = directory, key[len(prefix) :]
             if rest.startswith("/") and not rest.startswith("//"):
                 rest = rest[1:]
             break
@@ -136,8 +138,9 @@ def split_key(key: str) -> tuple[str, list[str]]:
     if not parts:
         raise RegistryError(f"registry key {key!r} names no resource")
     if len(parts) > MAX_KEY_SEGMENTS:
-        raise RegistryError(f"registry key {key[:60]!r}... has {len(parts)} path segments; the limit is "
-                            f"{MAX_KEY_SEGMENTS}")
+        raise RegistryError(
+            f"registry key {key[:60]!r}... has {len(parts)} path segments; the limit is {MAX_KEY_SEGMENTS}"
+        )
     for part in parts:
         if part in ("..", "."):
             raise RegistryError(
@@ -145,10 +148,13 @@ def split_key(key: str) -> tuple[str, list[str]]:
                 "('.' and '..' segments are not allowed)"
             )
         if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-            raise RegistryError(f"registry key {key[:60]!r}... has a path segment longer than "
-                                f"{MAX_SEGMENT_BYTES} bytes")
+            raise RegistryError(
+                f"registry key {key[:60]!r}... has a path segment longer than {MAX_SEGMENT_BYTES} bytes"
+            )
         if part == LOCK_DIR or part.startswith(RESERVED_PREFIX):
-            raise RegistryError(f"registry key {key!r} uses a name reserved for the registry itself ({part!r})")
+            raise RegistryError(
+                f"registry key {key!r} uses a name reserved for the registry itself ({part!r})"
+            )
     return subdir, parts
 
 
@@ -165,7 +171,7 @@ def _is_stale_temp(name: str, mtime: float, now: float) -> bool:
     """A temporary file whose writer is gone: its pid does not exist here, or it is over an hour old."""
     if now - mtime > STALE_TEMP_SECONDS:
         return True
-    fields = name[len(TEMP_PREFIX):].rsplit(".", 3)
+    fields = name[len(TEMP_PREFIX) :].rsplit(".", 3)
     if len(fields) != 4 or fields[1] != _HOST_TAG or not fields[2].isdigit():
         return False  # another host's writer (shared volume): only age tells
     pid = int(fields[2])
@@ -206,7 +212,9 @@ class FileRegistry(Registry):
         candidate = self.root.joinpath(*self._parts(key))
         root_real = os.path.realpath(self.root)
         if os.path.commonpath([root_real, os.path.realpath(candidate)]) != root_real:
-            raise RegistryError(f"registry key {key!r} is illegal: it points to a location outside the registry")
+            raise RegistryError(
+                f"registry key {key!r} is illegal: it points to a location outside the registry"
+            )
         return candidate
 
     def _symlink_error(self, key: str, component: str) -> RegistryError:
@@ -224,7 +232,9 @@ class FileRegistry(Registry):
             try:
                 self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
-                raise RegistryError(f"cannot create the registry folder {self.root}: {exc.strerror}") from None
+                raise RegistryError(
+                    f"cannot create the registry folder {self.root}: {exc.strerror}"
+                ) from None
         fd = os.open(self.root, os.O_RDONLY | _DIRECTORY | _CLOEXEC)  # the root may be the operator's link
         try:
             for name in dirs:
@@ -294,7 +304,9 @@ class FileRegistry(Registry):
             raise
         except OSError as exc:
             if exc.errno == errno.EISDIR:
-                raise RegistryError(f"registry key {key!r} is a collection (directory), not a resource") from None
+                raise RegistryError(
+                    f"registry key {key!r} is a collection (directory), not a resource"
+                ) from None
             if exc.errno in (errno.ELOOP, errno.EMLINK):
                 raise self._symlink_error(key, parts[-1]) from None
             raise RegistryError(f"cannot read registry resource {key!r}: {exc.strerror}") from None
@@ -331,7 +343,9 @@ class FileRegistry(Registry):
             raise
         except OSError as exc:
             if exc.errno == errno.EISDIR:
-                raise RegistryError(f"registry key {key!r} is a collection (directory), not a resource") from None
+                raise RegistryError(
+                    f"registry key {key!r} is a collection (directory), not a resource"
+                ) from None
             raise RegistryError(f"cannot write registry resource {key!r}: {exc.strerror}") from None
         log.debug("registry put %s%s", key, " (secret)" if secret else "")
 
@@ -348,14 +362,16 @@ class FileRegistry(Registry):
                 if stat.S_ISDIR(st.st_mode):
                     raise IsADirectoryError(errno.EISDIR, "is a directory")
             tmp = self._temp_name(name)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd)
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, 0o600, dir_fd=dir_fd
+            )
             try:
                 try:
                     if not secret:
                         os.fchmod(fd, 0o644)
                     view = memoryview(data)
                     while view:
-                        view = view[os.write(fd, view):]
+                        view = view[os.write(fd, view) :]
                     os.fsync(fd)
                 finally:
                     os.close(fd)
@@ -447,7 +463,9 @@ class FileRegistry(Registry):
             if seen > SWEEP_LIMIT:
                 break
         if removed:
-            log.info("registry %s: removed %d temporary file(s) left by writers that stopped", self.root, removed)
+            log.info(
+                "registry %s: removed %d temporary file(s) left by writers that stopped", self.root, removed
+            )
         return removed
 
     # -- the identity key ------------------------------------------------------------------------
@@ -475,17 +493,23 @@ class FileRegistry(Registry):
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise RegistryError(f"cannot read the registry identity key {path}: {exc.strerror} "
-                                "(it must be a regular file, not a link)") from None
+            raise RegistryError(
+                f"cannot read the registry identity key {path}: {exc.strerror} "
+                "(it must be a regular file, not a link)"
+            ) from None
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode) or st.st_mode & 0o077:
-                raise RegistryError(f"the registry identity key {path} must be a regular file readable by its "
-                                    "owner only (chmod 600 it, or delete it: cached tokens are then refreshed once)")
+                raise RegistryError(
+                    f"the registry identity key {path} must be a regular file readable by its "
+                    "owner only (chmod 600 it, or delete it: cached tokens are then refreshed once)"
+                )
             data = handle.read(IDENTITY_KEY_BYTES + 1)
         if len(data) != IDENTITY_KEY_BYTES:
-            raise RegistryError(f"the registry identity key {path} is damaged (wrong length); delete it: "
-                                "cached tokens are then refreshed once")
+            raise RegistryError(
+                f"the registry identity key {path} is damaged (wrong length); delete it: "
+                "cached tokens are then refreshed once"
+            )
         return data
 
     def _create_identity_key(self) -> bytes:
@@ -505,7 +529,9 @@ class FileRegistry(Registry):
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         except OSError as exc:
-            raise RegistryError(f"cannot create the registry identity key in {self.root}: {exc.strerror}") from None
+            raise RegistryError(
+                f"cannot create the registry identity key in {self.root}: {exc.strerror}"
+            ) from None
         key = self._read_identity_key()
         if key is None:
             raise RegistryError(f"the registry identity key in {self.root} vanished while it was created")
@@ -515,7 +541,10 @@ class FileRegistry(Registry):
 
     @contextlib.contextmanager
     def lock(self, key: str, timeout: float = 30) -> Iterator[None]:
-        stripe = int.from_bytes(hashlib.sha256(canonical_key(key).encode("utf-8")).digest()[:4], "big") % LOCK_STRIPES
+        stripe = (
+            int.from_bytes(hashlib.sha256(canonical_key(key).encode("utf-8")).digest()[:4], "big")
+            % LOCK_STRIPES
+        )
         lock_dir = self.root / LOCK_DIR
         try:
             self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -524,7 +553,9 @@ class FileRegistry(Registry):
             if not stat.S_ISDIR(os.lstat(lock_dir).st_mode):
                 raise RegistryError(f"the registry lock folder {lock_dir} is a link or a file; remove it")
         except OSError as exc:
-            raise RegistryError(f"cannot create the registry lock directory {lock_dir}: {exc.strerror}") from None
+            raise RegistryError(
+                f"cannot create the registry lock directory {lock_dir}: {exc.strerror}"
+            ) from None
         # Keys share LOCK_STRIPES lock files, so callers naming ever new keys (bogus registryPaths)
         # cannot fill the folder; one key is still one lock.
         stripe_lock = _StripeLock.for_path(str(lock_dir / f"stripe-{stripe:04d}.lock"))

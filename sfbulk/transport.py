@@ -127,7 +127,7 @@ class HttpResponse:
     def iter_content(self, chunk_size: int = CHUNK_SIZE) -> Iterator[bytes]:
         if self._content is not None:
             for start in range(0, len(self._content), chunk_size):
-                yield self._content[start:start + chunk_size]
+                yield self._content[start : start + chunk_size]
             return
         if self._consumed or self._chunks is None:
             raise TransportError("the streamed response body was already consumed")
@@ -217,8 +217,17 @@ _EXCEPTION_MAP: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
     ((requests.exceptions.InvalidURL, urllib3.exceptions.LocationParseError), "invalid-url"),
     ((urllib3.exceptions.NewConnectionError, ConnectionRefusedError, socket.gaierror), "unreachable"),
     ((requests.exceptions.Timeout, urllib3.exceptions.TimeoutError, TimeoutError), "timeout"),
-    ((http.client.RemoteDisconnected, http.client.IncompleteRead, ConnectionResetError, BrokenPipeError,
-      ConnectionAbortedError, requests.exceptions.ChunkedEncodingError), "closed"),
+    (
+        (
+            http.client.RemoteDisconnected,
+            http.client.IncompleteRead,
+            ConnectionResetError,
+            BrokenPipeError,
+            ConnectionAbortedError,
+            requests.exceptions.ChunkedEncodingError,
+        ),
+        "closed",
+    ),
     ((http.client.HTTPException,), "not-http"),  # a status line or header that is not HTTP
     ((requests.exceptions.ConnectionError,), "unreachable"),
 )
@@ -226,21 +235,43 @@ _EXCEPTION_MAP: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
 #: Our error for each meaning, and its message while sending (no response yet) and while reading a
 #: body; the messages name host, method and path, never a header or a body (no token can leak).
 _ERRORS: dict[str, tuple[type[TransportError], str, str]] = {
-    "undecodable": (TransportError, "the response from {host} could not be decoded ({method} {path})",
-                    "the response from {host} could not be decoded (its Content-Encoding is not what it says)"),
-    "tls": (ConnectError, "TLS handshake with {host} failed (certificate not trusted or invalid); "
-            "pass the server's CA bundle (caFile) if it uses a private CA",
-            "{host} closed the connection in the middle of the response"),
+    "undecodable": (
+        TransportError,
+        "the response from {host} could not be decoded ({method} {path})",
+        "the response from {host} could not be decoded (its Content-Encoding is not what it says)",
+    ),
+    "tls": (
+        ConnectError,
+        "TLS handshake with {host} failed (certificate not trusted or invalid); "
+        "pass the server's CA bundle (caFile) if it uses a private CA",
+        "{host} closed the connection in the middle of the response",
+    ),
     "invalid-url": (ConnectError, "invalid URL for host {host}", "invalid URL for host {host}"),
-    "unreachable": (ConnectError, "cannot connect to {host} (connection refused or host unreachable)",
-                    "{host} closed the connection in the middle of the response"),
-    "timeout": (TransportTimeout, "no response from {host} within {timeout:g} s ({method} {path})",
-                "{host} stopped sending the response for {timeout:g} s"),
-    "not-http": (TransportError, "{host} answered something that is not an HTTP response ({method} {path})",
-                 "{host} sent something that is not HTTP in the middle of the response"),
-    "closed": (ConnectionClosedError, "{host} closed the connection before answering ({method} {path})",
-               "{host} closed the connection in the middle of the response"),
-    "other": (TransportError, "HTTP call to {host} failed: {name}", "reading the response from {host} failed: {name}"),
+    "unreachable": (
+        ConnectError,
+        "cannot connect to {host} (connection refused or host unreachable)",
+        "{host} closed the connection in the middle of the response",
+    ),
+    "timeout": (
+        TransportTimeout,
+        "no response from {host} within {timeout:g} s ({method} {path})",
+        "{host} stopped sending the response for {timeout:g} s",
+    ),
+    "not-http": (
+        TransportError,
+        "{host} answered something that is not an HTTP response ({method} {path})",
+        "{host} sent something that is not HTTP in the middle of the response",
+    ),
+    "closed": (
+        ConnectionClosedError,
+        "{host} closed the connection before answering ({method} {path})",
+        "{host} closed the connection in the middle of the response",
+    ),
+    "other": (
+        TransportError,
+        "HTTP call to {host} failed: {name}",
+        "reading the response from {host} failed: {name}",
+    ),
 }
 
 
@@ -271,8 +302,15 @@ def transport_error(exc: BaseException, request: HttpRequest, *, reading: bool =
     if reading and error is ConnectError:
         error = ConnectionClosedError
     template = while_reading if reading else sending
-    return error(template.format(host=_host(request.url), method=request.method, path=_path(request.url),
-                                 timeout=request.timeout, name=type(exc).__name__))
+    return error(
+        template.format(
+            host=_host(request.url),
+            method=request.method,
+            path=_path(request.url),
+            timeout=request.timeout,
+            name=type(exc).__name__,
+        )
+    )
 
 
 #: Content-Encodings that requests/urllib3 decode (requests only advertises what urllib3 can decode).
@@ -282,8 +320,9 @@ _DECODED_ENCODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "zstd"})
 class RequestsTransport(Transport):
     """A pooled ``requests.Session``; ``verify`` is True (system CAs) or a CA bundle path."""
 
-    def __init__(self, *, verify: bool | str = True, pool_maxsize: int = 32,
-                 host_policy: HostPolicy | None = None) -> None:
+    def __init__(
+        self, *, verify: bool | str = True, pool_maxsize: int = 32, host_policy: HostPolicy | None = None
+    ) -> None:
         if verify is False:
             raise ValueError("TLS verification cannot be turned off; pass a CA bundle path instead")
         self.verify = verify
@@ -328,8 +367,12 @@ class RequestsTransport(Transport):
         def chunks() -> Iterator[bytes]:
             try:
                 yield from resp.iter_content(CHUNK_SIZE)
-            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
-                    OSError) as exc:
+            except (
+                requests.exceptions.RequestException,
+                urllib3.exceptions.HTTPError,
+                http.client.HTTPException,
+                OSError,
+            ) as exc:
                 raise transport_error(exc, request, reading=True) from None
 
         response_headers = CaseInsensitiveDict(resp.headers)
@@ -339,7 +382,12 @@ class RequestsTransport(Transport):
             del response_headers["Content-Encoding"]
             response_headers.pop("Content-Length", None)
         response = HttpResponse(
-            resp.status_code, resp.reason or "", response_headers, chunks=chunks(), closer=closer, url=request.url
+            resp.status_code,
+            resp.reason or "",
+            response_headers,
+            chunks=chunks(),
+            closer=closer,
+            url=request.url,
         )
         if not request.stream:
             try:
@@ -349,8 +397,12 @@ class RequestsTransport(Transport):
                 closer()
                 response._closer = None
         log.debug(
-            "%s %s -> %d (%.1f ms%s)", request.method, _path(request.url), resp.status_code,
-            (time.perf_counter() - started) * 1000, ", streaming" if request.stream else "",
+            "%s %s -> %d (%.1f ms%s)",
+            request.method,
+            _path(request.url),
+            resp.status_code,
+            (time.perf_counter() - started) * 1000,
+            ", streaming" if request.stream else "",
         )
         return response
 
@@ -403,7 +455,9 @@ class WSGITransport(Transport):
                 environ[key] = value
         captured: dict[str, Any] = {}
 
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Callable[[bytes], None]:
             captured["status"] = status
             captured["headers"] = headers
             return lambda _data: None
@@ -416,9 +470,16 @@ class WSGITransport(Transport):
             if close is not None:
                 close()
         code, _, reason = captured["status"].partition(" ")
-        log.debug("%s %s -> %s (%.2f ms, in-process)", request.method, parts.path, code,
-                  (time.perf_counter() - started) * 1000)
-        return HttpResponse(int(code), reason, CaseInsensitiveDict(captured["headers"]), content, url=request.url)
+        log.debug(
+            "%s %s -> %s (%.2f ms, in-process)",
+            request.method,
+            parts.path,
+            code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return HttpResponse(
+            int(code), reason, CaseInsensitiveDict(captured["headers"]), content, url=request.url
+        )
 
 
 def _unquote_path(path: str) -> str:
@@ -462,7 +523,9 @@ class _Pattern:
         raw = text.strip().lower()
         self.text = raw
         if not raw:
-            raise ValueError("an empty host pattern; give e.g. '*.my.salesforce.com' or 'proxy.example.com:8443'")
+            raise ValueError(
+                "an empty host pattern; give e.g. '*.my.salesforce.com' or 'proxy.example.com:8443'"
+            )
         if "/" in raw or "@" in raw:
             raise ValueError(f"host pattern {text!r} must be a host name with an optional ':port', not a URL")
         host, port = raw, ""
@@ -470,7 +533,7 @@ class _Pattern:
             close = raw.find("]")
             if close < 0:
                 raise ValueError(f"host pattern {text!r}: unclosed '[' of an IPv6 address")
-            host, rest = raw[1:close], raw[close + 1:]
+            host, rest = raw[1:close], raw[close + 1 :]
             if rest and not rest.startswith(":"):
                 raise ValueError(f"host pattern {text!r}: only ':port' may follow ']'")
             port = rest[1:]
@@ -482,8 +545,10 @@ class _Pattern:
         self.suffix = host[1:] if host.startswith("*.") else None
         name = self.suffix[1:] if self.suffix else host
         if not self.any_host and _normal_host(name) is None:
-            raise ValueError(f"host pattern {text!r}: {name!r} is not a host name or IP address "
-                             "('*' is allowed only as the first label, as in *.example.com)")
+            raise ValueError(
+                f"host pattern {text!r}: {name!r} is not a host name or IP address "
+                "('*' is allowed only as the first label, as in *.example.com)"
+            )
         self.host = _normal_host(name) if not self.any_host and self.suffix is None else None
         if port in ("", "*"):
             self.port: int | None = None
@@ -550,8 +615,9 @@ class HostPolicy:
             if url:
                 found = _endpoint(url)
                 if isinstance(found, str):
-                    raise ValueError(f"{url!r} must be an http(s) URL such as https://test.salesforce.com "
-                                     f"({found})")
+                    raise ValueError(
+                        f"{url!r} must be an http(s) URL such as https://test.salesforce.com ({found})"
+                    )
                 host, port, _ = found
                 patterns.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
         patterns.extend(extra)
@@ -569,8 +635,10 @@ class HostPolicy:
         if any(p.matches(host, port, default) for p in self.patterns):
             return None
         shown = f"[{host}]" if ":" in host else host
-        return (f"host {shown}:{port} is not in the outbound allow-list (sfbulk serve --allow-host, or "
-                "security.allow_hosts in the --settings file, adds hosts)")
+        return (
+            f"host {shown}:{port} is not in the outbound allow-list (sfbulk serve --allow-host, or "
+            "security.allow_hosts in the --settings file, adds hosts)"
+        )
 
     def check(self, url: str, source: str) -> None:
         """Raise HostNotAllowedError when ``url`` (taken from ``source``, e.g. 'apiUrl') is refused."""
@@ -612,8 +680,14 @@ class RetryPolicy:
         return min(self.cap, base * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
-def send_with_retry(transport: Transport, request: HttpRequest, *, what: str, policy: RetryPolicy | None = None,
-                    sleep: Callable[[float], None] = time.sleep) -> HttpResponse:
+def send_with_retry(
+    transport: Transport,
+    request: HttpRequest,
+    *,
+    what: str,
+    policy: RetryPolicy | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> HttpResponse:
     """Send ``request`` (its body must be bytes/str: it is sent again) and retry transient failures.
 
     Returns the last response (a transient status after the last attempt included); re-raises the
@@ -633,8 +707,14 @@ def send_with_retry(transport: Transport, request: HttpRequest, *, what: str, po
             if response.status not in TRANSIENT_STATUSES or attempt >= policy.attempts:
                 return response
             delay = policy.delay(attempt, response.headers.get("Retry-After"))
-            log.info("%s answered HTTP %d; retry %d/%d in %.2f s", what, response.status, attempt,
-                     policy.attempts - 1, delay)
+            log.info(
+                "%s answered HTTP %d; retry %d/%d in %.2f s",
+                what,
+                response.status,
+                attempt,
+                policy.attempts - 1,
+                delay,
+            )
             response.close()
         sleep(delay)
         attempt += 1

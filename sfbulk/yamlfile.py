@@ -61,11 +61,19 @@ def _construct_mapping(loader: Any, node: yaml.MappingNode) -> LineDict:
         key = loader.construct_object(key_node, deep=True)
         key_line = key_node.start_mark.line + 1
         if not isinstance(key, _PLAIN_KEYS):
-            raise ConfigError("mapping keys must be plain scalars", file=loader.source_name, line=key_line,
-                              field=field_path(path) or None)
+            raise ConfigError(
+                "mapping keys must be plain scalars",
+                file=loader.source_name,
+                line=key_line,
+                field=field_path(path) or None,
+            )
         if key in result:
-            raise ConfigError(f"duplicate key {key!r}", file=loader.source_name, line=key_line,
-                              field=field_path(path) or None)
+            raise ConfigError(
+                f"duplicate key {key!r}",
+                file=loader.source_name,
+                line=key_line,
+                field=field_path(path) or None,
+            )
         path.append(str(key))
         try:
             result[key] = loader.construct_object(value_node, deep=True)
@@ -99,6 +107,7 @@ def _loaders() -> tuple[type[Any], type[Any] | None]:
 
     loaders: list[type[Any]] = [LineLoader]
     if getattr(yaml, "__with_libyaml__", False):
+
         class CLineLoader(yaml.CSafeLoader):
             """libyaml parser, same constructors and resolver: the nodes carry the same marks."""
 
@@ -210,9 +219,17 @@ def parse_cached(text: str, display: str, cache: ParseCache | None) -> Any:
 def _encode_document(value: Any) -> Any:
     """A JSON form of a parsed document, line numbers included; TypeError for anything else than plain data."""
     if isinstance(value, LineDict):
-        return ["m", value.line, [[_encode_document(k), value.lines[k], _encode_document(v)] for k, v in value.items()]]
+        return [
+            "m",
+            value.line,
+            [[_encode_document(k), value.lines[k], _encode_document(v)] for k, v in value.items()],
+        ]
     if isinstance(value, LineList):
-        return ["l", value.line, [[line, _encode_document(v)] for line, v in zip(value.lines, value, strict=True)]]
+        return [
+            "l",
+            value.line,
+            [[line, _encode_document(v)] for line, v in zip(value.lines, value, strict=True)],
+        ]
     kind = type(value)
     if kind is str:
         return ["s", value]
@@ -284,5 +301,14 @@ def line_of(document: Any, path: Iterable[Any]) -> int | None:
     return line
 
 
-__all__ = ["LineDict", "LineList", "field_path", "line_of", "load_yaml", "parse_cached", "parse_yaml",
-           "parse_yaml_located", "read_text"]
+__all__ = [
+    "LineDict",
+    "LineList",
+    "field_path",
+    "line_of",
+    "load_yaml",
+    "parse_cached",
+    "parse_yaml",
+    "parse_yaml_located",
+    "read_text",
+]

@@ -134,8 +134,9 @@ class BulkClient:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _call(self, op: str, context: str, *, ok: tuple[int, ...] = (200,), stream: bool = False,
-              **params: Any) -> OperationResponse:
+    def _call(
+        self, op: str, context: str, *, ok: tuple[int, ...] = (200,), stream: bool = False, **params: Any
+    ) -> OperationResponse:
         """One invoke; a non-``ok`` status raises ApiError (transient ones are retried by callers)."""
         response = self.conn.invoke(op, stream=stream, **params)
         if response.status not in ok:
@@ -152,16 +153,30 @@ class BulkClient:
 
     # -- jobs ---------------------------------------------------------------------------------
 
-    def create_job(self, *, operation: str, object: str, content_type: str = "CSV",
-                   external_id: str | None = None, concurrency: str | None = None,
-                   pk_chunking: str | None = None) -> dict[str, str]:
+    def create_job(
+        self,
+        *,
+        operation: str,
+        object: str,
+        content_type: str = "CSV",
+        external_id: str | None = None,
+        concurrency: str | None = None,
+        pk_chunking: str | None = None,
+    ) -> dict[str, str]:
         """Create a job; retried on transient failures (a lost answer can leave one empty open job)."""
-        params: dict[str, Any] = {"operation": operation, "object": object, "contentType": content_type,
-                  "externalIdFieldName": external_id or "", "concurrencyMode": concurrency or "",
-                  "pkChunking": pk_chunking or ""}
+        params: dict[str, Any] = {
+            "operation": operation,
+            "object": object,
+            "contentType": content_type,
+            "externalIdFieldName": external_id or "",
+            "concurrencyMode": concurrency or "",
+            "pkChunking": pk_chunking or "",
+        }
 
         def once() -> dict[str, str]:
-            resp = self._call("createJob", f"creating the {operation} job on {object}", ok=(200, 201), **params)
+            resp = self._call(
+                "createJob", f"creating the {operation} job on {object}", ok=(200, 201), **params
+            )
             return parse_job_info(resp.content)
 
         info = call_with_retry(once, what="createJob", policy=self.retry, stats=self.stats)
@@ -171,11 +186,14 @@ class BulkClient:
 
     def close_job(self, job_id: str) -> None:
         """Close the job; idempotent (an already closed job counts as closed)."""
+
         def once() -> None:
             try:
                 self._call("updateJob", f"closing job {job_id}", jobId=job_id, state="Closed")
             except ApiError as exc:
-                if exc.exception_code == "InvalidJobState" and "already closed" in (exc.exception_message or ""):
+                if exc.exception_code == "InvalidJobState" and "already closed" in (
+                    exc.exception_message or ""
+                ):
                     return
                 raise
 
@@ -190,19 +208,23 @@ class BulkClient:
     # -- batches ------------------------------------------------------------------------------
 
     def list_batches(self, job_id: str) -> list[BatchInfo]:
-        return parse_batch_list(self._get("listBatches", f"listing the batches of job {job_id}", jobId=job_id))
+        return parse_batch_list(
+            self._get("listBatches", f"listing the batches of job {job_id}", jobId=job_id)
+        )
 
     def batch_request_digest(self, job_id: str, batch_id: str) -> str:
-        content = self._get("getBatchRequest", f"reading the request of batch {batch_id}",
-                            jobId=job_id, batchId=batch_id)
+        content = self._get(
+            "getBatchRequest", f"reading the request of batch {batch_id}", jobId=job_id, batchId=batch_id
+        )
         return _digest(content)
 
     def claim(self, batch_id: str) -> None:
         with self._claim_lock:
             self._claimed.add(batch_id)
 
-    def add_batch(self, job_id: str, data: bytes, *, content_type: str = "text/csv; charset=UTF-8",
-                  label: str = "batch") -> BatchInfo:
+    def add_batch(
+        self, job_id: str, data: bytes, *, content_type: str = "text/csv; charset=UTF-8", label: str = "batch"
+    ) -> BatchInfo:
         """POST one batch exactly once (see the module docstring)."""
         digest = None
         backoff = self.retry.backoff()
@@ -210,8 +232,14 @@ class BulkClient:
         while True:
             attempt += 1
             try:
-                resp = self._call("uploadBatchFile", f"adding {label} to job {job_id}", ok=(200, 201),
-                                  jobId=job_id, contentType=content_type, body=data)
+                resp = self._call(
+                    "uploadBatchFile",
+                    f"adding {label} to job {job_id}",
+                    ok=(200, 201),
+                    jobId=job_id,
+                    contentType=content_type,
+                    body=data,
+                )
                 info = parse_batch_info(resp.content)
                 self.claim(info.id)
                 return info
@@ -219,15 +247,23 @@ class BulkClient:
                 if not is_transient(exc):
                     raise
                 if attempt >= self.retry.attempts:
-                    raise BulkError(f"job {job_id}: {label} could not be sent after {attempt} attempts: {exc}") from exc
-                log.info("adding %s to job %s: outcome unknown (%s); checking listBatches", label, job_id, exc)
+                    raise BulkError(
+                        f"job {job_id}: {label} could not be sent after {attempt} attempts: {exc}"
+                    ) from exc
+                log.info(
+                    "adding %s to job %s: outcome unknown (%s); checking listBatches", label, job_id, exc
+                )
                 self.stats.retries += 1
             time.sleep(backoff.next_delay())
             digest = digest or _digest(data)
             found = self._find_sent(job_id, digest)
             if found is not None:
-                log.info("%s of job %s was created before the failure (%s); not sending it again",
-                         label, job_id, found.id)
+                log.info(
+                    "%s of job %s was created before the failure (%s); not sending it again",
+                    label,
+                    job_id,
+                    found.id,
+                )
                 return found
             self.resends += 1
 
@@ -255,25 +291,45 @@ class BulkClient:
 
     # -- results ------------------------------------------------------------------------------
 
-    def download(self, op: str, dest: str, context: str, *,
-                 transform: Callable[[bytes], bytes] | None = None, **params: Any) -> int:
+    def download(
+        self,
+        op: str,
+        dest: str,
+        context: str,
+        *,
+        transform: Callable[[bytes], bytes] | None = None,
+        **params: Any,
+    ) -> int:
         """Stream one result body to ``dest`` (rewritten from scratch on each retry); returns bytes written."""
+
         def once() -> int:
             return stream_to_file(self._call(op, context, stream=True, **params), dest, context, transform)
 
         return call_with_retry(once, what=context, policy=self.retry, stats=self.stats)
 
     def download_batch_results(self, job_id: str, batch_id: str, dest: str) -> int:
-        return self.download("getBatchResults", dest, f"downloading the results of batch {batch_id}",
-                             jobId=job_id, batchId=batch_id)
+        return self.download(
+            "getBatchResults",
+            dest,
+            f"downloading the results of batch {batch_id}",
+            jobId=job_id,
+            batchId=batch_id,
+        )
 
     def query_result_ids(self, job_id: str, batch_id: str) -> list[str]:
-        return parse_result_list(self._get("getBatchResults", f"listing the result files of batch {batch_id}",
-                                           jobId=job_id, batchId=batch_id))
+        return parse_result_list(
+            self._get(
+                "getBatchResults",
+                f"listing the result files of batch {batch_id}",
+                jobId=job_id,
+                batchId=batch_id,
+            )
+        )
 
 
-def stream_to_file(response: OperationResponse, dest: str, context: str,
-                   transform: Callable[[bytes], bytes] | None = None) -> int:
+def stream_to_file(
+    response: OperationResponse, dest: str, context: str, transform: Callable[[bytes], bytes] | None = None
+) -> int:
     """Write a streamed response body to ``dest`` (from scratch) and close it; returns the bytes written.
 
     A body cut off mid-way is a TransportError, so callers retry it like any transient failure.
@@ -297,5 +353,14 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-__all__ = ["FINAL_STATES", "BatchInfo", "BulkClient", "api_error", "parse_batch_info", "parse_batch_list",
-           "parse_job_info", "parse_result_list", "stream_to_file"]
+__all__ = [
+    "FINAL_STATES",
+    "BatchInfo",
+    "BulkClient",
+    "api_error",
+    "parse_batch_info",
+    "parse_batch_list",
+    "parse_job_info",
+    "parse_result_list",
+    "stream_to_file",
+]

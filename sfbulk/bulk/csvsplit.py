@@ -98,7 +98,9 @@ def check_encoding(encoding: str) -> str:
     try:
         info = codecs.lookup(encoding)
     except LookupError:
-        raise BulkInputError(f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or cp1252") from None
+        raise BulkInputError(
+            f"unknown encoding {encoding!r}; use a Python codec name such as utf-8 or cp1252"
+        ) from None
     if '",\r\n'.encode(info.name) != b'",\r\n' or "a".encode(info.name) != b"a":
         raise BulkInputError(
             f"encoding {encoding!r} is not ASCII-compatible; convert the file to UTF-8 first "
@@ -140,7 +142,9 @@ def transform(raw: bytes, encoding: str, *, nul: str = "strip", where: str = "")
         return raw.decode(encoding).encode("utf-8"), nuls
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise BulkInputError(f"the input is not valid {encoding}{where} (line {line} of that batch)") from None
+        raise BulkInputError(
+            f"the input is not valid {encoding}{where} (line {line} of that batch)"
+        ) from None
 
 
 def _lone_cr_to_lf(raw: bytes) -> bytes:
@@ -181,9 +185,13 @@ class CsvSplitter:
         columns: Columns | None = None,
     ) -> None:
         if not 1 <= max_records <= MAX_RECORDS:
-            raise BulkInputError(f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}")
+            raise BulkInputError(
+                f"batch size must be between 1 and {MAX_RECORDS:,} records, got {max_records}"
+            )
         if not 2 <= max_chars <= MAX_CHARS:
-            raise BulkInputError(f"batch character limit must be between 2 and {MAX_CHARS:,}, got {max_chars}")
+            raise BulkInputError(
+                f"batch character limit must be between 2 and {MAX_CHARS:,}, got {max_chars}"
+            )
         if nul not in ("strip", "reject"):
             raise BulkInputError(f"nul must be 'strip' or 'reject', got {nul!r}")
         self.encoding = check_encoding(encoding)
@@ -260,7 +268,7 @@ class CsvSplitter:
                                 break
                             chunk += more
                         if chunk.startswith(_BOM):
-                            chunk = chunk[len(_BOM):]
+                            chunk = chunk[len(_BOM) :]
                             base = len(_BOM)
                             self.data_start = base
                     if chunk:
@@ -336,8 +344,12 @@ class CsvSplitter:
         if not raw.endswith((b"\n", b"\r")):
             raw += b"\n"  # the file's last record had no line terminator
         first = self.rows - rows + 1  # 1-based data rows of this batch, the header not counted
-        body, nuls = transform(raw, self.encoding, nul=self.nul,
-                               where=f" in batch {self.batches + 1} (data rows {first:,} to {self.rows:,})")
+        body, nuls = transform(
+            raw,
+            self.encoding,
+            nul=self.nul,
+            where=f" in batch {self.batches + 1} (data rows {first:,} to {self.rows:,})",
+        )
         self.nul_count += nuls
         if self.columns is not None:
             body = self.columns.project(body)
@@ -365,7 +377,7 @@ def _plain_lines(buf: bytes, pos: int, want: int, budget: int) -> tuple[int, int
     """
     if budget <= 0 or want <= 0:
         return 0, pos, pos
-    seg = buf[pos:pos + budget]
+    seg = buf[pos : pos + budget]
     cr_only = b"\n" not in seg and b"\r" in seg  # Excel's "CSV (Macintosh)": records end with CR
     parts = seg.split(b"\r" if cr_only else b"\n", want)
     lines = parts[:-1]  # complete lines; the last part is what follows the last newline taken
@@ -421,5 +433,15 @@ def read_range(path: str, start: int, end: int) -> bytes:
         return fh.read(end - start)
 
 
-__all__ = ["MAX_CHARS", "MAX_RECORDS", "Batch", "Columns", "CsvSplitter", "check_encoding", "read_header", "read_range",
-           "split_file", "transform"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_RECORDS",
+    "Batch",
+    "Columns",
+    "CsvSplitter",
+    "check_encoding",
+    "read_header",
+    "read_range",
+    "split_file",
+    "transform",
+]

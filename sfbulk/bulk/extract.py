@@ -137,8 +137,13 @@ class _Nul:
         return chunk
 
 
-def extract(conn: Connection, soql: str, out_path: str, options: ExtractOptions | None = None,
-            progress: Progress | None = None) -> ExtractSummary:
+def extract(
+    conn: Connection,
+    soql: str,
+    out_path: str,
+    options: ExtractOptions | None = None,
+    progress: Progress | None = None,
+) -> ExtractSummary:
     """Run ``soql`` as a Bulk query job and write every record to ``out_path`` (CSV, UTF-8).
 
     The run is journaled next to ``out_path`` (:mod:`sfbulk.bulk.journal`): the job, its query
@@ -164,12 +169,28 @@ def extract(conn: Connection, soql: str, out_path: str, options: ExtractOptions 
         progress.close()
 
 
-def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, sobject: str, pk: str | None,
-             out_path: str, options: ExtractOptions, progress: Progress, started: float) -> ExtractSummary:
+def _extract(
+    conn: Connection,
+    client: BulkClient,
+    journal: Journal,
+    soql: str,
+    sobject: str,
+    pk: str | None,
+    out_path: str,
+    options: ExtractOptions,
+    progress: Progress,
+    started: float,
+) -> ExtractSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
-    identity = {"kind": "extract", "soql": soql, "object": sobject, "query_all": options.query_all,
-                "pk_chunking": pk or "", "out": os.path.abspath(out_path),
-                "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or "")}
+    identity = {
+        "kind": "extract",
+        "soql": soql,
+        "object": sobject,
+        "query_all": options.query_all,
+        "pk_chunking": pk or "",
+        "out": os.path.abspath(out_path),
+        "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or ""),
+    }
     part = out_path + ".part"
     job_rec = journal.last("job")
     if journal.start is not None:
@@ -184,8 +205,12 @@ def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, 
     work = work_folder(journal, identity, out_path)
     if job_rec is None:
         try:
-            job = client.create_job(operation="queryAll" if options.query_all else "query", object=sobject,
-                                    content_type="CSV", pk_chunking=pk)
+            job = client.create_job(
+                operation="queryAll" if options.query_all else "query",
+                object=sobject,
+                content_type="CSV",
+                pk_chunking=pk,
+            )
         except BaseException:
             journal.finish()  # no job: nothing to resume
             shutil.rmtree(work, ignore_errors=True)
@@ -213,7 +238,8 @@ def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, 
         raise BulkInterrupted(
             f"job {job_id}: {done_files} result files downloaded so far; re-run the same command to "
             "resume (only the files not downloaded yet are fetched), or add --restart to start over",
-            job_id=job_id) from None
+            job_id=job_id,
+        ) from None
     except BaseException as exc:
         try:
             client.close_job(job_id)
@@ -222,17 +248,32 @@ def _extract(conn: Connection, client: BulkClient, journal: Journal, soql: str, 
         annotate_unfinished(exc, job_id, journal)
         raise
     nuls = sum(int(r.get("nul", 0)) for r in _latest_files(journal).values())
-    record = {"t": "done", "job": job_id, "rows": sum(b.records_processed for b in data_batches),
-              "batches": len(data_batches), "files": files, "bytes": written, "nul": nuls}
+    record = {
+        "t": "done",
+        "job": job_id,
+        "rows": sum(b.records_processed for b in data_batches),
+        "batches": len(data_batches),
+        "files": files,
+        "bytes": written,
+        "nul": nuls,
+    }
     journal.append(record)
     return _finish(journal, record, part, out_path, started, client)
 
 
-_FLAGS = {"soql": "the query", "object": "--object", "query_all": "--all", "pk_chunking": "--pk-chunking",
-          "out": "--out", "api_url": "--api-url"}
+_FLAGS = {
+    "soql": "the query",
+    "object": "--object",
+    "query_all": "--all",
+    "pk_chunking": "--pk-chunking",
+    "out": "--out",
+    "api_url": "--api-url",
+}
 
 
-def check_same_command(journal: Journal, identity: dict[str, Any], job_id: str, flags: dict[str, str]) -> None:
+def check_same_command(
+    journal: Journal, identity: dict[str, Any], job_id: str, flags: dict[str, str]
+) -> None:
     """Refuse to resume a journal another extract command wrote; ``flags`` names its keys as the user wrote them."""
     old = (journal.start or {}).get("cmd") or {}
     if old == identity:
@@ -261,8 +302,14 @@ def _fetched_files(journal: Journal, work: str) -> dict[tuple[str, int], dict[st
     return good
 
 
-def _restart(client: Any, journal: Journal, job_id: str | None, notify: Any, part: str,
-             abort: Callable[[str], None] | None = None) -> None:
+def _restart(
+    client: Any,
+    journal: Journal,
+    job_id: str | None,
+    notify: Any,
+    part: str,
+    abort: Callable[[str], None] | None = None,
+) -> None:
     """``--restart``: abort the journal's job (``abort``, default ``client.abort_job``), remove its work."""
     if job_id:
         try:
@@ -278,8 +325,9 @@ def _restart(client: Any, journal: Journal, job_id: str | None, notify: Any, par
     discard(journal)
 
 
-def _finish(journal: Journal, done: dict[str, Any], part: str, out_path: str, started: float,
-            client: Any) -> ExtractSummary:
+def _finish(
+    journal: Journal, done: dict[str, Any], part: str, out_path: str, started: float, client: Any
+) -> ExtractSummary:
     if os.path.exists(part):
         replace_durably(part, out_path)
     elif not os.path.exists(out_path):
@@ -289,9 +337,15 @@ def _finish(journal: Journal, done: dict[str, Any], part: str, out_path: str, st
     if work:
         shutil.rmtree(work, ignore_errors=True)
     return ExtractSummary(
-        job_id=done["job"], rows=done["rows"], batches=done["batches"], result_files=done["files"],
-        bytes_written=done["bytes"], nul_stripped=done["nul"], retries=client.stats.retries,
-        seconds=time.monotonic() - started, out_path=out_path,
+        job_id=done["job"],
+        rows=done["rows"],
+        batches=done["batches"],
+        result_files=done["files"],
+        bytes_written=done["bytes"],
+        nul_stripped=done["nul"],
+        retries=client.stats.retries,
+        seconds=time.monotonic() - started,
+        out_path=out_path,
     )
 
 
@@ -304,9 +358,15 @@ def _add_query_batch(client: BulkClient, job_id: str, soql: str, *, resumed: boo
     backoff = client.retry.backoff()
     for attempt in range(1, client.retry.attempts + 1):
         try:
-            resp = client._call("addBatch", f"adding the query batch to job {job_id}", ok=(200, 201),
-                                jobId=job_id, objects=soql, contentType="text/csv; charset=UTF-8",
-                                isQuery="true")
+            resp = client._call(
+                "addBatch",
+                f"adding the query batch to job {job_id}",
+                ok=(200, 201),
+                jobId=job_id,
+                objects=soql,
+                contentType="text/csv; charset=UTF-8",
+                isQuery="true",
+            )
             return parse_batch_info(resp.content).id
         except (TransportError, ApiError) as exc:
             if not is_transient(exc) or attempt == client.retry.attempts:
@@ -319,9 +379,16 @@ def _add_query_batch(client: BulkClient, job_id: str, soql: str, *, resumed: boo
     raise BulkError(f"job {job_id}: the query batch could not be added")
 
 
-def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions, progress: Progress,
-         work: str, journal: Journal, fetched: dict[tuple[str, int], dict[str, Any]],
-         ) -> tuple[list[tuple[str, Future[list[Future[str]]]]], list[BatchInfo]]:
+def _run(
+    client: BulkClient,
+    job_id: str,
+    original: str,
+    options: ExtractOptions,
+    progress: Progress,
+    work: str,
+    journal: Journal,
+    fetched: dict[tuple[str, int], dict[str, Any]],
+) -> tuple[list[tuple[str, Future[list[Future[str]]]]], list[BatchInfo]]:
     seen: dict[str, BatchInfo] = {}
     order: list[str] = []
     futures: dict[str, Future[list[Future[str]]]] = {}
@@ -337,11 +404,27 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
         name = f"{batch_id}-{n}.csv"
         dest = os.path.join(work, name)
         nul = _Nul()
-        client.download("getBulkQueryResults", dest, f"downloading result {result_id} of batch {batch_id}",
-                        transform=nul, jobId=job_id, batchId=batch_id, resultId=result_id)
+        client.download(
+            "getBulkQueryResults",
+            dest,
+            f"downloading result {result_id} of batch {batch_id}",
+            transform=nul,
+            jobId=job_id,
+            batchId=batch_id,
+            resultId=result_id,
+        )
         fsync_file(dest)
-        journal.append({"t": "file", "batch": batch_id, "n": n, "result": result_id, "name": name,
-                        "size": os.path.getsize(dest), "nul": nul.count})
+        journal.append(
+            {
+                "t": "file",
+                "batch": batch_id,
+                "n": n,
+                "result": result_id,
+                "name": name,
+                "size": os.path.getsize(dest),
+                "nul": nul.count,
+            }
+        )
         progress.file_done()
         return dest
 
@@ -374,8 +457,12 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
         return done, progressed, pending or ([] if root.final else [original])
 
     try:
-        poll_until(check, job_id=job_id, timeout=options.timeout,
-                   backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap))
+        poll_until(
+            check,
+            job_id=job_id,
+            timeout=options.timeout,
+            backoff=Backoff(initial=options.poll_initial, factor=1.3, cap=options.poll_cap),
+        )
         pool.shutdown(wait=True)  # every batch's result files are listed (and queued) ...
         files.shutdown(wait=True)  # ... and downloaded
     except BaseException:
@@ -389,8 +476,9 @@ def _run(client: BulkClient, job_id: str, original: str, options: ExtractOptions
     return parts, data
 
 
-def _concatenate(parts: list[tuple[str, Future[list[Future[str]]]]], part_path: str,
-                 empty_header: bytes | None = None) -> tuple[int, int]:
+def _concatenate(
+    parts: list[tuple[str, Future[list[Future[str]]]]], part_path: str, empty_header: bytes | None = None
+) -> tuple[int, int]:
     """Write the result files in order into ``part_path``, the header once (``empty_header`` when no
     file had records), flushed to disk; returns (bytes written, files). The work files stay until the
     caller has moved ``part_path`` onto its final name (a kill before that concatenates again)."""

@@ -78,7 +78,7 @@ def read_records(path: str) -> tuple[list[dict[str, Any]], int]:
             if not isinstance(record, dict) or "t" not in record:
                 raise ValueError("not a journal record")
         except ValueError:
-            if n == len(lines) - 2 and not any(lines[n + 1:]):
+            if n == len(lines) - 2 and not any(lines[n + 1 :]):
                 log.warning("journal %s: dropping an unreadable last record", path)
                 break
             raise BulkError(
@@ -184,7 +184,9 @@ def open_journal(path: str) -> Journal:
             "wait for it to finish, or stop it first"
         ) from None
     except OSError as exc:
-        raise BulkInputError(f"cannot create the journal next to the result files: {exc.strerror}: {path}") from None
+        raise BulkInputError(
+            f"cannot create the journal next to the result files: {exc.strerror}: {path}"
+        ) from None
     try:
         records: list[dict[str, Any]] = []
         if os.path.exists(path):
@@ -195,7 +197,9 @@ def open_journal(path: str) -> Journal:
                     fh.flush()
                     os.fsync(fh.fileno())
             if records and records[0].get("t") != "start":
-                raise BulkError(f"the journal {path} does not start with its command; pass --restart to start over")
+                raise BulkError(
+                    f"the journal {path} does not start with its command; pass --restart to start over"
+                )
             if records and records[0].get("v") != VERSION:
                 raise BulkError(f"the journal {path} was written by another sfbulk version; pass --restart")
         journal = Journal(path, records, lock)
@@ -259,9 +263,6 @@ def replace_durably(src: str, dest: str) -> None:
     _fsync_dir(dest)
 
 
-
-
-
 def annotate_unfinished(exc: BaseException, job_id: str, journal: Journal) -> None:
     """Name the job and the journal on an error leaving a load or extract unfinished (the CLI prints them)."""
     if not hasattr(exc, "job_id") or getattr(exc, "job_id", None) is None:
@@ -275,5 +276,16 @@ def annotate_unfinished(exc: BaseException, job_id: str, journal: Journal) -> No
         pass
 
 
-__all__ = ["VERSION", "Journal", "annotate_unfinished", "discard", "fingerprint", "fsync_file", "journal_path", "open_journal",
-           "read_records", "replace_durably", "work_folder"]
+__all__ = [
+    "VERSION",
+    "Journal",
+    "annotate_unfinished",
+    "discard",
+    "fingerprint",
+    "fsync_file",
+    "journal_path",
+    "open_journal",
+    "read_records",
+    "replace_durably",
+    "work_folder",
+]

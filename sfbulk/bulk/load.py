@@ -76,9 +76,17 @@ CHECKPOINT_SECONDS = 1.0
 
 #: journal identity key -> how the user spells it (for "this command differs in ..." messages)
 _IDENTITY_FLAGS = {
-    "input": "the input file", "object": "--object", "operation": "--operation", "external_id": "--external-id",
-    "serial": "--serial", "batch_size": "--batch-size", "max_chars": "the batch byte limit",
-    "encoding": "--encoding", "nul": "--reject-nul", "api_url": "--api-url", "errors": "--errors",
+    "input": "the input file",
+    "object": "--object",
+    "operation": "--operation",
+    "external_id": "--external-id",
+    "serial": "--serial",
+    "batch_size": "--batch-size",
+    "max_chars": "the batch byte limit",
+    "encoding": "--encoding",
+    "nul": "--reject-nul",
+    "api_url": "--api-url",
+    "errors": "--errors",
     "success": "--success",
 }
 
@@ -101,14 +109,18 @@ class LoadOptions:
     error_path: str | None = None
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     restart: bool = False  # abort the job of an unfinished journal and start over
-    source_name: str | None = None  # the file the user named, for messages and the journal (default: the path)
+    source_name: str | None = (
+        None  # the file the user named, for messages and the journal (default: the path)
+    )
     notify: Callable[[str], None] | None = None  # user-facing notes: job created, resumed, uploads stopped
 
     def validate(self) -> None:
         if self.operation not in OPERATIONS:
             raise BulkInputError(f"operation must be one of {', '.join(OPERATIONS)}, got {self.operation!r}")
         if self.operation == "upsert" and not self.external_id:
-            raise BulkInputError("upsert needs --external-id naming the external id field (e.g. --external-id Email__c)")
+            raise BulkInputError(
+                "upsert needs --external-id naming the external id field (e.g. --external-id Email__c)"
+            )
         if not 1 <= self.concurrency <= 32:
             raise BulkInputError(f"concurrency must be between 1 and 32, got {self.concurrency}")
 
@@ -129,7 +141,9 @@ class LoadSummary:
     error_path: str
     resumed: bool = False  # this run continued a job an earlier run had started
     unsent_rows: int = 0  # rows put in the error file without being sent (uploads stopped)
-    stop_reason: str | None = None  # why uploads stopped early (a batch failed in a way that fails every batch)
+    stop_reason: str | None = (
+        None  # why uploads stopped early (a batch failed in a way that fails every batch)
+    )
     reasons: list[tuple[str, int]] = field(default_factory=list)  # top error reasons, most frequent first
 
 
@@ -205,7 +219,9 @@ def default_outputs(path: str) -> tuple[str, str]:
     return str(p.with_name(stem + ".success.csv")), str(p.with_name(stem + ".error.csv"))
 
 
-def load_csv(conn: Connection, path: str, options: LoadOptions, progress: Progress | None = None) -> LoadSummary:
+def load_csv(
+    conn: Connection, path: str, options: LoadOptions, progress: Progress | None = None
+) -> LoadSummary:
     """Load the CSV file at ``path``, or resume the unfinished load of the same command; returns the
     summary (``failed`` > 0 when any row failed).
 
@@ -223,22 +239,31 @@ def load_csv(conn: Connection, path: str, options: LoadOptions, progress: Progre
     plan = check_before_job(path, source, options, success_path, error_path)
     journal = open_journal(journal_path(success_path))
     try:
-        return _load(conn, client, journal, path, source, options, progress, success_path, error_path, started,
-                     plan)
+        return _load(
+            conn, client, journal, path, source, options, progress, success_path, error_path, started, plan
+        )
     finally:
         journal.close()  # kept unless the load finished (then already deleted)
         progress.close()
 
 
-def check_before_job(path: str, source: str, options: LoadOptions, success_path: str, error_path: str) -> InputPlan:
+def check_before_job(
+    path: str, source: str, options: LoadOptions, success_path: str, error_path: str
+) -> InputPlan:
     """What is checked before anything exists in Salesforce: the input is not empty, its header
     (sfbulk.bulk.precheck), the outputs are not the input, their folders are writable (the work
     folder and the journal live there). Returns what is sent for the header."""
     if os.path.getsize(path) == 0:
         raise BulkInputError(f"{source} is empty: a CSV header line naming the fields is required")
     with open(path, "rb") as head:
-        plan = check_file(head, source, operation=options.operation, external_id=options.external_id,
-                          encoding=options.encoding, nul=options.nul)
+        plan = check_file(
+            head,
+            source,
+            operation=options.operation,
+            external_id=options.external_id,
+            encoding=options.encoding,
+            nul=options.nul,
+        )
     check_outputs(path, success_path, error_path)
     if plan.note:
         log.info("%s: %s", source, plan.note)
@@ -247,24 +272,43 @@ def check_before_job(path: str, source: str, options: LoadOptions, success_path:
     return plan
 
 
-def _identity(conn: Connection, source: str, options: LoadOptions, success_path: str, error_path: str) -> dict[str, Any]:
+def _identity(
+    conn: Connection, source: str, options: LoadOptions, success_path: str, error_path: str
+) -> dict[str, Any]:
     """What makes two runs "the same command": a re-run with the same identity resumes the journal."""
     return {
-        "kind": "load", "input": os.path.abspath(source), "object": options.object, "operation": options.operation,
-        "external_id": options.external_id or "", "serial": options.serial, "batch_size": options.batch_size,
-        "max_chars": options.max_chars, "encoding": options.encoding, "nul": options.nul,
+        "kind": "load",
+        "input": os.path.abspath(source),
+        "object": options.object,
+        "operation": options.operation,
+        "external_id": options.external_id or "",
+        "serial": options.serial,
+        "batch_size": options.batch_size,
+        "max_chars": options.max_chars,
+        "encoding": options.encoding,
+        "nul": options.nul,
         "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or ""),
-        "success": os.path.abspath(success_path), "errors": os.path.abspath(error_path),
+        "success": os.path.abspath(success_path),
+        "errors": os.path.abspath(error_path),
     }
 
 
-def check_resumable(journal: Journal, identity: dict[str, Any], input_fp: dict[str, Any] | None,
-                    source: str, job_id: str | None) -> None:
+def check_resumable(
+    journal: Journal,
+    identity: dict[str, Any],
+    input_fp: dict[str, Any] | None,
+    source: str,
+    job_id: str | None,
+) -> None:
     """Refuse to resume a journal written by a different command, or for an input that changed since."""
     start = journal.start or {}
     old = start.get("cmd") or {}
     if old != identity:
-        differs = [_IDENTITY_FLAGS.get(k, k) for k in sorted(set(old) | set(identity)) if old.get(k) != identity.get(k)]
+        differs = [
+            _IDENTITY_FLAGS.get(k, k)
+            for k in sorted(set(old) | set(identity))
+            if old.get(k) != identity.get(k)
+        ]
         raise BulkInputError(
             f"{journal.path} holds the unfinished run of another command (job {job_id}; it differs in "
             f"{', '.join(differs)}): re-run that command to finish it, or add --restart to abort job {job_id} "
@@ -273,8 +317,11 @@ def check_resumable(journal: Journal, identity: dict[str, Any], input_fp: dict[s
     latest = journal.last("input") or start
     if input_fp is not None and latest.get("input") != input_fp:
         stopped = journal.last("input_error")
-        if stopped is not None and _prefix_digest(source_path(journal, source), int(stopped["prefix_end"])) == \
-                stopped["prefix_sha256"]:
+        if (
+            stopped is not None
+            and _prefix_digest(source_path(journal, source), int(stopped["prefix_end"]))
+            == stopped["prefix_sha256"]
+        ):
             # The run stopped at a bad row and the file was fixed after the rows it had handled:
             # those rows are unchanged, so the re-run continues with the rest.
             journal.append({"t": "input", "input": input_fp})
@@ -310,8 +357,13 @@ def _prefix_digest(path: str, end: int) -> str:
     return digest.hexdigest()
 
 
-def restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Callable[[str], None],
-            leftovers: list[str]) -> None:
+def restart(
+    client: BulkClient,
+    journal: Journal,
+    job_id: str | None,
+    notify: Callable[[str], None],
+    leftovers: list[str],
+) -> None:
     """``--restart``: abort the journal's job, remove its work files, empty the journal."""
     if job_id:
         try:
@@ -330,9 +382,19 @@ def restart(client: BulkClient, journal: Journal, job_id: str | None, notify: Ca
     discard(journal)
 
 
-def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, source: str, options: LoadOptions,
-          progress: Progress, success_path: str, error_path: str, started: float,
-          plan: InputPlan | None = None) -> LoadSummary:
+def _load(
+    conn: Connection,
+    client: BulkClient,
+    journal: Journal,
+    path: str,
+    source: str,
+    options: LoadOptions,
+    progress: Progress,
+    success_path: str,
+    error_path: str,
+    started: float,
+    plan: InputPlan | None = None,
+) -> LoadSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
     identity = _identity(conn, source, options, success_path, error_path)
     input_fp = fingerprint(path)
@@ -349,21 +411,35 @@ def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, sou
         state = _Resume.of(journal)
     if state.done is not None:  # killed while renaming the finished files
         notify(f"job {state.job_id}: resuming (the load had finished: moving its result files into place)")
-        return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True)
+        return _finish(
+            journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True
+        )
     work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
-        log.warning("the partial result files of job %s are missing or cut short: writing them again", state.job_id)
+        log.warning(
+            "the partial result files of job %s are missing or cut short: writing them again", state.job_id
+        )
         state.merged, state.offsets = 0, (0, 0, 0, 0)
     resumed = state.job_id is not None
     with open(path, "rb") as fh:
-        splitter = CsvSplitter(fh, max_records=options.batch_size, max_chars=options.max_chars,
-                               encoding=options.encoding, nul=options.nul, columns=plan)
+        splitter = CsvSplitter(
+            fh,
+            max_records=options.batch_size,
+            max_chars=options.max_chars,
+            encoding=options.encoding,
+            nul=options.nul,
+            columns=plan,
+        )
         job_id = state.job_id
         if job_id is None:
             try:
-                job = client.create_job(operation=options.operation, object=options.object, content_type="CSV",
-                                        external_id=options.external_id,
-                                        concurrency="Serial" if options.serial else None)
+                job = client.create_job(
+                    operation=options.operation,
+                    object=options.object,
+                    content_type="CSV",
+                    external_id=options.external_id,
+                    concurrency="Serial" if options.serial else None,
+                )
             except BaseException:
                 journal.finish()  # no job, nothing sent: no journal to resume
                 shutil.rmtree(work, ignore_errors=True)
@@ -375,11 +451,25 @@ def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, sou
                     os.unlink(stale)
             notify(f"job {job_id}: created (an interrupted run resumes when re-run)")
         else:
-            notify(f"job {job_id}: resuming ({len(state.batch_ids)} batches recorded as sent, {state.merged} merged)")
+            notify(
+                f"job {job_id}: resuming ({len(state.batch_ids)} batches recorded as sent, {state.merged} merged)"
+            )
         log.info("job %s: %s %s", job_id, options.operation, options.object)
         try:
-            run = _Run(client, job_id, path, splitter, options, progress, work, ok_part, err_part, journal, state,
-                       notify)
+            run = _Run(
+                client,
+                job_id,
+                path,
+                splitter,
+                options,
+                progress,
+                work,
+                ok_part,
+                err_part,
+                journal,
+                state,
+                notify,
+            )
             run.go()
         except BaseException as exc:
             annotate_unfinished(exc, job_id, journal)
@@ -388,19 +478,44 @@ def _load(conn: Connection, client: BulkClient, journal: Journal, path: str, sou
         # Stop at the bad row but keep the job and the journal: once the file is fixed (after the rows
         # handled, which must stay as they are), the same command sends the rest into the same job.
         end = run.slots[-1].batch.end
-        journal.append({"t": "input_error", "prefix_end": end, "prefix_sha256": _prefix_digest(path, end),
-                        "message": str(run.input_error)})
+        journal.append(
+            {
+                "t": "input_error",
+                "prefix_end": end,
+                "prefix_sha256": _prefix_digest(path, end),
+                "message": str(run.input_error),
+            }
+        )
         error = BulkInputError(_input_error_message(run, job_id, success_path, error_path))
         annotate_unfinished(error, job_id, journal)
         raise error from run.input_error
-    summary = {"rows": splitter.rows, "batches": len(run.slots), "succeeded": run.counts[0], "failed": run.counts[1],
-               "nul": splitter.nul_count, "blank": splitter.blank_lines, "job": job_id,
-               "unsent": run.unsent_rows, "stop": run.stop_reason}
-    result = _finish(journal, {"t": "done", **summary}, ok_part, err_part, success_path, error_path, started,
-                     resumed=resumed, client=client)
+    summary = {
+        "rows": splitter.rows,
+        "batches": len(run.slots),
+        "succeeded": run.counts[0],
+        "failed": run.counts[1],
+        "nul": splitter.nul_count,
+        "blank": splitter.blank_lines,
+        "job": job_id,
+        "unsent": run.unsent_rows,
+        "stop": run.stop_reason,
+    }
+    result = _finish(
+        journal,
+        {"t": "done", **summary},
+        ok_part,
+        err_part,
+        success_path,
+        error_path,
+        started,
+        resumed=resumed,
+        client=client,
+    )
     if run.input_error is not None:  # in the first batch: nothing was sent, the job has no batch
-        raise BulkInputError(f"{run.input_error} -- no row was sent: job {job_id} got no batch and was closed; "
-                             "fix the file and run the command again") from run.input_error
+        raise BulkInputError(
+            f"{run.input_error} -- no row was sent: job {job_id} got no batch and was closed; "
+            "fix the file and run the command again"
+        ) from run.input_error
     return result
 
 
@@ -427,8 +542,18 @@ def _input_error_message(run: _Run, job_id: str, success_path: str, error_path: 
     )
 
 
-def _finish(journal: Journal, done: dict[str, Any], ok_part: str, err_part: str, success_path: str,
-            error_path: str, started: float, *, resumed: bool, client: BulkClient | Bulk2Client | None = None) -> LoadSummary:
+def _finish(
+    journal: Journal,
+    done: dict[str, Any],
+    ok_part: str,
+    err_part: str,
+    success_path: str,
+    error_path: str,
+    started: float,
+    *,
+    resumed: bool,
+    client: BulkClient | Bulk2Client | None = None,
+) -> LoadSummary:
     """Record the load as done, move the complete files onto their names, delete the journal."""
     if journal.last("done") is None:
         journal.append(done)
@@ -443,22 +568,51 @@ def _finish(journal: Journal, done: dict[str, Any], ok_part: str, err_part: str,
         shutil.rmtree(work, ignore_errors=True)
     reasons = error_reasons(error_path).most_common(5) if done["failed"] else []
     return LoadSummary(
-        job_id=done["job"], rows=done["rows"], batches=done["batches"], succeeded=done["succeeded"],
-        failed=done["failed"], nul_stripped=done["nul"], blank_lines=done["blank"],
-        retries=client.stats.retries if client else 0, resends=client.resends if client else 0,
-        seconds=time.monotonic() - started, success_path=success_path, error_path=error_path, resumed=resumed,
-        unsent_rows=done.get("unsent", 0), stop_reason=done.get("stop"), reasons=reasons,
+        job_id=done["job"],
+        rows=done["rows"],
+        batches=done["batches"],
+        succeeded=done["succeeded"],
+        failed=done["failed"],
+        nul_stripped=done["nul"],
+        blank_lines=done["blank"],
+        retries=client.stats.retries if client else 0,
+        resends=client.resends if client else 0,
+        seconds=time.monotonic() - started,
+        success_path=success_path,
+        error_path=error_path,
+        resumed=resumed,
+        unsent_rows=done.get("unsent", 0),
+        stop_reason=done.get("stop"),
+        reasons=reasons,
     )
 
 
 class _Run:
     """One run of the pipeline: upload, poll, download and merge, overlapped, every step journaled."""
 
-    def __init__(self, client: BulkClient, job_id: str, path: str, splitter: CsvSplitter, options: LoadOptions,
-                 progress: Progress, work: str, ok_part: str, err_part: str, journal: Journal, state: _Resume,
-                 notify: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        client: BulkClient,
+        job_id: str,
+        path: str,
+        splitter: CsvSplitter,
+        options: LoadOptions,
+        progress: Progress,
+        work: str,
+        ok_part: str,
+        err_part: str,
+        journal: Journal,
+        state: _Resume,
+        notify: Callable[[str], None],
+    ) -> None:
         self.client, self.job_id, self.path, self.splitter = client, job_id, path, splitter
-        self.options, self.progress, self.work, self.journal, self.state = options, progress, work, journal, state
+        self.options, self.progress, self.work, self.journal, self.state = (
+            options,
+            progress,
+            work,
+            journal,
+            state,
+        )
         self.ok_part, self.err_part, self.notify = ok_part, err_part, notify
         self.slots: list[_Slot] = []
         self.cv = threading.Condition()
@@ -505,14 +659,28 @@ class _Run:
                 if info is not None:
                     with self._lock:
                         self.orphans -= 1
-                    log.info("job %s: batch %d reached Salesforce before the interruption (%s); not sending it "
-                             "again", self.job_id, batch.index + 1, info.id)
+                    log.info(
+                        "job %s: batch %d reached Salesforce before the interruption (%s); not sending it "
+                        "again",
+                        self.job_id,
+                        batch.index + 1,
+                        info.id,
+                    )
             if info is None:
                 info = self.client.add_batch(self.job_id, batch.data, label=f"batch {batch.index + 1}")
             # Written at once (a kill -9 cannot lose it) but not fsync'ed on its own: after a power
             # cut a lost "sent" record is recovered from listBatches, like an upload cut mid-request.
-            self.journal.append({"t": "sent", "i": batch.index, "start": batch.start, "end": batch.end,
-                                 "rows": batch.rows, "id": info.id}, durable=False)
+            self.journal.append(
+                {
+                    "t": "sent",
+                    "i": batch.index,
+                    "start": batch.start,
+                    "end": batch.end,
+                    "rows": batch.rows,
+                    "id": info.id,
+                },
+                durable=False,
+            )
             with self.cv:
                 slot.batch_id = info.id
                 self.by_id[info.id] = slot
@@ -546,11 +714,19 @@ class _Run:
                 dest = os.path.join(self.work, name)
                 self.client.download_batch_results(self.job_id, slot.batch_id, dest)
                 slot.result_file = dest  # not fsync'ed: see _fetched_ok for what a power cut can leave
-            self.journal.append({"t": "fetched", "i": slot.batch.index, "file": name,
-                                 "size": os.path.getsize(slot.result_file) if slot.result_file else 0,
-                                 "state": info.state, "msg": info.state_message,
-                                 "processed": info.records_processed, "failed": info.records_failed},
-                                durable=False)  # lost in a power cut: the results are downloaded again
+            self.journal.append(
+                {
+                    "t": "fetched",
+                    "i": slot.batch.index,
+                    "file": name,
+                    "size": os.path.getsize(slot.result_file) if slot.result_file else 0,
+                    "state": info.state,
+                    "msg": info.state_message,
+                    "processed": info.records_processed,
+                    "failed": info.records_failed,
+                },
+                durable=False,
+            )  # lost in a power cut: the results are downloaded again
         except BaseException as exc:  # noqa: BLE001 - re-raised by the merger in order
             slot.fetch_error = exc
         finally:
@@ -571,16 +747,24 @@ class _Run:
             slot.info = info
             progressed = True
             self.progress.batch_done(info)
-            if (info.state == "Failed" and info.records_processed == 0 and not self.stop.is_set()
-                    and _FAILS_EVERY_BATCH.search(info.state_message or "")):
+            if (
+                info.state == "Failed"
+                and info.records_processed == 0
+                and not self.stop.is_set()
+                and _FAILS_EVERY_BATCH.search(info.state_message or "")
+            ):
                 self.stop_reason = info.state_message
-                self.stop_note = (f"{info.state_message} (not sent: batch {slot.batch.index + 1} failed as a whole "
-                                  "for this reason, which fails every batch)")
+                self.stop_note = (
+                    f"{info.state_message} (not sent: batch {slot.batch.index + 1} failed as a whole "
+                    "for this reason, which fails every batch)"
+                )
                 self.stop.set()
                 self.journal.append({"t": "stop", "reason": self.stop_reason, "note": self.stop_note})
-                self.notify(f"job {self.job_id}: batch {slot.batch.index + 1} failed as a whole: "
-                            f"{info.state_message}; every batch would fail the same way, so the remaining "
-                            "batches are not uploaded (their rows go to the error file with that reason)")
+                self.notify(
+                    f"job {self.job_id}: batch {slot.batch.index + 1} failed as a whole: "
+                    f"{info.state_message}; every batch would fail the same way, so the remaining "
+                    "batches are not uploaded (their rows go to the error file with that reason)"
+                )
             self.downloader.submit(self.fetch, slot)
         with self.cv:
             pending = [s.batch_id for s in self.slots if s.batch_id and s.info is None and not s.merged]
@@ -588,8 +772,13 @@ class _Run:
 
     def poller(self) -> None:
         try:
-            poll_until(self.check, job_id=self.job_id, timeout=self.options.timeout, stop=self.halt,
-                       backoff=Backoff(initial=self.options.poll_initial, factor=1.3, cap=self.options.poll_cap))
+            poll_until(
+                self.check,
+                job_id=self.job_id,
+                timeout=self.options.timeout,
+                stop=self.halt,
+                backoff=Backoff(initial=self.options.poll_initial, factor=1.3, cap=self.options.poll_cap),
+            )
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)
             self.stop.set()
@@ -621,8 +810,16 @@ class _Run:
             if boundary is not None:
                 writer.sync()
                 ok_bytes, err_bytes, ok, failed, upto = boundary
-                self.journal.append({"t": "merged", "i": upto, "ok_bytes": ok_bytes, "err_bytes": err_bytes,
-                                     "ok": ok, "failed": failed})
+                self.journal.append(
+                    {
+                        "t": "merged",
+                        "i": upto,
+                        "ok_bytes": ok_bytes,
+                        "err_bytes": err_bytes,
+                        "ok": ok,
+                        "failed": failed,
+                    }
+                )
                 boundary = None
             for name in uncovered:
                 os.unlink(name)
@@ -632,9 +829,12 @@ class _Run:
         try:
             while True:
                 with cv:
-                    while not self.errors and not self.halt.is_set() and not (
-                            index < len(slots) and slots[index].ready) and not (
-                            self.uploads_done.is_set() and index >= len(slots)):
+                    while (
+                        not self.errors
+                        and not self.halt.is_set()
+                        and not (index < len(slots) and slots[index].ready)
+                        and not (self.uploads_done.is_set() and index >= len(slots))
+                    ):
                         cv.wait(0.5)
                     if self.halt.is_set() or index >= len(slots) or not slots[index].ready:
                         break  # every batch written, or a failure: keep what is done, in order
@@ -685,9 +885,11 @@ class _Run:
                 known = set(self.state.batch_ids.values())
                 self.orphans = sum(1 for b in self.client.list_batches(self.job_id) if b.id not in known)
                 if self.orphans:
-                    self.notify(f"job {self.job_id}: {self.orphans} more batches reached Salesforce before the "
-                                "interruption without being recorded; each is matched to its rows, which are not "
-                                "sent again")
+                    self.notify(
+                        f"job {self.job_id}: {self.orphans} more batches reached Salesforce before the "
+                        "interruption without being recorded; each is matched to its rows, which are not "
+                        "sent again"
+                    )
             poll_thread.start()
             merge_thread.start()
             self._feed()
@@ -712,7 +914,9 @@ class _Run:
         if self.errors:
             raise self.errors[0]
         if self.orphans > 0:
-            log.warning("job %s: %d batches of the job match no batch of the input", self.job_id, self.orphans)
+            log.warning(
+                "job %s: %d batches of the job match no batch of the input", self.job_id, self.orphans
+            )
         if self.fatal and not any(s.batch_id for s in self.slots):
             raise BulkError(f"job {self.job_id}: no batch could be sent: {self.fatal[0]}") from self.fatal[0]
 
@@ -729,25 +933,37 @@ class _Run:
                 self.progress.split_done(self.splitter.rows, self.splitter.batches)
                 break
             except BulkInputError as exc:
-                self.input_error = exc  # bad input mid-file: finish what was sent (results written), then report it
+                self.input_error = (
+                    exc  # bad input mid-file: finish what was sent (results written), then report it
+                )
                 break
             index = batch.index
             batch_id = state.batch_ids.get(index)
             known = state.sent.get(index)
             if known is not None and (int(known["start"]), int(known["end"]), int(known["rows"])) != (
-                    batch.start, batch.end, batch.rows):
+                batch.start,
+                batch.end,
+                batch.rows,
+            ):
                 raise BulkInputError(
                     f"batch {index + 1} of the input (rows {batch.first_row + 1:,} to "
                     f"{batch.first_row + batch.rows:,}) is not the batch job {self.job_id} was sent: the file "
                     "changed where rows were already sent, so resuming could send rows twice; restore it, or "
-                    "add --restart")
+                    "add --restart"
+                )
             if index < state.merged or batch_id is not None:
                 slot = _Slot(_without_data(batch), batch_id=batch_id, merged=index < state.merged)
                 slot.ready = slot.merged
                 record = state.fetched.get(index)
                 if not slot.merged and batch_id and record is not None and self._fetched_ok(record):
-                    slot.info = BatchInfo(batch_id, self.job_id, record["state"], record.get("msg") or "",
-                                          int(record["processed"]), int(record["failed"]))
+                    slot.info = BatchInfo(
+                        batch_id,
+                        self.job_id,
+                        record["state"],
+                        record.get("msg") or "",
+                        int(record["processed"]),
+                        int(record["failed"]),
+                    )
                     slot.result_file = os.path.join(self.work, record["file"]) if record["file"] else None
                     slot.ready = True
                 with self.cv:
@@ -757,10 +973,19 @@ class _Run:
                     self.cv.notify_all()
                 if batch_id or slot.merged:
                     self.progress.sent(batch.rows)
-                if record is not None and (slot.merged or slot.info is not None):  # finished in an earlier run
-                    self.progress.batch_done(BatchInfo(batch_id or "", self.job_id, record["state"],
-                                                       record.get("msg") or "", int(record["processed"]),
-                                                       int(record["failed"])))
+                if record is not None and (
+                    slot.merged or slot.info is not None
+                ):  # finished in an earlier run
+                    self.progress.batch_done(
+                        BatchInfo(
+                            batch_id or "",
+                            self.job_id,
+                            record["state"],
+                            record.get("msg") or "",
+                            int(record["processed"]),
+                            int(record["failed"]),
+                        )
+                    )
                 continue
             self.in_flight.acquire()
             slot = _Slot(batch)
@@ -813,11 +1038,17 @@ class _Run:
         done = sum(1 for s in sent if s.info is not None)
         rows = sum(s.batch.rows for s in sent)
         more = "" if self.fed_all and not self.stop.is_set() else " so far"
-        state = "is closed in Salesforce (every batch was sent)" if self.job_closed else "stays open in Salesforce"
-        return (f"job {self.job_id} {state} with {len(sent)} batches "
-                f"({rows:,} rows) sent{more}, {done} of them processed, {self.merged_upto} batches' results "
-                "written; re-run the same command to resume (nothing is sent twice), or add --restart to abort "
-                "the job and start over")
+        state = (
+            "is closed in Salesforce (every batch was sent)"
+            if self.job_closed
+            else "stays open in Salesforce"
+        )
+        return (
+            f"job {self.job_id} {state} with {len(sent)} batches "
+            f"({rows:,} rows) sent{more}, {done} of them processed, {self.merged_upto} batches' results "
+            "written; re-run the same command to resume (nothing is sent twice), or add --restart to abort "
+            "the job and start over"
+        )
 
 
 def _without_data(batch: Batch) -> Batch:
@@ -840,5 +1071,14 @@ def _write_slot(writer: ResultWriter, path: str, splitter: CsvSplitter, slot: _S
         writer.add_batch(rows, result_rows(fh), message)
 
 
-__all__ = ["OPERATIONS", "LoadOptions", "LoadSummary", "Progress", "check_before_job", "check_resumable",
-           "default_outputs", "load_csv", "restart"]
+__all__ = [
+    "OPERATIONS",
+    "LoadOptions",
+    "LoadSummary",
+    "Progress",
+    "check_before_job",
+    "check_resumable",
+    "default_outputs",
+    "load_csv",
+    "restart",
+]

@@ -76,8 +76,9 @@ def _listing(fields: Sequence[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(fields)} columns)" if len(fields) > limit else "")
 
 
-def check_header(fields: Sequence[str], *, operation: str, external_id: str | None = None,
-                 source: str = "the input") -> InputPlan:
+def check_header(
+    fields: Sequence[str], *, operation: str, external_id: str | None = None, source: str = "the input"
+) -> InputPlan:
     """Refuse a header Salesforce would refuse; return what to send.
 
     Raises :class:`~sfbulk.errors.BulkInputError` (a usage/input error: exit status 2) naming
@@ -115,8 +116,10 @@ def check_header(fields: Sequence[str], *, operation: str, external_id: str | No
         )
     if operation == "upsert":
         if not external_id:
-            raise BulkInputError("--operation upsert needs --external-id naming the external id field "
-                                 "(e.g. --external-id Email__c)")
+            raise BulkInputError(
+                "--operation upsert needs --external-id naming the external id field "
+                "(e.g. --external-id Email__c)"
+            )
         if external_id.strip().lower() not in send_keys:
             raise BulkInputError(
                 f"{source}: --operation upsert --external-id {external_id} needs a {external_id} column "
@@ -127,13 +130,19 @@ def check_header(fields: Sequence[str], *, operation: str, external_id: str | No
     return InputPlan(fields, tuple(send), tuple(keep), note)
 
 
-def _from_result_file(fields: tuple[str, ...], keys: list[str], operation: str,
-                      external_id: str | None) -> tuple[list[int], list[str], str]:
+def _from_result_file(
+    fields: tuple[str, ...], keys: list[str], operation: str, external_id: str | None
+) -> tuple[list[int], list[str], str]:
     """A success/error file of ours as input: which columns to send, under which names."""
     id_col = keys.index("id") if "id" in keys else None
     sf_id = keys.index("sf__id") if "sf__id" in keys else None
-    rename = sf_id is not None and id_col is None and (
-        operation in _NEEDS_ID or (operation == "upsert" and (external_id or "").strip().lower() == "id"))
+    rename = (
+        sf_id is not None
+        and id_col is None
+        and (
+            operation in _NEEDS_ID or (operation == "upsert" and (external_id or "").strip().lower() == "id")
+        )
+    )
     keep: list[int] = []
     send: list[str] = []
     for i, (name, key) in enumerate(zip(fields, keys, strict=True)):
@@ -152,8 +161,15 @@ def _from_result_file(fields: tuple[str, ...], keys: list[str], operation: str,
     return keep, send, "a result file of sfbulk load as input: " + "; ".join(parts)
 
 
-def check_file(source: BinaryIO, name: str, *, operation: str, external_id: str | None = None,
-               encoding: str = "utf-8", nul: str = "strip") -> InputPlan:
+def check_file(
+    source: BinaryIO,
+    name: str,
+    *,
+    operation: str,
+    external_id: str | None = None,
+    encoding: str = "utf-8",
+    nul: str = "strip",
+) -> InputPlan:
     """Read the header of the open file ``source`` (then rewind it) and :func:`check_header` it."""
     header = read_header(source, encoding=encoding, nul=nul)
     source.seek(0)

@@ -47,8 +47,15 @@ def _count(n: float) -> str:
 class _Display(Progress):
     """The timer thread, the lock and the choice between a bar and plain lines."""
 
-    def __init__(self, *, tty: bool | None = None, interval: float = 5.0, stream: IO[str] | None = None,
-                 refresh: float = REFRESH, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        tty: bool | None = None,
+        interval: float = 5.0,
+        stream: IO[str] | None = None,
+        refresh: float = REFRESH,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.interval = interval
         self.clock = clock
@@ -58,10 +65,19 @@ class _Display(Progress):
         self._bar: Any = None
         use_bar = _isatty(self.stream) and _columns(self.stream) != 0 if tty is None else tty
         if use_bar:
-            self._bar = _Bar(self, file=self.stream, dynamic_ncols=True, leave=True, mininterval=refresh,
-                             bar_format=self.bar_format(), total=None)
+            self._bar = _Bar(
+                self,
+                file=self.stream,
+                dynamic_ncols=True,
+                leave=True,
+                mininterval=refresh,
+                bar_format=self.bar_format(),
+                total=None,
+            )
         period = refresh if use_bar else interval
-        self._thread = threading.Thread(target=self._tick, args=(period,), name="sfbulk-progress", daemon=True)
+        self._thread = threading.Thread(
+            target=self._tick, args=(period,), name="sfbulk-progress", daemon=True
+        )
         self._thread.start()
 
     # -- subclasses ---------------------------------------------------------------------------
@@ -249,13 +265,21 @@ class LoadDisplay(_Display):
         return self.rows_processed, rows
 
     def bar_format(self) -> str:
-        return ("{percentage:3.0f}%|{bar}| {done}/{of} rows processed [{elapsed}<{remaining}, {speed}] "
-                "sent {sent} · " + self.unit + " {batches} · failed {failed}")
+        return (
+            "{percentage:3.0f}%|{bar}| {done}/{of} rows processed [{elapsed}<{remaining}, {speed}] "
+            "sent {sent} · " + self.unit + " {batches} · failed {failed}"
+        )
 
     def narrow_formats(self) -> tuple[str, ...]:
-        return ("{percentage:3.0f}% {done}/{of} rows · sent {sent} · " + self.unit + " {batches} · failed {failed} "
-                "[{elapsed}<{remaining}, {speed}]",
-                "{percentage:3.0f}% {done}/{of} · " + self.unit + " {batches} · failed {failed} [{elapsed}<{remaining}]")
+        return (
+            "{percentage:3.0f}% {done}/{of} rows · sent {sent} · "
+            + self.unit
+            + " {batches} · failed {failed} "
+            "[{elapsed}<{remaining}, {speed}]",
+            "{percentage:3.0f}% {done}/{of} · "
+            + self.unit
+            + " {batches} · failed {failed} [{elapsed}<{remaining}]",
+        )
 
     def fields(self, elapsed: float) -> dict[str, Any]:
         rows, batches, exact = self.totals()
@@ -264,7 +288,9 @@ class LoadDisplay(_Display):
         failed = _count(self.rows_failed)
         if self.batches_failed:
             one = self.unit[:-2] if self.unit.endswith("es") else self.unit[:-1]
-            failed += f" (+{self.batches_failed} {one if self.batches_failed == 1 else self.unit} failed whole)"
+            failed += (
+                f" (+{self.batches_failed} {one if self.batches_failed == 1 else self.unit} failed whole)"
+            )
         return {
             "done": _count(self.rows_processed),
             "of": "?" if rows is None else mark + _count(rows),
@@ -283,9 +309,11 @@ class LoadDisplay(_Display):
         eta = ""
         if rows and rate > 0 and self.rows_processed < rows:
             eta = f", ETA {_clock((rows - self.rows_processed) / rate)}"
-        return (f"progress: {f['done']} of {f['of']} rows processed{pct}, {f['sent']} sent, "
-                f"{self.unit} {f['batches']} done, {f['failed']} failed, {f['speed']}, "
-                f"elapsed {_clock(elapsed)}{eta}")
+        return (
+            f"progress: {f['done']} of {f['of']} rows processed{pct}, {f['sent']} sent, "
+            f"{self.unit} {f['batches']} done, {f['failed']} failed, {f['speed']}, "
+            f"elapsed {_clock(elapsed)}{eta}"
+        )
 
 
 class ExtractDisplay(_Display):
@@ -322,14 +350,19 @@ class ExtractDisplay(_Display):
 
     def fields(self, elapsed: float) -> dict[str, Any]:
         rate = self.records / elapsed if elapsed > 0 else 0.0
-        return {"done": _count(self.records), "files": f"{self.files_done}/{self.files_total}",
-                "batches": str(self.batches_done),
-                "speed": f"{rate:,.0f} records/s" if self.records else "- records/s"}
+        return {
+            "done": _count(self.records),
+            "files": f"{self.files_done}/{self.files_total}",
+            "batches": str(self.batches_done),
+            "speed": f"{rate:,.0f} records/s" if self.records else "- records/s",
+        }
 
     def line(self) -> str:
         f = self.fields(self.elapsed())
-        return (f"progress: {f['done']} records, result files {f['files']} downloaded, "
-                f"{f['batches']} batches done, {f['speed']}, elapsed {_clock(self.elapsed())}")
+        return (
+            f"progress: {f['done']} records, result files {f['files']} downloaded, "
+            f"{f['batches']} batches done, {f['speed']}, elapsed {_clock(self.elapsed())}"
+        )
 
 
 __all__ = ["ExtractDisplay", "LoadDisplay"]

@@ -35,8 +35,9 @@ def parse_header(header: bytes) -> list[str]:
     return next(csv.reader(io.StringIO(header.decode("utf-8"), newline="")), [])
 
 
-def input_records(path: str, batch: Batch, encoding: str, nul: str = "strip",
-                  sent: Callable[[bytes], bytes] | None = None) -> list[str]:
+def input_records(
+    path: str, batch: Batch, encoding: str, nul: str = "strip", sent: Callable[[bytes], bytes] | None = None
+) -> list[str]:
     """The batch's input records as sent, each as its CSV text without the line terminator.
 
     Records are written back verbatim (the user's own quoting), so they are cut, not parsed: a
@@ -98,17 +99,27 @@ def result_rows(stream: IO[str]) -> Iterator[Sequence[str]]:
     try:
         i_id, i_ok, i_created, i_error = (names.index(n) for n in ("id", "success", "created", "error"))
     except ValueError:
-        raise BulkError(f"unexpected batch result header {header!r}; expected Id, Success, Created, Error") from None
+        raise BulkError(
+            f"unexpected batch result header {header!r}; expected Id, Success, Created, Error"
+        ) from None
     if (i_id, i_ok, i_created, i_error) == (0, 1, 2, 3) and len(names) == 4:
-        return filter(None, reader)  # Salesforce's own column order: the rows as they are (blank ones skipped)
+        return filter(
+            None, reader
+        )  # Salesforce's own column order: the rows as they are (blank ones skipped)
     return ((row[i_id], row[i_ok], row[i_created], row[i_error]) for row in reader if row)
 
 
 class ResultWriter:
     """Writes ``success.csv`` and ``error.csv``; call :meth:`add_batch` in batch order."""
 
-    def __init__(self, success_path: str, error_path: str, fields: list[str], *,
-                 resume: tuple[int, int, int, int] | None = None) -> None:
+    def __init__(
+        self,
+        success_path: str,
+        error_path: str,
+        fields: list[str],
+        *,
+        resume: tuple[int, int, int, int] | None = None,
+    ) -> None:
         """``resume`` = (success bytes, error bytes, succeeded, failed) of files written by an
         interrupted run: they are cut back to those lengths and appended to (no header written)."""
         self.success_path = success_path
@@ -156,7 +167,9 @@ class ResultWriter:
         good: list[str] = []
         bad: list[str] = []
         paired = 0
-        for record, res in zip(records, it, strict=False):  # one result per row, same order (bulk-api.md §1.9)
+        for record, res in zip(
+            records, it, strict=False
+        ):  # one result per row, same order (bulk-api.md §1.9)
             rid, success, created, error = res
             paired += 1
             if success == "true" or success.strip().lower() == "true":
@@ -248,4 +261,13 @@ def strip_result_columns(error_csv: str, out: IO[str]) -> int:
         return count
 
 
-__all__ = ["RESULT_COLUMNS", "ResultWriter", "error_reasons", "input_records", "normalise_reason", "parse_header", "result_rows", "strip_result_columns"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "ResultWriter",
+    "error_reasons",
+    "input_records",
+    "normalise_reason",
+    "parse_header",
+    "result_rows",
+    "strip_result_columns",
+]

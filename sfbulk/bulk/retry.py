@@ -37,7 +37,10 @@ def is_transient(exc: BaseException) -> bool:
     # refresh-and-replay (tokens revoked twice in a row): the request was rejected before Salesforce
     # did anything, so another round (which refreshes again) is safe.
     # (Bulk 1.0 says InvalidSessionId, Bulk API 2.0 and REST say INVALID_SESSION_ID.)
-    return exc.status in TRANSIENT_STATUSES or exc.exception_code in ("InvalidSessionId", "INVALID_SESSION_ID")
+    return exc.status in TRANSIENT_STATUSES or exc.exception_code in (
+        "InvalidSessionId",
+        "INVALID_SESSION_ID",
+    )
 
 
 @dataclass

@@ -43,13 +43,17 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More logging (-v INFO, -vv DEBUG). Secrets are always masked.")
+@click.option(
+    "-v", "--verbose", count=True, help="More logging (-v INFO, -vv DEBUG). Secrets are always masked."
+)
 @click.version_option(package_name="sfbulk")
 def cli(verbose: int) -> None:
     """sfbulk: the Salesforce Bulk connector, its mediation engine and a local Bulk API emulator."""
     install_log_redaction()
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def main() -> None:

@@ -52,34 +52,78 @@ CONNECTION_SETTINGS = {
 def connection_options(fn: Any) -> Any:
     """The connection flags shared by load and extract."""
     opts = [
-        click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="SFBULK_CONFIG",
-                     help="YAML file with connection settings (keys: api_url, api_version, access_token, "
-                          "refresh_token, client_id, client_secret, token_endpoint, ca_file, registry)."),
-        click.option("--api-url", help="Instance URL, e.g. https://example.my.salesforce.com [SFBULK_API_URL]."),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(dir_okay=False),
+            envvar="SFBULK_CONFIG",
+            help="YAML file with connection settings (keys: api_url, api_version, access_token, "
+            "refresh_token, client_id, client_secret, token_endpoint, ca_file, registry).",
+        ),
+        click.option(
+            "--api-url", help="Instance URL, e.g. https://example.my.salesforce.com [SFBULK_API_URL]."
+        ),
         click.option("--api-version", help="Bulk API version (default 62.0) [SFBULK_API_VERSION]."),
         click.option("--access-token", help="Access token / session id [SFBULK_ACCESS_TOKEN]."),
         click.option("--refresh-token", help="OAuth refresh token [SFBULK_REFRESH_TOKEN]."),
         click.option("--client-id", help="Connected app consumer key [SFBULK_CLIENT_ID]."),
         click.option("--client-secret", help="Connected app consumer secret [SFBULK_CLIENT_SECRET]."),
-        click.option("--token-endpoint", help="OAuth host (default https://login.salesforce.com) "
-                                              "[SFBULK_TOKEN_ENDPOINT]."),
-        click.option("--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."),
-        click.option("--http-timeout", type=click.FloatRange(0, MAX_HTTP_TIMEOUT, min_open=True),
-                     help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT]."),
-        click.option("--registry", "registry_dir", type=click.Path(file_okay=False), envvar="SFBULK_REGISTRY",
-                     help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY]."),
-        click.option("--api", "bulk_api", type=click.Choice(["1", "2"]), default="1", show_default=True,
-                     help="Bulk API version: 1 (Bulk API 1.0 batches) or 2 (Bulk API 2.0 jobs; see docs/bulk2.md)."),
-        click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True,
-                     help="Parallel uploads/downloads (with --api 2: jobs and result pages)."),
-        click.option("--timeout", "poll_timeout", type=click.FloatRange(0, min_open=True), default=7200.0,
-                     show_default=True, help="Overall seconds to wait for Salesforce to process the job (above 0)."),
-        click.option("--progress/--no-progress", default=None,
-                     help="Progress bar (default: on a terminal; plain periodic lines otherwise)."),
-        click.option("--progress-interval", type=click.FloatRange(0.1, 3600), default=5.0, show_default=True,
-                     envvar="SFBULK_PROGRESS_INTERVAL",
-                     help="Seconds between plain progress lines (no terminal, or --no-progress) "
-                          "[SFBULK_PROGRESS_INTERVAL]."),
+        click.option(
+            "--token-endpoint",
+            help="OAuth host (default https://login.salesforce.com) [SFBULK_TOKEN_ENDPOINT].",
+        ),
+        click.option(
+            "--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."
+        ),
+        click.option(
+            "--http-timeout",
+            type=click.FloatRange(0, MAX_HTTP_TIMEOUT, min_open=True),
+            help="Seconds per HTTP call, above 0 (default 60) [SFBULK_HTTP_TIMEOUT].",
+        ),
+        click.option(
+            "--registry",
+            "registry_dir",
+            type=click.Path(file_okay=False),
+            envvar="SFBULK_REGISTRY",
+            help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY].",
+        ),
+        click.option(
+            "--api",
+            "bulk_api",
+            type=click.Choice(["1", "2"]),
+            default="1",
+            show_default=True,
+            help="Bulk API version: 1 (Bulk API 1.0 batches) or 2 (Bulk API 2.0 jobs; see docs/bulk2.md).",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(1, 32),
+            default=4,
+            show_default=True,
+            help="Parallel uploads/downloads (with --api 2: jobs and result pages).",
+        ),
+        click.option(
+            "--timeout",
+            "poll_timeout",
+            type=click.FloatRange(0, min_open=True),
+            default=7200.0,
+            show_default=True,
+            help="Overall seconds to wait for Salesforce to process the job (above 0).",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Progress bar (default: on a terminal; plain periodic lines otherwise).",
+        ),
+        click.option(
+            "--progress-interval",
+            type=click.FloatRange(0.1, 3600),
+            default=5.0,
+            show_default=True,
+            envvar="SFBULK_PROGRESS_INTERVAL",
+            help="Seconds between plain progress lines (no terminal, or --no-progress) "
+            "[SFBULK_PROGRESS_INTERVAL].",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -105,8 +149,9 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
         known = {key for _, _, key in CONNECTION_SETTINGS.values()} | {"registry"}
         unknown = sorted(set(loaded) - known)
         if unknown:
-            raise click.UsageError(f"--config {path}: unknown setting(s) {', '.join(unknown)}; "
-                                   f"known: {', '.join(sorted(known))}")
+            raise click.UsageError(
+                f"--config {path}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         config = loaded
     params: dict[str, str] = {}
     origins: dict[str, str] = {}  # init parameter -> where the user set it (for messages)
@@ -126,8 +171,10 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     if "apiUrl" not in params:
         raise click.UsageError("no Salesforce URL: pass --api-url, set SFBULK_API_URL or api_url in --config")
     if not params.get("accessToken") and not params.get("refreshToken"):
-        raise click.UsageError("no credentials: give an access token, or a refresh token with client id/secret "
-                               "(flags, SFBULK_* variables or --config)")
+        raise click.UsageError(
+            "no credentials: give an access token, or a refresh token with client id/secret "
+            "(flags, SFBULK_* variables or --config)"
+        )
     if params.get("refreshToken") and not params.get("accessToken"):
         params["accessToken"] = "-"  # a seed: the first answer is InvalidSessionId, then refresh-and-replay
     kwargs.setdefault("registry_dir", None)
@@ -145,8 +192,10 @@ def _check_values(params: dict[str, str], origins: dict[str, str]) -> None:
             if not 0 < seconds <= MAX_HTTP_TIMEOUT:
                 raise ValueError
         except ValueError:
-            raise click.UsageError(f"{origins['timeout']} must be a number of seconds above 0 and at most "
-                                   f"{MAX_HTTP_TIMEOUT:g}, got {params['timeout']!r}") from None
+            raise click.UsageError(
+                f"{origins['timeout']} must be a number of seconds above 0 and at most "
+                f"{MAX_HTTP_TIMEOUT:g}, got {params['timeout']!r}"
+            ) from None
     ca_file = params.get("caFile")
     if ca_file and not os.path.isfile(ca_file):
         why = "is a folder" if os.path.isdir(ca_file) else "does not exist"
@@ -178,8 +227,10 @@ _TEMP_NAME = re.compile(r"tmp[a-z0-9_]{8}").fullmatch  # tempfile's names
 _ORIGINS: dict[str, str] = {}
 
 #: connector init parameter -> how the user sets it, for messages that name the parameter
-_PARAM_LABELS = {param: f"--{option.replace('_', '-')} / {env}"
-                 for option, (param, env, _key) in CONNECTION_SETTINGS.items()}
+_PARAM_LABELS = {
+    param: f"--{option.replace('_', '-')} / {env}"
+    for option, (param, env, _key) in CONNECTION_SETTINGS.items()
+}
 
 
 def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
@@ -187,17 +238,25 @@ def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
     wrote: the flag, variable or config key that set it, else ``--ca-file / SFBULK_CA_FILE``."""
     origins = origins or {}
     if text.startswith("init: "):
-        text = text[len("init: "):]
+        text = text[len("init: ") :]
         head, sep, rest = text.partition(" ")
-        if head == "timeout" or head == "parameter":  # "timeout must be ...", "parameter 'apiUrl' is required"
-            text = (origins.get("timeout") or _PARAM_LABELS["timeout"]) + sep + rest if head == "timeout" else text
+        if (
+            head == "timeout" or head == "parameter"
+        ):  # "timeout must be ...", "parameter 'apiUrl' is required"
+            text = (
+                (origins.get("timeout") or _PARAM_LABELS["timeout"]) + sep + rest
+                if head == "timeout"
+                else text
+            )
     for param, label in _PARAM_LABELS.items():
         if param != "timeout" and param in text:
             text = re.sub(rf"'?\b{param}\b'?", origins.get(param) or label, text)
     return text
 
 
-def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None) -> str | None:
+def cached_token_note(
+    params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None
+) -> str | None:
     """Why the given credentials may not be sent: a fresh token cached for the same identity is used.
 
     Read-only: asks the token manager the connection will use (``sfbulk.connector.auth``), which serves a
@@ -223,11 +282,15 @@ def cached_token_note(params: dict[str, str], registry_dir: str, origins: dict[s
     age = time.time() - stamp / 1000
     origins = origins or {}
     if params.get("accessToken") not in (None, "", "-"):
-        ignored = f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
+        ignored = (
+            f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
+        )
     else:
         ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
-    return (f"using the access token cached for these credentials in {registry.path(key)} "
-            f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}")
+    return (
+        f"using the access token cached for these credentials in {registry.path(key)} "
+        f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}"
+    )
 
 
 def _INIT_NAMES() -> tuple[str, ...]:  # noqa: N802 - a lazily imported constant
@@ -269,8 +332,9 @@ def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = Non
     interval = float(kwargs.get("progress_interval") or 5.0)
     if kind == "load":
         size = os.path.getsize(source) if source and os.path.exists(source) else 0
-        return LoadDisplay(size, tty=tty, interval=interval,
-                           unit="jobs" if kwargs.get("bulk_api") == "2" else "batches")
+        return LoadDisplay(
+            size, tty=tty, interval=interval, unit="jobs" if kwargs.get("bulk_api") == "2" else "batches"
+        )
     return ExtractDisplay(tty=tty, interval=interval)
 
 
@@ -306,6 +370,7 @@ def _job_exits(fn: Any) -> Any:
         _watch = _JobWatch()
         previous = None
         if threading.current_thread() is threading.main_thread():
+
             def on_term(signum: int, frame: Any) -> None:
                 _watch.signum = signal.Signals(signum)
                 raise KeyboardInterrupt
@@ -320,8 +385,11 @@ def _job_exits(fn: Any) -> Any:
             # Before the job existed, or a second Ctrl-C while in-flight requests were finishing:
             # the journal holds everything done so far, so stopping now loses nothing.
             if _watch.job_id:
-                click.echo(f"interrupted: job {_watch.job_id} stays open; re-run the same command to resume "
-                           "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+                click.echo(
+                    f"interrupted: job {_watch.job_id} stays open; re-run the same command to resume "
+                    "(nothing is sent twice), or add --restart to abort the job and start over",
+                    err=True,
+                )
             else:
                 click.echo("interrupted before a job was created: nothing was sent", err=True)
             _exit_now(128 + int(_watch.signum))
@@ -349,8 +417,11 @@ def _fail(exc: SfBulkError) -> None:
     job_id = getattr(exc, "job_id", None) or _watch.job_id
     journal = getattr(exc, "journal", None)
     if job_id and journal and os.path.exists(journal):
-        click.echo(f"job {job_id}: not finished; {journal} keeps its progress: re-run the same command to resume "
-                   "(nothing is sent twice), or add --restart to abort the job and start over", err=True)
+        click.echo(
+            f"job {job_id}: not finished; {journal} keeps its progress: re-run the same command to resume "
+            "(nothing is sent twice), or add --restart to abort the job and start over",
+            err=True,
+        )
     elif job_id and str(job_id) not in str(exc):
         click.echo(f"job {job_id}: stopped", err=True)
     sys.exit(EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED)
@@ -361,48 +432,99 @@ def _fail_io(exc: OSError) -> None:
     sys.exit(EXIT_USAGE)
 
 
-def _check_api_flags(api2: bool, *, max_job_bytes: int | None = None, serial: bool = False,
-                     batch_size: int | None = None) -> None:
+def _check_api_flags(
+    api2: bool, *, max_job_bytes: int | None = None, serial: bool = False, batch_size: int | None = None
+) -> None:
     """Flags of one Bulk API version given with the other are usage errors, not silently ignored."""
     source = click.get_current_context().get_parameter_source
     if not api2 and max_job_bytes is not None:
         raise click.UsageError("--max-job-bytes applies to Bulk API 2.0 jobs: add --api 2, or drop it")
     if api2 and serial:
-        raise click.UsageError("--serial is a Bulk API 1.0 setting (2.0 jobs have no concurrency mode): drop it, "
-                               "or use --api 1")
-    if api2 and batch_size is not None and source("batch_size") not in (None, click.core.ParameterSource.DEFAULT):
-        raise click.UsageError("--batch-size is a Bulk API 1.0 setting (Salesforce cuts 2.0 jobs itself; "
-                               "--max-job-bytes sets the size of each job): drop it, or use --api 1")
+        raise click.UsageError(
+            "--serial is a Bulk API 1.0 setting (2.0 jobs have no concurrency mode): drop it, or use --api 1"
+        )
+    if (
+        api2
+        and batch_size is not None
+        and source("batch_size") not in (None, click.core.ParameterSource.DEFAULT)
+    ):
+        raise click.UsageError(
+            "--batch-size is a Bulk API 1.0 setting (Salesforce cuts 2.0 jobs itself; "
+            "--max-job-bytes sets the size of each job): drop it, or use --api 1"
+        )
 
 
 @click.command("load")
 @click.argument("csv_file", required=False, type=click.Path(dir_okay=False))
 @click.option("--object", "sobject", required=True, help="sObject to load, e.g. Contact.")
-@click.option("--operation", type=click.Choice(["insert", "update", "upsert", "delete", "hardDelete"]),
-              default="insert", show_default=True)
+@click.option(
+    "--operation",
+    type=click.Choice(["insert", "update", "upsert", "delete", "hardDelete"]),
+    default="insert",
+    show_default=True,
+)
 @click.option("--external-id", help="External id field for upsert.")
 @click.option("--serial", is_flag=True, help="Serial concurrency mode (avoids UNABLE_TO_LOCK_ROW).")
-@click.option("--batch-size", type=click.IntRange(1, 10_000), default=10_000, show_default=True,
-              help="Records per batch (Salesforce's maximum is 10,000; batches also stay under 10,000,000 bytes).")
-@click.option("--encoding", default="utf-8", show_default=True, help="Encoding of the input file (sent as UTF-8).")
-@click.option("--reject-nul", is_flag=True, help="Fail on NUL bytes instead of stripping them (with a warning).")
-@click.option("--success", "success_path", type=click.Path(dir_okay=False),
-              help="Success file (default: <input>.success.csv next to the input).")
-@click.option("--errors", "error_path", type=click.Path(dir_okay=False),
-              help="Error file (default: <input>.error.csv next to the input).")
-@click.option("--retry-failed", type=click.Path(exists=True, dir_okay=False),
-              help="Reload only the rows of this error file (written by an earlier load).")
-@click.option("--max-job-bytes", type=click.IntRange(1_000, 100_000_000), default=None,
-              help="--api 2: CSV bytes per job; larger input is split into several jobs run in parallel "
-                   "(default and maximum 100,000,000).")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(1, 10_000),
+    default=10_000,
+    show_default=True,
+    help="Records per batch (Salesforce's maximum is 10,000; batches also stay under 10,000,000 bytes).",
+)
+@click.option(
+    "--encoding", default="utf-8", show_default=True, help="Encoding of the input file (sent as UTF-8)."
+)
+@click.option(
+    "--reject-nul", is_flag=True, help="Fail on NUL bytes instead of stripping them (with a warning)."
+)
+@click.option(
+    "--success",
+    "success_path",
+    type=click.Path(dir_okay=False),
+    help="Success file (default: <input>.success.csv next to the input).",
+)
+@click.option(
+    "--errors",
+    "error_path",
+    type=click.Path(dir_okay=False),
+    help="Error file (default: <input>.error.csv next to the input).",
+)
+@click.option(
+    "--retry-failed",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Reload only the rows of this error file (written by an earlier load).",
+)
+@click.option(
+    "--max-job-bytes",
+    type=click.IntRange(1_000, 100_000_000),
+    default=None,
+    help="--api 2: CSV bytes per job; larger input is split into several jobs run in parallel "
+    "(default and maximum 100,000,000).",
+)
 @connection_options
-@click.option("--restart", is_flag=True,
-              help="Abort the job an interrupted run left unfinished (see its journal) and start over.")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Abort the job an interrupted run left unfinished (see its journal) and start over.",
+)
 @_job_exits
-def load_command(csv_file: str | None, sobject: str, operation: str, external_id: str | None, serial: bool,
-                 batch_size: int, encoding: str, reject_nul: bool, success_path: str | None,
-                 error_path: str | None, retry_failed: str | None, restart: bool, max_job_bytes: int | None,
-                 **kwargs: Any) -> None:
+def load_command(
+    csv_file: str | None,
+    sobject: str,
+    operation: str,
+    external_id: str | None,
+    serial: bool,
+    batch_size: int,
+    encoding: str,
+    reject_nul: bool,
+    success_path: str | None,
+    error_path: str | None,
+    retry_failed: str | None,
+    restart: bool,
+    max_job_bytes: int | None,
+    **kwargs: Any,
+) -> None:
     """Load CSV_FILE into Salesforce with the Bulk API; write success and error CSVs in input order.
 
     An interrupted load (Ctrl-C, kill, timeout, network failure) resumes when the same command is
@@ -422,8 +544,9 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
             import tempfile
 
             base = retry_failed[:-4] if retry_failed.lower().endswith(".csv") else retry_failed
-            fd, tmp = tempfile.mkstemp(prefix=".sfbulk-retry-", suffix=".csv",
-                                       dir=os.path.dirname(os.path.abspath(retry_failed)))
+            fd, tmp = tempfile.mkstemp(
+                prefix=".sfbulk-retry-", suffix=".csv", dir=os.path.dirname(os.path.abspath(retry_failed))
+            )
             with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
                 count = strip_result_columns(retry_failed, out)
             click.echo(f"retrying {count:,} failed rows from {retry_failed}", err=True)
@@ -434,10 +557,19 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
         elif not os.path.exists(source or ""):
             raise click.UsageError(f"input file {source} does not exist")
         assert source is not None
-        options = LoadOptions(object=sobject, operation=operation, external_id=external_id, serial=serial,
-                              batch_size=batch_size, concurrency=kwargs["concurrency"], encoding=encoding,
-                              nul="reject" if reject_nul else "strip", timeout=kwargs["poll_timeout"],
-                              success_path=success_path, error_path=error_path)
+        options = LoadOptions(
+            object=sobject,
+            operation=operation,
+            external_id=external_id,
+            serial=serial,
+            batch_size=batch_size,
+            concurrency=kwargs["concurrency"],
+            encoding=encoding,
+            nul="reject" if reject_nul else "strip",
+            timeout=kwargs["poll_timeout"],
+            success_path=success_path,
+            error_path=error_path,
+        )
         if retry_failed is None:
             from sfbulk.bulk.load import default_outputs
 
@@ -448,8 +580,14 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
             from sfbulk.bulk.precheck import check_file
 
             with open(source, "rb") as head:
-                plan = check_file(head, source, operation=operation, external_id=external_id,
-                                  encoding=encoding, nul=options.nul)
+                plan = check_file(
+                    head,
+                    source,
+                    operation=operation,
+                    external_id=external_id,
+                    encoding=encoding,
+                    nul=options.nul,
+                )
             if plan.note:
                 click.echo(f"note: {source}: {plan.note}", err=True)
         options.restart, options.notify = restart, _watch.note
@@ -460,7 +598,9 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
             if api2:
                 from sfbulk.bulk.v2.load import MAX_JOB_BYTES, load_csv_v2
 
-                summary = load_csv_v2(conn, source, options, progress, max_job_bytes=max_job_bytes or MAX_JOB_BYTES)
+                summary = load_csv_v2(
+                    conn, source, options, progress, max_job_bytes=max_job_bytes or MAX_JOB_BYTES
+                )
             else:
                 summary = load_csv(conn, source, options, progress)
         finally:
@@ -492,13 +632,22 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
     if summary.blank_lines:
         click.echo(f"warning: {summary.blank_lines:,} blank lines were skipped", err=True)
     if summary.retries:
-        click.echo(f"note: {summary.retries} transient failures retried "
-                   f"({summary.resends} batches re-sent after checking they were not created)", err=True)
+        click.echo(
+            f"note: {summary.retries} transient failures retried "
+            f"({summary.resends} batches re-sent after checking they were not created)",
+            err=True,
+        )
     if summary.stop_reason:
-        unsent = (f"{summary.unsent_rows:,} rows were not sent (they are in the error file)" if summary.unsent_rows
-                  else "every batch had been uploaded before it was known")
-        click.echo(f"stopped uploading: a batch failed with {summary.stop_reason}, which fails every batch; "
-                   f"{unsent}", err=True)
+        unsent = (
+            f"{summary.unsent_rows:,} rows were not sent (they are in the error file)"
+            if summary.unsent_rows
+            else "every batch had been uploaded before it was known"
+        )
+        click.echo(
+            f"stopped uploading: a batch failed with {summary.stop_reason}, which fails every batch; "
+            f"{unsent}",
+            err=True,
+        )
     if summary.reasons:
         click.echo("top error reasons:", err=True)
         for reason, count in summary.reasons:
@@ -516,18 +665,40 @@ def load_command(csv_file: str | None, sobject: str, operation: str, external_id
 @click.argument("soql")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Output CSV file.")
 @click.option("--all", "query_all", is_flag=True, help="queryAll: include deleted and archived records.")
-@click.option("--pk-chunking", "pk_chunking", is_flag=False, flag_value="true", default=None,
-              metavar="[SIZE]", help="Split the query by record id ranges (optional chunk size, max 250,000).")
+@click.option(
+    "--pk-chunking",
+    "pk_chunking",
+    is_flag=False,
+    flag_value="true",
+    default=None,
+    metavar="[SIZE]",
+    help="Split the query by record id ranges (optional chunk size, max 250,000).",
+)
 @click.option("--object", "sobject", help="Object of the query job (default: the FROM object).")
-@click.option("--max-records", type=click.IntRange(1, 1_000_000), default=None,
-              help="--api 2: records per result page (Salesforce's maxRecords; default 50,000); pages are "
-                   "downloaded in parallel.")
+@click.option(
+    "--max-records",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="--api 2: records per result page (Salesforce's maxRecords; default 50,000); pages are "
+    "downloaded in parallel.",
+)
 @connection_options
-@click.option("--restart", is_flag=True,
-              help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.")
+@click.option(
+    "--restart",
+    is_flag=True,
+    help="Abandon the job an interrupted extract left unfinished (see its journal) and start over.",
+)
 @_job_exits
-def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str | None, sobject: str | None,
-                    restart: bool, max_records: int | None, **kwargs: Any) -> None:
+def extract_command(
+    soql: str,
+    out_path: str,
+    query_all: bool,
+    pk_chunking: str | None,
+    sobject: str | None,
+    restart: bool,
+    max_records: int | None,
+    **kwargs: Any,
+) -> None:
     """Extract the records of SOQL into one CSV file (streamed to disk, header once).
 
     An interrupted extract resumes when the same command is run again (same job, only the result
@@ -538,12 +709,21 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
     try:
         pk_chunking_header(pk_chunking)
         if kwargs.get("bulk_api") == "2" and sobject:
-            raise click.UsageError("--object is a Bulk API 1.0 setting (a 2.0 query job takes its object from the "
-                                   "query): drop it, or use --api 1")
+            raise click.UsageError(
+                "--object is a Bulk API 1.0 setting (a 2.0 query job takes its object from the "
+                "query): drop it, or use --api 1"
+            )
         if kwargs.get("bulk_api") != "2" and max_records is not None:
-            raise click.UsageError("--max-records applies to Bulk API 2.0 result pages: add --api 2, or drop it")
-        options = ExtractOptions(query_all=query_all, pk_chunking=pk_chunking, object=sobject,
-                                 concurrency=kwargs["concurrency"], timeout=kwargs["poll_timeout"])
+            raise click.UsageError(
+                "--max-records applies to Bulk API 2.0 result pages: add --api 2, or drop it"
+            )
+        options = ExtractOptions(
+            query_all=query_all,
+            pk_chunking=pk_chunking,
+            object=sobject,
+            concurrency=kwargs["concurrency"],
+            timeout=kwargs["poll_timeout"],
+        )
         options.restart, options.notify = restart, _watch.note
         conn = open_connection(kwargs)
         progress = _watch.progress = progress_display("extract", kwargs)
@@ -551,7 +731,9 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
             if kwargs.get("bulk_api") == "2":
                 from sfbulk.bulk.v2.extract import PAGE_RECORDS, extract_v2
 
-                summary = extract_v2(conn, soql, out_path, options, progress, page_records=max_records or PAGE_RECORDS)
+                summary = extract_v2(
+                    conn, soql, out_path, options, progress, page_records=max_records or PAGE_RECORDS
+                )
             else:
                 summary = extract(conn, soql, out_path, options, progress)
         finally:
@@ -563,8 +745,11 @@ def extract_command(soql: str, out_path: str, query_all: bool, pk_chunking: str 
     except OSError as exc:  # unreadable input, unwritable output folder, full disk
         _fail_io(exc)
     if kwargs.get("bulk_api") == "2":
-        click.echo(f"job {summary.job_id}: {summary.rows:,} records (Bulk API 2.0, {summary.result_files} result "
-                   f"pages) written to {summary.out_path} in {summary.seconds:.1f} s", err=True)
+        click.echo(
+            f"job {summary.job_id}: {summary.rows:,} records (Bulk API 2.0, {summary.result_files} result "
+            f"pages) written to {summary.out_path} in {summary.seconds:.1f} s",
+            err=True,
+        )
     else:
         click.echo(
             f"job {summary.job_id}: {summary.rows:,} records from {summary.batches} batches "

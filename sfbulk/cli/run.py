@@ -131,19 +131,33 @@ def _readable(body: bytes, content_type: str) -> str:
 @click.option(
     "--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle to verify HTTPS backends."
 )
-@click.option("--token-endpoint", default=None, metavar="URL",
-              help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
-                   "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
-                   "or an emulator's URL.")
-@click.option("--lenient", is_flag=True,
-              help="Report parameters a connector operation does not declare as warnings, not errors "
-                   "(for configs that pass extra parameters on purpose; they are ignored).")
-@click.option("--file-root", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Directory that operations' file paths (uploadJobData and result filePath) must lie under.")
+@click.option(
+    "--token-endpoint",
+    default=None,
+    metavar="URL",
+    help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
+    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
+    "or an emulator's URL.",
+)
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Report parameters a connector operation does not declare as warnings, not errors "
+    "(for configs that pass extra parameters on purpose; they are ignored).",
+)
+@click.option(
+    "--file-root",
+    default=".",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Directory that operations' file paths (uploadJobData and result filePath) must lie under.",
+)
 @click.option("--include", "-i", is_flag=True, help="Print the response headers too.")
 @click.option("--raw", is_flag=True, help="Print the body exactly as received (no indentation).")
-@allow_host_options("Without --allow-host or --settings, run trusts its input and checks no host; with them, "
-                    "Salesforce's domains and the --token-endpoint host:port are allowed too, as for serve.")
+@allow_host_options(
+    "Without --allow-host or --settings, run trusts its input and checks no host; with them, "
+    "Salesforce's domains and the --token-endpoint host:port are allowed too, as for serve."
+)
 def run_command(
     configs: tuple[str, ...],
     proxy_name: str | None,
@@ -172,7 +186,9 @@ def run_command(
     """
     from sfbulk.engine.engine import Engine
 
-    chosen = [flag for flag, value in (("--proxy", proxy_name), ("--api", api_name), ("--url", url_path)) if value]
+    chosen = [
+        flag for flag, value in (("--proxy", proxy_name), ("--api", api_name), ("--url", url_path)) if value
+    ]
     if len(chosen) != 1:
         raise click.UsageError("give exactly one of --proxy NAME, --api NAME or --url PATH")
     if sub_path is not None and url_path is not None:
@@ -194,8 +210,11 @@ def run_command(
         policy = None
         if allow_hosts or settings_file:  # the input is the operator's own file: checked only on request
             policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
-        engine = Engine(registry=registry_dir, init_defaults=token_endpoint_defaults(token_endpoint),
-                        transport=RequestsTransport(verify=ca_file or True, host_policy=policy))
+        engine = Engine(
+            registry=registry_dir,
+            init_defaults=token_endpoint_defaults(token_endpoint),
+            transport=RequestsTransport(verify=ca_file or True, host_policy=policy),
+        )
         engine.file_root = file_root
     except ConfigError as exc:
         click.echo(f"sfbulk run: {exc}", err=True)
@@ -305,7 +324,12 @@ def _mediate(
         result.reason = "Method Not Allowed" if exc.status == 405 else "Not Found"
         return result, None
     ctx = MessageContext.from_http(
-        method=method, uri=uri, headers=headers, body=body, rest_url_postfix=match.rest_url_postfix, engine=engine
+        method=method,
+        uri=uri,
+        headers=headers,
+        body=body,
+        rest_url_postfix=match.rest_url_postfix,
+        engine=engine,
     )
     return engine.mediate_api(match, ctx), ctx
 
@@ -327,9 +351,12 @@ def _find_api(engine: Any, name: str) -> Any:
 
 @click.command("validate")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option("--lenient", is_flag=True,
-              help="Report parameters a connector operation does not declare as warnings, not errors "
-                   "(for configs that pass extra parameters on purpose; they are ignored).")
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Report parameters a connector operation does not declare as warnings, not errors "
+    "(for configs that pass extra parameters on purpose; they are ignored).",
+)
 def validate_command(configs: tuple[str, ...], lenient: bool) -> None:
     """Check CONFIG... (Synapse XML files or folders, YAML flows, WSO2 deployment folders) without
     running anything.

@@ -49,47 +49,119 @@ def _report_config_error(error: ConfigError) -> None:
 @click.command("serve")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
-              help="TCP port (0 picks a free one).")
-@click.option("--registry", "registry_dir", default="registry", show_default=True, type=click.Path(file_okay=False),
-              help="Root of the file registry (tokens are cached under it).")
-@click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 1024),
-              help="Worker threads: requests handled at the same time.")
-@click.option("--max-body-bytes", default=DEFAULT_MAX_BODY_BYTES, show_default=True, type=click.IntRange(0),
-              help="Largest request body accepted; bigger ones get 413.")
-@click.option("--max-header-bytes", default=DEFAULT_MAX_HEADER_BYTES, show_default=True, type=click.IntRange(1024),
-              help="Largest request line plus headers accepted; bigger ones get 431.")
-@click.option("--header-timeout", default=DEFAULT_HEADER_TIMEOUT, show_default=True,
-              type=click.FloatRange(0, min_open=True),
-              help="Seconds a client has to send the request line and headers, in total; then 408.")
-@click.option("--body-timeout", default=DEFAULT_BODY_TIMEOUT, show_default=True,
-              type=click.FloatRange(0, min_open=True),
-              help="Seconds a client has to send the request body after its headers, in total; then 408.")
-@click.option("--idle-timeout", default=DEFAULT_IDLE_TIMEOUT, show_default=True,
-              type=click.FloatRange(0, min_open=True),
-              help="Seconds of silence allowed mid-request (then 408) or on an idle keep-alive connection.")
-@click.option("--max-connections", default=DEFAULT_MAX_CONNECTIONS, show_default=True,
-              type=click.IntRange(1, 100_000),
-              help="Open client connections at most; further ones wait in the listen backlog.")
-@click.option("--max-connections-per-client", default=0, show_default=True, type=click.IntRange(0, 100_000),
-              help="Open connections one client address may hold (503 beyond); 0 = no cap, as behind a proxy.")
-@click.option("--max-buffered-bytes", default=DEFAULT_MAX_BUFFERED_BYTES, show_default=True, type=click.IntRange(0),
-              help="Request bodies buffered at once, all connections together (memory and temp files); "
-                   "beyond it, reading bodies pauses.")
-@click.option("--shutdown-timeout", default=DEFAULT_SHUTDOWN_TIMEOUT, show_default=True, type=click.IntRange(0),
-              help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.")
-@click.option("--token-endpoint", default=None, metavar="URL",
-              help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
-                   "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
-                   "or an emulator's URL.")
-@click.option("--lenient", is_flag=True,
-              help="Report parameters a connector operation does not declare as warnings, not errors "
-                   "(for configs that pass extra parameters on purpose; they are ignored).")
-@click.option("--file-root", default=None, type=click.Path(file_okay=False),
-              help="Directory that operations' file paths (uploadJobData and result filePath, taken from "
-                   "requests) must lie under. Default: none, every file path is refused (docs/security.md).")
-@click.option("--access-log/--no-access-log", default=True, show_default=True,
-              help="One line per request on stderr (client, method, path without query, status, bytes, ms).")
+@click.option(
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="TCP port (0 picks a free one).",
+)
+@click.option(
+    "--registry",
+    "registry_dir",
+    default="registry",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Root of the file registry (tokens are cached under it).",
+)
+@click.option(
+    "--threads",
+    default=DEFAULT_THREADS,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    help="Worker threads: requests handled at the same time.",
+)
+@click.option(
+    "--max-body-bytes",
+    default=DEFAULT_MAX_BODY_BYTES,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Largest request body accepted; bigger ones get 413.",
+)
+@click.option(
+    "--max-header-bytes",
+    default=DEFAULT_MAX_HEADER_BYTES,
+    show_default=True,
+    type=click.IntRange(1024),
+    help="Largest request line plus headers accepted; bigger ones get 431.",
+)
+@click.option(
+    "--header-timeout",
+    default=DEFAULT_HEADER_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send the request line and headers, in total; then 408.",
+)
+@click.option(
+    "--body-timeout",
+    default=DEFAULT_BODY_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds a client has to send the request body after its headers, in total; then 408.",
+)
+@click.option(
+    "--idle-timeout",
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Seconds of silence allowed mid-request (then 408) or on an idle keep-alive connection.",
+)
+@click.option(
+    "--max-connections",
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Open client connections at most; further ones wait in the listen backlog.",
+)
+@click.option(
+    "--max-connections-per-client",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 100_000),
+    help="Open connections one client address may hold (503 beyond); 0 = no cap, as behind a proxy.",
+)
+@click.option(
+    "--max-buffered-bytes",
+    default=DEFAULT_MAX_BUFFERED_BYTES,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Request bodies buffered at once, all connections together (memory and temp files); "
+    "beyond it, reading bodies pauses.",
+)
+@click.option(
+    "--shutdown-timeout",
+    default=DEFAULT_SHUTDOWN_TIMEOUT,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
+)
+@click.option(
+    "--token-endpoint",
+    default=None,
+    metavar="URL",
+    help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
+    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
+    "or an emulator's URL.",
+)
+@click.option(
+    "--lenient",
+    is_flag=True,
+    help="Report parameters a connector operation does not declare as warnings, not errors "
+    "(for configs that pass extra parameters on purpose; they are ignored).",
+)
+@click.option(
+    "--file-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Directory that operations' file paths (uploadJobData and result filePath, taken from "
+    "requests) must lie under. Default: none, every file path is refused (docs/security.md).",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One line per request on stderr (client, method, path without query, status, bytes, ms).",
+)
 @allow_host_options("Salesforce's domains and the --token-endpoint host:port are always allowed.")
 def serve_command(
     configs: tuple[str, ...],
@@ -121,8 +193,11 @@ def serve_command(
 
     try:
         policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
-        engine = Engine(registry=registry_dir, init_defaults=token_endpoint_defaults(token_endpoint),
-                        transport=RequestsTransport(host_policy=policy))
+        engine = Engine(
+            registry=registry_dir,
+            init_defaults=token_endpoint_defaults(token_endpoint),
+            transport=RequestsTransport(host_policy=policy),
+        )
         engine.file_root = file_root
         engine.load(*configs, lenient=lenient)
     except ConfigError as exc:

@@ -49,29 +49,42 @@ def load_settings(path: str | Path | None) -> Settings:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read the settings file: {getattr(exc, 'strerror', None) or exc}", file=name) from None
+        raise ConfigError(
+            f"cannot read the settings file: {getattr(exc, 'strerror', None) or exc}", file=name
+        ) from None
     doc = Document.from_yaml(text, name)
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError("a settings file is a mapping, e.g. 'security: {allow_hosts: [...]}'", file=name, line=1)
+        raise ConfigError(
+            "a settings file is a mapping, e.g. 'security: {allow_hosts: [...]}'", file=name, line=1
+        )
     for section, values in data.items():
         if section not in KNOWN_KEYS:
-            raise ConfigError(f"unknown section {section!r}; sections are: {', '.join(KNOWN_KEYS)}",
-                              file=name, line=doc.line_of((section,)))
+            raise ConfigError(
+                f"unknown section {section!r}; sections are: {', '.join(KNOWN_KEYS)}",
+                file=name,
+                line=doc.line_of((section,)),
+            )
         if values is None:
             continue
         if not isinstance(values, dict):
             raise ConfigError(f"{section} must be a mapping", file=name, line=doc.line_of((section,)))
         for key in values:
             if key not in KNOWN_KEYS[section]:
-                raise ConfigError(f"unknown key {section}.{key}; known: {', '.join(sorted(KNOWN_KEYS[section]))}",
-                                  file=name, line=doc.line_of((section, key)))
+                raise ConfigError(
+                    f"unknown key {section}.{key}; known: {', '.join(sorted(KNOWN_KEYS[section]))}",
+                    file=name,
+                    line=doc.line_of((section, key)),
+                )
     hosts = (data.get("security") or {}).get("allow_hosts")
     if hosts is None:
         return settings
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        raise ConfigError("security.allow_hosts must be a list of host patterns (strings)",
-                          file=name, line=doc.line_of(("security", "allow_hosts")))
+        raise ConfigError(
+            "security.allow_hosts must be a list of host patterns (strings)",
+            file=name,
+            line=doc.line_of(("security", "allow_hosts")),
+        )
     for index, host in enumerate(hosts):
         settings.allow_hosts.append(host)
         line = doc.line_of(("security", "allow_hosts", index))
@@ -94,7 +107,9 @@ def build_host_policy(token_endpoint: str | None, settings: Settings, flags: Ite
         try:
             HostPolicy([pattern])
         except ValueError as exc:
-            raise click.BadParameter(f"{origin}: security.allow_hosts: {exc}", param_hint="--settings") from None
+            raise click.BadParameter(
+                f"{origin}: security.allow_hosts: {exc}", param_hint="--settings"
+            ) from None
     flag_list = list(flags)
     for pattern in flag_list:
         try:
@@ -111,12 +126,18 @@ def allow_host_options(always: str) -> Callable[[FC], FC]:
 
 def _add_options(fn: FC, always: str) -> FC:
     fn = click.option(
-        "--settings", "settings_file", type=click.Path(exists=True, dir_okay=False), default=None,
+        "--settings",
+        "settings_file",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
         help="YAML settings file; security.allow_hosts lists host patterns like --allow-host (docs/security.md).",
     )(fn)
     return click.option(
-        "--allow-host", "allow_hosts", multiple=True, metavar="PATTERN",
+        "--allow-host",
+        "allow_hosts",
+        multiple=True,
+        metavar="PATTERN",
         help="Also let URLs taken from messages (apiUrl, tokenEndpointHostname, a returned instance_url, "
-             "a dynamic call uri-template) reach PATTERN: host, *.domain, host:port, host:* or '*' "
-             f"(anything). Repeatable. {always}",
+        "a dynamic call uri-template) reach PATTERN: host, *.domain, host:port, host:* or '*' "
+        f"(anything). Repeatable. {always}",
     )(fn)

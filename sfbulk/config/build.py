@@ -49,8 +49,12 @@ class Builder:
     """Builds one document; problems are appended to ``errors`` (shared across files by the loader)."""
 
     def __init__(
-        self, doc: Document, errors: list[ConfigError], connectors: Mapping[str, Connector] | None = None,
-        *, lenient: bool = False,
+        self,
+        doc: Document,
+        errors: list[ConfigError],
+        connectors: Mapping[str, Connector] | None = None,
+        *,
+        lenient: bool = False,
     ) -> None:
         self.doc = doc
         self.errors = errors
@@ -247,7 +251,9 @@ class Builder:
 
     def named_endpoint(self, name: str, spec: dict[str, Any], path: Path) -> Any:
         if "key" in spec:
-            raise self.error(f"endpoint {name!r} must define an http or address endpoint, not refer to one", path)
+            raise self.error(
+                f"endpoint {name!r} must define an http or address endpoint, not refer to one", path
+            )
         return self.endpoint(spec, path, name=name)
 
     def connector_import(self, name: str, spec: dict[str, Any], path: Path) -> tuple[str, str]:
@@ -255,7 +261,9 @@ class Builder:
         spec = spec or {}
         status = str(spec.get("status") or "enabled")
         if status not in ("enabled", "disabled"):
-            raise self.error(f"import {name!r}: status {status!r} is not enabled or disabled", (*path, "status"))
+            raise self.error(
+                f"import {name!r}: status {status!r} is not enabled or disabled", (*path, "status")
+            )
         if self.connectors is not None and name not in self.connectors:
             package = spec.get("package") or "org.wso2.carbon.connector"
             raise self.error(
@@ -552,8 +560,9 @@ class Builder:
             params[name] = self.value(text, (*path, name))
         return m.ConnectorOperationMediator(connector_name, operation, params)
 
-
-    def check_connector_parameters(self, connector: Connector, kind: str, spec: Mapping[str, Any], path: Path) -> None:
+    def check_connector_parameters(
+        self, connector: Connector, kind: str, spec: Mapping[str, Any], path: Path
+    ) -> None:
         """A parameter the operation does not declare is a typo: an error, a warning with ``lenient``.
 
         Synapse ignores undeclared names, so ``<resultsId>`` would silently pass nothing at run time.

@@ -90,7 +90,9 @@ def read_car(car: Path, known_connectors: frozenset[str] | None = None) -> CarCo
             name for name in archive.namelist() if PurePosixPath(name).name == "artifact.xml" and "/" in name
         )
         if not descriptors:
-            raise ConfigError("this .car holds no <name>_<version>/artifact.xml: not a Carbon Application", file=str(car))
+            raise ConfigError(
+                "this .car holds no <name>_<version>/artifact.xml: not a Carbon Application", file=str(car)
+            )
         for descriptor in descriptors:
             label = f"{car}!/{descriptor}"
             try:
@@ -100,13 +102,17 @@ def read_car(car: Path, known_connectors: frozenset[str] | None = None) -> CarCo
             kind = (root.get("type") or "").strip()
             name = root.get("name") or PurePosixPath(descriptor).parent.name
             folder = PurePosixPath(descriptor).parent
-            files = [f"{folder}/{(el.text or '').strip()}" for el in root.iter("file") if (el.text or "").strip()]
+            files = [
+                f"{folder}/{(el.text or '').strip()}" for el in root.iter("file") if (el.text or "").strip()
+            ]
             if kind in SYNAPSE_TYPES:
                 if not files:
                     raise ConfigError(f"artifact {name!r} ({kind}) names no <file>", file=label)
                 for member in files:
                     if member not in archive.namelist():
-                        raise ConfigError(f"artifact {name!r} names {member!r}, which the archive lacks", file=label)
+                        raise ConfigError(
+                            f"artifact {name!r} names {member!r}, which the archive lacks", file=label
+                        )
                     members.append(CarMember(car, member))
             elif kind in _CONNECTOR_TYPES:
                 connectors.append(_connector_name(name, files))
@@ -114,7 +120,9 @@ def read_car(car: Path, known_connectors: frozenset[str] | None = None) -> CarCo
                 if _SKIPPED_TYPES[kind]:
                     notes.append(f"{label}: {kind} artifact {name!r} skipped: {_SKIPPED_TYPES[kind]}")
             else:
-                notes.append(f"{label}: artifact {name!r} of type {kind or '(none)'} is not something sfbulk runs; skipped")
+                notes.append(
+                    f"{label}: artifact {name!r} of type {kind or '(none)'} is not something sfbulk runs; skipped"
+                )
     if known_connectors is not None:
         for connector in connectors:
             if connector not in known_connectors:
@@ -135,7 +143,10 @@ def _connector_name(artifact: str, files: list[str]) -> str:
 def _read(archive: zipfile.ZipFile, member: str, car: Path) -> bytes:
     info = archive.getinfo(member)
     if info.file_size > MAX_MEMBER_BYTES:
-        raise ConfigError(f"{member} is {info.file_size} bytes, over the {MAX_MEMBER_BYTES} a .car member may be", file=str(car))
+        raise ConfigError(
+            f"{member} is {info.file_size} bytes, over the {MAX_MEMBER_BYTES} a .car member may be",
+            file=str(car),
+        )
     with archive.open(info) as stream:
         data = stream.read(MAX_MEMBER_BYTES + 1)
     if len(data) > MAX_MEMBER_BYTES:  # the header lied about the size

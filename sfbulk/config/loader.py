@@ -143,7 +143,11 @@ def config_files(
         if deployment is not None:
             found = _deployment_files(deployment)
             if not found:
-                errors.append(ConfigError("this WSO2 deployment folder holds no artifact (.xml) files", file=str(deployment)))
+                errors.append(
+                    ConfigError(
+                        "this WSO2 deployment folder holds no artifact (.xml) files", file=str(deployment)
+                    )
+                )
             files.extend(found)
             from_folders.update(found)
         elif path.is_dir():

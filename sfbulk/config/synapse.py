@@ -261,7 +261,9 @@ class _Reader:
     def named_endpoint(self, el: etree._Element) -> None:
         name = self.named(el, "name", "named endpoint")
         if el.get("key"):
-            raise self.error("a named <endpoint> defines an endpoint: give 'name', not 'key'", el, "endpoint@key")
+            raise self.error(
+                "a named <endpoint> defines an endpoint: give 'name', not 'key'", el, "endpoint@key"
+            )
         table = self.doc.data.setdefault("endpoints", {})
         if name in table:
             raise self.error(f"endpoint {name!r} is defined twice in this file", el)
@@ -320,7 +322,9 @@ class _Reader:
             elif child.tag == f"{_S}description":
                 data["description"] = (child.text or "").strip()
             elif child.tag == f"{_S}handlers":
-                log.warning("%s:%s: API %s: <handlers> are ignored by sfbulk", self.filename, child.sourceline, name)
+                log.warning(
+                    "%s:%s: API %s: <handlers> are ignored by sfbulk", self.filename, child.sourceline, name
+                )
             else:
                 self.errors.append(self.error(f"API {name!r}: unexpected element <{local}>", child))
         if not resources:
@@ -340,7 +344,11 @@ class _Reader:
         inline: dict[str, etree._Element] = {}
         for child in _element_children(el):
             local = _local(child)
-            if etree.QName(child).namespace == SYNAPSE_NS and local in ("inSequence", "outSequence", "faultSequence"):
+            if etree.QName(child).namespace == SYNAPSE_NS and local in (
+                "inSequence",
+                "outSequence",
+                "faultSequence",
+            ):
                 inline.setdefault(local, child)
             elif child.tag != f"{_S}description":
                 self.errors.append(self.error(f"<resource>: unexpected element <{local}>", child))
@@ -618,7 +626,7 @@ class _Reader:
         self.mark(path, el)
         if el.get("key-expression"):
             raise self.error(
-                "dynamic endpoint references (key-expression) are not supported: use key=\"name\"",
+                'dynamic endpoint references (key-expression) are not supported: use key="name"',
                 el,
                 "endpoint@key-expression",
             )

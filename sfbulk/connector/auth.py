@@ -62,18 +62,36 @@ TOKEN_PATH = "/services/oauth2/token"
 
 #: init parameters, in the order of operations/init.yaml
 INIT_PARAMETERS = (
-    "apiUrl", "apiVersion", "accessToken", "refreshToken", "clientId", "clientSecret", "intervalTime",
-    "registryPath", "tokenEndpointHostname", "timeout", "caFile",
+    "apiUrl",
+    "apiVersion",
+    "accessToken",
+    "refreshToken",
+    "clientId",
+    "clientSecret",
+    "intervalTime",
+    "registryPath",
+    "tokenEndpointHostname",
+    "timeout",
+    "caFile",
 )
 SECRET_PARAMETERS = ("accessToken", "refreshToken", "clientSecret")
 #: The registry folder (under registryPath) of every identity but the first one to store a token.
 IDENTITIES_DIR = "identities"
 _IDENTITY_LABEL = b"sfbulk token identity v1 (refresh_token grant)"
 #: OAuth errors Salesforce documents for bad or unusable credentials: no retry can cure them.
-CREDENTIAL_ERRORS = frozenset({
-    "invalid_grant", "invalid_client", "invalid_client_id", "invalid_client_credentials",
-    "unauthorized_client", "inactive_user", "inactive_org", "invalid_request", "unsupported_grant_type",
-})
+CREDENTIAL_ERRORS = frozenset(
+    {
+        "invalid_grant",
+        "invalid_client",
+        "invalid_client_id",
+        "invalid_client_credentials",
+        "unauthorized_client",
+        "inactive_user",
+        "inactive_org",
+        "invalid_request",
+        "unsupported_grant_type",
+    }
+)
 
 _VERSION = re.compile(r"^\d{1,3}(\.\d{1,2})?$")
 _INVALID_SESSION = re.compile(rb"exceptionCode\W{0,8}InvalidSessionId")
@@ -93,7 +111,9 @@ def _base_url(name: str, value: str) -> str:
     url = value.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ParameterError(f"init: {name} must be an http(s) URL such as https://ap2.salesforce.com, got {value!r}")
+        raise ParameterError(
+            f"init: {name} must be an http(s) URL such as https://ap2.salesforce.com, got {value!r}"
+        )
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise ParameterError(f"init: {name} must be a plain base URL (no credentials, query or fragment)")
     return url
@@ -125,8 +145,10 @@ class InitParams:
     def from_params(cls, params: Mapping[str, Any]) -> InitParams:
         unknown = sorted(set(params) - set(INIT_PARAMETERS))
         if unknown:
-            raise ParameterError(f"init: unknown parameter(s) {', '.join(map(repr, unknown))}; "
-                                 f"parameters are: {', '.join(INIT_PARAMETERS)}")
+            raise ParameterError(
+                f"init: unknown parameter(s) {', '.join(map(repr, unknown))}; "
+                f"parameters are: {', '.join(INIT_PARAMETERS)}"
+            )
         values = {name: _text(params.get(name)) for name in INIT_PARAMETERS}
         if not values["apiUrl"]:
             raise ParameterError("init: parameter 'apiUrl' is required (e.g. https://ap2.salesforce.com)")
@@ -136,14 +158,18 @@ class InitParams:
             if interval < 0:
                 raise ValueError
         except ValueError:
-            raise ParameterError(f"init: intervalTime must be a whole number of milliseconds, got {interval_text!r}") from None
+            raise ParameterError(
+                f"init: intervalTime must be a whole number of milliseconds, got {interval_text!r}"
+            ) from None
         timeout_text = values["timeout"] or str(DEFAULT_TIMEOUT)
         try:
             timeout = float(timeout_text)
             if not 0 < timeout <= 86400:
                 raise ValueError
         except ValueError:
-            raise ParameterError(f"init: timeout must be a number of seconds (0 < timeout <= 86400), got {timeout_text!r}") from None
+            raise ParameterError(
+                f"init: timeout must be a number of seconds (0 < timeout <= 86400), got {timeout_text!r}"
+            ) from None
         registry_path = values["registryPath"].rstrip("/") or DEFAULT_REGISTRY_PATH
         return cls(
             api_url=_base_url("apiUrl", values["apiUrl"]),
@@ -154,7 +180,9 @@ class InitParams:
             client_secret=_secret(params.get("clientSecret")),
             interval_ms=interval,
             registry_path=registry_path,
-            token_endpoint=_base_url("tokenEndpointHostname", values["tokenEndpointHostname"] or DEFAULT_TOKEN_ENDPOINT),
+            token_endpoint=_base_url(
+                "tokenEndpointHostname", values["tokenEndpointHostname"] or DEFAULT_TOKEN_ENDPOINT
+            ),
             timeout=timeout,
             ca_file=values["caFile"] or None,
         )
@@ -174,17 +202,30 @@ class InitParams:
         digest = hashlib.sha256()
         for secret in (self.access_token, self.refresh_token, self.client_secret):
             digest.update(secret.reveal().encode("utf-8") + b"\x00")
-        return (self.api_url, self.api_version, self.client_id, self.interval_ms, self.registry_path,
-                self.token_endpoint, self.timeout, self.ca_file, digest.hexdigest())
-
+        return (
+            self.api_url,
+            self.api_version,
+            self.client_id,
+            self.interval_ms,
+            self.registry_path,
+            self.token_endpoint,
+            self.timeout,
+            self.ca_file,
+            digest.hexdigest(),
+        )
 
     def identity_fields(self) -> tuple[str, ...]:
         """What a cached token is bound to: the connected-app identity, the instance, the token endpoint.
 
         Secret values: only ever fed to an HMAC (``TokenManager.identity``), never stored or logged.
         """
-        return (self.client_id, self.refresh_token.reveal(), self.client_secret.reveal(), self.api_url,
-                self.token_endpoint)
+        return (
+            self.client_id,
+            self.refresh_token.reveal(),
+            self.client_secret.reveal(),
+            self.api_url,
+            self.token_endpoint,
+        )
 
 
 def _secret(value: Any) -> Secret:
@@ -248,9 +289,16 @@ _NOTHING: _Stored = (None, None, None)
 class TokenManager:
     """Owns the token of one connection: registry reads, intervalTime, refresh grant, adoption."""
 
-    def __init__(self, params: InitParams, registry: Registry | None, transport: Transport,
-                 *, clock_ms: Callable[[], int] | None = None, host_policy: HostPolicy | None = None,
-                 retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        params: InitParams,
+        registry: Registry | None,
+        transport: Transport,
+        *,
+        clock_ms: Callable[[], int] | None = None,
+        host_policy: HostPolicy | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self.params = params
         self.registry = registry
         self.transport = transport
@@ -352,7 +400,7 @@ class TokenManager:
             if None not in now and now == versions:
                 return values
         digest = self.identity()
-        for entry in ((self.base, self._own_entry(digest)) if digest else ()):
+        for entry in (self.base, self._own_entry(digest)) if digest else ():
             versions = tuple(self.registry.version(k) for k in entry.keys())
             if self._is_mine(entry, digest or ""):
                 values = self._read(entry)  # read after taking the versions: a concurrent write re-reads
@@ -449,7 +497,9 @@ class TokenManager:
         self._write_locked(access_token, self.clock_ms(), instance_url)
         return Session(access_token, instance_url or self.params.api_url)
 
-    def store(self, token: Secret | str, *, stamp_ms: int | None = None, instance_url: str | None = None) -> None:
+    def store(
+        self, token: Secret | str, *, stamp_ms: int | None = None, instance_url: str | None = None
+    ) -> None:
         """Store a token obtained elsewhere as this identity's (time: now unless given)."""
         if not self.uses_registry:
             raise ParameterError("init: storing a token needs refresh credentials (refreshToken, clientId)")
@@ -483,7 +533,9 @@ class TokenManager:
                 self._put_entry(own, digest, token, stamp, instance_url)
         self._seen = None
 
-    def _put_entry(self, entry: _Entry, digest: str, token: Secret, stamp: int, instance_url: str | None) -> None:
+    def _put_entry(
+        self, entry: _Entry, digest: str, token: Secret, stamp: int, instance_url: str | None
+    ) -> None:
         assert self.registry is not None
         self.registry.put(entry.token, token.reveal(), secret=True)
         self.registry.put(entry.time, str(stamp))
@@ -505,15 +557,26 @@ class TokenManager:
         url = p.token_endpoint + TOKEN_PATH
         host = urlsplit(url).netloc
         check_host(self.host_policy, url, "tokenEndpointHostname")
-        fields = {"grant_type": "refresh_token", "refresh_token": p.refresh_token.reveal(), "client_id": p.client_id}
+        fields = {
+            "grant_type": "refresh_token",
+            "refresh_token": p.refresh_token.reveal(),
+            "client_id": p.client_id,
+        }
         if p.client_secret:
             fields["client_secret"] = p.client_secret.reveal()
         form = urlencode(fields).encode("ascii")
-        request = HttpRequest("POST", url, {"Content-Type": "application/x-www-form-urlencoded",
-                                            "Accept": "application/json"}, form, timeout=p.timeout,
-                              verify=p.ca_file)
+        request = HttpRequest(
+            "POST",
+            url,
+            {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
+            form,
+            timeout=p.timeout,
+            verify=p.ca_file,
+        )
         self.refresh_count += 1
-        response = send_with_retry(self.transport, request, what=f"token refresh at {host}", policy=self.retry)
+        response = send_with_retry(
+            self.transport, request, what=f"token refresh at {host}", policy=self.retry
+        )
         payload: Any = None
         try:
             payload = json.loads(response.content.decode("utf-8"))
@@ -530,7 +593,9 @@ class TokenManager:
             except ParameterError:
                 log.warning("token endpoint returned an unusable instance_url; keeping apiUrl")
         if instance_url:
-            check_host(self.host_policy, instance_url, f"the instance_url returned by the token endpoint {host}")
+            check_host(
+                self.host_policy, instance_url, f"the instance_url returned by the token endpoint {host}"
+            )
         log.debug("token refreshed (grant %d of this connection)", self.refresh_count)
         return token, instance_url
 
@@ -552,12 +617,16 @@ def _grant_error(host: str, status: int, payload: Any, attempts: int) -> AuthErr
     if status in TRANSIENT_STATUSES:
         return TokenEndpointUnavailable(
             f"token refresh at {host} failed: {detail}, still after {attempts} attempts; the token endpoint "
-            "is unavailable or rate-limiting (not a credentials problem): try again later")
+            "is unavailable or rate-limiting (not a credentials problem): try again later"
+        )
     if status in (400, 401, 403) and str(error) in CREDENTIAL_ERRORS:
-        return AuthError(f"token refresh at {host} failed: {detail}; "
-                         "check refreshToken, clientId and clientSecret")
-    return AuthError(f"token refresh at {host} failed: {detail}; "
-                     "check tokenEndpointHostname (it must be a Salesforce login or My Domain URL)")
+        return AuthError(
+            f"token refresh at {host} failed: {detail}; check refreshToken, clientId and clientSecret"
+        )
+    return AuthError(
+        f"token refresh at {host} failed: {detail}; "
+        "check tokenEndpointHostname (it must be a Salesforce login or My Domain URL)"
+    )
 
 
 __all__ = [

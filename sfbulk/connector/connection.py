@@ -60,12 +60,16 @@ def bundle_root(name: str = "salesforcebulk") -> Path:
     try:
         files = importlib.resources.files(package)
     except ModuleNotFoundError:
-        raise ConfigError("the connector bundle is not installed (package sfbulk.bundle missing); "
-                          "reinstall sfbulk or pass Connector.load(path)") from None
+        raise ConfigError(
+            "the connector bundle is not installed (package sfbulk.bundle missing); "
+            "reinstall sfbulk or pass Connector.load(path)"
+        ) from None
     # sfbulk.bundle has no __init__.py: files() may be a MultiplexedPath, whose children are real paths.
     manifest = files.joinpath("connector.yaml")
     if not manifest.is_file():
-        raise ConfigError(f"the connector bundle {name} is incomplete: its connector.yaml was not found; reinstall sfbulk")
+        raise ConfigError(
+            f"the connector bundle {name} is incomplete: its connector.yaml was not found; reinstall sfbulk"
+        )
     return Path(str(manifest)).parent
 
 
@@ -150,10 +154,16 @@ class Connector:
                 f"connector {self.name} has no operation {name!r}; operations: {', '.join(self.operations)}"
             ) from None
 
-    def connection(self, *, registry: Registry | None = None, transport: Transport | None = None,
-                   cache: bool = False, allow_hosts: HostPolicy | Iterable[str] | None = None,
-                   file_root: str | os.PathLike[str] | None | FileRoot = ".",
-                   **init_params: Any) -> Connection:
+    def connection(
+        self,
+        *,
+        registry: Registry | None = None,
+        transport: Transport | None = None,
+        cache: bool = False,
+        allow_hosts: HostPolicy | Iterable[str] | None = None,
+        file_root: str | os.PathLike[str] | None | FileRoot = ".",
+        **init_params: Any,
+    ) -> Connection:
         """Run init: validate the parameters and set up the token life cycle.
 
         ``cache=True`` returns the connection already opened with the same parameters, registry
@@ -168,12 +178,23 @@ class Connector:
         files = file_root if isinstance(file_root, FileRoot) else FileRoot(file_root)
         if registry is None:
             registry = FileRegistry("registry")
-        policy = allow_hosts if allow_hosts is None or isinstance(allow_hosts, HostPolicy) else HostPolicy(allow_hosts)
+        policy = (
+            allow_hosts
+            if allow_hosts is None or isinstance(allow_hosts, HostPolicy)
+            else HostPolicy(allow_hosts)
+        )
         if not cache:
             return Connection(self, params, registry, transport, host_policy=policy, files=files)
-        registry_id: Any = ("file", str(registry.root)) if isinstance(registry, FileRegistry) else id(registry)
-        key = (params.cache_key(), registry_id, id(transport) if transport is not None else None, id(policy),
-               str(files.base))
+        registry_id: Any = (
+            ("file", str(registry.root)) if isinstance(registry, FileRegistry) else id(registry)
+        )
+        key = (
+            params.cache_key(),
+            registry_id,
+            id(transport) if transport is not None else None,
+            id(policy),
+            str(files.base),
+        )
         with self._cache_lock:
             conn = self._cache.get(key)
             if conn is None or conn.closed:
@@ -236,17 +257,21 @@ class _Body:
             try:
                 position = body.tell()
                 if body.seekable():
+
                     def rewind() -> Any:
                         body.seek(position)
                         return body
+
                     self.factory = rewind
             except (AttributeError, OSError, io.UnsupportedOperation):
                 self.factory = None
         elif isinstance(body, Iterable):
             self.first = body
         else:
-            raise ParameterError(f"body must be bytes, str, a binary file, an iterator of bytes or a callable, "
-                                 f"not {type(body).__name__}")
+            raise ParameterError(
+                f"body must be bytes, str, a binary file, an iterator of bytes or a callable, "
+                f"not {type(body).__name__}"
+            )
         self.used = False
 
     def take(self) -> Any:
@@ -264,9 +289,16 @@ class _Body:
 class Connection:
     """An initialised connection: parameters, token manager and one pooled transport. Thread-safe."""
 
-    def __init__(self, connector: Connector, params: InitParams, registry: Registry,
-                 transport: Transport | None = None, *, host_policy: HostPolicy | None = None,
-                 files: FileRoot | None = None) -> None:
+    def __init__(
+        self,
+        connector: Connector,
+        params: InitParams,
+        registry: Registry,
+        transport: Transport | None = None,
+        *,
+        host_policy: HostPolicy | None = None,
+        files: FileRoot | None = None,
+    ) -> None:
         self.connector = connector
         #: where file paths of operations are confined to (docs/security.md)
         self.files = files if files is not None else FileRoot(".")
@@ -299,16 +331,25 @@ class Connection:
         url = f"{session.instance_url}{self.connector.definition.base(self.params.api_version)}{path}"
         return url + ("?" + urlencode(query) if query else "")
 
-    def invoke(self, name: str, *, body: Any = None, stream: bool | None = None,
-               timeout: float | None = None, body_content_type: str | None = None,
-               **params: Any) -> OperationResponse:
+    def invoke(
+        self,
+        name: str,
+        *,
+        body: Any = None,
+        stream: bool | None = None,
+        timeout: float | None = None,
+        body_content_type: str | None = None,
+        **params: Any,
+    ) -> OperationResponse:
         """Run operation ``name`` with ``params``; the response comes back whatever its status.
 
         ``body_content_type`` is the Content-Type the caller's ``body`` came with: an operation that
         relays it (``body.callerContentType`` in its definition) sends it unless ``params`` set one.
         """
         if self.closed:
-            raise ConnectionClosedError("the connection is closed; open a new one with connector.connection(...)")
+            raise ConnectionClosedError(
+                "the connection is closed; open a new one with connector.connection(...)"
+            )
         op = self.connector.operation(name)
         if op.kind == "init":
             raise ParameterError("init is not invoked on a connection: connector.connection(...) runs it")
@@ -331,21 +372,27 @@ class Connection:
         want_stream = op.response.stream if stream is None else stream
         if output_file is not None:
             if stream:
-                raise ParameterError(f"{name}: stream=True reads the body yourself; it cannot also go to a file")
+                raise ParameterError(
+                    f"{name}: stream=True reads the body yourself; it cannot also go to a file"
+                )
             want_stream = True  # written to the file chunk by chunk
         use_session = op.request is not None and op.request.auth == "session"
         session = self.auth.current() if use_session else None
         response = self._send(rendered, session, caller_body, want_stream, timeout)
-        if session is not None and not (response.status in (400, 401)
-                                        and is_auth_failure(response.status, response.content)):
+        if session is not None and not (
+            response.status in (400, 401) and is_auth_failure(response.status, response.content)
+        ):
             self.auth.confirm(session)  # the supplied token worked: now it may be stored
         elif session is not None:
             fresh = self.auth.refresh_after_failure(session)
             if fresh is None:
                 log.debug("%s: session rejected and no refresh credentials; returning the answer", name)
             elif not caller_body.replayable:
-                log.debug("%s: session rejected; token refreshed but the body is a one-shot iterator, "
-                          "so the request is not replayed", name)
+                log.debug(
+                    "%s: session rejected; token refreshed but the body is a one-shot iterator, "
+                    "so the request is not replayed",
+                    name,
+                )
             else:
                 log.debug("%s: session rejected; replaying once with the refreshed token", name)
                 response.close()
@@ -358,8 +405,9 @@ class Connection:
         properties.update(outputs.header_properties(op, response))
         return OperationResponse(name, response, properties)
 
-    def _send(self, rendered: Any, session: Session | None, body: _Body, stream: bool,
-              timeout: float | None) -> HttpResponse:
+    def _send(
+        self, rendered: Any, session: Session | None, body: _Body, stream: bool, timeout: float | None
+    ) -> HttpResponse:
         headers = dict(rendered.headers)
         if session is not None:
             if session.token and self.connector.definition.session == "bearer":
@@ -368,10 +416,18 @@ class Connection:
                 headers[SESSION_HEADER] = session.token.reveal()
             url = self._url(session, rendered.path, rendered.query)
         else:
-            url = self._url(Session(self.params.access_token, self._last_instance), rendered.path, rendered.query)
-        request = HttpRequest(rendered.method, url, headers, body.take(),
-                              timeout=self.params.timeout if timeout is None else timeout, stream=stream,
-                              verify=self.params.ca_file)
+            url = self._url(
+                Session(self.params.access_token, self._last_instance), rendered.path, rendered.query
+            )
+        request = HttpRequest(
+            rendered.method,
+            url,
+            headers,
+            body.take(),
+            timeout=self.params.timeout if timeout is None else timeout,
+            stream=stream,
+            verify=self.params.ca_file,
+        )
         return self.transport.send(request)
 
     @staticmethod
@@ -424,5 +480,12 @@ class Connection:
         return f"<Connection {self.connector.name} {self.api_url}>"
 
 
-__all__ = ["BUNDLED", "Connection", "Connector", "INIT_PARAMETERS", "OperationResponse", "bundle_root",
-           "bundled_connectors"]
+__all__ = [
+    "BUNDLED",
+    "Connection",
+    "Connector",
+    "INIT_PARAMETERS",
+    "OperationResponse",
+    "bundle_root",
+    "bundled_connectors",
+]

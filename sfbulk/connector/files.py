@@ -41,7 +41,8 @@ class FileRoot:
         if self.base is None:
             raise FileNotAllowedError(
                 f"{source}: file access is turned off here; {path!r} was not opened "
-                f"(start `sfbulk serve` with --file-root DIR to allow files under DIR)")
+                f"(start `sfbulk serve` with --file-root DIR to allow files under DIR)"
+            )
         if "\x00" in path:
             raise FileNotAllowedError(f"{source}: the file path contains a NUL character")
         candidate = Path(path).expanduser() if path.startswith("~") else Path(path)
@@ -51,7 +52,8 @@ class FileRoot:
         if real != self.base and self.base not in real.parents:
             raise FileNotAllowedError(
                 f"{source}: {path!r} is outside the file root {str(self.base)!r}; "
-                f"use a path under it (or change --file-root / file_root=)")
+                f"use a path under it (or change --file-root / file_root=)"
+            )
         if real == self.base:
             raise FileNotAllowedError(f"{source}: {path!r} is the file root directory itself, not a file")
         return real

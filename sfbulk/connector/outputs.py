@@ -29,8 +29,7 @@ def _is_file_mode(value: str) -> bool:
     return value.upper() == "FILE"
 
 
-def input_body(op: OperationDef, bound: Mapping[str, str], caller_body: Any,
-               files: FileRoot) -> Any:
+def input_body(op: OperationDef, bound: Mapping[str, str], caller_body: Any, files: FileRoot) -> Any:
     """The body of a ``from: input`` operation: text, a re-openable file stream, or the caller's body."""
     assert op.request is not None
     spec = op.request.body
@@ -40,10 +39,14 @@ def input_body(op: OperationDef, bound: Mapping[str, str], caller_body: Any,
     use_file = _is_file_mode(mode) if mode else (path != "" and inline == "")
     if use_file:
         if not path:
-            raise ParameterError(f"{op.name}: {spec.mode or 'the input'} is FILE but {spec.file or 'filePath'} "
-                                 f"is empty; give the path of the file to upload")
+            raise ParameterError(
+                f"{op.name}: {spec.mode or 'the input'} is FILE but {spec.file or 'filePath'} "
+                f"is empty; give the path of the file to upload"
+            )
         if caller_body is not None:
-            raise ParameterError(f"{op.name}: a body= was given and {spec.file} names a file; pass one of them")
+            raise ParameterError(
+                f"{op.name}: a body= was given and {spec.file} names a file; pass one of them"
+            )
         source = f"{op.name}.{spec.file}"
         files.resolve(path, source)  # refused paths fail before the first byte is sent
         factory: Callable[[], Iterator[bytes]] = lambda: files.reader(path, source)  # noqa: E731
@@ -75,14 +78,17 @@ def check_output(op: OperationDef, bound: Mapping[str, str], files: FileRoot) ->
     if not (_is_file_mode(mode) if spec.mode else path != ""):
         return None
     if not path:
-        raise ParameterError(f"{op.name}: {spec.mode} is FILE but {spec.file} is empty; "
-                             f"give the path of the file to write the result to")
+        raise ParameterError(
+            f"{op.name}: {spec.mode} is FILE but {spec.file} is empty; "
+            f"give the path of the file to write the result to"
+        )
     files.resolve(path, f"{op.name}.{spec.file}")
     return path
 
 
-def apply_output(op: OperationDef, bound: Mapping[str, str], response: HttpResponse,
-                 files: FileRoot, file_path: str | None) -> HttpResponse:
+def apply_output(
+    op: OperationDef, bound: Mapping[str, str], response: HttpResponse, files: FileRoot, file_path: str | None
+) -> HttpResponse:
     """The response the caller sees: written to ``file_path`` or converted; errors pass through as is."""
     spec = op.response.output
     if spec is None or not 200 <= response.status < 300:
@@ -98,8 +104,9 @@ def apply_output(op: OperationDef, bound: Mapping[str, str], response: HttpRespo
         delimiter_name = bound.get(spec.delimiter, "") if spec.delimiter else ""
         delimiter = DELIMITERS.get((delimiter_name or "COMMA").upper())
         if delimiter is None:
-            raise ParameterError(f"{op.name}: {spec.delimiter} must be one of {', '.join(DELIMITERS)}, "
-                                 f"got {delimiter_name!r}")
+            raise ParameterError(
+                f"{op.name}: {spec.delimiter} must be one of {', '.join(DELIMITERS)}, got {delimiter_name!r}"
+            )
         content = response.content
         return _replace_body(response, csv_to_json(content, delimiter, response.charset or "utf-8"))
     return response
@@ -117,9 +124,11 @@ def csv_to_json(content: bytes, delimiter: str = ",", charset: str = "utf-8") ->
 
 
 def _replace_body(response: HttpResponse, body: bytes) -> HttpResponse:
-    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-type", "content-length",
-                                                                               "content-encoding",
-                                                                               "transfer-encoding")}
+    headers = {
+        k: v
+        for k, v in response.headers.items()
+        if k.lower() not in ("content-type", "content-length", "content-encoding", "transfer-encoding")
+    }
     headers["Content-Type"] = JSON_TYPE
     return HttpResponse(response.status, response.reason, headers, body, url=response.url)
 

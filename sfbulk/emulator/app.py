@@ -36,13 +36,33 @@ ROUTES: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     (re.compile(rf"^/services/async/{_VERSION}/job$"), "jobs", ("POST",)),
     (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}$"), "job", ("GET", "POST")),
     (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch$"), "batches", ("GET", "POST")),
-    (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}$"), "batch", ("GET",)),
-    (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/request$"),
-     "request", ("GET",)),
-    (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/result$"),
-     "results", ("GET",)),
-    (re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/result/"
-                rf"{_ID.format('result')}$"), "result", ("GET",)),
+    (
+        re.compile(rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}$"),
+        "batch",
+        ("GET",),
+    ),
+    (
+        re.compile(
+            rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/request$"
+        ),
+        "request",
+        ("GET",),
+    ),
+    (
+        re.compile(
+            rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/result$"
+        ),
+        "results",
+        ("GET",),
+    ),
+    (
+        re.compile(
+            rf"^/services/async/{_VERSION}/job/{_ID.format('job')}/batch/{_ID.format('batch')}/result/"
+            rf"{_ID.format('result')}$"
+        ),
+        "result",
+        ("GET",),
+    ),
     # Bulk API 2.0 (bulk2.py routes and answers everything below /jobs itself)
     (re.compile(r"^/services/data/v(?P<ver>\d+\.\d+)/jobs(?P<rest>/.*)?$"), "bulk2", ()),
 ]
@@ -50,17 +70,33 @@ _SERVICE_UNAVAILABLE = wire.error_xml("ServerUnavailable", "Server temporarily u
 
 
 class Response:
-    def __init__(self, status: int, body: bytes | Iterable[bytes], content_type: str | None,
-                 headers: list[tuple[str, str]] | None = None):
+    def __init__(
+        self,
+        status: int,
+        body: bytes | Iterable[bytes],
+        content_type: str | None,
+        headers: list[tuple[str, str]] | None = None,
+    ):
         self.status = status
         self.body = body
         self.content_type = content_type
         self.headers = headers or []
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized",
-            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 413: "Request Entity Too Large",
-            415: "Unsupported Media Type", 500: "Server Error", 503: "Service Unavailable"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Request Entity Too Large",
+    415: "Unsupported Media Type",
+    500: "Server Error",
+    503: "Service Unavailable",
+}
 
 
 def _media_type(environ: dict[str, Any]) -> str:
@@ -80,8 +116,14 @@ def _error(exc: BulkApiError, as_json: bool) -> Response:
 class EmulatorApp:
     """WSGI callable. ``base_url`` is read at request time (the port is known only once serving)."""
 
-    def __init__(self, service: BulkService, sessions: Sessions, faults: Faults, credentials: dict[str, str],
-                 base_url: Callable[[], str]):
+    def __init__(
+        self,
+        service: BulkService,
+        sessions: Sessions,
+        faults: Faults,
+        credentials: dict[str, str],
+        base_url: Callable[[], str],
+    ):
         self.service = service
         self.sessions = sessions
         self.faults = faults
@@ -137,21 +179,25 @@ class EmulatorApp:
                     return Response(reply.status, reply.body, reply.content_type, reply.headers)
                 if method not in methods:
                     allowed = ",".join(methods)
-                    exc = BulkApiError("MethodNotAllowed", f"HTTP Method '{method}' not allowed. Allowed are {allowed}",
-                                       405)
+                    exc = BulkApiError(
+                        "MethodNotAllowed", f"HTTP Method '{method}' not allowed. Allowed are {allowed}", 405
+                    )
                     resp = _error(exc, as_json)
                     resp.headers.append(("Allow", ", ".join(methods)))
                     return resp
                 if name in ("token", "revoke"):
                     return self._oauth(environ, name)
                 return self._bulk(environ, name, method, m.groupdict())
-            return _error(BulkApiError("InvalidUrl", f"The requested resource does not exist: {path}", 404), as_json)
+            return _error(
+                BulkApiError("InvalidUrl", f"The requested resource does not exist: {path}", 404), as_json
+            )
         except BulkApiError as exc:
             return _error(exc, as_json)
         except Exception:
             log.exception("unexpected error on %s %s", method, path)
-            return _error(BulkApiError("UnknownException", "An unexpected error occurred in the emulator", 500),
-                          as_json)
+            return _error(
+                BulkApiError("UnknownException", "An unexpected error occurred in the emulator", 500), as_json
+            )
 
     # ----------------------------------------------------------------------------------- oauth
     def _oauth(self, environ: dict[str, Any], name: str) -> Response:
@@ -163,13 +209,22 @@ class EmulatorApp:
             self.sessions.revoke(params.get("token", ""))
             return Response(200, b"", None)
         try:
-            doc = token_response(params, environ.get("HTTP_AUTHORIZATION"), self.sessions, self.base_url(),
-                                 self.credentials)
+            doc = token_response(
+                params, environ.get("HTTP_AUTHORIZATION"), self.sessions, self.base_url(), self.credentials
+            )
         except OAuthError as exc:
-            return Response(exc.status, exc.body(), wire.CT_JSON, [("Cache-Control", "no-cache,must-revalidate,"
-                                                                   "max-age=0,no-store,private")])
-        return Response(200, json.dumps(doc).encode("utf-8"), wire.CT_JSON,
-                        [("Cache-Control", "no-cache,must-revalidate,max-age=0,no-store,private")])
+            return Response(
+                exc.status,
+                exc.body(),
+                wire.CT_JSON,
+                [("Cache-Control", "no-cache,must-revalidate,max-age=0,no-store,private")],
+            )
+        return Response(
+            200,
+            json.dumps(doc).encode("utf-8"),
+            wire.CT_JSON,
+            [("Cache-Control", "no-cache,must-revalidate,max-age=0,no-store,private")],
+        )
 
     # ------------------------------------------------------------------------------------ bulk
     def _authenticate(self, environ: dict[str, Any]) -> None:
@@ -187,8 +242,9 @@ class EmulatorApp:
         if name == "jobs":
             doc = parse_job_document(_read_body(environ), request_json)
             job = svc.create_job(ver, doc, environ.get("HTTP_SFORCE_ENABLE_PKCHUNKING"))
-            return self._job_response(job, request_json, 201,
-                                      [("Location", f"/services/async/{ver}/job/{job['id']}")])
+            return self._job_response(
+                job, request_json, 201, [("Location", f"/services/async/{ver}/job/{job['id']}")]
+            )
         job_id = args["job"]
         if name == "job":
             if method == "GET":
@@ -208,14 +264,22 @@ class EmulatorApp:
         except BulkApiError as exc:
             return _error(exc, job_json)
 
-    def _job_response(self, job: dict[str, Any], as_json: bool, status: int,
-                      headers: list[tuple[str, str]] | None = None) -> Response:
+    def _job_response(
+        self, job: dict[str, Any], as_json: bool, status: int, headers: list[tuple[str, str]] | None = None
+    ) -> Response:
         if as_json:
             return Response(status, wire.job_json(job), wire.CT_JSON, headers)
         return Response(status, wire.job_xml(job), wire.CT_XML, headers)
 
-    def _batch_route(self, environ: dict[str, Any], name: str, method: str, args: dict[str, str],
-                     job: dict[str, Any], job_json: bool) -> Response:
+    def _batch_route(
+        self,
+        environ: dict[str, Any],
+        name: str,
+        method: str,
+        args: dict[str, str],
+        job: dict[str, Any],
+        job_json: bool,
+    ) -> Response:
         svc = self.service
         job_id = job["id"]
         is_query = job["operation"] in ("query", "queryAll")
@@ -235,9 +299,14 @@ class EmulatorApp:
         if name == "request":
             data = svc.batch_request(job_id, batch_id)
             if is_query:
-                return Response(200, data, wire.CT_CSV if job["contentType"] == "CSV" else
-                                wire.CT_JSON if job_json else wire.CT_XML)
-            ctype = {"CSV": wire.CT_CSV, "XML": wire.CT_XML, "JSON": wire.CT_JSON}.get(job["contentType"], wire.CT_ZIP)
+                return Response(
+                    200,
+                    data,
+                    wire.CT_CSV if job["contentType"] == "CSV" else wire.CT_JSON if job_json else wire.CT_XML,
+                )
+            ctype = {"CSV": wire.CT_CSV, "XML": wire.CT_XML, "JSON": wire.CT_JSON}.get(
+                job["contentType"], wire.CT_ZIP
+            )
             return Response(200, data, ctype)
         if name == "results":
             if is_query:
@@ -260,8 +329,9 @@ class EmulatorApp:
         ctype = {"CSV": wire.CT_CSV, "JSON": wire.CT_JSON}.get(fmt, wire.CT_XML)
         return Response(200, _closing(chunks), ctype)
 
-    def _batch_response(self, batch: dict[str, Any], as_json: bool, status: int,
-                        headers: list[tuple[str, str]] | None = None) -> Response:
+    def _batch_response(
+        self, batch: dict[str, Any], as_json: bool, status: int, headers: list[tuple[str, str]] | None = None
+    ) -> Response:
         if as_json:
             return Response(status, wire.batch_json(batch), wire.CT_JSON, headers)
         return Response(status, wire.batch_xml(batch), wire.CT_XML, headers)
@@ -314,8 +384,11 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     if encoding in ("", "identity"):
         return data
     if encoding != "gzip":
-        raise BulkApiError("ClientInputError", f"Unsupported Content-Encoding: {encoding}. The only valid "
-                           f"compression value is gzip", 415)
+        raise BulkApiError(
+            "ClientInputError",
+            f"Unsupported Content-Encoding: {encoding}. The only valid compression value is gzip",
+            415,
+        )
     try:
         decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         out = decoder.decompress(data, MAX_BODY + 1)

@@ -35,12 +35,22 @@ _ROUTES: list[tuple[re.Pattern[str], str, tuple[str, ...]]] = [
     (re.compile(r"^/(?P<kind>ingest|query)$"), "jobs", ("GET", "POST")),
     (re.compile(r"^/(?P<kind>ingest|query)/(?P<id>[^/]+)$"), "job", ("GET", "PATCH", "DELETE")),
     (re.compile(r"^/(?P<kind>ingest)/(?P<id>[^/]+)/batches$"), "batches", ("PUT",)),
-    (re.compile(r"^/(?P<kind>ingest)/(?P<id>[^/]+)/(?P<what>successfulResults|failedResults|unprocessedrecords)$",
-                re.IGNORECASE), "ingest_results", ("GET",)),
+    (
+        re.compile(
+            r"^/(?P<kind>ingest)/(?P<id>[^/]+)/(?P<what>successfulResults|failedResults|unprocessedrecords)$",
+            re.IGNORECASE,
+        ),
+        "ingest_results",
+        ("GET",),
+    ),
     (re.compile(r"^/(?P<kind>query)/(?P<id>[^/]+)/results$"), "results", ("GET",)),
     (re.compile(r"^/(?P<kind>query)/(?P<id>[^/]+)/resultPages$"), "result_pages", ("GET",)),
 ]
-_RESULT_KINDS = {"successfulresults": "successful", "failedresults": "failed", "unprocessedrecords": "unprocessed"}
+_RESULT_KINDS = {
+    "successfulresults": "successful",
+    "failedresults": "failed",
+    "unprocessedrecords": "unprocessed",
+}
 
 
 @dataclass
@@ -73,7 +83,9 @@ class Bulk2Api:
             return Reply(exc.status, error_body(exc.code, exc.message), CT_JSON)
         except Exception:
             log.exception("unexpected error on %s %s", method, environ.get("PATH_INFO"))
-            return Reply(500, error_body("UNKNOWN_EXCEPTION", "An unexpected error occurred in the emulator"), CT_JSON)
+            return Reply(
+                500, error_body("UNKNOWN_EXCEPTION", "An unexpected error occurred in the emulator"), CT_JSON
+            )
 
     def _authenticate(self, environ: dict[str, Any]) -> None:
         scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
@@ -86,8 +98,14 @@ class Bulk2Api:
             if m is None:
                 continue
             if method not in methods:
-                reply = Reply(405, error_body("METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed "
-                                              f"are {','.join(methods)}"), CT_JSON)
+                reply = Reply(
+                    405,
+                    error_body(
+                        "METHOD_NOT_ALLOWED",
+                        f"HTTP Method '{method}' not allowed. Allowed are {','.join(methods)}",
+                    ),
+                    CT_JSON,
+                )
                 reply.headers.append(("Allow", ", ".join(methods)))
                 return reply
             args = m.groupdict()
@@ -109,8 +127,14 @@ class Bulk2Api:
         if locator is not None:
             others = "".join(f"&{k}={v}" for k, v in params.items() if k != "queryLocator")
             next_url = f"{base}?queryLocator={locator}{others}"
-        return self._json(environ, {"done": locator is None, "records": [_summary(j, ver) for j in jobs],
-                                    "nextRecordsUrl": next_url})
+        return self._json(
+            environ,
+            {
+                "done": locator is None,
+                "records": [_summary(j, ver) for j in jobs],
+                "nextRecordsUrl": next_url,
+            },
+        )
 
     def _job(self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]) -> Reply:
         if method == "GET":
@@ -121,7 +145,9 @@ class Bulk2Api:
         doc = _read_json(environ)
         for key in doc:
             if key != "state":
-                raise BulkApiError("INVALIDJOB", f"{key} cannot be changed: only the state of a job can be updated")
+                raise BulkApiError(
+                    "INVALIDJOB", f"{key} cannot be changed: only the state of a job can be updated"
+                )
         return self._json(environ, _created(self.jobs.change_state(args["id"], kind, doc.get("state")), ver))
 
     def _json(self, environ: dict[str, Any], doc: Any, status: int = 200) -> Reply:
@@ -132,17 +158,23 @@ class Bulk2Api:
         return Reply(status, text.encode("utf-8"), CT_JSON)
 
     # ---------------------------------------------------------------------------------- ingest
-    def _batches(self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]) -> Reply:
+    def _batches(
+        self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]
+    ) -> Reply:
         self.jobs.get(args["id"], INGEST)
         media = environ.get("CONTENT_TYPE", "").split(";")[0].strip().lower()
         if media != "text/csv":
-            raise BulkApiError("UNSUPPORTEDCONTENTTYPE", f"Unsupported Content-Type {media or '(none)'}: job data "
-                               f"is uploaded as text/csv", 415)
+            raise BulkApiError(
+                "UNSUPPORTEDCONTENTTYPE",
+                f"Unsupported Content-Type {media or '(none)'}: job data is uploaded as text/csv",
+                415,
+            )
         self.jobs.upload(args["id"], _body_chunks(environ))
         return Reply(201, b"", None)
 
-    def _ingest_results(self, environ: dict[str, Any], method: str, ver: str, kind: str,
-                        args: dict[str, str]) -> Reply:
+    def _ingest_results(
+        self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]
+    ) -> Reply:
         job = self.jobs.get(args["id"], INGEST)
         what = _RESULT_KINDS[args["what"].lower()]
         return Reply(200, tasks.ingest_results(self.service.store, job, what), CSV_TYPE)
@@ -151,11 +183,17 @@ class Bulk2Api:
     def _finished_query(self, ver: str, job_id: str) -> dict[str, Any]:
         job = self.jobs.get(job_id, QUERY)
         if job["apiVersion"] != ver:
-            raise BulkApiError("INVALIDVERSION", f"Use API version {job['apiVersion']}, the version the job was "
-                               f"created with, to get its results", 409)
+            raise BulkApiError(
+                "INVALIDVERSION",
+                f"Use API version {job['apiVersion']}, the version the job was "
+                f"created with, to get its results",
+                409,
+            )
         if job["state"] != "JobComplete":
-            raise BulkApiError("INVALIDJOBSTATE", f"The results are available once the job is JobComplete; "
-                               f"it is {job['state']}")
+            raise BulkApiError(
+                "INVALIDJOBSTATE",
+                f"The results are available once the job is JobComplete; it is {job['state']}",
+            )
         return job
 
     def _page_params(self, environ: dict[str, Any]) -> tuple[int, int]:
@@ -169,23 +207,29 @@ class Bulk2Api:
             raise BulkApiError("API_ERROR", f"Invalid maxRecords: {raw}. Use a positive whole number")
         return offset, int(raw)
 
-    def _results(self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]) -> Reply:
+    def _results(
+        self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]
+    ) -> Reply:
         job = self._finished_query(ver, args["id"])
         offset, count = self._page_params(environ)
         total = job["recordsTotal"] or 0
         if offset > total:
-            raise BulkApiError("INVALID_QUERY_LOCATOR", "The locator is beyond the last record of the results")
+            raise BulkApiError(
+                "INVALID_QUERY_LOCATOR", "The locator is beyond the last record of the results"
+            )
         n = max(0, min(count, total - offset))
         locator = encode_locator(offset + n) if offset + n < total else "null"
         headers = [("Sforce-Locator", locator), ("Sforce-NumberOfRecords", str(n))]
         return Reply(200, tasks.query_page(self.service.store, job, offset, n), CSV_TYPE, headers)
 
-    def _result_pages(self, environ: dict[str, Any], method: str, ver: str, kind: str,
-                      args: dict[str, str]) -> Reply:
+    def _result_pages(
+        self, environ: dict[str, Any], method: str, ver: str, kind: str, args: dict[str, str]
+    ) -> Reply:
         """The result split into pages a client may download in parallel (1,000 page links per answer)."""
         if float(ver) < RESULT_PAGES_VERSION:
-            raise BulkApiError("NOT_FOUND", f"resultPages is available from API version {RESULT_PAGES_VERSION}",
-                               404)
+            raise BulkApiError(
+                "NOT_FOUND", f"resultPages is available from API version {RESULT_PAGES_VERSION}", 404
+            )
         job = self._finished_query(ver, args["id"])
         offset, count = self._page_params(environ)
         total = job["recordsTotal"] or 0
@@ -206,15 +250,24 @@ class Bulk2Api:
 
 
 def _base(job: dict[str, Any], ver: str) -> dict[str, Any]:
-    doc = {"id": job["id"], "operation": job["operation"], "object": job["object"], "createdById": job["createdById"],
-           "createdDate": json_time(job["createdDate"]), "systemModstamp": json_time(job["systemModstamp"]),
-           "state": job["state"]}
+    doc = {
+        "id": job["id"],
+        "operation": job["operation"],
+        "object": job["object"],
+        "createdById": job["createdById"],
+        "createdDate": json_time(job["createdDate"]),
+        "systemModstamp": json_time(job["systemModstamp"]),
+        "state": job["state"],
+    }
     if job["externalIdFieldName"]:
         doc["externalIdFieldName"] = job["externalIdFieldName"]
     if job["assignmentRuleId"]:
         doc["assignmentRuleId"] = job["assignmentRuleId"]
-    doc.update(concurrencyMode=job["concurrencyMode"], contentType=job["contentType"],
-               apiVersion=float(job["apiVersion"]))
+    doc.update(
+        concurrencyMode=job["concurrencyMode"],
+        contentType=job["contentType"],
+        apiVersion=float(job["apiVersion"]),
+    )
     return doc
 
 
@@ -298,8 +351,11 @@ def _body_chunks(environ: dict[str, Any]) -> Iterator[bytes]:
         yield from _raw_chunks(environ)
         return
     if encoding != "gzip":
-        raise BulkApiError("CLIENTINPUTERROR", f"Unsupported Content-Encoding: {encoding}. The only valid "
-                           f"compression value is gzip", 415)
+        raise BulkApiError(
+            "CLIENTINPUTERROR",
+            f"Unsupported Content-Encoding: {encoding}. The only valid compression value is gzip",
+            415,
+        )
     decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
         for data in _raw_chunks(environ):

@@ -62,10 +62,12 @@ _UPLOAD_NONE, _UPLOAD_RECEIVING, _UPLOAD_DONE = 0, 1, 2
 _ready: set[str] = set()
 _ready_lock = threading.Lock()
 
-_JOB_COLUMNS = ("j.id, j.operation, j.object, j.created_by, j.created_date, j.concurrency_mode, j.api_version, "
-                "j.external_id_field, j.assignment_rule_id, j.pk_chunk_size, j.state, b.job_type, b.state, "
-                "b.column_delimiter, b.line_ending, b.query, b.error_message, b.system_modstamp, b.upload_state, "
-                "b.header, b.records_total, j.system_modstamp, j.content_type")
+_JOB_COLUMNS = (
+    "j.id, j.operation, j.object, j.created_by, j.created_date, j.concurrency_mode, j.api_version, "
+    "j.external_id_field, j.assignment_rule_id, j.pk_chunk_size, j.state, b.job_type, b.state, "
+    "b.column_delimiter, b.line_ending, b.query, b.error_message, b.system_modstamp, b.upload_state, "
+    "b.header, b.records_total, j.system_modstamp, j.content_type"
+)
 
 
 def ensure_tables(store: Store, force: bool = False) -> None:
@@ -104,10 +106,31 @@ def decode_locator(locator: str) -> int:
 
 
 def _job_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    keys = ("id", "operation", "object", "createdById", "createdDate", "concurrencyMode", "apiVersion",
-            "externalIdFieldName", "assignmentRuleId", "pkChunkSize", "classicState", "jobType", "state",
-            "columnDelimiter", "lineEnding", "query", "errorMessage", "systemModstamp", "uploadState", "header",
-            "recordsTotal", "classicModstamp", "contentType")
+    keys = (
+        "id",
+        "operation",
+        "object",
+        "createdById",
+        "createdDate",
+        "concurrencyMode",
+        "apiVersion",
+        "externalIdFieldName",
+        "assignmentRuleId",
+        "pkChunkSize",
+        "classicState",
+        "jobType",
+        "state",
+        "columnDelimiter",
+        "lineEnding",
+        "query",
+        "errorMessage",
+        "systemModstamp",
+        "uploadState",
+        "header",
+        "recordsTotal",
+        "classicModstamp",
+        "contentType",
+    )
     job = dict(zip(keys, row, strict=True))
     if job["jobType"] is None:  # a Bulk 1.0 job, as the 2.0 job list shows it
         job.update(jobType="Classic", state=job["classicState"], systemModstamp=job["classicModstamp"])
@@ -127,20 +150,40 @@ class Bulk2Jobs:
 
     # ---------------------------------------------------------------------------------- create
     def create_ingest(self, ver: str, doc: dict[str, Any]) -> dict[str, Any]:
-        _known(doc, ("object", "operation", "externalIdFieldName", "columnDelimiter", "lineEnding", "contentType",
-                     "assignmentRuleId"))
+        _known(
+            doc,
+            (
+                "object",
+                "operation",
+                "externalIdFieldName",
+                "columnDelimiter",
+                "lineEnding",
+                "contentType",
+                "assignmentRuleId",
+            ),
+        )
         operation = doc.get("operation")
         if operation not in INGEST_OPERATIONS:
             if operation in QUERY_OPERATIONS:
-                raise BulkApiError("INVALIDJOB", f"Operation {operation} is not an ingest operation: create query "
-                                   f"jobs with POST /services/data/v{ver}/jobs/query")
-            raise BulkApiError("INVALIDJOB", f"Invalid operation: {operation!r}. Use one of "
-                               f"{', '.join(INGEST_OPERATIONS)}")
+                raise BulkApiError(
+                    "INVALIDJOB",
+                    f"Operation {operation} is not an ingest operation: create query "
+                    f"jobs with POST /services/data/v{ver}/jobs/query",
+                )
+            raise BulkApiError(
+                "INVALIDJOB", f"Invalid operation: {operation!r}. Use one of {', '.join(INGEST_OPERATIONS)}"
+            )
         delimiter, line_ending = _format(doc)
-        v1 = {"operation": operation, "object": doc.get("object"), "contentType": "CSV",
-              "externalIdFieldName": doc.get("externalIdFieldName"), "assignmentRuleId": doc.get("assignmentRuleId")}
-        return self._create(ver, {k: v for k, v in v1.items() if v is not None}, INGEST, "Open", delimiter,
-                            line_ending, None)
+        v1 = {
+            "operation": operation,
+            "object": doc.get("object"),
+            "contentType": "CSV",
+            "externalIdFieldName": doc.get("externalIdFieldName"),
+            "assignmentRuleId": doc.get("assignmentRuleId"),
+        }
+        return self._create(
+            ver, {k: v for k, v in v1.items() if v is not None}, INGEST, "Open", delimiter, line_ending, None
+        )
 
     def create_query(self, ver: str, doc: dict[str, Any]) -> dict[str, Any]:
         _known(doc, ("operation", "query", "columnDelimiter", "lineEnding", "contentType"))
@@ -152,8 +195,15 @@ class Bulk2Jobs:
             raise BulkApiError("INVALIDJOB", "The query is required (a SOQL text in the field query)")
         delimiter, line_ending = _format(doc)
         object_name = self._check_query(soql)
-        job = self._create(ver, {"operation": operation, "object": object_name, "contentType": "CSV"}, QUERY,
-                           "UploadComplete", delimiter, line_ending, soql)
+        job = self._create(
+            ver,
+            {"operation": operation, "object": object_name, "contentType": "CSV"},
+            QUERY,
+            "UploadComplete",
+            delimiter,
+            line_ending,
+            soql,
+        )
         with self.store.write() as conn:
             self._queue_task(conn, job["id"], TASK_QUERY, soql.encode("utf-8"))
         self._submit(job["id"])
@@ -173,11 +223,21 @@ class Bulk2Jobs:
         except BatchFailure as exc:
             detail = exc.state_message.split(" : ", 1)[-1].removeprefix("Failed to process query: ")
             code, sep, message = detail.partition(": ")
-            raise BulkApiError(code if sep and code.isupper() else "INVALIDJOB", message if sep else detail) from None
+            raise BulkApiError(
+                code if sep and code.isupper() else "INVALIDJOB", message if sep else detail
+            ) from None
         return obj.name
 
-    def _create(self, ver: str, v1_doc: dict[str, Any], job_type: str, state: str, delimiter: str,
-                line_ending: str, soql: str | None) -> dict[str, Any]:
+    def _create(
+        self,
+        ver: str,
+        v1_doc: dict[str, Any],
+        job_type: str,
+        state: str,
+        delimiter: str,
+        line_ending: str,
+        soql: str | None,
+    ) -> dict[str, Any]:
         try:
             job = self.service.create_job(ver, v1_doc, None)
             self.service.update_job(job["id"], {"state": "Closed"})  # no 1.0 batch may be added to it
@@ -186,14 +246,22 @@ class Bulk2Jobs:
         with self.store.write() as conn:
             conn.execute(
                 "INSERT INTO bulk2_jobs (id, job_type, state, column_delimiter, line_ending, query, system_modstamp) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)", (job["id"], job_type, state, delimiter, line_ending, soql, now_iso()))
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job["id"], job_type, state, delimiter, line_ending, soql, now_iso()),
+            )
         return self.get(job["id"], job_type)
 
     # ------------------------------------------------------------------------------------ read
     def get(self, job_id: str, job_type: str) -> dict[str, Any]:
         """A 2.0 job of ``job_type`` with its counters; 404 for unknown ids and jobs of the other kind."""
-        row = self.store.reader().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs j JOIN bulk2_jobs b ON b.id = j.id WHERE j.id = ?", (job_id,)).fetchone()
+        row = (
+            self.store.reader()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs j JOIN bulk2_jobs b ON b.id = j.id WHERE j.id = ?",
+                (job_id,),
+            )
+            .fetchone()
+        )
         if row is None or row[11] != job_type:
             raise BulkApiError("NOT_FOUND", "The requested resource does not exist", 404)
         job = _job_dict(row)
@@ -206,15 +274,22 @@ class Bulk2Jobs:
         for kind, state, n, p, f, t, a in self.store.reader().execute(
             "SELECT request_type, state, count(*), sum(records_processed), sum(records_failed), "
             "sum(total_processing_time), sum(api_active_processing_time) FROM batches WHERE job_id = ? "
-            "GROUP BY request_type, state", (job_id,)):
+            "GROUP BY request_type, state",
+            (job_id,),
+        ):
             counts.setdefault(kind, {})[state] = n
             if state == "Completed":
                 processed += p or 0
                 failed += f or 0
             total_time += t or 0
             api_time += a or 0
-        return {"batches": counts, "numberRecordsProcessed": processed, "numberRecordsFailed": failed,
-                "totalProcessingTime": total_time, "apiActiveProcessingTime": api_time}
+        return {
+            "batches": counts,
+            "numberRecordsProcessed": processed,
+            "numberRecordsFailed": failed,
+            "totalProcessingTime": total_time,
+            "apiActiveProcessingTime": api_time,
+        }
 
     def _refresh(self, job: dict[str, Any]) -> None:
         """Add the counters; move a running job to its final state once its batches are done."""
@@ -236,7 +311,11 @@ class Bulk2Jobs:
             busy += chunks.get("Queued", 0) + chunks.get("InProgress", 0)
             new = "InProgress" if busy and (task.get("InProgress") or task.get("Completed")) else state
             if not busy:
-                new = "Failed" if task.get("Failed") or chunks.get("Failed") or job["errorMessage"] else "JobComplete"
+                new = (
+                    "Failed"
+                    if task.get("Failed") or chunks.get("Failed") or job["errorMessage"]
+                    else "JobComplete"
+                )
         if new == state:
             return
         message = job["errorMessage"]
@@ -245,19 +324,28 @@ class Bulk2Jobs:
         with self.store.write() as conn:
             changed = conn.execute(
                 "UPDATE bulk2_jobs SET state = ?, error_message = ?, system_modstamp = ? WHERE id = ? AND state = ?",
-                (new, message, now_iso(), job["id"], state)).rowcount
+                (new, message, now_iso(), job["id"], state),
+            ).rowcount
         if changed:
             job.update(state=new, errorMessage=message)
         else:  # aborted meanwhile
-            row = self.store.reader().execute("SELECT state, error_message FROM bulk2_jobs WHERE id = ?",
-                                              (job["id"],)).fetchone()
+            row = (
+                self.store.reader()
+                .execute("SELECT state, error_message FROM bulk2_jobs WHERE id = ?", (job["id"],))
+                .fetchone()
+            )
             if row is not None:
                 job.update(state=row[0], errorMessage=row[1])
 
     def _first_failure(self, job_id: str) -> str | None:
-        row = self.store.reader().execute(
-            "SELECT state_message FROM batches WHERE job_id = ? AND state = 'Failed' ORDER BY seq LIMIT 1",
-            (job_id,)).fetchone()
+        row = (
+            self.store.reader()
+            .execute(
+                "SELECT state_message FROM batches WHERE job_id = ? AND state = 'Failed' ORDER BY seq LIMIT 1",
+                (job_id,),
+            )
+            .fetchone()
+        )
         return row[0] if row else None
 
     def list(self, kind: str, params: dict[str, str]) -> tuple[list[dict[str, Any]], str | None]:
@@ -299,10 +387,16 @@ class Bulk2Jobs:
                 raise BulkApiError("INVALID_QUERY_LOCATOR", f"Invalid queryLocator: {locator}")
             where.append("j.id > ?")
             args.append(m.group(1))
-        rows = self.store.reader().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs j LEFT JOIN bulk2_jobs b ON b.id = j.id WHERE {' AND '.join(where)} "
-            f"ORDER BY j.id LIMIT ?", (*args, self.list_page + 1)).fetchall()
-        jobs = [_job_dict(r) for r in rows[:self.list_page]]
+        rows = (
+            self.store.reader()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs j LEFT JOIN bulk2_jobs b ON b.id = j.id WHERE {' AND '.join(where)} "
+                f"ORDER BY j.id LIMIT ?",
+                (*args, self.list_page + 1),
+            )
+            .fetchall()
+        )
+        jobs = [_job_dict(r) for r in rows[: self.list_page]]
         for job in jobs:
             if job["jobType"] in (INGEST, QUERY):
                 self._refresh(job)
@@ -318,37 +412,56 @@ class Bulk2Jobs:
             if state in FINAL_STATES:
                 raise BulkApiError("INVALIDJOBSTATE", f"Aborting already {word} Job not allowed")
             with self.store.write() as conn:
-                conn.execute("UPDATE bulk2_jobs SET state = 'Aborted', system_modstamp = ? WHERE id = ?",
-                             (now_iso(), job_id))
-                conn.execute("UPDATE batches SET state = 'NotProcessed', system_modstamp = ? "
-                             "WHERE job_id = ? AND state = 'Queued'", (now_iso(), job_id))
+                conn.execute(
+                    "UPDATE bulk2_jobs SET state = 'Aborted', system_modstamp = ? WHERE id = ?",
+                    (now_iso(), job_id),
+                )
+                conn.execute(
+                    "UPDATE batches SET state = 'NotProcessed', system_modstamp = ? "
+                    "WHERE job_id = ? AND state = 'Queued'",
+                    (now_iso(), job_id),
+                )
         elif target == "UploadComplete" and job_type == INGEST:
             if state != "Open":
                 raise BulkApiError("INVALIDJOBSTATE", f"Closing already {word} Job not allowed")
             with self.store.write() as conn:
-                conn.execute("UPDATE bulk2_jobs SET state = 'UploadComplete', system_modstamp = ? WHERE id = ?",
-                             (now_iso(), job_id))
+                conn.execute(
+                    "UPDATE bulk2_jobs SET state = 'UploadComplete', system_modstamp = ? WHERE id = ?",
+                    (now_iso(), job_id),
+                )
                 self._queue_task(conn, job_id, TASK_SPLIT, b"")
             closed = self.get(job_id, job_type)  # answered UploadComplete, as Salesforce does
             self._submit(job_id)
             return closed
         else:
             allowed = "UploadComplete or Aborted" if job_type == INGEST else "Aborted"
-            raise BulkApiError("INVALIDJOBSTATE", f"Invalid state: {target!r}. A job can only be set to {allowed}")
+            raise BulkApiError(
+                "INVALIDJOBSTATE", f"Invalid state: {target!r}. A job can only be set to {allowed}"
+            )
         return self.get(job_id, job_type)
 
     def _queue_task(self, conn: Any, job_id: str, kind: str, data: bytes) -> None:
         now = now_iso()
         batch_id = self.store.new_id18(conn, "751")
-        seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0]
-        conn.execute("INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
-                     "VALUES (?, ?, ?, 'Queued', ?, ?, ?)", (batch_id, job_id, seq, now, now, kind))
+        seq = conn.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
+            "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
+            (batch_id, job_id, seq, now, now, kind),
+        )
         conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, data))
 
     def _submit(self, job_id: str) -> None:
-        rows = self.store.reader().execute(
-            "SELECT id FROM batches WHERE job_id = ? AND state = 'Queued' AND request_type LIKE 'bulk2/%'",
-            (job_id,)).fetchall()
+        rows = (
+            self.store.reader()
+            .execute(
+                "SELECT id FROM batches WHERE job_id = ? AND state = 'Queued' AND request_type LIKE 'bulk2/%'",
+                (job_id,),
+            )
+            .fetchall()
+        )
         if self.service.processor is not None:
             for (batch_id,) in rows:
                 self.service.processor.submit(job_id, batch_id, False)
@@ -357,17 +470,23 @@ class Bulk2Jobs:
     def upload(self, job_id: str, chunks: Iterable[bytes]) -> int:
         """Stream one upload to disk (``chunks`` raises BulkApiError on a bad body); returns its size."""
         with self.store.write() as conn:
-            row = conn.execute("SELECT job_type, state, upload_state FROM bulk2_jobs WHERE id = ?",
-                               (job_id,)).fetchone()
+            row = conn.execute(
+                "SELECT job_type, state, upload_state FROM bulk2_jobs WHERE id = ?", (job_id,)
+            ).fetchone()
             if row is None or row[0] != INGEST:
                 raise BulkApiError("NOT_FOUND", "The requested resource does not exist", 404)
             if row[2] != _UPLOAD_NONE:
-                raise BulkApiError("BULK_API_ERROR", f"Found multiple contents for job: <{job_id}>, please 'Close' / "
-                                   f"'Abort' / 'Delete' the current Job then create a new Job and make sure you only "
-                                   f"do 'PUT' once on a given Job.")
+                raise BulkApiError(
+                    "BULK_API_ERROR",
+                    f"Found multiple contents for job: <{job_id}>, please 'Close' / "
+                    f"'Abort' / 'Delete' the current Job then create a new Job and make sure you only "
+                    f"do 'PUT' once on a given Job.",
+                )
             if row[1] != "Open":
-                raise BulkApiError("INVALIDJOBSTATE", f"Job {job_id} is in state {row[1]}: data can only be "
-                                   f"uploaded to an Open job")
+                raise BulkApiError(
+                    "INVALIDJOBSTATE",
+                    f"Job {job_id} is in state {row[1]}: data can only be uploaded to an Open job",
+                )
             conn.execute("UPDATE bulk2_jobs SET upload_state = ? WHERE id = ?", (_UPLOAD_RECEIVING, job_id))
         final = upload_path(self.store, job_id)
         part = final.with_suffix(".part")
@@ -377,9 +496,13 @@ class Bulk2Jobs:
                 for chunk in chunks:
                     size += len(chunk)
                     if size > self.max_upload_bytes:
-                        raise BulkApiError("BULK_API_ERROR", f"The job data exceeds the limit of 150 MB after base64 "
-                                           f"encoding ({self.max_upload_bytes} bytes of CSV). Split the data into "
-                                           f"several jobs", 413)
+                        raise BulkApiError(
+                            "BULK_API_ERROR",
+                            f"The job data exceeds the limit of 150 MB after base64 "
+                            f"encoding ({self.max_upload_bytes} bytes of CSV). Split the data into "
+                            f"several jobs",
+                            413,
+                        )
                     out.write(chunk)
             if size == 0:
                 raise BulkApiError("INVALIDBATCH", "Records not found: the uploaded job data is empty")
@@ -390,8 +513,10 @@ class Bulk2Jobs:
                 conn.execute("UPDATE bulk2_jobs SET upload_state = ? WHERE id = ?", (_UPLOAD_NONE, job_id))
             raise
         with self.store.write() as conn:
-            conn.execute("UPDATE bulk2_jobs SET upload_state = ?, upload_bytes = ?, system_modstamp = ? WHERE id = ?",
-                         (_UPLOAD_DONE, size, now_iso(), job_id))
+            conn.execute(
+                "UPDATE bulk2_jobs SET upload_state = ?, upload_bytes = ?, system_modstamp = ? WHERE id = ?",
+                (_UPLOAD_DONE, size, now_iso(), job_id),
+            )
         return size
 
     # ---------------------------------------------------------------------------------- delete
@@ -399,8 +524,9 @@ class Bulk2Jobs:
         job = self.get(job_id, job_type)
         allowed = ("UploadComplete", *FINAL_STATES) if job_type == INGEST else FINAL_STATES
         if job["state"] not in allowed:
-            raise BulkApiError("API_ERROR", "Error encountered when deleting the job because the job is not "
-                               "terminated")
+            raise BulkApiError(
+                "API_ERROR", "Error encountered when deleting the job because the job is not terminated"
+            )
         with self.store.write() as conn:
             batch_ids = [(r[0],) for r in conn.execute("SELECT id FROM batches WHERE job_id = ?", (job_id,))]
             conn.executemany("DELETE FROM batch_requests WHERE batch_id = ?", batch_ids)
@@ -415,17 +541,23 @@ class Bulk2Jobs:
 def _known(doc: dict[str, Any], fields: tuple[str, ...]) -> None:
     for key in doc:
         if key not in fields:
-            raise BulkApiError("JSON_PARSER_ERROR", f"Unrecognized field \"{key}\": the fields of this request are "
-                               f"{', '.join(fields)}")
+            raise BulkApiError(
+                "JSON_PARSER_ERROR",
+                f'Unrecognized field "{key}": the fields of this request are {", ".join(fields)}',
+            )
 
 
 def _format(doc: dict[str, Any]) -> tuple[str, str]:
     content_type = doc.get("contentType", "CSV")
     if content_type != "CSV":
-        raise BulkApiError("INVALIDJOB", f"Invalid contentType: {content_type!r}. Bulk API 2.0 supports CSV only")
+        raise BulkApiError(
+            "INVALIDJOB", f"Invalid contentType: {content_type!r}. Bulk API 2.0 supports CSV only"
+        )
     delimiter = doc.get("columnDelimiter", "COMMA")
     if delimiter not in DELIMITERS:
-        raise BulkApiError("INVALIDJOB", f"Invalid columnDelimiter: {delimiter!r}. Use one of {', '.join(DELIMITERS)}")
+        raise BulkApiError(
+            "INVALIDJOB", f"Invalid columnDelimiter: {delimiter!r}. Use one of {', '.join(DELIMITERS)}"
+        )
     line_ending = doc.get("lineEnding", "LF")
     if line_ending not in LINE_ENDINGS:
         raise BulkApiError("INVALIDJOB", f"Invalid lineEnding: {line_ending!r}. Use LF or CRLF")

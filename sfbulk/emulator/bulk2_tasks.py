@@ -50,12 +50,16 @@ CHUNK_CHARACTERS = MAX_CHARACTERS - 500_000
 _READ_BLOCK = 1 << 20
 
 
-def run_task(service: BulkService, job: dict[str, Any], batch_id: str, kind: str, data: bytes,
-             started: float) -> None:
+def run_task(
+    service: BulkService, job: dict[str, Any], batch_id: str, kind: str, data: bytes, started: float
+) -> None:
     """Run one 2.0 task batch (already InProgress); BatchFailure fails it (and so the job)."""
     ensure_tables(service.store)
-    row = service.store.reader().execute(
-        "SELECT state, column_delimiter, line_ending FROM bulk2_jobs WHERE id = ?", (job["id"],)).fetchone()
+    row = (
+        service.store.reader()
+        .execute("SELECT state, column_delimiter, line_ending FROM bulk2_jobs WHERE id = ?", (job["id"],))
+        .fetchone()
+    )
     if row is None or row[0] == "Aborted":
         service._set_state(batch_id, "NotProcessed")
         return
@@ -79,14 +83,17 @@ def _ms(started: float) -> int:
 # ingest: the upload cut into 1.0 batches
 
 
-def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: str, eol: str,
-           started: float) -> None:
+def _split(
+    service: BulkService, job: dict[str, Any], batch_id: str, delimiter: str, eol: str, started: float
+) -> None:
     store = service.store
     job_id = job["id"]
     path = upload_path(store, job_id)
     if not path.exists():
-        raise BatchFailure("No job data was uploaded: PUT the CSV to the job's contentUrl before UploadComplete",
-                           code="ClientInputError")
+        raise BatchFailure(
+            "No job data was uploaded: PUT the CSV to the job's contentUrl before UploadComplete",
+            code="ClientInputError",
+        )
     obj = service.schema.get(job["object"])
     assert obj is not None
     written: list[str] = []  # chunk batch ids whose request is stored, queued only at the end
@@ -106,8 +113,9 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
                 total = _cut(store, job_id, reader, [h.strip() for h in header], written)
     except UnicodeDecodeError as exc:
         _forget(store, written)
-        raise BatchFailure(f"The job data is not valid UTF-8 (byte {exc.start} of a read block)",
-                           code="ClientInputError") from None
+        raise BatchFailure(
+            f"The job data is not valid UTF-8 (byte {exc.start} of a read block)", code="ClientInputError"
+        ) from None
     except csv.Error as exc:
         _forget(store, written)
         if "field larger than field limit" in str(exc):
@@ -125,20 +133,31 @@ def _split(service: BulkService, job: dict[str, Any], batch_id: str, delimiter: 
         alive = conn.execute("SELECT state FROM bulk2_jobs WHERE id = ?", (job_id,)).fetchone()
         if alive is None or alive[0] == "Aborted":  # deleted or aborted during the last chunk
             conn.executemany("DELETE FROM batch_requests WHERE batch_id = ?", [(b,) for b in written])
-            conn.execute("UPDATE batches SET state = 'NotProcessed', system_modstamp = ? WHERE id = ?",
-                         (now, batch_id))
+            conn.execute(
+                "UPDATE batches SET state = 'NotProcessed', system_modstamp = ? WHERE id = ?", (now, batch_id)
+            )
             return
-        seq = conn.execute("SELECT coalesce(max(seq), 0) FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0]
+        seq = conn.execute(
+            "SELECT coalesce(max(seq), 0) FROM batches WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
         conn.executemany(
             "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
             "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
-            [(chunk_id, job_id, seq + i, now, now, CHUNK_TYPE) for i, chunk_id in enumerate(written, start=1)])
-        conn.execute("UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
-                     (json.dumps(header), total, now, job_id))
+            [
+                (chunk_id, job_id, seq + i, now, now, CHUNK_TYPE)
+                for i, chunk_id in enumerate(written, start=1)
+            ],
+        )
+        conn.execute(
+            "UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
+            (json.dumps(header), total, now, job_id),
+        )
         # in the same transaction as the chunks: a reader never sees the split done and no chunk queued
-        conn.execute("UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
-                     "total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
-                     (now, (elapsed := _ms(started)), elapsed, batch_id))
+        conn.execute(
+            "UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
+            "total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
+            (now, (elapsed := _ms(started)), elapsed, batch_id),
+        )
     path.unlink(missing_ok=True)  # every record is in a chunk batch now
     for chunk_id in written:
         service.processor.submit(job_id, chunk_id, False)
@@ -159,8 +178,10 @@ def _check_line_ending(first_line: str, eol: str) -> None:
     crlf = first_line.endswith("\r\n")
     if (eol == "\n" and crlf) or (eol == "\r\n" and not crlf and first_line.endswith("\n")):
         setting = "LF" if eol == "\n" else "CRLF"
-        raise BatchFailure(f"LineEnding is invalid on user data. Current LineEnding setting is {setting}",
-                           code="ClientInputError")
+        raise BatchFailure(
+            f"LineEnding is invalid on user data. Current LineEnding setting is {setting}",
+            code="ClientInputError",
+        )
 
 
 def _cut(store: Store, job_id: str, reader: Any, names: list[str], written: list[str]) -> int | None:
@@ -175,8 +196,10 @@ def _cut(store: Store, job_id: str, reader: Any, names: list[str], written: list
         if not row:
             continue  # blank line
         if len(row) != width:
-            raise BatchFailure(f"Line {reader.line_num} has {len(row)} columns but the header has {width}",
-                               code="ClientInputError")
+            raise BatchFailure(
+                f"Line {reader.line_num} has {len(row)} columns but the header has {width}",
+                code="ClientInputError",
+            )
         writer.writerow(row)
         rows += 1
         if rows == MAX_RECORDS or buf.tell() >= CHUNK_CHARACTERS:
@@ -191,11 +214,15 @@ def _cut(store: Store, job_id: str, reader: Any, names: list[str], written: list
         written.append(_store_chunk(store, buf.getvalue()))
         total += rows
     if not total:
-        raise BatchFailure("Records not found: the job data has a header but no records", code="ClientInputError")
+        raise BatchFailure(
+            "Records not found: the job data has a header but no records", code="ClientInputError"
+        )
     return total
 
 
-def _cut_raw(store: Store, job_id: str, f: Any, header_line: str, width: int, written: list[str]) -> int | None:
+def _cut_raw(
+    store: Store, job_id: str, f: Any, header_line: str, width: int, written: list[str]
+) -> int | None:
     """As `_cut`, for comma-separated data: records are cut at line ends outside quotes (an even number
     of quote characters so far) and stored as sent, after each chunk is checked by the csv reader."""
     lines = [header_line]
@@ -223,13 +250,17 @@ def _cut_raw(store: Store, job_id: str, f: Any, header_line: str, width: int, wr
             total += rows
             rows, lines, size, chunk_line = 0, [header_line], len(header_line), line_no + 1
     if odd:
-        raise BatchFailure(f"Failed to parse CSV: unexpected end of data (a quote opened on line {opened} is never "
-                           f"closed; a quote inside a value needs the value quoted and the quote doubled)")
+        raise BatchFailure(
+            f"Failed to parse CSV: unexpected end of data (a quote opened on line {opened} is never "
+            f"closed; a quote inside a value needs the value quoted and the quote doubled)"
+        )
     if rows:
         written.append(_store_chunk(store, _checked("".join(lines), rows, width, chunk_line)))
         total += rows
     if not total:
-        raise BatchFailure("Records not found: the job data has a header but no records", code="ClientInputError")
+        raise BatchFailure(
+            "Records not found: the job data has a header but no records", code="ClientInputError"
+        )
     return total
 
 
@@ -243,19 +274,25 @@ def _checked(text: str, rows: int, width: int, first_line: int) -> str:
             continue
         seen += 1
         if len(row) != width:
-            raise BatchFailure(f"Line {first_line + reader.line_num - 2} has {len(row)} columns but the header has "
-                               f"{width}", code="ClientInputError")
+            raise BatchFailure(
+                f"Line {first_line + reader.line_num - 2} has {len(row)} columns but the header has {width}",
+                code="ClientInputError",
+            )
     if seen != rows:  # a quote inside an unquoted value made the line count and the records disagree
-        raise BatchFailure(f"Failed to parse CSV: a quote character inside an unquoted value, between lines "
-                           f"{first_line} and {first_line + text.count(chr(10)) - 2}; quote such values and "
-                           f"double their quotes")
+        raise BatchFailure(
+            f"Failed to parse CSV: a quote character inside an unquoted value, between lines "
+            f"{first_line} and {first_line + text.count(chr(10)) - 2}; quote such values and "
+            f"double their quotes"
+        )
     return text
 
 
 def _store_chunk(store: Store, text: str) -> str:
     with store.write() as conn:
         chunk_id = store.new_id18(conn, "751")
-        conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (chunk_id, text.encode("utf-8")))
+        conn.execute(
+            "INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (chunk_id, text.encode("utf-8"))
+        )
     return chunk_id
 
 
@@ -284,24 +321,38 @@ def ingest_results(store: Store, job: dict[str, Any], kind: str) -> Iterator[byt
             yield from _raw_upload(store, job["id"])
             return
         header = []
-    extra = {"successful": ["sf__Id", "sf__Created"], "failed": ["sf__Id", "sf__Error"], "unprocessed": []}[kind]
+    extra = {"successful": ["sf__Id", "sf__Created"], "failed": ["sf__Id", "sf__Error"], "unprocessed": []}[
+        kind
+    ]
     yield _line(extra + header, delimiter, eol).encode("utf-8")
     wanted = ("NotProcessed", "Failed") if kind == "unprocessed" else ("Completed",)
-    chunks = store.reader().execute(
-        "SELECT id, state FROM batches WHERE job_id = ? AND request_type = ? ORDER BY seq",
-        (job["id"], CHUNK_TYPE)).fetchall()
+    chunks = (
+        store.reader()
+        .execute(
+            "SELECT id, state FROM batches WHERE job_id = ? AND request_type = ? ORDER BY seq",
+            (job["id"], CHUNK_TYPE),
+        )
+        .fetchall()
+    )
     for chunk_id, state in chunks:
         if state not in wanted:
             continue
-        request = store.reader().execute("SELECT data FROM batch_requests WHERE batch_id = ?", (chunk_id,)).fetchone()
+        request = (
+            store.reader()
+            .execute("SELECT data FROM batch_requests WHERE batch_id = ?", (chunk_id,))
+            .fetchone()
+        )
         records = csv.reader(io.StringIO(bytes(request[0]).decode("utf-8"), newline=""))
         next(records)
         out = []
         if kind == "unprocessed":
             out = [_line(cells, delimiter, eol) for cells in records if cells]
         else:
-            result = store.reader().execute("SELECT data FROM batch_results WHERE batch_id = ?",
-                                            (chunk_id,)).fetchone()
+            result = (
+                store.reader()
+                .execute("SELECT data FROM batch_results WHERE batch_id = ?", (chunk_id,))
+                .fetchone()
+            )
             rows = json.loads(result[0]) if result else []
             for cells, (rid, success, created, errors) in zip(filter(None, records), rows, strict=False):
                 if kind == "successful" and success:
@@ -327,8 +378,15 @@ def _raw_upload(store: Store, job_id: str) -> Iterator[bytes]:
 # query: pages of rendered lines
 
 
-def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, delimiter: str, eol: str,
-           started: float) -> None:
+def _query(
+    service: BulkService,
+    job: dict[str, Any],
+    batch_id: str,
+    soql: str,
+    delimiter: str,
+    eol: str,
+    started: float,
+) -> None:
     store = service.store
     job_id = job["id"]
     q, obj, outputs, column = queries.compile_query(service.schema, job["object"], soql)
@@ -355,26 +413,35 @@ def _query(service: BulkService, job: dict[str, Any], batch_id: str, soql: str, 
             if line_sql is not None:
                 lines = [r[0] for r in block]
             else:
-                lines = [delimiter.join([value(o.field, v) for o, v in zip(outputs, r, strict=True)]) for r in block]
+                lines = [
+                    delimiter.join([value(o.field, v) for o, v in zip(outputs, r, strict=True)])
+                    for r in block
+                ]
             text = eol.join(lines) + eol
             sizes = map(len, lines) if text.isascii() else (len(line.encode("utf-8")) for line in lines)
             offsets = array("Q", accumulate((n + len(eol) for n in sizes), initial=0))
             with store.write() as conn:
-                conn.execute("INSERT INTO bulk2_query_chunks (job_id, seq, first_row, rows, data, offsets) "
-                             "VALUES (?, ?, ?, ?, ?, ?)", (job_id, seq, total, len(block), text.encode("utf-8"),
-                                                           offsets.tobytes()))
+                conn.execute(
+                    "INSERT INTO bulk2_query_chunks (job_id, seq, first_row, rows, data, offsets) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (job_id, seq, total, len(block), text.encode("utf-8"), offsets.tobytes()),
+                )
             total += len(block)
             seq += 1
     finally:
         cursor.close()
     now = now_iso()
     with store.write() as conn:
-        if not conn.execute("UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
-                            (header, total, now, job_id)).rowcount:
+        if not conn.execute(
+            "UPDATE bulk2_jobs SET header = ?, records_total = ?, system_modstamp = ? WHERE id = ?",
+            (header, total, now, job_id),
+        ).rowcount:
             conn.execute("DELETE FROM bulk2_query_chunks WHERE job_id = ?", (job_id,))  # deleted meanwhile
-        conn.execute("UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
-                     "records_processed = ?, total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
-                     (now, total, (elapsed := _ms(started)), elapsed, batch_id))
+        conn.execute(
+            "UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
+            "records_processed = ?, total_processing_time = ?, api_active_processing_time = ? WHERE id = ?",
+            (now, total, (elapsed := _ms(started)), elapsed, batch_id),
+        )
 
 
 def query_page(store: Store, job: dict[str, Any], offset: int, count: int) -> Iterator[bytes]:
@@ -385,20 +452,24 @@ def query_page(store: Store, job: dict[str, Any], offset: int, count: int) -> It
         return
     yield job["header"].encode("utf-8")
     reader = store.reader()
-    row = reader.execute("SELECT seq FROM bulk2_query_chunks WHERE job_id = ? AND first_row <= ? "
-                         "ORDER BY seq DESC LIMIT 1", (job["id"], offset)).fetchone()
+    row = reader.execute(
+        "SELECT seq FROM bulk2_query_chunks WHERE job_id = ? AND first_row <= ? ORDER BY seq DESC LIMIT 1",
+        (job["id"], offset),
+    ).fetchone()
     seq = row[0] if row else 0
     pos = offset
     while pos < end:
-        chunk = reader.execute("SELECT first_row, rows, data, offsets FROM bulk2_query_chunks WHERE job_id = ? "
-                               "AND seq = ?", (job["id"], seq)).fetchone()
+        chunk = reader.execute(
+            "SELECT first_row, rows, data, offsets FROM bulk2_query_chunks WHERE job_id = ? AND seq = ?",
+            (job["id"], seq),
+        ).fetchone()
         if chunk is None:
             return  # deleted while being read
         first, rows, data, blob = chunk
         offsets = array("Q")
         offsets.frombytes(blob)
         a, b = pos - first, min(rows, end - first)
-        yield bytes(data[offsets[a]:offsets[b]])
+        yield bytes(data[offsets[a] : offsets[b]])
         pos = first + b
         seq += 1
     # Each HTTP thread has its own reader, whose page cache a page fills: give it back, or 16 threads

@@ -47,7 +47,9 @@ class Column:
     lookup: tuple[SObject, Field] | None = None  # relationship column: (target object, key field)
     readonly: bool = False
     text_limit: int | None = None  # plain text field: a str cell within this length is stored as is
-    column_check: Callable[[Sequence[str]], bool] | None = None  # text field: whole-column test (make_column_check)
+    column_check: Callable[[Sequence[str]], bool] | None = (
+        None  # text field: whole-column test (make_column_check)
+    )
 
 
 def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: str) -> list[Column]:
@@ -76,9 +78,19 @@ def resolve_columns(schema: Schema, obj: SObject, names: list[str], operation: s
         if not f.writable:  # a per-row error for each row that gives it a value, as on Salesforce
             columns.append(Column(i, name, f, None, readonly=True))
             continue
-        plain = f.type in ("string", "textarea", "phone", "url") or (f.type == "picklist" and not f.restricted)
-        columns.append(Column(i, name, f, make_converter(f), text_limit=(f.length or 255) if plain else None,
-                              column_check=make_column_check(f)))
+        plain = f.type in ("string", "textarea", "phone", "url") or (
+            f.type == "picklist" and not f.restricted
+        )
+        columns.append(
+            Column(
+                i,
+                name,
+                f,
+                make_converter(f),
+                text_limit=(f.length or 255) if plain else None,
+                column_check=make_column_check(f),
+            )
+        )
     return columns
 
 
@@ -107,8 +119,11 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
     id_col = next((c for c in columns if c.field is not None and c.field.name == "Id"), None)
     id_index = id_col.index if id_col is not None else None
     # (index, field, text limit or -1, column) in a flat tuple for the hot loop
-    plan = [(c.index, c.field, c.text_limit if c.text_limit is not None else -1, c)
-            for c in columns if c is not id_col and c.field is not None]
+    plan = [
+        (c.index, c.field, c.text_limit if c.text_limit is not None else -1, c)
+        for c in columns
+        if c is not id_col and c.field is not None
+    ]
     missing, null = MISSING, NULL
     states: list[RowState] = []
     append = states.append
@@ -149,13 +164,16 @@ def _convert_rows(obj: SObject, columns: list[Column], payload: Payload) -> list
             except FieldValueError as exc:
                 st.fail(exc.status_code, exc.message, exc.fields)
         if readonly:  # one error naming every read-only field the row sets; it wins over value errors
-            st.errors = [["INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(", ".join(readonly)), readonly]]
+            st.errors = [
+                ["INVALID_FIELD_FOR_INSERT_UPDATE", _READONLY_MSG.format(", ".join(readonly)), readonly]
+            ]
         append(st)
     return states
 
 
-def _clean_insert_columns(obj: SObject, columns: list[Column],
-                          payload: Payload) -> list[tuple[Field, Sequence[Any]]] | None:
+def _clean_insert_columns(
+    obj: SObject, columns: list[Column], payload: Payload
+) -> list[tuple[Field, Sequence[Any]]] | None:
     """Column-wise values of an insert batch in which no row can fail, or None (use the row path).
 
     Most insert batches are clean: every value fits its field, required fields are filled, and no
@@ -172,8 +190,14 @@ def _clean_insert_columns(obj: SObject, columns: list[Column],
         return None
     for col in columns:
         f = col.field
-        if (f is None or f.name == "Id" or col.lookup is not None or col.readonly or f.unique
-                or f.type == "reference"):
+        if (
+            f is None
+            or f.name == "Id"
+            or col.lookup is not None
+            or col.readonly
+            or f.unique
+            or f.type == "reference"
+        ):
             return None
     missing, null = MISSING, NULL
     planned: list[tuple[Field, Sequence[Any]]] = []
@@ -250,15 +274,26 @@ class BatchResults:
         to escape) joined directly."""
         ids = self._created_ids
         if ids is not None and self._rows is None:
-            return ('[["' + '",true,true,[]],["'.join(ids) + '",true,true,[]]]').encode("ascii") if ids else b"[]"
+            return (
+                ('[["' + '",true,true,[]],["'.join(ids) + '",true,true,[]]]').encode("ascii")
+                if ids
+                else b"[]"
+            )
         return json.dumps(self.rows(), separators=(",", ":")).encode("utf-8")
 
 
 class BatchWriter:
     """Applies one batch of one job to the store."""
 
-    def __init__(self, store: Store, schema: Schema, obj: SObject, operation: str, user_id: str,
-                 external_id_field: str | None = None):
+    def __init__(
+        self,
+        store: Store,
+        schema: Schema,
+        obj: SObject,
+        operation: str,
+        user_id: str,
+        external_id_field: str | None = None,
+    ):
         self.store = store
         self.schema = schema
         self.obj = obj
@@ -302,7 +337,9 @@ class BatchWriter:
                 self._upsert(states)
             else:
                 self._delete(states, hard=self.operation == "hardDelete")
-        return BatchResults([[st.id, not st.errors, st.created and not st.errors, st.errors] for st in states])
+        return BatchResults(
+            [[st.id, not st.errors, st.created and not st.errors, st.errors] for st in states]
+        )
 
     # ----------------------------------------------------------------------------- shared checks
     def _malformed(self, st: RowState, value: str) -> None:
@@ -323,7 +360,9 @@ class BatchWriter:
 
     def _existing(self, ids: list[str]) -> dict[str, int]:
         """Id -> IsDeleted for the ids that exist."""
-        rows = _select_in(self.conn, f'SELECT "Id", "IsDeleted" FROM {self.obj.table} WHERE "Id" IN ({{marks}})', ids)
+        rows = _select_in(
+            self.conn, f'SELECT "Id", "IsDeleted" FROM {self.obj.table} WHERE "Id" IN ({{marks}})', ids
+        )
         return {r[0]: r[1] for r in rows}
 
     def _resolve_lookups(self, states: list[RowState]) -> None:
@@ -345,8 +384,12 @@ class BatchWriter:
                     values.append(conv(raw))
                 except FieldValueError:
                     pass
-            rows = _select_in(self.conn, f'SELECT {key.column}, "Id" FROM {target.table} '
-                              f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})', values)
+            rows = _select_in(
+                self.conn,
+                f'SELECT {key.column}, "Id" FROM {target.table} '
+                f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})',
+                values,
+            )
             by_value: dict[str, list[str]] = {}
             for value, rid in rows:
                 by_value.setdefault(str(value), []).append(rid)
@@ -356,11 +399,18 @@ class BatchWriter:
                 target, key = col.lookup  # type: ignore[misc]
                 matches = found[(target.name, key.name)].get(str(raw).strip(), [])
                 if not matches:
-                    st.fail("INVALID_FIELD", f"Foreign key external ID: {raw} not found for field {key.name} "
-                            f"in entity {target.name}", [col.name])
+                    st.fail(
+                        "INVALID_FIELD",
+                        f"Foreign key external ID: {raw} not found for field {key.name} "
+                        f"in entity {target.name}",
+                        [col.name],
+                    )
                 elif len(matches) > 1:
-                    st.fail("INVALID_FIELD", f"More than 1 record found for External ID field: {key.name} = {raw}",
-                            [col.name])
+                    st.fail(
+                        "INVALID_FIELD",
+                        f"More than 1 record found for External ID field: {key.name} = {raw}",
+                        [col.name],
+                    )
                 else:
                     st.values[col.field] = matches[0]  # type: ignore[index]
 
@@ -383,7 +433,11 @@ class BatchWriter:
                     continue
                 target = self.schema.by_prefix(norm[:3])
                 if target is None or (f.reference_to != "*" and target.name != f.reference_to):
-                    st.fail("FIELD_INTEGRITY_EXCEPTION", f"{f.name}: id value of incorrect type: {value}", [f.name])
+                    st.fail(
+                        "FIELD_INTEGRITY_EXCEPTION",
+                        f"{f.name}: id value of incorrect type: {value}",
+                        [f.name],
+                    )
                     continue
                 st.values[f] = norm
                 by_prefix.setdefault(norm[:3], []).append(norm)
@@ -391,8 +445,9 @@ class BatchWriter:
         for prefix, ids in by_prefix.items():
             target = self.schema.by_prefix(prefix)
             assert target is not None
-            for rid, deleted in _select_in(self.conn, f'SELECT "Id", "IsDeleted" FROM {target.table} '
-                                           f'WHERE "Id" IN ({{marks}})', ids):
+            for rid, deleted in _select_in(
+                self.conn, f'SELECT "Id", "IsDeleted" FROM {target.table} WHERE "Id" IN ({{marks}})', ids
+            ):
                 alive[rid] = deleted
         for st in states:
             if st.errors:
@@ -413,15 +468,22 @@ class BatchWriter:
             pending = [st for st in states if not st.errors and st.values.get(f) is not None]
             if not pending:
                 continue
-            rows = _select_in(self.conn, f'SELECT {f.column}, "Id" FROM {self.obj.table} '
-                              f'WHERE "IsDeleted" = 0 AND {f.column} IN ({{marks}})', [st.values[f] for st in pending])
+            rows = _select_in(
+                self.conn,
+                f'SELECT {f.column}, "Id" FROM {self.obj.table} '
+                f'WHERE "IsDeleted" = 0 AND {f.column} IN ({{marks}})',
+                [st.values[f] for st in pending],
+            )
             owner = {value: rid for value, rid in rows}
             for st in pending:
                 value = st.values[f]
                 holder = owner.get(value)
                 if holder is not None and holder != st.id:
-                    st.fail("DUPLICATE_VALUE", f"duplicate value found: {f.name} duplicates value on record with id: "
-                            f"{holder}", [f.name])
+                    st.fail(
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {f.name} duplicates value on record with id: {holder}",
+                        [f.name],
+                    )
                 elif holder is None:
                     owner[value] = st.id or ""  # later rows of this batch collide with this one
 
@@ -435,7 +497,9 @@ class BatchWriter:
             else:
                 missing = [f.name for f in required if f in st.values and st.values[f] is None]
             if missing:
-                st.fail("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
+                st.fail(
+                    "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+                )
 
     # ----------------------------------------------------------------------------- operations
     def _insert(self, states: list[RowState]) -> None:
@@ -467,8 +531,10 @@ class BatchWriter:
         sql = self._insert_sql(bound)
         defaults = {f: make_converter(f)(f.default) for f in bound if f.default is not None}
         if defaults:
-            params = [(st.id, *[defaults.get(f) if (v := st.values.get(f)) is None else v for f in bound])
-                      for st in rows]
+            params = [
+                (st.id, *[defaults.get(f) if (v := st.values.get(f)) is None else v for f in bound])
+                for st in rows
+            ]
         else:
             params = [(st.id, *[st.values.get(f) for f in bound]) for st in rows]
         self.conn.executemany(sql, params)
@@ -490,8 +556,11 @@ class BatchWriter:
         if grouped:
             self.conn.executemany(
                 self._insert_sql(bound, per_statement),
-                (list(chain.from_iterable([c[start : start + per_statement] for c in columns]))
-                 for start in range(0, grouped, per_statement)))
+                (
+                    list(chain.from_iterable([c[start : start + per_statement] for c in columns]))
+                    for start in range(0, grouped, per_statement)
+                ),
+            )
         if grouped < count:
             self.conn.executemany(self._insert_sql(bound), zip(*(c[grouped:] for c in columns), strict=True))
 
@@ -499,14 +568,27 @@ class BatchWriter:
         """INSERT of ``rows`` rows binding the Id and ``bound``; defaults of other fields and system fields
         are literals. Parameters are numbered column-major: row r's value of column c is ``?(1 + c*rows + r)``."""
         constants = [f for f in self.obj.data_fields if f.default is not None and f not in bound]
-        cols = ['"Id"'] + [f.column for f in bound] + [f.column for f in constants] + [
-            '"IsDeleted"', '"CreatedDate"', '"LastModifiedDate"', '"SystemModstamp"', '"CreatedById"',
-            '"LastModifiedById"']
+        cols = (
+            ['"Id"']
+            + [f.column for f in bound]
+            + [f.column for f in constants]
+            + [
+                '"IsDeleted"',
+                '"CreatedDate"',
+                '"LastModifiedDate"',
+                '"SystemModstamp"',
+                '"CreatedById"',
+                '"LastModifiedById"',
+            ]
+        )
         literals = [_sql_literal(make_converter(f)(f.default)) for f in constants] + [
-            "0", *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id))]
+            "0",
+            *(_sql_literal(v) for v in (self.now, self.now, self.now, self.user_id, self.user_id)),
+        ]
         values = ", ".join(
             "(" + ", ".join([f"?{1 + c * rows + r}" for c in range(1 + len(bound))] + literals) + ")"
-            for r in range(rows))
+            for r in range(rows)
+        )
         return f"INSERT INTO {self.obj.table} ({', '.join(cols)}) VALUES {values}"
 
     def _live_targets(self, states: list[RowState]) -> list[RowState]:
@@ -540,7 +622,9 @@ class BatchWriter:
         groups: dict[tuple[Field, ...], list[tuple[Any, ...]]] = {}
         for st in rows:
             fields = tuple(st.values)
-            groups.setdefault(fields, []).append((*st.values.values(), self.now, self.now, self.user_id, st.id))
+            groups.setdefault(fields, []).append(
+                (*st.values.values(), self.now, self.now, self.user_id, st.id)
+            )
         for fields, params in groups.items():
             sets = ", ".join(f"{f.column} = ?" for f in fields)
             sep = ", " if sets else ""
@@ -574,8 +658,12 @@ class BatchWriter:
             if counts[st.values[key]] > 1:
                 st.fail("DUPLICATE_VALUE", f"Duplicate external id specified: {st.values[key]}", [key.name])
         pending = [st for st in pending if not st.errors]
-        rows = _select_in(self.conn, f'SELECT {key.column}, "Id" FROM {self.obj.table} '
-                          f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})', [st.values[key] for st in pending])
+        rows = _select_in(
+            self.conn,
+            f'SELECT {key.column}, "Id" FROM {self.obj.table} '
+            f'WHERE "IsDeleted" = 0 AND {key.column} IN ({{marks}})',
+            [st.values[key] for st in pending],
+        )
         matches: dict[Any, list[str]] = {}
         for value, rid in rows:
             matches.setdefault(value, []).append(rid)
@@ -583,8 +671,11 @@ class BatchWriter:
         for st in pending:
             found = matches.get(st.values[key], [])
             if len(found) > 1:
-                st.fail("DUPLICATE_EXTERNAL_ID", f"{key.name}: more than one record found for external id field: "
-                        f"[{', '.join(found)}]", [key.name])
+                st.fail(
+                    "DUPLICATE_EXTERNAL_ID",
+                    f"{key.name}: more than one record found for external id field: [{', '.join(found)}]",
+                    [key.name],
+                )
             elif found:
                 if st.raw_id is not None and normalize_id(st.raw_id) != found[0]:
                     self._malformed(st, st.raw_id)

@@ -27,8 +27,14 @@ class Faults:
         self._random = random.Random()
         self.injected = {"error": 0, "reset": 0}
 
-    def configure(self, error_rate: float = 0.0, reset_rate: float = 0.0, latency_ms: float = 0.0,
-                  seed: int | None = None, include_oauth: bool = False) -> None:
+    def configure(
+        self,
+        error_rate: float = 0.0,
+        reset_rate: float = 0.0,
+        latency_ms: float = 0.0,
+        seed: int | None = None,
+        include_oauth: bool = False,
+    ) -> None:
         for name, rate in (("error_rate", error_rate), ("reset_rate", reset_rate)):
             if not 0.0 <= rate <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {rate}")

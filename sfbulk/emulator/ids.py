@@ -75,7 +75,10 @@ def _tails(chunk_chars: str, mid_bits: int) -> list[str]:
         if len(_TAILS) >= 256:
             _TAILS.clear()  # bounded: only a handful of (prefix, high digits) pairs are ever in use
         suffix = _SUFFIX_ALPHABET
-        tails = [pair + chunk_chars + suffix[mid_bits | bits] for pair, bits in zip(_PAIRS, _PAIR_BITS, strict=True)]
+        tails = [
+            pair + chunk_chars + suffix[mid_bits | bits]
+            for pair, bits in zip(_PAIRS, _PAIR_BITS, strict=True)
+        ]
         _TAILS[key] = tails
     return tails
 

@@ -64,8 +64,13 @@ class Sessions:
             self._issued.pop(token, None)
 
 
-def token_response(params: dict[str, str], authorization: str | None, sessions: Sessions, base_url: str,
-                   credentials: dict[str, str]) -> dict[str, Any]:
+def token_response(
+    params: dict[str, str],
+    authorization: str | None,
+    sessions: Sessions,
+    base_url: str,
+    credentials: dict[str, str],
+) -> dict[str, Any]:
     """Answer one token request or raise OAuthError with Salesforce's error and description."""
     client_id = params.get("client_id")
     client_secret = params.get("client_secret")
@@ -88,12 +93,17 @@ def token_response(params: dict[str, str], authorization: str | None, sessions: 
     else:
         if client_secret != credentials["client_secret"]:
             raise OAuthError("invalid_client", "invalid client credentials")
-        if params.get("username") != credentials["username"] or params.get("password") != credentials["password"]:
+        if (
+            params.get("username") != credentials["username"]
+            or params.get("password") != credentials["password"]
+        ):
             raise OAuthError("invalid_grant", "authentication failure")
     issued_at = str(int(time.time() * 1000))
     identity = f"{base_url}/id/{ORG_ID}/{USER_ID}"
     signature = base64.b64encode(
-        hmac.new(credentials["client_secret"].encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
+        hmac.new(
+            credentials["client_secret"].encode(), (identity + issued_at).encode(), hashlib.sha256
+        ).digest()
     ).decode("ascii")
     return {
         "access_token": sessions.issue(),

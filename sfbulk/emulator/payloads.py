@@ -266,7 +266,9 @@ def load_json(text: str, error: Callable[[str], Exception], prefix: str, *, reco
         reason = str(exc) if "is not a JSON value" in str(exc) else "a number is too large"
         raise error(f"{prefix}: {reason}") from None
     if _SURROGATE_ESCAPE.search(text) and _has_lone_surrogate(doc):
-        raise error(f"{prefix}: a string holds an unpaired surrogate (\\ud800-\\udfff), which is not valid Unicode")
+        raise error(
+            f"{prefix}: a string holds an unpaired surrogate (\\ud800-\\udfff), which is not valid Unicode"
+        )
     return doc
 
 
@@ -346,12 +348,16 @@ def parse_zip(data: bytes, inner: str) -> tuple[Payload, dict[str, bytes]]:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [info for info in archive.infolist() if not info.is_dir()]
         if len(members) > MAX_ZIP_FILES:
-            raise BatchFailure(f"The zip file contains {len(members)} files, more than the maximum of "
-                               f"{MAX_ZIP_FILES} (directories do not count)")
+            raise BatchFailure(
+                f"The zip file contains {len(members)} files, more than the maximum of "
+                f"{MAX_ZIP_FILES} (directories do not count)"
+            )
         for info in members:
             if len(info.filename.encode("utf-8", "replace")) > MAX_ZIP_NAME_BYTES:
-                raise BatchFailure(f"A file name in the zip file is longer than {MAX_ZIP_NAME_BYTES} bytes: "
-                                   f"{info.filename[:80]}...")
+                raise BatchFailure(
+                    f"A file name in the zip file is longer than {MAX_ZIP_NAME_BYTES} bytes: "
+                    f"{info.filename[:80]}..."
+                )
         if not any(info.filename == "request.txt" for info in members):
             raise BatchFailure("request.txt not found in the zip file")
         budget = [MAX_UNZIPPED_BYTES]
@@ -370,7 +376,9 @@ def parse_zip(data: bytes, inner: str) -> tuple[Payload, dict[str, bytes]]:
     return payload, files
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int], own_limit: int | None) -> bytes:
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[int], own_limit: int | None
+) -> bytes:
     """One member's bytes, decompressed a block at a time against the batch's remaining ``budget``."""
     out = bytearray()
     with archive.open(info) as stream:
@@ -381,8 +389,9 @@ def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: list[i
             out += block
             budget[0] -= len(block)
             if budget[0] < 0:
-                raise BatchFailure(f"The unzipped content of the zip file exceeds the maximum of "
-                                   f"{MAX_UNZIPPED_BYTES} bytes")
+                raise BatchFailure(
+                    f"The unzipped content of the zip file exceeds the maximum of {MAX_UNZIPPED_BYTES} bytes"
+                )
             if own_limit is not None and len(out) > own_limit:
                 raise BatchFailure(f"request.txt exceeds the maximum size of {own_limit} bytes")
 
@@ -427,8 +436,10 @@ def resolve_attachments(payload: Payload, files: dict[str, bytes]) -> None:
                     row[i] = files[name]
                     referenced += len(files[name])
                     if referenced > MAX_REFERENCED_BYTES:
-                        raise BatchFailure(f"The attachments referenced by the batch exceed {MAX_REFERENCED_BYTES} "
-                                           f"bytes in total (a file referenced twice counts twice)")
+                        raise BatchFailure(
+                            f"The attachments referenced by the batch exceed {MAX_REFERENCED_BYTES} "
+                            f"bytes in total (a file referenced twice counts twice)"
+                        )
 
 
 def b64(data: bytes) -> str:

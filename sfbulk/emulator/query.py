@@ -22,9 +22,17 @@ from .wire import xml_escape as escape
 FETCH_ROWS = 2000
 #: Salesforce's text for a query beyond its limits; SQLite's limits (bound values, LIKE pattern length,
 #: expression depth) stand in for Salesforce's, which are not documented
-QUERY_TOO_COMPLICATED = "Query is either selecting too many fields or the filter conditions are too complicated."
-_TOO_COMPLICATED = ("too many SQL variables", "Expression tree is too large", "LIKE or GLOB pattern too complex",
-                    "too many terms", "parser stack overflow", "too many columns")
+QUERY_TOO_COMPLICATED = (
+    "Query is either selecting too many fields or the filter conditions are too complicated."
+)
+_TOO_COMPLICATED = (
+    "too many SQL variables",
+    "Expression tree is too large",
+    "LIKE or GLOB pattern too complex",
+    "too many terms",
+    "parser stack overflow",
+    "too many columns",
+)
 _PRINTF_ARGS = 50
 #: real Salesforce answers an empty CSV query result with this line instead of a header
 CSV_NO_RECORDS = b"Records not found for this query"
@@ -48,7 +56,9 @@ def _resolver(schema: Schema, obj: SObject) -> tuple[Callable[[str], str], Calla
         objects = [obj]
         for rel in parts[:-1]:
             ref = current.relationship(rel)
-            target = schema.get(ref.reference_to) if ref and ref.reference_to and ref.reference_to != "*" else None
+            target = (
+                schema.get(ref.reference_to) if ref and ref.reference_to and ref.reference_to != "*" else None
+            )
             if ref is None or target is None:
                 raise SoqlError(
                     f"Didn't understand relationship '{rel}' in field path. If you are attempting to use a custom "
@@ -60,9 +70,11 @@ def _resolver(schema: Schema, obj: SObject) -> tuple[Callable[[str], str], Calla
             objects.append(target)
         f = current.field(parts[-1])
         if f is None:
-            raise SoqlError(f"No such column '{parts[-1]}' on entity '{current.name}'. If you are attempting to use a "
-                            f"custom field, be sure to append the '__c' after the custom field name.",
-                            code="INVALID_FIELD")
+            raise SoqlError(
+                f"No such column '{parts[-1]}' on entity '{current.name}'. If you are attempting to use a "
+                f"custom field, be sure to append the '__c' after the custom field name.",
+                code="INVALID_FIELD",
+            )
         path.append(f.name)
         return OutputColumn(path, f, objects)
 
@@ -94,7 +106,10 @@ def field_sql(obj: SObject, f: Field, table: str) -> str:
     """
     if f.formula:  # tokens checked by the schema loader: field names, numbers, + - * / ( )
         columns = {name: f"{table}.{g.column}" for name in f.formula if (g := obj.field(name)) is not None}
-        sql = {**columns, "/": "* 1.0 /"}  # decimal division, as Salesforce formulas divide (SQLite: 7 / 2 = 3)
+        sql = {
+            **columns,
+            "/": "* 1.0 /",
+        }  # decimal division, as Salesforce formulas divide (SQLite: 7 / 2 = 3)
         return "(" + " ".join(sql.get(tok, tok) for tok in f.formula) + ")"
     if not f.compound_of:
         return f"{table}.{f.column}"
@@ -109,18 +124,24 @@ def _ref_field(obj: SObject, relationship: str) -> Field:
     return ref
 
 
-def compile_query(schema: Schema, job_object: str, soql: str) -> tuple[SoqlQuery, SObject, list[OutputColumn],
-                                                                       Callable[[str], str]]:
+def compile_query(
+    schema: Schema, job_object: str, soql: str
+) -> tuple[SoqlQuery, SObject, list[OutputColumn], Callable[[str], str]]:
     """Parse and check a batch's SOQL; problems fail the batch with Salesforce's stateMessage shape."""
     try:
         q = parse_soql(soql)
         obj = schema.get(q.object)
         if obj is None:
-            raise SoqlError(f"sObject type '{q.object}' is not supported. If you are attempting to use a custom "
-                            f"object, be sure to append the '__c' after the entity name.", code="INVALID_TYPE")
+            raise SoqlError(
+                f"sObject type '{q.object}' is not supported. If you are attempting to use a custom "
+                f"object, be sure to append the '__c' after the entity name.",
+                code="INVALID_TYPE",
+            )
         if obj.name.lower() != job_object.lower():
-            raise BatchFailure(f"Failed to process query: the query object {obj.name} does not match the job "
-                               f"object {job_object}")
+            raise BatchFailure(
+                f"Failed to process query: the query object {obj.name} does not match the job "
+                f"object {job_object}"
+            )
         column, describe = _resolver(schema, obj)
         outputs = [describe(name) for name in q.fields]
         return q, obj, outputs, column
@@ -181,7 +202,7 @@ def csv_line_sql(outputs: list[OutputColumn]) -> Callable[[list[str]], str] | No
                 args.append(f"ifnull({e}, '')")
         # printf's %w doubles '"' (one call per row is far cheaper than chained ||); at most
         # _PRINTF_ARGS arguments per call, SQLite caps a function's argument count.
-        groups = [args[i:i + _PRINTF_ARGS] for i in range(0, len(args), _PRINTF_ARGS)]
+        groups = [args[i : i + _PRINTF_ARGS] for i in range(0, len(args), _PRINTF_ARGS)]
         calls = [f"""printf('{",".join(['"%w"'] * len(g))}', {", ".join(g)})""" for g in groups]
         return " || ',' || ".join(calls)
 
@@ -252,7 +273,9 @@ class Renderer:
         if self.id_index is None:
             parts.append('<Id xsi:nil="true"/>')
         else:
-            parts.append(f"<Id>{escape(str(row[self.id_index]))}</Id>")  # Salesforce repeats Id (bulk-api.md §1.10)
+            parts.append(
+                f"<Id>{escape(str(row[self.id_index]))}</Id>"
+            )  # Salesforce repeats Id (bulk-api.md §1.10)
         for o, value in zip(self.outputs, row, strict=True):
             tag = o.name.replace(".", "_") if len(o.path) > 1 else o.name
             if value is None:
@@ -269,8 +292,16 @@ class Renderer:
 # execution
 
 
-def run_query(store: Store, schema: Schema, job: dict[str, Any], batch_id: str, soql: str,
-              rows_per_file: int, *, render_in_sql: bool = True) -> int:
+def run_query(
+    store: Store,
+    schema: Schema,
+    job: dict[str, Any],
+    batch_id: str,
+    soql: str,
+    rows_per_file: int,
+    *,
+    render_in_sql: bool = True,
+) -> int:
     """Execute one query batch into stored result files; returns the number of records.
 
     ``render_in_sql=False`` forces the Python renderer (the tests compare both).
@@ -291,7 +322,9 @@ def run_query(store: Store, schema: Schema, job: dict[str, Any], batch_id: str, 
     except sqlite3.OperationalError as exc:
         if not any(text in str(exc) for text in _TOO_COMPLICATED):
             raise
-        raise BatchFailure(f"Failed to process query: QUERY_TOO_COMPLICATED: {QUERY_TOO_COMPLICATED}") from None
+        raise BatchFailure(
+            f"Failed to process query: QUERY_TOO_COMPLICATED: {QUERY_TOO_COMPLICATED}"
+        ) from None
     total = 0
     file_seq = 0
     result_id: str | None = None
@@ -334,7 +367,9 @@ def _joined_lines(rows: list[tuple[Any, ...]], first_in_file: bool) -> bytes:
 def _new_result(store: Store, batch_id: str, seq: int) -> str:
     with store.write() as conn:
         rid = store.new_id15(conn, "752")
-        conn.execute("INSERT INTO query_results (id, batch_id, seq, rows) VALUES (?, ?, ?, 0)", (rid, batch_id, seq))
+        conn.execute(
+            "INSERT INTO query_results (id, batch_id, seq, rows) VALUES (?, ?, ?, 0)", (rid, batch_id, seq)
+        )
     return rid
 
 
@@ -342,7 +377,9 @@ def _put_chunk(store: Store, result_id: str, seq: int, data: bytes) -> None:
     if not data:
         return
     with store.write() as conn:
-        conn.execute("INSERT INTO query_chunks (result_id, seq, data) VALUES (?, ?, ?)", (result_id, seq, data))
+        conn.execute(
+            "INSERT INTO query_chunks (result_id, seq, data) VALUES (?, ?, ?)", (result_id, seq, data)
+        )
 
 
 def _finish_file(store: Store, result_id: str, seq: int, renderer: Renderer, rows: int) -> None:
@@ -364,9 +401,14 @@ def stream_result(store: Store, result_id: str) -> Iterator[bytes]:
     """The stored chunks of one result file, one at a time."""
     seq = 0
     while True:
-        row = store.reader().execute(
-            "SELECT seq, data FROM query_chunks WHERE result_id = ? AND seq >= ? ORDER BY seq LIMIT 1", (result_id, seq)
-        ).fetchone()
+        row = (
+            store.reader()
+            .execute(
+                "SELECT seq, data FROM query_chunks WHERE result_id = ? AND seq >= ? ORDER BY seq LIMIT 1",
+                (result_id, seq),
+            )
+            .fetchone()
+        )
         if row is None:
             return
         seq = row[0] + 1

@@ -20,15 +20,36 @@ from typing import Any
 import yaml
 
 #: fields every object has, maintained by the emulator (never writable by clients)
-SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById", "LastModifiedById")
+SYSTEM_FIELDS = (
+    "Id",
+    "IsDeleted",
+    "CreatedDate",
+    "LastModifiedDate",
+    "SystemModstamp",
+    "CreatedById",
+    "LastModifiedById",
+)
 TEXT_TYPES = {"string", "textarea", "email", "phone", "url", "picklist"}
-FIELD_TYPES = TEXT_TYPES | {"boolean", "int", "double", "currency", "percent", "date", "datetime", "reference", "base64", "id"}
+FIELD_TYPES = TEXT_TYPES | {
+    "boolean",
+    "int",
+    "double",
+    "currency",
+    "percent",
+    "date",
+    "datetime",
+    "reference",
+    "base64",
+    "id",
+}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 #: _EMAIL over newline-joined cells; atomic groups: a failing cell must not retry earlier cells' splits
 _EMAILS = re.compile(r"(?>[^@\s]+@[^@\s]+\.[^@\s]+)(?:\n(?>[^@\s]+@[^@\s]+\.[^@\s]+))*+")
 _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})Z?$", re.ASCII)
-_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$",
-                       re.ASCII)
+_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}:?\d{2})?$",
+    re.ASCII,
+)
 #: Salesforce's int fields are 32-bit
 INT_RANGE = (-2_147_483_648, 2_147_483_647)
 
@@ -165,7 +186,9 @@ class Schema:
         prefixes: dict[str, str] = {}
         for obj in objects.values():
             if obj.key_prefix in prefixes:
-                raise SchemaError(f"objects {prefixes[obj.key_prefix]} and {obj.name} share key prefix {obj.key_prefix}")
+                raise SchemaError(
+                    f"objects {prefixes[obj.key_prefix]} and {obj.name} share key prefix {obj.key_prefix}"
+                )
             prefixes[obj.key_prefix] = obj.name
         return cls(objects)
 
@@ -192,15 +215,22 @@ def _merge_object(objects: dict[str, SObject], source: str, name: str, spec: Any
         compound = tuple(str(part) for part in fspec.get("compoundOf") or ())
         if compound:
             parts = [obj.field(part) for part in compound]
-            if ftype not in TEXT_TYPES or any(p is None or p.type not in TEXT_TYPES or p.computed for p in parts):
-                raise SchemaError(f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
-                                  f"declared before it, got {list(compound)}")
+            if ftype not in TEXT_TYPES or any(
+                p is None or p.type not in TEXT_TYPES or p.computed for p in parts
+            ):
+                raise SchemaError(
+                    f"{source}: {name}.{fname}: compoundOf needs a text field made of text fields "
+                    f"declared before it, got {list(compound)}"
+                )
             compound = tuple(p.name for p in parts if p is not None)
         formula = _formula(obj, source, f"{name}.{fname}", ftype, fspec.get("formula"))
-        if (compound or formula) and any(fspec.get(key) for key in ("externalId", "unique", "idLookup", "required",
-                                                                     "default")):
-            raise SchemaError(f"{source}: {name}.{fname}: a compoundOf or formula field is computed: it cannot be "
-                              f"externalId, unique, idLookup, required or have a default")
+        if (compound or formula) and any(
+            fspec.get(key) for key in ("externalId", "unique", "idLookup", "required", "default")
+        ):
+            raise SchemaError(
+                f"{source}: {name}.{fname}: a compoundOf or formula field is computed: it cannot be "
+                f"externalId, unique, idLookup, required or have a default"
+            )
         length = fspec.get("length")
         if ftype in TEXT_TYPES and length is None:
             length = 255
@@ -242,7 +272,7 @@ def _formula(obj: SObject, source: str, where: str, ftype: str, text: Any) -> tu
     while pos < len(text.rstrip()):
         m = _FORMULA_TOKEN.match(text, pos)
         if m is None:
-            raise SchemaError(f"{problem}: unexpected text at {text[pos:pos + 10]!r}")
+            raise SchemaError(f"{problem}: unexpected text at {text[pos : pos + 10]!r}")
         number, name, op = m.groups()
         if name is not None:
             f = obj.field(name)
@@ -292,7 +322,9 @@ def now_iso() -> str:
 
 
 def _type_error(f: Field, raw: object) -> FieldValueError:
-    return FieldValueError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.name}: value not of required type: {raw}", (f.name,))
+    return FieldValueError(
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.name}: value not of required type: {raw}", (f.name,)
+    )
 
 
 def _parse_date(f: Field, raw: str) -> str:
@@ -317,8 +349,15 @@ def _parse_datetime(f: Field, raw: str) -> str:
         raise _type_error(f, raw)
     tz = m[8] or "Z"
     try:
-        dt = datetime(int(m[1]), int(m[2]), int(m[3]), int(m[4]), int(m[5]), int(m[6] or 0),
-                      int((m[7] or "0")[:6].ljust(6, "0")))
+        dt = datetime(
+            int(m[1]),
+            int(m[2]),
+            int(m[3]),
+            int(m[4]),
+            int(m[5]),
+            int(m[6] or 0),
+            int((m[7] or "0")[:6].ljust(6, "0")),
+        )
         if tz != "Z":
             sign = 1 if tz[0] == "+" else -1
             digits = tz[1:].replace(":", "")
@@ -343,10 +382,14 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
             value = raw if isinstance(raw, str) else _scalar_text(raw)
             if len(value) > limit:
                 raise FieldValueError(
-                    "STRING_TOO_LONG", f"{name}: data value too large: {value[:100]} (max length={limit})", (name,)
+                    "STRING_TOO_LONG",
+                    f"{name}: data value too large: {value[:100]} (max length={limit})",
+                    (name,),
                 )
             if is_email and not _EMAIL.match(value):
-                raise FieldValueError("INVALID_EMAIL_ADDRESS", f"{name}: invalid email address: {value}", (name,))
+                raise FieldValueError(
+                    "INVALID_EMAIL_ADDRESS", f"{name}: invalid email address: {value}", (name,)
+                )
             if restricted is not None and value not in restricted:
                 raise FieldValueError(
                     "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
@@ -382,8 +425,11 @@ def make_converter(f: Field) -> Callable[[Any], Any]:
             except (TypeError, ValueError, OverflowError):
                 raise _type_error(f, raw) from None
             if not INT_RANGE[0] <= value <= INT_RANGE[1]:
-                raise FieldValueError("NUMBER_OUTSIDE_VALID_RANGE",
-                                      f"{name}: value outside of valid range on numeric field: {raw}", (name,))
+                raise FieldValueError(
+                    "NUMBER_OUTSIDE_VALID_RANGE",
+                    f"{name}: value outside of valid range on numeric field: {raw}",
+                    (name,),
+                )
             return value
 
         return integer

@@ -93,11 +93,21 @@ class _Server(wsgi.Server):
 class Emulator:
     """A running emulator. Use ``start_emulator()``; stop with ``stop()`` or as a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, db: str | os.PathLike[str] = ":memory:",
-                 token_ttl: float = 7200, processing_delay_ms: float = 0, tls: bool = False,
-                 schema_file: str | os.PathLike[str] | None = None, rows_per_result_file: int = 100_000,
-                 workers: int = 2, threads: int = 16, credentials: dict[str, str] | None = None,
-                 worker_processes: bool = False):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db: str | os.PathLike[str] = ":memory:",
+        token_ttl: float = 7200,
+        processing_delay_ms: float = 0,
+        tls: bool = False,
+        schema_file: str | os.PathLike[str] | None = None,
+        rows_per_result_file: int = 100_000,
+        workers: int = 2,
+        threads: int = 16,
+        credentials: dict[str, str] | None = None,
+        worker_processes: bool = False,
+    ):
         self.host = host
         self.credentials = dict(credentials or DEMO_CREDENTIALS)
         self.schema = Schema.load(schema_file)
@@ -122,9 +132,18 @@ class Emulator:
         self._tls_dir: tempfile.TemporaryDirectory[str] | None = None
         self._scheme = "https" if tls else "http"
         self._port = port
-        self.wsgi_app = EmulatorApp(self.service, self.sessions, self.faults, self.credentials, lambda: self.base_url)
-        self._server = _Server((host, port), self.wsgi_app, numthreads=threads, server_name="sfbulk-emulator",
-                               request_queue_size=128, timeout=30, shutdown_timeout=2)
+        self.wsgi_app = EmulatorApp(
+            self.service, self.sessions, self.faults, self.credentials, lambda: self.base_url
+        )
+        self._server = _Server(
+            (host, port),
+            self.wsgi_app,
+            numthreads=threads,
+            server_name="sfbulk-emulator",
+            request_queue_size=128,
+            timeout=30,
+            shutdown_timeout=2,
+        )
         if tls:
             self._setup_tls()
         self._thread: threading.Thread | None = None
@@ -205,9 +224,22 @@ class Emulator:
         self.stop()
 
 
-def start_emulator(host: str = "127.0.0.1", port: int = 0, db: str | os.PathLike[str] = ":memory:",
-                   token_ttl: float = 7200, processing_delay_ms: float = 0, tls: bool = False,
-                   **options: Any) -> Emulator:
+def start_emulator(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    db: str | os.PathLike[str] = ":memory:",
+    token_ttl: float = 7200,
+    processing_delay_ms: float = 0,
+    tls: bool = False,
+    **options: Any,
+) -> Emulator:
     """Start an emulator serving in background threads; returns once it accepts connections."""
-    return Emulator(host=host, port=port, db=db, token_ttl=token_ttl, processing_delay_ms=processing_delay_ms,
-                    tls=tls, **options).start()
+    return Emulator(
+        host=host,
+        port=port,
+        db=db,
+        token_ttl=token_ttl,
+        processing_delay_ms=processing_delay_ms,
+        tls=tls,
+        **options,
+    ).start()

@@ -29,10 +29,23 @@ BATCH_MEDIA_TYPES = {
     "ZIP_CSV": "zip/csv", "ZIP_XML": "zip/xml", "ZIP_JSON": "zip/json",
 }  # fmt: skip
 KNOWN_MEDIA_TYPES = set(BATCH_MEDIA_TYPES.values())
-_CONCURRENCY: dict[object, str] = {"Parallel": "Parallel", "Serial": "Serial", 0: "Parallel", 1: "Serial",
-                "0": "Parallel", "1": "Serial"}  # 0/1 also cover False/True (simple-salesforce history)
-_CREATE_FIELDS = {"operation", "object", "externalIdFieldName", "concurrencyMode", "contentType",
-                  "assignmentRuleId", "state"}
+_CONCURRENCY: dict[object, str] = {
+    "Parallel": "Parallel",
+    "Serial": "Serial",
+    0: "Parallel",
+    1: "Serial",
+    "0": "Parallel",
+    "1": "Serial",
+}  # 0/1 also cover False/True (simple-salesforce history)
+_CREATE_FIELDS = {
+    "operation",
+    "object",
+    "externalIdFieldName",
+    "concurrencyMode",
+    "contentType",
+    "assignmentRuleId",
+    "state",
+}
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _DIGITS = re.compile(r"[0-9]+")
 DEFAULT_PK_CHUNK = 100_000
@@ -41,8 +54,10 @@ MAX_PK_CHUNK = 250_000
 
 #: stateMessage of a batch the emulator failed on for a reason of its own (a bug: the log has the traceback);
 #: never a Python exception's name or text, which would mean nothing to a Salesforce client
-UNEXPECTED_FAILURE = ("InternalServerError : An unexpected error occurred while processing the batch; "
-                      "the emulator's log has the details")
+UNEXPECTED_FAILURE = (
+    "InternalServerError : An unexpected error occurred while processing the batch; "
+    "the emulator's log has the details"
+)
 
 
 def parse_job_document(body: bytes, as_json: bool) -> dict[str, Any]:
@@ -52,14 +67,18 @@ def parse_job_document(body: bytes, as_json: bool) -> dict[str, Any]:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             raise BulkApiError("InvalidJob", "Unable to parse Job: the body is not valid UTF-8") from None
-        doc = load_json(text or "null", lambda message: BulkApiError("InvalidJob", message), "Unable to parse Job")
+        doc = load_json(
+            text or "null", lambda message: BulkApiError("InvalidJob", message), "Unable to parse Job"
+        )
         if not isinstance(doc, dict):
             raise BulkApiError("InvalidJob", "Unable to parse Job")
         return doc
     try:
         root = etree.fromstring(body, _XML_PARSER)
     except etree.XMLSyntaxError as exc:
-        raise BulkApiError("InvalidXml", f"Unable to parse the request body as XML: {xml_error_text(exc)}") from None
+        raise BulkApiError(
+            "InvalidXml", f"Unable to parse the request body as XML: {xml_error_text(exc)}"
+        ) from None
     if not isinstance(root.tag, str) or etree.QName(root.tag).localname != "jobInfo":
         raise BulkApiError("InvalidJob", "Unable to parse Job")
     doc = {}
@@ -92,7 +111,9 @@ def parse_pk_chunking(header: str | None) -> tuple[int | None, str | None]:
             digits = value.lstrip("0")
             if not _DIGITS.fullmatch(value) or len(digits) > 6 or not 0 < int(digits or "0") <= MAX_PK_CHUNK:
                 shown = value if len(value) <= 20 else value[:20] + "..."
-                raise BulkApiError("InvalidJob", f"Invalid chunkSize for PK chunking: {shown} (1..{MAX_PK_CHUNK})")
+                raise BulkApiError(
+                    "InvalidJob", f"Invalid chunkSize for PK chunking: {shown} (1..{MAX_PK_CHUNK})"
+                )
             size, enabled = int(digits), True
         elif key == "startrow":
             start, enabled = value, True
@@ -142,12 +163,16 @@ class BulkService:
         ext = doc.get("externalIdFieldName") or None  # WSO2 sends it empty for every operation
         if operation == "upsert":
             if not ext:
-                raise BulkApiError("InvalidJob", f"External ID was blank for {obj.name}. An External ID must be "
-                                   f"specified for upsert.")
+                raise BulkApiError(
+                    "InvalidJob",
+                    f"External ID was blank for {obj.name}. An External ID must be specified for upsert.",
+                )
             key_field = obj.field(str(ext))
             if key_field is None or not key_field.upsert_key:
-                raise BulkApiError("InvalidJob", f"External ID field does not exist or is not an external id: "
-                                   f"{obj.name}.{ext}")
+                raise BulkApiError(
+                    "InvalidJob",
+                    f"External ID field does not exist or is not an external id: {obj.name}.{ext}",
+                )
             ext = key_field.name
         elif operation in ("query", "queryAll") and content_type.startswith("ZIP_"):
             raise BulkApiError("InvalidJob", f"Query jobs do not support contentType {content_type}")
@@ -159,22 +184,54 @@ class BulkService:
                 "INSERT INTO jobs (id, operation, object, created_by, created_date, system_modstamp, state, "
                 "external_id_field, concurrency_mode, content_type, api_version, assignment_rule_id, pk_chunk_size, "
                 "pk_start_row) VALUES (?, ?, ?, ?, ?, ?, 'Open', ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, operation, obj.name, self.user_id, now, now, ext if operation == "upsert" else None,
-                 _CONCURRENCY[mode], content_type, api_version, doc.get("assignmentRuleId") or None,
-                 chunk_size if operation in ("query", "queryAll") else None, start_row),
+                (
+                    job_id,
+                    operation,
+                    obj.name,
+                    self.user_id,
+                    now,
+                    now,
+                    ext if operation == "upsert" else None,
+                    _CONCURRENCY[mode],
+                    content_type,
+                    api_version,
+                    doc.get("assignmentRuleId") or None,
+                    chunk_size if operation in ("query", "queryAll") else None,
+                    start_row,
+                ),
             )
         return self.get_job(job_id)
 
     def find_job(self, job_id: str) -> dict[str, Any]:
-        row = self.store.reader().execute(
-            "SELECT id, operation, object, created_by, created_date, system_modstamp, state, external_id_field, "
-            "concurrency_mode, content_type, api_version, assignment_rule_id, number_retries, pk_chunk_size, "
-            "pk_start_row FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = (
+            self.store.reader()
+            .execute(
+                "SELECT id, operation, object, created_by, created_date, system_modstamp, state, external_id_field, "
+                "concurrency_mode, content_type, api_version, assignment_rule_id, number_retries, pk_chunk_size, "
+                "pk_start_row FROM jobs WHERE id = ?",
+                (job_id,),
+            )
+            .fetchone()
+        )
         if row is None:
             raise BulkApiError("InvalidJob", f"Invalid job id: {job_id}")
-        keys = ("id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
-                "externalIdFieldName", "concurrencyMode", "contentType", "apiVersion", "assignmentRuleId",
-                "numberRetries", "pkChunkSize", "pkStartRow")
+        keys = (
+            "id",
+            "operation",
+            "object",
+            "createdById",
+            "createdDate",
+            "systemModstamp",
+            "state",
+            "externalIdFieldName",
+            "concurrencyMode",
+            "contentType",
+            "apiVersion",
+            "assignmentRuleId",
+            "numberRetries",
+            "pkChunkSize",
+            "pkStartRow",
+        )
         return dict(zip(keys, row, strict=True))
 
     def get_job(self, job_id: str) -> dict[str, Any]:
@@ -183,20 +240,30 @@ class BulkService:
         processed = failed = total_time = api_time = 0
         for state, n, p, f, t, a in self.store.reader().execute(
             "SELECT state, count(*), sum(records_processed), sum(records_failed), sum(total_processing_time), "
-            "sum(api_active_processing_time) FROM batches WHERE job_id = ? GROUP BY state", (job_id,)):
+            "sum(api_active_processing_time) FROM batches WHERE job_id = ? GROUP BY state",
+            (job_id,),
+        ):
             counts[state] = n
             processed += p or 0
             failed += f or 0
             total_time += t or 0
             api_time += a or 0
         job.update(
-            numberBatchesQueued=counts["Queued"], numberBatchesInProgress=counts["InProgress"],
-            numberBatchesCompleted=counts["Completed"], numberBatchesFailed=counts["Failed"],
+            numberBatchesQueued=counts["Queued"],
+            numberBatchesInProgress=counts["InProgress"],
+            numberBatchesCompleted=counts["Completed"],
+            numberBatchesFailed=counts["Failed"],
             # NotProcessed batches (PK-chunk originals, batches of aborted jobs) are not counted, so that
             # total == completed + failed once the job is done (bulk-api.md §1.11)
-            numberBatchesTotal=counts["Queued"] + counts["InProgress"] + counts["Completed"] + counts["Failed"],
-            numberRecordsProcessed=processed, numberRecordsFailed=failed, totalProcessingTime=total_time,
-            apiActiveProcessingTime=api_time, apexProcessingTime=0,
+            numberBatchesTotal=counts["Queued"]
+            + counts["InProgress"]
+            + counts["Completed"]
+            + counts["Failed"],
+            numberRecordsProcessed=processed,
+            numberRecordsFailed=failed,
+            totalProcessingTime=total_time,
+            apiActiveProcessingTime=api_time,
+            apexProcessingTime=0,
         )
         return job
 
@@ -207,8 +274,10 @@ class BulkService:
                 raise BulkApiError("InvalidJob", f"{key[:1].upper()}{key[1:]} cannot be specified")
         target = doc.get("state")
         if target not in ("Closed", "Aborted"):
-            raise BulkApiError("InvalidJobState", f"Invalid job state: {target or '(none)'}. A job can only be "
-                               f"updated to Closed or Aborted")
+            raise BulkApiError(
+                "InvalidJobState",
+                f"Invalid job state: {target or '(none)'}. A job can only be updated to Closed or Aborted",
+            )
         current = job["state"]
         if current != "Open" and not (current == "Closed" and target == "Aborted"):
             verb = "Closing" if target == "Closed" else "Aborting"
@@ -217,8 +286,11 @@ class BulkService:
         with self.store.write() as conn:
             conn.execute("UPDATE jobs SET state = ?, system_modstamp = ? WHERE id = ?", (target, now, job_id))
             if target == "Aborted":
-                conn.execute("UPDATE batches SET state = 'NotProcessed', system_modstamp = ? "
-                             "WHERE job_id = ? AND state = 'Queued'", (now, job_id))
+                conn.execute(
+                    "UPDATE batches SET state = 'NotProcessed', system_modstamp = ? "
+                    "WHERE job_id = ? AND state = 'Queued'",
+                    (now, job_id),
+                )
         return self.get_job(job_id)
 
     # --------------------------------------------------------------------------------- batches
@@ -228,22 +300,34 @@ class BulkService:
             raise BulkApiError("InvalidJobState", f"Job: {job_id} is not open")
         expected = BATCH_MEDIA_TYPES[job["contentType"]]
         if media_type not in KNOWN_MEDIA_TYPES:
-            raise BulkApiError("UnsupportedContentType", f"Unsupported content type: {media_type or '(none)'}")
+            raise BulkApiError(
+                "UnsupportedContentType", f"Unsupported content type: {media_type or '(none)'}"
+            )
         if media_type != expected:
-            raise BulkApiError("InvalidBatch", f"Content-Type {media_type} does not match the job's contentType "
-                               f"{job['contentType']} (expected {expected})")
+            raise BulkApiError(
+                "InvalidBatch",
+                f"Content-Type {media_type} does not match the job's contentType "
+                f"{job['contentType']} (expected {expected})",
+            )
         if job["apiVersion"] != api_version:
-            raise BulkApiError("InvalidVersion", f"The API version {api_version} of the batch does not match the "
-                               f"API version {job['apiVersion']} of the job")
+            raise BulkApiError(
+                "InvalidVersion",
+                f"The API version {api_version} of the batch does not match the "
+                f"API version {job['apiVersion']} of the job",
+            )
         if not body:
             raise BulkApiError("InvalidBatch", "Records not found: the batch is empty")
         now = now_iso()
         with self.store.write() as conn:
             batch_id = self.store.new_id18(conn, "751")
-            seq = conn.execute("SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0]
+            seq = conn.execute(
+                "SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)
+            ).fetchone()[0]
             conn.execute(
                 "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
-                "VALUES (?, ?, ?, 'Queued', ?, ?, ?)", (batch_id, job_id, seq, now, now, media_type))
+                "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
+                (batch_id, job_id, seq, now, now, media_type),
+            )
             conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, body))
         # The answer is the batch as received (bulk-api.md §1.5: "only acknowledges that the batch was
         # received"), built before the workers see it: re-reading it afterwards could show a worker's
@@ -253,20 +337,37 @@ class BulkService:
             self.processor.submit(job_id, batch_id, job["concurrencyMode"] == "Serial")
         return received
 
-    _BATCH_COLUMNS = ("id, job_id, state, state_message, created_date, system_modstamp, records_processed, "
-                      "records_failed, total_processing_time, api_active_processing_time")
+    _BATCH_COLUMNS = (
+        "id, job_id, state, state_message, created_date, system_modstamp, records_processed, "
+        "records_failed, total_processing_time, api_active_processing_time"
+    )
 
     @staticmethod
     def _batch_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-        keys = ("id", "jobId", "state", "stateMessage", "createdDate", "systemModstamp", "numberRecordsProcessed",
-                "numberRecordsFailed", "totalProcessingTime", "apiActiveProcessingTime")
+        keys = (
+            "id",
+            "jobId",
+            "state",
+            "stateMessage",
+            "createdDate",
+            "systemModstamp",
+            "numberRecordsProcessed",
+            "numberRecordsFailed",
+            "totalProcessingTime",
+            "apiActiveProcessingTime",
+        )
         batch = dict(zip(keys, row, strict=True))
         batch["apexProcessingTime"] = 0
         return batch
 
     def get_batch(self, job_id: str, batch_id: str) -> dict[str, Any]:
-        row = self.store.reader().execute(
-            f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE id = ? AND job_id = ?", (batch_id, job_id)).fetchone()
+        row = (
+            self.store.reader()
+            .execute(
+                f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE id = ? AND job_id = ?", (batch_id, job_id)
+            )
+            .fetchone()
+        )
         if row is None:
             raise BulkApiError("InvalidBatch", f"Invalid batch id: {batch_id}")
         return self._batch_dict(row)
@@ -274,12 +375,17 @@ class BulkService:
     def list_batches(self, job_id: str) -> list[dict[str, Any]]:
         self.find_job(job_id)
         rows = self.store.reader().execute(
-            f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE job_id = ? ORDER BY seq", (job_id,))
+            f"SELECT {self._BATCH_COLUMNS} FROM batches WHERE job_id = ? ORDER BY seq", (job_id,)
+        )
         return [self._batch_dict(r) for r in rows]
 
     def batch_request(self, job_id: str, batch_id: str) -> bytes:
         self.get_batch(job_id, batch_id)
-        row = self.store.reader().execute("SELECT data FROM batch_requests WHERE batch_id = ?", (batch_id,)).fetchone()
+        row = (
+            self.store.reader()
+            .execute("SELECT data FROM batch_requests WHERE batch_id = ?", (batch_id,))
+            .fetchone()
+        )
         return bytes(row[0]) if row else b""
 
     def _completed(self, job_id: str, batch_id: str) -> dict[str, Any]:
@@ -290,7 +396,11 @@ class BulkService:
 
     def ingest_results(self, job_id: str, batch_id: str) -> list[list[Any]]:
         self._completed(job_id, batch_id)
-        row = self.store.reader().execute("SELECT data FROM batch_results WHERE batch_id = ?", (batch_id,)).fetchone()
+        row = (
+            self.store.reader()
+            .execute("SELECT data FROM batch_results WHERE batch_id = ?", (batch_id,))
+            .fetchone()
+        )
         return json.loads(row[0]) if row else []
 
     def query_result_ids(self, job_id: str, batch_id: str) -> list[str]:
@@ -310,7 +420,8 @@ class BulkService:
             conn.execute("UPDATE batches SET state = 'Queued' WHERE state = 'InProgress'")
         rows = self.store.reader().execute(
             "SELECT b.job_id, b.id, j.concurrency_mode FROM batches b JOIN jobs j ON j.id = b.job_id "
-            "WHERE b.state = 'Queued' ORDER BY b.job_id, b.seq")
+            "WHERE b.state = 'Queued' ORDER BY b.job_id, b.seq"
+        )
         return [(j, b, mode == "Serial") for j, b, mode in rows]
 
     def _set_state(self, batch_id: str, state: str, message: str | None = None, **counts: int) -> None:
@@ -324,8 +435,11 @@ class BulkService:
 
     def process_batch(self, job_id: str, batch_id: str) -> None:
         """Run one Queued batch to Completed or Failed (called by a worker thread)."""
-        batch = self.store.reader().execute("SELECT state, request_type FROM batches WHERE id = ?",
-                                            (batch_id,)).fetchone()
+        batch = (
+            self.store.reader()
+            .execute("SELECT state, request_type FROM batches WHERE id = ?", (batch_id,))
+            .fetchone()
+        )
         if batch is None or batch[0] != "Queued":
             return  # aborted meanwhile (NotProcessed)
         self._set_state(batch_id, "InProgress")
@@ -335,15 +449,22 @@ class BulkService:
         job = self.get_job(job_id)
         data = self.batch_request(job_id, batch_id)
         try:
-            if batch[1] in bulk2_tasks.TASKS:  # Bulk API 2.0 work: split an upload, run a query (bulk2_tasks.py)
+            if (
+                batch[1] in bulk2_tasks.TASKS
+            ):  # Bulk API 2.0 work: split an upload, run a query (bulk2_tasks.py)
                 bulk2_tasks.run_task(self, job, batch_id, batch[1], data, started)
             elif job["operation"] in ("query", "queryAll"):
                 self._process_query(job, batch_id, data, started)
             else:
                 self._process_ingest(job, batch_id, data, started)
         except BatchFailure as exc:
-            self._set_state(batch_id, "Failed", exc.state_message, total_processing_time=(elapsed := _ms(started)),
-                            api_active_processing_time=elapsed)
+            self._set_state(
+                batch_id,
+                "Failed",
+                exc.state_message,
+                total_processing_time=(elapsed := _ms(started)),
+                api_active_processing_time=elapsed,
+            )
         except Exception:  # never leave a batch InProgress forever; the details go to the log only
             log.exception("batch %s failed unexpectedly", batch_id)
             self._set_state(batch_id, "Failed", UNEXPECTED_FAILURE)
@@ -352,16 +473,22 @@ class BulkService:
         obj = self.schema.get(job["object"])
         assert obj is not None
         payload = parse_payload(data, job["contentType"])
-        writer = BatchWriter(self.store, self.schema, obj, job["operation"], self.user_id, job["externalIdFieldName"])
+        writer = BatchWriter(
+            self.store, self.schema, obj, job["operation"], self.user_id, job["externalIdFieldName"]
+        )
         results = writer.apply(payload)
         failed = results.failed()
         blob = results.to_json()
         with self.store.write() as conn:
-            conn.execute("INSERT OR REPLACE INTO batch_results (batch_id, data) VALUES (?, ?)", (batch_id, blob))
+            conn.execute(
+                "INSERT OR REPLACE INTO batch_results (batch_id, data) VALUES (?, ?)", (batch_id, blob)
+            )
             conn.execute(
                 "UPDATE batches SET state = 'Completed', state_message = NULL, system_modstamp = ?, "
                 "records_processed = ?, records_failed = ?, total_processing_time = ?, api_active_processing_time = ? "
-                "WHERE id = ?", (now_iso(), len(results), failed, (elapsed := _ms(started)), elapsed, batch_id))
+                "WHERE id = ?",
+                (now_iso(), len(results), failed, (elapsed := _ms(started)), elapsed, batch_id),
+            )
 
     def _process_query(self, job: dict[str, Any], batch_id: str, data: bytes, started: float) -> None:
         try:
@@ -370,14 +497,24 @@ class BulkService:
             raise BatchFailure("Failed to read query: not valid UTF-8") from None
         if len(soql) > 100_000:
             raise BatchFailure("Failed to read query. Exceeded max size limit of 100000")
-        is_chunk = self.store.reader().execute(
-            "SELECT id_low IS NOT NULL FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+        is_chunk = (
+            self.store.reader()
+            .execute("SELECT id_low IS NOT NULL FROM batches WHERE id = ?", (batch_id,))
+            .fetchone()[0]
+        )
         if job["pkChunkSize"] and not is_chunk:
             self._split_pk_chunks(job, batch_id, soql)
             return
         rows = queries.run_query(self.store, self.schema, job, batch_id, soql, self.rows_per_result_file)
-        self._set_state(batch_id, "Completed", None, records_processed=rows, records_failed=0,
-                        total_processing_time=(elapsed := _ms(started)), api_active_processing_time=elapsed)
+        self._set_state(
+            batch_id,
+            "Completed",
+            None,
+            records_processed=rows,
+            records_failed=0,
+            total_processing_time=(elapsed := _ms(started)),
+            api_active_processing_time=elapsed,
+        )
 
     def _split_pk_chunks(self, job: dict[str, Any], batch_id: str, soql: str) -> None:
         q, obj, _outputs, _column = queries.compile_query(self.schema, job["object"], soql)
@@ -387,19 +524,27 @@ class BulkService:
         created = []
         with self.store.write() as conn:
             seq = conn.execute("SELECT max(seq) FROM batches WHERE job_id = ?", (job["id"],)).fetchone()[0]
-            request_type = conn.execute("SELECT request_type FROM batches WHERE id = ?", (batch_id,)).fetchone()[0]
+            request_type = conn.execute(
+                "SELECT request_type FROM batches WHERE id = ?", (batch_id,)
+            ).fetchone()[0]
             for lo, hi in ranges:
                 seq += 1
                 chunk_id = self.store.new_id18(conn, "751")
                 conn.execute(
                     "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type, id_low, "
                     "id_high) VALUES (?, ?, ?, 'Queued', ?, ?, ?, ?, ?)",
-                    (chunk_id, job["id"], seq, now, now, request_type, lo or "", hi))
-                conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)",
-                             (chunk_id, q.with_id_range(lo, hi).encode("utf-8")))
+                    (chunk_id, job["id"], seq, now, now, request_type, lo or "", hi),
+                )
+                conn.execute(
+                    "INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)",
+                    (chunk_id, q.with_id_range(lo, hi).encode("utf-8")),
+                )
                 created.append(chunk_id)
-            conn.execute("UPDATE batches SET state = 'NotProcessed', state_message = NULL, system_modstamp = ? "
-                         "WHERE id = ?", (now, batch_id))
+            conn.execute(
+                "UPDATE batches SET state = 'NotProcessed', state_message = NULL, system_modstamp = ? "
+                "WHERE id = ?",
+                (now, batch_id),
+            )
         for chunk_id in created:
             self.processor.submit(job["id"], chunk_id, job["concurrencyMode"] == "Serial")
 

@@ -98,7 +98,9 @@ class Store:
 
     def _ensure_table(self, obj: SObject) -> None:
         stored = [f for f in obj.fields.values() if not f.computed]  # compound, formula: computed by queries
-        cols = ", ".join(f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "") for f in stored)
+        cols = ", ".join(
+            f"{f.column} {column_type(f)}" + (" PRIMARY KEY" if f.name == "Id" else "") for f in stored
+        )
         self._writer.execute(f"CREATE TABLE IF NOT EXISTS {obj.table} ({cols}) WITHOUT ROWID")
         existing = {row[1].lower() for row in self._writer.execute(f"PRAGMA table_info({obj.table})")}
         for f in stored:
@@ -109,8 +111,10 @@ class Store:
                 # Partial: lookups compare the key with = / IN, which implies NOT NULL, so they use it
                 # the same; rows that leave the key empty (most inserts) cost no index entry.
                 index = f'"idx_{obj.name}_{f.name}"'
-                self._writer.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {obj.table} ({f.column}) "
-                                     f"WHERE {f.column} IS NOT NULL")
+                self._writer.execute(
+                    f"CREATE INDEX IF NOT EXISTS {index} ON {obj.table} ({f.column}) "
+                    f"WHERE {f.column} IS NOT NULL"
+                )
 
     # -----------------------------------------------------------------------------------------
     def reader(self) -> sqlite3.Connection:

@@ -23,15 +23,42 @@ CT_CSV = "text/csv"
 CT_ZIP = "application/zip"
 
 JOB_FIELD_ORDER = (
-    "id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
-    "externalIdFieldName", "concurrencyMode", "contentType", "numberBatchesQueued",
-    "numberBatchesInProgress", "numberBatchesCompleted", "numberBatchesFailed", "numberBatchesTotal",
-    "numberRecordsProcessed", "numberRetries", "apiVersion", "assignmentRuleId", "numberRecordsFailed",
-    "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime",
+    "id",
+    "operation",
+    "object",
+    "createdById",
+    "createdDate",
+    "systemModstamp",
+    "state",
+    "externalIdFieldName",
+    "concurrencyMode",
+    "contentType",
+    "numberBatchesQueued",
+    "numberBatchesInProgress",
+    "numberBatchesCompleted",
+    "numberBatchesFailed",
+    "numberBatchesTotal",
+    "numberRecordsProcessed",
+    "numberRetries",
+    "apiVersion",
+    "assignmentRuleId",
+    "numberRecordsFailed",
+    "totalProcessingTime",
+    "apiActiveProcessingTime",
+    "apexProcessingTime",
 )
 BATCH_FIELD_ORDER = (
-    "id", "jobId", "state", "stateMessage", "createdDate", "systemModstamp", "numberRecordsProcessed",
-    "numberRecordsFailed", "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime",
+    "id",
+    "jobId",
+    "state",
+    "stateMessage",
+    "createdDate",
+    "systemModstamp",
+    "numberRecordsProcessed",
+    "numberRecordsFailed",
+    "totalProcessingTime",
+    "apiActiveProcessingTime",
+    "apexProcessingTime",
 )
 _TIME_FIELDS = {"createdDate", "systemModstamp"}
 
@@ -127,7 +154,9 @@ def error_xml(code: str, message: str) -> bytes:
 
 
 def error_json(code: str, message: str) -> bytes:
-    return json.dumps({"exceptionCode": code, "exceptionMessage": message}, separators=(",", ":")).encode("utf-8")
+    return json.dumps({"exceptionCode": code, "exceptionMessage": message}, separators=(",", ":")).encode(
+        "utf-8"
+    )
 
 
 def result_list_xml(result_ids: list[str]) -> bytes:
@@ -151,14 +180,18 @@ def csv_quote(value: str) -> str:
 
 def error_cell(errors: list[list[Any]]) -> str:
     """Salesforce's Error column: ``CODE:message:field1,field2 --`` (several errors joined)."""
-    return " ".join(f"{code}:{message}:{','.join(fields)} --" if fields else f"{code}:{message}:--"
-                    for code, message, fields in errors)
+    return " ".join(
+        f"{code}:{message}:{','.join(fields)} --" if fields else f"{code}:{message}:--"
+        for code, message, fields in errors
+    )
 
 
 def result_csv_row(rid: str | None, success: Any, created: Any, errors: list[list[Any]]) -> str:
     """One row of an ingest result CSV (without its line break)."""
-    return (f'{csv_quote(rid or "")},"{"true" if success else "false"}","{"true" if created else "false"}",'
-            f"{csv_quote(error_cell(errors) if errors else '')}")
+    return (
+        f'{csv_quote(rid or "")},"{"true" if success else "false"}","{"true" if created else "false"}",'
+        f"{csv_quote(error_cell(errors) if errors else '')}"
+    )
 
 
 def results_csv(rows: list[list[Any]]) -> bytes:

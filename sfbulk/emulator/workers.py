@@ -36,8 +36,9 @@ class _Collector:
         self.submitted.append((job_id, batch_id, serial))
 
 
-def _init_worker(db_path: str, schema_file: str | None, user_id: str, rows_per_result_file: int,
-                 processing_delay: float) -> None:
+def _init_worker(
+    db_path: str, schema_file: str | None, user_id: str, rows_per_result_file: int, processing_delay: float
+) -> None:
     global _service
     schema = Schema.load(schema_file)
     _service = BulkService(Store(db_path, schema), schema, user_id, rows_per_result_file)
@@ -59,8 +60,15 @@ def _ready() -> int:
 class ProcessBatchRunner:
     """Callable ``(job_id, batch_id)`` for the Processor's threads; runs the batch in a worker process."""
 
-    def __init__(self, *, service: BulkService, db_path: str, schema_file: str | os.PathLike[str] | None,
-                 user_id: str, workers: int) -> None:
+    def __init__(
+        self,
+        *,
+        service: BulkService,
+        db_path: str,
+        schema_file: str | os.PathLike[str] | None,
+        user_id: str,
+        workers: int,
+    ) -> None:
         self._service = service  # the parent's: marks a batch Failed if its worker dies
         self.resubmit: Callable[[str, str, bool], None] | None = None
         self._pool = ProcessPoolExecutor(
@@ -68,8 +76,13 @@ class ProcessBatchRunner:
             # spawn, not fork: the parent runs HTTP and SQLite threads whose locks must not be copied
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(db_path, os.fspath(schema_file) if schema_file else None, user_id,
-                      service.rows_per_result_file, service.processing_delay),
+            initargs=(
+                db_path,
+                os.fspath(schema_file) if schema_file else None,
+                user_id,
+                service.rows_per_result_file,
+                service.processing_delay,
+            ),
         )
         # Start every worker now, so the first batches do not pay the interpreter start-up.
         self._warm = [self._pool.submit(_ready) for _ in range(max(1, workers))]
@@ -79,8 +92,12 @@ class ProcessBatchRunner:
             follow_ups = self._pool.submit(_process_in_worker, job_id, batch_id).result()
         except Exception as exc:  # a worker died (killed, out of memory): never leave the batch InProgress
             log.error("worker process failed on batch %s: %s", batch_id, exc)
-            self._service._set_state(batch_id, "Failed", "InternalServerError : The worker process processing the "
-                                     "batch stopped (killed or out of memory); the emulator's log has the details")
+            self._service._set_state(
+                batch_id,
+                "Failed",
+                "InternalServerError : The worker process processing the "
+                "batch stopped (killed or out of memory); the emulator's log has the details",
+            )
             return
         if self.resubmit is not None:
             for follow_up in follow_ups:
@@ -90,6 +107,9 @@ class ProcessBatchRunner:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_runner(service: BulkService, store: Store, schema_file: Any, user_id: str, workers: int) -> ProcessBatchRunner:
-    return ProcessBatchRunner(service=service, db_path=store.path, schema_file=schema_file, user_id=user_id,
-                              workers=workers)
+def make_runner(
+    service: BulkService, store: Store, schema_file: Any, user_id: str, workers: int
+) -> ProcessBatchRunner:
+    return ProcessBatchRunner(
+        service=service, db_path=store.path, schema_file=schema_file, user_id=user_id, workers=workers
+    )

@@ -207,8 +207,9 @@ class Engine:
             defaults = self.init_defaults.get(getattr(connector, "name", connector_name), {})
         merged = dict(defaults)
         merged.update((name, value) for name, value in params.items() if value != "" or name not in merged)
-        return connector.connection(registry=self.registry, transport=self.transport, cache=True,
-                                    file_root=self.file_root, **merged)
+        return connector.connection(
+            registry=self.registry, transport=self.transport, cache=True, file_root=self.file_root, **merged
+        )
 
     # --- running ------------------------------------------------------------------------------------
 
@@ -311,7 +312,12 @@ class Engine:
         """
         match = match or self.api_match(method, uri)
         ctx = MessageContext.from_http(
-            method=method, uri=uri, headers=headers, body=body, rest_url_postfix=match.rest_url_postfix, engine=self
+            method=method,
+            uri=uri,
+            headers=headers,
+            body=body,
+            rest_url_postfix=match.rest_url_postfix,
+            engine=self,
         )
         return self.mediate_api(match, ctx)
 
@@ -331,7 +337,9 @@ class Engine:
             return self._handle_fault(ctx, exc)
         return self._result(ctx)
 
-    def _resolve_api_slot(self, sequence: Sequence | str | None, match: ApiMatch, role: str) -> Sequence | None:
+    def _resolve_api_slot(
+        self, sequence: Sequence | str | None, match: ApiMatch, role: str
+    ) -> Sequence | None:
         return self._sequence(sequence, f"{role} of resource {match.resource.label} of API {match.api.key!r}")
 
     def _api_fault_handler(self, match: ApiMatch) -> Mediator:
@@ -348,19 +356,29 @@ class Engine:
         request writes a bounded amount of log whatever it carries.
         """
         api = ctx.properties.get("SYNAPSE_REST_API")
-        proxy = f"API {clip(api, 200)}" if api and not ctx.properties.get("proxy.name") else (
-            f"proxy {clip(ctx.properties.get('proxy.name'), 200)}")
+        proxy = (
+            f"API {clip(api, 200)}"
+            if api and not ctx.properties.get("proxy.name")
+            else (f"proxy {clip(ctx.properties.get('proxy.name'), 200)}")
+        )
         # Besides known secrets, mask the values of the flow's secret-named properties: a caller's
         # clientSecret echoed by a validation message ("apiVersion '<it>' is not...") stays hidden.
         code, message, detail = fault_fields(exc, lambda text: mask_secrets(ctx, text))
         if isinstance(exc, SfBulkError):
             log.warning("mediation fault in %s: %s (ERROR_CODE %s)", proxy, message, code)
         else:
-            log.error("unexpected error in %s: %s: %s (ERROR_CODE 0; the traceback is logged at DEBUG level)",
-                      proxy, type(exc).__name__, clip(mask_secrets(ctx, str(exc)), 300))
+            log.error(
+                "unexpected error in %s: %s: %s (ERROR_CODE 0; the traceback is logged at DEBUG level)",
+                proxy,
+                type(exc).__name__,
+                clip(mask_secrets(ctx, str(exc)), 300),
+            )
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("traceback of the fault in %s:\n%s", proxy,
-                      bounded_traceback(exc, lambda text: mask_secrets(ctx, text)))
+            log.debug(
+                "traceback of the fault in %s:\n%s",
+                proxy,
+                bounded_traceback(exc, lambda text: mask_secrets(ctx, text)),
+            )
         if ctx.properties.get("ERROR_CODE") is None:
             ctx.properties["ERROR_CODE"] = code
             ctx.properties["ERROR_MESSAGE"] = message

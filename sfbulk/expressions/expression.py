@@ -134,7 +134,9 @@ class XPathExpression(Expression):
     def _evaluator(self) -> etree.XPath:
         xpath = getattr(self._per_thread, "xpath", None)
         if xpath is None:
-            xpath = _XPath(self.rewritten, namespaces=self._namespaces, extensions=EXTENSIONS, smart_strings=False)
+            xpath = _XPath(
+                self.rewritten, namespaces=self._namespaces, extensions=EXTENSIONS, smart_strings=False
+            )
             self._per_thread.xpath = xpath
         return xpath
 
@@ -331,7 +333,6 @@ def _check_literal_get_property(source: str, args_start: int) -> None:
     if literal_args:
         args = tuple(lit[1:-1] for lit in _STRING_LITERAL.findall(literal_args.group(1)))
         _check_get_property_args(args, source)
-
 
 
 # --- {...} values ---------------------------------------------------------------------------------------

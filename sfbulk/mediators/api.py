@@ -226,7 +226,9 @@ class Api:
         if self.version_type and not self.version:
             raise ConfigError(f"API {self.name!r}: version-type {self.version_type!r} needs a version")
         if "{version}" in self.context and not self.version:
-            raise ConfigError(f"API {self.name!r}: context {self.context!r} has {{version}} but no version is set")
+            raise ConfigError(
+                f"API {self.name!r}: context {self.context!r} has {{version}} but no version is set"
+            )
         self.resources = tuple(self.resources)
 
     @property
@@ -304,11 +306,15 @@ def select_api(apis: list[Api] | tuple[Api, ...], method: str, uri: str) -> ApiM
         return ApiMatch(api, resource, sub_path, query, variables, params)
     by_path = [r for r in api.resources if _dispatch([r], sub_path, params) is not None]
     if not by_path:
-        raise NoApiMatch(404, f"No resource of API {api.key!r} (context {api.full_context}) matches {sub_path}")
+        raise NoApiMatch(
+            404, f"No resource of API {api.key!r} (context {api.full_context}) matches {sub_path}"
+        )
     allow = tuple(m for m in API_METHODS if any(m in r.allowed() for r in by_path))
     if method == "OPTIONS":  # Resource.sendOptions: the elected resource's methods in Allow
         resource, variables = _dispatch(by_path, sub_path, params) or (by_path[0], {})
-        return ApiMatch(api, resource, sub_path, query, variables, params, options_only=True, allow=resource.allowed())
+        return ApiMatch(
+            api, resource, sub_path, query, variables, params, options_only=True, allow=resource.allowed()
+        )
     raise NoApiMatch(
         405, f"{method} is not allowed on {sub_path} of API {api.key!r} (allowed: {', '.join(allow)})", allow
     )
@@ -344,4 +350,13 @@ def _dispatch(
     return None
 
 
-__all__ = ["API_METHODS", "Api", "ApiMatch", "NoApiMatch", "Resource", "UriTemplate", "UrlMapping", "select_api"]
+__all__ = [
+    "API_METHODS",
+    "Api",
+    "ApiMatch",
+    "NoApiMatch",
+    "Resource",
+    "UriTemplate",
+    "UrlMapping",
+    "select_api",
+]

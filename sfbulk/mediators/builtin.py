@@ -84,9 +84,13 @@ class PropertyMediator:
         type_ = (type or "STRING").upper()
         action = (action or "set").lower()
         if scope not in PROPERTY_SCOPES:
-            raise ConfigError(f"property {name!r}: unsupported scope {scope!r} (use one of {', '.join(PROPERTY_SCOPES)})")
+            raise ConfigError(
+                f"property {name!r}: unsupported scope {scope!r} (use one of {', '.join(PROPERTY_SCOPES)})"
+            )
         if type_ not in PROPERTY_TYPES:
-            raise ConfigError(f"property {name!r}: unknown type {type!r} (use one of {', '.join(PROPERTY_TYPES)})")
+            raise ConfigError(
+                f"property {name!r}: unknown type {type!r} (use one of {', '.join(PROPERTY_TYPES)})"
+            )
         if action not in ("set", "remove"):
             raise ConfigError(f"property {name!r}: action must be 'set' or 'remove', not {action!r}")
         if action == "set" and value is None and expression is None and element is None:
@@ -105,7 +109,9 @@ class PropertyMediator:
             try:
                 self.value = convert_property_type(value, type_)
             except Exception as exc:
-                raise ConfigError(f"property {name!r}: value {value!r} cannot be converted to {type_}") from exc
+                raise ConfigError(
+                    f"property {name!r}: value {value!r} cannot be converted to {type_}"
+                ) from exc
             self.element = None
             self.expression = None
         elif element is not None:
@@ -130,7 +136,9 @@ class PropertyMediator:
         try:
             return convert_property_type(result, self.type)
         except Exception as exc:
-            raise MediationFault(f"Unknown type : {self.type} for the value {result} cannot be converted") from exc
+            raise MediationFault(
+                f"Unknown type : {self.type} for the value {result} cannot be converted"
+            ) from exc
 
     def mediate(self, ctx: MessageContext) -> bool:
         if self.action == "remove":

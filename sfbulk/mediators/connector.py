@@ -46,8 +46,9 @@ def operation_parameters(connector: Connector, operation: str) -> list[tuple[str
     return [(p.name, p.required and p.default is None) for p in op.parameters]
 
 
-def undeclared_parameters(connector: Connector, operation: str, names: Iterable[str],
-                          label: str | None = None) -> list[tuple[str, str]]:
+def undeclared_parameters(
+    connector: Connector, operation: str, names: Iterable[str], label: str | None = None
+) -> list[tuple[str, str]]:
     """(name, message) for each of ``names`` that ``operation`` does not declare: likely a typo.
 
     Synapse ignores such names, so a misspelt ``<resultsId>`` silently passes nothing; the
@@ -66,8 +67,13 @@ def undeclared_parameters(connector: Connector, operation: str, names: Iterable[
         same_case = [k for k in known if k.lower() == name.lower()]
         close = same_case or difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        problems.append((name, f"{label or operation} has no parameter {name!r}{hint} "
-                               f"(parameters: {', '.join(known) or 'none'})"))
+        problems.append(
+            (
+                name,
+                f"{label or operation} has no parameter {name!r}{hint} "
+                f"(parameters: {', '.join(known) or 'none'})",
+            )
+        )
     return problems
 
 
@@ -129,7 +135,9 @@ class ConnectorOperationMediator:
             # Operations that relay the caller's body (uploadBatchFile, createJobToUploadBatchFile): the
             # current payload, with its Content-Type as WSO2 relays it (an explicit contentType wins).
             body, body_type = ctx.payload_bytes()
-            response = connection.invoke(self.operation, body=body, body_content_type=body_type or None, **params)
+            response = connection.invoke(
+                self.operation, body=body, body_content_type=body_type or None, **params
+            )
         else:
             response = connection.invoke(self.operation, **params)
         relay_response(ctx, response.http)

@@ -53,7 +53,9 @@ class HttpEndpoint:
             raise ConfigError("http endpoint: uri-template is required")
         method_upper = method.upper() if method else None
         if method_upper is not None and method_upper not in HTTP_METHODS:
-            raise ConfigError(f"http endpoint: unknown method {method!r} (use one of {', '.join(HTTP_METHODS)})")
+            raise ConfigError(
+                f"http endpoint: unknown method {method!r} (use one of {', '.join(HTTP_METHODS)})"
+            )
         if response_action is not None and response_action not in RESPONSE_ACTIONS:
             raise ConfigError(
                 f"endpoint timeout: responseAction {response_action!r} is not one of {', '.join(RESPONSE_ACTIONS)}"
@@ -92,7 +94,9 @@ class HttpEndpoint:
         except TimeoutError_:
             if self.response_action != "discard":
                 raise
-            log.warning("endpoint %s timed out; the message is discarded (responseAction discard)", self.name or "")
+            log.warning(
+                "endpoint %s timed out; the message is discarded (responseAction discard)", self.name or ""
+            )
             ctx.to = None
             ctx.dropped = True
             return False
@@ -124,8 +128,11 @@ class HttpEndpoint:
         if self.dynamic_host:
             from sfbulk.transport import check_host
 
-            check_host(engine.transport.host_policy, url,
-                       f"the uri-template of endpoint {self.name or self.uri_template!r} (its host comes from the message)")
+            check_host(
+                engine.transport.host_policy,
+                url,
+                f"the uri-template of endpoint {self.name or self.uri_template!r} (its host comes from the message)",
+            )
         log.debug("call %s %s", method, url)
         request = HttpRequest(method, url, headers, body=body, **kwargs)
         relay_response(ctx, engine.transport.send(request))
@@ -140,7 +147,12 @@ class AddressEndpoint(HttpEndpoint):
     get (send as GET); rest and none leave it as it is.
     """
 
-    FORMATS = {"soap11": "text/xml", "soap12": "application/soap+xml", "pox": "application/xml", "json": "application/json"}
+    FORMATS = {
+        "soap11": "text/xml",
+        "soap12": "application/soap+xml",
+        "pox": "application/xml",
+        "json": "application/json",
+    }
 
     def __init__(
         self,
@@ -215,8 +227,6 @@ def _host_is_literal(template: str) -> bool:
         return False
     ends = [i for i in (template.find(c, scheme_end + 3) for c in "/?#") if i >= 0]
     return bool(ends) and min(ends) < brace
-
-
 
 
 class CallMediator:

@@ -322,9 +322,19 @@ class EnrichMediator:
             raise ConfigError(f"enrich: unknown target action {target.action!r}")
         if target.type == "envelope" and target.action != "replace":
             raise ConfigError("enrich: an envelope target only supports action 'replace'")
-        if source.type == "custom" and source.xpath is None or target.type == "custom" and target.xpath is None:
+        if (
+            source.type == "custom"
+            and source.xpath is None
+            or target.type == "custom"
+            and target.xpath is None
+        ):
             raise ConfigError("enrich: a custom source/target needs an xpath")
-        if source.type == "property" and not source.property or target.type == "property" and not target.property:
+        if (
+            source.type == "property"
+            and not source.property
+            or target.type == "property"
+            and not target.property
+        ):
             raise ConfigError("enrich: a property source/target needs a property name")
         if source.type == "inline" and source.inline is None:
             raise ConfigError("enrich: an inline source needs inline XML or text")
@@ -385,7 +395,9 @@ class EnrichMediator:
                     body.append(extra)
             else:
                 body = _body(ctx)
-                anchor = body if tgt.action == "child" else next((c for c in body if isinstance(c.tag, str)), None)
+                anchor = (
+                    body if tgt.action == "child" else next((c for c in body if isinstance(c.tag, str)), None)
+                )
                 for item in items:
                     if anchor is None or tgt.action == "child":
                         _append(body, item)

@@ -63,9 +63,7 @@ def format_payload(ctx: MessageContext, message_type: str) -> tuple[bytes, str]:
     # Relay types (text/csv, zip/*, application/octet-stream...): the bytes the payload holds.
     content_type = ctx.axis2.get("ContentType")
     ctype = (
-        str(content_type)
-        if content_type and base_type(str(content_type)) == message_type
-        else message_type
+        str(content_type) if content_type and base_type(str(content_type)) == message_type else message_type
     )
     if first is None:
         return b"", ctype

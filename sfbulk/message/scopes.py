@@ -178,7 +178,9 @@ SCOPE_TABLE: dict[str, Scope] = {
         ),
         Scope("operation", lambda ctx, name: ctx.operation.get(name), _set_operation, _remove_operation),
         Scope("registry", _get_registry, _set_registry, _remove_registry, missing=""),
-        Scope("system", lambda ctx, name: SYSTEM_PROPERTIES.get(name), _set_system, _remove_system, missing=""),
+        Scope(
+            "system", lambda ctx, name: SYSTEM_PROPERTIES.get(name), _set_system, _remove_system, missing=""
+        ),
         Scope("func", _get_func),
         Scope("env", lambda ctx, name: os.environ.get(name), missing=""),
     )

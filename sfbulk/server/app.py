@@ -118,7 +118,9 @@ def _routes_to_api(engine: ServedEngine, raw_path: str) -> bool:
     name = unquote(raw_path[len(SERVICES_PREFIX) :].partition("/")[0])
     if name and _serves(engine, name):
         return False
-    return any(raw_path == c or raw_path.startswith(c.rstrip("/") + "/") for c in api_contexts(engine).values())
+    return any(
+        raw_path == c or raw_path.startswith(c.rstrip("/") + "/") for c in api_contexts(engine).values()
+    )
 
 
 def _serves(engine: ServedEngine, proxy: str) -> bool:
@@ -157,8 +159,9 @@ def check_payload(content_type: str, body: bytes) -> None:
 
 def fault_response(fault: Fault, *, json_wanted: bool) -> _Response:
     """Render ``fault`` as the small XML (or JSON) document every server-made error uses (sfbulk.faults)."""
-    rendered = render_fault(fault.code, fault.message, fault.status, document=True, json_wanted=json_wanted,
-                            allow=fault.allow)
+    rendered = render_fault(
+        fault.code, fault.message, fault.status, document=True, json_wanted=json_wanted, allow=fault.allow
+    )
     return _Response(rendered.status, rendered.reason, rendered.headers, rendered.body)
 
 
@@ -199,7 +202,11 @@ class ServicesApp:
     """The WSGI application serving ``/services/<proxy>`` and ``/health``."""
 
     def __init__(
-        self, engine: ServedEngine, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, validate_payloads: bool = True
+        self,
+        engine: ServedEngine,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        validate_payloads: bool = True,
     ) -> None:
         if max_body_bytes < 0:
             raise ValueError("max_body_bytes must be >= 0")
@@ -221,11 +228,21 @@ class ServicesApp:
             response = fault_response(exc.fault, json_wanted=_wants_json(environ))
         except Exception as exc:  # the server stays up whatever happens; details go to the log only
             request_id = uuid.uuid4().hex[:12]
-            log.error("Unhandled error serving %s %s (request id %s): %s: %s; the traceback is logged at DEBUG level",
-                      method[:16], _log_path(raw_path), request_id, type(exc).__name__, clip(redact(str(exc)), 300))
+            log.error(
+                "Unhandled error serving %s %s (request id %s): %s: %s; the traceback is logged at DEBUG level",
+                method[:16],
+                _log_path(raw_path),
+                request_id,
+                type(exc).__name__,
+                clip(redact(str(exc)), 300),
+            )
             log.debug("traceback of request %s:\n%s", request_id, bounded_traceback(exc, redact))
             response = fault_response(
-                Fault(500, "InternalError", f"Internal server error (request id {request_id}); see the server log."),
+                Fault(
+                    500,
+                    "InternalError",
+                    f"Internal server error (request id {request_id}); see the server log.",
+                ),
                 json_wanted=_wants_json(environ),
             )
         return self._send(environ, start_response, method, raw_path, response, started)
@@ -266,11 +283,15 @@ class ServicesApp:
         # keep-alive, unbounded. Over-limit bodies fail here with 413 whatever the route.
         body = self._read_body(environ)
         if method == "CONNECT":  # a tunnel request (authority-form target): never served, whatever the path
-            raise _FaultResponse(Fault(405, "MethodNotAllowed", "CONNECT is not allowed here.", PROXY_METHODS))
+            raise _FaultResponse(
+                Fault(405, "MethodNotAllowed", "CONNECT is not allowed here.", PROXY_METHODS)
+            )
         if raw_path == HEALTH_PATH:
             if method not in HEALTH_METHODS:
                 raise _FaultResponse(
-                    Fault(405, "MethodNotAllowed", f"{method} is not allowed on {HEALTH_PATH}.", HEALTH_METHODS)
+                    Fault(
+                        405, "MethodNotAllowed", f"{method} is not allowed on {HEALTH_PATH}.", HEALTH_METHODS
+                    )
                 )
             return self._health()
         if _routes_to_api(self.engine, raw_path):
@@ -312,7 +333,9 @@ class ServicesApp:
             if exc.name != proxy:  # raised by mediation for another name: the engine's error, not a 404
                 raise _engine_fault(exc, f"Proxy {clip(proxy, 200)}") from None
             raise _FaultResponse(
-                Fault(404, "NotFound", f"No proxy service named '{proxy}' is deployed; GET /health lists them.")
+                Fault(
+                    404, "NotFound", f"No proxy service named '{proxy}' is deployed; GET /health lists them."
+                )
             ) from None
         except SfBulkError as exc:
             raise _engine_fault(exc, f"Proxy {clip(proxy, 200)}") from None
@@ -324,7 +347,9 @@ class ServicesApp:
 
         engine = self.engine
         if method not in PROXY_METHODS:
-            raise _FaultResponse(Fault(405, "MethodNotAllowed", f"{method} is not allowed on REST APIs.", PROXY_METHODS))
+            raise _FaultResponse(
+                Fault(405, "MethodNotAllowed", f"{method} is not allowed on REST APIs.", PROXY_METHODS)
+            )
         try:
             match = engine.api_match(method, raw_uri)
         except NoApiMatch as exc:
@@ -350,7 +375,9 @@ class ServicesApp:
         if apis:
             payload["apis"] = apis
         body = json.dumps(payload).encode("utf-8")
-        return _Response(200, "OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
+        return _Response(
+            200, "OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body
+        )
 
     # --- request pieces ------------------------------------------------------------------------
 
@@ -395,7 +422,9 @@ class ServicesApp:
                 raise _FaultResponse(Fault(400, "BadRequest", "The Content-Length header is not a number."))
             length = int(raw_length)
             if length > limit:
-                raise _FaultResponse(too_large)  # refused before reading a byte (the WSGI server usually refused it already)
+                raise _FaultResponse(
+                    too_large
+                )  # refused before reading a byte (the WSGI server usually refused it already)
             if length == 0 or stream is None:
                 return b""
             parts: list[bytes] = []
@@ -403,7 +432,9 @@ class ServicesApp:
             while remaining > 0:
                 chunk = stream.read(min(remaining, _READ_CHUNK))
                 if not chunk:
-                    raise _FaultResponse(Fault(400, "BadRequest", "The request body ended before Content-Length bytes."))
+                    raise _FaultResponse(
+                        Fault(400, "BadRequest", "The request body ended before Content-Length bytes.")
+                    )
                 parts.append(chunk)
                 remaining -= len(chunk)
             return b"".join(parts)
@@ -484,7 +515,9 @@ def make_app(
 # --- serving on waitress --------------------------------------------------------------------------
 
 
-def _render_fault(status: int, code: str, message: str, json_wanted: bool) -> tuple[list[tuple[str, str]], bytes]:
+def _render_fault(
+    status: int, code: str, message: str, json_wanted: bool
+) -> tuple[list[tuple[str, str]], bytes]:
     response = fault_response(Fault(status, code, message), json_wanted=json_wanted)
     return response.headers, bytes(response.body) if isinstance(response.body, bytes | bytearray) else b""
 
@@ -567,7 +600,13 @@ def start_server(
     )
     app = make_app(engine, max_body_bytes=max_body_bytes)
     server = build_server(
-        app, host=host, port=port, threads=threads, limits=limits, render_fault=_render_fault, log_access=_log_access
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        limits=limits,
+        render_fault=_render_fault,
+        log_access=_log_access,
     )
     return RunningServer(ServingThread(server, float(shutdown_timeout)), app)
 

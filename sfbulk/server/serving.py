@@ -133,10 +133,17 @@ def _fault_for(error: Any, limits: ServerLimits) -> tuple[int, str, str]:
     """(status, code, message) for an error waitress (or this module) found in the framing."""
     detail = str(getattr(error, "body", "") or "")[:200]
     if isinstance(error, RequestEntityTooLarge):
-        return 413, "PayloadTooLarge", f"The request body exceeds the limit of {limits.max_body_bytes} bytes (--max-body-bytes)."
+        return (
+            413,
+            "PayloadTooLarge",
+            f"The request body exceeds the limit of {limits.max_body_bytes} bytes (--max-body-bytes).",
+        )
     if isinstance(error, RequestHeaderFieldsTooLarge):
-        return (431, "HeadersTooLarge",
-                f"The request line and headers exceed the limit of {limits.max_header_bytes} bytes (--max-header-bytes).")
+        return (
+            431,
+            "HeadersTooLarge",
+            f"The request line and headers exceed the limit of {limits.max_header_bytes} bytes (--max-header-bytes).",
+        )
     if isinstance(error, RequestTimeout):
         return 408, "RequestTimeout", detail
     if isinstance(error, ServerNotImplemented):
@@ -160,7 +167,8 @@ class _ErrorTask(ErrorTask):
         status, code, message = _fault_for(request.error, server.limits)
         headers = request.headers or {}
         wants_json = "json" in str(headers.get("CONTENT_TYPE", "")).lower() or (
-            "json" in str(headers.get("ACCEPT", "")).lower() and "xml" not in str(headers.get("ACCEPT", "")).lower()
+            "json" in str(headers.get("ACCEPT", "")).lower()
+            and "xml" not in str(headers.get("ACCEPT", "")).lower()
         )
         response_headers, body = server.render_fault(status, code, message, wants_json)
         self.status = f"{status} {type(request.error).reason if status != 500 else 'Internal Server Error'}"
@@ -171,7 +179,9 @@ class _ErrorTask(ErrorTask):
         method = str(getattr(request, "command", "") or "-")
         path = str(getattr(request, "path", "") or "-")
         log.info("refused a request from %s: %d %s", self.channel.addr[0], status, message)
-        server.log_access(str(self.channel.addr[0]), method, path, status, len(body), server.started_of(request))
+        server.log_access(
+            str(self.channel.addr[0]), method, path, status, len(body), server.started_of(request)
+        )
 
 
 class _Channel(HTTPChannel):
@@ -186,8 +196,11 @@ class _Channel(HTTPChannel):
         # Over the buffering budget, bodies being read wait (their deadline still runs); headers
         # and new requests are still read, so /health and small requests keep flowing.
         server = self.server
-        if (server.buffered_bytes >= server.limits.max_buffered_bytes
-                and self.request is not None and self.request.headers_finished):
+        if (
+            server.buffered_bytes >= server.limits.max_buffered_bytes
+            and self.request is not None
+            and self.request.headers_finished
+        ):
             return False
         return bool(super().readable())
 
@@ -259,8 +272,10 @@ def _truncation_message(request: Any) -> str:
         return "the connection was closed before the end of the request headers"
     if request.chunked:
         return "the chunked request body ended before its last (zero-size) chunk"
-    return (f"the request body ended after {request.body_bytes_received} of the "
-            f"{request.content_length} bytes its Content-Length announced")
+    return (
+        f"the request body ended after {request.body_bytes_received} of the "
+        f"{request.content_length} bytes its Content-Length announced"
+    )
 
 
 class HardenedServer(TcpWSGIServer):
@@ -320,8 +335,10 @@ class HardenedServer(TcpWSGIServer):
             message = None
             if request.headers_done_at is None:
                 if mono - request.started > limits.header_timeout:
-                    message = (f"the request headers did not arrive within {limits.header_timeout:g} s "
-                               "(--header-timeout)")
+                    message = (
+                        f"the request headers did not arrive within {limits.header_timeout:g} s "
+                        "(--header-timeout)"
+                    )
             elif mono - request.headers_done_at > limits.body_timeout:
                 message = f"the request body did not arrive within {limits.body_timeout:g} s (--body-timeout)"
             if message is None and channel.last_activity < idle_cutoff:
@@ -333,8 +350,11 @@ class HardenedServer(TcpWSGIServer):
         self.buffered_bytes = buffered
         over = buffered >= limits.max_buffered_bytes
         if over and not self.over_budget:
-            log.warning("request bodies buffered reached %d bytes (--max-buffered-bytes); "
-                        "reading bodies pauses until some are served", buffered)
+            log.warning(
+                "request bodies buffered reached %d bytes (--max-buffered-bytes); "
+                "reading bodies pauses until some are served",
+                buffered,
+            )
         self.over_budget = over
 
     # --- accepting, with the per-client cap (I/O loop thread) ------------------------------------
@@ -367,14 +387,19 @@ class HardenedServer(TcpWSGIServer):
 
     def _refuse(self, conn: Any, client: str, cap: int) -> None:
         """503 and close, at once: this address already holds ``cap`` connections."""
-        message = (f"This client already has {cap} open connections (--max-connections-per-client); "
-                   "reuse one or close some.")
+        message = (
+            f"This client already has {cap} open connections (--max-connections-per-client); "
+            "reuse one or close some."
+        )
         headers, body = self.render_fault(503, "TooManyConnections", message, False)
         head = "".join(f"{name}: {value}\r\n" for name, value in headers)
         try:
             conn.setblocking(False)
-            conn.send(f"HTTP/1.1 503 Service Unavailable\r\n{head}Content-Length: {len(body)}\r\n"
-                      f"Connection: close\r\n\r\n".encode("latin-1") + body)
+            conn.send(
+                f"HTTP/1.1 503 Service Unavailable\r\n{head}Content-Length: {len(body)}\r\n"
+                f"Connection: close\r\n\r\n".encode("latin-1")
+                + body
+            )
         except OSError:
             pass
         finally:
@@ -382,7 +407,9 @@ class HardenedServer(TcpWSGIServer):
         now = time.monotonic()
         if now - self._last_refusal_log >= 10.0:
             self._last_refusal_log = now
-            log.warning("refusing connections from %s: %d already open (--max-connections-per-client)", client, cap)
+            log.warning(
+                "refusing connections from %s: %d already open (--max-connections-per-client)", client, cap
+            )
 
     @staticmethod
     def started_of(request: Any) -> float:
@@ -509,8 +536,13 @@ def raise_fd_limit(max_connections: int) -> int:
             pass
     if soft != resource.RLIM_INFINITY and soft < need:
         fitted = max(1, int(soft) - _FD_HEADROOM)
-        log.warning("the open-file limit (%d) is too low for --max-connections %d; serving at most %d connections "
-                    "(raise it with `ulimit -n`)", soft, max_connections, fitted)
+        log.warning(
+            "the open-file limit (%d) is too low for --max-connections %d; serving at most %d connections "
+            "(raise it with `ulimit -n`)",
+            soft,
+            max_connections,
+            fitted,
+        )
         return fitted
     return max_connections
 
@@ -521,8 +553,9 @@ class ServingThread:
     def __init__(self, server: HardenedServer, shutdown_timeout: float) -> None:
         self.server = server
         self.shutdown_timeout = shutdown_timeout
-        self.thread = threading.Thread(target=server.serve_forever, name=f"sfbulk-server-{server.effective_port}",
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=server.serve_forever, name=f"sfbulk-server-{server.effective_port}", daemon=True
+        )
         self.thread.start()
 
     def stop(self) -> None:

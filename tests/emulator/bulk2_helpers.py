@@ -29,8 +29,9 @@ class Bulk2:
 
     def upload(self, job_id: str, data: str | bytes, **headers: str) -> requests.Response:
         body = data.encode("utf-8") if isinstance(data, str) else data
-        return self.request("PUT", f"/ingest/{job_id}/batches", data=body,
-                            headers={"Content-Type": "text/csv", **headers})
+        return self.request(
+            "PUT", f"/ingest/{job_id}/batches", data=body, headers={"Content-Type": "text/csv", **headers}
+        )
 
     def patch(self, job_id: str, state: str, kind: str = "ingest") -> requests.Response:
         return self.request("PATCH", f"/{kind}/{job_id}", json={"state": state})

@@ -25,7 +25,9 @@ def parse(text: bytes | str) -> dict[str, str]:
 class Bulk:
     """A minimal Bulk API client for tests."""
 
-    def __init__(self, base_url: str, token: str, version: str = VERSION, session: requests.Session | None = None):
+    def __init__(
+        self, base_url: str, token: str, version: str = VERSION, session: requests.Session | None = None
+    ):
         self.base = f"{base_url}/services/async/{version}"
         self.token = token
         self.http = session or requests.Session()
@@ -33,9 +35,12 @@ class Bulk:
     def headers(self, content_type: str = "application/xml; charset=UTF-8") -> dict[str, str]:
         return {"X-SFDC-Session": self.token, "Content-Type": content_type}
 
-    def post(self, path: str, data: Any, content_type: str = "application/xml; charset=UTF-8",
-             **kw: Any) -> requests.Response:
-        return self.http.post(self.base + path, data=data, headers={**self.headers(content_type), **kw}, timeout=30)
+    def post(
+        self, path: str, data: Any, content_type: str = "application/xml; charset=UTF-8", **kw: Any
+    ) -> requests.Response:
+        return self.http.post(
+            self.base + path, data=data, headers={**self.headers(content_type), **kw}, timeout=30
+        )
 
     def get(self, path: str, content_type: str = "application/xml; charset=UTF-8") -> requests.Response:
         return self.http.get(self.base + path, headers=self.headers(content_type), timeout=30)

@@ -39,8 +39,10 @@ def test_checksum_suffix_matches_salesforce():
 def test_insert_results_ids_and_counters(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
     job_id = bulk.create_job("insert", "Contact")
-    data = "FirstName,LastName,Email,Birthdate\nAda,Lovelace,ada@example.com,1815-12-10\n" \
-           "Bad,,x@example.com,\nC,Dee,not-an-email,\n\"Quote \"\"Q\"\"\",\"Multi\nLine\",,1999-01-31Z\n"
+    data = (
+        "FirstName,LastName,Email,Birthdate\nAda,Lovelace,ada@example.com,1815-12-10\n"
+        'Bad,,x@example.com,\nC,Dee,not-an-email,\n"Quote ""Q""","Multi\nLine",,1999-01-31Z\n'
+    )
     batch_id = bulk.add_batch(job_id, data)
     info = bulk.wait(job_id, batch_id)
     assert info["state"] == "Completed"
@@ -48,8 +50,12 @@ def test_insert_results_ids_and_counters(emulator, access_token):
     rows = results_csv(bulk, job_id, batch_id)
     assert [r["Success"] for r in rows] == ["true", "false", "false", "true"]
     assert re.fullmatch(r"003[0-9A-Za-z]{15}", rows[0]["Id"]) and normalize_id(rows[0]["Id"]) == rows[0]["Id"]
-    assert rows[1] == {"Id": "", "Success": "false", "Created": "false",
-                       "Error": "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --"}
+    assert rows[1] == {
+        "Id": "",
+        "Success": "false",
+        "Created": "false",
+        "Error": "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --",
+    }
     assert rows[2]["Error"].startswith("INVALID_EMAIL_ADDRESS:")
     job = parse(bulk.get(f"/job/{job_id}").content)
     assert job["numberBatchesCompleted"] == "1" and job["numberRecordsProcessed"] == "4"
@@ -78,8 +84,7 @@ def test_update_na_clears_empty_keeps_and_errors(emulator, access_token):
     rows = run_csv(bulk, "insert", "Contact", "LastName,Title,Department\nOne,CTO,R&D\nTwo,CEO,Ops\n")
     a, b = rows[0]["Id"], rows[1]["Id"]
     missing = "003" + a[3:15][:-1] + "z"
-    data = (f"Id,Title,Department,LastName\n{a},#N/A,,\n{b[:15]},Boss,,#N/A\nnot-an-id,x,,\n"
-            f"{missing},x,,\n")
+    data = f"Id,Title,Department,LastName\n{a},#N/A,,\n{b[:15]},Boss,,#N/A\nnot-an-id,x,,\n{missing},x,,\n"
     res = run_csv(bulk, "update", "Contact", data)
     assert res[0]["Success"] == "true" and res[0]["Created"] == "false" and res[0]["Id"] == a
     assert res[1]["Error"] == "REQUIRED_FIELD_MISSING:Required fields are missing: [LastName]:LastName --"
@@ -120,44 +125,72 @@ def test_delete_hard_delete_and_query_all(emulator, access_token):
 
 def test_upsert_insert_update_and_duplicates(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
-    res = run_csv(bulk, "upsert", "Account", "External_Id__c,Name\nU-1,First\nU-2,Second\n",
-                  externalIdFieldName="External_Id__c")
+    res = run_csv(
+        bulk,
+        "upsert",
+        "Account",
+        "External_Id__c,Name\nU-1,First\nU-2,Second\n",
+        externalIdFieldName="External_Id__c",
+    )
     assert [r["Created"] for r in res] == ["true", "true"]
-    res = run_csv(bulk, "upsert", "Account", "External_Id__c,Name\nU-1,First v2\nU-3,Third\nU-3,Dup\n,NoKey\n",
-                  externalIdFieldName="External_Id__c")
+    res = run_csv(
+        bulk,
+        "upsert",
+        "Account",
+        "External_Id__c,Name\nU-1,First v2\nU-3,Third\nU-3,Dup\n,NoKey\n",
+        externalIdFieldName="External_Id__c",
+    )
     assert res[0]["Success"] == "true" and res[0]["Created"] == "false"
     assert res[1]["Error"] == "DUPLICATE_VALUE:Duplicate external id specified: U-3:External_Id__c --"
     assert res[3]["Error"].startswith("MISSING_ARGUMENT:")
     # unique field on insert
     res = run_csv(bulk, "insert", "Account", "Name,External_Id__c\nX,U-2\n")
-    assert res[0]["Error"].startswith("DUPLICATE_VALUE:duplicate value found: External_Id__c duplicates value on "
-                                      "record with id: 001")
+    assert res[0]["Error"].startswith(
+        "DUPLICATE_VALUE:duplicate value found: External_Id__c duplicates value on record with id: 001"
+    )
     # relationship column by external id
     res = run_csv(bulk, "insert", "Contact", "LastName,Account.External_Id__c\nRel,U-1\nRel2,NOPE\n")
     assert res[0]["Success"] == "true"
-    assert res[1]["Error"] == ("INVALID_FIELD:Foreign key external ID: NOPE not found for field External_Id__c in "
-                               "entity Account:Account.External_Id__c --")
+    assert res[1]["Error"] == (
+        "INVALID_FIELD:Foreign key external ID: NOPE not found for field External_Id__c in "
+        "entity Account:Account.External_Id__c --"
+    )
 
 
 def test_json_xml_and_zip_batches(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
-    job = bulk.post("/job", json.dumps({"operation": "insert", "object": "Account", "contentType": "JSON"}),
-                    "application/json").json()
-    batch_id = bulk.add_batch(job["id"], json.dumps([{"Name": "J1", "NumberOfEmployees": 5}, {"Name": None}]),
-                              "application/json")
+    job = bulk.post(
+        "/job",
+        json.dumps({"operation": "insert", "object": "Account", "contentType": "JSON"}),
+        "application/json",
+    ).json()
+    batch_id = bulk.add_batch(
+        job["id"], json.dumps([{"Name": "J1", "NumberOfEmployees": 5}, {"Name": None}]), "application/json"
+    )
     # batch URLs answer in the job's format even when the client sends application/xml (salesforce-bulk does)
     info = bulk.wait(job["id"], batch_id, as_json=True)
     assert info["state"] == "Completed" and info["stateMessage"] is None
     results = bulk.get(f"/job/{job['id']}/batch/{batch_id}/result").json()
     assert results[0]["success"] is True and results[0]["errors"] == []
-    assert results[1] == {"success": False, "created": False, "id": None, "errors": [
-        {"statusCode": "REQUIRED_FIELD_MISSING", "message": "Required fields are missing: [Name]",
-         "fields": ["Name"]}]}
+    assert results[1] == {
+        "success": False,
+        "created": False,
+        "id": None,
+        "errors": [
+            {
+                "statusCode": "REQUIRED_FIELD_MISSING",
+                "message": "Required fields are missing: [Name]",
+                "fields": ["Name"],
+            }
+        ],
+    }
 
     job_id = bulk.create_job("insert", "Account", content_type="XML")
-    body = ('<?xml version="1.0"?><sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload" '
-            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><sObject><Name>X1</Name>'
-            '<Description xsi:nil="true"/></sObject><sObject><Website>w</Website></sObject></sObjects>')
+    body = (
+        '<?xml version="1.0"?><sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload" '
+        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><sObject><Name>X1</Name>'
+        '<Description xsi:nil="true"/></sObject><sObject><Website>w</Website></sObject></sObjects>'
+    )
     batch_id = bulk.add_batch(job_id, body, "application/xml")
     assert bulk.wait(job_id, batch_id)["state"] == "Completed"
     text = bulk.get(f"/job/{job_id}/batch/{batch_id}/result").text
@@ -188,15 +221,20 @@ def test_batch_limits_and_content_type(emulator, access_token):
     info = bulk.wait(job_id, batch_id)
     assert info["state"] == "Failed" and "131072" in info["stateMessage"]
     batch_id = bulk.add_batch(job_id, "Name\n" + "x" * 256 + "\n")
-    assert results_csv(bulk, job_id, bulk.wait(job_id, batch_id)["id"])[0]["Error"].startswith("STRING_TOO_LONG:")
+    assert results_csv(bulk, job_id, bulk.wait(job_id, batch_id)["id"])[0]["Error"].startswith(
+        "STRING_TOO_LONG:"
+    )
 
 
 def test_serial_job_processes_one_batch_at_a_time(emulator_factory):
     emu = emulator_factory(processing_delay_ms=60)
     bulk = Bulk(emu.base_url, emu.issue_token())
-    resp = bulk.post("/job", '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><operation>insert'
-                     '</operation><object>Account</object><concurrencyMode>Serial</concurrencyMode>'
-                     '<contentType>CSV</contentType></jobInfo>')
+    resp = bulk.post(
+        "/job",
+        '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><operation>insert'
+        "</operation><object>Account</object><concurrencyMode>Serial</concurrencyMode>"
+        "<contentType>CSV</contentType></jobInfo>",
+    )
     job_id = parse(resp.content)["id"]
     for i in range(3):
         bulk.add_batch(job_id, f"Name\nS{i}\n")
@@ -211,8 +249,10 @@ def test_serial_job_processes_one_batch_at_a_time(emulator_factory):
     job_id = bulk.create_job("insert", "Account")
     first = bulk.add_batch(job_id, "Name\nA\n")
     queued = [bulk.add_batch(job_id, "Name\nB\n") for _ in range(4)]
-    bulk.post(f"/job/{job_id}", '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><state>Aborted'
-              '</state></jobInfo>')
+    bulk.post(
+        f"/job/{job_id}",
+        '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload"><state>Aborted</state></jobInfo>',
+    )
     emu.wait_idle(10)
     states = [bulk.batch(job_id, b)["state"] for b in [first, *queued]]
     assert "NotProcessed" in states and set(states) <= {"Completed", "NotProcessed"}

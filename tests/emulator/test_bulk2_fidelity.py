@@ -30,9 +30,17 @@ def sf(emulator_factory) -> Salesforce:
     session.verify = emu.ca_file
     session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify (requests#3829)
     creds = emu.credentials
-    token = session.post(f"{emu.base_url}/services/oauth2/token", data={
-        "grant_type": "password", "client_id": creds["client_id"], "client_secret": creds["client_secret"],
-        "username": creds["username"], "password": creds["password"]}, timeout=10).json()
+    token = session.post(
+        f"{emu.base_url}/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": creds["client_id"],
+            "client_secret": creds["client_secret"],
+            "username": creds["username"],
+            "password": creds["password"],
+        },
+        timeout=10,
+    ).json()
     return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
 
 
@@ -44,7 +52,9 @@ def _records(pages) -> list[dict[str, str]]:
 
 
 def test_simple_salesforce_bulk2_insert_upsert_delete_query_download(sf, tmp_path) -> None:
-    data = [{"FirstName": f"Two{i}", "LastName": f"Bulk{i}", "Email": f"two{i}@example.com"} for i in range(2500)]
+    data = [
+        {"FirstName": f"Two{i}", "LastName": f"Bulk{i}", "Email": f"two{i}@example.com"} for i in range(2500)
+    ]
     # batch_size splits the records into two jobs of at most 1,500 records
     inserted = sf.bulk2.Contact.insert(records=data, batch_size=1500, wait=WAIT)
     assert [r["numberRecordsTotal"] for r in inserted] == [1500, 1000]
@@ -63,14 +73,17 @@ def test_simple_salesforce_bulk2_insert_upsert_delete_query_download(sf, tmp_pat
     upserted = sf.bulk2.Contact.upsert(records=upserts, external_id_field="Id", wait=WAIT)
     assert upserted[0]["numberRecordsProcessed"] == 12 and upserted[0]["numberRecordsFailed"] == 1
     job_id = upserted[0]["job_id"]
-    created = [r["sf__Created"] for r in csv.DictReader(io.StringIO(sf.bulk2.Contact.get_successful_records(job_id)))]
+    created = [
+        r["sf__Created"] for r in csv.DictReader(io.StringIO(sf.bulk2.Contact.get_successful_records(job_id)))
+    ]
     assert sorted(created) == ["false"] * 10 + ["true"]
     all_results = sf.bulk2.Contact.get_all_ingest_records(job_id)
     assert [r["LastName"] for r in all_results["failedRecords"]] == ["Ghost"]
     assert all_results["unprocessedRecords"] == []
 
-    deleted = sf.bulk2.Contact.delete(records=[{"Id": ids[f"two{i}@example.com"]} for i in range(2000, 2500)],
-                                      wait=WAIT)
+    deleted = sf.bulk2.Contact.delete(
+        records=[{"Id": ids[f"two{i}@example.com"]} for i in range(2000, 2500)], wait=WAIT
+    )
     assert deleted[0]["numberRecordsProcessed"] == 500 and deleted[0]["numberRecordsFailed"] == 0
 
     soql = "SELECT Id, LastName, Email FROM Contact WHERE LastName LIKE 'Bulk%' OR LastName LIKE 'Upserted%'"
@@ -94,7 +107,9 @@ def test_simple_salesforce_bulk2_insert_upsert_delete_query_download(sf, tmp_pat
 
 def test_simple_salesforce_bulk2_csv_file_hard_delete_and_failed_job(sf, tmp_path) -> None:
     source = tmp_path / "accounts.csv"
-    source.write_text("Name;AccountNumber\n" + "".join(f"File {i};N{i}\n" for i in range(300)), encoding="utf-8")
+    source.write_text(
+        "Name;AccountNumber\n" + "".join(f"File {i};N{i}\n" for i in range(300)), encoding="utf-8"
+    )
     loaded = sf.bulk2.Account.insert(csv_file=str(source), column_delimiter="SEMICOLON", wait=WAIT)
     assert loaded[0]["numberRecordsProcessed"] == 300 and loaded[0]["numberRecordsFailed"] == 0
     target = tmp_path / "success.csv"
@@ -104,7 +119,9 @@ def test_simple_salesforce_bulk2_csv_file_hard_delete_and_failed_job(sf, tmp_pat
     ids = [line.split(";")[0].strip('"') for line in lines[1:]]
     gone = sf.bulk2.Account.hard_delete(records=[{"Id": i} for i in ids], wait=WAIT)
     assert gone[0]["numberRecordsProcessed"] == 300 and gone[0]["numberRecordsFailed"] == 0
-    assert _records(sf.bulk2.Account.query("SELECT Id FROM Account WHERE Name LIKE 'File %'", wait=WAIT)) == []
+    assert (
+        _records(sf.bulk2.Account.query("SELECT Id FROM Account WHERE Name LIKE 'File %'", wait=WAIT)) == []
+    )
 
     from simple_salesforce.exceptions import SalesforceOperationError
 

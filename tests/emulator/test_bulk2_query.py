@@ -18,7 +18,8 @@ def loaded(emulator):
     v1 = Bulk(emulator.base_url, token)
     job = v1.create_job("insert", "Lead")
     data = "FirstName,LastName,Company,Description\n" + "".join(
-        f'Q{i},Pager{i:04d},Co{i % 7},"line one\nline ""two"", {i}"\n' for i in range(1234))
+        f'Q{i},Pager{i:04d},Co{i % 7},"line one\nline ""two"", {i}"\n' for i in range(1234)
+    )
     batch = v1.add_batch(job, data.encode())
     assert v1.wait(job, batch)["state"] == "Completed"
     result = rows(v1.get(f"/job/{job}/batch/{batch}/result").text)
@@ -40,7 +41,11 @@ def test_locator_chain_pages_cover_every_record_once(loaded) -> None:
     created = bulk2.create("query", operation="query", query=SOQL)
     assert created["state"] == "UploadComplete" and "contentUrl" not in created
     info = bulk2.wait(created["id"], "query")
-    assert (info["state"], info["jobType"], info["numberRecordsProcessed"]) == ("JobComplete", "V2Query", 1234)
+    assert (info["state"], info["jobType"], info["numberRecordsProcessed"]) == (
+        "JobComplete",
+        "V2Query",
+        1234,
+    )
     assert info["isPkChunkingSupported"] is True and info["retries"] == 0 and info["object"] == "Lead"
     got, locators, counts, locator = [], [], [], None
     while True:
@@ -89,7 +94,9 @@ def test_result_pages_for_parallel_download(loaded) -> None:
     doc = resp.json()
     assert doc["done"] is True and doc["nextRecordsUrl"] is None
     urls = [p["resultUrl"] for p in doc["resultPages"]]
-    assert len(urls) == 5 and urls[0] == f"/services/data/v62.0/jobs/query/{info['id']}/results?maxRecords=300"
+    assert (
+        len(urls) == 5 and urls[0] == f"/services/data/v62.0/jobs/query/{info['id']}/results?maxRecords=300"
+    )
     origin = bulk2.base.split("/services/")[0]
     with ThreadPoolExecutor(4) as pool:
         pages = list(pool.map(lambda u: bulk2.http.get(origin + u, timeout=30), urls))
@@ -104,15 +111,21 @@ def test_result_pages_for_parallel_download(loaded) -> None:
     last = bulk2.http.get(origin + rest["resultPages"][-1]["resultUrl"], timeout=30)
     assert last.headers["Sforce-Locator"] == "null" and len(rows(last.text)) == 1
 
-    old = requests.get(origin + f"/services/data/v57.0/jobs/query/{info['id']}/resultPages",
-                       headers=bulk2.http.headers, timeout=10)
+    old = requests.get(
+        origin + f"/services/data/v57.0/jobs/query/{info['id']}/resultPages",
+        headers=bulk2.http.headers,
+        timeout=10,
+    )
     assert error(old)[:2] == (404, "NOT_FOUND")  # from API 58.0
 
 
 def test_delimiters_line_endings_query_all_and_empty_results(loaded) -> None:
     bulk2, ids = loaded
-    info = bulk2.query("SELECT Id, LastName, IsDeleted, NumberOfEmployees FROM Lead WHERE LastName = 'Pager0003'",
-                       columnDelimiter="PIPE", lineEnding="CRLF")
+    info = bulk2.query(
+        "SELECT Id, LastName, IsDeleted, NumberOfEmployees FROM Lead WHERE LastName = 'Pager0003'",
+        columnDelimiter="PIPE",
+        lineEnding="CRLF",
+    )
     assert (info["columnDelimiter"], info["lineEnding"]) == ("PIPE", "CRLF")
     text = _page(bulk2, info["id"]).text
     assert text == f'"Id"|"LastName"|"IsDeleted"|"NumberOfEmployees"\r\n"{ids[3]}"|"Pager0003"|"false"|""\r\n'
@@ -121,19 +134,31 @@ def test_delimiters_line_endings_query_all_and_empty_results(loaded) -> None:
     assert delete["numberRecordsFailed"] == 0
     soql = "SELECT Id FROM Lead WHERE LastName = 'Pager0005'"
     live = _page(bulk2, bulk2.query(soql)["id"])
-    assert (live.headers["Sforce-NumberOfRecords"], live.headers["Sforce-Locator"], live.content) == ("0", "null", b"")
+    assert (live.headers["Sforce-NumberOfRecords"], live.headers["Sforce-Locator"], live.content) == (
+        "0",
+        "null",
+        b"",
+    )
     every = _page(bulk2, bulk2.query(soql, "queryAll")["id"])
     assert rows(every.text) == [{"Id": ids[5]}]
 
 
 def test_queries_fail_at_creation_with_salesforce_codes(loaded) -> None:
     bulk2, _ = loaded
-    for soql, code in [("SELECT FROM Lead", "MALFORMED_QUERY"), ("SELECT Nope__c FROM Lead", "INVALID_FIELD"),
-                       ("SELECT Id FROM Nope__c", "INVALID_TYPE")]:
-        status, got, message = error(bulk2.request("POST", "/query", json={"operation": "query", "query": soql}))
+    for soql, code in [
+        ("SELECT FROM Lead", "MALFORMED_QUERY"),
+        ("SELECT Nope__c FROM Lead", "INVALID_FIELD"),
+        ("SELECT Id FROM Nope__c", "INVALID_TYPE"),
+    ]:
+        status, got, message = error(
+            bulk2.request("POST", "/query", json={"operation": "query", "query": soql})
+        )
         assert (status, got) == (400, code) and message, soql
-    for doc in ({"operation": "query"}, {"operation": "insert", "query": "SELECT Id FROM Lead"},
-                {"operation": "query", "query": "SELECT Id FROM Lead", "object": "Lead"}):
+    for doc in (
+        {"operation": "query"},
+        {"operation": "insert", "query": "SELECT Id FROM Lead"},
+        {"operation": "query", "query": "SELECT Id FROM Lead", "object": "Lead"},
+    ):
         assert error(bulk2.request("POST", "/query", json=doc))[0] == 400
 
 
@@ -144,7 +169,10 @@ def test_states_abort_delete_and_early_results(emulator_factory) -> None:
     status, code, _ = error(bulk2.request("GET", f"/query/{job['id']}/results"))
     assert (status, code) == (400, "INVALIDJOBSTATE")
     assert error(bulk2.request("DELETE", f"/query/{job['id']}")) == (
-        400, "API_ERROR", "Error encountered when deleting the job because the job is not terminated")
+        400,
+        "API_ERROR",
+        "Error encountered when deleting the job because the job is not terminated",
+    )
     deadline = time.monotonic() + 10
     while bulk2.info(job["id"], "query")["state"] != "InProgress":
         assert time.monotonic() < deadline
@@ -159,10 +187,16 @@ def test_states_abort_delete_and_early_results(emulator_factory) -> None:
 
     done = bulk2.query("SELECT Id FROM Account")
     assert error(bulk2.patch(done["id"], "Aborted", "query")) == (
-        400, "INVALIDJOBSTATE", "Aborting already Completed Job not allowed")
+        400,
+        "INVALIDJOBSTATE",
+        "Aborting already Completed Job not allowed",
+    )
     assert error(bulk2.patch(done["id"], "UploadComplete", "query"))[:2] == (400, "INVALIDJOBSTATE")
-    other_version = requests.get(f"{emu.base_url}/services/data/v61.0/jobs/query/{done['id']}/results",
-                                 headers=bulk2.http.headers, timeout=10)
+    other_version = requests.get(
+        f"{emu.base_url}/services/data/v61.0/jobs/query/{done['id']}/results",
+        headers=bulk2.http.headers,
+        timeout=10,
+    )
     assert error(other_version)[:2] == (409, "INVALIDVERSION")
     for params in ({"maxRecords": "0"}, {"maxRecords": "many"}, {"locator": "%%%"}, {"locator": "OTk5OQ"}):
         assert error(bulk2.request("GET", f"/query/{done['id']}/results", params=params))[0] == 400, params
@@ -173,4 +207,6 @@ def test_bulk2_ingest_is_visible_to_a_bulk2_query_of_the_same_store(emulator) ->
     load = bulk2.load("Name,NumberOfEmployees\nB2Visible,42\n", object="Account", operation="insert")
     new_id = rows(bulk2.results(load["id"], "successfulResults"))[0]["sf__Id"]
     info = bulk2.query("SELECT Id, Name, NumberOfEmployees FROM Account WHERE Name = 'B2Visible'")
-    assert rows(_page(bulk2, info["id"]).text) == [{"Id": new_id, "Name": "B2Visible", "NumberOfEmployees": "42"}]
+    assert rows(_page(bulk2, info["id"]).text) == [
+        {"Id": new_id, "Name": "B2Visible", "NumberOfEmployees": "42"}
+    ]

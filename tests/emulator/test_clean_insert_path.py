@@ -16,8 +16,17 @@ from sfbulk.emulator.schema import Schema
 from sfbulk.emulator.store import Store
 
 COLUMNS = ["FirstName", "LastName", "Email", "Birthdate", "HasOptedOutOfEmail", "Salutation", "Description"]
-COMPARED = ["FirstName", "LastName", "Email", "Birthdate", "HasOptedOutOfEmail", "Salutation", "Description",
-            "IsDeleted", "CreatedById"]
+COMPARED = [
+    "FirstName",
+    "LastName",
+    "Email",
+    "Birthdate",
+    "HasOptedOutOfEmail",
+    "Salutation",
+    "Description",
+    "IsDeleted",
+    "CreatedById",
+]
 
 text = st.text(st.characters(codec="utf-8", exclude_characters="\x00\r"), max_size=12)
 cell = {
@@ -39,7 +48,9 @@ def csv_bytes(rows: list[dict[str, str]]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
-def apply(tmp: Path, name: str, data: bytes, *, allow_fast: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any]:
+def apply(
+    tmp: Path, name: str, data: bytes, *, allow_fast: bool, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Any, Any]:
     schema = Schema.load(None)
     store = Store(tmp / f"{name}.db", schema)
     try:
@@ -47,7 +58,8 @@ def apply(tmp: Path, name: str, data: bytes, *, allow_fast: bool, monkeypatch: p
             if not allow_fast:
                 patch.setattr(dml, "_clean_insert_columns", lambda *args: None)
             results = BatchWriter(store, schema, schema.get("Contact"), "insert", "005000000000001AAA").run(
-                parse_csv(data))
+                parse_csv(data)
+            )
         cols = ", ".join(f'"{c}"' for c in ["Id", *COMPARED])
         stored = store.reader().execute(f'SELECT {cols} FROM "sobj_Contact" ORDER BY "Id"').fetchall()
     finally:
@@ -55,10 +67,24 @@ def apply(tmp: Path, name: str, data: bytes, *, allow_fast: bool, monkeypatch: p
     return results, stored
 
 
-CLEAN = {"FirstName": "Ann", "LastName": "Lee", "Email": "a@example.com", "Birthdate": "1980-02-29",
-         "HasOptedOutOfEmail": "true", "Salutation": "Ms.", "Description": 'multi\nline, "quoted"'}
-BLANKS = {"FirstName": "#N/A", "LastName": "Roe", "Email": "", "Birthdate": "", "HasOptedOutOfEmail": "",
-          "Salutation": "", "Description": ""}
+CLEAN = {
+    "FirstName": "Ann",
+    "LastName": "Lee",
+    "Email": "a@example.com",
+    "Birthdate": "1980-02-29",
+    "HasOptedOutOfEmail": "true",
+    "Salutation": "Ms.",
+    "Description": 'multi\nline, "quoted"',
+}
+BLANKS = {
+    "FirstName": "#N/A",
+    "LastName": "Roe",
+    "Email": "",
+    "Birthdate": "",
+    "HasOptedOutOfEmail": "",
+    "Salutation": "",
+    "Description": "",
+}
 
 
 @pytest.mark.slow
@@ -89,21 +115,29 @@ def _with_columns(rows: list[dict[str, str]], columns: list[str]) -> bytes:
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @example(rows=[dict(CLEAN, Name="", CreatedDate=""), dict(BLANKS, Name="", CreatedDate="")])
 @example(rows=[dict(CLEAN, Name="x", CreatedDate=""), dict(BLANKS, Name="#N/A", CreatedDate="2024-01-01")])
-@given(rows=st.lists(st.fixed_dictionaries({**cell, "Name": read_only_cell, "CreatedDate": read_only_cell}),
-                     min_size=1, max_size=6))
-def test_read_only_columns_fail_only_the_rows_that_set_them(rows: list[dict[str, str]], tmp_path_factory,
-                                                            monkeypatch) -> None:
+@given(
+    rows=st.lists(
+        st.fixed_dictionaries({**cell, "Name": read_only_cell, "CreatedDate": read_only_cell}),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_read_only_columns_fail_only_the_rows_that_set_them(
+    rows: list[dict[str, str]], tmp_path_factory, monkeypatch
+) -> None:
     """A batch with read-only columns = the same batch without them (fast path allowed) for the rows
     that leave them empty; each other row fails with INVALID_FIELD_FOR_INSERT_UPDATE naming them."""
     tmp = tmp_path_factory.mktemp("readonly")
-    with_ro, with_stored = apply(tmp, "with", _with_columns(rows, COLUMNS + READ_ONLY), allow_fast=True,
-                                 monkeypatch=monkeypatch)
+    with_ro, with_stored = apply(
+        tmp, "with", _with_columns(rows, COLUMNS + READ_ONLY), allow_fast=True, monkeypatch=monkeypatch
+    )
     clean_rows = [r for r in rows if not any(r[c] for c in READ_ONLY)]
     expected_results: list[Any] = []
     expected_stored: list[Any] = []
     if clean_rows:
-        expected_results, expected_stored = apply(tmp, "without", _with_columns(clean_rows, COLUMNS), allow_fast=True,
-                                                  monkeypatch=monkeypatch)
+        expected_results, expected_stored = apply(
+            tmp, "without", _with_columns(clean_rows, COLUMNS), allow_fast=True, monkeypatch=monkeypatch
+        )
     clean_results = iter(expected_results)
     for row, result in zip(rows, with_ro, strict=True):
         setting = [c for c in READ_ONLY if row[c]]
@@ -124,7 +158,9 @@ def test_clean_batches_take_the_fast_path_and_dirty_ones_do_not() -> None:
 
     def planned(data: bytes) -> Any:
         payload = parse_csv(data)
-        return _clean_insert_columns(contact, resolve_columns(schema, contact, payload.columns, "insert"), payload)
+        return _clean_insert_columns(
+            contact, resolve_columns(schema, contact, payload.columns, "insert"), payload
+        )
 
     assert planned(b"LastName,Email\nDoe,a@example.com\nRoe,\n") is not None
     assert planned(b"LastName,Email\nDoe,not-an-email\n") is None  # INVALID_EMAIL_ADDRESS for a row

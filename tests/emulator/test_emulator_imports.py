@@ -44,20 +44,28 @@ def test_the_emulator_imports_nothing_of_sfbulk_outside_it() -> None:
 
 def test_soql_modules_import_in_one_direction() -> None:
     for path in sorted((EMULATOR / "soql").glob("*.py")):
-        inside = {name.rpartition(".")[2] for name in _imports(path) if name.startswith("sfbulk.emulator.soql.")}
+        inside = {
+            name.rpartition(".")[2] for name in _imports(path) if name.startswith("sfbulk.emulator.soql.")
+        }
         assert path.stem in SOQL_LAYERS, f"new module {path.name}: add it to SOQL_LAYERS"
-        assert inside <= SOQL_LAYERS[path.stem], f"{path.name} imports {sorted(inside - SOQL_LAYERS[path.stem])}"
-        leaving = {n for n in _imports(path) if n.startswith("sfbulk.") and not n.startswith("sfbulk.emulator.soql")}
+        assert inside <= SOQL_LAYERS[path.stem], (
+            f"{path.name} imports {sorted(inside - SOQL_LAYERS[path.stem])}"
+        )
+        leaving = {
+            n for n in _imports(path) if n.startswith("sfbulk.") and not n.startswith("sfbulk.emulator.soql")
+        }
         assert not leaving, f"{path.name} imports {sorted(leaving)}"
 
 
 def test_importing_the_emulator_loads_no_other_sfbulk_module() -> None:
     """Beyond what ``import sfbulk`` itself loads (its errors module), the running emulator loads none."""
-    probe = ("import sys, sfbulk\n"
-             "parent = set(sys.modules)\n"
-             "import sfbulk.emulator.server, sfbulk.emulator.service, sfbulk.emulator.cli, sfbulk.emulator.soql\n"
-             "print(sorted(m for m in set(sys.modules) - parent\n"
-             "             if m.startswith('sfbulk.') and not m.startswith('sfbulk.emulator')))")
+    probe = (
+        "import sys, sfbulk\n"
+        "parent = set(sys.modules)\n"
+        "import sfbulk.emulator.server, sfbulk.emulator.service, sfbulk.emulator.cli, sfbulk.emulator.soql\n"
+        "print(sorted(m for m in set(sys.modules) - parent\n"
+        "             if m.startswith('sfbulk.') and not m.startswith('sfbulk.emulator')))"
+    )
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip() == "[]"

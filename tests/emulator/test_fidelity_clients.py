@@ -27,9 +27,14 @@ def test_salesforce_bulk_inserts_25000_contacts_in_3_batches_and_queries_them(em
     emu = emulator_factory()
     bulk = SalesforceBulk(sessionId=emu.issue_token(), host=emu.base_url)
     job = bulk.create_insert_job("Contact", contentType="CSV")
-    rows = [{"FirstName": f"First{i}", "LastName": f"Last{i}", "Email": f"c{i}@example.com"} for i in range(25_000)]
-    batches = [bulk.post_batch(job, CsvDictsAdapter(iter(rows[start : start + 8334])))
-               for start in range(0, 25_000, 8334)]
+    rows = [
+        {"FirstName": f"First{i}", "LastName": f"Last{i}", "Email": f"c{i}@example.com"}
+        for i in range(25_000)
+    ]
+    batches = [
+        bulk.post_batch(job, CsvDictsAdapter(iter(rows[start : start + 8334])))
+        for start in range(0, 25_000, 8334)
+    ]
     assert len(batches) == 3
     for batch in batches:
         bulk.wait_for_batch(job, batch, timeout=60, sleep_interval=0.1)
@@ -103,10 +108,17 @@ def test_simple_salesforce_bulk_round_trips_over_tls(emulator_factory, monkeypat
     session = requests.Session()
     session.verify = emu.ca_file
     session.trust_env = False  # else REQUESTS_CA_BUNDLE from the environment overrides verify (requests#3829)
-    token = session.post(f"{emu.base_url}/services/oauth2/token", data={
-        "grant_type": "password", "client_id": emu.credentials["client_id"],
-        "client_secret": emu.credentials["client_secret"], "username": emu.credentials["username"],
-        "password": emu.credentials["password"]}, timeout=10).json()
+    token = session.post(
+        f"{emu.base_url}/services/oauth2/token",
+        data={
+            "grant_type": "password",
+            "client_id": emu.credentials["client_id"],
+            "client_secret": emu.credentials["client_secret"],
+            "username": emu.credentials["username"],
+            "password": emu.credentials["password"],
+        },
+        timeout=10,
+    ).json()
     sf = Salesforce(instance_url=token["instance_url"], session_id=token["access_token"], session=session)
 
     data = [{"LastName": f"Simple{i}", "Email": f"s{i}@example.com"} for i in range(30)]
@@ -121,8 +133,10 @@ def test_simple_salesforce_bulk_round_trips_over_tls(emulator_factory, monkeypat
     assert sorted(r["Id"] for r in records) == sorted(ids[:10])
     assert records[0]["attributes"]["type"] == "Contact"
 
-    upserted = sf.bulk.Contact.upsert([{"Email": "s0@example.com", "LastName": "Renamed"},
-                                       {"Email": "new@example.com", "LastName": "New"}], "Email")
+    upserted = sf.bulk.Contact.upsert(
+        [{"Email": "s0@example.com", "LastName": "Renamed"}, {"Email": "new@example.com", "LastName": "New"}],
+        "Email",
+    )
     assert [r["created"] for r in upserted] == [False, True]
 
     deleted = sf.bulk.Contact.delete([{"Id": i} for i in ids[20:]])

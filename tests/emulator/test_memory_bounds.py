@@ -23,8 +23,12 @@ import psutil
 import pytest
 from helpers import Bulk, parse  # type: ignore[import-not-found]
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/status").exists(),
-                                                   reason="reads the peak RSS (VmHWM) from /proc")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path("/proc/self/status").exists(), reason="reads the peak RSS (VmHWM) from /proc"
+    ),
+]
 
 LIMIT_MB = 500
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +49,21 @@ def _peak_mb(process: psutil.Process) -> float:
 
 @pytest.fixture  # one per case: memory freed by an earlier case is not always given back to the system
 def emulator_process() -> Iterator[dict[str, Any]]:
-    command = [sys.executable, "-m", "sfbulk", "emulator", "--port", "0", "--json", "--worker-threads",
-               "--workers", "1"]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    command = [
+        sys.executable,
+        "-m",
+        "sfbulk",
+        "emulator",
+        "--port",
+        "0",
+        "--json",
+        "--worker-threads",
+        "--workers",
+        "1",
+    ]
+    proc = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
     try:
         assert proc.stdout is not None
         info = json.loads(proc.stdout.readline())
@@ -62,9 +77,16 @@ def emulator_process() -> Iterator[dict[str, Any]]:
 def _token(info: dict[str, Any]) -> str:
     import requests
 
-    resp = requests.post(f"{info['base_url']}/services/oauth2/token", timeout=10, data={
-        "grant_type": "refresh_token", "client_id": info["client_id"], "client_secret": info["client_secret"],
-        "refresh_token": info["refresh_token"]})
+    resp = requests.post(
+        f"{info['base_url']}/services/oauth2/token",
+        timeout=10,
+        data={
+            "grant_type": "refresh_token",
+            "client_id": info["client_id"],
+            "client_secret": info["client_secret"],
+            "refresh_token": info["refresh_token"],
+        },
+    )
     resp.raise_for_status()
     return str(resp.json()["access_token"])
 
@@ -79,7 +101,9 @@ def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes
 
 def _lying_zip() -> bytes:
     """A 4 KB file whose headers claim it is tiny while it inflates to 1 GB (headers are not trusted)."""
-    data = _zip({"request.txt": b"Name,ParentId,Body\nx,001000000000001AAA,#a.bin\n", "a.bin": b"\0" * (1 << 30)})
+    data = _zip(
+        {"request.txt": b"Name,ParentId,Body\nx,001000000000001AAA,#a.bin\n", "a.bin": b"\0" * (1 << 30)}
+    )
     return data
 
 
@@ -98,18 +122,55 @@ CASES = {
     # name: (object, job contentType, media type, body builder, expected state)
     "zip bomb, 1 GB of zeros": ("Attachment", "ZIP_CSV", "zip/csv", _lying_zip, "Failed"),
     "zip of 60,000 files": ("Attachment", "ZIP_CSV", "zip/csv", _many_files, "Failed"),
-    "one 4 MB file referenced by 5,000 rows": ("Attachment", "ZIP_CSV", "zip/csv", _referenced_many_times, "Failed"),
-    "CSV of ten million blank lines": ("Contact", "CSV", "text/csv", lambda: b"LastName\n" + b"\n" * 9_999_000,
-                                       "Completed"),  # blank lines are no records
-    "CSV of five million one-letter records": ("Contact", "CSV", "text/csv", lambda: b"LastName\n" + b"x\n" * 4_999_000,
-                                               "Failed"),
-    "CSV row of five million cells": ("Contact", "CSV", "text/csv", lambda: b"LastName\n" + b"ab," * 3_300_000, "Failed"),
-    "JSON array of three million empty records": ("Contact", "JSON", "application/json",
-                                                  lambda: b"[" + b"{}," * 3_300_000 + b"{}]", "Failed"),
-    "JSON nested a million deep": ("Contact", "JSON", "application/json",
-                                   lambda: b"[" * 1_000_000 + b"]" * 1_000_000, "Failed"),
-    "XML of a million empty sObjects": ("Contact", "XML", "application/xml",
-                                        lambda: b"<sObjects>" + b"<sObject/>" * 1_000_000 + b"</sObjects>", "Failed"),
+    "one 4 MB file referenced by 5,000 rows": (
+        "Attachment",
+        "ZIP_CSV",
+        "zip/csv",
+        _referenced_many_times,
+        "Failed",
+    ),
+    "CSV of ten million blank lines": (
+        "Contact",
+        "CSV",
+        "text/csv",
+        lambda: b"LastName\n" + b"\n" * 9_999_000,
+        "Completed",
+    ),  # blank lines are no records
+    "CSV of five million one-letter records": (
+        "Contact",
+        "CSV",
+        "text/csv",
+        lambda: b"LastName\n" + b"x\n" * 4_999_000,
+        "Failed",
+    ),
+    "CSV row of five million cells": (
+        "Contact",
+        "CSV",
+        "text/csv",
+        lambda: b"LastName\n" + b"ab," * 3_300_000,
+        "Failed",
+    ),
+    "JSON array of three million empty records": (
+        "Contact",
+        "JSON",
+        "application/json",
+        lambda: b"[" + b"{}," * 3_300_000 + b"{}]",
+        "Failed",
+    ),
+    "JSON nested a million deep": (
+        "Contact",
+        "JSON",
+        "application/json",
+        lambda: b"[" * 1_000_000 + b"]" * 1_000_000,
+        "Failed",
+    ),
+    "XML of a million empty sObjects": (
+        "Contact",
+        "XML",
+        "application/xml",
+        lambda: b"<sObjects>" + b"<sObject/>" * 1_000_000 + b"</sObjects>",
+        "Failed",
+    ),
 }
 
 

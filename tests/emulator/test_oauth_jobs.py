@@ -19,8 +19,13 @@ def token(emulator, **params):
 
 def test_refresh_grant_gives_salesforce_fields(emulator):
     c = emulator.credentials
-    resp = token(emulator, grant_type="refresh_token", client_id=c["client_id"], client_secret=c["client_secret"],
-                 refresh_token=c["refresh_token"])
+    resp = token(
+        emulator,
+        grant_type="refresh_token",
+        client_id=c["client_id"],
+        client_secret=c["client_secret"],
+        refresh_token=c["refresh_token"],
+    )
     assert resp.status_code == 200
     assert resp.headers["Content-Type"] == "application/json"
     doc = resp.json()
@@ -33,12 +38,20 @@ def test_refresh_grant_gives_salesforce_fields(emulator):
 
 def test_password_grant_and_query_string_params(emulator):
     c = emulator.credentials
-    resp = token(emulator, grant_type="password", client_id=c["client_id"], client_secret=c["client_secret"],
-                 username=c["username"], password=c["password"])
+    resp = token(
+        emulator,
+        grant_type="password",
+        client_id=c["client_id"],
+        client_secret=c["client_secret"],
+        username=c["username"],
+        password=c["password"],
+    )
     assert resp.status_code == 200 and resp.json()["access_token"]
     # WSO2's integration test sends the parameters in the query string with an empty body
-    qs = (f"grant_type=refresh_token&client_id={c['client_id']}&client_secret={c['client_secret']}"
-          f"&refresh_token={c['refresh_token']}")
+    qs = (
+        f"grant_type=refresh_token&client_id={c['client_id']}&client_secret={c['client_secret']}"
+        f"&refresh_token={c['refresh_token']}"
+    )
     resp = requests.post(f"{emulator.base_url}/services/oauth2/token?{qs}", timeout=10)
     assert resp.status_code == 200 and resp.json()["access_token"]
 
@@ -46,14 +59,37 @@ def test_password_grant_and_query_string_params(emulator):
 @pytest.mark.parametrize(
     "params, error, description",
     [
-        ({"grant_type": "refresh_token", "client_id": "nope", "refresh_token": "x"}, "invalid_client_id",
-         "client identifier invalid"),
-        ({"grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id", "refresh_token": "wrong"},
-         "invalid_grant", "expired access/refresh token"),
-        ({"grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id", "client_secret": "bad",
-          "refresh_token": "sfbulk-demo-refresh-token"}, "invalid_client", "invalid client credentials"),
-        ({"grant_type": "password", "client_id": "sfbulk-demo-client-id", "client_secret": "sfbulk-demo-client-secret",
-          "username": "demo@sfbulk.local", "password": "wrong"}, "invalid_grant", "authentication failure"),
+        (
+            {"grant_type": "refresh_token", "client_id": "nope", "refresh_token": "x"},
+            "invalid_client_id",
+            "client identifier invalid",
+        ),
+        (
+            {"grant_type": "refresh_token", "client_id": "sfbulk-demo-client-id", "refresh_token": "wrong"},
+            "invalid_grant",
+            "expired access/refresh token",
+        ),
+        (
+            {
+                "grant_type": "refresh_token",
+                "client_id": "sfbulk-demo-client-id",
+                "client_secret": "bad",
+                "refresh_token": "sfbulk-demo-refresh-token",
+            },
+            "invalid_client",
+            "invalid client credentials",
+        ),
+        (
+            {
+                "grant_type": "password",
+                "client_id": "sfbulk-demo-client-id",
+                "client_secret": "sfbulk-demo-client-secret",
+                "username": "demo@sfbulk.local",
+                "password": "wrong",
+            },
+            "invalid_grant",
+            "authentication failure",
+        ),
         ({"grant_type": "client_magic"}, "unsupported_grant_type", "grant type not supported"),
     ],
 )
@@ -94,18 +130,45 @@ def test_token_ttl_and_expire(emulator_factory):
 
 def test_create_job_xml_element_order_and_location(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
-    resp = bulk.post("/job", job_xml(operation="upsert", object="contact", externalIdFieldName="External_Id__c",
-                                     concurrencyMode="Serial", contentType="CSV"))
+    resp = bulk.post(
+        "/job",
+        job_xml(
+            operation="upsert",
+            object="contact",
+            externalIdFieldName="External_Id__c",
+            concurrencyMode="Serial",
+            contentType="CSV",
+        ),
+    )
     assert resp.status_code == 201
     assert resp.headers["Content-Type"] == "application/xml"
     text = resp.text
     assert text.startswith(f'<?xml version="1.0" encoding="UTF-8"?><jobInfo\n   xmlns="{NS}">\n <id>750')
     tags = re.findall(r"^ <(\w+)>", text, re.M)
-    assert tags == ["id", "operation", "object", "createdById", "createdDate", "systemModstamp", "state",
-                    "externalIdFieldName", "concurrencyMode", "contentType", "numberBatchesQueued",
-                    "numberBatchesInProgress", "numberBatchesCompleted", "numberBatchesFailed", "numberBatchesTotal",
-                    "numberRecordsProcessed", "numberRetries", "apiVersion", "numberRecordsFailed",
-                    "totalProcessingTime", "apiActiveProcessingTime", "apexProcessingTime"]
+    assert tags == [
+        "id",
+        "operation",
+        "object",
+        "createdById",
+        "createdDate",
+        "systemModstamp",
+        "state",
+        "externalIdFieldName",
+        "concurrencyMode",
+        "contentType",
+        "numberBatchesQueued",
+        "numberBatchesInProgress",
+        "numberBatchesCompleted",
+        "numberBatchesFailed",
+        "numberBatchesTotal",
+        "numberRecordsProcessed",
+        "numberRetries",
+        "apiVersion",
+        "numberRecordsFailed",
+        "totalProcessingTime",
+        "apiActiveProcessingTime",
+        "apexProcessingTime",
+    ]
     info = parse(resp.content)
     assert info["object"] == "Contact" and info["state"] == "Open" and info["apiVersion"] == "62.0"
     assert re.fullmatch(r"750[0-9A-Za-z]{15}", info["id"])
@@ -115,7 +178,9 @@ def test_create_job_xml_element_order_and_location(emulator, access_token):
 
 def test_json_job_with_integer_concurrency_mode(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
-    body = json.dumps({"operation": "insert", "object": "Account", "concurrencyMode": 1, "contentType": "JSON"})
+    body = json.dumps(
+        {"operation": "insert", "object": "Account", "concurrencyMode": 1, "contentType": "JSON"}
+    )
     resp = bulk.post("/job", body, "application/json")
     assert resp.status_code == 201 and resp.headers["Content-Type"] == "application/json"
     doc = resp.json()
@@ -135,26 +200,40 @@ def test_close_abort_transitions(emulator, access_token):
     assert resp.status_code == 200 and parse(resp.content)["state"] == "Closed"
     resp = bulk.close(job_id)
     assert resp.status_code == 400
-    assert parse(resp.content) == {"exceptionCode": "InvalidJobState",
-                                   "exceptionMessage": "Closing already closed Job not allowed"}
+    assert parse(resp.content) == {
+        "exceptionCode": "InvalidJobState",
+        "exceptionMessage": "Closing already closed Job not allowed",
+    }
     resp = bulk.add_batch.__self__.post(f"/job/{job_id}/batch", "Name\nx\n", "text/csv")
     assert resp.status_code == 400 and parse(resp.content)["exceptionCode"] == "InvalidJobState"
     assert bulk.post(f"/job/{job_id}", job_xml(state="Aborted")).status_code == 200
     resp = bulk.close(job_id)
     assert parse(resp.content)["exceptionMessage"] == "Closing already aborted Job not allowed"
-    resp = bulk.post(f"/job/{job_id}", json.dumps({"state": "Closed", "createdById": "x"}), "application/json")
+    resp = bulk.post(
+        f"/job/{job_id}", json.dumps({"state": "Closed", "createdById": "x"}), "application/json"
+    )
     assert resp.status_code == 400 and resp.json()["exceptionMessage"] == "CreatedById cannot be specified"
 
 
 @pytest.mark.parametrize(
     "fields, code, message",
     [
-        ({"operation": "upsert", "object": "Contact", "contentType": "CSV"}, "InvalidJob",
-         "External ID was blank for Contact. An External ID must be specified for upsert."),
+        (
+            {"operation": "upsert", "object": "Contact", "contentType": "CSV"},
+            "InvalidJob",
+            "External ID was blank for Contact. An External ID must be specified for upsert.",
+        ),
         ({"operation": "INSERT", "object": "Contact"}, "InvalidJob", "Unable to parse Job"),
-        ({"operation": "insert", "object": "Nope__c"}, "InvalidEntity",
-         "Entity 'Nope__c' is not supported by the Bulk API."),
-        ({"operation": "insert", "object": "Account", "contentType": "YAML"}, "InvalidJob", "Unable to parse Job"),
+        (
+            {"operation": "insert", "object": "Nope__c"},
+            "InvalidEntity",
+            "Entity 'Nope__c' is not supported by the Bulk API.",
+        ),
+        (
+            {"operation": "insert", "object": "Account", "contentType": "YAML"},
+            "InvalidJob",
+            "Unable to parse Job",
+        ),
     ],
 )
 def test_create_job_errors(emulator, access_token, fields, code, message):
@@ -165,7 +244,9 @@ def test_create_job_errors(emulator, access_token, fields, code, message):
 
 def test_empty_external_id_is_absent_and_unknown_job(emulator, access_token):
     bulk = Bulk(emulator.base_url, access_token)
-    resp = bulk.post("/job", job_xml(operation="insert", object="Account", externalIdFieldName="", contentType="CSV"))
+    resp = bulk.post(
+        "/job", job_xml(operation="insert", object="Account", externalIdFieldName="", contentType="CSV")
+    )
     assert resp.status_code == 201 and "externalIdFieldName" not in parse(resp.content)
     resp = bulk.get("/job/INVALID")
     assert resp.status_code == 400 and parse(resp.content)["exceptionCode"] == "InvalidJob"
@@ -179,8 +260,12 @@ def test_routes_404_405_slashes_and_malformed(emulator, access_token):
     # trailing slash and doubled slashes are tolerated
     url = f"{emulator.base_url}//services/async/62.0/job/{job_id}/"
     assert requests.get(url, headers=bulk.headers(), timeout=10).status_code == 200
-    assert requests.get(f"{emulator.base_url}/services/async/62.0/nothing", headers=bulk.headers(),
-                        timeout=10).status_code == 404
+    assert (
+        requests.get(
+            f"{emulator.base_url}/services/async/62.0/nothing", headers=bulk.headers(), timeout=10
+        ).status_code
+        == 404
+    )
     resp = requests.delete(url, headers=bulk.headers(), timeout=10)
     assert resp.status_code == 405 and "<exceptionCode>" in resp.text
     resp = bulk.post("/job", "<jobInfo><operation>insert")

@@ -19,8 +19,10 @@ from lxml import etree
 from sfbulk.emulator.schema import Schema, SchemaError
 from sfbulk.emulator.store import Store
 
-MESSAGE = ("Unable to create/update fields: {}. Please check the security settings of this field and verify that "
-           "it is read/write for your profile or permission set.")
+MESSAGE = (
+    "Unable to create/update fields: {}. Please check the security settings of this field and verify that "
+    "it is read/write for your profile or permission set."
+)
 
 
 def _error(fields: str) -> str:
@@ -49,38 +51,52 @@ def test_compound_name_fails_the_rows_that_set_it_and_is_computed(emulator, obj:
     tag = f"Ro{obj}"
     company = ",Company" if obj == "Lead" else ""
     acme = ",Acme" if obj == "Lead" else ""
-    data = (f"FirstName,LastName{company},Name\nAnn,{tag}{acme},\nBob,{tag}{acme},Bob {tag}\n,{tag}{acme},#N/A\n"
-            f"Cy,{tag}{acme},\n").encode()
+    data = (
+        f"FirstName,LastName{company},Name\nAnn,{tag}{acme},\nBob,{tag}{acme},Bob {tag}\n,{tag}{acme},#N/A\n"
+        f"Cy,{tag}{acme},\n"
+    ).encode()
     rows = _results(bulk, job, bulk.add_batch(job, data))
     assert [r["Success"] for r in rows] == ["true", "false", "false", "true"]
     assert rows[1]["Error"] == rows[2]["Error"] == _error("Name")  # clearing it (#N/A) is setting it too
     assert rows[1]["Id"] == rows[2]["Id"] == ""
-    stored = _query(bulk, obj, f"SELECT Name, FirstName FROM {obj} WHERE LastName = '{tag}' ORDER BY FirstName")
+    stored = _query(
+        bulk, obj, f"SELECT Name, FirstName FROM {obj} WHERE LastName = '{tag}' ORDER BY FirstName"
+    )
     assert [r["Name"] for r in stored] == [f"Ann {tag}", f"Cy {tag}"]
     # filter and order on the compound field like on any other
     assert _query(bulk, obj, f"SELECT Id FROM {obj} WHERE Name = 'cy {tag}'") != []
     if obj == "Contact":  # through a relationship path too
         case = bulk.create_job("insert", "Case")
-        assert _results(bulk, case, bulk.add_batch(case, f"Subject,ContactId\nRoCase,{rows[0]['Id']}\n".encode()))[0][
-            "Success"] == "true"
+        assert (
+            _results(
+                bulk, case, bulk.add_batch(case, f"Subject,ContactId\nRoCase,{rows[0]['Id']}\n".encode())
+            )[0]["Success"]
+            == "true"
+        )
         assert _query(bulk, "Case", "SELECT Contact.Name FROM Case WHERE Subject = 'RoCase'") == [
-            {"Contact.Name": f"Ann {tag}"}]
+            {"Contact.Name": f"Ann {tag}"}
+        ]
 
 
 def test_system_fields_and_several_read_only_fields_in_one_row(emulator) -> None:
     bulk = Bulk(emulator.base_url, emulator.issue_token())
     job = bulk.create_job("insert", "Contact")
-    data = (b"LastName,CreatedDate,SystemModstamp,LastModifiedDate,CreatedById,Name,Email\n"
-            b"RoSys1,2024-01-01T00:00:00Z,,,,,\n"
-            b"RoSys2,,2024-01-01T00:00:00Z,,,,\n"
-            b"RoSys3,,,2024-01-01T00:00:00Z,005000000000001AAA,,\n"
-            b"RoSys4,,,,,X Y,not-an-email\n"
-            b"RoSys5,,,,,,a@example.com\n")
+    data = (
+        b"LastName,CreatedDate,SystemModstamp,LastModifiedDate,CreatedById,Name,Email\n"
+        b"RoSys1,2024-01-01T00:00:00Z,,,,,\n"
+        b"RoSys2,,2024-01-01T00:00:00Z,,,,\n"
+        b"RoSys3,,,2024-01-01T00:00:00Z,005000000000001AAA,,\n"
+        b"RoSys4,,,,,X Y,not-an-email\n"
+        b"RoSys5,,,,,,a@example.com\n"
+    )
     rows = _results(bulk, job, bulk.add_batch(job, data))
     assert [r["Error"] for r in rows] == [
-        _error("CreatedDate"), _error("SystemModstamp"), _error("LastModifiedDate, CreatedById"),
+        _error("CreatedDate"),
+        _error("SystemModstamp"),
+        _error("LastModifiedDate, CreatedById"),
         _error("Name"),  # the read-only error wins over the bad email of the same row
-        ""]
+        "",
+    ]
     blank = _results(bulk, job, bulk.add_batch(job, b"LastName,CreatedDate,name\nRoSys6,,\nRoSys7,,x\n"))
     assert blank[0]["Success"] == "true"  # an empty cell sets nothing: no error
     assert blank[1]["Error"] == _error("Name")  # named as the schema spells it
@@ -89,32 +105,48 @@ def test_system_fields_and_several_read_only_fields_in_one_row(emulator) -> None
 def test_read_only_fields_in_xml_and_json_batches_and_on_update(emulator) -> None:
     bulk = Bulk(emulator.base_url, emulator.issue_token())
     job = bulk.create_job("insert", "Contact", "JSON")
-    resp = bulk.post(f"/job/{job}/batch", b'[{"LastName": "RoJson", "Name": "A B"}, {"LastName": "RoJson2"}, '
-                     b'{"LastName": "RoJson3", "Name": null}]', "application/json")
+    resp = bulk.post(
+        f"/job/{job}/batch",
+        b'[{"LastName": "RoJson", "Name": "A B"}, {"LastName": "RoJson2"}, '
+        b'{"LastName": "RoJson3", "Name": null}]',
+        "application/json",
+    )
     batch = resp.json()["id"]
     assert bulk.wait(job, batch, as_json=True)["state"] == "Completed"
     rows = bulk.get(f"/job/{job}/batch/{batch}/result", "application/json").json()
     assert [r["success"] for r in rows] == [False, True, False]
-    assert rows[0]["errors"] == [{"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE", "message": MESSAGE.format("Name"),
-                                  "fields": ["Name"]}]
+    assert rows[0]["errors"] == [
+        {
+            "statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+            "message": MESSAGE.format("Name"),
+            "fields": ["Name"],
+        }
+    ]
     assert rows[2]["errors"][0]["fields"] == ["Name"]  # null is a value too: clearing it is setting it
 
     xml_job = bulk.create_job("insert", "Lead", "XML")
-    body = (b'<sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload"><sObject><LastName>RoXml</LastName>'
-            b"<Company>C</Company><Name>N</Name></sObject></sObjects>")
+    body = (
+        b'<sObjects xmlns="http://www.force.com/2009/06/asyncapi/dataload"><sObject><LastName>RoXml</LastName>'
+        b"<Company>C</Company><Name>N</Name></sObject></sObjects>"
+    )
     batch = bulk.add_batch(xml_job, body, "application/xml")
     assert bulk.wait(xml_job, batch)["state"] == "Completed"
     result = etree.fromstring(bulk.get(f"/job/{xml_job}/batch/{batch}/result").content)
     ns = {"a": "http://www.force.com/2009/06/asyncapi/dataload"}
-    assert result.findtext("a:result/a:errors/a:statusCode", namespaces=ns) == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    assert (
+        result.findtext("a:result/a:errors/a:statusCode", namespaces=ns) == "INVALID_FIELD_FOR_INSERT_UPDATE"
+    )
     assert result.findtext("a:result/a:success", namespaces=ns) == "false"
 
     new_id = rows[1]["id"]
     update = bulk.create_job("update", "Contact")
-    rows_csv = _results(bulk, update, bulk.add_batch(update, f"Id,Name,Title\n{new_id},Z,T\n{new_id},,T2\n".encode()))
+    rows_csv = _results(
+        bulk, update, bulk.add_batch(update, f"Id,Name,Title\n{new_id},Z,T\n{new_id},,T2\n".encode())
+    )
     assert [r["Error"] for r in rows_csv] == [_error("Name"), ""]
     assert _query(bulk, "Contact", f"SELECT Title, Name FROM Contact WHERE Id = '{new_id}'") == [
-        {"Title": "T2", "Name": "RoJson2"}]
+        {"Title": "T2", "Name": "RoJson2"}
+    ]
 
 
 def test_unknown_fields_still_fail_the_whole_batch(emulator) -> None:
@@ -131,8 +163,10 @@ def test_unknown_fields_still_fail_the_whole_batch(emulator) -> None:
 
 def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> None:
     extra = tmp_path / "schema.yaml"
-    extra.write_text("objects:\n  Invoice__c:\n    fields:\n      Total__c: {type: currency, readOnly: true}\n"
-                     "      Label__c: {type: string, compoundOf: [Name, Invoice_Number__c]}\n")
+    extra.write_text(
+        "objects:\n  Invoice__c:\n    fields:\n      Total__c: {type: currency, readOnly: true}\n"
+        "      Label__c: {type: string, compoundOf: [Name, Invoice_Number__c]}\n"
+    )
     invoice = Schema.load(extra).get("Invoice__c")
     assert invoice is not None
     total, label = invoice.field("Total__c"), invoice.field("Label__c")
@@ -141,11 +175,15 @@ def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> N
     contact = Schema.load(None).get("Contact")
     assert contact is not None and contact.field("name").compound_of == ("FirstName", "LastName")  # type: ignore[union-attr]
     for bad in ("[Nope]", "[Amount__c]"):
-        extra.write_text(f"objects:\n  Invoice__c:\n    fields:\n      L__c: {{type: string, compoundOf: {bad}}}\n")
+        extra.write_text(
+            f"objects:\n  Invoice__c:\n    fields:\n      L__c: {{type: string, compoundOf: {bad}}}\n"
+        )
         with pytest.raises(SchemaError, match="compoundOf needs a text field"):
             Schema.load(extra)
-    extra.write_text("objects:\n  Invoice__c:\n    fields:\n      L__c: {type: string, compoundOf: [Name], "
-                     "externalId: true}\n")
+    extra.write_text(
+        "objects:\n  Invoice__c:\n    fields:\n      L__c: {type: string, compoundOf: [Name], "
+        "externalId: true}\n"
+    )
     with pytest.raises(SchemaError, match="a compoundOf or formula field is computed"):
         Schema.load(extra)
     store = Store(tmp_path / "emulator.db", Schema.load(None))
@@ -159,29 +197,40 @@ def test_schema_files_declare_read_only_and_compound_fields(tmp_path: Path) -> N
 def test_formula_fields_are_read_only_and_computed_by_queries(emulator) -> None:
     bulk = Bulk(emulator.base_url, emulator.issue_token())
     job = bulk.create_job("insert", "Opportunity")
-    data = (b"Name,StageName,CloseDate,Amount,Probability,ExpectedRevenue\n"
-            b"RoFormula1,Prospecting,2025-01-31,2000,25,\n"
-            b"RoFormula2,Prospecting,2025-01-31,2000,25,500\n"
-            b"RoFormula3,Prospecting,2025-01-31,7,,\n")
+    data = (
+        b"Name,StageName,CloseDate,Amount,Probability,ExpectedRevenue\n"
+        b"RoFormula1,Prospecting,2025-01-31,2000,25,\n"
+        b"RoFormula2,Prospecting,2025-01-31,2000,25,500\n"
+        b"RoFormula3,Prospecting,2025-01-31,7,,\n"
+    )
     rows = _results(bulk, job, bulk.add_batch(job, data))
     assert [r["Error"] for r in rows] == ["", _error("ExpectedRevenue"), ""]
-    stored = _query(bulk, "Opportunity", "SELECT Name, ExpectedRevenue FROM Opportunity WHERE Name LIKE 'RoFormula%' "
-                    "AND ExpectedRevenue != null ORDER BY ExpectedRevenue DESC")
+    stored = _query(
+        bulk,
+        "Opportunity",
+        "SELECT Name, ExpectedRevenue FROM Opportunity WHERE Name LIKE 'RoFormula%' "
+        "AND ExpectedRevenue != null ORDER BY ExpectedRevenue DESC",
+    )
     assert stored == [{"Name": "RoFormula1", "ExpectedRevenue": "500.0"}]  # a null part gives null
 
 
-@pytest.mark.parametrize(("formula", "problem"), [
-    ("Amount__c * 2", None),
-    ("(Amount__c + 1) / -3", None),
-    ("Amount__c *", "expected a number or a field"),
-    ("(Amount__c", "missing ')'"),
-    ("Amount__c 2", "unexpected '2'"),
-    ("Name * 2", "Name is not a stored number field"),
-    ("Amount__c ; DROP TABLE x", "unexpected text"),
-])
+@pytest.mark.parametrize(
+    ("formula", "problem"),
+    [
+        ("Amount__c * 2", None),
+        ("(Amount__c + 1) / -3", None),
+        ("Amount__c *", "expected a number or a field"),
+        ("(Amount__c", "missing ')'"),
+        ("Amount__c 2", "unexpected '2'"),
+        ("Name * 2", "Name is not a stored number field"),
+        ("Amount__c ; DROP TABLE x", "unexpected text"),
+    ],
+)
 def test_formulas_in_schema_files_are_checked(tmp_path: Path, formula: str, problem: str | None) -> None:
     extra = tmp_path / "schema.yaml"
-    extra.write_text(f'objects:\n  Invoice__c:\n    fields:\n      F__c: {{type: double, formula: "{formula}"}}\n')
+    extra.write_text(
+        f'objects:\n  Invoice__c:\n    fields:\n      F__c: {{type: double, formula: "{formula}"}}\n'
+    )
     if problem is None:
         field = Schema.load(extra).get("Invoice__c").field("F__c")  # type: ignore[union-attr]
         assert field is not None and field.read_only and field.computed

@@ -547,7 +547,10 @@ def test_typed_store_results(typed_db) -> None:
     assert typed_names(typed_db, "CreatedDate < 2024-01-01T00:00:00Z") == {"Gamma_1"}
     sql, params = to_sql(
         parse_soql("SELECT Name FROM Account ORDER BY AnnualRevenue DESC, Name"),
-        '"Account"', typed_column, extra_where=LIVE, field_type=field_type
+        '"Account"',
+        typed_column,
+        extra_where=LIVE,
+        field_type=field_type,
     )
     assert [r[0] for r in typed_db.execute(sql, params)][:3] == ["Acme", None, "Gamma_1"]
 
@@ -561,7 +564,11 @@ def test_fifteen_character_id_literal_matches_stored_id(db, typed_db) -> None:
 def test_pk_range_uses_the_primary_key_index(typed_db) -> None:
     sql, params = to_sql(
         parse_soql("SELECT Name FROM Account WHERE Name != null"),
-        '"Account"', typed_column, extra_where=LIVE, id_range=(IDS[1], IDS[4]), field_type=field_type
+        '"Account"',
+        typed_column,
+        extra_where=LIVE,
+        id_range=(IDS[1], IDS[4]),
+        field_type=field_type,
     )
     plan = " ".join(str(row[-1]) for row in typed_db.execute("EXPLAIN QUERY PLAN " + sql, params))
     assert "SEARCH" in plan and "PRIMARY KEY" in plan

@@ -119,21 +119,32 @@ def test_long_or_chains_are_balanced_so_sqlite_accepts_thousands_of_terms() -> N
 @pytest.mark.parametrize(
     ("where", "message", "code"),
     [
-        (Comparison("Logo", "=", text("x")), "field 'Logo' can not be filtered in a query call", "INVALID_FIELD"),
-        (Comparison("IsActive", "=", text("true")), "must be of type boolean and should not be enclosed in quotes",
-         "MALFORMED_QUERY"),
+        (
+            Comparison("Logo", "=", text("x")),
+            "field 'Logo' can not be filtered in a query call",
+            "INVALID_FIELD",
+        ),
+        (
+            Comparison("IsActive", "=", text("true")),
+            "must be of type boolean and should not be enclosed in quotes",
+            "MALFORMED_QUERY",
+        ),
         (Comparison("OwnerId", "=", text("005")), "invalid ID field: 005", "INVALID_QUERY_FILTER_OPERATOR"),
         (Comparison("Bogus", "=", text("x")), "No such column 'Bogus' on entity 'Account'", "INVALID_FIELD"),
     ],
 )
-def test_typed_checks_and_unknown_fields_raise_soql_errors(where: Comparison, message: str, code: str) -> None:
+def test_typed_checks_and_unknown_fields_raise_soql_errors(
+    where: Comparison, message: str, code: str
+) -> None:
     with pytest.raises(SoqlError, match=message) as info:
         to_sql(SoqlQuery("Account", ["Id"], where=where), '"t"', column, field_type=field_type)
     assert info.value.code == code
 
 
 def test_the_compiler_does_not_change_the_query() -> None:
-    q = SoqlQuery("Account", ["Id"], where=Comparison("Name", "!=", text("x")), order_by=[("Name", True, None)])
+    q = SoqlQuery(
+        "Account", ["Id"], where=Comparison("Name", "!=", text("x")), order_by=[("Name", True, None)]
+    )
     before = (q.to_soql(), repr(q))
     assert to_sql(q, '"t"', column) == to_sql(q, '"t"', column)
     assert (q.to_soql(), repr(q)) == before

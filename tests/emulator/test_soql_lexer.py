@@ -24,7 +24,9 @@ def test_keywords_dotted_names_and_operators_keep_their_offsets() -> None:
         ("ident", "b", 40, 41),
         ("eof", "<EOF>", 41, 41),
     ]
-    assert Token("ident", "select", 0, 6).is_kw("SELECT") and not Token("string", "'select'", 0, 8).is_kw("SELECT")
+    assert Token("ident", "select", 0, 6).is_kw("SELECT") and not Token("string", "'select'", 0, 8).is_kw(
+        "SELECT"
+    )
 
 
 def test_a_byte_order_mark_and_any_whitespace_are_skipped_but_counted() -> None:

@@ -36,9 +36,12 @@ def test_ingest_pk_chunked_query_and_serial_jobs_in_worker_processes(process_emu
     assert results.count('"true","true",""') == 2500
 
     # PK chunking: the chunk batches are created inside a worker and queued by the parent.
-    resp = bulk.post("/job", '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
-                     "<operation>query</operation><object>Contact</object><contentType>CSV</contentType></jobInfo>",
-                     **{"Sforce-Enable-PKChunking": "chunkSize=1000"})
+    resp = bulk.post(
+        "/job",
+        '<jobInfo xmlns="http://www.force.com/2009/06/asyncapi/dataload">'
+        "<operation>query</operation><object>Contact</object><contentType>CSV</contentType></jobInfo>",
+        **{"Sforce-Enable-PKChunking": "chunkSize=1000"},
+    )
     assert resp.status_code == 201, resp.text
     query = parse(resp.content)["id"]
     parent = bulk.add_batch(query, b"SELECT Id, Email FROM Contact WHERE LastName = 'Worker'")

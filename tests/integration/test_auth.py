@@ -46,9 +46,17 @@ def registry(tmp_path):
 
 def init_params(emu, **overrides):
     creds = emu.credentials
-    params = dict(apiUrl=emu.base_url, apiVersion="62.0", accessToken="", refreshToken=creds["refresh_token"],
-                  clientId=creds["client_id"], clientSecret=creds["client_secret"], registryPath=REG_PATH,
-                  tokenEndpointHostname=emu.base_url, timeout="10")
+    params = dict(
+        apiUrl=emu.base_url,
+        apiVersion="62.0",
+        accessToken="",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        registryPath=REG_PATH,
+        tokenEndpointHostname=emu.base_url,
+        timeout="10",
+    )
     params.update(overrides)
     return params
 
@@ -75,8 +83,12 @@ def test_empty_registry_is_seeded_with_the_supplied_token(emulator, connector, r
 
 
 def test_stored_token_wins_over_the_supplied_one(emulator, connector, registry, access_token):
-    with connector.connection(registry=registry, **init_params(emulator, accessToken="bogus-token-xyz")) as conn:
-        conn.auth.store(access_token)  # stored for this very identity (tests/integration/test_token_identity.py: others)
+    with connector.connection(
+        registry=registry, **init_params(emulator, accessToken="bogus-token-xyz")
+    ) as conn:
+        conn.auth.store(
+            access_token
+        )  # stored for this very identity (tests/integration/test_token_identity.py: others)
         create_job(conn)
         # the bogus one was never sent: it would have been rejected and refreshed
         assert conn.auth.refresh_count == 0
@@ -85,8 +97,11 @@ def test_stored_token_wins_over_the_supplied_one(emulator, connector, registry, 
 
 def test_token_older_than_interval_time_is_refreshed_first(emulator, connector, registry, access_token):
     transport = CountingTransport()
-    with connector.connection(registry=registry, transport=transport,
-                              **init_params(emulator, accessToken=access_token, intervalTime="4000")) as conn:
+    with connector.connection(
+        registry=registry,
+        transport=transport,
+        **init_params(emulator, accessToken=access_token, intervalTime="4000"),
+    ) as conn:
         conn.auth.store(access_token, stamp_ms=now_ms() - 5000)
         create_job(conn)
         assert conn.auth.refresh_count == 1
@@ -98,8 +113,9 @@ def test_token_older_than_interval_time_is_refreshed_first(emulator, connector, 
 
 
 def test_fresh_token_is_not_refreshed(emulator, connector, registry, access_token):
-    with connector.connection(registry=registry,
-                              **init_params(emulator, accessToken=access_token, intervalTime="60000")) as conn:
+    with connector.connection(
+        registry=registry, **init_params(emulator, accessToken=access_token, intervalTime="60000")
+    ) as conn:
         conn.auth.store(access_token, stamp_ms=now_ms() - 5000)
         create_job(conn)
         assert conn.auth.refresh_count == 0
@@ -107,8 +123,9 @@ def test_fresh_token_is_not_refreshed(emulator, connector, registry, access_toke
 
 def test_invalid_session_is_refreshed_and_replayed_once(emulator, connector, registry, access_token):
     transport = CountingTransport()
-    with connector.connection(registry=registry, transport=transport,
-                              **init_params(emulator, accessToken=access_token)) as conn:
+    with connector.connection(
+        registry=registry, transport=transport, **init_params(emulator, accessToken=access_token)
+    ) as conn:
         job_id = create_job(conn)
         emulator.expire_tokens()
         transport.paths.clear()
@@ -116,16 +133,20 @@ def test_invalid_session_is_refreshed_and_replayed_once(emulator, connector, reg
         assert closed.status == 200, closed.text
         assert closed.properties["state"] == "Closed"
         assert conn.auth.refresh_count == 1
-        assert transport.paths == [f"POST services/async/62.0/job/{job_id}", "POST services/oauth2/token",
-                                   f"POST services/async/62.0/job/{job_id}"]
+        assert transport.paths == [
+            f"POST services/async/62.0/job/{job_id}",
+            "POST services/oauth2/token",
+            f"POST services/async/62.0/job/{job_id}",
+        ]
         assert conn.invoke("getJob", jobId=job_id).properties["state"] == "Closed"
     transport.close()
 
 
 def test_other_client_errors_are_not_replayed(emulator, connector, registry, access_token):
     transport = CountingTransport()
-    with connector.connection(registry=registry, transport=transport,
-                              **init_params(emulator, accessToken=access_token)) as conn:
+    with connector.connection(
+        registry=registry, transport=transport, **init_params(emulator, accessToken=access_token)
+    ) as conn:
         resp = conn.invoke("getJob", jobId="INVALID")
         assert resp.status == 400 and b"InvalidJob" in resp.content
         bad_object = conn.invoke("createJob", operation="insert", object="NoSuchThing")
@@ -179,11 +200,13 @@ def test_streamed_file_body_is_rewound_for_the_replay(emulator, connector, regis
     shutil.copytree(root / "templates", bundle / "templates")
     (bundle / "connector.yaml").write_text(
         "name: salesforcebulk\nversion: '1'\noperations:\n  init: operations/init.yaml\n"
-        "  createJob: operations/createJob.yaml\n  csvBatch: operations/csvBatch.yaml\n")
+        "  createJob: operations/createJob.yaml\n  csvBatch: operations/csvBatch.yaml\n"
+    )
     (bundle / "operations/csvBatch.yaml").write_text(
         "name: csvBatch\nparameters:\n  - {name: jobId, required: true}\nrequest:\n  method: POST\n"
         "  path: /job/{{ jobId }}/batch\n  contentType: text/csv\n  body: {from: caller, required: true}\n"
-        "response:\n  extract: {batchId: id}\n")
+        "response:\n  extract: {batchId: id}\n"
+    )
     data = tmp_path / "rows.csv"
     data.write_bytes(b"LastName,Email\n" + b"".join(b"Doe%d,d%d@example.com\n" % (i, i) for i in range(500)))
     custom = Connector.load(bundle)
@@ -211,11 +234,18 @@ def test_tls_with_the_emulator_ca(emulator_factory, connector, registry):
     with connector.connection(registry=registry, caFile=emu.ca_file, **init_params(emu)) as conn:
         create_job(conn)
     # a shared transport (the engine's) honours the connection's caFile too
-    with RequestsTransport() as shared, connector.connection(registry=registry, caFile=emu.ca_file,
-                                                             transport=shared, **init_params(emu)) as conn:
+    with (
+        RequestsTransport() as shared,
+        connector.connection(
+            registry=registry, caFile=emu.ca_file, transport=shared, **init_params(emu)
+        ) as conn,
+    ):
         create_job(conn)
     other = FileRegistry(registry.root.parent / "other")
-    with connector.connection(registry=other, **init_params(emu)) as conn, pytest.raises(ConnectError, match="TLS"):
+    with (
+        connector.connection(registry=other, **init_params(emu)) as conn,
+        pytest.raises(ConnectError, match="TLS"),
+    ):
         conn.invoke("getJob", jobId="750000000000000AAA")
 
 
@@ -249,11 +279,14 @@ def test_no_secret_in_debug_logs_of_a_full_flow(emulator, connector, registry, a
         assert secret and secret not in text
 
 
-def test_a_token_written_by_another_process_is_used_by_the_next_call(emulator, connector, registry, access_token):
+def test_a_token_written_by_another_process_is_used_by_the_next_call(
+    emulator, connector, registry, access_token
+):
     """The unlocked fast path skips re-reading unchanged token files; a write must still be seen at once."""
     transport = CountingTransport()
-    with connector.connection(registry=registry, transport=transport,
-                              **init_params(emulator, accessToken="", intervalTime="600000")) as conn:
+    with connector.connection(
+        registry=registry, transport=transport, **init_params(emulator, accessToken="", intervalTime="600000")
+    ) as conn:
         conn.auth.store("stale-token-from-earlier")
         first = conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
         assert first.status == 201  # stale token rejected, refreshed and replayed
@@ -282,7 +315,8 @@ def test_registry_versions_change_on_every_write(registry):
 
 
 def test_a_registry_reused_for_another_api_url_refreshes_instead_of_calling_the_old_instance(
-        emulator_factory, connector, registry):
+    emulator_factory, connector, registry
+):
     first, second = emulator_factory(), emulator_factory()  # e.g. an emulator restarted on another port
     with connector.connection(registry=registry, **init_params(first)) as conn:
         create_job(conn)

@@ -30,9 +30,16 @@ def v2() -> Connector:
 def _open(v2: Connector, emu: Any, tmp_path: Path, **extra: Any) -> Connection:
     creds = emu.credentials
     return v2.connection(
-        apiUrl=emu.base_url, accessToken="", refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"], clientSecret=creds["client_secret"], tokenEndpointHostname=emu.base_url,
-        registry=FileRegistry(tmp_path / "registry"), file_root=tmp_path, **extra)
+        apiUrl=emu.base_url,
+        accessToken="",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+        registry=FileRegistry(tmp_path / "registry"),
+        file_root=tmp_path,
+        **extra,
+    )
 
 
 def _wait(conn: Connection, op: str, key: str, job_id: str) -> dict[str, Any]:
@@ -81,7 +88,9 @@ def test_ingest_flow_inline_results_as_json_body(v2: Connector, emulator: Any, t
 
 
 def test_ingest_from_file_and_results_to_files(v2: Connector, emulator: Any, tmp_path: Path) -> None:
-    (tmp_path / "in.csv").write_text(CSV + "Bad,Row,not-an-email\n".replace("not-an-email", ""), encoding="utf-8")
+    (tmp_path / "in.csv").write_text(
+        CSV + "Bad,Row,not-an-email\n".replace("not-an-email", ""), encoding="utf-8"
+    )
     with _open(v2, emulator, tmp_path) as conn:
         job_id = _ingest(conn, inputType="FILE", filePath="in.csv")
         _wait(conn, "getJobInfo", "jobId", job_id)
@@ -92,7 +101,9 @@ def test_ingest_from_file_and_results_to_files(v2: Connector, emulator: Any, tmp
         assert receipt["bytes"] == len(text.encode("utf-8"))
         assert text.splitlines()[0] == '"sf__Id","sf__Created","FirstName","LastName","Email"'
         assert len(text.splitlines()) == 4
-        failed = conn.invoke("getFailedResults", jobId=job_id, outputType="FILE", filePath=str(tmp_path / "f.csv"))
+        failed = conn.invoke(
+            "getFailedResults", jobId=job_id, outputType="FILE", filePath=str(tmp_path / "f.csv")
+        )
         assert failed.status == 200
         assert (tmp_path / "f.csv").read_text(encoding="utf-8").startswith('"sf__Id","sf__Error"')
         assert not list(tmp_path.rglob("*.part"))
@@ -123,7 +134,9 @@ def test_query_flow_with_locator_paging(v2: Connector, emulator: Any, tmp_path: 
     with _open(v2, emulator, tmp_path) as conn:
         job_id = _ingest(conn, "LastName\n" + "".join(f"Paging{i}\n" for i in range(5)))
         _wait(conn, "getJobInfo", "jobId", job_id)
-        created = conn.invoke("createQueryJob", query="SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Paging%'")
+        created = conn.invoke(
+            "createQueryJob", query="SELECT Id, LastName FROM Contact WHERE LastName LIKE 'Paging%'"
+        )
         assert created.status == 200, created.text
         query_id = created.properties["jobId"]
         info = _wait(conn, "getQueryJobInfo", "queryJobId", query_id)
@@ -155,8 +168,9 @@ def test_result_pages_list_parallel_downloads(v2: Connector, emulator: Any, tmp_
     with _open(v2, emulator, tmp_path) as conn:
         job_id = _ingest(conn, "LastName\n" + "".join(f"Pages{i}\n" for i in range(5)))
         _wait(conn, "getJobInfo", "jobId", job_id)
-        query_id = conn.invoke("createQueryJob", query="SELECT LastName FROM Contact WHERE LastName LIKE 'Pages%'"
-                               ).properties["jobId"]
+        query_id = conn.invoke(
+            "createQueryJob", query="SELECT LastName FROM Contact WHERE LastName LIKE 'Pages%'"
+        ).properties["jobId"]
         _wait(conn, "getQueryJobInfo", "queryJobId", query_id)
         listing = conn.invoke("getQueryJobResultPages", queryJobId=query_id, maxRecords=2)
         assert listing.status == 200 and listing.properties["done"] == "true"
@@ -164,8 +178,12 @@ def test_result_pages_list_parallel_downloads(v2: Connector, emulator: Any, tmp_
         names = []
         for url in urls:
             query = parse_qs(urlsplit(url).query)
-            page = conn.invoke("getQueryJobResults", queryJobId=query_id, locator=query.get("locator", [""])[0],
-                               maxRecords=query["maxRecords"][0])
+            page = conn.invoke(
+                "getQueryJobResults",
+                queryJobId=query_id,
+                locator=query.get("locator", [""])[0],
+                maxRecords=query["maxRecords"][0],
+            )
             names += [row["LastName"] for row in json.loads(page.content)]
         assert len(urls) == 3 and sorted(names) == [f"Pages{i}" for i in range(5)]
 
@@ -179,8 +197,9 @@ def test_streamed_results_for_the_pipeline(v2: Connector, emulator: Any, tmp_pat
         assert raw.startswith(b'"sf__Id"') and raw.count(b"\n") == 3
 
 
-def test_expired_token_mid_flow_is_refreshed_and_replayed(v2: Connector, emulator_factory: Any,
-                                                          tmp_path: Path) -> None:
+def test_expired_token_mid_flow_is_refreshed_and_replayed(
+    v2: Connector, emulator_factory: Any, tmp_path: Path
+) -> None:
     emu = emulator_factory()
     (tmp_path / "in.csv").write_bytes(CSV.encode())
     with _open(v2, emu, tmp_path) as conn:
@@ -198,34 +217,59 @@ def test_expired_token_mid_flow_is_refreshed_and_replayed(v2: Connector, emulato
         assert len(rows) == 2 and conn.auth.refresh_count == before + 3
 
 
-def test_without_refresh_credentials_the_401_comes_back(v2: Connector, emulator_factory: Any,
-                                                        access_token: str, tmp_path: Path) -> None:
+def test_without_refresh_credentials_the_401_comes_back(
+    v2: Connector, emulator_factory: Any, access_token: str, tmp_path: Path
+) -> None:
     emu = emulator_factory()
     creds = emu.credentials
-    token = v2.connection(apiUrl=emu.base_url, accessToken="", refreshToken=creds["refresh_token"],
-                          clientId=creds["client_id"], clientSecret=creds["client_secret"],
-                          tokenEndpointHostname=emu.base_url, registry=FileRegistry(tmp_path / "r"))
+    token = v2.connection(
+        apiUrl=emu.base_url,
+        accessToken="",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+        registry=FileRegistry(tmp_path / "r"),
+    )
     token.invoke("getAllJobInfo")
     stale = token.auth.current().token.reveal()
     token.close()
     emu.expire_tokens()
-    with v2.connection(apiUrl=emu.base_url, accessToken=stale, registry=FileRegistry(tmp_path / "r2")) as conn:
+    with v2.connection(
+        apiUrl=emu.base_url, accessToken=stale, registry=FileRegistry(tmp_path / "r2")
+    ) as conn:
         answer = conn.invoke("getAllJobInfo")
         assert answer.status == 401 and json.loads(answer.content)[0]["errorCode"] == "INVALID_SESSION_ID"
 
 
-@pytest.mark.parametrize(("op", "params", "message"), [
-    ("getQueryJobResults", {"queryJobId": "750x", "maxRecords": "ten"}, "'maxRecords' must be a whole number"),
-    ("getQueryJobResults", {"queryJobId": "750x", "maxRecords": "0"}, "whole number of at least 1"),
-    ("getSuccessfulResults", {"jobId": "750x", "outputType": "FILE"}, "outputType is FILE but filePath is empty"),
-    ("getFailedResults", {"jobId": "750x", "outputType": "XML"}, "'outputType' must be one of BODY, FILE"),
-    ("uploadJobData", {"jobId": "750x", "inputType": "FILE"}, "inputType is FILE but filePath is empty"),
-    ("uploadJobData", {"jobId": "750x", "inputType": "STDIN"}, "'inputType' must be one of INLINE, FILE"),
-    ("uploadJobData", {"jobId": "750x", "inputType": "FILE", "filePath": "missing.csv"}, "not found"),
-    ("getJobInfo", {}, "'jobId' is required"),
-])
-def test_bad_parameters_fault_before_any_call(v2: Connector, emulator: Any, tmp_path: Path, op: str,
-                                              params: dict[str, str], message: str) -> None:
+@pytest.mark.parametrize(
+    ("op", "params", "message"),
+    [
+        (
+            "getQueryJobResults",
+            {"queryJobId": "750x", "maxRecords": "ten"},
+            "'maxRecords' must be a whole number",
+        ),
+        ("getQueryJobResults", {"queryJobId": "750x", "maxRecords": "0"}, "whole number of at least 1"),
+        (
+            "getSuccessfulResults",
+            {"jobId": "750x", "outputType": "FILE"},
+            "outputType is FILE but filePath is empty",
+        ),
+        (
+            "getFailedResults",
+            {"jobId": "750x", "outputType": "XML"},
+            "'outputType' must be one of BODY, FILE",
+        ),
+        ("uploadJobData", {"jobId": "750x", "inputType": "FILE"}, "inputType is FILE but filePath is empty"),
+        ("uploadJobData", {"jobId": "750x", "inputType": "STDIN"}, "'inputType' must be one of INLINE, FILE"),
+        ("uploadJobData", {"jobId": "750x", "inputType": "FILE", "filePath": "missing.csv"}, "not found"),
+        ("getJobInfo", {}, "'jobId' is required"),
+    ],
+)
+def test_bad_parameters_fault_before_any_call(
+    v2: Connector, emulator: Any, tmp_path: Path, op: str, params: dict[str, str], message: str
+) -> None:
     with _open(v2, emulator, tmp_path) as conn:
         with pytest.raises(ParameterError, match=message) as caught:
             conn.invoke(op, **params)
@@ -233,7 +277,9 @@ def test_bad_parameters_fault_before_any_call(v2: Connector, emulator: Any, tmp_
 
 
 @pytest.mark.parametrize("path", ["../outside.csv", "/etc/passwd", "link/x.csv"])
-def test_file_paths_are_confined_to_the_file_root(v2: Connector, emulator: Any, tmp_path: Path, path: str) -> None:
+def test_file_paths_are_confined_to_the_file_root(
+    v2: Connector, emulator: Any, tmp_path: Path, path: str
+) -> None:
     root = tmp_path / "root"
     root.mkdir()
     (root / "link").symlink_to(tmp_path)
@@ -247,7 +293,11 @@ def test_file_paths_are_confined_to_the_file_root(v2: Connector, emulator: Any, 
 
 
 def test_no_file_root_refuses_every_file(v2: Connector, emulator: Any, tmp_path: Path) -> None:
-    with _open(v2, emulator, tmp_path, ) as conn:
+    with _open(
+        v2,
+        emulator,
+        tmp_path,
+    ) as conn:
         conn.files = type(conn.files)(None)
         with pytest.raises(FileNotAllowedError, match="file access is turned off"):
             conn.invoke("getQueryJobResults", queryJobId="750x", outputType="FILE", filePath="q.csv")
@@ -255,10 +305,16 @@ def test_no_file_root_refuses_every_file(v2: Connector, emulator: Any, tmp_path:
 
 def test_wso2_init_names_and_bearer_session(v2: Connector, emulator: Any, tmp_path: Path) -> None:
     creds = emulator.credentials
-    with v2.connection(instanceUrl=emulator.base_url, tokenUrl=f"{emulator.base_url}/services/oauth2/token",
-                       refreshToken=creds["refresh_token"], clientId=creds["client_id"],
-                       clientSecret=creds["client_secret"], name="salesforce_v2", accessToken="",
-                       registry=FileRegistry(tmp_path / "registry")) as conn:
+    with v2.connection(
+        instanceUrl=emulator.base_url,
+        tokenUrl=f"{emulator.base_url}/services/oauth2/token",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        name="salesforce_v2",
+        accessToken="",
+        registry=FileRegistry(tmp_path / "registry"),
+    ) as conn:
         assert conn.api_url == f"{emulator.base_url}/services/data/v62.0/jobs"
         answer = conn.invoke("getAllJobInfo")
         assert answer.status == 200 and "records" in json.loads(answer.content)

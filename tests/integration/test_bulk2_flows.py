@@ -39,15 +39,23 @@ def engine(workdir: Path) -> Any:
 
 def _send(engine: Engine, emulator: Any, proxy: str, action: str, **fields: str) -> tuple[int, Any, Any]:
     creds = emulator.credentials
-    settings = {"apiUrl": emulator.base_url, "tokenEndpointHostname": emulator.base_url,
-                "refreshToken": creds["refresh_token"], "clientId": creds["client_id"],
-                "clientSecret": creds["client_secret"]}
+    settings = {
+        "apiUrl": emulator.base_url,
+        "tokenEndpointHostname": emulator.base_url,
+        "refreshToken": creds["refresh_token"],
+        "clientId": creds["client_id"],
+        "clientSecret": creds["client_secret"],
+    }
     root = etree.Element("request")
     for name, value in {**settings, **fields}.items():
         etree.SubElement(root, name).text = value
-    result = engine.handle(proxy, method="POST", uri=f"/services/{proxy}",
-                           headers=[("Content-Type", "application/xml"), ("Action", f"urn:{action}")],
-                           body=etree.tostring(root))
+    result = engine.handle(
+        proxy,
+        method="POST",
+        uri=f"/services/{proxy}",
+        headers=[("Content-Type", "application/xml"), ("Action", f"urn:{action}")],
+        body=etree.tostring(root),
+    )
     text = result.body.decode("utf-8") if result.body else ""
     parsed: Any = json.loads(text) if text.lstrip().startswith(("[", "{")) else text
     return result.status, parsed, dict(result.headers)
@@ -76,10 +84,19 @@ def test_ingest_flow(engine: Engine, emulator: Any, workdir: Path, proxy: str) -
     assert info["numberRecordsProcessed"] == 2 and info["numberRecordsFailed"] == 0
     status, rows, _ = _send(engine, emulator, proxy, "getSuccessfulResults", jobId=job["id"])
     assert status == 200 and [r["LastName"] for r in rows] == ["Hopper", "Dijkstra"]
-    status, receipt, _ = _send(engine, emulator, proxy, "getFailedResults", jobId=job["id"], outputType="FILE",
-                               filePath=f"{proxy}/failed.csv")
+    status, receipt, _ = _send(
+        engine,
+        emulator,
+        proxy,
+        "getFailedResults",
+        jobId=job["id"],
+        outputType="FILE",
+        filePath=f"{proxy}/failed.csv",
+    )
     assert status == 200 and receipt["success"] is True
-    assert (workdir / proxy / "failed.csv").read_text().splitlines() == ['"sf__Id","sf__Error","FirstName","LastName"']
+    assert (workdir / proxy / "failed.csv").read_text().splitlines() == [
+        '"sf__Id","sf__Error","FirstName","LastName"'
+    ]
     status, rows, _ = _send(engine, emulator, proxy, "getUnprocessedResults", jobId=job["id"])
     assert status == 200 and rows == []
     status, listed, _ = _send(engine, emulator, proxy, "getAllJobInfo", jobType="V2Ingest")
@@ -92,8 +109,9 @@ def test_ingest_flow(engine: Engine, emulator: Any, workdir: Path, proxy: str) -
 def test_upload_from_file_then_abort(engine: Engine, emulator: Any, workdir: Path, proxy: str) -> None:
     (workdir / "upload.csv").write_text(CSV)
     status, job, _ = _send(engine, emulator, proxy, "createJob", operation="insert", object="Contact")
-    status, _, _ = _send(engine, emulator, proxy, "uploadJobData", jobId=job["id"], inputType="FILE",
-                         filePath="upload.csv")
+    status, _, _ = _send(
+        engine, emulator, proxy, "uploadJobData", jobId=job["id"], inputType="FILE", filePath="upload.csv"
+    )
     assert status == 201
     status, aborted, _ = _send(engine, emulator, proxy, "abortJob", jobId=job["id"])
     assert status == 200 and aborted["state"] == "Aborted"
@@ -103,18 +121,37 @@ def test_upload_from_file_then_abort(engine: Engine, emulator: Any, workdir: Pat
 def test_query_flow_with_locator_paging(engine: Engine, emulator: Any, proxy: str) -> None:
     tag = f"Flow{proxy[:3]}"
     status, job, _ = _send(engine, emulator, proxy, "createJob", operation="insert", object="Contact")
-    _send(engine, emulator, proxy, "uploadJobData", jobId=job["id"],
-          inputData="LastName\n" + "".join(f"{tag}{i}\n" for i in range(3)))
+    _send(
+        engine,
+        emulator,
+        proxy,
+        "uploadJobData",
+        jobId=job["id"],
+        inputData="LastName\n" + "".join(f"{tag}{i}\n" for i in range(3)),
+    )
     _send(engine, emulator, proxy, "closeJob", jobId=job["id"])
     _wait(engine, emulator, proxy, "getJobInfo", jobId=job["id"])
-    status, query, _ = _send(engine, emulator, proxy, "createQueryJob", operation="query",
-                             query=f"SELECT LastName FROM Contact WHERE LastName LIKE '{tag}%'")
+    status, query, _ = _send(
+        engine,
+        emulator,
+        proxy,
+        "createQueryJob",
+        operation="query",
+        query=f"SELECT LastName FROM Contact WHERE LastName LIKE '{tag}%'",
+    )
     assert status == 200, query
     assert _wait(engine, emulator, proxy, "getQueryJobInfo", queryJobId=query["id"])["state"] == "JobComplete"
     names, locator, pages = [], "", 0
     while locator != "null":
-        status, rows, headers = _send(engine, emulator, proxy, "getQueryJobResults", queryJobId=query["id"],
-                                      locator=locator, maxRecords="2")
+        status, rows, headers = _send(
+            engine,
+            emulator,
+            proxy,
+            "getQueryJobResults",
+            queryJobId=query["id"],
+            locator=locator,
+            maxRecords="2",
+        )
         assert status == 200, rows
         names += [r["LastName"] for r in rows]
         locator = headers["X-Locator"]  # the flow's property 'locator', from Sforce-Locator
@@ -130,15 +167,33 @@ def test_query_flow_with_locator_paging(engine: Engine, emulator: Any, proxy: st
 
 
 @pytest.mark.parametrize("proxy", PROXIES)
-@pytest.mark.parametrize(("action", "fields", "code", "message"), [
-    ("getQueryJobResults", {"queryJobId": "750x", "maxRecords": "ten"}, "500101", "must be a whole number"),
-    ("getSuccessfulResults", {"jobId": "750x", "outputType": "FILE"}, "500101", "filePath is empty"),
-    ("getSuccessfulResults", {"jobId": "750x", "outputType": "CSV"}, "500101", "must be one of BODY, FILE"),
-    ("uploadJobData", {"jobId": "750x", "inputType": "FILE", "filePath": "../../etc/passwd"}, "700404",
-     "outside the file root"),
-])
-def test_bad_parameters_run_the_fault_sequence(engine: Engine, emulator: Any, proxy: str, action: str,
-                                               fields: dict[str, str], code: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "fields", "code", "message"),
+    [
+        (
+            "getQueryJobResults",
+            {"queryJobId": "750x", "maxRecords": "ten"},
+            "500101",
+            "must be a whole number",
+        ),
+        ("getSuccessfulResults", {"jobId": "750x", "outputType": "FILE"}, "500101", "filePath is empty"),
+        (
+            "getSuccessfulResults",
+            {"jobId": "750x", "outputType": "CSV"},
+            "500101",
+            "must be one of BODY, FILE",
+        ),
+        (
+            "uploadJobData",
+            {"jobId": "750x", "inputType": "FILE", "filePath": "../../etc/passwd"},
+            "700404",
+            "outside the file root",
+        ),
+    ],
+)
+def test_bad_parameters_run_the_fault_sequence(
+    engine: Engine, emulator: Any, proxy: str, action: str, fields: dict[str, str], code: str, message: str
+) -> None:
     status, body, _ = _send(engine, emulator, proxy, action, **fields)
     fault = etree.fromstring(body.encode())
     assert status == 500 and fault.findtext("code") == code
@@ -151,12 +206,20 @@ def test_expired_token_mid_flow_is_refreshed_and_replayed(emulator_factory: Any,
     with Engine(registry=tmp_path / "registry") as engine:
         engine.file_root = tmp_path
         engine.load(EXAMPLES)
-        status, job, _ = _send(engine, emu, "salesforcebulkv2_dispatcher", "createJob", operation="insert",
-                               object="Contact")
+        status, job, _ = _send(
+            engine, emu, "salesforcebulkv2_dispatcher", "createJob", operation="insert", object="Contact"
+        )
         assert status == 200
         emu.expire_tokens()
-        status, _, _ = _send(engine, emu, "salesforcebulkv2_dispatcher", "uploadJobData", jobId=job["id"],
-                             inputType="FILE", filePath="upload.csv")
+        status, _, _ = _send(
+            engine,
+            emu,
+            "salesforcebulkv2_dispatcher",
+            "uploadJobData",
+            jobId=job["id"],
+            inputType="FILE",
+            filePath="upload.csv",
+        )
         assert status == 201
         emu.expire_tokens()
         status, closed, _ = _send(engine, emu, "v2dispatcher", "closeJob", jobId=job["id"])
@@ -168,10 +231,18 @@ def test_expired_token_mid_flow_is_refreshed_and_replayed(emulator_factory: Any,
 
 
 def test_result_pages_from_a_flow(engine: Engine, emulator: Any) -> None:
-    status, query, _ = _send(engine, emulator, "v2dispatcher", "createQueryJob", query="SELECT Id FROM Contact")
+    status, query, _ = _send(
+        engine, emulator, "v2dispatcher", "createQueryJob", query="SELECT Id FROM Contact"
+    )
     _wait(engine, emulator, "v2dispatcher", "getQueryJobInfo", queryJobId=query["id"])
-    status, pages, _ = _send(engine, emulator, "salesforcebulkv2_dispatcher", "getQueryJobResultPages",
-                             queryJobId=query["id"], maxRecords="1000")
+    status, pages, _ = _send(
+        engine,
+        emulator,
+        "salesforcebulkv2_dispatcher",
+        "getQueryJobResultPages",
+        queryJobId=query["id"],
+        maxRecords="1000",
+    )
     assert status == 200 and pages["resultPages"] and "/results?" in pages["resultPages"][0]["resultUrl"]
 
 
@@ -181,8 +252,15 @@ def test_serve_default_refuses_files(emulator: Any, tmp_path: Path) -> None:
     with Engine(registry=tmp_path / "registry") as engine:
         engine.file_root = None
         engine.load(EXAMPLES)
-        status, body, _ = _send(engine, emulator, "v2dispatcher", "uploadJobData", jobId="750x", inputType="FILE",
-                                filePath=str(tmp_path / "upload.csv"))
+        status, body, _ = _send(
+            engine,
+            emulator,
+            "v2dispatcher",
+            "uploadJobData",
+            jobId="750x",
+            inputType="FILE",
+            filePath=str(tmp_path / "upload.csv"),
+        )
     fault = etree.fromstring(body.encode())
     assert status == 500 and fault.findtext("code") == "700404"
     assert "--file-root" in fault.findtext("message")
@@ -191,7 +269,7 @@ def test_serve_default_refuses_files(emulator: Any, tmp_path: Path) -> None:
 def test_wso2_element_name_is_an_alias(emulator: Any, tmp_path: Path) -> None:
     creds = emulator.credentials
     flow = tmp_path / "wso2.xml"
-    flow.write_text(f'''<proxy xmlns="http://ws.apache.org/ns/synapse" name="wso2v2"><target><inSequence>
+    flow.write_text(f"""<proxy xmlns="http://ws.apache.org/ns/synapse" name="wso2v2"><target><inSequence>
   <salesforce_bulkapi_v2.init>
     <instanceUrl>{emulator.base_url}</instanceUrl>
     <tokenUrl>{emulator.base_url}/services/oauth2/token</tokenUrl>
@@ -199,7 +277,7 @@ def test_wso2_element_name_is_an_alias(emulator: Any, tmp_path: Path) -> None:
     <refreshToken>{creds["refresh_token"]}</refreshToken><name>v2</name>
   </salesforce_bulkapi_v2.init>
   <salesforce_bulkapi_v2.createQueryJob><query>SELECT Id FROM Contact</query></salesforce_bulkapi_v2.createQueryJob>
-  <respond/></inSequence></target></proxy>''')
+  <respond/></inSequence></target></proxy>""")
     with Engine(registry=tmp_path / "registry") as engine:
         engine.load(flow)
         result = engine.handle("wso2v2", method="POST", uri="/services/wso2v2", body=b"")

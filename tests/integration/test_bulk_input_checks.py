@@ -14,9 +14,14 @@ from sfbulk.cli import cli
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
     creds = emu.credentials
-    return {"SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-            "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
-            "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")}
+    return {
+        "SFBULK_API_URL": emu.base_url,
+        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+        "SFBULK_CLIENT_ID": creds["client_id"],
+        "SFBULK_CLIENT_SECRET": creds["client_secret"],
+        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
+        "SFBULK_REGISTRY": str(tmp_path / "registry"),
+    }
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -30,8 +35,11 @@ def jobs(emu: Any) -> int:
 
 def contacts(emu: Any) -> list[tuple[str, ...]]:
     table = emu.schema.get("Contact").table
-    return list(emu.store.reader().execute(
-        f'SELECT "LastName", "Email" FROM {table} WHERE "IsDeleted" = 0 ORDER BY "Email"'))
+    return list(
+        emu.store.reader().execute(
+            f'SELECT "LastName", "Email" FROM {table} WHERE "IsDeleted" = 0 ORDER BY "Email"'
+        )
+    )
 
 
 def load(emu: Any, tmp_path: Path, *args: str) -> Any:
@@ -58,8 +66,11 @@ def test_mixed_line_ends_load_every_row(emulator_factory: Any, tmp_path: Path) -
     emu = emulator_factory()
     src = tmp_path / "mixed.csv"
     ends = ["\r\n", "\n", "\r"]
-    src.write_bytes(("LastName,Email\r\n" + "".join(f"L{i},mix{i:03d}@example.com{ends[i % 3]}"
-                                                     for i in range(300))).encode())
+    src.write_bytes(
+        (
+            "LastName,Email\r\n" + "".join(f"L{i},mix{i:03d}@example.com{ends[i % 3]}" for i in range(300))
+        ).encode()
+    )
     result = load(emu, tmp_path, str(src), "--object", "Contact", "--batch-size", "70")
     assert result.exit_code == 0, result.output
     assert "300 rows in 5 batches, 300 succeeded" in result.output
@@ -70,13 +81,22 @@ def test_bad_headers_are_refused_before_any_job(emulator_factory: Any, tmp_path:
     emu = emulator_factory()
     src = tmp_path / "c.csv"
     cases = [
-        (["--operation", "update"], "LastName,Email\nLee,a@x\n",
-         ["c.csv", "--operation update needs an Id column", "LastName, Email"]),
+        (
+            ["--operation", "update"],
+            "LastName,Email\nLee,a@x\n",
+            ["c.csv", "--operation update needs an Id column", "LastName, Email"],
+        ),
         (["--operation", "delete"], "Email\na@x\n", ["c.csv", "--operation delete needs an Id column"]),
-        (["--operation", "upsert", "--external-id", "Email"], "LastName\nLee\n",
-         ["c.csv", "--external-id Email needs a Email column"]),
-        ([], "LastName,Email,lastname\nLee,a@x,Lee\n",
-         ["c.csv", "columns 1 and 3 are 'LastName' and 'lastname'", "ignore case"]),
+        (
+            ["--operation", "upsert", "--external-id", "Email"],
+            "LastName\nLee\n",
+            ["c.csv", "--external-id Email needs a Email column"],
+        ),
+        (
+            [],
+            "LastName,Email,lastname\nLee,a@x,Lee\n",
+            ["c.csv", "columns 1 and 3 are 'LastName' and 'lastname'", "ignore case"],
+        ),
         ([], "LastName,,Email\nLee,,a@x\n", ["c.csv", "column 2 of the header has no name"]),
         (["--success", str(src)], "LastName\nLee\n", ["is the input file", "--success"]),
     ]
@@ -102,8 +122,9 @@ def test_load_then_update_then_delete_what_was_loaded(emulator_factory: Any, tmp
     rows[1:] = [[f"Renamed{n}", *r[1:]] for n, r in enumerate(rows[1:])]
     with success.open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(rows)
-    result = load(emu, tmp_path, str(success), "--object", "Contact", "--operation", "update",
-                  "--batch-size", "10")
+    result = load(
+        emu, tmp_path, str(success), "--object", "Contact", "--operation", "update", "--batch-size", "10"
+    )
     assert result.exit_code == 0, result.output
     assert "25 rows in 3 batches, 25 succeeded, 0 failed" in result.output
     assert "sf__Id is sent as Id" in result.output and "not sent: sf__Created, sf__Error" in result.output
@@ -112,27 +133,44 @@ def test_load_then_update_then_delete_what_was_loaded(emulator_factory: Any, tmp
     assert upd[0] == ["LastName", "Email", "Id", "sf__Id", "sf__Created", "sf__Error"]
     assert all(r[2] == r[3] and r[2].startswith("003") for r in upd[1:])
     # and delete them, straight from the update's success file (only Id is sent)
-    result = load(emu, tmp_path, str(tmp_path / "c.success.success.csv"), "--object", "Contact",
-                  "--operation", "delete")
+    result = load(
+        emu, tmp_path, str(tmp_path / "c.success.success.csv"), "--object", "Contact", "--operation", "delete"
+    )
     assert result.exit_code == 0, result.output
     assert "25 succeeded" in result.output, result.output
     assert contacts(emu) == []
-    assert read_csv(tmp_path / "c.success.success.success.csv")[0] == ["Id", "sf__Id", "sf__Created", "sf__Error"]
+    assert read_csv(tmp_path / "c.success.success.success.csv")[0] == [
+        "Id",
+        "sf__Id",
+        "sf__Created",
+        "sf__Error",
+    ]
 
 
 def test_extract_with_no_records_writes_the_header(emulator_factory: Any, tmp_path: Path) -> None:
     emu = emulator_factory()
     out = tmp_path / "none.csv"
     for extra in ([], ["--pk-chunking", "1000"]):
-        result = CliRunner().invoke(cli, ["extract", "SELECT Id, Email FROM Contact WHERE Email = 'nobody'",
-                                          "--out", str(out), "--no-progress", *extra], env=env_for(emu, tmp_path))
+        result = CliRunner().invoke(
+            cli,
+            [
+                "extract",
+                "SELECT Id, Email FROM Contact WHERE Email = 'nobody'",
+                "--out",
+                str(out),
+                "--no-progress",
+                *extra,
+            ],
+            env=env_for(emu, tmp_path),
+        )
         assert result.exit_code == 0, result.output
         assert "0 records" in result.output
         assert out.read_bytes() == b'"Id","Email"\n'
 
 
-def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(emulator_factory: Any,
-                                                                        tmp_path: Path) -> None:
+def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
     import os
     import subprocess
     import sys
@@ -142,17 +180,49 @@ def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(emulator
     src.write_text("LastName\nLee\n")
     env = {**os.environ, **env_for(emu, tmp_path)}
     assert load(emu, tmp_path, str(src), "--object", "Contact").exit_code == 0  # caches a token
-    proc = subprocess.run([sys.executable, "-m", "sfbulk", "-v", "load", str(src), "--object", "Contact",
-                           "--no-progress", "--access-token", "a-token-of-mine"],
-                          env=env, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "-v",
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--no-progress",
+            "--access-token",
+            "a-token-of-mine",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "using the access token cached for these credentials in" in proc.stderr
     assert "the access token given with --access-token is not used" in proc.stderr
     assert "a-token-of-mine" not in proc.stderr
     # other credentials never get that token (identity-bound cache), so -v must not claim they do
-    other = subprocess.run([sys.executable, "-m", "sfbulk", "-v", "load", str(src), "--object", "Contact",
-                            "--no-progress", "--client-secret", "not-the-demo-secret"],
-                           env=env, capture_output=True, text=True, timeout=60)
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "-v",
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--no-progress",
+            "--client-secret",
+            "not-the-demo-secret",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert other.returncode == 3, other.stderr
     assert "using the access token cached" not in other.stderr
     assert "invalid_client" in other.stderr

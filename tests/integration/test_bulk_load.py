@@ -22,17 +22,27 @@ from sfbulk.registry import FileRegistry
 def connect(emu: Any, tmp_path: Path) -> Any:
     creds = emu.credentials
     return Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
-        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url, caFile=emu.ca_file or "",
+        registry=FileRegistry(str(tmp_path / "registry")),
+        apiUrl=emu.base_url,
+        accessToken="-",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+        caFile=emu.ca_file or "",
     )
 
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
     creds = emu.credentials
-    return {"SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-            "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
-            "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")}
+    return {
+        "SFBULK_API_URL": emu.base_url,
+        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+        "SFBULK_CLIENT_ID": creds["client_id"],
+        "SFBULK_CLIENT_SECRET": creds["client_secret"],
+        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
+        "SFBULK_REGISTRY": str(tmp_path / "registry"),
+    }
 
 
 def write_contacts(path: Path, n: int, *, tag: str, missing_every: int = 0) -> None:
@@ -41,7 +51,7 @@ def write_contacts(path: Path, n: int, *, tag: str, missing_every: int = 0) -> N
         w.writerow(["FirstName", "LastName", "Email", "Description"])
         for i in range(n):
             last = "" if missing_every and i % missing_every == 3 else f"Läst{i}"
-            w.writerow([f"F{i}", last, f"{tag}{i}@example.com", f"line one\nline \"two\" {i}, ünïcode"])
+            w.writerow([f"F{i}", last, f"{tag}{i}@example.com", f'line one\nline "two" {i}, ünïcode'])
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -55,8 +65,21 @@ def test_cli_load_retry_and_extract(emulator_factory: Any, tmp_path: Path) -> No
     write_contacts(src, 2_500, tag="cli", missing_every=500)
     runner = CliRunner()
     env = env_for(emu, tmp_path)
-    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "1000",
-                                 "--concurrency", "3", "--no-progress"], env=env)
+    result = runner.invoke(
+        cli,
+        [
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--batch-size",
+            "1000",
+            "--concurrency",
+            "3",
+            "--no-progress",
+        ],
+        env=env,
+    )
     assert result.exit_code == 1, result.output  # some rows failed
     assert "2,500 rows in 3 batches, 2,495 succeeded, 5 failed" in result.output
     ok, err = read_csv(tmp_path / "contacts.success.csv"), read_csv(tmp_path / "contacts.error.csv")
@@ -73,15 +96,36 @@ def test_cli_load_retry_and_extract(emulator_factory: Any, tmp_path: Path) -> No
     fixed = [err[0]] + [[*r[:1], "Fixed", *r[2:]] for r in err[1:]]
     with (tmp_path / "contacts.error.csv").open("w", encoding="utf-8", newline="") as fh:
         csv.writer(fh, lineterminator="\n").writerows(fixed)
-    result = runner.invoke(cli, ["load", "--retry-failed", str(tmp_path / "contacts.error.csv"),
-                                 "--object", "Contact", "--no-progress"], env=env)
+    result = runner.invoke(
+        cli,
+        [
+            "load",
+            "--retry-failed",
+            str(tmp_path / "contacts.error.csv"),
+            "--object",
+            "Contact",
+            "--no-progress",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert "5 rows in 1 batches, 5 succeeded, 0 failed" in result.output
     assert len(read_csv(tmp_path / "contacts.error.retry.success.csv")) == 6
 
     out = tmp_path / "out.csv"
-    result = runner.invoke(cli, ["extract", "SELECT Id, Email, Description FROM Contact", "--out", str(out),
-                                 "--pk-chunking", "700", "--no-progress"], env=env)
+    result = runner.invoke(
+        cli,
+        [
+            "extract",
+            "SELECT Id, Email, Description FROM Contact",
+            "--out",
+            str(out),
+            "--pk-chunking",
+            "700",
+            "--no-progress",
+        ],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     rows = read_csv(out)
     assert rows[0] == ["Id", "Email", "Description"]
@@ -117,8 +161,12 @@ def test_token_expires_mid_load(emulator_factory: Any, tmp_path: Path) -> None:
             if self.batches % 2 == 0:
                 emu.expire_tokens()
 
-    summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=1_000, concurrency=3,
-                                                   poll_initial=0.2), ExpireEveryFewBatches())
+    summary = load_csv(
+        conn,
+        str(src),
+        LoadOptions(object="Contact", batch_size=1_000, concurrency=3, poll_initial=0.2),
+        ExpireEveryFewBatches(),
+    )
     assert (summary.rows, summary.succeeded, summary.failed) == (12_000, 12_000, 0)
     assert conn.auth.refresh_count >= 3  # tokens really expired during the job (refreshes may coalesce)
     out = tmp_path / "t-out.csv"
@@ -139,12 +187,19 @@ def test_200k_rows_through_503s_and_resets(emulator_factory: Any, tmp_path: Path
     emu.faults.configure(error_rate=0.05, reset_rate=0.05, seed=7)
     policy = RetryPolicy(attempts=12, initial=0.02, cap=0.5)
     started = time.monotonic()
-    summary = load_csv(conn, str(src), LoadOptions(object="Contact", concurrency=4, poll_initial=0.1,
-                                                   poll_cap=1.0, retry=policy))
+    summary = load_csv(
+        conn,
+        str(src),
+        LoadOptions(object="Contact", concurrency=4, poll_initial=0.1, poll_cap=1.0, retry=policy),
+    )
     assert (summary.rows, summary.succeeded, summary.failed) == (200_000, 200_000, 0)
     out = tmp_path / "big-out.csv"
-    ext = extract(conn, "SELECT Email FROM Contact", str(out),
-                  ExtractOptions(pk_chunking="50000", poll_initial=0.1, poll_cap=1.0, retry=policy))
+    ext = extract(
+        conn,
+        "SELECT Email FROM Contact",
+        str(out),
+        ExtractOptions(pk_chunking="50000", poll_initial=0.1, poll_cap=1.0, retry=policy),
+    )
     emu.faults.configure()
     assert sum(emu.faults.injected.values()) > 0 and summary.retries + ext.retries > 0
     with out.open(encoding="utf-8") as fh:
@@ -171,7 +226,9 @@ def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_p
     assert err.job_id.startswith("750") and len(err.batch_ids) == 3
     assert err.job_id in str(err) and all(b in str(err) for b in err.batch_ids)
     # A re-run with more time resumes the same job: nothing sent twice, the results complete.
-    summary = load_csv(conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=30, poll_initial=0.05))
+    summary = load_csv(
+        conn, str(src), LoadOptions(object="Contact", batch_size=10, timeout=30, poll_initial=0.05)
+    )
     assert (summary.job_id, summary.resumed, summary.succeeded, summary.failed) == (err.job_id, True, 30, 0)
     assert len(read_csv(tmp_path / "slow.success.csv")) == 31
     assert not (tmp_path / "slow.success.csv.journal").exists()
@@ -189,7 +246,9 @@ def test_update_upsert_and_delete_from_success_ids(emulator_factory: Any, tmp_pa
     assert (ins.succeeded, ins.batches) == (40, 3)
     ids = [r[4] for r in read_csv(Path(ins.success_path))[1:]]
     upd = tmp_path / "upd.csv"
-    upd.write_text("Id,LastName\n" + "".join(f"{i},Renamed{n}\n" for n, i in enumerate(ids)) + "001000000000000AAA,X\n")
+    upd.write_text(
+        "Id,LastName\n" + "".join(f"{i},Renamed{n}\n" for n, i in enumerate(ids)) + "001000000000000AAA,X\n"
+    )
     summary = load_csv(conn, str(upd), LoadOptions(object="Contact", operation="update"))
     assert (summary.succeeded, summary.failed) == (40, 1)
     assert read_csv(Path(summary.error_path))[1][0] == "001000000000000AAA"
@@ -227,11 +286,12 @@ def test_extract_joins_several_result_files_in_order(emulator_factory: Any, tmp_
     conn = connect(emu, tmp_path)
     assert load_csv(conn, str(src), LoadOptions(object="Contact")).succeeded == 1_000
     out = tmp_path / "out.csv"
-    summary = extract(conn, "SELECT Email, Description FROM Contact ORDER BY Email", str(out),
-                      ExtractOptions(concurrency=3))
+    summary = extract(
+        conn, "SELECT Email, Description FROM Contact ORDER BY Email", str(out), ExtractOptions(concurrency=3)
+    )
     assert (summary.rows, summary.result_files) == (1_000, 4)
     rows = read_csv(out)
     assert rows[0] == ["Email", "Description"]
     assert [r[0] for r in rows[1:]] == sorted(f"multi{i}@example.com" for i in range(1_000))
-    assert rows[1][1].startswith("line one\nline \"two\"")
+    assert rows[1][1].startswith('line one\nline "two"')
     conn.close()

@@ -30,25 +30,37 @@ from sfbulk.registry import FileRegistry
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
     creds = emu.credentials
-    return {"SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-            "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
-            "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")}
+    return {
+        "SFBULK_API_URL": emu.base_url,
+        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+        "SFBULK_CLIENT_ID": creds["client_id"],
+        "SFBULK_CLIENT_SECRET": creds["client_secret"],
+        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
+        "SFBULK_REGISTRY": str(tmp_path / "registry"),
+    }
 
 
 def write_rows(path: Path, n: int, tag: str) -> None:
     path.write_text("LastName,Email\n" + "".join(f"L{i},{tag}{i}@example.com\n" for i in range(n)))
 
 
-def run_on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 60,
-                      columns: int = 200) -> tuple[int, str]:
+def run_on_a_terminal(
+    args: list[str], env: dict[str, str], timeout: float = 60, columns: int = 200
+) -> tuple[int, str]:
     """Run ``sfbulk ARGS`` with a pseudo-terminal as stdin/stdout/stderr; returns (status, screen bytes).
 
     ``columns`` 0 is a terminal that reports no size (``script`` and some CI runners give one).
     """
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40 if columns else 0, columns, 0, 0))
-    proc = subprocess.Popen([sys.executable, "-m", "sfbulk", *args], stdin=slave, stdout=slave, stderr=slave,
-                            env={**os.environ, **env}, close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sfbulk", *args],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env={**os.environ, **env},
+        close_fds=True,
+    )
     os.close(slave)
     out = bytearray()
     deadline = time.monotonic() + timeout
@@ -81,7 +93,7 @@ def frames(screen: str) -> list[str]:
 
 def seconds(clock: str) -> int:
     parts = [int(p) for p in clock.split(":")]
-    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return sum(p * 60**i for i, p in enumerate(reversed(parts)))
 
 
 @pytest.mark.slow
@@ -89,15 +101,20 @@ def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tm
     emu = emulator_factory(processing_delay_ms=1_500)
     src = tmp_path / "tty.csv"
     write_rows(src, 2_000, "tty")
-    status, screen = run_on_a_terminal(["load", str(src), "--object", "Contact", "--batch-size", "1000",
-                                        "--concurrency", "1"], env_for(emu, tmp_path))
+    status, screen = run_on_a_terminal(
+        ["load", str(src), "--object", "Contact", "--batch-size", "1000", "--concurrency", "1"],
+        env_for(emu, tmp_path),
+    )
     assert status == 0, screen
     bars = [f for f in frames(screen) if "rows processed" in f]
     assert bars, screen
     last = bars[-1]
     # every piece: percentage and bar, processed/total, clock<ETA and rate, rows sent, batches, failed rows
-    assert re.search(r"100%\|[^|]+\| 2,000/2,000 rows processed \[\d\d:\d\d<\d\d:\d\d, [\d,]+ rows/s\] "
-                     r"sent 2,000 · batches 2/2 · failed 0", last), last
+    assert re.search(
+        r"100%\|[^|]+\| 2,000/2,000 rows processed \[\d\d:\d\d<\d\d:\d\d, [\d,]+ rows/s\] "
+        r"sent 2,000 · batches 2/2 · failed 0",
+        last,
+    ), last
     # while Salesforce processed the first batch nothing changed, yet the clock moved on
     waiting = [f for f in bars if f.split(" rows processed")[0].endswith((" 0/2,000", " 0/~2,000", " 0/?"))]
     clocks = {seconds(m.group(1)) for f in waiting if (m := re.search(r"\[(\d\d:\d\d)<", f))}
@@ -112,8 +129,11 @@ def test_narrow_and_sizeless_terminals_still_show_every_count(emulator_factory: 
     env = env_for(emu, tmp_path)
     src = tmp_path / "narrow.csv"
     write_rows(src, 2_000, "narrow")
-    status, screen = run_on_a_terminal(["load", str(src), "--object", "Contact", "--batch-size", "1000",
-                                        "--concurrency", "1"], env, columns=80)
+    status, screen = run_on_a_terminal(
+        ["load", str(src), "--object", "Contact", "--batch-size", "1000", "--concurrency", "1"],
+        env,
+        columns=80,
+    )
     assert status == 0, screen
     bars = [f for f in frames(screen) if " · batches " in f]
     assert bars, screen
@@ -121,8 +141,22 @@ def test_narrow_and_sizeless_terminals_still_show_every_count(emulator_factory: 
     assert re.search(r"100% 2,000/2,000 .*batches 2/2 · failed 0", bars[-1]), bars[-1]
     src2 = tmp_path / "sizeless.csv"
     write_rows(src2, 200, "sizeless")
-    status, screen = run_on_a_terminal(["load", str(src2), "--object", "Contact", "--batch-size", "100",
-                                        "--concurrency", "1", "--progress-interval", "0.2"], env, columns=0)
+    status, screen = run_on_a_terminal(
+        [
+            "load",
+            str(src2),
+            "--object",
+            "Contact",
+            "--batch-size",
+            "100",
+            "--concurrency",
+            "1",
+            "--progress-interval",
+            "0.2",
+        ],
+        env,
+        columns=0,
+    )
     assert status == 0, screen
     assert "progress: 200 of 200 rows processed (100%)" in screen, screen
 
@@ -131,15 +165,37 @@ def test_without_a_terminal_a_plain_line_every_interval(emulator_factory: Any, t
     emu = emulator_factory(processing_delay_ms=800)
     src = tmp_path / "pipe.csv"
     write_rows(src, 200, "pipe")
-    result = CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "100",
-                                      "--concurrency", "1", "--progress-interval", "0.3"], env=env_for(emu, tmp_path))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--batch-size",
+            "100",
+            "--concurrency",
+            "1",
+            "--progress-interval",
+            "0.3",
+        ],
+        env=env_for(emu, tmp_path),
+    )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("progress: ")]
     assert len(lines) >= 3, result.output
     # (before the first batch is cut the total is not known yet: "0 of ? rows processed")
-    assert all(re.match(r"progress: [\d,]+ of (~?[\d,]+|\?) rows processed( \(\d+%\))?, [\d,]+ sent, "
-                        r"batches \d+/(~?\d+|\?) done, \d+ failed, .* elapsed \d\d:\d\d", line) for line in lines), lines
-    assert lines[-1].startswith("progress: 200 of 200 rows processed (100%), 200 sent, batches 2/2 done, 0 failed")
+    assert all(
+        re.match(
+            r"progress: [\d,]+ of (~?[\d,]+|\?) rows processed( \(\d+%\))?, [\d,]+ sent, "
+            r"batches \d+/(~?\d+|\?) done, \d+ failed, .* elapsed \d\d:\d\d",
+            line,
+        )
+        for line in lines
+    ), lines
+    assert lines[-1].startswith(
+        "progress: 200 of 200 rows processed (100%), 200 sent, batches 2/2 done, 0 failed"
+    )
     assert "\r" not in result.output  # no bar redraws in a log file
 
 
@@ -148,13 +204,18 @@ def test_extract_shows_records_and_result_files(emulator_factory: Any, tmp_path:
     src = tmp_path / "x.csv"
     write_rows(src, 400, "ext")
     env = env_for(emu, tmp_path)
-    assert CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env).exit_code == 0
-    status, screen = run_on_a_terminal(["extract", "SELECT Id, Email FROM Contact", "--out",
-                                        str(tmp_path / "out.csv")], env)
+    assert (
+        CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env).exit_code
+        == 0
+    )
+    status, screen = run_on_a_terminal(
+        ["extract", "SELECT Id, Email FROM Contact", "--out", str(tmp_path / "out.csv")], env
+    )
     assert status == 0, screen
     bars = [f for f in frames(screen) if " records [" in f]
-    assert bars and re.search(r"400 records \[\d\d:\d\d, [\d,]+ records/s\] result files 3/3 · batches done 1",
-                              bars[-1]), screen
+    assert bars and re.search(
+        r"400 records \[\d\d:\d\d, [\d,]+ records/s\] result files 3/3 · batches done 1", bars[-1]
+    ), screen
 
 
 def test_load_estimate_then_exact_totals() -> None:
@@ -176,14 +237,21 @@ def test_load_estimate_then_exact_totals() -> None:
         display.close()
 
 
-def test_a_resumed_load_counts_the_batches_an_earlier_run_finished(emulator_factory: Any, tmp_path: Path) -> None:
+def test_a_resumed_load_counts_the_batches_an_earlier_run_finished(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
     """After --timeout stopped a load, the re-run's display still ends at every row processed."""
     emu = emulator_factory(processing_delay_ms=300)
     creds = emu.credentials
     conn = Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
-        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url)
+        registry=FileRegistry(str(tmp_path / "registry")),
+        apiUrl=emu.base_url,
+        accessToken="-",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+    )
     src = tmp_path / "resume.csv"
     write_rows(src, 40, "res")
     options = dict(object="Contact", batch_size=10, serial=True, poll_initial=0.05)

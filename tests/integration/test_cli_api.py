@@ -27,8 +27,16 @@ def invoke(*args: str):
 @pytest.fixture
 def run(tmp_path, emulator):
     def run(*args: str):
-        return invoke("run", str(DEPLOYMENT), *args, "--registry", str(tmp_path / "registry"),
-                      "--token-endpoint", emulator.base_url)
+        return invoke(
+            "run",
+            str(DEPLOYMENT),
+            *args,
+            "--registry",
+            str(tmp_path / "registry"),
+            "--token-endpoint",
+            emulator.base_url,
+        )
+
     return run
 
 
@@ -73,8 +81,12 @@ def test_run_answers_404_and_405_as_the_server_does(run):
 
 
 def test_run_reaches_a_proxy_by_url(run, emulator, access_token):
-    result = run("--url", f"/services/BulkJobStatus?instance={emulator.base_url}&jobId=750000000000000AAA",
-                 "-H", f"X-SFDC-Session: {access_token}")
+    result = run(
+        "--url",
+        f"/services/BulkJobStatus?instance={emulator.base_url}&jobId=750000000000000AAA",
+        "-H",
+        f"X-SFDC-Session: {access_token}",
+    )
     assert result.stdout.startswith("HTTP 400") and "InvalidJob" in result.stdout  # Salesforce's own answer
 
 
@@ -96,20 +108,38 @@ def test_run_usage_errors_exit_2(run, args, message):
 
 def test_serve_a_deployment_folder(tmp_path, emulator):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sfbulk", "serve", str(DEPLOYMENT / "synapse-configs" / "default"), "--port", "0",
-         "--registry", str(tmp_path / "reg"), "--token-endpoint", emulator.base_url],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "serve",
+            str(DEPLOYMENT / "synapse-configs" / "default"),
+            "--port",
+            "0",
+            "--registry",
+            str(tmp_path / "reg"),
+            "--token-endpoint",
+            emulator.base_url,
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
-        assert first.startswith("sfbulk serving at "), first + proc.stderr.read() if proc.poll() is not None else first
+        assert first.startswith("sfbulk serving at "), (
+            first + proc.stderr.read() if proc.poll() is not None else first
+        )
         url = first.split(" at ", 1)[1].split("/services/", 1)[0]
         banner = [proc.stdout.readline() for _ in range(2)]
         assert banner[0].strip() == f"{url}/services/BulkJobStatus"
         assert banner[1].strip() == f"{url}/bulk/v1  (API BulkJobs:vv1)"
-        created = requests.post(f"{url}/bulk/v1/jobs", json={"operation": "insert", "object": "Account"}, timeout=30)
+        created = requests.post(
+            f"{url}/bulk/v1/jobs", json={"operation": "insert", "object": "Account"}, timeout=30
+        )
         assert created.status_code == 201, created.text
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -114,8 +114,15 @@ def test_the_seed_proxy_runs_verbatim_with_an_access_token(tmp_path, emulator, a
 def test_the_seed_proxy_refreshes_at_the_token_endpoint_option(tmp_path, emulator):
     # the demo app's refresh credentials, no access token: init refreshes first, at --token-endpoint
     body = request_file(tmp_path, emulator, accessToken="")
-    args = [str(EXAMPLES / "synapse"), "--proxy", "salesforcebulk_createJob", "--input", str(body),
-            "--content-type", "text/xml"]
+    args = [
+        str(EXAMPLES / "synapse"),
+        "--proxy",
+        "salesforcebulk_createJob",
+        "--input",
+        str(body),
+        "--content-type",
+        "text/xml",
+    ]
     result = run(tmp_path, *args, "--token-endpoint", emulator.base_url)
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("HTTP 201")

@@ -106,8 +106,9 @@ def transport():
 def test_timeout_is_honoured_and_coded(http_server, transport):
     started = time.monotonic()
     with pytest.raises(TimeoutError_) as info:
-        transport.send(HttpRequest("GET", http_server + "/slow", {"X-SFDC-Session": "tok-should-not-leak"},
-                                   timeout=0.3))
+        transport.send(
+            HttpRequest("GET", http_server + "/slow", {"X-SFDC-Session": "tok-should-not-leak"}, timeout=0.3)
+        )
     assert time.monotonic() - started < 1.2
     assert info.value.code == 101504
     assert "127.0.0.1" in str(info.value) and "0.3 s" in str(info.value)
@@ -154,7 +155,7 @@ def test_bodies_stream_from_files_and_iterators(http_server, transport, tmp_path
     with open(file, "rb") as handle:
         resp = transport.send(HttpRequest("POST", http_server + "/up", {}, handle))
     assert resp.text == expected + " chunked"
-    chunks = (data[i:i + 100_000] for i in range(0, len(data), 100_000))
+    chunks = (data[i : i + 100_000] for i in range(0, len(data), 100_000))
     assert transport.send(HttpRequest("POST", http_server + "/up", {}, chunks)).text == expected + " chunked"
     assert transport.send(HttpRequest("POST", http_server + "/up", {}, data)).text == expected + " length"
 
@@ -192,7 +193,9 @@ def test_gzip_bodies_arrive_decoded_with_consistent_headers(http_server, transpo
 
 def test_debug_log_has_method_path_status_but_no_headers(http_server, transport, caplog):
     caplog.set_level(logging.DEBUG, logger="sfbulk")
-    transport.send(HttpRequest("POST", http_server + "/up?x=1", {"X-SFDC-Session": "sess-abc-123456"}, b"payload-xyz"))
+    transport.send(
+        HttpRequest("POST", http_server + "/up?x=1", {"X-SFDC-Session": "sess-abc-123456"}, b"payload-xyz")
+    )
     text = caplog.text
     assert "POST /up -> 200" in text
     assert "sess-abc-123456" not in text and "payload-xyz" not in text and "x=1" not in text
@@ -207,21 +210,30 @@ def test_wsgi_transport_answers_in_process():
     def app(environ, start_response):
         body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"] or 0))
         start_response("201 Created", [("Content-Type", "text/plain"), ("X-Path", environ["PATH_INFO"])])
-        return [environ["REQUEST_METHOD"].encode(), b" ", body, b" ", environ.get("HTTP_X_SFDC_SESSION", "").encode()]
+        return [
+            environ["REQUEST_METHOD"].encode(),
+            b" ",
+            body,
+            b" ",
+            environ.get("HTTP_X_SFDC_SESSION", "").encode(),
+        ]
 
-    resp = WSGITransport(app).send(HttpRequest("POST", "http://sf.local/services/async/62.0/job/a%2Fb",
-                                               {"X-SFDC-Session": "s"}, b"<x/>"))
+    resp = WSGITransport(app).send(
+        HttpRequest("POST", "http://sf.local/services/async/62.0/job/a%2Fb", {"X-SFDC-Session": "s"}, b"<x/>")
+    )
     assert (resp.status, resp.reason, resp.content) == (201, "Created", b"POST <x/> s")
     assert resp.headers["x-path"] == "/services/async/62.0/job/a/b"
 
 
 def test_init_timeout_parameter_reaches_every_call(http_server, tmp_path):
     connector = Connector.load()
-    conn = connector.connection(apiUrl=http_server, accessToken="t", timeout="0.3",
-                                registry=FileRegistry(tmp_path))
+    conn = connector.connection(
+        apiUrl=http_server, accessToken="t", timeout="0.3", registry=FileRegistry(tmp_path)
+    )
     # getJob's path lands on the slow handler through a job id
-    conn_slow = connector.connection(apiUrl=http_server + "/slow", accessToken="t", timeout=0.3,
-                                     registry=FileRegistry(tmp_path))
+    conn_slow = connector.connection(
+        apiUrl=http_server + "/slow", accessToken="t", timeout=0.3, registry=FileRegistry(tmp_path)
+    )
     with pytest.raises(TimeoutError_):
         conn_slow.invoke("getJob", jobId="750x")
     assert conn.params.timeout == 0.3
@@ -234,7 +246,7 @@ def test_the_documented_python_example_runs(capsys):
 
     doc = (Path(__file__).resolve().parents[2] / "docs" / "connector.md").read_text()
     start = doc.index("```python\nimport tempfile")
-    code = doc[start + len("```python\n"):doc.index("```", start + 10)]
+    code = doc[start + len("```python\n") : doc.index("```", start + 10)]
     exec(compile(code, "docs/connector.md", "exec"), {"__name__": "docs_example"})
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("201 750") and lines[1] == "Open" and lines[2] == "200 Closed"

@@ -22,9 +22,14 @@ FILE_ROWS = 50  # ... each with 2 result files
 def seed(emu: Any, tmp_path: Path) -> None:
     creds = emu.credentials
     conn = Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "seed-registry")), apiUrl=emu.base_url, accessToken="-",
-        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url)
+        registry=FileRegistry(str(tmp_path / "seed-registry")),
+        apiUrl=emu.base_url,
+        accessToken="-",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+    )
     src = tmp_path / "seed.csv"
     src.write_text("LastName,Email\n" + "".join(f"L{i},x{i}@example.com\n" for i in range(ROWS)))
     assert load_csv(conn, str(src), LoadOptions(object="Contact")).succeeded == ROWS
@@ -32,8 +37,18 @@ def seed(emu: Any, tmp_path: Path) -> None:
 
 
 def extract_args(out: Path) -> list[str]:
-    return [SFBULK, "extract", "SELECT Id, Email FROM Contact", "--out", str(out), "--pk-chunking", str(CHUNK),
-            "--concurrency", "2", "--no-progress"]
+    return [
+        SFBULK,
+        "extract",
+        "SELECT Id, Email FROM Contact",
+        "--out",
+        str(out),
+        "--pk-chunking",
+        str(CHUNK),
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
 
 
 KILL_POINTS = {
@@ -46,7 +61,9 @@ KILL_POINTS = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_sigkill_then_rerun_extracts_every_record_once(point: str, emulator_factory: Any, tmp_path: Path) -> None:
+def test_sigkill_then_rerun_extracts_every_record_once(
+    point: str, emulator_factory: Any, tmp_path: Path
+) -> None:
     import subprocess
 
     emu = emulator_factory(rows_per_result_file=FILE_ROWS)
@@ -56,22 +73,30 @@ def test_sigkill_then_rerun_extracts_every_record_once(point: str, emulator_fact
     out = tmp_path / "out.csv"
     env = env_for(emu, tmp_path)
     with (tmp_path / "cli.log").open("ab") as log:
-        proc = subprocess.Popen(extract_args(out), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path)
+        proc = subprocess.Popen(
+            extract_args(out), env=env, stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path
+        )
     seen = kill_when(proc, Path(str(out) + ".journal"), KILL_POINTS[point])
     assert not out.exists()  # never a partial file under the final name
     emu.faults.configure()
     emu.service.processing_delay = 0.0
-    result = subprocess.run(extract_args(out), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        extract_args(out), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     with out.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["Id", "Email"]
     emails = [r[1] for r in rows[1:]]
     assert len(emails) == len(set(emails)) == ROWS
-    assert f"{ROWS:,} records from {ROWS // CHUNK} batches ({2 * ROWS // CHUNK} result files)" in result.stderr
+    assert (
+        f"{ROWS:,} records from {ROWS // CHUNK} batches ({2 * ROWS // CHUNK} result files)" in result.stderr
+    )
     jobs = [r["id"] for r in seen if r["t"] == "job"]
     if jobs:  # the same job, and the files downloaded before the kill were not fetched again
-        match = re.search(rf"job {jobs[0]}: resuming \((\d+) result files were downloaded before\)", result.stderr)
+        match = re.search(
+            rf"job {jobs[0]}: resuming \((\d+) result files were downloaded before\)", result.stderr
+        )
         assert match is not None, result.stderr
         assert int(match.group(1)) >= count(seen, "file")
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("out", ".sfbulk"))) == ["out.csv"]
@@ -88,17 +113,22 @@ def test_ctrl_c_mid_download_exits_130_naming_the_job(emulator_factory: Any, tmp
     emu.faults.configure(latency_ms=150)  # each step a window wide enough to kill in on a busy machine
     out = tmp_path / "out.csv"
     env = env_for(emu, tmp_path)
-    proc = subprocess.Popen(extract_args(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+    proc = subprocess.Popen(
+        extract_args(out), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     jpath = Path(str(out) + ".journal")
     seen = kill_when(proc, jpath, lambda j: count(j, "file") >= 2, signum=signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     job = next(r["id"] for r in seen if r["t"] == "job")
-    assert re.search(rf"interrupted: job {job}: \d+ result files downloaded so far; re-run the same command", err)
+    assert re.search(
+        rf"interrupted: job {job}: \d+ result files downloaded so far; re-run the same command", err
+    )
     emu.faults.configure()
     emu.service.processing_delay = 0.0
-    result = subprocess.run(extract_args(out), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    result = subprocess.run(
+        extract_args(out), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert result.returncode == 0, result.stderr
     assert f"job {job}: resuming" in result.stderr
     with out.open(encoding="utf-8", newline="") as fh:

@@ -42,8 +42,12 @@ class _CountingTokenRelay(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         with type(self).lock:
             type(self).grants += 1
-        upstream = requests.post(type(self).upstream + self.path, data=body,
-                                 headers={"Content-Type": self.headers.get("Content-Type", "")}, timeout=10)
+        upstream = requests.post(
+            type(self).upstream + self.path,
+            data=body,
+            headers={"Content-Type": self.headers.get("Content-Type", "")},
+            timeout=10,
+        )
         self.send_response(upstream.status_code)
         self.send_header("Content-Type", upstream.headers.get("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(upstream.content)))
@@ -70,8 +74,13 @@ def test_50_clients_1000_requests_one_refresh(sfbulk_server, emulator_factory, t
     (token_dir / "time").write_text(str(expired_at))
 
     relay_url = f"http://127.0.0.1:{relay.server_port}"
-    server = sfbulk_server(SEED_PROXY, FAULT_SEQ, registry=registry, threads=32,
-                           init_defaults={"salesforcebulk": {"tokenEndpointHostname": relay_url}})
+    server = sfbulk_server(
+        SEED_PROXY,
+        FAULT_SEQ,
+        registry=registry,
+        threads=32,
+        init_defaults={"salesforcebulk": {"tokenEndpointHostname": relay_url}},
+    )
     creds = emulator.credentials
     body = (
         "<createJob><apiVersion>34.0</apiVersion>"
@@ -103,8 +112,11 @@ def test_50_clients_1000_requests_one_refresh(sfbulk_server, emulator_factory, t
                 with lock:
                     statuses.append(response.status_code)
                     if response.status_code == 201:
-                        job_ids.append(etree.fromstring(response.content).findtext(
-                            "{http://www.force.com/2009/06/asyncapi/dataload}id"))
+                        job_ids.append(
+                            etree.fromstring(response.content).findtext(
+                                "{http://www.force.com/2009/06/asyncapi/dataload}id"
+                            )
+                        )
                     elif len(failures) < 5:
                         failures.append(f"{response.status_code} {response.text[:300]}")
 
@@ -127,8 +139,11 @@ def test_50_clients_1000_requests_one_refresh(sfbulk_server, emulator_factory, t
     # the registry is consistent: the stored token is the one the emulator accepts, the time is fresh
     stored_token = (token_dir / "accessToken").read_text()
     assert stored_token != STALE_TOKEN
-    check = requests.get(f"{emulator.base_url}/services/async/34.0/job/{job_ids[0]}",
-                         headers={"X-SFDC-Session": stored_token}, timeout=10)
+    check = requests.get(
+        f"{emulator.base_url}/services/async/34.0/job/{job_ids[0]}",
+        headers={"X-SFDC-Session": stored_token},
+        timeout=10,
+    )
     assert check.status_code == 200
     stored_time = int((token_dir / "time").read_text())
     assert expired_at < stored_time <= int(time.time() * 1000)

@@ -31,8 +31,20 @@ MAX_JOB_BYTES = 16_000  # about 4 jobs for the 1,200 rows (~62 KB)
 
 
 def load2_args(src: Path) -> list[str]:
-    return [SFBULK, "load", str(src), "--object", "Contact", "--api", "2", "--max-job-bytes", str(MAX_JOB_BYTES),
-            "--concurrency", "2", "--no-progress"]
+    return [
+        SFBULK,
+        "load",
+        str(src),
+        "--object",
+        "Contact",
+        "--api",
+        "2",
+        "--max-job-bytes",
+        str(MAX_JOB_BYTES),
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
 
 
 def start2(src: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -54,7 +66,9 @@ DEFAULT_SLOWNESS = (100, 150)
 
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_sigkill_then_rerun_loads_every_row_once_api2(point: str, emulator_factory: Any, tmp_path: Path) -> None:
+def test_sigkill_then_rerun_loads_every_row_once_api2(
+    point: str, emulator_factory: Any, tmp_path: Path
+) -> None:
     latency, delay = SLOWNESS.get(point, DEFAULT_SLOWNESS)
     emu = emulator_factory(processing_delay_ms=delay)
     emu.faults.configure(latency_ms=latency)
@@ -67,7 +81,9 @@ def test_sigkill_then_rerun_loads_every_row_once_api2(point: str, emulator_facto
     kill_when(start2(src, env, log), jpath, KILL_POINTS[point])
     created = [r["id"] for r in journal(jpath) if r["t"] == "job2"]  # as the killed run left it
     speed_up(emu)
-    result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    result = subprocess.run(
+        load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90
+    )
     assert result.returncode == 1, result.stdout + result.stderr  # some rows fail by design
     check_complete(emu, tmp_path, src, emails, tag)
     failed = sum(1 for i in range(ROWS) if i % FAIL_EVERY == 5)
@@ -76,8 +92,11 @@ def test_sigkill_then_rerun_loads_every_row_once_api2(point: str, emulator_facto
     assert f"job {created[0]}: resuming" in out, out
     # No job created twice: the jobs that got data are the ones journaled plus those the re-run created
     # (a kill between Salesforce's answer to createJob and its journal record can leave one empty Open job).
-    used = emu.store.reader().execute("SELECT id FROM bulk2_jobs WHERE job_type = 'V2Ingest' AND upload_state != 0"
-                                      ).fetchall()
+    used = (
+        emu.store.reader()
+        .execute("SELECT id FROM bulk2_jobs WHERE job_type = 'V2Ingest' AND upload_state != 0")
+        .fetchall()
+    )
     assert len(used) == out.count("created for rows") + len(created)
     assert set(created) <= {j[0] for j in used}
 
@@ -93,8 +112,20 @@ def test_sigkill_mid_extract_then_rerun_api2(emulator_factory: Any, tmp_path: Pa
     assert done.returncode == 1, done.stderr
     emu.faults.configure(latency_ms=150)
     out = tmp_path / "out.csv"
-    args = [SFBULK, "extract", "SELECT Email FROM Contact WHERE Email LIKE 'v2ext.%' ORDER BY Email", "--out",
-            str(out), "--api", "2", "--max-records", "100", "--concurrency", "1", "--no-progress"]
+    args = [
+        SFBULK,
+        "extract",
+        "SELECT Email FROM Contact WHERE Email LIKE 'v2ext.%' ORDER BY Email",
+        "--out",
+        str(out),
+        "--api",
+        "2",
+        "--max-records",
+        "100",
+        "--concurrency",
+        "1",
+        "--no-progress",
+    ]
     with (tmp_path / "x.log").open("ab") as fh:
         proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=tmp_path)
     jpath = Path(str(out) + ".journal")
@@ -109,7 +140,10 @@ def test_sigkill_mid_extract_then_rerun_api2(emulator_factory: Any, tmp_path: Pa
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == '"Email"' and [x.strip('"') for x in lines[1:]] == stored
     assert not jpath.exists()
-    assert emu.store.reader().execute("SELECT count(*) FROM bulk2_jobs WHERE job_type = 'V2Query'").fetchone()[0] == 1
+    assert (
+        emu.store.reader().execute("SELECT count(*) FROM bulk2_jobs WHERE job_type = 'V2Query'").fetchone()[0]
+        == 1
+    )
 
 
 @pytest.mark.slow
@@ -127,9 +161,13 @@ def test_sigterm_then_rerun_api2(emulator_factory: Any, tmp_path: Path) -> None:
     proc = start2(src, env, log)
     kill_when(proc, jpath, lambda j: count(j, "uploaded") >= 1, signum=signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
-    assert "interrupted: jobs 750" in log.read_text() and "re-run the same command to resume" in log.read_text()
+    assert (
+        "interrupted: jobs 750" in log.read_text() and "re-run the same command to resume" in log.read_text()
+    )
     speed_up(emu)
-    result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    result = subprocess.run(
+        load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90
+    )
     assert result.returncode == 1, result.stderr
     check_complete(emu, tmp_path, src, emails, "v2term.")
 
@@ -143,13 +181,15 @@ def test_bad_row_mid_file_then_fixed_api2(emulator_factory: Any, tmp_path: Path)
     emails = write_input(src, "v2bad.")
     data = src.read_bytes()
     at = data.index(b"v2bad.1000@")
-    src.write_bytes(data[:at] + b"\xff" + data[at + 1:])  # 'v' of row 1,001 becomes an invalid byte
+    src.write_bytes(data[:at] + b"\xff" + data[at + 1 :])  # 'v' of row 1,001 becomes an invalid byte
     env = env_for(emu, tmp_path)
     first = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
     assert first.returncode == 2, first.stderr
     assert "were loaded in" in first.stderr and "fix the file after those rows" in first.stderr, first.stderr
     assert (tmp_path / "in.success.csv.journal").exists()
     src.write_bytes(data)
-    result = subprocess.run(load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90)
+    result = subprocess.run(
+        load2_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=90
+    )
     assert result.returncode == 1, result.stderr
     check_complete(emu, tmp_path, src, emails, "v2bad.")

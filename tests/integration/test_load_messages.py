@@ -24,9 +24,14 @@ from sfbulk.registry import FileRegistry
 def connect(emu: Any, tmp_path: Path) -> Any:
     creds = emu.credentials
     return Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")), apiUrl=emu.base_url, accessToken="-",
-        refreshToken=creds["refresh_token"], clientId=creds["client_id"], clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url)
+        registry=FileRegistry(str(tmp_path / "registry")),
+        apiUrl=emu.base_url,
+        accessToken="-",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emu.base_url,
+    )
 
 
 def rows_file(path: Path, n: int, tag: str, *, bad_row: int | None = None) -> None:
@@ -38,11 +43,14 @@ def rows_file(path: Path, n: int, tag: str, *, bad_row: int | None = None) -> No
 
 
 def job_batches(emu: Any, job_id: str) -> int:
-    return int(emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0])
+    return int(
+        emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (job_id,)).fetchone()[0]
+    )
 
 
 def test_invalid_byte_mid_file_names_exactly_the_rows_sent_and_a_fixed_file_resumes(
-        emulator_factory: Any, tmp_path: Path) -> None:
+    emulator_factory: Any, tmp_path: Path
+) -> None:
     emu = emulator_factory()
     src = tmp_path / "in.csv"
     rows_file(src, 3_000, "bad.", bad_row=2_501)
@@ -52,9 +60,11 @@ def test_invalid_byte_mid_file_names_exactly_the_rows_sent_and_a_fixed_file_resu
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
     job = out.split("job ", 1)[1].split(":", 1)[0]
-    assert (f"rows 1 to 2,000 were handled in job {job}: 2,000 sent in 2 batches, 2,000 succeeded, 0 failed "
-            f"(results so far in {tmp_path / 'in.success.csv'}.part and {tmp_path / 'in.error.csv'}.part); rows "
-            "2,001 and after were not sent: fix the file from row 2,001 on and run the same command again") in out
+    assert (
+        f"rows 1 to 2,000 were handled in job {job}: 2,000 sent in 2 batches, 2,000 succeeded, 0 failed "
+        f"(results so far in {tmp_path / 'in.success.csv'}.part and {tmp_path / 'in.error.csv'}.part); rows "
+        "2,001 and after were not sent: fix the file from row 2,001 on and run the same command again"
+    ) in out
     assert "Traceback" not in result.output
     emu.wait_idle(10)
     assert len(stored_emails(emu, "bad.")) == 2_000 == len(set(stored_emails(emu, "bad.")))
@@ -91,8 +101,9 @@ def test_invalid_byte_in_the_first_batch_sends_nothing(emulator_factory: Any, tm
     emu = emulator_factory()
     src = tmp_path / "in.csv"
     rows_file(src, 10, "first.", bad_row=1)
-    result = CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"],
-                                env=env_for(emu, tmp_path))
+    result = CliRunner().invoke(
+        cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env_for(emu, tmp_path)
+    )
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
     assert "no row was sent: job 750" in out and "got no batch and was closed" in out
@@ -112,8 +123,9 @@ def test_changed_input_different_command_lock_and_restart(emulator_factory: Any,
 
     runner, env = CliRunner(), env_for(emu, tmp_path)
     # another command writing the same files: refused, naming what differs
-    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "20", "--no-progress"],
-                           env=env)
+    result = runner.invoke(
+        cli, ["load", str(src), "--object", "Contact", "--batch-size", "20", "--no-progress"], env=env
+    )
     assert result.exit_code == 2
     assert f"unfinished run of another command (job {job}; it differs in --batch-size)" in result.output
     # a second run while one holds the journal
@@ -125,14 +137,18 @@ def test_changed_input_different_command_lock_and_restart(emulator_factory: Any,
         held.close()
     # the input changed since: refused, naming the file and --restart
     rows_file(src, 31, "chg.")
-    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "10", "--no-progress"],
-                           env=env)
+    result = runner.invoke(
+        cli, ["load", str(src), "--object", "Contact", "--batch-size", "10", "--no-progress"], env=env
+    )
     assert result.exit_code == 2, result.output
     out = " ".join(result.output.split())
     assert f"{src} changed since job {job} started loading it" in out and "--restart" in out
     # --restart aborts the old job and loads the file from the start
-    result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "10", "--no-progress",
-                                 "--restart"], env=env)
+    result = runner.invoke(
+        cli,
+        ["load", str(src), "--object", "Contact", "--batch-size", "10", "--no-progress", "--restart"],
+        env=env,
+    )
     assert result.exit_code == 0, result.output
     assert f"job {job}: aborted (--restart)" in result.output
     new_job = result.output.split("created (an interrupted")[0].rsplit("job ", 1)[1].rstrip(": ")
@@ -146,8 +162,21 @@ def test_a_batch_failing_for_every_batch_stops_the_uploads(emulator_factory: Any
     emu.faults.configure(latency_ms=150)  # uploads slower than Salesforce failing the first batch
     src = tmp_path / "in.csv"
     src.write_text("LastName,Nme__c\n" + "".join(f"L{i},x\n" for i in range(200)))
-    result = CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--batch-size", "10",
-                                      "--concurrency", "1", "--no-progress"], env=env_for(emu, tmp_path))
+    result = CliRunner().invoke(
+        cli,
+        [
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--batch-size",
+            "10",
+            "--concurrency",
+            "1",
+            "--no-progress",
+        ],
+        env=env_for(emu, tmp_path),
+    )
     assert result.exit_code == 1, result.output
     out = result.output
     job = out.split("job ", 1)[1].split(":", 1)[0]
@@ -166,16 +195,28 @@ def test_a_batch_failing_for_every_batch_stops_the_uploads(emulator_factory: Any
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
-        signum: int, emulator_factory: Any, tmp_path: Path) -> None:
+    signum: int, emulator_factory: Any, tmp_path: Path
+) -> None:
     emu = emulator_factory(processing_delay_ms=100)
     emu.faults.configure(latency_ms=100)
     src = tmp_path / "in.csv"
     rows_file(src, 1_000, "int.")
     env = env_for(emu, tmp_path)
-    args = [SFBULK, "load", str(src), "--object", "Contact", "--batch-size", "100", "--concurrency", "2",
-            "--no-progress"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path)
+    args = [
+        SFBULK,
+        "load",
+        str(src),
+        "--object",
+        "Contact",
+        "--batch-size",
+        "100",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     jpath = tmp_path / "in.success.csv.journal"
     deadline = time.monotonic() + 30
     while count(journal(jpath), "sent") < 3 and time.monotonic() < deadline:
@@ -187,8 +228,10 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     job = next(r["id"] for r in records if r["t"] == "job")
     sent = count(records, "sent")
     assert 3 <= sent < 10
-    assert f"interrupted: job {job} stays open in Salesforce with {sent} batches " \
-           f"({sent * 100:,} rows) sent so far" in err
+    assert (
+        f"interrupted: job {job} stays open in Salesforce with {sent} batches "
+        f"({sent * 100:,} rows) sent so far" in err
+    )
     assert "re-run the same command to resume" in err and "Traceback" not in err
     emu.wait_idle(10)
     assert job_batches(emu, job) == sent  # every in-flight upload finished and was journaled
@@ -205,40 +248,64 @@ def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: P
     """--retry-failed reads a temporary copy of the error file: the journal follows the error file itself."""
     emu = emulator_factory()
     src = tmp_path / "in.csv"
-    src.write_text("LastName,Email\n" + "".join(f"{'' if i % 3 == 0 else 'L'},r{i}@example.com\n" for i in range(30)))
+    src.write_text(
+        "LastName,Email\n" + "".join(f"{'' if i % 3 == 0 else 'L'},r{i}@example.com\n" for i in range(30))
+    )
     runner, env = CliRunner(), env_for(emu, tmp_path)
     result = runner.invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env)
     assert result.exit_code == 1 and "10 × REQUIRED_FIELD_MISSING" in result.output, result.output
     errors = tmp_path / "in.error.csv"
     errors.write_text(errors.read_text().replace("\n,r", "\nFixed,r"))
     emu.service.processing_delay = 0.5
-    retry = ["load", "--retry-failed", str(errors), "--object", "Contact", "--batch-size", "5", "--no-progress"]
+    retry = [
+        "load",
+        "--retry-failed",
+        str(errors),
+        "--object",
+        "Contact",
+        "--batch-size",
+        "5",
+        "--no-progress",
+    ]
     result = runner.invoke(cli, [*retry, "--timeout", "0.2"], env=env)
     assert result.exit_code == 3, result.output
-    assert "in.error.retry.success.csv.journal keeps its progress: re-run the same command to resume" in " ".join(
-        result.output.split())
+    assert (
+        "in.error.retry.success.csv.journal keeps its progress: re-run the same command to resume"
+        in " ".join(result.output.split())
+    )
     emu.service.processing_delay = 0.0
     result = runner.invoke(cli, retry, env=env)
     assert result.exit_code == 0, result.output
-    assert "resuming (2 batches recorded as sent" in result.output and "10 rows in 2 batches, 10 succeeded" in result.output
+    assert (
+        "resuming (2 batches recorded as sent" in result.output
+        and "10 rows in 2 batches, 10 succeeded" in result.output
+    )
     emu.wait_idle(10)
     assert len(stored_emails(emu, "r")) == len(set(stored_emails(emu, "r"))) == 30
 
 
 @pytest.mark.slow
-def test_ctrl_c_after_every_batch_was_sent_says_the_job_is_closed(emulator_factory: Any, tmp_path: Path) -> None:
+def test_ctrl_c_after_every_batch_was_sent_says_the_job_is_closed(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
     emu = emulator_factory(processing_delay_ms=1_500)
     src = tmp_path / "in.csv"
     rows_file(src, 300, "closed.")
     env = env_for(emu, tmp_path)
     args = [SFBULK, "load", str(src), "--object", "Contact", "--batch-size", "100", "--no-progress"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path
+    )
     jpath = tmp_path / "in.success.csv.journal"
     deadline = time.monotonic() + 30
     job = None
     while time.monotonic() < deadline:
         job = next((r["id"] for r in journal(jpath) if r["t"] == "job"), None)
-        state = emu.store.reader().execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone() if job else None
+        state = (
+            emu.store.reader().execute("SELECT state FROM jobs WHERE id = ?", (job,)).fetchone()
+            if job
+            else None
+        )
         if state is not None and state[0] == "Closed":
             break
         time.sleep(0.01)
@@ -248,8 +315,10 @@ def test_ctrl_c_after_every_batch_was_sent_says_the_job_is_closed(emulator_facto
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
-    assert f"interrupted: job {job} is closed in Salesforce (every batch was sent) with 3 batches (300 rows) sent" \
-        in err, err
+    assert (
+        f"interrupted: job {job} is closed in Salesforce (every batch was sent) with 3 batches (300 rows) sent"
+        in err
+    ), err
     done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
     assert f"job {job}: 300 rows in 3 batches, 300 succeeded, 0 failed" in done.stderr

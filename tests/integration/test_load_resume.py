@@ -32,9 +32,16 @@ SFBULK = str(Path(sys.executable).with_name("sfbulk"))
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
     creds = emu.credentials
     env = dict(os.environ)
-    env.update({"SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-                "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
-                "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")})
+    env.update(
+        {
+            "SFBULK_API_URL": emu.base_url,
+            "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+            "SFBULK_CLIENT_ID": creds["client_id"],
+            "SFBULK_CLIENT_SECRET": creds["client_secret"],
+            "SFBULK_TOKEN_ENDPOINT": emu.base_url,
+            "SFBULK_REGISTRY": str(tmp_path / "registry"),
+        }
+    )
     return env
 
 
@@ -46,7 +53,7 @@ def write_input(path: Path, tag: str) -> list[str]:
         for i in range(ROWS):
             email = f"{tag}{i}@example.com"
             emails.append(email)
-            w.writerow([f"F{i}", "" if i % FAIL_EVERY == 5 else f"L{i}", email, f"multi\nline, \"{i}\""])
+            w.writerow([f"F{i}", "" if i % FAIL_EVERY == 5 else f"L{i}", email, f'multi\nline, "{i}"'])
     return emails
 
 
@@ -70,14 +77,23 @@ def count(records: list[dict[str, Any]], kind: str) -> int:
 
 
 def load_args(src: Path) -> list[str]:
-    return [SFBULK, "load", str(src), "--object", "Contact", "--batch-size", str(BATCH), "--concurrency", "2",
-            "--no-progress"]
+    return [
+        SFBULK,
+        "load",
+        str(src),
+        "--object",
+        "Contact",
+        "--batch-size",
+        str(BATCH),
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
 
 
 def start(src: Path, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
-        return subprocess.Popen(load_args(src), env=env, stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=src.parent)
+        return subprocess.Popen(load_args(src), env=env, stdout=fh, stderr=subprocess.STDOUT, cwd=src.parent)
 
 
 def merged_rows(jpath: Path) -> int:
@@ -88,8 +104,13 @@ def merged_rows(jpath: Path) -> int:
         return 0
 
 
-def kill_when(proc: subprocess.Popen[Any], jpath: Path, when: Callable[..., bool],
-              timeout: float = 30.0, signum: int = signal.SIGKILL) -> list[dict[str, Any]]:
+def kill_when(
+    proc: subprocess.Popen[Any],
+    jpath: Path,
+    when: Callable[..., bool],
+    timeout: float = 30.0,
+    signum: int = signal.SIGKILL,
+) -> list[dict[str, Any]]:
     """SIGKILL ``proc`` as soon as its journal (and, if ``when`` takes a second argument, the rows
     merged into the success .part file) satisfy ``when``; returns the journal seen then."""
     deadline = time.monotonic() + timeout
@@ -135,7 +156,10 @@ def check_complete(emu: Any, tmp_path: Path, src: Path, emails: list[str], tag: 
     assert all(r[4].startswith("003") for r in ok[1:])
     assert ok[1][3] == 'multi\nline, "0"'
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("in.", ".sfbulk"))) == [
-        "in.csv", "in.error.csv", "in.success.csv"]
+        "in.csv",
+        "in.error.csv",
+        "in.success.csv",
+    ]
 
 
 # name -> the journal state to kill at (what the run was doing then)
@@ -194,8 +218,11 @@ def test_sigkill_then_rerun_loads_every_row_once(point: str, emulator_factory: A
         assert f"job {jobs[0]}: {ROWS:,} rows" in out
         if count(seen, "sent"):  # printed right after the job's record, before any upload
             assert f"job {jobs[0]}: created (an interrupted run resumes when re-run)" in log.read_text()
-        listed = emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?",
-                                                    (jobs[0],)).fetchone()[0]
+        listed = (
+            emu.store.reader()
+            .execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (jobs[0],))
+            .fetchone()[0]
+        )
         assert listed == BATCHES  # no batch was sent twice
     else:
         assert "created (an interrupted run resumes when re-run)" in out
@@ -223,8 +250,9 @@ def test_killed_twice_and_a_torn_journal_record(emulator_factory: Any, tmp_path:
 
 
 @pytest.mark.slow
-def test_upload_accepted_but_not_journaled_is_found_with_list_batches(emulator_factory: Any,
-                                                                       tmp_path: Path) -> None:
+def test_upload_accepted_but_not_journaled_is_found_with_list_batches(
+    emulator_factory: Any, tmp_path: Path
+) -> None:
     """The narrowest window: Salesforce accepted a batch, the process died before its journal record.
 
     The on-disk state of that crash is made exactly: kill after some batches, then drop the journal
@@ -240,7 +268,11 @@ def test_upload_accepted_but_not_journaled_is_found_with_list_batches(emulator_f
     lines = jpath.read_bytes().split(b"\n")[:-1]
     records = [json.loads(x) for x in lines]
     sent = [n for n, r in enumerate(records) if r["t"] == "sent"]
-    keep = [line for n, line in enumerate(lines) if n not in sent[-2:] and records[n]["t"] in ("start", "job", "sent")]
+    keep = [
+        line
+        for n, line in enumerate(lines)
+        if n not in sent[-2:] and records[n]["t"] in ("start", "job", "sent")
+    ]
     jpath.write_bytes(b"\n".join(keep) + b"\n")
     speed_up(emu)
     result = subprocess.run(load_args(src), env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
@@ -248,7 +280,10 @@ def test_upload_accepted_but_not_journaled_is_found_with_list_batches(emulator_f
     check_complete(emu, tmp_path, src, emails, "lost.")
     job = records[1]["id"]
     # the two uploads the journal lost (and any still in flight at the kill) are reported, not resent
-    assert re.search(rf"job {job}: [2-9] more batches reached Salesforce before the interruption without being "
-                     r"recorded; each is matched to its rows, which are not sent again", result.stderr), result.stderr
+    assert re.search(
+        rf"job {job}: [2-9] more batches reached Salesforce before the interruption without being "
+        r"recorded; each is matched to its rows, which are not sent again",
+        result.stderr,
+    ), result.stderr
     listed = emu.store.reader().execute("SELECT COUNT(*) FROM batches WHERE job_id = ?", (job,)).fetchone()[0]
     assert listed == BATCHES

@@ -39,9 +39,14 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
         timeout=240,
     )
     assert build.returncode == 0, build.stderr[-2000:]
-    for name in ("connector.yaml", "operations/createJob.yaml", "templates",
-                 "connectors/salesforcebulkv2/connector.yaml", "connectors/salesforcebulkv2/operations/uploadJobData.yaml",
-                 "connectors/salesforcebulkv2/templates/createJob.json.j2"):
+    for name in (
+        "connector.yaml",
+        "operations/createJob.yaml",
+        "templates",
+        "connectors/salesforcebulkv2/connector.yaml",
+        "connectors/salesforcebulkv2/operations/uploadJobData.yaml",
+        "connectors/salesforcebulkv2/templates/createJob.json.j2",
+    ):
         assert (target / "sfbulk" / "bundle" / name).exists(), name
 
     elsewhere = tmp_path / "elsewhere"
@@ -60,14 +65,21 @@ def test_non_editable_install_finds_the_bundle_from_another_directory(tmp_path: 
     )
     assert run.returncode == 0, run.stderr[-2000:]
     module_file, operations, v2_line = run.stdout.splitlines()[:3]
-    assert v2_line.startswith(str(target)) and " 18 " in v2_line, v2_line  # init, the 16 WSO2 v2 operations, getQueryJobResultPages
+    assert v2_line.startswith(str(target)) and " 18 " in v2_line, (
+        v2_line
+    )  # init, the 16 WSO2 v2 operations, getQueryJobResultPages
     assert "'salesforce_bulkapi_v2', 'salesforcebulk', 'salesforcebulkv2'" in v2_line
     assert module_file.startswith(str(target)), "the probe must import the installed copy, not the checkout"
     for operation in ("init", "createJob", "getJob", "updateJob"):
         assert f"'{operation}'" in operations
 
     cli = subprocess.run(
-        [sys.executable, "-m", "sfbulk", "--help"], cwd=elsewhere, capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "sfbulk", "--help"],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "emulator" in cli.stdout and "serve" in cli.stdout

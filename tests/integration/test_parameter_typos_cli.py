@@ -39,15 +39,31 @@ def write_flow(tmp_path: Path, url: str) -> Path:
 @pytest.mark.slow
 def test_serve_refuses_the_typo_and_starts_with_lenient(tmp_path):
     flow = write_flow(tmp_path, "https://example.my.salesforce.com")
-    command = [sys.executable, "-m", "sfbulk", "serve", str(flow), "--port", "0", "--registry", str(tmp_path / "reg")]
+    command = [
+        sys.executable,
+        "-m",
+        "sfbulk",
+        "serve",
+        str(flow),
+        "--port",
+        "0",
+        "--registry",
+        str(tmp_path / "reg"),
+    ]
     refused = subprocess.run(command, capture_output=True, text=True, timeout=30, cwd=tmp_path)
     assert refused.returncode == 2
     assert f"{flow}:8: " in refused.stderr
     assert "salesforcebulk.init has no parameter 'connectionName'" in refused.stderr
     assert "sfbulk serving" not in refused.stdout
 
-    proc = subprocess.Popen([*command, "--lenient"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=tmp_path, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [*command, "--lenient"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().startswith("sfbulk serving at ")
@@ -61,8 +77,18 @@ def test_run_with_lenient_ignores_the_extra_parameter(tmp_path, emulator, access
     flow = write_flow(tmp_path, emulator.base_url)
     request = tmp_path / "getJob.xml"
     request.write_text("<getJob><jobId>750000000000000AAA</jobId></getJob>")
-    args = ["run", str(flow), "--proxy", "getJobTypo", "--input", str(request), "-H", f"X-Token: {access_token}",
-            "--registry", str(tmp_path / "reg")]
+    args = [
+        "run",
+        str(flow),
+        "--proxy",
+        "getJobTypo",
+        "--input",
+        str(request),
+        "-H",
+        f"X-Token: {access_token}",
+        "--registry",
+        str(tmp_path / "reg"),
+    ]
     strict = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert strict.exit_code == 2 and "connectionName" in strict.stderr
     lenient = CliRunner().invoke(cli, [*args, "--lenient"], catch_exceptions=False)

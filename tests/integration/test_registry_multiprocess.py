@@ -41,8 +41,10 @@ def test_expired_token_is_refreshed_once_across_processes(emulator, access_token
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(PROCESSES)
     results = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(str(registry.root), params, barrier, results))
-               for _ in range(PROCESSES)]
+    workers = [
+        ctx.Process(target=_worker, args=(str(registry.root), params, barrier, results))
+        for _ in range(PROCESSES)
+    ]
     for worker in workers:
         worker.start()
     reports = [results.get(timeout=30) for _ in workers]
@@ -59,10 +61,17 @@ def test_expired_token_is_refreshed_once_across_processes(emulator, access_token
 
 def _params(emulator, registry_path: str, access_token: str = "") -> dict:
     creds = emulator.credentials
-    return dict(apiUrl=emulator.base_url, apiVersion="62.0", accessToken=access_token,
-                refreshToken=creds["refresh_token"], clientId=creds["client_id"],
-                clientSecret=creds["client_secret"], registryPath=registry_path,
-                tokenEndpointHostname=emulator.base_url, timeout="20")
+    return dict(
+        apiUrl=emulator.base_url,
+        apiVersion="62.0",
+        accessToken=access_token,
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        registryPath=registry_path,
+        tokenEndpointHostname=emulator.base_url,
+        timeout="20",
+    )
 
 
 #: Two canonical registry paths, each spelled two ways: the spellings must share one lock and one file.
@@ -77,8 +86,10 @@ def test_eight_processes_over_aliased_keys_make_one_grant_per_canonical_key(emul
     ctx = multiprocessing.get_context("fork")
     barrier = ctx.Barrier(len(assignments))
     results = ctx.Queue()
-    workers = [ctx.Process(target=_worker, args=(str(registry.root), _params(emulator, path), barrier, results))
-               for path in assignments]
+    workers = [
+        ctx.Process(target=_worker, args=(str(registry.root), _params(emulator, path), barrier, results))
+        for path in assignments
+    ]
     for worker in workers:
         worker.start()
     reports = [results.get(timeout=60) for _ in workers]
@@ -93,4 +104,6 @@ def test_eight_processes_over_aliased_keys_make_one_grant_per_canonical_key(emul
     assert len({r[2] for r in reports}) == len(ALIASES)
     # one file per canonical key: no second copy under another spelling
     assert sorted(p.relative_to(registry.root).as_posix() for p in registry.root.rglob("accessToken")) == [
-        "config/sfb/B/accessToken", "connectors/A/accessToken"]
+        "config/sfb/B/accessToken",
+        "connectors/A/accessToken",
+    ]

@@ -39,9 +39,22 @@ def _start_serve(*args: str, cwd: Path) -> tuple[subprocess.Popen[str], str]:
 
 def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_served(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sfbulk", "serve", str(DATA / "echo_proxy.xml"), str(DATA / "broken_proxy.xml"),
-         "--port", "0", "--registry", str(tmp_path / "reg")],
-        capture_output=True, text=True, timeout=30, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "serve",
+            str(DATA / "echo_proxy.xml"),
+            str(DATA / "broken_proxy.xml"),
+            "--port",
+            "0",
+            "--registry",
+            str(tmp_path / "reg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
     )
     assert result.returncode == 2
     assert "sfbulk serving" not in result.stdout
@@ -76,17 +89,24 @@ def test_serve_answers_logs_access_and_finishes_in_flight_requests_on_sigterm(tm
         f'<call><endpoint><http method="get" uri-template="http://127.0.0.1:{backend.server_port}/slow"/></endpoint></call>'
         "<respond/></inSequence></target></proxy>"
     )
-    proc, url = _start_serve(str(config), str(DATA / "echo_proxy.xml"), "--registry", str(tmp_path / "reg"),
-                             cwd=tmp_path)
+    proc, url = _start_serve(
+        str(config), str(DATA / "echo_proxy.xml"), "--registry", str(tmp_path / "reg"), cwd=tmp_path
+    )
     try:
         health = requests.get(f"{url}/health", timeout=5)
         assert health.json() == {"status": "ok", "proxies": ["echo", "slow"]}
-        echoed = requests.post(f"{url}/services/echo?access_token=QUERYSECRET99", data=b"<a>1</a>",
-                               headers={"Content-Type": "application/xml"}, timeout=5)
+        echoed = requests.post(
+            f"{url}/services/echo?access_token=QUERYSECRET99",
+            data=b"<a>1</a>",
+            headers={"Content-Type": "application/xml"},
+            timeout=5,
+        )
         assert echoed.status_code == 200 and echoed.content == b"<a>1</a>"
 
         results: list[requests.Response] = []
-        client = threading.Thread(target=lambda: results.append(requests.get(f"{url}/services/slow", timeout=15)))
+        client = threading.Thread(
+            target=lambda: results.append(requests.get(f"{url}/services/slow", timeout=15))
+        )
         client.start()
         assert _SlowBackend.received.wait(10), "the proxy never called the backend"
         proc.send_signal(signal.SIGTERM)
@@ -116,9 +136,21 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
         sock.listen(1)
         port = sock.getsockname()[1]
         result = subprocess.run(
-            [sys.executable, "-m", "sfbulk", "serve", str(DATA / "echo_proxy.xml"), "--port", str(port),
-             "--registry", str(tmp_path / "reg")],
-            capture_output=True, text=True, timeout=30, cwd=tmp_path,
+            [
+                sys.executable,
+                "-m",
+                "sfbulk",
+                "serve",
+                str(DATA / "echo_proxy.xml"),
+                "--port",
+                str(port),
+                "--registry",
+                str(tmp_path / "reg"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            cwd=tmp_path,
         )
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
@@ -128,8 +160,14 @@ def test_a_busy_port_is_a_clear_error(tmp_path):
 def test_token_endpoint_option_lets_the_unchanged_seed_proxy_refresh_locally(tmp_path, emulator):
     """`--token-endpoint` gives init the tokenEndpointHostname the seed proxy never passes."""
     repo = Path(__file__).resolve().parents[2]
-    proc, url = _start_serve(str(repo / "examples" / "synapse"), "--registry", str(tmp_path / "reg"),
-                             "--token-endpoint", emulator.base_url, cwd=tmp_path)
+    proc, url = _start_serve(
+        str(repo / "examples" / "synapse"),
+        "--registry",
+        str(tmp_path / "reg"),
+        "--token-endpoint",
+        emulator.base_url,
+        cwd=tmp_path,
+    )
     try:
         creds = emulator.credentials
         body = (
@@ -139,8 +177,12 @@ def test_token_endpoint_option_lets_the_unchanged_seed_proxy_refresh_locally(tmp
             "<intervalTime>1000000</intervalTime><registryPath>connectors/SalesforceBulk</registryPath>"
             "<operation>insert</operation><contentType>CSV</contentType><object>Contact</object></createJob>"
         )
-        response = requests.post(f"{url}/services/salesforcebulk_createJob", data=body.encode(),
-                                 headers={"Content-Type": "text/xml"}, timeout=20)
+        response = requests.post(
+            f"{url}/services/salesforcebulk_createJob",
+            data=body.encode(),
+            headers={"Content-Type": "text/xml"},
+            timeout=20,
+        )
         assert response.status_code == 201, response.text
         stored = (tmp_path / "reg" / "connectors" / "SalesforceBulk" / "accessToken").read_text()
         assert stored  # the refreshed token, cached in the registry

@@ -50,8 +50,12 @@ def _request(emulator, root: str, **fields: str) -> bytes:
 
 
 def _call(server, emulator, action: str, **fields: str) -> requests.Response:
-    return requests.post(server.service_url("salesforcebulk_dispatcher"), data=_request(emulator, action, **fields),
-                         headers={"Content-Type": "application/xml", "Action": f"urn:{action}"}, timeout=20)
+    return requests.post(
+        server.service_url("salesforcebulk_dispatcher"),
+        data=_request(emulator, action, **fields),
+        headers={"Content-Type": "application/xml", "Action": f"urn:{action}"},
+        timeout=20,
+    )
 
 
 def _fields(xml: bytes) -> dict[str, str]:
@@ -59,22 +63,32 @@ def _fields(xml: bytes) -> dict[str, str]:
 
 
 def _direct(emulator, token: str, method: str, path: str, body: str | None = None) -> requests.Response:
-    return requests.request(method, f"{emulator.base_url}/services/async/{API}{path}",
-                            data=body.encode() if body else None,
-                            headers={"X-SFDC-Session": token, "Content-Type": "application/xml"}, timeout=10)
+    return requests.request(
+        method,
+        f"{emulator.base_url}/services/async/{API}{path}",
+        data=body.encode() if body else None,
+        headers={"X-SFDC-Session": token, "Content-Type": "application/xml"},
+        timeout=10,
+    )
 
 
 def _error(xml: bytes) -> tuple[str | None, str | None]:
     root = etree.fromstring(xml)
-    return root.findtext("sf:exceptionCode", namespaces=NS), root.findtext("sf:exceptionMessage", namespaces=NS)
+    return root.findtext("sf:exceptionCode", namespaces=NS), root.findtext(
+        "sf:exceptionMessage", namespaces=NS
+    )
 
 
 def _job_info(**fields: str) -> str:
-    return f'<jobInfo xmlns="{NS["sf"]}">' + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + "</jobInfo>"
+    return (
+        f'<jobInfo xmlns="{NS["sf"]}">' + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + "</jobInfo>"
+    )
 
 
 def test_create_get_update_through_the_dispatcher(dispatcher, emulator, access_token):
-    created = _call(dispatcher, emulator, "createJob", operation="insert", object="Account", contentType="CSV")
+    created = _call(
+        dispatcher, emulator, "createJob", operation="insert", object="Account", contentType="CSV"
+    )
     assert created.status_code == 201, created.text
     job_id = _fields(created.content)["id"]
     assert re.fullmatch(r"750[0-9A-Za-z]{15}", job_id)
@@ -94,19 +108,32 @@ def test_create_get_update_through_the_dispatcher(dispatcher, emulator, access_t
 
 
 def test_soap_action_selects_the_operation_too(dispatcher, emulator):
-    envelope = (b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
-                + _request(emulator, "createJob", operation="insert", object="Contact", contentType="XML")
-                + b"</soapenv:Body></soapenv:Envelope>")
-    response = requests.post(dispatcher.service_url("salesforcebulk_dispatcher"), data=envelope,
-                             headers={"Content-Type": "text/xml", "SOAPAction": '"urn:createJob"'}, timeout=20)
+    envelope = (
+        b'<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>'
+        + _request(emulator, "createJob", operation="insert", object="Contact", contentType="XML")
+        + b"</soapenv:Body></soapenv:Envelope>"
+    )
+    response = requests.post(
+        dispatcher.service_url("salesforcebulk_dispatcher"),
+        data=envelope,
+        headers={"Content-Type": "text/xml", "SOAPAction": '"urn:createJob"'},
+        timeout=20,
+    )
     assert response.status_code == 201
     assert _fields(response.content)["contentType"] == "XML"
 
 
 def test_unknown_object_gives_exactly_the_api_error(dispatcher, emulator, access_token):
-    ours = _call(dispatcher, emulator, "createJob", operation="insert", object="NoSuchThing__c", contentType="CSV")
-    theirs = _direct(emulator, access_token, "POST", "/job",
-                     _job_info(operation="insert", object="NoSuchThing__c", contentType="CSV"))
+    ours = _call(
+        dispatcher, emulator, "createJob", operation="insert", object="NoSuchThing__c", contentType="CSV"
+    )
+    theirs = _direct(
+        emulator,
+        access_token,
+        "POST",
+        "/job",
+        _job_info(operation="insert", object="NoSuchThing__c", contentType="CSV"),
+    )
     assert ours.status_code == theirs.status_code == 400
     assert _error(ours.content) == _error(theirs.content)
     assert _error(ours.content)[0]
@@ -126,8 +153,9 @@ def test_invalid_job_id_gives_exactly_the_api_error(dispatcher, emulator, access
 
 
 def test_closing_twice_relays_the_invalid_state_error(dispatcher, emulator, access_token):
-    job_id = _fields(_call(dispatcher, emulator, "createJob", operation="insert", object="Lead",
-                           contentType="CSV").content)["id"]
+    job_id = _fields(
+        _call(dispatcher, emulator, "createJob", operation="insert", object="Lead", contentType="CSV").content
+    )["id"]
     assert _call(dispatcher, emulator, "updateJob", jobId=job_id, state="Closed").status_code == 200
     ours = _call(dispatcher, emulator, "updateJob", jobId=job_id, state="Closed")
     theirs = _direct(emulator, access_token, "POST", f"/job/{job_id}", _job_info(state="Closed"))
@@ -136,8 +164,11 @@ def test_closing_twice_relays_the_invalid_state_error(dispatcher, emulator, acce
 
 
 def test_unknown_action_is_a_clear_400(dispatcher, emulator):
-    response = requests.post(dispatcher.service_url("salesforcebulk_dispatcher"),
-                             data=_request(emulator, "deleteEverything"),
-                             headers={"Content-Type": "application/xml", "Action": "urn:deleteEverything"}, timeout=20)
+    response = requests.post(
+        dispatcher.service_url("salesforcebulk_dispatcher"),
+        data=_request(emulator, "deleteEverything"),
+        headers={"Content-Type": "application/xml", "Action": "urn:deleteEverything"},
+        timeout=20,
+    )
     assert response.status_code == 400
     assert "urn:deleteEverything" in response.text

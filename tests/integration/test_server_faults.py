@@ -20,8 +20,11 @@ AUTH_FAULT = 700101
 REGISTRY_FAULT = 700201
 PARAMETER_FAULT = 500101
 
-NO_FAULT_SEQ_PROXY = SEED_PROXY.read_text().replace(' onError="faultHandlerSeq"', "").replace(
-    'name="salesforcebulk_createJob"', 'name="createJob_nofault"')
+NO_FAULT_SEQ_PROXY = (
+    SEED_PROXY.read_text()
+    .replace(' onError="faultHandlerSeq"', "")
+    .replace('name="salesforcebulk_createJob"', 'name="createJob_nofault"')
+)
 
 ECHO_PROXY = """<proxy xmlns="http://ws.apache.org/ns/synapse" name="echo_headers">
   <target><inSequence>
@@ -32,22 +35,37 @@ ECHO_PROXY = """<proxy xmlns="http://ws.apache.org/ns/synapse" name="echo_header
 </proxy>
 """
 
-CALLER_HEADERS = {"Authorization": "Bearer CALLER-SECRET-TOKEN", "Cookie": "sid=CALLER-COOKIE",
-                  "X-Custom": "mine", "X-Correlation-Id": "corr-42", "Content-Type": "text/xml"}
+CALLER_HEADERS = {
+    "Authorization": "Bearer CALLER-SECRET-TOKEN",
+    "Cookie": "sid=CALLER-COOKIE",
+    "X-Custom": "mine",
+    "X-Correlation-Id": "corr-42",
+    "Content-Type": "text/xml",
+}
 
 
 @pytest.fixture
 def fault_server(sfbulk_server, emulator, tmp_path):
     extra = tmp_path / "extra_proxies.xml"
-    extra.write_text(f'<definitions xmlns="http://ws.apache.org/ns/synapse">{NO_FAULT_SEQ_PROXY.split("?>", 1)[1]}'
-                     f"{ECHO_PROXY}</definitions>")
-    return sfbulk_server(SEED_PROXY, FAULT_SEQ, extra,
-                         init_defaults={"salesforcebulk": {"tokenEndpointHostname": emulator.base_url}})
+    extra.write_text(
+        f'<definitions xmlns="http://ws.apache.org/ns/synapse">{NO_FAULT_SEQ_PROXY.split("?>", 1)[1]}'
+        f"{ECHO_PROXY}</definitions>"
+    )
+    return sfbulk_server(
+        SEED_PROXY,
+        FAULT_SEQ,
+        extra,
+        init_defaults={"salesforcebulk": {"tokenEndpointHostname": emulator.base_url}},
+    )
 
 
 def _post(server, body: str, proxy: str = "salesforcebulk_createJob", headers=None) -> requests.Response:
-    return requests.post(server.service_url(proxy), data=body.encode(), headers=headers or {"Content-Type": "text/xml"},
-                         timeout=30)
+    return requests.post(
+        server.service_url(proxy),
+        data=body.encode(),
+        headers=headers or {"Content-Type": "text/xml"},
+        timeout=30,
+    )
 
 
 def _fault(response: requests.Response) -> tuple[int, str]:
@@ -60,7 +78,11 @@ def _sfbulk_records(caplog) -> list[logging.LogRecord]:
 
 
 def _assert_one_warning(caplog, code: int) -> None:
-    engine = [r for r in _sfbulk_records(caplog) if r.name == "sfbulk.engine.engine" and r.levelno >= logging.WARNING]
+    engine = [
+        r
+        for r in _sfbulk_records(caplog)
+        if r.name == "sfbulk.engine.engine" and r.levelno >= logging.WARNING
+    ]
     assert len(engine) == 1, [r.getMessage() for r in engine]
     assert engine[0].levelno == logging.WARNING and engine[0].exc_info is None
     assert f"ERROR_CODE {code}" in engine[0].getMessage()
@@ -68,8 +90,15 @@ def _assert_one_warning(caplog, code: int) -> None:
 
 
 def test_a_refused_token_grant_is_an_auth_fault_through_the_fault_sequence(fault_server, emulator, caplog):
-    body = seed_request(emulator, "not-a-token", refreshToken="bogus-refresh", clientId="bogus-client",
-                        clientSecret="bogus-secret-value", intervalTime="0", registryPath="tenants/mallory")
+    body = seed_request(
+        emulator,
+        "not-a-token",
+        refreshToken="bogus-refresh",
+        clientId="bogus-client",
+        clientSecret="bogus-secret-value",
+        intervalTime="0",
+        registryPath="tenants/mallory",
+    )
     with caplog.at_level(logging.INFO):
         response = _post(fault_server, body)
     assert response.status_code == 500  # what faultHandlerSeq answers
@@ -78,8 +107,9 @@ def test_a_refused_token_grant_is_an_auth_fault_through_the_fault_sequence(fault
     assert "token" in message.lower() and "Runtime error" not in message
     assert "bogus-secret-value" not in response.text and "bogus-refresh" not in response.text
     _assert_one_warning(caplog, AUTH_FAULT)
-    assert not any("bogus-secret-value" in r.getMessage() or "bogus-refresh" in r.getMessage()
-                   for r in caplog.records)
+    assert not any(
+        "bogus-secret-value" in r.getMessage() or "bogus-refresh" in r.getMessage() for r in caplog.records
+    )
 
 
 def test_an_illegal_registry_path_is_a_registry_fault(fault_server, emulator, access_token, caplog):
@@ -101,11 +131,20 @@ def test_a_bad_parameter_is_a_parameter_fault(fault_server, emulator, access_tok
 
 
 def test_without_a_fault_sequence_the_engine_answers_a_4xx_fault(fault_server, emulator, access_token):
-    response = _post(fault_server, seed_request(emulator, access_token, registryPath="../x"), proxy="createJob_nofault")
+    response = _post(
+        fault_server, seed_request(emulator, access_token, registryPath="../x"), proxy="createJob_nofault"
+    )
     assert response.status_code == 400
     assert _fault(response)[0] == REGISTRY_FAULT
-    body = seed_request(emulator, "x", refreshToken="bogus", clientId="bogus", clientSecret="bogus", intervalTime="0",
-                        registryPath="tenants/nofault")
+    body = seed_request(
+        emulator,
+        "x",
+        refreshToken="bogus",
+        clientId="bogus",
+        clientSecret="bogus",
+        intervalTime="0",
+        registryPath="tenants/nofault",
+    )
     response = _post(fault_server, body, proxy="createJob_nofault")
     assert response.status_code == 401
     assert _fault(response)[0] == AUTH_FAULT
@@ -127,16 +166,21 @@ def test_one_request_writes_a_few_kb_of_log_whatever_it_carries(fault_server, em
 
 def test_a_json_lone_surrogate_is_400_at_once(fault_server):
     for text in ('{"createJob": {"object": "\\ud800"}}', '["\\udfff x"]'):
-        response = requests.post(fault_server.service_url("salesforcebulk_createJob"), data=text.encode(),
-                                 headers={"Content-Type": "application/json"}, timeout=10)
+        response = requests.post(
+            fault_server.service_url("salesforcebulk_createJob"),
+            data=text.encode(),
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        )
         assert response.status_code == 400
         fault = response.json()["fault"]
         assert fault["code"] == "MalformedPayload" and "surrogate" in fault["message"]
 
 
 def test_the_fault_path_echoes_no_request_header(fault_server, emulator, access_token):
-    response = _post(fault_server, seed_request(emulator, access_token, registryPath="../../etc"),
-                     headers=CALLER_HEADERS)
+    response = _post(
+        fault_server, seed_request(emulator, access_token, registryPath="../../etc"), headers=CALLER_HEADERS
+    )
     assert _fault(response)[0] == REGISTRY_FAULT
     for name in ("Authorization", "Cookie", "X-Custom", "X-Correlation-Id"):
         assert name not in response.headers
@@ -144,8 +188,9 @@ def test_the_fault_path_echoes_no_request_header(fault_server, emulator, access_
 
 
 def test_payload_factory_respond_returns_only_the_headers_a_mediator_set(fault_server):
-    response = requests.post(fault_server.service_url("echo_headers"), data=b"<a/>", headers=CALLER_HEADERS,
-                             timeout=10)
+    response = requests.post(
+        fault_server.service_url("echo_headers"), data=b"<a/>", headers=CALLER_HEADERS, timeout=10
+    )
     assert response.status_code == 200 and b"<ok/>" in response.content
     assert response.headers["X-Correlation-Id"] == "corr-42"  # copied by <header>: flows back
     for name in ("Authorization", "Cookie", "X-Custom"):
@@ -159,11 +204,14 @@ def test_call_and_respond_still_relays_salesforce_headers(fault_server, emulator
     assert response.headers["Content-Type"].startswith("application/xml")
 
 
-def test_a_secret_given_again_as_another_parameter_is_not_echoed_by_the_fault(fault_server, emulator, access_token,
-                                                                             caplog):
+def test_a_secret_given_again_as_another_parameter_is_not_echoed_by_the_fault(
+    fault_server, emulator, access_token, caplog
+):
     secret = "Sup3r-Secret-Value-991"
     with caplog.at_level(logging.INFO):
-        response = _post(fault_server, seed_request(emulator, access_token, clientSecret=secret, apiVersion=secret))
+        response = _post(
+            fault_server, seed_request(emulator, access_token, clientSecret=secret, apiVersion=secret)
+        )
     code, message = _fault(response)
     assert code == PARAMETER_FAULT and "apiVersion" in message
     assert secret not in response.text

@@ -70,7 +70,9 @@ def flow_server(sfbulk_server, status_backend, tmp_path):
 
 @pytest.mark.parametrize("status", [200, 201, 400, 404, 500])
 def test_respond_relays_backend_status_headers_and_body(flow_server, status):
-    response = requests.get(flow_server.service_url("flow_relay"), headers={"X-Want-Status": str(status)}, timeout=10)
+    response = requests.get(
+        flow_server.service_url("flow_relay"), headers={"X-Want-Status": str(status)}, timeout=10
+    )
     assert response.status_code == status
     assert response.headers["X-Backend-Header"] == "from-backend"
     assert response.headers["Content-Type"].startswith("application/xml")
@@ -78,15 +80,23 @@ def test_respond_relays_backend_status_headers_and_body(flow_server, status):
 
 
 def test_drop_answers_202_with_an_empty_body(flow_server):
-    response = requests.post(flow_server.service_url("flow_drop"), data=b"<x>1</x>",
-                             headers={"Content-Type": "application/xml"}, timeout=10)
+    response = requests.post(
+        flow_server.service_url("flow_drop"),
+        data=b"<x>1</x>",
+        headers={"Content-Type": "application/xml"},
+        timeout=10,
+    )
     assert response.status_code == 202
     assert response.content == b""
 
 
 def test_on_error_sequence_answers_the_caller(flow_server):
-    response = requests.post(flow_server.service_url("flow_onerror"), data=b"<x>1</x>",
-                             headers={"Content-Type": "application/xml"}, timeout=10)
+    response = requests.post(
+        flow_server.service_url("flow_onerror"),
+        data=b"<x>1</x>",
+        headers={"Content-Type": "application/xml"},
+        timeout=10,
+    )
     assert response.status_code == 503
     handled = etree.fromstring(response.content)
     assert handled.tag == "handled"
@@ -112,9 +122,12 @@ def test_a_folder_is_loaded_whole(flow_server):
 
 
 def test_respond_without_call_echoes_the_request_body_but_not_its_headers(flow_server):
-    response = requests.post(flow_server.service_url("flow_echo") + "/a?b=1", data=b"<x>1</x>",
-                             headers={"Content-Type": "application/xml", "X-Custom": "mine",
-                                      "Authorization": "Bearer SECRET"}, timeout=10)
+    response = requests.post(
+        flow_server.service_url("flow_echo") + "/a?b=1",
+        data=b"<x>1</x>",
+        headers={"Content-Type": "application/xml", "X-Custom": "mine", "Authorization": "Bearer SECRET"},
+        timeout=10,
+    )
     assert response.status_code == 200
     assert response.content == b"<x>1</x>"
     assert "X-Custom" not in response.headers and "Authorization" not in response.headers  # docs/server.md

@@ -55,7 +55,9 @@ def hostile_server(tmp_path_factory):
 
 
 def _post(server, body: bytes, content_type: str = "text/xml", proxy: str = "salesforcebulk_createJob"):
-    return requests.post(server.service_url(proxy), data=body, headers={"Content-Type": content_type}, timeout=10)
+    return requests.post(
+        server.service_url(proxy), data=body, headers={"Content-Type": content_type}, timeout=10
+    )
 
 
 def _fault(response) -> tuple[str, str]:
@@ -82,8 +84,12 @@ def test_malformed_xml_is_400_with_a_clear_message(hostile_server, content_type)
 
 
 def test_malformed_json_is_400(hostile_server):
-    response = requests.post(hostile_server.service_url("salesforcebulk_createJob"), data=b'{"createJob": ',
-                             headers={"Content-Type": "application/json"}, timeout=10)
+    response = requests.post(
+        hostile_server.service_url("salesforcebulk_createJob"),
+        data=b'{"createJob": ',
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 400
     assert response.json()["fault"]["code"] == "MalformedPayload"
     assert "not valid JSON" in response.json()["fault"]["message"]
@@ -91,8 +97,12 @@ def test_malformed_json_is_400(hostile_server):
 
 def test_deeply_nested_json_is_400_not_a_crash(hostile_server):
     body = b"[" * 100_000 + b"]" * 100_000
-    response = requests.post(hostile_server.service_url("salesforcebulk_createJob"), data=body,
-                             headers={"Content-Type": "application/json"}, timeout=10)
+    response = requests.post(
+        hostile_server.service_url("salesforcebulk_createJob"),
+        data=body,
+        headers={"Content-Type": "application/json"},
+        timeout=10,
+    )
     assert response.status_code == 400
     _still_healthy(hostile_server)
 
@@ -122,8 +132,10 @@ def test_billion_laughs_is_rejected_in_under_a_second(hostile_server):
 def test_body_over_the_limit_is_413_without_being_read(hostile_server):
     # a client announcing a huge body gets 413 before sending it
     with socket.create_connection((hostile_server.host, hostile_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Content-Length: 50000000\r\n\r\n")
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 50000000\r\n\r\n"
+        )
         raw = b""
         while b"</fault>" not in raw:
             chunk = sock.recv(65536)
@@ -140,8 +152,12 @@ def test_chunked_body_over_the_limit_is_413(hostile_server):
         for _ in range(MAX_BODY // 4096 + 2):
             yield b"<a>" + b"x" * 4089 + b"</a>"
 
-    response = requests.post(hostile_server.service_url("salesforcebulk_createJob"), data=chunks(),
-                             headers={"Content-Type": "text/xml"}, timeout=10)
+    response = requests.post(
+        hostile_server.service_url("salesforcebulk_createJob"),
+        data=chunks(),
+        headers={"Content-Type": "text/xml"},
+        timeout=10,
+    )
     assert response.status_code == 413
     assert _fault(response)[0] == "PayloadTooLarge"
     _still_healthy(hostile_server)
@@ -172,7 +188,11 @@ def test_garbage_request_line_gets_no_traceback(hostile_server):
 @pytest.mark.parametrize(
     ("head", "status", "expected"),
     [
-        (b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, "both Content-Length and Transfer"),
+        (
+            b"Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+            "both Content-Length and Transfer",
+        ),
         (b"Content-Length: 4\r\nContent-Length: 5\r\n\r\nabcde", 400, "Content-Length is invalid"),
         (b"Content-Length: -1\r\n\r\n", 400, "Content-Length is invalid"),
         (b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, "not supported"),
@@ -183,8 +203,10 @@ def test_garbage_request_line_gets_no_traceback(hostile_server):
 def test_ambiguous_framing_is_refused_at_once(hostile_server, head, status, expected):
     # the framings request smuggling relies on: refused with a fault, never guessed
     with socket.create_connection((hostile_server.host, hostile_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     + head)
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            + head
+        )
         raw = b""
         while b"</fault>" not in raw:
             chunk = sock.recv(65536)

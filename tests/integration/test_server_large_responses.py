@@ -9,8 +9,10 @@ import time
 
 import requests
 
-ECHO = ('<proxy xmlns="http://ws.apache.org/ns/synapse" name="echo"><target><inSequence>'
-        "<respond/></inSequence></target></proxy>")
+ECHO = (
+    '<proxy xmlns="http://ws.apache.org/ns/synapse" name="echo"><target><inSequence>'
+    "<respond/></inSequence></target></proxy>"
+)
 BODY = b"<r>" + b"<v>0123456789abcdef</v>" * 250_000 + b"</r>"  # ~5.8 MB: many socket buffers
 
 
@@ -20,8 +22,10 @@ def _echo_server(sfbulk_server, tmp_path):
 
 
 def _request(server) -> bytes:
-    return (f"POST /services/echo HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: application/xml\r\n"
-            f"Content-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+    return (
+        f"POST /services/echo HTTP/1.1\r\nHost: {server.host}\r\nContent-Type: application/xml\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
 
 
 def _read_body(sock: socket.socket, pause: float) -> bytes:
@@ -30,8 +34,13 @@ def _read_body(sock: socket.socket, pause: float) -> bytes:
         raw += sock.recv(65536)
     head, _, body = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200 "), head[:200]
-    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
-                      if line.lower().startswith(b"content-length:")))
+    length = int(
+        next(
+            line.split(b":", 1)[1]
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         assert chunk, f"the connection closed after {len(body)} of {length} bytes"
@@ -46,8 +55,9 @@ def test_a_large_response_to_a_prompt_reader_arrives_whole_and_fast(sfbulk_serve
     with requests.Session() as session:
         for _ in range(3):
             started = time.monotonic()
-            response = session.post(server.service_url("echo"), data=BODY,
-                                    headers={"Content-Type": "application/xml"}, timeout=30)
+            response = session.post(
+                server.service_url("echo"), data=BODY, headers={"Content-Type": "application/xml"}, timeout=30
+            )
             elapsed = time.monotonic() - started
             assert response.status_code == 200
             assert response.content == BODY

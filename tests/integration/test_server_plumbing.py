@@ -46,14 +46,23 @@ class RecordingEngine:
     def api_match(self, method: str, uri: str) -> ApiMatch:
         raise NoApiMatch(404, f"no API is deployed for {method} {uri}")
 
-    def handle_api(self, *, method: str, uri: str, headers, body: bytes, match: ApiMatch | None) -> HttpResult:
+    def handle_api(
+        self, *, method: str, uri: str, headers, body: bytes, match: ApiMatch | None
+    ) -> HttpResult:
         raise NoApiMatch(404, f"no API is deployed for {method} {uri}")
 
-    def handle(self, proxy: str, *, method: str, uri: str, headers, body: bytes,
-               rest_url_postfix: str | None) -> HttpResult:
+    def handle(
+        self, proxy: str, *, method: str, uri: str, headers, body: bytes, rest_url_postfix: str | None
+    ) -> HttpResult:
         self.calls.append(
-            {"proxy": proxy, "method": method, "uri": uri, "headers": list(headers), "body": body,
-             "postfix": rest_url_postfix}
+            {
+                "proxy": proxy,
+                "method": method,
+                "uri": uri,
+                "headers": list(headers),
+                "body": body,
+                "postfix": rest_url_postfix,
+            }
         )
         if proxy not in self.proxies:
             raise UnknownProxyError(proxy, list(self.proxies))
@@ -66,16 +75,26 @@ class RecordingEngine:
         if proxy == "slow":
             time.sleep(1.0)
         if proxy == "relay":
-            return _Result(201, "Created", [("Content-Type", "application/xml"), ("Connection", "keep-alive"),
-                                             ("Content-Length", "999"), ("X-Custom", "a\r\nInjected: yes")],
-                           b"<jobInfo/>")
+            return _Result(
+                201,
+                "Created",
+                [
+                    ("Content-Type", "application/xml"),
+                    ("Connection", "keep-alive"),
+                    ("Content-Length", "999"),
+                    ("X-Custom", "a\r\nInjected: yes"),
+                ],
+                b"<jobInfo/>",
+            )
         return _Result(200, "OK", [("Content-Type", "application/octet-stream")], body)
 
 
 @pytest.fixture(scope="module")
 def _plumbing_server():
     engine = RecordingEngine()
-    server = start_server(engine, host="127.0.0.1", port=0, threads=4, max_body_bytes=1000, shutdown_timeout=5)
+    server = start_server(
+        engine, host="127.0.0.1", port=0, threads=4, max_body_bytes=1000, shutdown_timeout=5
+    )
     try:
         yield server, engine
     finally:
@@ -112,8 +131,12 @@ def _raw_request(server, data: bytes) -> bytes:
 )
 def test_routes_to_engine_with_rest_url_postfix(plumbing, path, postfix):
     server, engine = plumbing
-    response = requests.post(server.url + path, data=b"<a/>", headers={"Content-Type": "application/xml",
-                                                                       "SOAPAction": '"urn:x"'}, timeout=5)
+    response = requests.post(
+        server.url + path,
+        data=b"<a/>",
+        headers={"Content-Type": "application/xml", "SOAPAction": '"urn:x"'},
+        timeout=5,
+    )
     assert response.status_code == 200
     assert response.content == b"<a/>"
     call = engine.calls[-1]
@@ -129,8 +152,9 @@ def test_routes_to_engine_with_rest_url_postfix(plumbing, path, postfix):
 @pytest.mark.parametrize("method", PROXY_METHODS)
 def test_every_standard_method_reaches_the_proxy(plumbing, method):
     server, engine = plumbing
-    response = requests.request(method, server.service_url("echo"), data=b"xy" if method != "GET" else None,
-                                timeout=5)
+    response = requests.request(
+        method, server.service_url("echo"), data=b"xy" if method != "GET" else None, timeout=5
+    )
     assert response.status_code == 200
     assert engine.calls[-1]["method"] == method
     if method == "HEAD":
@@ -160,8 +184,9 @@ def test_connect_is_refused_with_405(plumbing):
 
 def test_unknown_proxy_is_404_fault(plumbing):
     server, _ = plumbing
-    response = requests.post(server.service_url("nope"), data=b"<a/>", headers={"Content-Type": "text/xml"},
-                             timeout=5)
+    response = requests.post(
+        server.service_url("nope"), data=b"<a/>", headers={"Content-Type": "text/xml"}, timeout=5
+    )
     assert response.status_code == 404
     assert response.headers["Content-Type"].startswith("application/xml")
     fault = etree.fromstring(response.content)
@@ -216,8 +241,10 @@ def test_chunked_body_is_counted_while_reading(plumbing):
 
 def test_bad_content_length_is_400(plumbing):
     server, engine = plumbing
-    raw = _raw_request(server, b"POST /services/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n"
-                               b"Connection: close\r\n\r\n")
+    raw = _raw_request(
+        server,
+        b"POST /services/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\nConnection: close\r\n\r\n",
+    )
     assert raw.split(b"\r\n", 1)[0].split(b" ")[1] in (b"400",)
     assert b"Traceback" not in raw
     assert engine.calls == []
@@ -290,7 +317,9 @@ def test_stop_finishes_in_flight_requests():
     server = start_server(engine, host="127.0.0.1", port=0, threads=2, shutdown_timeout=10)
     results: list[int] = []
     thread = threading.Thread(
-        target=lambda: results.append(requests.post(server.service_url("slow"), data=b"z", timeout=10).status_code)
+        target=lambda: results.append(
+            requests.post(server.service_url("slow"), data=b"z", timeout=10).status_code
+        )
     )
     thread.start()
     deadline = time.time() + 5

@@ -49,8 +49,11 @@ def job_fields(xml: bytes) -> dict[str, str]:
 
 
 def get_job_directly(emulator, token: str, job_id: str, version: str = "34.0") -> requests.Response:
-    return requests.get(f"{emulator.base_url}/services/async/{version}/job/{job_id}",
-                        headers={"X-SFDC-Session": token}, timeout=10)
+    return requests.get(
+        f"{emulator.base_url}/services/async/{version}/job/{job_id}",
+        headers={"X-SFDC-Session": token},
+        timeout=10,
+    )
 
 
 @pytest.fixture
@@ -62,13 +65,19 @@ def _assert_created_job(emulator, access_token, status: int, body: bytes) -> dic
     assert status == 201, body
     job = job_fields(body)
     assert re.fullmatch(r"750[0-9A-Za-z]{15}", job["id"])
-    assert (job["operation"], job["object"], job["contentType"], job["state"]) == ("insert", "Contact", "CSV", "Open")
+    assert (job["operation"], job["object"], job["contentType"], job["state"]) == (
+        "insert",
+        "Contact",
+        "CSV",
+        "Open",
+    )
     # Salesforce (the emulator) really holds that job with those fields: what went out was a plain jobInfo.
     direct = get_job_directly(emulator, access_token, job["id"])
     assert direct.status_code == 200
     stored = job_fields(direct.content)
     assert {k: stored[k] for k in ("id", "operation", "object", "contentType", "state")} == {
-        k: job[k] for k in ("id", "operation", "object", "contentType", "state")}
+        k: job[k] for k in ("id", "operation", "object", "contentType", "state")
+    }
     return job
 
 
@@ -77,9 +86,23 @@ def test_the_seed_curl_command_verbatim(seed_server, emulator, access_token, tmp
     (tmp_path / "createJob.xml").write_text(seed_request(emulator, access_token))
     url = f"http://localhost:{seed_server.port}/services/salesforcebulk_createJob"
     completed = subprocess.run(
-        ["curl", url, "-H", "Content-Type: text/xml", "-d", "@createJob.xml",
-         "-s", "-S", "-D", "headers.txt", "--max-time", "20"],
-        cwd=tmp_path, capture_output=True, timeout=30,
+        [
+            "curl",
+            url,
+            "-H",
+            "Content-Type: text/xml",
+            "-d",
+            "@createJob.xml",
+            "-s",
+            "-S",
+            "-D",
+            "headers.txt",
+            "--max-time",
+            "20",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=30,
     )
     assert completed.returncode == 0, completed.stderr
     status_line = (tmp_path / "headers.txt").read_text().splitlines()[0]
@@ -117,20 +140,34 @@ def _json_body(xml_text: str) -> str:
 )
 def test_every_body_kind_creates_the_same_plain_job(seed_server, emulator, access_token, content_type, wrap):
     xml = seed_request(emulator, access_token).strip()
-    response = requests.post(seed_server.service_url("salesforcebulk_createJob"), data=wrap(xml).encode(),
-                             headers={"Content-Type": content_type}, timeout=20)
+    response = requests.post(
+        seed_server.service_url("salesforcebulk_createJob"),
+        data=wrap(xml).encode(),
+        headers={"Content-Type": content_type},
+        timeout=20,
+    )
     _assert_created_job(emulator, access_token, response.status_code, response.content)
 
 
 def test_salesforce_errors_are_relayed_unchanged(seed_server, emulator, access_token):
-    xml = seed_request(emulator, access_token).replace("<object>Contact</object>", "<object>NoSuchObject__x</object>")
-    response = requests.post(seed_server.service_url("salesforcebulk_createJob"), data=xml.encode(),
-                             headers={"Content-Type": "text/xml"}, timeout=20)
+    xml = seed_request(emulator, access_token).replace(
+        "<object>Contact</object>", "<object>NoSuchObject__x</object>"
+    )
+    response = requests.post(
+        seed_server.service_url("salesforcebulk_createJob"),
+        data=xml.encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=20,
+    )
     direct = requests.post(
         f"{emulator.base_url}/services/async/34.0/job",
-        data=(f'<jobInfo xmlns="{NS["sf"]}"><operation>insert</operation><object>NoSuchObject__x</object>'
-              "<contentType>CSV</contentType></jobInfo>").encode(),
-        headers={"X-SFDC-Session": access_token, "Content-Type": "application/xml"}, timeout=10)
+        data=(
+            f'<jobInfo xmlns="{NS["sf"]}"><operation>insert</operation><object>NoSuchObject__x</object>'
+            "<contentType>CSV</contentType></jobInfo>"
+        ).encode(),
+        headers={"X-SFDC-Session": access_token, "Content-Type": "application/xml"},
+        timeout=10,
+    )
     assert response.status_code == direct.status_code == 400
     ours, theirs = etree.fromstring(response.content), etree.fromstring(direct.content)
     for field in ("exceptionCode", "exceptionMessage"):
@@ -146,8 +183,12 @@ def test_unreachable_salesforce_gives_the_fault_sequence_answer_quickly(seed_ser
         closed = sock.getsockname()[1]
     xml = seed_request(emulator, access_token, apiUrl=f"http://127.0.0.1:{closed}")
     started = time.monotonic()
-    response = requests.post(seed_server.service_url("salesforcebulk_createJob"), data=xml.encode(),
-                             headers={"Content-Type": "text/xml"}, timeout=30)
+    response = requests.post(
+        seed_server.service_url("salesforcebulk_createJob"),
+        data=xml.encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=30,
+    )
     assert time.monotonic() - started < 5
     assert response.status_code == 500
     fault = etree.fromstring(response.content)

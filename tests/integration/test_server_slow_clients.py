@@ -56,7 +56,7 @@ class Tricklers:
     def tick(self) -> None:
         for i, sock in enumerate(self.socks):
             try:
-                sock.send(self.drip[self.offsets[i] % len(self.drip):][:1])
+                sock.send(self.drip[self.offsets[i] % len(self.drip) :][:1])
                 self.offsets[i] += 1
             except (BlockingIOError, InterruptedError):
                 pass
@@ -77,9 +77,12 @@ def _probe(server, emulator, access_token) -> tuple[float, float]:
     health_s = time.monotonic() - started
     assert health.status_code == 200
     started = time.monotonic()
-    seed = requests.post(server.service_url("salesforcebulk_createJob"),
-                         data=seed_request(emulator, access_token).encode(),
-                         headers={"Content-Type": "text/xml"}, timeout=HEALTH_DEADLINE_S + 3)
+    seed = requests.post(
+        server.service_url("salesforcebulk_createJob"),
+        data=seed_request(emulator, access_token).encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=HEALTH_DEADLINE_S + 3,
+    )
     seed_s = time.monotonic() - started
     assert seed.status_code == 201, seed.text
     return health_s, seed_s
@@ -91,8 +94,13 @@ def test_400_trickling_clients_do_not_starve_health_or_the_seed_proxy(sfbulk_ser
     server = sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=8)
     target = b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\n"
     headers = Tricklers(server.host, server.port, 200, target, b"X-Slow: " + b"a" * 4000 + b"\r\n")
-    bodies = Tricklers(server.host, server.port, 200,
-                       target + b"Content-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<a>", b"x" * 100000)
+    bodies = Tricklers(
+        server.host,
+        server.port,
+        200,
+        target + b"Content-Type: text/xml\r\nContent-Length: 100000\r\n\r\n<a>",
+        b"x" * 100000,
+    )
     timings: list[tuple[float, float]] = []
     try:
         ends = time.monotonic() + 4.0
@@ -135,7 +143,9 @@ def _fault(raw: bytes) -> tuple[str, str]:
 
 @pytest.fixture
 def quick_server(sfbulk_server):
-    return sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=2, header_timeout=1.0, body_timeout=1.0, idle_timeout=5.0)
+    return sfbulk_server(
+        SEED_PROXY, FAULT_SEQ, threads=2, header_timeout=1.0, body_timeout=1.0, idle_timeout=5.0
+    )
 
 
 def test_headers_trickled_past_the_header_deadline_get_408(quick_server):
@@ -164,8 +174,10 @@ def test_headers_trickled_past_the_header_deadline_get_408(quick_server):
 
 def test_body_trickled_past_the_body_deadline_gets_408(quick_server):
     with socket.create_connection((quick_server.host, quick_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
-                     b"Content-Length: 1000\r\n\r\n")
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+            b"Content-Length: 1000\r\n\r\n"
+        )
         started = time.monotonic()
         answer = b""
         while time.monotonic() - started < 5 and b"</fault>" not in answer:
@@ -186,8 +198,10 @@ def test_body_trickled_past_the_body_deadline_gets_408(quick_server):
 
 def test_body_shorter_than_content_length_gets_400_at_once(quick_server):
     with socket.create_connection((quick_server.host, quick_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Content-Length: 100\r\n\r\n<createJob/>")
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 100\r\n\r\n<createJob/>"
+        )
         started = time.monotonic()
         sock.shutdown(socket.SHUT_WR)
         raw = _read_response(sock)
@@ -210,8 +224,10 @@ def test_body_shorter_than_content_length_gets_400_at_once(quick_server):
 def test_malformed_chunked_body_gets_400_at_once(quick_server, framing, expected):
     with socket.create_connection((quick_server.host, quick_server.port), timeout=5) as sock:
         started = time.monotonic()
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n" + framing)
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + framing
+        )
         raw = _read_response(sock)
     assert time.monotonic() - started < 1.0
     assert raw.startswith(b"HTTP/1.1 400 "), raw
@@ -221,8 +237,10 @@ def test_malformed_chunked_body_gets_400_at_once(quick_server, framing, expected
 
 def test_chunked_body_without_last_chunk_gets_400_when_the_client_closes(quick_server):
     with socket.create_connection((quick_server.host, quick_server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n4\r\n<a/>\r\n")
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n4\r\n<a/>\r\n"
+        )
         started = time.monotonic()
         sock.shutdown(socket.SHUT_WR)
         raw = _read_response(sock)
@@ -234,8 +252,10 @@ def test_chunked_body_without_last_chunk_gets_400_when_the_client_closes(quick_s
 def test_stalled_short_body_gets_408_after_the_idle_timeout(sfbulk_server):
     server = sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=2, idle_timeout=1.0)
     with socket.create_connection((server.host, server.port), timeout=5) as sock:
-        sock.sendall(b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                     b"Content-Length: 100\r\n\r\n<createJob/>")
+        sock.sendall(
+            b"POST /services/salesforcebulk_createJob HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 100\r\n\r\n<createJob/>"
+        )
         started = time.monotonic()
         raw = _read_response(sock)
     assert raw.startswith(b"HTTP/1.1 408 "), raw
@@ -269,15 +289,28 @@ def test_the_connection_cap_queues_extra_clients_until_a_slot_frees(sfbulk_serve
 
 def test_sfbulk_serve_documents_its_limits():
     text = (Path(__file__).resolve().parents[2] / "docs" / "server.md").read_text()
-    for option in ("--header-timeout", "--body-timeout", "--idle-timeout", "--max-connections", "--max-header-bytes",
-                   "--max-connections-per-client",
-                   "--max-buffered-bytes"):
+    for option in (
+        "--header-timeout",
+        "--body-timeout",
+        "--idle-timeout",
+        "--max-connections",
+        "--max-header-bytes",
+        "--max-connections-per-client",
+        "--max-buffered-bytes",
+    ):
         assert option in text
 
 
 def test_bodies_wait_when_the_buffering_budget_is_spent_and_small_requests_still_flow(sfbulk_server):
-    server = sfbulk_server(SEED_PROXY, FAULT_SEQ, threads=2, max_body_bytes=1_000_000, max_buffered_bytes=1_000_000,
-                           body_timeout=1.0, idle_timeout=5.0)
+    server = sfbulk_server(
+        SEED_PROXY,
+        FAULT_SEQ,
+        threads=2,
+        max_body_bytes=1_000_000,
+        max_buffered_bytes=1_000_000,
+        body_timeout=1.0,
+        idle_timeout=5.0,
+    )
     post = b"POST /health HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n"
     hogs = [socket.create_connection((server.host, server.port), timeout=5) for _ in range(2)]
     waiting = socket.create_connection((server.host, server.port), timeout=5)

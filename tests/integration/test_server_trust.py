@@ -53,13 +53,16 @@ class Listener:
                 body = self.rfile.read(length) if length else b""
                 outer.requests.append((self.command, self.path, body))
                 if self.path.startswith("/services/oauth2/token"):
-                    data = json.dumps({"access_token": "forged-token",
-                                       "instance_url": outer.instance_url or outer.url}).encode()
+                    data = json.dumps(
+                        {"access_token": "forged-token", "instance_url": outer.instance_url or outer.url}
+                    ).encode()
                     status, kind = 200, "application/json"
                 else:
-                    data = (f'<jobInfo xmlns="{NS[1:-1]}"><id>{FORGED_JOB}</id><operation>insert</operation>'
-                            "<object>Contact</object><state>Open</state><contentType>CSV</contentType>"
-                            "</jobInfo>").encode()
+                    data = (
+                        f'<jobInfo xmlns="{NS[1:-1]}"><id>{FORGED_JOB}</id><operation>insert</operation>'
+                        "<object>Contact</object><state>Open</state><contentType>CSV</contentType>"
+                        "</jobInfo>"
+                    ).encode()
                     status, kind = 201, "application/xml"
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
@@ -91,30 +94,50 @@ def listener():
 def serve(sfbulk_server, tmp_path, emulator, *configs, allow=()):
     """Our server as `sfbulk serve CONFIGS --token-endpoint <emulator> [--allow-host ...]` runs it."""
     policy = build_host_policy(emulator.base_url, Settings(), allow)
-    engine = Engine(registry=str(tmp_path / "registry"),
-                    init_defaults={"salesforcebulk": {"tokenEndpointHostname": emulator.base_url}},
-                    transport=RequestsTransport(host_policy=policy))
+    engine = Engine(
+        registry=str(tmp_path / "registry"),
+        init_defaults={"salesforcebulk": {"tokenEndpointHostname": emulator.base_url}},
+        transport=RequestsTransport(host_policy=policy),
+    )
     engine.load(*configs)
     server = sfbulk_server(engine=engine, registry=tmp_path / "registry")
     return server
 
 
 def body(root: str, fields: dict[str, str]) -> bytes:
-    return f"<{root}>" .encode() + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()).encode() + \
-        f"</{root}>".encode()
+    return (
+        f"<{root}>".encode()
+        + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()).encode()
+        + f"</{root}>".encode()
+    )
 
 
 def victim_fields(emulator, access_token: str = "", **extra: str) -> dict[str, str]:
     creds = emulator.credentials
-    return {"apiVersion": "34.0", "accessToken": access_token, "apiUrl": emulator.base_url,
-            "refreshToken": creds["refresh_token"], "clientId": creds["client_id"],
-            "clientSecret": creds["client_secret"], "intervalTime": "1000000", "registryPath": REG_PATH,
-            "operation": "insert", "contentType": "CSV", "object": "Contact", **extra}
+    return {
+        "apiVersion": "34.0",
+        "accessToken": access_token,
+        "apiUrl": emulator.base_url,
+        "refreshToken": creds["refresh_token"],
+        "clientId": creds["client_id"],
+        "clientSecret": creds["client_secret"],
+        "intervalTime": "1000000",
+        "registryPath": REG_PATH,
+        "operation": "insert",
+        "contentType": "CSV",
+        "object": "Contact",
+        **extra,
+    }
 
 
 def bogus_fields(emulator, **extra: str) -> dict[str, str]:
-    return victim_fields(emulator, refreshToken="bogus-refresh-" + secrets.token_hex(4),
-                         clientId="bogus-client-" + secrets.token_hex(4), clientSecret="bogus-secret", **extra)
+    return victim_fields(
+        emulator,
+        refreshToken="bogus-refresh-" + secrets.token_hex(4),
+        clientId="bogus-client-" + secrets.token_hex(4),
+        clientSecret="bogus-secret",
+        **extra,
+    )
 
 
 def post(server, proxy: str, data: bytes, action: str | None = None) -> requests.Response:
@@ -130,8 +153,11 @@ def job_id_of(response: requests.Response) -> str:
 
 
 def real_job(emulator, access_token: str, job_id: str) -> int:
-    return requests.get(f"{emulator.base_url}/services/async/34.0/job/{job_id}",
-                        headers={"X-SFDC-Session": access_token}, timeout=10).status_code
+    return requests.get(
+        f"{emulator.base_url}/services/async/34.0/job/{job_id}",
+        headers={"X-SFDC-Session": access_token},
+        timeout=10,
+    ).status_code
 
 
 def fault(response: requests.Response) -> tuple[str, str]:
@@ -143,24 +169,32 @@ def registry_files(root: Path) -> dict[str, str]:
     """Every resource of the registry (not its lock folder), path → content."""
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes().decode("utf-8", "replace") for p in root.rglob("*")
-            if p.is_file() and ".locks" not in p.parts}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes().decode("utf-8", "replace")
+        for p in root.rglob("*")
+        if p.is_file() and ".locks" not in p.parts
+    }
 
 
 # --- session hijack -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("proxy", "action"), [("salesforcebulk_createJob", None),
-                                               ("salesforcebulk_dispatcher", "createJob")])
+
+@pytest.mark.parametrize(
+    ("proxy", "action"), [("salesforcebulk_createJob", None), ("salesforcebulk_dispatcher", "createJob")]
+)
 @pytest.mark.parametrize("attacker_token", ["", "bogus-access-token"])
 def test_bogus_credentials_never_get_another_callers_cached_token(
-        sfbulk_server, tmp_path, emulator, access_token, proxy, action, attacker_token, caplog):
+    sfbulk_server, tmp_path, emulator, access_token, proxy, action, attacker_token, caplog
+):
     server = serve(sfbulk_server, tmp_path, emulator, SEED, DISPATCHER, FAULT_SEQ)
     victim = post(server, proxy, body("createJob", victim_fields(emulator, access_token)), action)
     assert real_job(emulator, access_token, job_id_of(victim)) == 200
     before = registry_files(server.registry_root)
     assert before[f"{REG_PATH}/accessToken"] == access_token  # the WSO2 layout, the victim's token
 
-    attack = post(server, proxy, body("createJob", bogus_fields(emulator, accessToken=attacker_token)), action)
+    attack = post(
+        server, proxy, body("createJob", bogus_fields(emulator, accessToken=attacker_token)), action
+    )
     assert attack.status_code != 201, attack.text
     assert b"<jobInfo" not in attack.content and access_token not in attack.text
     assert fault(attack)  # the fault sequence answered
@@ -171,10 +205,13 @@ def test_bogus_credentials_never_get_another_callers_cached_token(
     assert real_job(emulator, access_token, job_id_of(again)) == 200
 
 
-def test_the_victims_client_id_with_a_wrong_refresh_token_gets_nothing(sfbulk_server, tmp_path, emulator,
-                                                                       access_token):
+def test_the_victims_client_id_with_a_wrong_refresh_token_gets_nothing(
+    sfbulk_server, tmp_path, emulator, access_token
+):
     server = serve(sfbulk_server, tmp_path, emulator, SEED, FAULT_SEQ)
-    job_id_of(post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token))))
+    job_id_of(
+        post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token)))
+    )
     fields = victim_fields(emulator, refreshToken="guessed-refresh-token")
     attack = post(server, "salesforcebulk_createJob", body("createJob", fields))
     assert attack.status_code != 201 and access_token not in attack.text
@@ -183,13 +220,16 @@ def test_the_victims_client_id_with_a_wrong_refresh_token_gets_nothing(sfbulk_se
 @pytest.mark.slow
 def test_200_bogus_requests_leave_the_registry_untouched(sfbulk_server, tmp_path, emulator, access_token):
     server = serve(sfbulk_server, tmp_path, emulator, SEED, FAULT_SEQ)
-    job_id_of(post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token))))
+    job_id_of(
+        post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token)))
+    )
     before = registry_files(server.registry_root)
 
     def attack(i: int) -> int:
         path = REG_PATH if i % 2 else f"attack/{i}/x"
-        data = body("createJob", bogus_fields(emulator, accessToken=f"bogus-{i}" if i % 3 else "",
-                                              registryPath=path))
+        data = body(
+            "createJob", bogus_fields(emulator, accessToken=f"bogus-{i}" if i % 3 else "", registryPath=path)
+        )
         return post(server, "salesforcebulk_createJob", data).status_code
 
     with ThreadPoolExecutor(8) as pool:
@@ -197,23 +237,27 @@ def test_200_bogus_requests_leave_the_registry_untouched(sfbulk_server, tmp_path
     assert 201 not in statuses
     assert registry_files(server.registry_root) == before
     locks = server.registry_root / ".locks"
-    assert len(list(locks.iterdir())) <= LOCK_STRIPES  # lock files are striped: bogus keys cannot fill the folder
+    assert (
+        len(list(locks.iterdir())) <= LOCK_STRIPES
+    )  # lock files are striped: bogus keys cannot fill the folder
 
 
 def test_two_real_identities_keep_two_entries_and_never_cross(sfbulk_server, tmp_path, emulator_factory):
     """Two orgs (two emulators, the same public demo app) on one registryPath: each keeps its own token."""
     first, second = emulator_factory(), emulator_factory()
-    engine = Engine(registry=str(tmp_path / "registry"),
-                    transport=RequestsTransport(host_policy=build_host_policy(None, Settings(),
-                                                                              ["127.0.0.1:*"])))
+    engine = Engine(
+        registry=str(tmp_path / "registry"),
+        transport=RequestsTransport(host_policy=build_host_policy(None, Settings(), ["127.0.0.1:*"])),
+    )
     engine.load(DISPATCHER, FAULT_SEQ)
     server = sfbulk_server(engine=engine, registry=tmp_path / "registry")
     jobs = {}
     for _round in range(2):
         for emu in (first, second):
             fields = victim_fields(emu, tokenEndpointHostname=emu.base_url)
-            jobs.setdefault(emu.base_url, []).append(job_id_of(post(server, "salesforcebulk_dispatcher",
-                                                                    body("createJob", fields), "createJob")))
+            jobs.setdefault(emu.base_url, []).append(
+                job_id_of(post(server, "salesforcebulk_dispatcher", body("createJob", fields), "createJob"))
+            )
     files = registry_files(server.registry_root)
     tokens = {k: v for k, v in files.items() if k.endswith("/accessToken")}
     assert len(tokens) == 2 and f"{REG_PATH}/accessToken" in tokens  # the first owns the WSO2 layout
@@ -230,8 +274,10 @@ def test_two_real_identities_keep_two_entries_and_never_cross(sfbulk_server, tmp
 
 # --- registry poisoning and redirection ----------------------------------------------------------
 
+
 def test_poisoning_through_the_dispatcher_does_not_change_the_victims_next_request(
-        sfbulk_server, tmp_path, emulator, access_token, listener):
+    sfbulk_server, tmp_path, emulator, access_token, listener
+):
     # The operator even allowed loopback: the identity binding alone must protect the victim.
     server = serve(sfbulk_server, tmp_path, emulator, DISPATCHER, FAULT_SEQ, allow=["127.0.0.1:*"])
     victim = victim_fields(emulator, access_token, tokenEndpointHostname=emulator.base_url)
@@ -246,7 +292,8 @@ def test_poisoning_through_the_dispatcher_does_not_change_the_victims_next_reque
     assert listener.requests  # its own grant went to its own listener
     files = registry_files(server.registry_root)
     assert {k: v for k, v in files.items() if k.startswith(f"{REG_PATH}/") and "/identities/" not in k} == {
-        k: v for k, v in stored.items() if k.startswith(f"{REG_PATH}/")}
+        k: v for k, v in stored.items() if k.startswith(f"{REG_PATH}/")
+    }
 
     listener.requests.clear()
     after = post(server, "salesforcebulk_dispatcher", body("createJob", victim), "createJob")
@@ -256,9 +303,12 @@ def test_poisoning_through_the_dispatcher_does_not_change_the_victims_next_reque
 
 
 def test_poisoning_through_the_seed_proxy_does_not_change_the_victims_next_request(
-        sfbulk_server, tmp_path, emulator, access_token, listener):
+    sfbulk_server, tmp_path, emulator, access_token, listener
+):
     server = serve(sfbulk_server, tmp_path, emulator, SEED, FAULT_SEQ, allow=["127.0.0.1:*"])
-    job_id_of(post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token))))
+    job_id_of(
+        post(server, "salesforcebulk_createJob", body("createJob", victim_fields(emulator, access_token)))
+    )
     stored = registry_files(server.registry_root)
     # the seed proxy reads no tokenEndpointHostname: the attacker forces a refresh and names its own apiUrl
     poison = victim_fields(emulator, "", intervalTime="0", apiUrl=listener.url)
@@ -273,9 +323,11 @@ def test_poisoning_through_the_seed_proxy_does_not_change_the_victims_next_reque
 
 # --- the outbound allow-list -----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("field", ["apiUrl", "tokenEndpointHostname"])
 def test_hosts_outside_the_allow_list_are_refused_before_any_connection(
-        sfbulk_server, tmp_path, emulator, listener, field):
+    sfbulk_server, tmp_path, emulator, listener, field
+):
     server = serve(sfbulk_server, tmp_path, emulator, DISPATCHER, FAULT_SEQ)
     fields = {**victim_fields(emulator, tokenEndpointHostname=emulator.base_url), field: listener.url}
     answer = post(server, "salesforcebulk_dispatcher", body("createJob", fields), "createJob")
@@ -289,14 +341,24 @@ def test_hosts_outside_the_allow_list_are_refused_before_any_connection(
 
 def test_an_instance_url_from_the_token_endpoint_is_checked_too(sfbulk_server, tmp_path, listener):
     """An allowed token endpoint (the operator's --token-endpoint) that sends calls elsewhere is refused."""
-    engine = Engine(registry=str(tmp_path / "registry"),
-                    transport=RequestsTransport(host_policy=build_host_policy(listener.url, Settings(), [])))
+    engine = Engine(
+        registry=str(tmp_path / "registry"),
+        transport=RequestsTransport(host_policy=build_host_policy(listener.url, Settings(), [])),
+    )
     engine.load(DISPATCHER, FAULT_SEQ)
     server = sfbulk_server(engine=engine, registry=tmp_path / "registry")
     listener.instance_url = "http://127.0.0.1:9"  # the discard port: never contacted
-    fields = {"apiVersion": "34.0", "apiUrl": "https://ap2.salesforce.com", "refreshToken": "r", "clientId": "c",
-              "clientSecret": "s", "tokenEndpointHostname": listener.url, "operation": "insert",
-              "contentType": "CSV", "object": "Contact"}
+    fields = {
+        "apiVersion": "34.0",
+        "apiUrl": "https://ap2.salesforce.com",
+        "refreshToken": "r",
+        "clientId": "c",
+        "clientSecret": "s",
+        "tokenEndpointHostname": listener.url,
+        "operation": "insert",
+        "contentType": "CSV",
+        "object": "Contact",
+    }
     answer = post(server, "salesforcebulk_dispatcher", body("createJob", fields), "createJob")
     code, message = fault(answer)
     assert code == str(HOST_NOT_ALLOWED_CODE), message
@@ -319,7 +381,8 @@ def _call_proxy(tmp_path: Path, template: str) -> Path:
 
 
 def test_a_dynamic_call_uri_template_is_checked_and_a_literal_one_is_trusted(
-        sfbulk_server, tmp_path, emulator, listener):
+    sfbulk_server, tmp_path, emulator, listener
+):
     dynamic = serve(sfbulk_server, tmp_path / "a", emulator, _call_proxy(tmp_path, "{uri.var.target}/x"))
     answer = post(dynamic, "relay", f"<r><target>{listener.url}</target></r>".encode())
     code, message = fault(answer)
@@ -327,7 +390,12 @@ def test_a_dynamic_call_uri_template_is_checked_and_a_literal_one_is_trusted(
     assert listener.requests == []
     # the operator wrote the host: trusted, even though it is not on the list; only the path varies
     (tmp_path / "b").mkdir()
-    literal = serve(sfbulk_server, tmp_path / "b", emulator, _call_proxy(tmp_path / "b", f"{listener.url}/{{uri.var.path}}"))
+    literal = serve(
+        sfbulk_server,
+        tmp_path / "b",
+        emulator,
+        _call_proxy(tmp_path / "b", f"{listener.url}/{{uri.var.path}}"),
+    )
     answer = post(literal, "relay", b"<r><path>services-x</path></r>")
     assert answer.status_code == 201 and [r[1] for r in listener.requests] == ["/services-x"]
 
@@ -335,7 +403,13 @@ def test_a_dynamic_call_uri_template_is_checked_and_a_literal_one_is_trusted(
 def test_the_readme_tour_shape_is_allowed_by_default(sfbulk_server, tmp_path, emulator):
     """`sfbulk serve examples/synapse/ --token-endpoint URL` + examples/createJob.xml pointed at that URL."""
     server = serve(sfbulk_server, tmp_path, emulator, SYNAPSE)
-    text = (REPO / "examples" / "createJob.xml").read_text().replace("http://127.0.0.1:8281", emulator.base_url)
-    answer = requests.post(server.service_url("salesforcebulk_createJob"), data=text.encode(),
-                           headers={"Content-Type": "text/xml"}, timeout=30)
+    text = (
+        (REPO / "examples" / "createJob.xml").read_text().replace("http://127.0.0.1:8281", emulator.base_url)
+    )
+    answer = requests.post(
+        server.service_url("salesforcebulk_createJob"),
+        data=text.encode(),
+        headers={"Content-Type": "text/xml"},
+        timeout=30,
+    )
     assert answer.status_code == 201, answer.text

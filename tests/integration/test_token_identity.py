@@ -23,9 +23,17 @@ REG_PATH = "connectors/SalesforceBulk"
 
 def params(emu, **overrides: str) -> dict[str, str]:
     creds = emu.credentials
-    values = {"apiUrl": emu.base_url, "apiVersion": "62.0", "accessToken": "", "refreshToken": creds["refresh_token"],
-              "clientId": creds["client_id"], "clientSecret": creds["client_secret"], "registryPath": REG_PATH,
-              "tokenEndpointHostname": emu.base_url, "timeout": "10"}
+    values = {
+        "apiUrl": emu.base_url,
+        "apiVersion": "62.0",
+        "accessToken": "",
+        "refreshToken": creds["refresh_token"],
+        "clientId": creds["client_id"],
+        "clientSecret": creds["client_secret"],
+        "registryPath": REG_PATH,
+        "tokenEndpointHostname": emu.base_url,
+        "timeout": "10",
+    }
     values.update(overrides)
     return values
 
@@ -35,7 +43,9 @@ def create_job(conn) -> int:
 
 
 def resources(root: Path) -> list[str]:
-    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts)
+    return sorted(
+        p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file() and ".locks" not in p.parts
+    )
 
 
 def test_a_token_without_an_identity_is_never_used(emulator, tmp_path, access_token):
@@ -51,16 +61,22 @@ def test_a_token_without_an_identity_is_never_used(emulator, tmp_path, access_to
 def test_the_supplied_token_is_stored_only_after_salesforce_accepted_it(emulator, tmp_path, access_token):
     registry = FileRegistry(tmp_path / "r")
     # a bogus supplied token with refresh credentials that fail: rejected, refresh refused, nothing written
-    with Connector.load().connection(registry=registry,
-                                     **params(emulator, refreshToken="wrong", accessToken="bogus")) as bogus:
+    with Connector.load().connection(
+        registry=registry, **params(emulator, refreshToken="wrong", accessToken="bogus")
+    ) as bogus:
         with pytest.raises(AuthError, match="check refreshToken"):
             create_job(bogus)
     assert resources(registry.root) == []
     with Connector.load().connection(registry=registry, **params(emulator, accessToken=access_token)) as good:
         assert create_job(good) == 201 and good.auth.refresh_count == 0
     assert registry.get(f"{REG_PATH}/accessToken") == access_token
-    assert resources(registry.root) == [".sfbulk-identity-key", f"{REG_PATH}/accessToken", f"{REG_PATH}/apiUrl",
-                                        f"{REG_PATH}/identity", f"{REG_PATH}/time"]
+    assert resources(registry.root) == [
+        ".sfbulk-identity-key",
+        f"{REG_PATH}/accessToken",
+        f"{REG_PATH}/apiUrl",
+        f"{REG_PATH}/identity",
+        f"{REG_PATH}/time",
+    ]
 
 
 class SlowTokenEndpoint:
@@ -91,8 +107,9 @@ def test_another_identitys_slow_grant_does_not_hold_up_this_identitys_refresh(em
     slow = SlowTokenEndpoint(delay=3.0)
     registry = FileRegistry(tmp_path / "r")
     try:
-        attacker = Connector.load().connection(registry=registry, **params(emulator, tokenEndpointHostname=slow.url,
-                                                                            timeout="20"))
+        attacker = Connector.load().connection(
+            registry=registry, **params(emulator, tokenEndpointHostname=slow.url, timeout="20")
+        )
         victim = Connector.load().connection(registry=registry, **params(emulator))
         started = threading.Event()
 

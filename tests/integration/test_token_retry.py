@@ -54,10 +54,17 @@ class FlakyTokenEndpoint:
                 if fault in ("503", "429"):
                     status, body = int(fault), b'{"error":"unavailable","error_description":"try later"}'
                 elif fault == "invalid_grant":
-                    status, body = 400, b'{"error":"invalid_grant","error_description":"expired access/refresh token"}'
+                    status, body = (
+                        400,
+                        b'{"error":"invalid_grant","error_description":"expired access/refresh token"}',
+                    )
                 else:
-                    relayed = requests.post(target + self.path, data=data, timeout=10,
-                                            headers={"Content-Type": self.headers["Content-Type"]})
+                    relayed = requests.post(
+                        target + self.path,
+                        data=data,
+                        timeout=10,
+                        headers={"Content-Type": self.headers["Content-Type"]},
+                    )
                     status, body = relayed.status_code, relayed.content
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -90,24 +97,36 @@ def flaky(emulator):
 
 def _dispatcher_request(emulator, token_endpoint: str) -> bytes:
     creds = emulator.credentials
-    fields = {"apiVersion": "34.0", "accessToken": "", "apiUrl": emulator.base_url,
-              "refreshToken": creds["refresh_token"], "clientId": creds["client_id"],
-              "clientSecret": creds["client_secret"], "registryPath": "connectors/SalesforceBulk",
-              "tokenEndpointHostname": token_endpoint, "operation": "insert", "contentType": "CSV",
-              "object": "Contact"}
+    fields = {
+        "apiVersion": "34.0",
+        "accessToken": "",
+        "apiUrl": emulator.base_url,
+        "refreshToken": creds["refresh_token"],
+        "clientId": creds["client_id"],
+        "clientSecret": creds["client_secret"],
+        "registryPath": "connectors/SalesforceBulk",
+        "tokenEndpointHostname": token_endpoint,
+        "operation": "insert",
+        "contentType": "CSV",
+        "object": "Contact",
+    }
     return ("<createJob>" + "".join(f"<{k}>{v}</{k}>" for k, v in fields.items()) + "</createJob>").encode()
 
 
 @pytest.mark.parametrize("faults", [("503",), ("503", "reset", "429")], ids=["one-503", "503-reset-429"])
 def test_a_flow_whose_init_refresh_hits_transient_faults_retries_and_succeeds(
-        sfbulk_server, tmp_path, emulator, flaky, faults, caplog):
+    sfbulk_server, tmp_path, emulator, flaky, faults, caplog
+):
     endpoint = flaky(*faults)
     engine = Engine(registry=str(tmp_path / "registry"))
     engine.load(SYNAPSE / "salesforcebulk_dispatcher.xml", SYNAPSE / "faultHandlerSeq.xml")
     server = sfbulk_server(engine=engine)
-    answer = requests.post(server.service_url("salesforcebulk_dispatcher"),
-                           data=_dispatcher_request(emulator, endpoint.url),
-                           headers={"Content-Type": "application/xml", "Action": "urn:createJob"}, timeout=30)
+    answer = requests.post(
+        server.service_url("salesforcebulk_dispatcher"),
+        data=_dispatcher_request(emulator, endpoint.url),
+        headers={"Content-Type": "application/xml", "Action": "urn:createJob"},
+        timeout=30,
+    )
     assert answer.status_code == 201, answer.text
     assert endpoint.calls == len(faults) + 1  # every fault retried, then the real grant
     assert "check refreshToken" not in caplog.text
@@ -115,7 +134,9 @@ def test_a_flow_whose_init_refresh_hits_transient_faults_retries_and_succeeds(
 
 def test_a_credential_error_is_not_retried_and_says_check_the_credentials(tmp_path, emulator, flaky):
     endpoint = flaky("invalid_grant")
-    conn = Connector.load().connection(registry=FileRegistry(tmp_path / "r"), **_params(emulator, endpoint.url))
+    conn = Connector.load().connection(
+        registry=FileRegistry(tmp_path / "r"), **_params(emulator, endpoint.url)
+    )
     with pytest.raises(AuthError, match="invalid_grant.*check refreshToken, clientId and clientSecret"):
         conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV")
     assert endpoint.calls == 1
@@ -128,9 +149,12 @@ def test_when_the_endpoint_stays_down_the_error_says_it_is_not_the_credentials(t
     endpoint = flaky(*["503"] * 3)
     params = InitParams.from_params(_params(emulator, endpoint.url))
     with RequestsTransport() as transport:
-        manager = TokenManager(params, FileRegistry(tmp_path / "r"), transport,
-                               retry=RetryPolicy(attempts=3, initial=0.01))
-        with pytest.raises(TokenEndpointUnavailable, match="HTTP 503.*after 3 attempts.*not a credentials problem"):
+        manager = TokenManager(
+            params, FileRegistry(tmp_path / "r"), transport, retry=RetryPolicy(attempts=3, initial=0.01)
+        )
+        with pytest.raises(
+            TokenEndpointUnavailable, match="HTTP 503.*after 3 attempts.*not a credentials problem"
+        ):
             manager.current()
     assert endpoint.calls == 3
 
@@ -139,8 +163,9 @@ def test_connection_failures_are_retried_then_reported_as_such(tmp_path, emulato
     endpoint = flaky(*["reset"] * 2)
     params = InitParams.from_params(_params(emulator, endpoint.url))
     with RequestsTransport() as transport:
-        manager = TokenManager(params, FileRegistry(tmp_path / "r"), transport,
-                               retry=RetryPolicy(attempts=2, initial=0.01))
+        manager = TokenManager(
+            params, FileRegistry(tmp_path / "r"), transport, retry=RetryPolicy(attempts=2, initial=0.01)
+        )
         with pytest.raises(ConnectionClosedError):
             manager.current()
         manager.retry = RetryPolicy(attempts=3, initial=0.01)
@@ -151,9 +176,15 @@ def test_connection_failures_are_retried_then_reported_as_such(tmp_path, emulato
 
 def _params(emulator, token_endpoint: str) -> dict[str, str]:
     creds = emulator.credentials
-    return {"apiUrl": emulator.base_url, "accessToken": "", "refreshToken": creds["refresh_token"],
-            "clientId": creds["client_id"], "clientSecret": creds["client_secret"],
-            "tokenEndpointHostname": token_endpoint, "timeout": "10"}
+    return {
+        "apiUrl": emulator.base_url,
+        "accessToken": "",
+        "refreshToken": creds["refresh_token"],
+        "clientId": creds["client_id"],
+        "clientSecret": creds["client_secret"],
+        "tokenEndpointHostname": token_endpoint,
+        "timeout": "10",
+    }
 
 
 # --- the acceptance run: 100,000 rows through token-endpoint faults and 1 s tokens ----------------
@@ -163,11 +194,15 @@ ROWS = 100_000
 
 @pytest.mark.slow
 def test_load_and_extract_100k_rows_through_token_endpoint_faults(emulator_factory, tmp_path):
-    emu = emulator_factory(token_ttl=1, processing_delay_ms=300)  # --token-ttl 1; slower batches: more expiries
+    emu = emulator_factory(
+        token_ttl=1, processing_delay_ms=300
+    )  # --token-ttl 1; slower batches: more expiries
     grants = {"oauth": 0, "oauth_faults": 0}
     draw = emu.faults.draw
 
-    def counting_draw(is_oauth: bool):  # counts what the emulator's own fault injection did at the token endpoint
+    def counting_draw(
+        is_oauth: bool,
+    ):  # counts what the emulator's own fault injection did at the token endpoint
         fault, latency = draw(is_oauth)
         if is_oauth:
             grants["oauth"] += 1
@@ -182,17 +217,53 @@ def test_load_and_extract_100k_rows_through_token_endpoint_faults(emulator_facto
         fh.write("LastName,Email\n")
         fh.writelines(f"L{i},tf{i}@example.com\n" for i in range(ROWS))
     creds = emu.credentials
-    env = {**os.environ, "SFBULK_API_URL": emu.base_url, "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-           "SFBULK_CLIENT_ID": creds["client_id"], "SFBULK_CLIENT_SECRET": creds["client_secret"],
-           "SFBULK_TOKEN_ENDPOINT": emu.base_url, "SFBULK_REGISTRY": str(tmp_path / "registry")}
-    load = subprocess.run([sys.executable, "-m", "sfbulk", "load", str(src), "--object", "Contact",
-                           "--batch-size", "5000", "--no-progress"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+    env = {
+        **os.environ,
+        "SFBULK_API_URL": emu.base_url,
+        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
+        "SFBULK_CLIENT_ID": creds["client_id"],
+        "SFBULK_CLIENT_SECRET": creds["client_secret"],
+        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
+        "SFBULK_REGISTRY": str(tmp_path / "registry"),
+    }
+    load = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "load",
+            str(src),
+            "--object",
+            "Contact",
+            "--batch-size",
+            "5000",
+            "--no-progress",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert load.returncode == 0, load.stdout + load.stderr
     out = tmp_path / "out.csv"
-    extract = subprocess.run([sys.executable, "-m", "sfbulk", "extract", "SELECT Email FROM Contact", "--out",
-                              str(out), "--no-progress"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                             timeout=240)
+    extract = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sfbulk",
+            "extract",
+            "SELECT Email FROM Contact",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert extract.returncode == 0, extract.stdout + extract.stderr
     emu.faults.configure()
     db = emu.store.reader()

@@ -120,8 +120,10 @@ def answers_garbage(conn: socket.socket) -> None:
 
 def lies_about_gzip(conn: socket.socket) -> None:
     body = b"this is not gzip at all" * 10
-    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: text/plain\r\n"
-                 b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body
+    )
 
 
 @pytest.fixture
@@ -153,40 +155,112 @@ def _refusing_port() -> int:
 
 
 def _send(transport: RequestsTransport, url: str, *, stream: bool = False, timeout: float = 5) -> bytes:
-    response = transport.send(HttpRequest("GET", url, {"Authorization": "Bearer tok-must-not-leak"},
-                                          timeout=timeout, stream=stream))
+    response = transport.send(
+        HttpRequest("GET", url, {"Authorization": "Bearer tok-must-not-leak"}, timeout=timeout, stream=stream)
+    )
     return response.content
 
 
 #: (server behaviour or None for a refused port, scheme, stream?, timeout, error, code, message)
 FAILURES = [
-    pytest.param(closes_before_answering, "http", False, 5, ConnectionClosedError, 101505,
-                 "{host} closed the connection before answering (GET /x)", id="closed-before-answering"),
-    *[pytest.param(behaviour, "http", stream, 5, ConnectionClosedError, 101505,
-                   "{host} closed the connection in the middle of the response",
-                   id=f"closed-mid-body-{how}-{'streamed' if stream else 'read'}")
-      for behaviour, how in ((closes_mid_body, "fin"), (resets_mid_body, "rst")) for stream in (False, True)],
-    pytest.param(never_answers, "http", False, 0.3, TransportTimeout, 101504,
-                 "no response from {host} within 0.3 s (GET /x)", id="never-answers"),
-    *[pytest.param(stalls_mid_body, "http", stream, 0.3, TransportTimeout, 101504,
-                   "{host} stopped sending the response for 0.3 s",  # a timeout, not a closed connection
-                   id=f"stalls-mid-body-{'streamed' if stream else 'read'}") for stream in (False, True)],
-    pytest.param(None, "http", False, 5, ConnectError, 101503,
-                 "cannot connect to {host} (connection refused or host unreachable)", id="refused"),
-    pytest.param(answers_garbage, "http", False, 5, TransportError, 101500,  # not "cannot connect"
-                 "{host} answered something that is not an HTTP response (GET /x)", id="not-http"),
-    *[pytest.param(lies_about_gzip, "http", stream, 5, TransportError, 101500,  # was a raw requests error
-                   "the response from {host} could not be decoded (its Content-Encoding is not what it says)",
-                   id=f"lying-gzip-{'streamed' if stream else 'read'}") for stream in (False, True)],
-    pytest.param(answers_garbage, "https", False, 5, ConnectError, 101503,
-                 "TLS handshake with {host} failed (certificate not trusted or invalid); pass the server's CA "
-                 "bundle (caFile) if it uses a private CA", id="tls-to-a-plain-server"),
+    pytest.param(
+        closes_before_answering,
+        "http",
+        False,
+        5,
+        ConnectionClosedError,
+        101505,
+        "{host} closed the connection before answering (GET /x)",
+        id="closed-before-answering",
+    ),
+    *[
+        pytest.param(
+            behaviour,
+            "http",
+            stream,
+            5,
+            ConnectionClosedError,
+            101505,
+            "{host} closed the connection in the middle of the response",
+            id=f"closed-mid-body-{how}-{'streamed' if stream else 'read'}",
+        )
+        for behaviour, how in ((closes_mid_body, "fin"), (resets_mid_body, "rst"))
+        for stream in (False, True)
+    ],
+    pytest.param(
+        never_answers,
+        "http",
+        False,
+        0.3,
+        TransportTimeout,
+        101504,
+        "no response from {host} within 0.3 s (GET /x)",
+        id="never-answers",
+    ),
+    *[
+        pytest.param(
+            stalls_mid_body,
+            "http",
+            stream,
+            0.3,
+            TransportTimeout,
+            101504,
+            "{host} stopped sending the response for 0.3 s",  # a timeout, not a closed connection
+            id=f"stalls-mid-body-{'streamed' if stream else 'read'}",
+        )
+        for stream in (False, True)
+    ],
+    pytest.param(
+        None,
+        "http",
+        False,
+        5,
+        ConnectError,
+        101503,
+        "cannot connect to {host} (connection refused or host unreachable)",
+        id="refused",
+    ),
+    pytest.param(
+        answers_garbage,
+        "http",
+        False,
+        5,
+        TransportError,
+        101500,  # not "cannot connect"
+        "{host} answered something that is not an HTTP response (GET /x)",
+        id="not-http",
+    ),
+    *[
+        pytest.param(
+            lies_about_gzip,
+            "http",
+            stream,
+            5,
+            TransportError,
+            101500,  # was a raw requests error
+            "the response from {host} could not be decoded (its Content-Encoding is not what it says)",
+            id=f"lying-gzip-{'streamed' if stream else 'read'}",
+        )
+        for stream in (False, True)
+    ],
+    pytest.param(
+        answers_garbage,
+        "https",
+        False,
+        5,
+        ConnectError,
+        101503,
+        "TLS handshake with {host} failed (certificate not trusted or invalid); pass the server's CA "
+        "bundle (caFile) if it uses a private CA",
+        id="tls-to-a-plain-server",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("behaviour", "scheme", "stream", "timeout", "error", "code", "message"), FAILURES)
-def test_each_failure_below_http_is_its_transport_error(raw_server, transport, behaviour, scheme, stream, timeout,
-                                                        error, code, message) -> None:
+def test_each_failure_below_http_is_its_transport_error(
+    raw_server, transport, behaviour, scheme, stream, timeout, error, code, message
+) -> None:
     if behaviour is None:
         port = _refusing_port()
     else:
@@ -204,8 +278,9 @@ def test_every_meaning_in_the_exception_table_has_its_error() -> None:
 
 
 def test_a_closed_connection_object_raises_connection_closed(tmp_path: Path) -> None:
-    connection = Connector.load().connection(registry=FileRegistry(tmp_path), apiUrl="http://127.0.0.1:9",
-                                             accessToken="tok", apiVersion="62.0")
+    connection = Connector.load().connection(
+        registry=FileRegistry(tmp_path), apiUrl="http://127.0.0.1:9", accessToken="tok", apiVersion="62.0"
+    )
     connection.close()
     with pytest.raises(ConnectionClosedError, match="the connection is closed") as info:
         connection.invoke("getJob", jobId="750x")
@@ -223,13 +298,18 @@ CALL_PROXY = """<proxy xmlns="http://ws.apache.org/ns/synapse" name="relay">
 """
 
 
-@pytest.mark.parametrize(("behaviour", "code", "message"), [
-    (None, 101503, "cannot connect to 127.0.0.1:{port} (connection refused or host unreachable)"),
-    (closes_before_answering, 101505, "127.0.0.1:{port} closed the connection before answering (GET /x)"),
-    (closes_mid_body, 101505, "127.0.0.1:{port} closed the connection in the middle of the response"),
-], ids=["refused", "closed", "closed-mid-body"])
-def test_a_served_flow_answers_each_transport_failure_with_its_code(raw_server, sfbulk_server, tmp_path, behaviour,
-                                                                    code, message) -> None:
+@pytest.mark.parametrize(
+    ("behaviour", "code", "message"),
+    [
+        (None, 101503, "cannot connect to 127.0.0.1:{port} (connection refused or host unreachable)"),
+        (closes_before_answering, 101505, "127.0.0.1:{port} closed the connection before answering (GET /x)"),
+        (closes_mid_body, 101505, "127.0.0.1:{port} closed the connection in the middle of the response"),
+    ],
+    ids=["refused", "closed", "closed-mid-body"],
+)
+def test_a_served_flow_answers_each_transport_failure_with_its_code(
+    raw_server, sfbulk_server, tmp_path, behaviour, code, message
+) -> None:
     if behaviour is None:
         port = _refusing_port()
     else:

@@ -136,7 +136,10 @@ def test_two_versions_of_an_api_are_told_apart_by_path():
 
 
 def test_method_mismatch_is_405_with_the_allowed_methods_and_unknown_path_404():
-    shop = api(Resource(("GET",), uri_template="/orders/{id}"), Resource(("DELETE", "PUT"), uri_template="/orders/{id}"))
+    shop = api(
+        Resource(("GET",), uri_template="/orders/{id}"),
+        Resource(("DELETE", "PUT"), uri_template="/orders/{id}"),
+    )
     with pytest.raises(NoApiMatch) as info:
         select_api([shop], "POST", "/shop/orders/7")
     assert (info.value.status, info.value.allow) == (405, ("GET", "PUT", "DELETE"))

@@ -28,15 +28,22 @@ OUTCOME = st.sampled_from(["ok", "created", "fail", "unprocessed", "missing"])
 
 def as_record(cells: list[str], quote_all: bool) -> str:
     buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(cells)
+    csv.writer(buf, lineterminator="\n", quoting=csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL).writerow(
+        cells
+    )
     return buf.getvalue()[:-1]
 
 
-def run(tmp: Path, rows: list[list[str]], truth: list[str], seed: int, quote_all: bool
-        ) -> tuple[list[tuple[str, str, str, str]], dict[int, tuple[str, str, str, str]]]:
+def run(
+    tmp: Path, rows: list[list[str]], truth: list[str], seed: int, quote_all: bool
+) -> tuple[list[tuple[str, str, str, str]], dict[int, tuple[str, str, str, str]]]:
     """The matcher's outcomes, and each row's true (id, success, created, error)."""
     expected: dict[int, tuple[str, str, str, str]] = {}
-    files: dict[str, list[list[str]]] = {"successfulResults": [], "failedResults": [], "unprocessedrecords": []}
+    files: dict[str, list[list[str]]] = {
+        "successfulResults": [],
+        "failedResults": [],
+        "unprocessedrecords": [],
+    }
     for i, (cells, outcome) in enumerate(zip(rows, truth, strict=True)):
         rid = f"003{i:015d}"
         if outcome in ("ok", "created"):
@@ -65,8 +72,9 @@ def run(tmp: Path, rows: list[list[str]], truth: list[str], seed: int, quote_all
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(width=st.integers(1, 3), data=st.data(), seed=st.integers(0, 10_000), quote_all=st.booleans())
-def test_every_row_gets_one_outcome_and_duplicates_share_theirs(tmp_path: Path, width: int, data: st.DataObject,
-                                                                 seed: int, quote_all: bool) -> None:
+def test_every_row_gets_one_outcome_and_duplicates_share_theirs(
+    tmp_path: Path, width: int, data: st.DataObject, seed: int, quote_all: bool
+) -> None:
     rows = data.draw(st.lists(st.lists(CELL, min_size=width, max_size=width), min_size=1, max_size=40))
     truth = data.draw(st.lists(OUTCOME, min_size=len(rows), max_size=len(rows)))
     got, expected = run(tmp_path, rows, truth, seed, quote_all)
@@ -83,8 +91,14 @@ def test_every_row_gets_one_outcome_and_duplicates_share_theirs(tmp_path: Path, 
     assert len(ids) == len(set(ids))  # no result handed to two rows
 
 
-@given(cells=st.lists(st.text(alphabet=st.characters(blacklist_characters="\0\r", blacklist_categories=("Cs",))),
-                      min_size=1, max_size=5), quote_all=st.booleans())
+@given(
+    cells=st.lists(
+        st.text(alphabet=st.characters(blacklist_characters="\0\r", blacklist_categories=("Cs",))),
+        min_size=1,
+        max_size=5,
+    ),
+    quote_all=st.booleans(),
+)
 def test_a_record_and_its_echoed_fields_have_one_digest(cells: list[str], quote_all: bool) -> None:
     """However the input quoted a row, the digest of the text sent is the digest of the fields Salesforce echoes."""
     assert list(record_digests([as_record(cells, quote_all)])) == [digest(cells)]

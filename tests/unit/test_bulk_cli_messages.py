@@ -12,17 +12,26 @@ from sfbulk.cli import cli
 from sfbulk.cli.bulk import cached_token_note, cli_message, user_path
 from sfbulk.registry import FileRegistry
 
-ENV = {"SFBULK_API_URL": "http://127.0.0.1:9", "SFBULK_ACCESS_TOKEN": "x", "SFBULK_REFRESH_TOKEN": "",
-       "SFBULK_HTTP_TIMEOUT": "", "SFBULK_CA_FILE": "", "SFBULK_CONFIG": ""}
+ENV = {
+    "SFBULK_API_URL": "http://127.0.0.1:9",
+    "SFBULK_ACCESS_TOKEN": "x",
+    "SFBULK_REFRESH_TOKEN": "",
+    "SFBULK_HTTP_TIMEOUT": "",
+    "SFBULK_CA_FILE": "",
+    "SFBULK_CONFIG": "",
+}
 
 
-@pytest.mark.parametrize("args, wanted", [
-    (["--timeout", "-5"], "'--timeout': -5.0 is not in the range x>0"),
-    (["--timeout", "0"], "'--timeout'"),
-    (["--http-timeout", "0"], "'--http-timeout': 0.0 is not in the range 0<x<=86400"),
-    (["--concurrency", "0"], "'--concurrency': 0 is not in the range 1<=x<=32"),
-    (["--batch-size", "10001"], "'--batch-size'"),
-])
+@pytest.mark.parametrize(
+    "args, wanted",
+    [
+        (["--timeout", "-5"], "'--timeout': -5.0 is not in the range x>0"),
+        (["--timeout", "0"], "'--timeout'"),
+        (["--http-timeout", "0"], "'--http-timeout': 0.0 is not in the range 0<x<=86400"),
+        (["--concurrency", "0"], "'--concurrency': 0 is not in the range 1<=x<=32"),
+        (["--batch-size", "10001"], "'--batch-size'"),
+    ],
+)
 def test_out_of_range_flags_are_usage_errors(tmp_path, args: list[str], wanted: str) -> None:
     src = tmp_path / "c.csv"
     src.write_text("LastName\nLee\n")
@@ -30,7 +39,9 @@ def test_out_of_range_flags_are_usage_errors(tmp_path, args: list[str], wanted: 
     assert result.exit_code == 2 and wanted in result.output, result.output
     out = tmp_path / "o.csv"
     if args[0] != "--batch-size":
-        result = CliRunner().invoke(cli, ["extract", "SELECT Id FROM Contact", "--out", str(out), *args], env=ENV)
+        result = CliRunner().invoke(
+            cli, ["extract", "SELECT Id FROM Contact", "--out", str(out), *args], env=ENV
+        )
         assert result.exit_code == 2 and wanted in result.output, result.output
 
 
@@ -39,10 +50,14 @@ def test_settings_from_the_environment_and_config_name_their_origin(tmp_path) ->
     src.write_text("LastName\nLee\n")
     run = CliRunner().invoke
     result = run(cli, ["load", str(src), "--object", "Contact"], env={**ENV, "SFBULK_HTTP_TIMEOUT": "0"})
-    assert result.exit_code == 2 and "SFBULK_HTTP_TIMEOUT must be a number of seconds above 0" in result.output
+    assert (
+        result.exit_code == 2 and "SFBULK_HTTP_TIMEOUT must be a number of seconds above 0" in result.output
+    )
     result = run(cli, ["load", str(src), "--object", "Contact"], env={**ENV, "SFBULK_CA_FILE": str(tmp_path)})
     assert result.exit_code == 2 and f"SFBULK_CA_FILE {tmp_path} is a folder" in result.output
-    result = run(cli, ["load", str(src), "--object", "Contact", "--ca-file", str(tmp_path / "none.pem")], env=ENV)
+    result = run(
+        cli, ["load", str(src), "--object", "Contact", "--ca-file", str(tmp_path / "none.pem")], env=ENV
+    )
     assert result.exit_code == 2 and "--ca-file" in result.output and "does not exist" in result.output
     cfg = tmp_path / "sf.yaml"
     cfg.write_text("http_timeout: -1\n")
@@ -57,15 +72,27 @@ def test_settings_from_the_environment_and_config_name_their_origin(tmp_path) ->
 
 
 def test_connector_parameter_names_become_flags_or_variables() -> None:
-    assert cli_message("init: timeout must be a number of seconds (0 < timeout <= 86400), got '0'",
-                       {"timeout": "SFBULK_HTTP_TIMEOUT"}).startswith("SFBULK_HTTP_TIMEOUT must be")
-    msg = cli_message("TLS handshake with x failed; pass the server's CA bundle (caFile) if it uses a private CA")
+    assert cli_message(
+        "init: timeout must be a number of seconds (0 < timeout <= 86400), got '0'",
+        {"timeout": "SFBULK_HTTP_TIMEOUT"},
+    ).startswith("SFBULK_HTTP_TIMEOUT must be")
+    msg = cli_message(
+        "TLS handshake with x failed; pass the server's CA bundle (caFile) if it uses a private CA"
+    )
     assert "(--ca-file / SFBULK_CA_FILE)" in msg and "caFile" not in msg
-    msg = cli_message("token refresh failed: invalid_grant; check refreshToken, clientId, clientSecret and "
-                      "tokenEndpointHostname", {"clientId": "--client-id"})
-    assert msg.endswith("check --refresh-token / SFBULK_REFRESH_TOKEN, --client-id, --client-secret / "
-                        "SFBULK_CLIENT_SECRET and --token-endpoint / SFBULK_TOKEN_ENDPOINT")
-    assert cli_message("init: parameter 'apiUrl' is required") == "parameter --api-url / SFBULK_API_URL is required"
+    msg = cli_message(
+        "token refresh failed: invalid_grant; check refreshToken, clientId, clientSecret and "
+        "tokenEndpointHostname",
+        {"clientId": "--client-id"},
+    )
+    assert msg.endswith(
+        "check --refresh-token / SFBULK_REFRESH_TOKEN, --client-id, --client-secret / "
+        "SFBULK_CLIENT_SECRET and --token-endpoint / SFBULK_TOKEN_ENDPOINT"
+    )
+    assert (
+        cli_message("init: parameter 'apiUrl' is required")
+        == "parameter --api-url / SFBULK_API_URL is required"
+    )
     assert cli_message("the job timed out") == "the job timed out"  # plain words are left alone
 
 
@@ -87,8 +114,9 @@ def test_cached_token_note_says_when_the_given_credentials_are_not_used(tmp_path
 
     def cache(stamp_ms: int) -> None:  # what a connection with these credentials stores
         with RequestsTransport() as unused:
-            TokenManager(InitParams.from_params(params), FileRegistry(reg), unused).store("cached-secret",
-                                                                                          stamp_ms=stamp_ms)
+            TokenManager(InitParams.from_params(params), FileRegistry(reg), unused).store(
+                "cached-secret", stamp_ms=stamp_ms
+            )
 
     cache(int(time.time() * 1000) - 90_000)
     note = cached_token_note(params, reg, {"accessToken": "--access-token"})
@@ -107,6 +135,8 @@ def test_soql_header_for_an_empty_result() -> None:
     from sfbulk.bulk.extract import soql_header
 
     assert soql_header("SELECT Id, Email FROM Contact WHERE Email = 'x'") == b'"Id","Email"\n'
-    assert soql_header("select Id,\n  Account.Name , toLabel(Status__c) from Case") == \
-        b'"Id","Account.Name","toLabel(Status__c)"\n'
+    assert (
+        soql_header("select Id,\n  Account.Name , toLabel(Status__c) from Case")
+        == b'"Id","Account.Name","toLabel(Status__c)"\n'
+    )
     assert soql_header("SELECT FROM Contact") is None and soql_header("Id FROM Contact") is None

@@ -12,8 +12,10 @@ from sfbulk.errors import BulkInputError
 
 def test_precedence_flags_env_config(tmp_path, monkeypatch) -> None:
     cfg = tmp_path / "sf.yaml"
-    cfg.write_text("api_url: https://from-config.example\nclient_id: cfg-id\nclient_secret: cfg-secret\n"
-                   "refresh_token: cfg-refresh\nregistry: /tmp/reg\n")
+    cfg.write_text(
+        "api_url: https://from-config.example\nclient_id: cfg-id\nclient_secret: cfg-secret\n"
+        "refresh_token: cfg-refresh\nregistry: /tmp/reg\n"
+    )
     monkeypatch.setenv("SFBULK_CLIENT_ID", "env-id")
     kwargs = {"config_file": str(cfg), "api_url": "https://from-flag.example", "client_id": None}
     params = resolve_settings(kwargs)

@@ -31,11 +31,11 @@ def _record_ends(data: bytes) -> list[bytes]:
     """The line terminators that end records (outside quotes) in ``data``."""
     ends, quotes, i = [], 0, 0
     while i < len(data):
-        c = data[i:i + 1]
+        c = data[i : i + 1]
         if c == b'"':
             quotes += 1
         elif c in b"\r\n" and not quotes & 1:
-            end = b"\r\n" if data[i:i + 2] == b"\r\n" else c
+            end = b"\r\n" if data[i : i + 2] == b"\r\n" else c
             ends.append(end)
             i += len(end)
             continue
@@ -51,7 +51,7 @@ def _records(batch_data: bytes) -> list[list[str]]:
 
 
 def _split(data: bytes, chunk: int | None = None, **kw: object) -> tuple[CsvSplitter, list]:
-    source = io.BytesIO(data) if chunk is None else (data[i:i + chunk] for i in range(0, len(data), chunk))
+    source = io.BytesIO(data) if chunk is None else (data[i : i + chunk] for i in range(0, len(data), chunk))
     splitter = CsvSplitter(source, **kw)  # type: ignore[arg-type]
     return splitter, list(splitter)
 
@@ -96,7 +96,9 @@ field = st.text(
     chunk=st.one_of(st.none(), st.integers(1, 17)),
     trailing_newline=st.booleans(),
 )
-def test_property_every_record_exactly_once(rows, max_records, terminator, mixed, chunk, trailing_newline) -> None:
+def test_property_every_record_exactly_once(
+    rows, max_records, terminator, mixed, chunk, trailing_newline
+) -> None:
     """LF, CRLF, CR-only (Excel's "CSV (Macintosh)") and mixed line ends; quoted CR/LF are data."""
     # A row of only empty fields would be written as a blank line; Salesforce cannot take it either.
     rows = [r if any(r) else ["x", ""] for r in rows]
@@ -117,26 +119,32 @@ def test_property_every_record_exactly_once(rows, max_records, terminator, mixed
         assert len(_record_ends(b.data)) == b.rows + 1 and b"\r" not in _record_ends(b.data)
     # each batch's byte range in the source holds exactly its records
     for b in batches:
-        assert _records(transform(data[b.start:b.end], "utf-8")[0]) == _records(b.data)[1:]
+        assert _records(transform(data[b.start : b.end], "utf-8")[0]) == _records(b.data)[1:]
 
 
 def test_crlf_and_embedded_newlines_are_kept() -> None:
     data = b'Id,Desc\r\n1,"line one\r\nline two"\r\n2,plain\r\n'
     _, batches = _split(data, max_records=1)
-    assert [b.data for b in batches] == [b'Id,Desc\r\n1,"line one\r\nline two"\r\n', b"Id,Desc\r\n2,plain\r\n"]
+    assert [b.data for b in batches] == [
+        b'Id,Desc\r\n1,"line one\r\nline two"\r\n',
+        b"Id,Desc\r\n2,plain\r\n",
+    ]
 
 
 def test_cr_only_line_ends_are_read_and_sent_as_lf() -> None:
     """Excel's "CSV (Macintosh)": every record found; a CR inside a quoted value stays data."""
     data = b'Id,Desc\r1,"two\rlines"\r2,plain\r\r3,"a\r\nb"\r4,last'
     splitter, batches = _split(data, max_records=2)
-    assert [b.data for b in batches] == [b'Id,Desc\n1,"two\rlines"\n2,plain\n',
-                                         b'Id,Desc\n3,"a\r\nb"\n4,last\n']
+    assert [b.data for b in batches] == [
+        b'Id,Desc\n1,"two\rlines"\n2,plain\n',
+        b'Id,Desc\n3,"a\r\nb"\n4,last\n',
+    ]
     assert (splitter.rows, splitter.blank_lines) == (4, 1)
     # the byte ranges re-read from the source give the same records (the result writer's view)
-    assert [_records(transform(data[b.start:b.end], "utf-8")[0]) for b in batches] == [
-        _records(b.data)[1:] for b in batches]
-    assert transform(data[batches[0].start:batches[0].end], "utf-8")[0] == batches[0].data[8:]
+    assert [_records(transform(data[b.start : b.end], "utf-8")[0]) for b in batches] == [
+        _records(b.data)[1:] for b in batches
+    ]
+    assert transform(data[batches[0].start : batches[0].end], "utf-8")[0] == batches[0].data[8:]
 
 
 def test_cr_only_file_of_1000_rows_split_in_chunks() -> None:
@@ -158,7 +166,9 @@ def test_read_header_reads_only_the_header() -> None:
     from sfbulk.bulk.csvsplit import read_header
 
     assert read_header(io.BytesIO(b'\xef\xbb\xbf\nId,"Na\rme"\r1,a\r' + b"\xff" * 10)) == b'Id,"Na\rme"\n'
-    assert read_header(io.BytesIO("Nom,Prénom\n".encode("cp1252")), encoding="cp1252") == "Nom,Prénom\n".encode()
+    assert (
+        read_header(io.BytesIO("Nom,Prénom\n".encode("cp1252")), encoding="cp1252") == "Nom,Prénom\n".encode()
+    )
     with pytest.raises(BulkError, match="empty"):
         read_header(io.BytesIO(b"\r\n\n"))
 
@@ -215,8 +225,11 @@ def test_read_range_finds_a_batch_again(tmp_path) -> None:
 blank_or_row = st.one_of(st.lists(field, min_size=2, max_size=2), st.sampled_from(["", "\r"]))
 
 
-@settings(max_examples=80, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     rows=st.lists(blank_or_row, min_size=0, max_size=80),
     max_records=st.integers(1, 12),
@@ -225,8 +238,9 @@ blank_or_row = st.one_of(st.lists(field, min_size=2, max_size=2), st.sampled_fro
     mixed=st.lists(terminators, min_size=81, max_size=81),
     chunk=st.one_of(st.none(), st.integers(1, 40)),
 )
-def test_run_of_plain_lines_fast_path_cuts_the_same_batches(monkeypatch, rows, max_records, max_chars, terminator,
-                                                            mixed, chunk) -> None:
+def test_run_of_plain_lines_fast_path_cuts_the_same_batches(
+    monkeypatch, rows, max_records, max_chars, terminator, mixed, chunk
+) -> None:
     """Taking plain one-line records in runs gives exactly the batches of the record-by-record scan,
     whatever the line ends (LF, CRLF, CR-only, mixed) and with quoted CR/LF in values."""
     from sfbulk.bulk import csvsplit
@@ -240,8 +254,12 @@ def test_run_of_plain_lines_fast_path_cuts_the_same_batches(monkeypatch, rows, m
             splitter, batches = _split(data, chunk=chunk, max_records=max_records, max_chars=max_chars)
         except BulkError as exc:
             return ("error", str(exc))
-        return ([(b.index, b.first_row, b.rows, b.start, b.end, b.data) for b in batches],
-                splitter.rows, splitter.nul_count, splitter.blank_lines)
+        return (
+            [(b.index, b.first_row, b.rows, b.start, b.end, b.data) for b in batches],
+            splitter.rows,
+            splitter.nul_count,
+            splitter.blank_lines,
+        )
 
     fast = outcome()
     with monkeypatch.context() as patch:

@@ -19,7 +19,11 @@ def test_records_survive_reopening_and_finish_leaves_nothing(tmp_path: Path) -> 
     j.append({"t": "job", "id": "750x"})
     j.close()
     j = open_journal(path)
-    assert j.resumed and j.start == {"t": "start", "v": 1, "cmd": {"a": 1}} and j.last("job") == {"t": "job", "id": "750x"}
+    assert (
+        j.resumed
+        and j.start == {"t": "start", "v": 1, "cmd": {"a": 1}}
+        and j.last("job") == {"t": "job", "id": "750x"}
+    )
     j.finish()
     assert os.listdir(tmp_path) == []  # neither the journal nor its lock file is left behind
 

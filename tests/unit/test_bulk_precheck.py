@@ -13,16 +13,22 @@ from sfbulk.errors import BulkInputError
 
 @pytest.mark.parametrize("operation", ["update", "delete", "hardDelete"])
 def test_update_and_delete_need_an_id_column(operation: str) -> None:
-    with pytest.raises(BulkInputError, match=rf"c\.csv: --operation {operation} needs an Id column.*"
-                                             r"the header has: FirstName, Email"):
+    with pytest.raises(
+        BulkInputError,
+        match=rf"c\.csv: --operation {operation} needs an Id column.*"
+        r"the header has: FirstName, Email",
+    ):
         check_header(["FirstName", "Email"], operation=operation, source="c.csv")
     plan = check_header(["id", "LastName"], operation=operation, source="c.csv")  # any case
     assert plan.keep is None and plan.send == ("id", "LastName")
 
 
 def test_upsert_needs_the_external_id_column() -> None:
-    with pytest.raises(BulkInputError, match=r"c\.csv: --operation upsert --external-id Email__c needs a "
-                                             r"Email__c column.*LastName"):
+    with pytest.raises(
+        BulkInputError,
+        match=r"c\.csv: --operation upsert --external-id Email__c needs a "
+        r"Email__c column.*LastName",
+    ):
         check_header(["LastName"], operation="upsert", external_id="Email__c", source="c.csv")
     with pytest.raises(BulkInputError, match="--external-id"):
         check_header(["LastName"], operation="upsert")
@@ -30,12 +36,17 @@ def test_upsert_needs_the_external_id_column() -> None:
 
 
 def test_duplicate_and_empty_names_are_refused_case_insensitively() -> None:
-    with pytest.raises(BulkInputError, match=r"c\.csv: columns 1 and 3 are 'Email' and 'EMAIL' "
-                                             r"\(Salesforce field names ignore case\)"):
+    with pytest.raises(
+        BulkInputError,
+        match=r"c\.csv: columns 1 and 3 are 'Email' and 'EMAIL' "
+        r"\(Salesforce field names ignore case\)",
+    ):
         check_header(["Email", "LastName", "EMAIL"], operation="insert", source="c.csv")
     with pytest.raises(BulkInputError, match=r"columns 1 and 2 are both 'Id'"):
         check_header(["Id", "Id"], operation="update")
-    with pytest.raises(BulkInputError, match=r"c\.csv: column 3 of the header has no name.*LastName, \(empty\)"):
+    with pytest.raises(
+        BulkInputError, match=r"c\.csv: column 3 of the header has no name.*LastName, \(empty\)"
+    ):
         check_header(["FirstName", "LastName", ""], operation="insert", source="c.csv")
     with pytest.raises(BulkInputError, match="column 1 of the header has no name"):
         check_header(["  ", "LastName"], operation="insert")
@@ -64,8 +75,9 @@ def test_a_result_file_with_its_own_id_column_keeps_it() -> None:
 def test_delete_from_a_result_file_sends_only_the_id() -> None:
     plan = check_header(["Email", "sf__Id", "sf__Created", "sf__Error"], operation="hardDelete")
     assert plan.send == ("Id",) and plan.keep == (1,)
-    assert plan.project(b"a@x,003000000000001AAA,true,\nb@x,,false,REQUIRED\n") == \
-        b'003000000000001AAA\n""\n'  # an empty id stays a row (Salesforce reports it), never a blank line
+    assert (
+        plan.project(b"a@x,003000000000001AAA,true,\nb@x,,false,REQUIRED\n") == b'003000000000001AAA\n""\n'
+    )  # an empty id stays a row (Salesforce reports it), never a blank line
 
 
 def test_insert_and_upsert_from_a_result_file_drop_the_sf_columns() -> None:
@@ -77,8 +89,10 @@ def test_insert_and_upsert_from_a_result_file_drop_the_sf_columns() -> None:
 
 def test_an_error_file_without_ids_for_update_is_refused() -> None:
     # an insert's error file has an sf__Id column (empty): it still counts as the id column
-    assert check_header(["LastName", "sf__Id", "sf__Created", "sf__Error"], operation="update").send == \
-        ("LastName", "Id")
+    assert check_header(["LastName", "sf__Id", "sf__Created", "sf__Error"], operation="update").send == (
+        "LastName",
+        "Id",
+    )
     with pytest.raises(BulkInputError, match="needs an Id column"):
         check_header(["LastName", "sf__Created", "sf__Error"], operation="update")
 
@@ -99,7 +113,7 @@ def test_splitter_sent_records_match_the_batches() -> None:
     plan = check_file(io.BytesIO(data), "in.csv", operation="update")
     splitter = CsvSplitter(io.BytesIO(data), columns=plan, max_records=1)
     for batch in splitter:
-        assert splitter.header + splitter.sent_records(data[batch.start:batch.end]) == batch.data
+        assert splitter.header + splitter.sent_records(data[batch.start : batch.end]) == batch.data
 
 
 def test_the_input_is_never_an_output(tmp_path) -> None:

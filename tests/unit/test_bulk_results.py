@@ -31,7 +31,9 @@ def test_results_split_into_success_and_error_in_input_order(tmp_path) -> None:
         '"Id","Success","Created","Error"\n"003A","true","true",""\n"","false","false","REQUIRED_FIELD_MISSING:x --"\n',
         '"Id","Success","Created","Error"\n"003C","true","true",""\n',
     ]
-    with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)) as writer:
+    with ResultWriter(
+        str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)
+    ) as writer:
         for batch, text in zip(batches, results, strict=True):
             writer.add_batch(input_records(str(src), batch, "utf-8"), result_rows(io.StringIO(text)))
     assert _read(tmp_path / "s.csv") == [
@@ -75,8 +77,12 @@ def test_backoff_grows_capped_and_resets() -> None:
 def test_poll_timeout_names_job_and_batches() -> None:
     start = time.monotonic()
     with pytest.raises(PollTimeout) as info:
-        poll_until(lambda: (False, False, ["751A", "751B"]), job_id="750J", timeout=0.3,
-                   backoff=Backoff(initial=0.05, cap=0.1))
+        poll_until(
+            lambda: (False, False, ["751A", "751B"]),
+            job_id="750J",
+            timeout=0.3,
+            backoff=Backoff(initial=0.05, cap=0.1),
+        )
     assert time.monotonic() - start < 1.5
     assert info.value.job_id == "750J" and info.value.batch_ids == ["751A", "751B"]
     assert "750J" in str(info.value) and "751B" in str(info.value)
@@ -117,29 +123,41 @@ def _quoted(value: str) -> str:
     terminator=st.sampled_from(["\n", "\r\n"]),
     max_records=st.integers(1, 6),
 )
-def test_records_are_copied_verbatim_and_parse_back_to_the_input(tmp_path, rows, outcomes, terminator,
-                                                                 max_records) -> None:
+def test_records_are_copied_verbatim_and_parse_back_to_the_input(
+    tmp_path, rows, outcomes, terminator, max_records
+) -> None:
     """Whatever the quoting and line breaks, success/error rows parse back to input fields + results."""
     rows = [r if any(r) else ("x", "") for r in rows]  # an all-empty row would be a blank line
     src = tmp_path / "in.csv"
-    src.write_bytes("".join(",".join(_quoted(f) for f in r) + terminator for r in [("A", "B"), *rows]).encode())
+    src.write_bytes(
+        "".join(",".join(_quoted(f) for f in r) + terminator for r in [("A", "B"), *rows]).encode()
+    )
     with src.open("rb") as fh:
         splitter = CsvSplitter(fh, max_records=max_records)
         batches = list(splitter)
     expected_ok, expected_err = [], []
-    with ResultWriter(str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)) as writer:
+    with ResultWriter(
+        str(tmp_path / "s.csv"), str(tmp_path / "e.csv"), parse_header(splitter.header)
+    ) as writer:
         n = 0
         for batch in batches:
             lines = ['"Id","Success","Created","Error"']
             for i in range(batch.rows):
                 ok, error = outcomes[n + i]
                 rid = f"003{n + i:015d}" if ok else ""
-                lines.append(",".join('"' + v.replace('"', '""') + '"'
-                                      for v in (rid, str(ok).lower(), str(ok).lower(), "" if ok else error)))
+                lines.append(
+                    ",".join(
+                        '"' + v.replace('"', '""') + '"'
+                        for v in (rid, str(ok).lower(), str(ok).lower(), "" if ok else error)
+                    )
+                )
                 (expected_ok if ok else expected_err).append(
-                    [*rows[n + i], rid, str(ok).lower(), "" if ok else error])
+                    [*rows[n + i], rid, str(ok).lower(), "" if ok else error]
+                )
             n += batch.rows
-            writer.add_batch(input_records(str(src), batch, "utf-8"), result_rows(io.StringIO("\n".join(lines) + "\n")))
+            writer.add_batch(
+                input_records(str(src), batch, "utf-8"), result_rows(io.StringIO("\n".join(lines) + "\n"))
+            )
     assert _read(tmp_path / "s.csv") == [["A", "B", "sf__Id", "sf__Created", "sf__Error"], *expected_ok]
     assert _read(tmp_path / "e.csv") == [["A", "B", "sf__Id", "sf__Created", "sf__Error"], *expected_err]
     assert (writer.succeeded, writer.failed) == (len(expected_ok), len(expected_err))

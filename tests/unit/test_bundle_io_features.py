@@ -22,15 +22,28 @@ from sfbulk.errors import ConfigError, ConfigErrors, ParameterError
 
 def test_csv_to_json_rows_quotes_and_delimiters() -> None:
     csv = b'"sf__Id","sf__Error","Name"\n"001","DUPLICATE: a, b","Line\nbreak"\n'
-    assert json.loads(csv_to_json(csv)) == [{"sf__Id": "001", "sf__Error": "DUPLICATE: a, b", "Name": "Line\nbreak"}]
+    assert json.loads(csv_to_json(csv)) == [
+        {"sf__Id": "001", "sf__Error": "DUPLICATE: a, b", "Name": "Line\nbreak"}
+    ]
     assert json.loads(csv_to_json(b"a\tb\n1\t2\n", "\t")) == [{"a": "1", "b": "2"}]
     assert csv_to_json(b"") == b"[]"
     assert json.loads(csv_to_json(b"Id,Name\n")) == []
     assert json.loads(csv_to_json(b"\xef\xbb\xbfId,Name\r\n1\r\n")) == [{"Id": "1", "Name": ""}]
 
 
-@given(st.lists(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
-                                 max_size=8), min_size=2, max_size=2), max_size=5))
+@given(
+    st.lists(
+        st.lists(
+            st.text(
+                alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00\r"),
+                max_size=8,
+            ),
+            min_size=2,
+            max_size=2,
+        ),
+        max_size=5,
+    )
+)
 def test_csv_to_json_round_trips_what_csv_writes(rows: list[list[str]]) -> None:
     import csv
     import io
@@ -93,18 +106,41 @@ def test_bundled_connectors_and_aliases() -> None:
     v2 = found["salesforcebulkv2"]
     assert v2.definition.base("62.0") == "/services/data/v62.0/jobs" and v2.definition.session == "bearer"
     assert found["salesforcebulk"].definition.base("62.0") == "/services/async/62.0"
-    wso2 = ["createJob", "uploadJobData", "closeJob", "abortJob", "deleteJob", "getJobInfo", "getAllJobInfo",
-            "getSuccessfulResults", "getFailedResults", "getUnprocessedResults", "createQueryJob",
-            "getQueryJobInfo", "getAllQueryJobInfo", "getQueryJobResults", "abortQueryJob", "deleteQueryJob"]
+    wso2 = [
+        "createJob",
+        "uploadJobData",
+        "closeJob",
+        "abortJob",
+        "deleteJob",
+        "getJobInfo",
+        "getAllJobInfo",
+        "getSuccessfulResults",
+        "getFailedResults",
+        "getUnprocessedResults",
+        "createQueryJob",
+        "getQueryJobInfo",
+        "getAllQueryJobInfo",
+        "getQueryJobResults",
+        "abortQueryJob",
+        "deleteQueryJob",
+    ]
     assert [name for name in v2.operations if name in wso2] == wso2
     assert set(v2.operations) - set(wso2) == {"init", "getQueryJobResultPages"}  # + the sfbulk extension
 
 
 def test_init_aliases_map_to_the_token_life_cycle_names() -> None:
     v2 = Connector.load("salesforcebulkv2")
-    mapped = v2._init_aliases({"instanceUrl": "https://x.my.salesforce.com", "name": "cfg",
-                               "tokenUrl": "https://login.salesforce.com/services/oauth2/token/"})
-    assert mapped == {"apiUrl": "https://x.my.salesforce.com", "tokenEndpointHostname": "https://login.salesforce.com"}
+    mapped = v2._init_aliases(
+        {
+            "instanceUrl": "https://x.my.salesforce.com",
+            "name": "cfg",
+            "tokenUrl": "https://login.salesforce.com/services/oauth2/token/",
+        }
+    )
+    assert mapped == {
+        "apiUrl": "https://x.my.salesforce.com",
+        "tokenEndpointHostname": "https://login.salesforce.com",
+    }
     with pytest.raises(ParameterError, match="apiUrl"):
         v2.connection(name="only-a-name")
 
@@ -117,16 +153,29 @@ def _bundle(tmp_path: Path, manifest: str, operation: str) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize(("operation", "message"), [
-    ("name: op\nparameters: [{name: a}]\nrequest: {method: PUT, path: /x, body: {from: input, inline: b}}\n",
-     "names 'b', which is not a declared parameter"),
-    ("name: op\nrequest: {method: PUT, path: /x, body: {from: input}}\n", "needs 'inline' or 'file'"),
-    ("name: op\nrequest: {method: GET, path: /x}\nresponse: {output: {file: f}}\n", "names 'f'"),
-    ("name: op\nrequest: {method: GET, path: /x}\nresponse: {output: {convert: xml}}\n", "'xml' is not one of"),
-    ("name: op\nparameters: [{name: a, aliasOf: b}]\nrequest: {method: GET, path: /x}\n",
-     "aliasOf is only for init parameters"),
-    ("name: op\nparameters: [{name: a, type: number}]\nrequest: {method: GET, path: /x}\n", "'number' is not one of"),
-])
+@pytest.mark.parametrize(
+    ("operation", "message"),
+    [
+        (
+            "name: op\nparameters: [{name: a}]\nrequest: {method: PUT, path: /x, body: {from: input, inline: b}}\n",
+            "names 'b', which is not a declared parameter",
+        ),
+        ("name: op\nrequest: {method: PUT, path: /x, body: {from: input}}\n", "needs 'inline' or 'file'"),
+        ("name: op\nrequest: {method: GET, path: /x}\nresponse: {output: {file: f}}\n", "names 'f'"),
+        (
+            "name: op\nrequest: {method: GET, path: /x}\nresponse: {output: {convert: xml}}\n",
+            "'xml' is not one of",
+        ),
+        (
+            "name: op\nparameters: [{name: a, aliasOf: b}]\nrequest: {method: GET, path: /x}\n",
+            "aliasOf is only for init parameters",
+        ),
+        (
+            "name: op\nparameters: [{name: a, type: number}]\nrequest: {method: GET, path: /x}\n",
+            "'number' is not one of",
+        ),
+    ],
+)
 def test_new_operation_keys_are_checked_at_load(tmp_path: Path, operation: str, message: str) -> None:
     root = _bundle(tmp_path, "name: t\nversion: 1\n", operation)
     with pytest.raises((ConfigError, ConfigErrors), match=message) as caught:
@@ -134,11 +183,14 @@ def test_new_operation_keys_are_checked_at_load(tmp_path: Path, operation: str, 
     assert "operations/op.yaml" in str(caught.value)
 
 
-@pytest.mark.parametrize(("manifest", "message"), [
-    ("name: t\nversion: 1\nbasePath: /a/{{ other }}\n", "basePath may only use"),
-    ("name: t\nversion: 1\nsession: basic\n", "'basic' is not one of"),
-    ("name: t\nversion: 1\naliases: [not-an-identifier]\n", "does not match"),
-])
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("name: t\nversion: 1\nbasePath: /a/{{ other }}\n", "basePath may only use"),
+        ("name: t\nversion: 1\nsession: basic\n", "'basic' is not one of"),
+        ("name: t\nversion: 1\naliases: [not-an-identifier]\n", "does not match"),
+    ],
+)
 def test_new_manifest_keys_are_checked_at_load(tmp_path: Path, manifest: str, message: str) -> None:
     root = _bundle(tmp_path, manifest, "name: op\nrequest: {method: GET, path: /x}\n")
     with pytest.raises(ConfigError, match=message) as caught:

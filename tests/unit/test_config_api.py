@@ -82,10 +82,16 @@ def test_api_resources_sequences_and_endpoints_from_synapse_xml(tmp_path):
     call, send = post.in_sequence.mediators
     assert isinstance(call.endpoint, EndpointReference) and call.endpoint.key == "backendEP"
     assert isinstance(send.endpoint, AddressEndpoint) and send.endpoint.format == "soap11"
-    assert post.in_sequence.on_error == "errSeq" and isinstance(post.out_sequence.mediators[0], m.SendMediator)
+    assert post.in_sequence.on_error == "errSeq" and isinstance(
+        post.out_sequence.mediators[0], m.SendMediator
+    )
     endpoint = cfg.endpoints["backendEP"]
     assert isinstance(endpoint, AddressEndpoint) and endpoint.name == "backendEP"
-    assert (endpoint.uri, endpoint.timeout, endpoint.response_action) == ("http://127.0.0.1:9/svc", 1.5, "fault")
+    assert (endpoint.uri, endpoint.timeout, endpoint.response_action) == (
+        "http://127.0.0.1:9/svc",
+        1.5,
+        "fault",
+    )
     assert any("sequence 'getSeq' is not defined" in w for w in cfg.warnings)
 
 
@@ -136,8 +142,16 @@ def test_api_errors_name_the_file_line_and_field(tmp_path):
 
 
 def test_two_apis_at_the_same_path_and_duplicate_names_are_errors(tmp_path):
-    write(tmp_path, "a.xml", f'<api {NS} name="A" context="/x"><resource><inSequence><drop/></inSequence></resource></api>')
-    write(tmp_path, "b.xml", f'<api {NS} name="B" context="/x"><resource><inSequence><drop/></inSequence></resource></api>')
+    write(
+        tmp_path,
+        "a.xml",
+        f'<api {NS} name="A" context="/x"><resource><inSequence><drop/></inSequence></resource></api>',
+    )
+    write(
+        tmp_path,
+        "b.xml",
+        f'<api {NS} name="B" context="/x"><resource><inSequence><drop/></inSequence></resource></api>',
+    )
     write(tmp_path, "c.yaml", "apis:\n  A:\n    context: /y\n    resources: [{inSequence: [drop]}]\n")
     with pytest.raises(ConfigErrors) as info:
         load_paths([tmp_path])
@@ -147,25 +161,44 @@ def test_two_apis_at_the_same_path_and_duplicate_names_are_errors(tmp_path):
 
 
 def test_an_unknown_connector_import_or_operation_names_it_and_points_to_the_docs(tmp_path, connectors):
-    write(tmp_path, "imports/{org.wso2.carbon.connector}gmail.xml",
-          f'<import {NS} name="gmail" package="org.wso2.carbon.connector" status="enabled"/>')
-    write(tmp_path, "p.xml", f"""
+    write(
+        tmp_path,
+        "imports/{org.wso2.carbon.connector}gmail.xml",
+        f'<import {NS} name="gmail" package="org.wso2.carbon.connector" status="enabled"/>',
+    )
+    write(
+        tmp_path,
+        "p.xml",
+        f"""
         <proxy {NS} name="p"><target><inSequence>
           <salesforce.query><queryString>SELECT Id FROM Account</queryString></salesforce.query>
-        </inSequence></target></proxy>""")
+        </inSequence></target></proxy>""",
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([tmp_path], connectors=connectors)
     found = errors(info)
     assert any(
-        "gmail.xml:1" in e and "the WSO2 connector 'gmail' (org.wso2.carbon.connector) is not available" in e
-        and "docs/connector.md" in e for e in found
+        "gmail.xml:1" in e
+        and "the WSO2 connector 'gmail' (org.wso2.carbon.connector) is not available" in e
+        and "docs/connector.md" in e
+        for e in found
     ), found
-    assert any("p.xml:2" in e and "unknown connector 'salesforce'" in e and "docs/connector.md" in e for e in found)
+    assert any(
+        "p.xml:2" in e and "unknown connector 'salesforce'" in e and "docs/connector.md" in e for e in found
+    )
 
 
 def test_a_disabled_import_disables_the_connectors_operations(tmp_path, connectors):
-    write(tmp_path, "imp.xml", f'<import {NS} name="salesforcebulk" package="org.wso2.carbon.connector" status="disabled"/>')
-    write(tmp_path, "p.xml", f'<proxy {NS} name="p"><target><inSequence><salesforcebulk.getJob/></inSequence></target></proxy>')
+    write(
+        tmp_path,
+        "imp.xml",
+        f'<import {NS} name="salesforcebulk" package="org.wso2.carbon.connector" status="disabled"/>',
+    )
+    write(
+        tmp_path,
+        "p.xml",
+        f'<proxy {NS} name="p"><target><inSequence><salesforcebulk.getJob/></inSequence></target></proxy>',
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([tmp_path], connectors=connectors)
     (message,) = errors(info)
@@ -178,7 +211,9 @@ def test_a_disabled_import_disables_the_connectors_operations(tmp_path, connecto
 def test_the_example_deployment_loads_from_any_of_its_folders(tmp_path, connectors):
     server = tmp_path / "repository" / "deployment" / "server"
     shutil.copytree(DEPLOYMENT / "synapse-configs", server / "synapse-configs")
-    (server / "synapse-configs" / "default" / "api" / "notes.yaml").write_text("not: [an artifact")  # MI reads XML only
+    (server / "synapse-configs" / "default" / "api" / "notes.yaml").write_text(
+        "not: [an artifact"
+    )  # MI reads XML only
     (server / "carbonapps").mkdir()
     (server / "carbonapps" / "x.xml").write_text("<not-synapse/>")  # outside synapse-configs: not read
     for folder in (DEPLOYMENT, DEPLOYMENT / "synapse-configs" / "default", tmp_path, server):
@@ -189,7 +224,9 @@ def test_the_example_deployment_loads_from_any_of_its_folders(tmp_path, connecto
         assert cfg.local_entries["sf.apiVersion"] == "34.0"
         assert cfg.imports["salesforcebulk"][0] == "enabled"
         if folder in (tmp_path, server):  # carbonapps/x.xml is beside the deployment, not in it
-            assert len(cfg.warnings) == 1 and "1 other .xml/.yaml file(s) in it are not read" in cfg.warnings[0]
+            assert (
+                len(cfg.warnings) == 1 and "1 other .xml/.yaml file(s) in it are not read" in cfg.warnings[0]
+            )
         else:
             assert not cfg.warnings, cfg.warnings
 
@@ -211,7 +248,9 @@ def test_deployment_artifacts_sfbulk_does_not_run_are_reported(tmp_path):
     with pytest.raises(ConfigErrors) as info:
         load_paths([tmp_path])
     found = errors(info)
-    assert len(found) == 2 and any("store.xml:1: <messageStore> artifacts (message stores)" in e for e in found)
+    assert len(found) == 2 and any(
+        "store.xml:1: <messageStore> artifacts (message stores)" in e for e in found
+    )
     empty = tmp_path / "empty" / "synapse-configs" / "default"
     empty.mkdir(parents=True)
     with pytest.raises(ConfigErrors) as info:
@@ -220,19 +259,30 @@ def test_deployment_artifacts_sfbulk_does_not_run_are_reported(tmp_path):
 
 
 def test_unresolved_endpoint_references_are_warnings(tmp_path):
-    cfg = load_paths([write(tmp_path, "p.yaml", """
+    cfg = load_paths(
+        [
+            write(
+                tmp_path,
+                "p.yaml",
+                """
         proxies:
           p:
             inSequence: [{call: {endpoint: {key: nowhere}}}]
           q:
             endpoint: {key: alsoNowhere}
-        """)])
+        """,
+            )
+        ]
+    )
     assert any("endpoint 'nowhere' is not defined" in w for w in cfg.warnings)
     assert any("proxy q" in w and "endpoint 'alsoNowhere' is not defined" in w for w in cfg.warnings)
 
 
 def test_yaml_apis_are_checked_by_the_schema(tmp_path):
-    path = write(tmp_path, "api.yaml", """
+    path = write(
+        tmp_path,
+        "api.yaml",
+        """
         apis:
           A:
             resources: [{methods: [FETCH]}]
@@ -241,7 +291,8 @@ def test_yaml_apis_are_checked_by_the_schema(tmp_path):
             resources: []
         endpoints:
           e: {key: other}
-        """)
+        """,
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([path])
     found = errors(info)

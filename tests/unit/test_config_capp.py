@@ -23,7 +23,10 @@ def test_a_car_loads_like_the_deployment_folder(tmp_path, connectors):
     for table in ("proxies", "apis", "sequences", "endpoints", "local_entries"):
         assert set(getattr(from_car, table)) == set(getattr(from_folder, table)), table
     assert from_car.imports["salesforcebulk"][0] == "enabled"
-    assert from_car.apis["BulkJobs:vv1"].source == f"{tmp_path / 'BulkApp_1.0.0.car'}!/BulkJobsAPI_1.0.0/BulkJobsAPI.xml:11"
+    assert (
+        from_car.apis["BulkJobs:vv1"].source
+        == f"{tmp_path / 'BulkApp_1.0.0.car'}!/BulkJobsAPI_1.0.0/BulkJobsAPI.xml:11"
+    )
     assert any("registry/resource artifact 'conf' skipped" in w for w in from_car.warnings), from_car.warnings
 
 
@@ -31,7 +34,8 @@ def test_carbonapps_beside_synapse_configs_are_deployed(tmp_path, connectors):
     server = tmp_path / "repository" / "deployment" / "server"
     (server / "synapse-configs" / "default" / "sequences").mkdir(parents=True)
     (server / "synapse-configs" / "default" / "sequences" / "main.xml").write_text(
-        '<sequence xmlns="http://ws.apache.org/ns/synapse" name="main"><in><drop/></in><out><send/></out></sequence>')
+        '<sequence xmlns="http://ws.apache.org/ns/synapse" name="main"><in><drop/></in><out><send/></out></sequence>'
+    )
     (server / "carbonapps").mkdir()
     make_car(server / "carbonapps" / "BulkApp_1.0.0.car")
     for folder in (tmp_path, server):
@@ -49,19 +53,25 @@ def test_a_car_shipping_another_connector_is_an_error(tmp_path, connectors):
 
 
 def test_broken_members_are_reported_with_their_place_in_the_car(tmp_path):
-    car = make_car(tmp_path / "app.car", extra={
-        "Broken_1.0.0/artifact.xml": descriptor("Broken", "synapse/sequence", "Broken.xml"),
-        "Broken_1.0.0/Broken.xml": '<sequence xmlns="http://ws.apache.org/ns/synapse" name="b"><nope/></sequence>',
-        "Lost_1.0.0/artifact.xml": descriptor("Lost", "synapse/api", "Lost.xml"),
-    })
+    car = make_car(
+        tmp_path / "app.car",
+        extra={
+            "Broken_1.0.0/artifact.xml": descriptor("Broken", "synapse/sequence", "Broken.xml"),
+            "Broken_1.0.0/Broken.xml": '<sequence xmlns="http://ws.apache.org/ns/synapse" name="b"><nope/></sequence>',
+            "Lost_1.0.0/artifact.xml": descriptor("Lost", "synapse/api", "Lost.xml"),
+        },
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([car])
     (message,) = [str(e) for e in info.value.errors]
     assert "artifact 'Lost' names 'Lost_1.0.0/Lost.xml', which the archive lacks" in message
-    broken = make_car(tmp_path / "app2.car", extra={
-        "Broken_1.0.0/artifact.xml": descriptor("Broken", "synapse/sequence", "Broken.xml"),
-        "Broken_1.0.0/Broken.xml": '<sequence xmlns="http://ws.apache.org/ns/synapse" name="b"><nope/></sequence>',
-    })
+    broken = make_car(
+        tmp_path / "app2.car",
+        extra={
+            "Broken_1.0.0/artifact.xml": descriptor("Broken", "synapse/sequence", "Broken.xml"),
+            "Broken_1.0.0/Broken.xml": '<sequence xmlns="http://ws.apache.org/ns/synapse" name="b"><nope/></sequence>',
+        },
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([broken])
     (message,) = [str(e) for e in info.value.errors]
@@ -71,10 +81,13 @@ def test_broken_members_are_reported_with_their_place_in_the_car(tmp_path):
 def test_unreadable_and_oversized_archives_are_refused(tmp_path):
     not_zip = tmp_path / "x.car"
     not_zip.write_bytes(b"not a zip")
-    big = make_car(tmp_path / "big.car", extra={
-        "Big_1.0.0/artifact.xml": descriptor("Big", "synapse/sequence", "Big.xml"),
-        "Big_1.0.0/Big.xml": "<a>" + " " * (MAX_MEMBER_BYTES + 1) + "</a>",  # compresses to a few KB
-    })
+    big = make_car(
+        tmp_path / "big.car",
+        extra={
+            "Big_1.0.0/artifact.xml": descriptor("Big", "synapse/sequence", "Big.xml"),
+            "Big_1.0.0/Big.xml": "<a>" + " " * (MAX_MEMBER_BYTES + 1) + "</a>",  # compresses to a few KB
+        },
+    )
     with pytest.raises(ConfigErrors) as info:
         load_paths([not_zip, big])
     found = [str(e) for e in info.value.errors]

@@ -139,7 +139,9 @@ def _flow_outcome(text: str):
         doc = Document.from_yaml(text, "f.yaml")
     except ConfigError as exc:
         return ("error", str(exc), exc.line)
-    lines = {path: line for path, line in doc.lines.items() if path != () or isinstance(doc.data, dict | list)}
+    lines = {
+        path: line for path, line in doc.lines.items() if path != () or isinstance(doc.data, dict | list)
+    }
     return ("ok", doc.data, lines)
 
 
@@ -152,9 +154,9 @@ def _pyyaml_says(text: str):
 
 
 SAME_TEXTS = [
-    "a:\tb\n",                 # a tab after the colon: PyYAML refuses it, libyaml accepts it
+    "a:\tb\n",  # a tab after the colon: PyYAML refuses it, libyaml accepts it
     "a: b\n",
-    "a:\n\t- 1\n",            # tab indentation
+    "a:\n\t- 1\n",  # tab indentation
     "a: !!str 1\n",
     "a: 'x'\nb: [1, {c: 2}]\nd:\n  - e\n  - f: g\n",
     "x: &a [1, 2]\ny: *a\n",
@@ -162,7 +164,7 @@ SAME_TEXTS = [
     "a: |\n  text\n  more\nb: >-\n  folded\n",
     "- {b: 2}\n- [3]\n",
     "1: one\n2.5: yes\n~: null key\nfalse: 0\n",
-    "1: one\ntrue: again\n",     # 1 == True: a duplicate key
+    "1: one\ntrue: again\n",  # 1 == True: a duplicate key
     "a: 1\na: 2\n",
     "? [1, 2]\n: x\n",
     "a: [1, 2\n",
@@ -192,7 +194,9 @@ def test_a_tab_after_a_colon_is_an_error_everywhere(tmp_path):
 
 def test_a_scalar_document_keeps_its_line(tmp_path):
     assert Document.from_yaml("# a note\nhello\n", "f.yaml").line_of(()) == 2
-    assert messages(tmp_path, "# a note\nhello\n")[0].startswith("flows.yaml:2: a flows file must be a mapping")
+    assert messages(tmp_path, "# a note\nhello\n")[0].startswith(
+        "flows.yaml:2: a flows file must be a mapping"
+    )
 
 
 def test_line_map_points_at_keys():
@@ -440,7 +444,11 @@ def test_yaml_and_synapse_xml_build_equal_mediator_trees(tmp_path):
     assert {k: v[0] for k, v in from_yaml.imports.items()} == {k: v[0] for k, v in from_xml.imports.items()}
     assert set(from_xml.apis) == {"jobs:vv1"} and set(from_xml.endpoints) == {"jobEP", "echoEP"}
     api_tree = repr(dump(from_yaml.apis))
-    assert "/{jobId}?q={q}" in api_tree and "'discard'" in repr(dump(from_yaml.endpoints)) and "echoEP" in api_tree
+    assert (
+        "/{jobId}?q={q}" in api_tree
+        and "'discard'" in repr(dump(from_yaml.endpoints))
+        and "echoEP" in api_tree
+    )
     # the dump sees real structure (a changed detail must show)
     tree = dump(from_yaml.proxies["everything"])
     assert "urn:(get|update)Job" in repr(tree) and "{+uri.var.apiUrl}/job/{+uri.var.jobId}" in repr(tree)

@@ -25,11 +25,24 @@ def test_bundled_connector_loads_with_the_issue_operations():
     assert {"init", "createJob", "updateJob", "getJob"} <= set(connector.operations)
     assert connector.init is not None and connector.init.kind == "init"
     assert connector.init.parameter_names[:8] == (
-        "apiUrl", "apiVersion", "accessToken", "refreshToken", "clientId", "clientSecret", "intervalTime",
-        "registryPath")
+        "apiUrl",
+        "apiVersion",
+        "accessToken",
+        "refreshToken",
+        "clientId",
+        "clientSecret",
+        "intervalTime",
+        "registryPath",
+    )
     assert {"tokenEndpointHostname", "timeout", "caFile"} <= set(connector.init.parameter_names)
     assert set(connector.operation("createJob").parameter_names) >= {
-        "operation", "object", "contentType", "externalIdFieldName", "concurrencyMode", "assignmentRuleId"}
+        "operation",
+        "object",
+        "contentType",
+        "externalIdFieldName",
+        "concurrencyMode",
+        "assignmentRuleId",
+    }
     assert connector.operation("updateJob").parameter_names == ("jobId", "state")
     assert connector.operation("getJob").parameter_names == ("jobId",)
     assert isinstance(connector.operation("getJob"), OperationDef)
@@ -47,8 +60,9 @@ class _Recorder(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        self.requests.append({"method": self.command, "path": self.path, "headers": dict(self.headers),
-                              "body": body})
+        self.requests.append(
+            {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+        )
         payload = b"<note><id>N-1</id><title>T&amp;1</title></note>"
         self.send_response(201 if self.command == "POST" else 200)
         self.send_header("Content-Type", "application/xml")
@@ -77,8 +91,9 @@ def test_a_new_operation_needs_only_yaml_and_a_template(recorder):
     url, seen = recorder
     connector = Connector.load(FIXTURE)
     assert connector.name == "fixturebulk"
-    with connector.connection(apiUrl=url, apiVersion="40", accessToken="fixture-session-123",
-                              registry=MemoryRegistry()) as conn:
+    with connector.connection(
+        apiUrl=url, apiVersion="40", accessToken="fixture-session-123", registry=MemoryRegistry()
+    ) as conn:
         resp = conn.invoke("createNote", folder="in box/../x", title="<b>hi</b>", trace="t-1", tag="zzz")
         assert resp.status == 201
         assert resp.properties == {"noteId": "N-1"}
@@ -91,8 +106,9 @@ def test_a_new_operation_needs_only_yaml_and_a_template(recorder):
     assert post["headers"]["X-Trace"] == "t-1"
     assert post["headers"]["Content-Type"] == "application/xml; charset=UTF-8"
     assert post["headers"]["X-SFDC-Session"] == "fixture-session-123"
-    assert post["body"] == (b'<?xml version="1.0" encoding="UTF-8"?>\n<note>\n'
-                            b"<title>&lt;b&gt;hi&lt;/b&gt;</title>\n</note>")
+    assert post["body"] == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n<note>\n<title>&lt;b&gt;hi&lt;/b&gt;</title>\n</note>'
+    )
     assert get["path"] == "/services/async/40.0/notes/f/N-1"
     assert "X-Trace" not in get["headers"]
 
@@ -143,7 +159,9 @@ def test_unknown_key_in_a_parameter(bundle):
 
 
 def test_undeclared_template_variable_names_the_template_line(bundle):
-    replace(bundle / "templates/createNote.xml.j2", "<title>{{ title }}</title>", "<title>{{ titel }}</title>")
+    replace(
+        bundle / "templates/createNote.xml.j2", "<title>{{ title }}</title>", "<title>{{ titel }}</title>"
+    )
     error = load_error(bundle)
     assert error.file.endswith("templates/createNote.xml.j2") and error.line == 3
     assert "'titel'" in error.message
@@ -212,7 +230,8 @@ def test_caller_body_operation(bundle, recorder):
     (bundle / "operations/upload.yaml").write_text(
         "name: upload\nparameters:\n  - {name: folder, required: true}\n"
         "  - {name: mime, default: text/csv}\nrequest:\n  method: POST\n  path: /up/{{ folder }}\n"
-        "  contentType: \"{{ mime }}\"\n  body: {from: caller, required: true}\n")
+        '  contentType: "{{ mime }}"\n  body: {from: caller, required: true}\n'
+    )
     replace(bundle / "connector.yaml", "  getNote:", "  upload: operations/upload.yaml\n  getNote:")
     connector = Connector.load(bundle)
     with connector.connection(apiUrl=url, registry=MemoryRegistry()) as conn:
@@ -231,7 +250,8 @@ def test_caller_content_type_is_relayed_unless_the_call_sets_one(bundle, recorde
     (bundle / "operations/upload.yaml").write_text(
         "name: upload\nparameters:\n  - {name: folder, required: true}\n"
         "  - {name: mime, default: zip/csv}\nrequest:\n  method: POST\n  path: /up/{{ folder }}\n"
-        "  contentType: \"{{ mime }}\"\n  body: {from: caller, callerContentType: mime}\n")
+        '  contentType: "{{ mime }}"\n  body: {from: caller, callerContentType: mime}\n'
+    )
     replace(bundle / "connector.yaml", "  getNote:", "  upload: operations/upload.yaml\n  getNote:")
     connector = Connector.load(bundle)
     with connector.connection(apiUrl=url, registry=MemoryRegistry()) as conn:
@@ -245,7 +265,8 @@ def test_caller_content_type_is_relayed_unless_the_call_sets_one(bundle, recorde
 def test_caller_content_type_must_name_a_declared_parameter(bundle):
     (bundle / "operations/upload.yaml").write_text(
         "name: upload\nrequest:\n  method: POST\n  path: /up\n  body:\n    from: caller\n"
-        "    callerContentType: mime\n")
+        "    callerContentType: mime\n"
+    )
     replace(bundle / "connector.yaml", "  getNote:", "  upload: operations/upload.yaml\n  getNote:")
     error = load_error(bundle)
     assert error.field == "request.body.callerContentType" and error.line == 7 and "'mime'" in error.message
@@ -258,22 +279,27 @@ def test_init_yaml_and_the_auth_code_agree():
     assert init.parameter_names == auth.INIT_PARAMETERS
     defaults = {p.name: p.default for p in init.parameters if p.default is not None}
     assert defaults == {
-        "apiVersion": auth.DEFAULT_API_VERSION, "intervalTime": str(auth.DEFAULT_INTERVAL_MS),
-        "registryPath": auth.DEFAULT_REGISTRY_PATH, "tokenEndpointHostname": auth.DEFAULT_TOKEN_ENDPOINT,
+        "apiVersion": auth.DEFAULT_API_VERSION,
+        "intervalTime": str(auth.DEFAULT_INTERVAL_MS),
+        "registryPath": auth.DEFAULT_REGISTRY_PATH,
+        "tokenEndpointHostname": auth.DEFAULT_TOKEN_ENDPOINT,
         "timeout": f"{auth.DEFAULT_TIMEOUT:g}",
     }
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"apiUrl": "ftp://x"}, "http(s) URL"),
-    ({"apiUrl": "https://u:p@host"}, "plain base URL"),
-    ({"apiUrl": "https://h", "apiVersion": "latest"}, "apiVersion"),
-    ({"apiUrl": "https://h", "intervalTime": "soon"}, "intervalTime"),
-    ({"apiUrl": "https://h", "timeout": "0"}, "timeout"),
-    ({"apiUrl": "https://h", "registryPath": "../x", "refreshToken": "r", "clientId": "c"}, None),
-    ({}, "apiUrl"),
-    ({"apiUrl": "https://h", "apiurl": "x"}, "unknown parameter"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"apiUrl": "ftp://x"}, "http(s) URL"),
+        ({"apiUrl": "https://u:p@host"}, "plain base URL"),
+        ({"apiUrl": "https://h", "apiVersion": "latest"}, "apiVersion"),
+        ({"apiUrl": "https://h", "intervalTime": "soon"}, "intervalTime"),
+        ({"apiUrl": "https://h", "timeout": "0"}, "timeout"),
+        ({"apiUrl": "https://h", "registryPath": "../x", "refreshToken": "r", "clientId": "c"}, None),
+        ({}, "apiUrl"),
+        ({"apiUrl": "https://h", "apiurl": "x"}, "unknown parameter"),
+    ],
+)
 def test_init_parameter_errors(params, message):
     from sfbulk.errors import RegistryError
 
@@ -287,7 +313,9 @@ def test_init_parameter_errors(params, message):
 
 
 def test_api_version_is_normalised():
-    conn = Connector.load().connection(apiUrl="https://h.example/", apiVersion="34", registry=MemoryRegistry())
+    conn = Connector.load().connection(
+        apiUrl="https://h.example/", apiVersion="34", registry=MemoryRegistry()
+    )
     assert conn.api_url == "https://h.example/services/async/34.0"
     conn.close()
 

@@ -70,11 +70,14 @@ def errors_of(exc: ConfigError) -> list[ConfigError]:
 def test_the_closest_declared_name_is_suggested(connectors):
     connector = connectors["salesforcebulk"]
     assert undeclared_parameters(connector, "getJob", ["jobId"]) == []
-    [(name, message)] = undeclared_parameters(connector, "getBulkQueryResults", ["jobId", "resultsId"],
-                                              label="salesforcebulk.getBulkQueryResults")
+    [(name, message)] = undeclared_parameters(
+        connector, "getBulkQueryResults", ["jobId", "resultsId"], label="salesforcebulk.getBulkQueryResults"
+    )
     assert name == "resultsId"
-    assert message == ("salesforcebulk.getBulkQueryResults has no parameter 'resultsId'; did you mean 'resultId'? "
-                       "(parameters: jobId, batchId, resultId)")
+    assert message == (
+        "salesforcebulk.getBulkQueryResults has no parameter 'resultsId'; did you mean 'resultId'? "
+        "(parameters: jobId, batchId, resultId)"
+    )
     [(_, message)] = undeclared_parameters(connector, "getJob", ["JOBID"])
     assert "did you mean 'jobId'?" in message  # a case slip is always recognised
     [(_, message)] = undeclared_parameters(connector, "getJob", ["colour"])
@@ -86,14 +89,23 @@ def test_typos_are_errors_with_file_line_and_field_in_both_front_ends(configs, c
         load_paths([configs], connectors=connectors)
     found = {(Path(e.file).name, e.line, e.field): e.message for e in errors_of(info.value)}
     assert found == {
-        ("flows.yaml", 6, "proxies.job.inSequence[1].salesforcebulk.getJob.jobid"):
-            "salesforcebulk.getJob has no parameter 'jobid'; did you mean 'jobId'? (parameters: jobId)",
-        ("flows.yaml", 10, "proxies.job.inSequence[2].salesforcebulk.createJob.colour"):
-            "salesforcebulk.createJob has no parameter 'colour' (parameters: operation, object, contentType, "
-            "externalIdFieldName, concurrencyMode, assignmentRuleId, pkChunking)",
-        ("results.xml", 9, "salesforcebulk.getBulkQueryResults/resultsId"):
-            "salesforcebulk.getBulkQueryResults has no parameter 'resultsId'; did you mean 'resultId'? "
-            "(parameters: jobId, batchId, resultId)",
+        (
+            "flows.yaml",
+            6,
+            "proxies.job.inSequence[1].salesforcebulk.getJob.jobid",
+        ): "salesforcebulk.getJob has no parameter 'jobid'; did you mean 'jobId'? (parameters: jobId)",
+        (
+            "flows.yaml",
+            10,
+            "proxies.job.inSequence[2].salesforcebulk.createJob.colour",
+        ): "salesforcebulk.createJob has no parameter 'colour' (parameters: operation, object, contentType, "
+        "externalIdFieldName, concurrencyMode, assignmentRuleId, pkChunking)",
+        (
+            "results.xml",
+            9,
+            "salesforcebulk.getBulkQueryResults/resultsId",
+        ): "salesforcebulk.getBulkQueryResults has no parameter 'resultsId'; did you mean 'resultId'? "
+        "(parameters: jobId, batchId, resultId)",
     }
 
 
@@ -108,8 +120,11 @@ def test_lenient_turns_them_into_warnings(configs, connectors):
 def test_init_parameters_are_checked_too(tmp_path, connectors):
     (tmp_path / "init.yaml").write_text(
         'proxies:\n  p:\n    inSequence:\n      - salesforcebulk.init: {apiUrl: "https://x", acessToken: "{$ctx:t}"}\n'
-        "      - respond\n")
-    with pytest.raises(ConfigError, match="salesforcebulk.init has no parameter 'acessToken'; did you mean 'accessToken'"):
+        "      - respond\n"
+    )
+    with pytest.raises(
+        ConfigError, match="salesforcebulk.init has no parameter 'acessToken'; did you mean 'accessToken'"
+    ):
         load_paths([tmp_path], connectors=connectors)
 
 
@@ -117,7 +132,10 @@ def test_validate_command_fails_and_passes_with_lenient(configs):
     runner = CliRunner()
     strict = runner.invoke(cli, ["validate", str(configs)], catch_exceptions=False)
     assert strict.exit_code == 1
-    assert f"error: {configs / 'results.xml'}:9: " in strict.stderr and "did you mean 'resultId'?" in strict.stderr
+    assert (
+        f"error: {configs / 'results.xml'}:9: " in strict.stderr
+        and "did you mean 'resultId'?" in strict.stderr
+    )
     assert "3 error(s) found" in strict.stderr
     lenient = runner.invoke(cli, ["validate", "--lenient", str(configs)], catch_exceptions=False)
     assert lenient.exit_code == 0, lenient.output
@@ -126,8 +144,11 @@ def test_validate_command_fails_and_passes_with_lenient(configs):
 
 
 def test_run_refuses_a_typo_before_anything_is_sent(configs, tmp_path):
-    result = CliRunner().invoke(cli, ["run", str(configs / "results.xml"), "--proxy", "results",
-                                      "--registry", str(tmp_path / "reg")], catch_exceptions=False)
+    result = CliRunner().invoke(
+        cli,
+        ["run", str(configs / "results.xml"), "--proxy", "results", "--registry", str(tmp_path / "reg")],
+        catch_exceptions=False,
+    )
     assert result.exit_code == 2
     assert "did you mean 'resultId'?" in result.stderr
 

@@ -26,7 +26,6 @@ def request(
     )
 
 
-
 # --- properties ---------------------------------------------------------------------------------
 
 
@@ -333,10 +332,21 @@ def test_call_then_respond_relays_backend_response() -> None:  # U7
 def test_no_hop_by_hop_or_framing_header_reaches_the_caller() -> None:
     ctx = request(CREATE_JOB)
     ctx.set_response(
-        200, "OK",
-        [("Content-Type", "application/xml"), ("Connection", "close"), ("Keep-Alive", "timeout=5"),
-         ("Transfer-Encoding", "chunked"), ("Upgrade", "h2c"), ("TE", "trailers"), ("Proxy-Connection", "x"),
-         ("Content-Length", "4"), ("Server", "sf"), ("Date", "d"), ("X-Kept", "1")],
+        200,
+        "OK",
+        [
+            ("Content-Type", "application/xml"),
+            ("Connection", "close"),
+            ("Keep-Alive", "timeout=5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Upgrade", "h2c"),
+            ("TE", "trailers"),
+            ("Proxy-Connection", "x"),
+            ("Content-Length", "4"),
+            ("Server", "sf"),
+            ("Date", "d"),
+            ("X-Kept", "1"),
+        ],
         b"<r/>",
     )
     ctx.set_property("User-Agent", "mediator", "transport")
@@ -348,8 +358,15 @@ def test_respond_without_call_echoes_no_request_header() -> None:
     # Deliberate deviation from Synapse (synapse.md §6.5 echoes them): the caller's headers,
     # credentials included, never come back unless a mediator sets them (docs/server.md).
     ctx = request(
-        CREATE_JOB, headers=[("Host", "me"), ("Accept", "*/*"), ("Content-Length", "9"), ("Action", "urn:a"),
-                             ("Authorization", "Bearer SECRET"), ("Cookie", "sid=SECRET")]
+        CREATE_JOB,
+        headers=[
+            ("Host", "me"),
+            ("Accept", "*/*"),
+            ("Content-Length", "9"),
+            ("Action", "urn:a"),
+            ("Authorization", "Bearer SECRET"),
+            ("Cookie", "sid=SECRET"),
+        ],
     )
     assert ctx.get_property("Authorization", "transport") == "Bearer SECRET"  # still readable ($trp:)
     result = ctx.to_http_response()
@@ -359,15 +376,22 @@ def test_respond_without_call_echoes_no_request_header() -> None:
 
 
 def test_request_headers_a_mediator_sets_do_flow_back() -> None:
-    ctx = request(CREATE_JOB, headers=[("X-Correlation-Id", "c-1"), ("Authorization", "Bearer SECRET"),
-                                       ("X-Gone", "1")])
-    ctx.set_property("X-Correlation-Id", ctx.get_property("X-Correlation-Id", "transport"), "transport")  # copied
+    ctx = request(
+        CREATE_JOB, headers=[("X-Correlation-Id", "c-1"), ("Authorization", "Bearer SECRET"), ("X-Gone", "1")]
+    )
+    ctx.set_property(
+        "X-Correlation-Id", ctx.get_property("X-Correlation-Id", "transport"), "transport"
+    )  # copied
     ctx.set_property("X-New", "n", "transport")
     ctx.remove_property("X-Gone", "transport")
     ctx.set_property("X-Gone", "back", "transport")
     result = ctx.to_http_response()
-    assert result.headers == [("X-Correlation-Id", "c-1"), ("X-New", "n"), ("X-Gone", "back"),
-                              ("Content-Type", "application/xml")]
+    assert result.headers == [
+        ("X-Correlation-Id", "c-1"),
+        ("X-New", "n"),
+        ("X-Gone", "back"),
+        ("Content-Type", "application/xml"),
+    ]
 
 
 def test_soap_fault_gives_500_unless_http_sc() -> None:

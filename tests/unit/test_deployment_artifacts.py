@@ -44,19 +44,28 @@ def deploy(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_mi_default_sequences_load_and_the_fault_sequence_answers_202(engine, tmp_path):
-    engine.load(deploy(tmp_path, {
-        "sequences/main.xml": MI_MAIN,
-        "sequences/fault.xml": MI_FAULT,
-        "api/broken.xml": f'<api {NS} name="broken" context="/broken"><resource methods="GET">'
-                          '<inSequence><sequence key="missing"/><respond/></inSequence></resource></api>',
-    }))
+    engine.load(
+        deploy(
+            tmp_path,
+            {
+                "sequences/main.xml": MI_MAIN,
+                "sequences/fault.xml": MI_FAULT,
+                "api/broken.xml": f'<api {NS} name="broken" context="/broken"><resource methods="GET">'
+                '<inSequence><sequence key="missing"/><respond/></inSequence></resource></api>',
+            },
+        )
+    )
     assert {"main", "fault"} <= set(engine.sequences)
     result = engine.handle_api(method="GET", uri="/broken")
     assert (result.status, result.body) == (202, b"")  # MI's fault sequence logs and drops
 
 
 def test_in_and_out_run_in_their_direction_only(engine, tmp_path):
-    engine.load(deploy(tmp_path, {"proxy-services/p.xml": f"""
+    engine.load(
+        deploy(
+            tmp_path,
+            {
+                "proxy-services/p.xml": f"""
         <proxy {NS} name="p"><target>
           <inSequence>
             <in><property name="seen" value="in"/></in>
@@ -73,16 +82,24 @@ def test_in_and_out_run_in_their_direction_only(engine, tmp_path):
               <send/>
             </out>
           </outSequence>
-        </target></proxy>"""}))
-    result = engine.handle("p", method="POST", uri="/services/p", body=b"<a/>", headers=[("Content-Type", "application/xml")])
+        </target></proxy>"""
+            },
+        )
+    )
+    result = engine.handle(
+        "p", method="POST", uri="/services/p", body=b"<a/>", headers=[("Content-Type", "application/xml")]
+    )
     assert result.body == b"<r>in</r>"
 
 
 def test_local_entries_holding_a_sequence_an_endpoint_xml_and_text(engine, backend, tmp_path):
-    engine.load(deploy(tmp_path, {
-        "local-entries/greeting.xml": f'<localEntry {NS} key="greeting">  hello  </localEntry>',
-        "local-entries/limits.xml": f'<localEntry {NS} key="limits"><limits xmlns=""><max>5</max></limits></localEntry>',
-        "local-entries/answerSeq.xml": f"""
+    engine.load(
+        deploy(
+            tmp_path,
+            {
+                "local-entries/greeting.xml": f'<localEntry {NS} key="greeting">  hello  </localEntry>',
+                "local-entries/limits.xml": f'<localEntry {NS} key="limits"><limits xmlns=""><max>5</max></limits></localEntry>',
+                "local-entries/answerSeq.xml": f"""
             <localEntry {NS} key="answerSeq">
               <sequence>
                 <payloadFactory media-type="xml">
@@ -92,26 +109,33 @@ def test_local_entries_holding_a_sequence_an_endpoint_xml_and_text(engine, backe
                 <respond/>
               </sequence>
             </localEntry>""",
-        "local-entries/backendEP.xml": f"""
+                "local-entries/backendEP.xml": f"""
             <localEntry {NS} key="backendEP">
               <endpoint><http method="post" uri-template="{backend.url}/from-entry"/></endpoint>
             </localEntry>""",
-        "api/a.xml": f"""
+                "api/a.xml": f"""
             <api {NS} name="a" context="/a">
               <resource uri-template="/hello"><inSequence><sequence key="answerSeq"/></inSequence></resource>
               <resource uri-template="/call"><inSequence><call><endpoint key="backendEP"/></call><respond/></inSequence></resource>
             </api>""",
-    }))
+            },
+        )
+    )
     assert engine.local_entry("greeting") == "hello"
     assert engine.local_entry("limits").findtext("max") == "5"
     assert engine.handle_api(method="GET", uri="/a/hello").body == b"<r>hello</r>"
-    result = engine.handle_api(method="POST", uri="/a/call", body=b"<x/>", headers=[("Content-Type", "application/xml")])
+    result = engine.handle_api(
+        method="POST", uri="/a/call", body=b"<x/>", headers=[("Content-Type", "application/xml")]
+    )
     assert result.status == 200 and backend.requests[0].path == "/from-entry"
 
 
 def test_resource_sequences_given_by_key_resolve_at_run_time(engine, tmp_path):
-    engine.load(deploy(tmp_path, {
-        "sequences/hello.xml": f"""
+    engine.load(
+        deploy(
+            tmp_path,
+            {
+                "sequences/hello.xml": f"""
             <sequence {NS} name="hello">
               <payloadFactory media-type="json">
                 <format>{{"id": "$1", "method": "$2"}}</format>
@@ -119,13 +143,20 @@ def test_resource_sequences_given_by_key_resolve_at_run_time(engine, tmp_path):
               </payloadFactory>
               <respond/>
             </sequence>""",
-        "api/a.xml": f"""
+                "api/a.xml": f"""
             <api {NS} name="a" context="/a">
               <resource methods="PUT" uri-template="/items/{{id}}" inSequence="hello"/>
               <resource methods="GET" uri-template="/lost" inSequence="noSuchSequence"/>
             </api>""",
-    }))
-    assert json.loads(engine.handle_api(method="PUT", uri="/a/items/x%2Fy").body) == {"id": "x/y", "method": "PUT"}
+            },
+        )
+    )
+    assert json.loads(engine.handle_api(method="PUT", uri="/a/items/x%2Fy").body) == {
+        "id": "x/y",
+        "method": "PUT",
+    }
     lost = engine.handle_api(method="GET", uri="/a/lost")
     assert lost.status == 500
-    assert b"keyValue ='noSuchSequence'} cannot be found (inSequence of resource /lost of API 'a')" in lost.body
+    assert (
+        b"keyValue ='noSuchSequence'} cannot be found (inSequence of resource /lost of API 'a')" in lost.body
+    )

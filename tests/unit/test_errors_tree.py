@@ -69,8 +69,21 @@ def test_each_error_belongs_to_exactly_one_layer(error: type, layer: type) -> No
     assert [branch for branch in LAYERS if issubclass(error, branch)] == [layer]
 
 
-@pytest.mark.parametrize("error", [TransportError, ConnectError, TransportTimeout, ConnectionClosedError,
-                                   AuthError, RegistryError, BulkError, BulkInputError, ApiError, ConfigError])
+@pytest.mark.parametrize(
+    "error",
+    [
+        TransportError,
+        ConnectError,
+        TransportTimeout,
+        ConnectionClosedError,
+        AuthError,
+        RegistryError,
+        BulkError,
+        BulkInputError,
+        ApiError,
+        ConfigError,
+    ],
+)
 def test_no_error_outside_the_mediation_layer_is_a_mediation_fault(error: type) -> None:
     assert not issubclass(error, MediationFault)
 
@@ -92,13 +105,28 @@ def test_the_old_timeout_name_is_an_alias() -> None:
     assert TimeoutError_ is TransportTimeout
 
 
-@pytest.mark.parametrize(("error", "code"), [
-    (MediationFault, 0), (ExpressionError, 0), (PayloadError, 601000), (ParameterError, 500101),
-    (HostNotAllowedError, 700403), (TransportError, 101500), (ConnectError, 101503),
-    (TransportTimeout, 101504), (ConnectionClosedError, 101505), (AuthError, 700101),
-    (TokenEndpointUnavailable, 700101), (RegistryError, 700201), (ApiError, 700301), (ConfigError, 0),
-    (BulkError, 0), (BulkInputError, 0),
-], ids=lambda v: getattr(v, "__name__", str(v)))
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (MediationFault, 0),
+        (ExpressionError, 0),
+        (PayloadError, 601000),
+        (ParameterError, 500101),
+        (HostNotAllowedError, 700403),
+        (TransportError, 101500),
+        (ConnectError, 101503),
+        (TransportTimeout, 101504),
+        (ConnectionClosedError, 101505),
+        (AuthError, 700101),
+        (TokenEndpointUnavailable, 700101),
+        (RegistryError, 700201),
+        (ApiError, 700301),
+        (ConfigError, 0),
+        (BulkError, 0),
+        (BulkInputError, 0),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)),
+)
 def test_the_error_code_is_a_class_attribute(error: type[SfBulkError], code: int) -> None:
     assert error.error_code == code
 
@@ -112,20 +140,58 @@ def test_coded_errors_carry_code_and_detail_of_their_own() -> None:
     assert (refused.code, refused.detail, str(refused)) == (101503, None, "cannot connect to h:1")
 
 
-@pytest.mark.parametrize(("error", "fields"), [
-    (ConnectError("cannot connect to h:1 (connection refused)"),
-     (101503, "cannot connect to h:1 (connection refused)", "cannot connect to h:1 (connection refused)")),
-    (TransportTimeout("no response from h within 2 s", detail="line1\nline2"),
-     (101504, "no response from h within 2 s", "line1 line2")),
-    (ParameterError("init: apiUrl is required\nsecond line"), (500101, "init: apiUrl is required", "init: apiUrl is required")),
-    (MediationFault("", code=42), (42, "MediationFault", "MediationFault")),
-    (AuthError("token refresh failed: HTTP 400: invalid_grant"),
-     (700101, "token refresh failed: HTTP 400: invalid_grant", "token refresh failed: HTTP 400: invalid_grant")),
-    (ApiError(500, "UNKNOWN_EXCEPTION", "boom", context="getJob"),
-     (700301, "getJob: HTTP 500: UNKNOWN_EXCEPTION: boom", "getJob: HTTP 500: UNKNOWN_EXCEPTION: boom")),
-    (ConfigError("unknown key", file="flow.yaml", line=3), (0, "flow.yaml:3: unknown key", "flow.yaml:3: unknown key")),
-    (KeyError("a bug"), (0, "Runtime error occurred while mediating the message",
-                         "Runtime error occurred while mediating the message: KeyError")),
-], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else "")
-def test_the_engine_maps_each_layer_to_the_fault_fields_it_always_did(error: BaseException, fields: tuple) -> None:
+@pytest.mark.parametrize(
+    ("error", "fields"),
+    [
+        (
+            ConnectError("cannot connect to h:1 (connection refused)"),
+            (
+                101503,
+                "cannot connect to h:1 (connection refused)",
+                "cannot connect to h:1 (connection refused)",
+            ),
+        ),
+        (
+            TransportTimeout("no response from h within 2 s", detail="line1\nline2"),
+            (101504, "no response from h within 2 s", "line1 line2"),
+        ),
+        (
+            ParameterError("init: apiUrl is required\nsecond line"),
+            (500101, "init: apiUrl is required", "init: apiUrl is required"),
+        ),
+        (MediationFault("", code=42), (42, "MediationFault", "MediationFault")),
+        (
+            AuthError("token refresh failed: HTTP 400: invalid_grant"),
+            (
+                700101,
+                "token refresh failed: HTTP 400: invalid_grant",
+                "token refresh failed: HTTP 400: invalid_grant",
+            ),
+        ),
+        (
+            ApiError(500, "UNKNOWN_EXCEPTION", "boom", context="getJob"),
+            (
+                700301,
+                "getJob: HTTP 500: UNKNOWN_EXCEPTION: boom",
+                "getJob: HTTP 500: UNKNOWN_EXCEPTION: boom",
+            ),
+        ),
+        (
+            ConfigError("unknown key", file="flow.yaml", line=3),
+            (0, "flow.yaml:3: unknown key", "flow.yaml:3: unknown key"),
+        ),
+        (
+            KeyError("a bug"),
+            (
+                0,
+                "Runtime error occurred while mediating the message",
+                "Runtime error occurred while mediating the message: KeyError",
+            ),
+        ),
+    ],
+    ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else "",
+)
+def test_the_engine_maps_each_layer_to_the_fault_fields_it_always_did(
+    error: BaseException, fields: tuple
+) -> None:
     assert fault_fields(error) == fields

@@ -18,7 +18,9 @@ ROUNDS = 200
 
 def _ctx(i: int) -> MessageContext:
     body = f"<r><apiUrl>u{i}</apiUrl></r>".encode()
-    ctx = MessageContext.from_http(method="POST", uri="/services/P", headers=[("Content-Type", "text/xml")], body=body)
+    ctx = MessageContext.from_http(
+        method="POST", uri="/services/P", headers=[("Content-Type", "text/xml")], body=body
+    )
     ctx.set_property("v", str(i))
     return ctx
 

@@ -30,10 +30,18 @@ def test_the_engine_fault_masks_secrets_in_its_message() -> None:
     assert b"secret-value" not in result.body and result.reason == "Unauthorized"
 
 
-@pytest.mark.parametrize(("status", "reason"), [
-    (400, "Bad Request"), (401, "Unauthorized"), (404, "Not Found"), (405, "Method Not Allowed"),
-    (500, "Internal Server Error"), (503, "Service Unavailable"), (599, "Unknown"),
-])
+@pytest.mark.parametrize(
+    ("status", "reason"),
+    [
+        (400, "Bad Request"),
+        (401, "Unauthorized"),
+        (404, "Not Found"),
+        (405, "Method Not Allowed"),
+        (500, "Internal Server Error"),
+        (503, "Service Unavailable"),
+        (599, "Unknown"),
+    ],
+)
 def test_both_answers_give_the_standard_reason_phrase(status: int, reason: str) -> None:
     # The engine once answered "Error" for any status but 400/401/500 (503 from an unavailable
     # token endpoint, 404/405 of `sfbulk run`); it now says what the server's faults say.
@@ -42,11 +50,15 @@ def test_both_answers_give_the_standard_reason_phrase(status: int, reason: str) 
 
 
 def test_the_server_fault_is_a_document_with_an_allow_header() -> None:
-    response = server_fault_response(Fault(405, "MethodNotAllowed", "x <y> & z", ("GET", "HEAD")), json_wanted=False)
+    response = server_fault_response(
+        Fault(405, "MethodNotAllowed", "x <y> & z", ("GET", "HEAD")), json_wanted=False
+    )
     assert (response.status, response.reason) == (405, "Method Not Allowed")
     assert response.headers == [XML, ("Allow", "GET, HEAD")]
-    assert response.body == (b'<?xml version="1.0" encoding="UTF-8"?>\n'
-                             b"<fault><code>MethodNotAllowed</code><message>x &lt;y&gt; &amp; z</message></fault>\n")
+    assert response.body == (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b"<fault><code>MethodNotAllowed</code><message>x &lt;y&gt; &amp; z</message></fault>\n"
+    )
 
 
 def test_the_server_fault_in_json() -> None:
@@ -69,9 +81,17 @@ def test_both_paths_are_the_one_renderer_with_the_framing_as_a_parameter() -> No
     engine = engine_fault_response(700101, "token refresh failed", 401)
     server = server_fault_response(Fault(401, "700101", "token refresh failed"), json_wanted=False)
     assert (engine.status, engine.reason, engine.headers, engine.body) == (
-        bare.status, bare.reason, bare.headers, bare.body)
+        bare.status,
+        bare.reason,
+        bare.headers,
+        bare.body,
+    )
     assert (server.status, server.reason, server.headers, server.body) == (
-        document.status, document.reason, document.headers, document.body)
+        document.status,
+        document.reason,
+        document.headers,
+        document.body,
+    )
 
 
 def test_a_json_code_keeps_its_type() -> None:

@@ -21,10 +21,23 @@ from sfbulk.httpheaders import (
 
 
 def test_the_derived_sets_extend_the_one_hop_by_hop_list() -> None:
-    assert HOP_BY_HOP == {"connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade"}
+    assert HOP_BY_HOP == {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+    }
     assert NOT_RELAYED - HOP_BY_HOP == {"content-length", "date", "server", "user-agent", "host"}
-    assert SERVER_COMPUTED - HOP_BY_HOP == {"trailer", "trailers", "proxy-authenticate", "content-length", "date",
-                                            "server"}
+    assert SERVER_COMPUTED - HOP_BY_HOP == {
+        "trailer",
+        "trailers",
+        "proxy-authenticate",
+        "content-length",
+        "date",
+        "server",
+    }
     for names in (HOP_BY_HOP, NOT_RELAYED, SERVER_COMPUTED):
         assert all(name == name.lower() for name in names)
     # The inbound side keeps what sizes and types the body; a mediator may read Host and User-Agent.

@@ -27,7 +27,9 @@ from sfbulk.message.context import MessageContext
 SYNAPSE_NS = "http://ws.apache.org/ns/synapse"
 
 
-def ctx_for(body: bytes = b"<r/>", content_type: str = "application/xml", engine=None, headers=(), uri="/services/P"):
+def ctx_for(
+    body: bytes = b"<r/>", content_type: str = "application/xml", engine=None, headers=(), uri="/services/P"
+):
     hdrs = [("Content-Type", content_type), *headers] if content_type else list(headers)
     return MessageContext.from_http(method="POST", uri=uri, headers=hdrs, body=body, engine=engine)
 
@@ -145,7 +147,9 @@ def test_l1_l2_custom_level(caplog):
     ctx = ctx_for()
     ctx.properties["a"] = "1"
     assert LogMediator(level="custom", properties=[LogProperty("x", expression=X("$ctx:a"))]).mediate(ctx)
-    LogMediator(level="custom", separator=";", properties=[LogProperty("a", "1"), LogProperty("b", "2")]).mediate(ctx)
+    LogMediator(
+        level="custom", separator=";", properties=[LogProperty("a", "1"), LogProperty("b", "2")]
+    ).mediate(ctx)
     LogMediator(level="custom", properties=[LogProperty("m", expression=X("$ctx:missing"))]).mediate(ctx)
     messages = [r.getMessage() for r in caplog.records if r.name == "sfbulk.mediation"]
     assert messages == ["x = 1", "a = 1;b = 2", "m = null"]
@@ -157,9 +161,15 @@ def test_log_simple_full_category_and_secrets(caplog):
     body = f"<r><accessToken>{secret}</accessToken><a>visible</a></r>".encode()
     ctx = ctx_for(body, uri="/services/StockQuote", headers=[("SOAPAction", '"urn:getQuote"')])
     ctx.properties["uri.var.accessToken"] = secret
-    LogMediator(level="simple", category="warn", properties=[LogProperty("tok", expression=X("$ctx:uri.var.accessToken"))]).mediate(ctx)
+    LogMediator(
+        level="simple",
+        category="warn",
+        properties=[LogProperty("tok", expression=X("$ctx:uri.var.accessToken"))],
+    ).mediate(ctx)
     LogMediator(level="full", category="DEBUG").mediate(ctx)
-    LogMediator(level="custom", properties=[LogProperty("accessToken", expression=X("$ctx:uri.var.accessToken"))]).mediate(ctx)
+    LogMediator(
+        level="custom", properties=[LogProperty("accessToken", expression=X("$ctx:uri.var.accessToken"))]
+    ).mediate(ctx)
     records = [r for r in caplog.records if r.name == "sfbulk.mediation"]
     simple, full, custom = (r.getMessage() for r in records)
     assert records[0].levelno == logging.WARNING and records[1].levelno == logging.DEBUG
@@ -182,7 +192,9 @@ def test_log_never_changes_the_message():
 def test_h1_h2_transport_headers():
     ctx = ctx_for(headers=[("cache-control", "no-cache")])
     ctx.properties["uri.var.accessToken"] = "t1"
-    HeaderMediator("X-SFDC-Session", expression=X("get-property('uri.var.accessToken')"), scope="transport").mediate(ctx)
+    HeaderMediator(
+        "X-SFDC-Session", expression=X("get-property('uri.var.accessToken')"), scope="transport"
+    ).mediate(ctx)
     HeaderMediator("Cache-Control", action="remove", scope="transport").mediate(ctx)
     assert ctx.headers["X-SFDC-Session"] == "t1"
     assert "cache-control" not in ctx.headers
@@ -217,7 +229,10 @@ JOB_FORMAT = (
 def _pf1(operation: str) -> str:
     ctx = ctx_for(b"<createJob/>")
     ctx.properties.update({"uri.var.operation": operation, "uri.var.object": "Contact"})
-    args = [PayloadArg(expression=X("get-property('uri.var.operation')")), PayloadArg(expression=X("get-property('uri.var.object')"))]
+    args = [
+        PayloadArg(expression=X("get-property('uri.var.operation')")),
+        PayloadArg(expression=X("get-property('uri.var.object')")),
+    ]
     PayloadFactoryMediator(JOB_FORMAT, args=args).mediate(ctx)
     return body_xml(ctx)
 
@@ -267,7 +282,9 @@ def test_pf6_xml_argument_inserted_as_markup():
     assert body_xml(ctx) == "<r><b>1</b></r>"
     ctx = ctx_for(b"<in/>")
     ctx.properties["frag"] = "<b>1</b>"
-    PayloadFactoryMediator('<r xmlns="">$1</r>', args=[PayloadArg(expression=X("$ctx:frag"), literal=True)]).mediate(ctx)
+    PayloadFactoryMediator(
+        '<r xmlns="">$1</r>', args=[PayloadArg(expression=X("$ctx:frag"), literal=True)]
+    ).mediate(ctx)
     assert body_xml(ctx) == "<r>&lt;b&gt;1&lt;/b&gt;</r>"
 
 
@@ -295,7 +312,9 @@ def test_payload_factory_keeps_soap_message_type_and_soap_headers():
 def test_payload_factory_json_with_xml_argument():
     ctx = ctx_for()
     ctx.properties["x"] = "<a><b>1</b><b>2</b></a>"
-    PayloadFactoryMediator('{"v":$1}', media_type="json", args=[PayloadArg(expression=X("$ctx:x"))]).mediate(ctx)
+    PayloadFactoryMediator('{"v":$1}', media_type="json", args=[PayloadArg(expression=X("$ctx:x"))]).mediate(
+        ctx
+    )
     assert json.loads(ctx.payload_bytes()[0]) == {"v": {"a": {"b": [1, 2]}}}
 
 
@@ -313,8 +332,14 @@ def test_en1_save_and_restore_the_body():
 
 def test_enrich_inline_child_sibling_and_custom():
     ctx = ctx_for(b"<r><a>1</a></r>")
-    EnrichMediator(EnrichSource(type="inline", inline=etree.fromstring("<b>2</b>")), EnrichTarget(xpath=X("//r"), action="child")).mediate(ctx)
-    EnrichMediator(EnrichSource(type="inline", inline=etree.fromstring("<c/>")), EnrichTarget(xpath=X("//a"), action="sibling")).mediate(ctx)
+    EnrichMediator(
+        EnrichSource(type="inline", inline=etree.fromstring("<b>2</b>")),
+        EnrichTarget(xpath=X("//r"), action="child"),
+    ).mediate(ctx)
+    EnrichMediator(
+        EnrichSource(type="inline", inline=etree.fromstring("<c/>")),
+        EnrichTarget(xpath=X("//a"), action="sibling"),
+    ).mediate(ctx)
     EnrichMediator(EnrichSource(type="inline", inline="9"), EnrichTarget(xpath=X("//a"))).mediate(ctx)
     assert body_xml(ctx) == "<r><a>9</a><c/><b>2</b></r>"
     ctx.properties["p"] = "7"
@@ -323,7 +348,9 @@ def test_enrich_inline_child_sibling_and_custom():
     with pytest.raises(ConfigError):
         EnrichMediator(EnrichSource(type="custom"), EnrichTarget(type="body"))
     with pytest.raises(MediationFault, match="selects no element"):
-        EnrichMediator(EnrichSource(type="inline", inline="x"), EnrichTarget(xpath=X("//missing"))).mediate(ctx)
+        EnrichMediator(EnrichSource(type="inline", inline="x"), EnrichTarget(xpath=X("//missing"))).mediate(
+            ctx
+        )
 
 
 def test_log_lines_are_bounded_whatever_the_message_carries(caplog):

@@ -42,7 +42,9 @@ class Mark:
 
 
 def ctx_with(**props) -> MessageContext:
-    ctx = MessageContext.from_http(method="POST", uri="/services/StockQuote", headers=[("Content-Type", "application/xml")], body=b"<a/>")
+    ctx = MessageContext.from_http(
+        method="POST", uri="/services/StockQuote", headers=[("Content-Type", "application/xml")], body=b"<a/>"
+    )
     ctx.properties.update(props)
     return ctx
 
@@ -54,7 +56,9 @@ def branch(mediator_factory, ctx: MessageContext) -> list[str]:
 
 
 def regex_filter(source: str, regex: str):
-    return lambda runs: FilterMediator(source=X(source), regex=re.compile(regex), then=[Mark("then", runs)], else_=[Mark("else", runs)])
+    return lambda runs: FilterMediator(
+        source=X(source), regex=re.compile(regex), then=[Mark("then", runs)], else_=[Mark("else", runs)]
+    )
 
 
 @pytest.mark.parametrize(
@@ -84,8 +88,11 @@ def test_f5_http_sc_regex(status, expected):
 
 def test_f6_xpath_filter_and_missing_else():
     ctx = ctx_with(a="urn:y")
+
     def make(runs):
-        return FilterMediator(xpath=X("get-property('a')='urn:x' or get-property('a')='urn:y'"), then=[Mark("then", runs)])
+        return FilterMediator(
+            xpath=X("get-property('a')='urn:x' or get-property('a')='urn:y'"), then=[Mark("then", runs)]
+        )
 
     assert branch(make, ctx) == ["then"]
     assert branch(make, ctx_with(a="urn:z")) == []  # no branch, no else: continue
@@ -112,7 +119,9 @@ def switch(runs, default=True):
         SwitchCase(re.compile("401"), (Mark("401", runs),)),
         SwitchCase(re.compile("4.."), (Mark("4xx", runs),)),
     ]
-    return SwitchMediator(X("get-property('transportAction')"), cases, [Mark("default", runs)] if default else None)
+    return SwitchMediator(
+        X("get-property('transportAction')"), cases, [Mark("default", runs)] if default else None
+    )
 
 
 @pytest.mark.parametrize(
@@ -139,15 +148,31 @@ def test_switch_without_default_continues():
 
 def run(engine, in_mediators, *, body=b"<a/>", out=None, fault=None, on_error=None, headers=None):
     engine.add_proxy(
-        Proxy("P", in_sequence=Sequence(None, in_mediators, on_error=on_error), out_sequence=out, fault_sequence=fault)
+        Proxy(
+            "P",
+            in_sequence=Sequence(None, in_mediators, on_error=on_error),
+            out_sequence=out,
+            fault_sequence=fault,
+        )
     )
-    hdrs = headers if headers is not None else [("Content-Type", "application/xml"), ("Host", "localhost:8280"), ("X-Custom", "1")]
+    hdrs = (
+        headers
+        if headers is not None
+        else [("Content-Type", "application/xml"), ("Host", "localhost:8280"), ("X-Custom", "1")]
+    )
     return engine.handle("P", method="POST", uri="/services/P", headers=hdrs, body=body)
 
 
 def test_fc1_respond_stops_and_echoes_no_inbound_header(engine, caplog):
     caplog.set_level(logging.INFO, logger="sfbulk.mediation")
-    result = run(engine, [PayloadFactoryMediator('<ok xmlns=""/>'), RespondMediator(), LogMediator(level="custom", properties=[LogProperty("ran", "yes")])])
+    result = run(
+        engine,
+        [
+            PayloadFactoryMediator('<ok xmlns=""/>'),
+            RespondMediator(),
+            LogMediator(level="custom", properties=[LogProperty("ran", "yes")]),
+        ],
+    )
     assert (result.status, result.body) == (200, b"<ok/>")
     assert result.header("Content-Type").startswith("application/xml")
     assert result.header("X-Custom") is None  # inbound headers are not echoed (a deviation: docs/server.md)
@@ -174,7 +199,9 @@ def test_fc4_loopback_runs_the_out_sequence(engine):
 def test_fc5_false_propagates_out_of_a_referenced_sequence(engine, caplog):
     caplog.set_level(logging.INFO, logger="sfbulk.mediation")
     engine.add_sequence(Sequence("s1", [RespondMediator()]))
-    result = run(engine, [SequenceReference("s1"), LogMediator(level="custom", properties=[LogProperty("ran", "yes")])])
+    result = run(
+        engine, [SequenceReference("s1"), LogMediator(level="custom", properties=[LogProperty("ran", "yes")])]
+    )
     assert (result.status, result.body) == (200, b"<a/>")
     assert not [r for r in caplog.records if "ran = yes" in r.getMessage()]
 
@@ -184,7 +211,15 @@ def test_fc6_no_branch_continues(engine):
     assert (result.status, result.body) == (200, b"<a/>")
 
 
-ERR_SEQ = Sequence("errSeq", [PayloadFactoryMediator('<e xmlns="">$1</e>', args=[PayloadArg(expression=X("get-property('ERROR_MESSAGE')"))]), RespondMediator()])
+ERR_SEQ = Sequence(
+    "errSeq",
+    [
+        PayloadFactoryMediator(
+            '<e xmlns="">$1</e>', args=[PayloadArg(expression=X("get-property('ERROR_MESSAGE')"))]
+        ),
+        RespondMediator(),
+    ],
+)
 
 
 def test_fh1_on_error_sequence_answers(engine):
@@ -218,7 +253,17 @@ def test_fh2_error_code_set_earlier_is_kept(engine):
 
 def test_fh3_global_fault_sequence_log_and_drop_gives_202(engine, caplog):
     caplog.set_level(logging.INFO, logger="sfbulk.mediation")
-    engine.add_sequence(Sequence("fault", [LogMediator(level="full", properties=[LogProperty("ERROR_CODE", expression=X("$ctx:ERROR_CODE"))]), DropMediator()]))
+    engine.add_sequence(
+        Sequence(
+            "fault",
+            [
+                LogMediator(
+                    level="full", properties=[LogProperty("ERROR_CODE", expression=X("$ctx:ERROR_CODE"))]
+                ),
+                DropMediator(),
+            ],
+        )
+    )
     result = run(engine, [SequenceReference("nope")])
     assert (result.status, result.body) == (202, b"")
     assert any("ERROR_CODE = 0" in r.getMessage() for r in caplog.records)
@@ -226,25 +271,40 @@ def test_fh3_global_fault_sequence_log_and_drop_gives_202(engine, caplog):
 
 def test_proxy_fault_sequence_wins_over_global_and_nested_handler_failure(engine):
     engine.add_sequence(Sequence("fault", [PayloadFactoryMediator('<global xmlns=""/>'), RespondMediator()]))
-    result = run(engine, [SequenceReference("nope")], fault=Sequence(None, [PayloadFactoryMediator('<proxy xmlns=""/>'), RespondMediator()]))
+    result = run(
+        engine,
+        [SequenceReference("nope")],
+        fault=Sequence(None, [PayloadFactoryMediator('<proxy xmlns=""/>'), RespondMediator()]),
+    )
     assert result.body == b"<proxy/>"
     engine.proxies.clear()
     # The onError handler itself fails: the next one on the stack (the proxy's) runs.
     engine.add_sequence(Sequence("broken", [SequenceReference("also-missing")]))
-    result = run(engine, [SequenceReference("nope")], on_error="broken", fault=Sequence(None, [PayloadFactoryMediator('<proxy xmlns=""/>'), RespondMediator()]))
+    result = run(
+        engine,
+        [SequenceReference("nope")],
+        on_error="broken",
+        fault=Sequence(None, [PayloadFactoryMediator('<proxy xmlns=""/>'), RespondMediator()]),
+    )
     assert result.body == b"<proxy/>"
 
 
 def test_default_fault_answer_is_a_small_xml_fault(engine):
     result = run(engine, [SequenceReference("nope")])
     assert result.status == 500
-    assert result.body == b"<fault><code>0</code><message>Sequence named Value {name ='null', keyValue ='nope'} cannot be found</message></fault>"
+    assert (
+        result.body
+        == b"<fault><code>0</code><message>Sequence named Value {name ='null', keyValue ='nope'} cannot be found</message></fault>"
+    )
     result = run(engine, [PropertyMediator("a", expression=X("//x"))], body=b"<broken")
-    assert result.status == 400 and b"<code>601000</code>" in result.body and b"not well-formed" in result.body
+    assert (
+        result.status == 400 and b"<code>601000</code>" in result.body and b"not well-formed" in result.body
+    )
 
 
 def test_unexpected_exception_becomes_a_fault_without_traceback(engine, caplog):
     caplog.set_level(logging.DEBUG, logger="sfbulk.engine.engine")
+
     class Boom:
         def mediate(self, ctx):
             raise RuntimeError("secret internals")
@@ -280,7 +340,9 @@ def test_unknown_proxy_and_engine_mediate(engine):
 
 
 def test_in_sequence_by_key(engine):
-    engine.add_sequence(Sequence("main", [PropertyMediator("HTTP_SC", value="201", scope="axis2"), RespondMediator()]))
+    engine.add_sequence(
+        Sequence("main", [PropertyMediator("HTTP_SC", value="201", scope="axis2"), RespondMediator()])
+    )
     engine.add_proxy(Proxy("K", in_sequence="main"))
     assert engine.handle("K", method="POST", uri="/services/K", headers=[], body=b"").status == 201
     engine.add_proxy(Proxy("L", in_sequence="missing"))

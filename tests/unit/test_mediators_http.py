@@ -29,13 +29,34 @@ REQUEST_HEADERS = [
 ]
 
 
-def run(engine, mediators, *, method="POST", body=b"<createJob><a>1</a></createJob>", fault=None, out=None, endpoint=None):
-    engine.add_proxy(Proxy("P", in_sequence=Sequence(None, mediators), fault_sequence=fault, out_sequence=out, endpoint=endpoint))
+def run(
+    engine,
+    mediators,
+    *,
+    method="POST",
+    body=b"<createJob><a>1</a></createJob>",
+    fault=None,
+    out=None,
+    endpoint=None,
+):
+    engine.add_proxy(
+        Proxy(
+            "P",
+            in_sequence=Sequence(None, mediators),
+            fault_sequence=fault,
+            out_sequence=out,
+            endpoint=endpoint,
+        )
+    )
     return engine.handle("P", method=method, uri="/services/P?x=1", headers=REQUEST_HEADERS, body=body)
 
 
 def test_call_sends_payload_and_forwardable_headers(engine, backend):
-    backend.reply(201, b"<jobInfo><id>750x</id></jobInfo>", [("Content-Type", "application/xml"), ("Cache-Control", "no-cache")])
+    backend.reply(
+        201,
+        b"<jobInfo><id>750x</id></jobInfo>",
+        [("Content-Type", "application/xml"), ("Cache-Control", "no-cache")],
+    )
     result = run(
         engine,
         [
@@ -94,7 +115,9 @@ def test_u7_and_fh4_backend_errors_are_responses(engine, backend):
     assert (result.status, result.body, result.header("Content-Type")) == (404, b"<e/>", "application/xml")
     backend.reply(500, b"<boom/>", [("Content-Type", "application/xml")])
     fault = Sequence(None, [PayloadFactoryMediator('<fault-ran xmlns=""/>'), RespondMediator()])
-    result = run(engine, [CallMediator(HttpEndpoint(backend.url + "/x", method="get")), RespondMediator()], fault=fault)
+    result = run(
+        engine, [CallMediator(HttpEndpoint(backend.url + "/x", method="get")), RespondMediator()], fault=fault
+    )
     assert (result.status, result.body) == (500, b"<boom/>")
 
 
@@ -107,7 +130,13 @@ def test_fc7_no_content(engine, backend):
 def test_fh5_connection_refused_is_fault_101503(engine, caplog):
     caplog.set_level(logging.INFO, logger="sfbulk.mediation")
     url = f"http://127.0.0.1:{free_port_refusing()}/x"
-    fault = Sequence(None, [LogMediator(level="custom", properties=[LogProperty("code", expression=X("$ctx:ERROR_CODE"))]), RespondMediator()])
+    fault = Sequence(
+        None,
+        [
+            LogMediator(level="custom", properties=[LogProperty("code", expression=X("$ctx:ERROR_CODE"))]),
+            RespondMediator(),
+        ],
+    )
     result = run(engine, [CallMediator(HttpEndpoint(url, method="post")), RespondMediator()], fault=fault)
     assert any(r.getMessage() == "code = 101503" for r in caplog.records)
     assert result.status == 200  # what the fault sequence responds (the request, echoed)
@@ -122,5 +151,10 @@ def test_send_with_endpoint_runs_the_out_sequence(engine, backend):
     assert (result.status, result.body) == (299, b"<resp/>")
     # a proxy target endpoint does the same when the inSequence completes
     backend.reply(200, b"<target/>", [("Content-Type", "application/xml")])
-    result = run(engine, [PropertyMediator("x", value="1")], out=Sequence(None, [SendMediator()]), endpoint=HttpEndpoint(backend.url + "/t"))
+    result = run(
+        engine,
+        [PropertyMediator("x", value="1")],
+        out=Sequence(None, [SendMediator()]),
+        endpoint=HttpEndpoint(backend.url + "/t"),
+    )
     assert (result.status, result.body) == (200, b"<target/>")

@@ -26,8 +26,13 @@ def test_plain_key_maps_to_file_under_root(reg):
 
 @pytest.mark.parametrize(
     ("key", "relative"),
-    [("conf:a/b", "config/a/b"), ("gov:a/b", "governance/a/b"), ("local:a", "local/a"),
-     ("gov:/x/y", "governance/x/y"), ("conf:/z", "config/z")],
+    [
+        ("conf:a/b", "config/a/b"),
+        ("gov:a/b", "governance/a/b"),
+        ("local:a", "local/a"),
+        ("gov:/x/y", "governance/x/y"),
+        ("conf:/z", "config/z"),
+    ],
 )
 def test_prefixes_follow_the_mi_layout(reg, key, relative):
     reg.put(key, "v")
@@ -83,8 +88,20 @@ def test_concurrent_readers_never_see_a_partial_value(reg):
 
 @pytest.mark.parametrize(
     "key",
-    ["../outside", "a/../../outside", "/etc/passwd", "gov:../x", "conf://etc/passwd", "a/./b",
-     "a\x00b", "", "   ", "a\\..\\b", "C:/x", "gov:"],
+    [
+        "../outside",
+        "a/../../outside",
+        "/etc/passwd",
+        "gov:../x",
+        "conf://etc/passwd",
+        "a/./b",
+        "a\x00b",
+        "",
+        "   ",
+        "a\\..\\b",
+        "C:/x",
+        "gov:",
+    ],
 )
 def test_keys_outside_the_root_are_rejected(reg, key):
     with pytest.raises(RegistryError) as info:
@@ -179,8 +196,17 @@ def test_memory_registry_same_interface():
 
 # --- hardening (issue 11 point 6) -------------------------------------------------------------------
 
-@pytest.mark.parametrize(("one", "other"), [("a//b", "a/b"), ("a/b/", "a/b"), ("conf:x", "config/x"),
-                                            ("conf:/x", "config//x"), ("gov:k", "governance/k")])
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("a//b", "a/b"),
+        ("a/b/", "a/b"),
+        ("conf:x", "config/x"),
+        ("conf:/x", "config//x"),
+        ("gov:k", "governance/k"),
+    ],
+)
 def test_aliased_keys_are_one_file_and_one_lock(reg, one, other):
     from sfbulk.registry import canonical_key
 
@@ -271,8 +297,10 @@ def test_identity_key_is_created_once_owner_only_and_shared(tmp_path):
     assert FileRegistry(root).identity_key() is None  # reading creates nothing
     assert not root.exists()
     keys: list[bytes | None] = []
-    threads = [threading.Thread(target=lambda: keys.append(FileRegistry(root).identity_key(create=True)))
-               for _ in range(8)]
+    threads = [
+        threading.Thread(target=lambda: keys.append(FileRegistry(root).identity_key(create=True)))
+        for _ in range(8)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -291,9 +319,14 @@ def test_new_folders_are_private(reg):
     assert stat.S_IMODE(os.stat(reg.root / "connectors" / "Y").st_mode) == 0o700
 
 
-@pytest.mark.parametrize(("key", "message"), [("a/" * 1900 + "b", "characters long"),
-                                              ("a/" * 80 + "b", "path segments"),
-                                              ("x" * 300, "longer than 255 bytes")])
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        ("a/" * 1900 + "b", "characters long"),
+        ("a/" * 80 + "b", "path segments"),
+        ("x" * 300, "longer than 255 bytes"),
+    ],
+)
 def test_oversized_keys_are_refused_with_one_short_message(reg, key, message):
     with pytest.raises(RegistryError, match=message) as info:
         reg.put(key, "v")

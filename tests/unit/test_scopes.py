@@ -39,8 +39,13 @@ def engine(tmp_path):
 
 @pytest.fixture
 def ctx(engine) -> MessageContext:
-    return MessageContext.from_http(method="POST", uri="/services/p", headers={"Content-Type": "application/xml"},
-                                    body=b"<r/>", engine=engine)
+    return MessageContext.from_http(
+        method="POST",
+        uri="/services/p",
+        headers={"Content-Type": "application/xml"},
+        body=b"<r/>",
+        engine=engine,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +76,9 @@ def test_the_table_holds_exactly_the_scopes_synapse_has() -> None:
 
 
 @pytest.mark.parametrize("scope", SCOPES)
-def test_a_stored_scope_reads_back_the_same_through_every_entry_point(ctx: MessageContext, scope: str) -> None:
+def test_a_stored_scope_reads_back_the_same_through_every_entry_point(
+    ctx: MessageContext, scope: str
+) -> None:
     prefix, in_get_property, missing = EXPECTED[scope]
     name = "sfbulkScopeTest"
     ctx.set_property(name, "v1", scope)
@@ -124,7 +131,9 @@ def test_axis2_message_type_drags_content_type_along(ctx: MessageContext) -> Non
 
 
 def test_a_transport_header_set_by_a_mediator_goes_back_to_the_caller(engine) -> None:
-    ctx = MessageContext.from_http(method="GET", uri="/services/p", headers={"X-Trace": "caller"}, engine=engine)
+    ctx = MessageContext.from_http(
+        method="GET", uri="/services/p", headers={"X-Trace": "caller"}, engine=engine
+    )
     assert ctx.to_http_response().header("X-Trace") is None  # the caller's own header is not echoed
     ctx.set_property("X-Trace", "mediator", "transport")
     assert ctx.to_http_response().header("X-Trace") == "mediator"
@@ -152,8 +161,11 @@ def test_env_reads_the_process_environment(ctx: MessageContext, monkeypatch) -> 
 
 @pytest.mark.parametrize("scope", ["func", "env", "file", "Default", "nope"])
 def test_the_context_accepts_only_the_scopes_it_stores(ctx: MessageContext, scope: str) -> None:
-    for call in (lambda: ctx.get_property("k", scope), lambda: ctx.set_property("k", "v", scope),
-                 lambda: ctx.remove_property("k", scope)):
+    for call in (
+        lambda: ctx.get_property("k", scope),
+        lambda: ctx.set_property("k", "v", scope),
+        lambda: ctx.remove_property("k", scope),
+    ):
         with pytest.raises(ValueError, match="unknown property scope .*expected one of default, transport"):
             call()
 

@@ -77,12 +77,19 @@ def test_the_fast_loader_is_used_when_libyaml_is_there() -> None:
     assert HAS_LIBYAML == bool(getattr(yaml, "__with_libyaml__", False))
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=12),
-                    st.floats(allow_nan=False), st.sampled_from(["yes", "no", "~", "1e3", "0x1f", "2024-01-02", ""]))
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(max_size=12),
+    st.floats(allow_nan=False),
+    st.sampled_from(["yes", "no", "~", "1e3", "0x1f", "2024-01-02", ""]),
+)
 documents = st.recursive(
     scalars,
-    lambda children: st.one_of(st.lists(children, max_size=4),
-                               st.dictionaries(st.text(max_size=8), children, max_size=4)),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4), st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -97,9 +104,39 @@ def test_loaders_agree_on_dumped_documents(doc: Any, flow: bool | None, indent: 
     assert fast[0] == "ok"
 
 
-yaml_alphabet = st.sampled_from(list("ab1 :-?,.[]{}#&*!|>'\"%@`\\\t\n\n\n  ") + [
-    "\r\n", "\r", "\u2028", "\u2029", "\x85", "\ufeff", "é", "\x07", "\U0001f600", "- ", ": ", "key: ", "---", "...",
-    "|-", ">+", "|2", "&a ", "*a", "!!str ", "%YAML 1.1", "? ", "\\n", "\\/", "\\x41", "\\u00e9", "0x", "1e3"])
+yaml_alphabet = st.sampled_from(
+    list("ab1 :-?,.[]{}#&*!|>'\"%@`\\\t\n\n\n  ")
+    + [
+        "\r\n",
+        "\r",
+        "\u2028",
+        "\u2029",
+        "\x85",
+        "\ufeff",
+        "é",
+        "\x07",
+        "\U0001f600",
+        "- ",
+        ": ",
+        "key: ",
+        "---",
+        "...",
+        "|-",
+        ">+",
+        "|2",
+        "&a ",
+        "*a",
+        "!!str ",
+        "%YAML 1.1",
+        "? ",
+        "\\n",
+        "\\/",
+        "\\x41",
+        "\\u00e9",
+        "0x",
+        "1e3",
+    ]
+)
 
 
 @needs_libyaml
@@ -120,7 +157,7 @@ def test_loaders_agree_on_edited_bundle_files(path: Path, edits: list[tuple[floa
     text = path.read_text(encoding="utf-8")
     for where, cut, insert in edits:
         at = int(where * len(text))
-        text = text[:at] + insert + text[at + cut:]
+        text = text[:at] + insert + text[at + cut :]
     assert outcome(text, fast=True) == outcome(text, fast=False)
 
 
@@ -130,22 +167,25 @@ def test_the_shipped_bundle_takes_the_fast_path() -> None:
 
 
 @needs_libyaml
-@pytest.mark.parametrize("text", [
-    "a: 1\na: 2\n",                          # duplicate key: a ConfigError from the constructor
-    "a: [1, 2\n",                            # syntax error
-    "a: 1\n---\nb: 2\n",                     # two documents
-    "%YAML 1.2\n---\na: 1\n",                # a directive libyaml and PyYAML judge differently
-    "a: *x\n",                               # unknown alias
-    "? [1, 2]\n: x\n",                       # unhashable key
-    "a:\n\t- 1\n",                           # tab indentation
-    "a: \x00\n",                             # a character PyYAML's reader refuses
-    "a:\u2028  b\n",                         # a Unicode line break
-    "a: |#\n",                               # a block scalar header PyYAML refuses
-    "[a?]\n",                                # '?' in a flow plain scalar
-    "!\n",                                   # a bare tag
-    "a\t\n",                                 # a trailing tab
-    "\r\n\ufeff",                             # a byte-order mark after the start
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: 1\na: 2\n",  # duplicate key: a ConfigError from the constructor
+        "a: [1, 2\n",  # syntax error
+        "a: 1\n---\nb: 2\n",  # two documents
+        "%YAML 1.2\n---\na: 1\n",  # a directive libyaml and PyYAML judge differently
+        "a: *x\n",  # unknown alias
+        "? [1, 2]\n: x\n",  # unhashable key
+        "a:\n\t- 1\n",  # tab indentation
+        "a: \x00\n",  # a character PyYAML's reader refuses
+        "a:\u2028  b\n",  # a Unicode line break
+        "a: |#\n",  # a block scalar header PyYAML refuses
+        "[a?]\n",  # '?' in a flow plain scalar
+        "!\n",  # a bare tag
+        "a\t\n",  # a trailing tab
+        "\r\n\ufeff",  # a byte-order mark after the start
+    ],
+)
 def test_loaders_agree_on_errors_and_edge_cases(text: str) -> None:
     assert outcome(text, fast=True) == outcome(text, fast=False)
 
@@ -159,16 +199,24 @@ SCHEMAS = {"connector": bundle_schema.CONNECTOR_SCHEMA, "operation": bundle_sche
 def test_jsonschema_accepts_every_bundle_document() -> None:
     for path in bundle_yaml_files():
         doc = bundle_yaml.parse_yaml(path.read_text(encoding="utf-8"), str(path), fast=False)
-        bundle_schema.validate(doc, SCHEMAS["connector" if path.name == "connector.yaml" else "operation"], str(path))
+        bundle_schema.validate(
+            doc, SCHEMAS["connector" if path.name == "connector.yaml" else "operation"], str(path)
+        )
 
 
 # --- templates --------------------------------------------------------------------------------
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(st.text(alphabet="ab /-_.:;=?&%é", max_size=5),
-                          st.sampled_from(["{{ a }}", "{{b}}", "{{\tc }}"])), max_size=6).map("".join),
-       st.fixed_dictionaries({"a": st.text(max_size=6), "b": st.text(max_size=6), "c": st.text(max_size=6)}))
+@given(
+    st.lists(
+        st.one_of(
+            st.text(alphabet="ab /-_.:;=?&%é", max_size=5), st.sampled_from(["{{ a }}", "{{b}}", "{{\tc }}"])
+        ),
+        max_size=6,
+    ).map("".join),
+    st.fixed_dictionaries({"a": st.text(max_size=6), "b": st.text(max_size=6), "c": st.text(max_size=6)}),
+)
 def test_lazy_inline_templates_render_like_eager_ones(source: str, values: dict[str, str]) -> None:
     for environment in (bundle_templates.INLINE_ENVIRONMENT, bundle_templates.PATH_ENVIRONMENT):
         lazy = bundle_templates.LazyTemplate.inline(environment, source)
@@ -260,8 +308,9 @@ def snapshot(connector: Connector) -> Any:
 
 
 @pytest.mark.parametrize("root", [None, FIXTURE], ids=["bundled", "fixture"])
-def test_a_bundle_from_the_cache_is_the_bundle_without_it(cache_dir: Path, monkeypatch: pytest.MonkeyPatch,
-                                                         root: Path | None) -> None:
+def test_a_bundle_from_the_cache_is_the_bundle_without_it(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, root: Path | None
+) -> None:
     cold = Connector.load(root)
     assert (cache_dir / "bundle-cache.json").is_file()
     warm = Connector.load(root)
@@ -301,11 +350,17 @@ def test_an_edited_file_is_loaded_again(cache_dir: Path, tmp_path: Path) -> None
         Connector.load(bundle)
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda text: "name: getNote\nname: again\n", "duplicate key 'name'"),           # YAML
-    (lambda text: text.replace("method: GET", "method: FETCH"), "'FETCH' is not one of"),  # schema
-    (lambda text: text.replace("{{ noteId }}", "{{ noteId | nope }}"), "No filter named 'nope'"),  # template
-])
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda text: "name: getNote\nname: again\n", "duplicate key 'name'"),  # YAML
+        (lambda text: text.replace("method: GET", "method: FETCH"), "'FETCH' is not one of"),  # schema
+        (
+            lambda text: text.replace("{{ noteId }}", "{{ noteId | nope }}"),
+            "No filter named 'nope'",
+        ),  # template
+    ],
+)
 def test_errors_are_never_cached(cache_dir: Path, tmp_path: Path, edit: Any, message: str) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(FIXTURE, bundle)
@@ -339,8 +394,10 @@ def test_a_damaged_cache_is_ignored(cache_dir: Path, content: str) -> None:
 def test_damaged_entries_are_parsed_again(cache_dir: Path) -> None:
     expected = snapshot(Connector.load(FIXTURE))  # parsed from the files: no cache yet
     data = json.loads((cache_dir / "bundle-cache.json").read_text())
-    data["entries"] = {key: ["m", "x", 3] if isinstance(value, list) and value and value[0] == "m" else 42
-                       for key, value in data["entries"].items()}
+    data["entries"] = {
+        key: ["m", "x", 3] if isinstance(value, list) and value and value[0] == "m" else 42
+        for key, value in data["entries"].items()
+    }
     (cache_dir / "bundle-cache.json").write_text(json.dumps(data))
     assert snapshot(Connector.load(FIXTURE)) == expected
 
@@ -362,7 +419,8 @@ def test_the_cache_key_covers_the_modules_computing_what_is_cached() -> None:
     modules = (bundle_cache, bundle_yaml, bundle_templates, bundle_schema, bundle_loader)
     package = Path(sfbulk.__file__ or "").parent
     assert {Path(module.__file__ or "").relative_to(package).as_posix() for module in modules} == set(
-        bundle_cache.CACHED_BY)
+        bundle_cache.CACHED_BY
+    )
     for name in bundle_cache.CACHED_BY:
         assert (package / name).is_file()
 
@@ -378,8 +436,10 @@ def test_an_unwritable_cache_is_no_cache(tmp_path: Path, monkeypatch: pytest.Mon
 
 
 def test_loading_the_bundle_imports_no_heavy_module(cache_dir: Path) -> None:
-    code = ("import sys\nfrom sfbulk.connector.connection import Connector\nConnector.load()\n"
-            "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm', 'yaml') if m in sys.modules))")
+    code = (
+        "import sys\nfrom sfbulk.connector.connection import Connector\nConnector.load()\n"
+        "print(sorted(m for m in ('jsonschema', 'filelock', 'tqdm', 'yaml') if m in sys.modules))"
+    )
     first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert first.stdout.strip() == "['jsonschema', 'yaml']"
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

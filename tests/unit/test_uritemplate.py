@@ -17,7 +17,11 @@ API = "https://ap2.salesforce.com/services/async/34.0"
         ("http://h/q?x={uri.var.q}", {"uri.var.q": "a b/c"}, "http://h/q?x=a%20b%2Fc"),  # U3
         ("http://h/{+uri.var.p}", {"uri.var.p": "a/b c"}, "http://h/a/b%20c"),  # U4
         ("{uri.var.base}/x", {"uri.var.base": "https://h:8443/api"}, "https://h:8443/api/x"),  # U5
-        ("https://login.salesforce.com/services/oauth2/token", {}, "https://login.salesforce.com/services/oauth2/token"),  # U6
+        (
+            "https://login.salesforce.com/services/oauth2/token",
+            {},
+            "https://login.salesforce.com/services/oauth2/token",
+        ),  # U6
         ("http://h/{+uri.var.p}", {"uri.var.p": "a%2Fb"}, "http://h/a%2Fb"),  # reserved keeps %XX
         ("http://h/{uri.var.p}", {"uri.var.p": "a%2Fb"}, "http://h/a%252Fb"),  # simple encodes %
         ("http://h/{uri.var.p}", {"uri.var.p": "é"}, "http://h/%C3%A9"),

@@ -59,8 +59,13 @@ def v2_connection(conn: Connection) -> Connection:
         return conn
     from sfbulk.connector.connection import Connection, Connector
 
-    return Connection(Connector.load("salesforcebulkv2"), conn.params, conn.registry, conn.transport,
-                      host_policy=conn.host_policy)
+    return Connection(
+        Connector.load("salesforcebulkv2"),
+        conn.params,
+        conn.registry,
+        conn.transport,
+        host_policy=conn.host_policy,
+    )
 
 
 class Bulk2Client:
@@ -75,11 +80,21 @@ class Bulk2Client:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _invoke(self, op: str, context: str, *, ok: tuple[int, ...] = (200, 201), stream: bool = False,
-                body: Any = None, **params: Any) -> OperationResponse:
+    def _invoke(
+        self,
+        op: str,
+        context: str,
+        *,
+        ok: tuple[int, ...] = (200, 201),
+        stream: bool = False,
+        body: Any = None,
+        **params: Any,
+    ) -> OperationResponse:
         """One operation; a non-``ok`` status raises ApiError (transient ones are retried by callers)."""
         kwargs = {k: v for k, v in params.items() if v not in (None, "")}
-        response = self.conn.invoke(op, stream=stream, **({"body": body} if body is not None else {}), **kwargs)
+        response = self.conn.invoke(
+            op, stream=stream, **({"body": body} if body is not None else {}), **kwargs
+        )
         if response.status not in ok:
             err = api_error(response.http, context)
             response.close()
@@ -101,17 +116,28 @@ class Bulk2Client:
 
     def _op(self, op: str, context: str, **params: Any) -> dict[str, Any]:
         """An operation answering a JSON object, retried on transient failures."""
-        return call_with_retry(lambda: self._doc(self._invoke(op, context, **params), context), what=context,
-                               policy=self.retry, stats=self.stats)
+        return call_with_retry(
+            lambda: self._doc(self._invoke(op, context, **params), context),
+            what=context,
+            policy=self.retry,
+            stats=self.stats,
+        )
 
     # -- ingest -------------------------------------------------------------------------------
 
-    def create_job(self, *, operation: str, object: str, external_id: str | None = None,
-                   line_ending: str = "LF") -> dict[str, Any]:
+    def create_job(
+        self, *, operation: str, object: str, external_id: str | None = None, line_ending: str = "LF"
+    ) -> dict[str, Any]:
         """createJob. Retried on transient failures (a lost answer can leave one empty Open job behind)."""
-        info = self._op("createJob", f"creating the {operation} job on {object}", object=object,
-                        operation=operation, columnDelimiter="COMMA", lineEnding=line_ending,
-                        externalIdFieldName=external_id)
+        info = self._op(
+            "createJob",
+            f"creating the {operation} job on {object}",
+            object=object,
+            operation=operation,
+            columnDelimiter="COMMA",
+            lineEnding=line_ending,
+            externalIdFieldName=external_id,
+        )
         if not info.get("id"):
             raise BulkError("Salesforce created a job but its answer carries no job id")
         return info
@@ -161,9 +187,17 @@ class Bulk2Client:
             return self._op("getJobInfo", f"reading job {job_id}", jobId=job_id)
         return self._op("getQueryJobInfo", f"reading job {job_id}", queryJobId=job_id)
 
-    def download(self, op: str, dest: str, context: str, *, transform: Callable[[bytes], bytes] | None = None,
-                 **params: Any) -> tuple[int, dict[str, str]]:
+    def download(
+        self,
+        op: str,
+        dest: str,
+        context: str,
+        *,
+        transform: Callable[[bytes], bytes] | None = None,
+        **params: Any,
+    ) -> tuple[int, dict[str, str]]:
         """Stream one operation's CSV body to ``dest`` (rewritten from scratch on each retry): (bytes, headers)."""
+
         def once() -> tuple[int, dict[str, str]]:
             response = self._invoke(op, context, ok=(200,), stream=True, **params)
             return stream_to_file(response, dest, context, transform), dict(response.headers)
@@ -172,32 +206,59 @@ class Bulk2Client:
 
     def download_results(self, job_id: str, kind: str, dest: str) -> int:
         """getSuccessfulResults / getFailedResults / getUnprocessedResults into ``dest``."""
-        op, what = {"successfulResults": ("getSuccessfulResults", "successful"),
-                    "failedResults": ("getFailedResults", "failed"),
-                    "unprocessedrecords": ("getUnprocessedResults", "unprocessed")}[kind]
+        op, what = {
+            "successfulResults": ("getSuccessfulResults", "successful"),
+            "failedResults": ("getFailedResults", "failed"),
+            "unprocessedrecords": ("getUnprocessedResults", "unprocessed"),
+        }[kind]
         return self.download(op, dest, f"downloading the {what} results of job {job_id}", jobId=job_id)[0]
 
     # -- query --------------------------------------------------------------------------------
 
     def create_query_job(self, soql: str, *, query_all: bool = False) -> dict[str, Any]:
-        info = self._op("createQueryJob", "creating the query job", operation="queryAll" if query_all else "query",
-                        query=soql, columnDelimiter="COMMA", lineEnding="LF")
+        info = self._op(
+            "createQueryJob",
+            "creating the query job",
+            operation="queryAll" if query_all else "query",
+            query=soql,
+            columnDelimiter="COMMA",
+            lineEnding="LF",
+        )
         if not info.get("id"):
             raise BulkError("Salesforce created a query job but its answer carries no job id")
         return info
 
-    def result_pages(self, job_id: str, *, max_records: int | None = None,
-                     locator: str | None = None) -> dict[str, Any]:
+    def result_pages(
+        self, job_id: str, *, max_records: int | None = None, locator: str | None = None
+    ) -> dict[str, Any]:
         """getQueryJobResultPages (API 58.0+): page links, ``nextRecordsUrl``, ``done``."""
-        return self._op("getQueryJobResultPages", f"listing the result pages of job {job_id}", queryJobId=job_id,
-                        locator=locator, maxRecords=max_records)
+        return self._op(
+            "getQueryJobResultPages",
+            f"listing the result pages of job {job_id}",
+            queryJobId=job_id,
+            locator=locator,
+            maxRecords=max_records,
+        )
 
-    def download_page(self, job_id: str, dest: str, *, locator: str | None = None, max_records: int | None = None,
-                      transform: Callable[[bytes], bytes] | None = None) -> tuple[int, str | None, int]:
+    def download_page(
+        self,
+        job_id: str,
+        dest: str,
+        *,
+        locator: str | None = None,
+        max_records: int | None = None,
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> tuple[int, str | None, int]:
         """getQueryJobResults: one page to ``dest``: (bytes, next locator or None, records in it)."""
-        written, headers = self.download("getQueryJobResults", dest, f"downloading results of job {job_id}"
-                                         + (f" at locator {locator}" if locator else ""), transform=transform,
-                                         queryJobId=job_id, locator=locator, maxRecords=max_records)
+        written, headers = self.download(
+            "getQueryJobResults",
+            dest,
+            f"downloading results of job {job_id}" + (f" at locator {locator}" if locator else ""),
+            transform=transform,
+            queryJobId=job_id,
+            locator=locator,
+            maxRecords=max_records,
+        )
         lowered = {k.lower(): v for k, v in headers.items()}
         nxt = lowered.get("sforce-locator") or "null"
         try:

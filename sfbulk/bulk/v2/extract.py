@@ -55,11 +55,25 @@ RESULT_PAGES_VERSION = 58.0
 #: records per page: pages small enough to spread over the workers, large enough to keep requests few
 PAGE_RECORDS = 50_000
 QUERY_FINAL = frozenset({"JobComplete", "Failed", "Aborted"})
-_FLAGS = {"soql": "the query", "query_all": "--all", "out": "--out", "api_url": "--api-url", "api": "--api", "max_records": "--max-records"}
+_FLAGS = {
+    "soql": "the query",
+    "query_all": "--all",
+    "out": "--out",
+    "api_url": "--api-url",
+    "api": "--api",
+    "max_records": "--max-records",
+}
 
 
-def extract_v2(conn: Connection, soql: str, out_path: str, options: ExtractOptions | None = None,
-               progress: Progress | None = None, *, page_records: int = PAGE_RECORDS) -> ExtractSummary:
+def extract_v2(
+    conn: Connection,
+    soql: str,
+    out_path: str,
+    options: ExtractOptions | None = None,
+    progress: Progress | None = None,
+    *,
+    page_records: int = PAGE_RECORDS,
+) -> ExtractSummary:
     """Run ``soql`` as a Bulk API 2.0 query job and write every record to ``out_path`` (CSV, UTF-8)."""
     options = options or ExtractOptions()
     progress = progress or Progress()
@@ -68,8 +82,10 @@ def extract_v2(conn: Connection, soql: str, out_path: str, options: ExtractOptio
     if not soql:
         raise BulkInputError("the query is empty")
     if options.pk_chunking is not None:
-        raise BulkInputError("--pk-chunking is a Bulk API 1.0 setting (2.0 query jobs are chunked by Salesforce "
-                             "itself): drop it, or use --api 1")
+        raise BulkInputError(
+            "--pk-chunking is a Bulk API 1.0 setting (2.0 query jobs are chunked by Salesforce "
+            "itself): drop it, or use --api 1"
+        )
     client = Bulk2Client(conn, retry=options.retry)
     tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(out_path))).close()  # writable, before a job
     journal = open_journal(journal_path(out_path))
@@ -80,18 +96,39 @@ def extract_v2(conn: Connection, soql: str, out_path: str, options: ExtractOptio
         progress.close()
 
 
-def _extract(conn: Connection, client: Bulk2Client, journal: Journal, soql: str, out_path: str, options: ExtractOptions,
-             progress: Progress, started: float, page_records: int) -> ExtractSummary:
+def _extract(
+    conn: Connection,
+    client: Bulk2Client,
+    journal: Journal,
+    soql: str,
+    out_path: str,
+    options: ExtractOptions,
+    progress: Progress,
+    started: float,
+    page_records: int,
+) -> ExtractSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
-    identity = {"kind": "extract", "api": 2, "soql": soql, "query_all": options.query_all,
-                "out": os.path.abspath(out_path), "max_records": page_records,
-                "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or "")}
+    identity = {
+        "kind": "extract",
+        "api": 2,
+        "soql": soql,
+        "query_all": options.query_all,
+        "out": os.path.abspath(out_path),
+        "max_records": page_records,
+        "api_url": str(getattr(getattr(conn, "params", None), "api_url", "") or ""),
+    }
     part = out_path + ".part"
     job_rec = journal.last("job")
     if journal.start is not None:
         if job_rec is None or options.restart:
-            _restart(client, journal, str(job_rec["id"]) if job_rec else None, notify, part,
-                     abort=lambda job_id: client.abort_job(job_id, "query"))
+            _restart(
+                client,
+                journal,
+                str(job_rec["id"]) if job_rec else None,
+                notify,
+                part,
+                abort=lambda job_id: client.abort_job(job_id, "query"),
+            )
             job_rec = None
         else:
             check_same_command(journal, identity, str(job_rec["id"]), _FLAGS)
@@ -109,14 +146,18 @@ def _extract(conn: Connection, client: Bulk2Client, journal: Journal, soql: str,
             notify(f"job {job_id}: created (an interrupted run resumes when re-run)")
         else:
             job_id = str(job_rec["id"])
-            notify(f"job {job_id}: resuming ({len(_pages(journal, work))} result pages were downloaded before)")
+            notify(
+                f"job {job_id}: resuming ({len(_pages(journal, work))} result pages were downloaded before)"
+            )
         try:
             done = _run(client, journal, job_id, soql, part, work, options, progress, page_records)
         except KeyboardInterrupt:
             raise BulkInterrupted(
                 f"job {job_id}: {len(_pages(journal, work))} result pages downloaded so far; re-run the same "
                 "command to resume (only the pages not downloaded yet are fetched), or add --restart to start "
-                "over", job_id=job_id) from None
+                "over",
+                job_id=job_id,
+            ) from None
         except BaseException as exc:
             annotate_unfinished(exc, job_id, journal)
             raise
@@ -135,20 +176,39 @@ def _pages(journal: Journal, work: str) -> dict[int, dict[str, Any]]:
     return good
 
 
-def _run(client: Bulk2Client, journal: Journal, job_id: str, soql: str, part: str, work: str,
-         options: ExtractOptions, progress: Progress, page_records: int) -> dict[str, Any]:
+def _run(
+    client: Bulk2Client,
+    journal: Journal,
+    job_id: str,
+    soql: str,
+    part: str,
+    work: str,
+    options: ExtractOptions,
+    progress: Progress,
+    page_records: int,
+) -> dict[str, Any]:
     info: dict[str, Any] = {}
 
     def check() -> tuple[bool, bool, list[str]]:
         info.update(client.get_job(job_id, "query"))
         return info.get("state") in QUERY_FINAL, False, [job_id]
 
-    poll_until(check, job_id=job_id, timeout=options.timeout, what="query jobs",
-               backoff=Backoff(initial=options.poll_initial, factor=1.3,
-                               cap=max(options.poll_initial, min(options.poll_cap, POLL_CAP))))
+    poll_until(
+        check,
+        job_id=job_id,
+        timeout=options.timeout,
+        what="query jobs",
+        backoff=Backoff(
+            initial=options.poll_initial,
+            factor=1.3,
+            cap=max(options.poll_initial, min(options.poll_cap, POLL_CAP)),
+        ),
+    )
     if info.get("state") != "JobComplete":
-        raise BulkError(f"job {job_id}: the query job ended {info.get('state')}"
-                        + (f": {info['errorMessage']}" if info.get("errorMessage") else ""))
+        raise BulkError(
+            f"job {job_id}: the query job ended {info.get('state')}"
+            + (f": {info['errorMessage']}" if info.get("errorMessage") else "")
+        )
     total = int(info.get("numberRecordsProcessed") or 0)
     progress.batch_done(BatchInfo(job_id, job_id, "Completed", "", total, 0))
     nul = _Nul()
@@ -161,10 +221,19 @@ def _run(client: Bulk2Client, journal: Journal, job_id: str, soql: str, part: st
             return known
         name = f"page-{n}.csv"
         dest = os.path.join(work, name)
-        size, nxt, records = client.download_page(job_id, dest, locator=locator, max_records=max_records,
-                                                  transform=nul)
-        record = {"t": "page", "n": n, "locator": locator, "next": nxt, "name": name, "size": size,
-                  "records": records, "nul": nul.count}
+        size, nxt, records = client.download_page(
+            job_id, dest, locator=locator, max_records=max_records, transform=nul
+        )
+        record = {
+            "t": "page",
+            "n": n,
+            "locator": locator,
+            "next": nxt,
+            "name": name,
+            "size": size,
+            "records": records,
+            "nul": nul.count,
+        }
         journal.append(record, durable=False)  # lost in a power cut: that page is downloaded again
         progress.file_done()
         return record
@@ -177,14 +246,27 @@ def _run(client: Bulk2Client, journal: Journal, job_id: str, soql: str, part: st
     rows = sum(int(p["records"]) for p in pages)
     if rows != total:
         raise BulkError(f"job {job_id}: the result pages hold {rows:,} records, the job reports {total:,}")
-    record = {"t": "done", "job": job_id, "rows": rows, "batches": 1, "files": files, "bytes": written,
-              "nul": sum(int(p.get("nul", 0)) for p in pages)}
+    record = {
+        "t": "done",
+        "job": job_id,
+        "rows": rows,
+        "batches": 1,
+        "files": files,
+        "bytes": written,
+        "nul": sum(int(p.get("nul", 0)) for p in pages),
+    }
     journal.append(record)
     return record
 
 
-def _parallel(client: Bulk2Client, job_id: str, options: ExtractOptions, progress: Progress, page_records: int,
-              download: Any) -> list[dict[str, Any]]:
+def _parallel(
+    client: Bulk2Client,
+    job_id: str,
+    options: ExtractOptions,
+    progress: Progress,
+    page_records: int,
+    download: Any,
+) -> list[dict[str, Any]]:
     """resultPages: every page link listed, then downloaded ``concurrency`` at a time."""
     links: list[tuple[str | None, int | None]] = []
     locator: str | None = None
@@ -211,8 +293,9 @@ def _parallel(client: Bulk2Client, job_id: str, options: ExtractOptions, progres
             raise
 
 
-def _chain(progress: Progress, page_records: int, download: Any, have: dict[int, dict[str, Any]]
-           ) -> list[dict[str, Any]]:
+def _chain(
+    progress: Progress, page_records: int, download: Any, have: dict[int, dict[str, Any]]
+) -> list[dict[str, Any]]:
     """Before API 58.0: each page's Sforce-Locator names the next one."""
     pages: list[dict[str, Any]] = []
     locator: str | None = None

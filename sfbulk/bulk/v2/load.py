@@ -131,15 +131,23 @@ class _Resume:
         return state
 
 
-def load_csv_v2(conn: Connection, path: str, options: LoadOptions, progress: Progress | None = None, *,
-                max_job_bytes: int = MAX_JOB_BYTES) -> LoadSummary:
+def load_csv_v2(
+    conn: Connection,
+    path: str,
+    options: LoadOptions,
+    progress: Progress | None = None,
+    *,
+    max_job_bytes: int = MAX_JOB_BYTES,
+) -> LoadSummary:
     """Load the CSV file at ``path`` through Bulk API 2.0 (or resume the same command's unfinished load).
 
     ``LoadSummary.job_id`` lists the jobs' ids, comma-separated; ``batches`` is the number of jobs.
     """
     options.validate()
     if not 1_000 <= max_job_bytes <= MAX_JOB_BYTES:
-        raise BulkInputError(f"--max-job-bytes must be between 1,000 and {MAX_JOB_BYTES:,}, got {max_job_bytes:,}")
+        raise BulkInputError(
+            f"--max-job-bytes must be between 1,000 and {MAX_JOB_BYTES:,}, got {max_job_bytes:,}"
+        )
     progress = progress or Progress()
     started = time.monotonic()
     d_ok, d_err = default_outputs(path)
@@ -149,19 +157,45 @@ def load_csv_v2(conn: Connection, path: str, options: LoadOptions, progress: Pro
     plan = check_before_job(path, source, options, success_path, error_path)
     journal = open_journal(journal_path(success_path))
     try:
-        return _load(conn, client, journal, path, source, options, progress, success_path, error_path, started,
-                     plan, max_job_bytes)
+        return _load(
+            conn,
+            client,
+            journal,
+            path,
+            source,
+            options,
+            progress,
+            success_path,
+            error_path,
+            started,
+            plan,
+            max_job_bytes,
+        )
     finally:
         journal.close()
         progress.close()
 
 
-def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, source: str, options: LoadOptions,
-          progress: Progress, success_path: str, error_path: str, started: float, plan: InputPlan,
-          max_job_bytes: int) -> LoadSummary:
+def _load(
+    conn: Connection,
+    client: Bulk2Client,
+    journal: Journal,
+    path: str,
+    source: str,
+    options: LoadOptions,
+    progress: Progress,
+    success_path: str,
+    error_path: str,
+    started: float,
+    plan: InputPlan,
+    max_job_bytes: int,
+) -> LoadSummary:
     notify = options.notify or (lambda message: log.info("%s", message))
-    identity = {**_identity(conn, source, options, success_path, error_path), "api": 2,
-                "max_job_bytes": max_job_bytes}
+    identity = {
+        **_identity(conn, source, options, success_path, error_path),
+        "api": 2,
+        "max_job_bytes": max_job_bytes,
+    }
     input_fp = fingerprint(path)
     journal.reading = path  # type: ignore[attr-defined]
     ok_part, err_part = success_path + ".part", error_path + ".part"
@@ -176,26 +210,57 @@ def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, so
             check_resumable(journal, identity, input_fp, source, ", ".join(ids))
         state = _Resume.of(journal)
     if state.done is not None:
-        notify(f"job {state.done['job']}: resuming (the load had finished: moving its result files into place)")
-        return _finish(journal, state.done, ok_part, err_part, success_path, error_path, started, resumed=True,
-                       client=client)
+        notify(
+            f"job {state.done['job']}: resuming (the load had finished: moving its result files into place)"
+        )
+        return _finish(
+            journal,
+            state.done,
+            ok_part,
+            err_part,
+            success_path,
+            error_path,
+            started,
+            resumed=True,
+            client=client,
+        )
     work = work_folder(journal, identity, error_path, input=input_fp)
     if state.merged and not (_at_least(ok_part, state.offsets[0]) and _at_least(err_part, state.offsets[1])):
         log.warning("the partial result files are missing or cut short: writing them again")
         state.merged, state.offsets = 0, (0, 0, 0, 0)
     resumed = bool(state.jobs)
     if resumed:
-        notify(f"job {state.jobs[min(state.jobs)]['id']}: resuming ({len(state.jobs)} jobs recorded as created, "
-               f"{len(state.uploaded)} uploaded, {state.merged} merged)")
+        notify(
+            f"job {state.jobs[min(state.jobs)]['id']}: resuming ({len(state.jobs)} jobs recorded as created, "
+            f"{len(state.uploaded)} uploaded, {state.merged} merged)"
+        )
     else:
         for stale in (success_path, error_path):  # the results of an earlier load are being replaced
             if os.path.exists(stale):
                 os.unlink(stale)
     with open(path, "rb") as fh:
-        splitter = CsvSplitter(fh, max_records=MAX_RECORDS, max_chars=min(MAX_CHARS, max_job_bytes),
-                               encoding=options.encoding, nul=options.nul, columns=plan)
-        run = _Run(client, path, splitter, options, progress, work, ok_part, err_part, journal, state, notify,
-                   max_job_bytes)
+        splitter = CsvSplitter(
+            fh,
+            max_records=MAX_RECORDS,
+            max_chars=min(MAX_CHARS, max_job_bytes),
+            encoding=options.encoding,
+            nul=options.nul,
+            columns=plan,
+        )
+        run = _Run(
+            client,
+            path,
+            splitter,
+            options,
+            progress,
+            work,
+            ok_part,
+            err_part,
+            journal,
+            state,
+            notify,
+            max_job_bytes,
+        )
         try:
             run.go()
         except BaseException as exc:
@@ -208,20 +273,44 @@ def _load(conn: Connection, client: Bulk2Client, journal: Journal, path: str, so
             shutil.rmtree(work, ignore_errors=True)
             raise run.input_error
         end = run.jobs[-1].end
-        journal.append({"t": "input_error", "prefix_end": end, "prefix_sha256": _prefix_digest(path, end),
-                        "message": str(run.input_error)})
+        journal.append(
+            {
+                "t": "input_error",
+                "prefix_end": end,
+                "prefix_sha256": _prefix_digest(path, end),
+                "message": str(run.input_error),
+            }
+        )
         error = BulkInputError(
             f"{run.input_error} -- rows 1 to {sum(j.rows for j in run.jobs):,} were loaded in {len(ids)} jobs "
             f"({', '.join(ids)}; results so far in {success_path}.part and {error_path}.part); the rows after "
             "them were not sent: fix the file after those rows and run the same command again to send the rest "
-            "(the rows handled are not sent again; leave them unchanged), or add --restart to start over")
+            "(the rows handled are not sent again; leave them unchanged), or add --restart to start over"
+        )
         annotate_unfinished(error, ids[0], journal)
         raise error from run.input_error
-    summary = {"rows": splitter.rows, "batches": len(run.jobs), "succeeded": run.counts[0], "failed": run.counts[1],
-               "nul": splitter.nul_count, "blank": splitter.blank_lines, "job": ",".join(ids),
-               "unsent": 0, "stop": None}
-    return _finish(journal, {"t": "done", **summary}, ok_part, err_part, success_path, error_path, started,
-                   resumed=resumed, client=client)
+    summary = {
+        "rows": splitter.rows,
+        "batches": len(run.jobs),
+        "succeeded": run.counts[0],
+        "failed": run.counts[1],
+        "nul": splitter.nul_count,
+        "blank": splitter.blank_lines,
+        "job": ",".join(ids),
+        "unsent": 0,
+        "stop": None,
+    }
+    return _finish(
+        journal,
+        {"t": "done", **summary},
+        ok_part,
+        err_part,
+        success_path,
+        error_path,
+        started,
+        resumed=resumed,
+        client=client,
+    )
 
 
 def _abort_quietly(client: Bulk2Client, job_id: str, notify: Callable[[str], None]) -> None:
@@ -235,11 +324,29 @@ def _abort_quietly(client: Bulk2Client, job_id: str, notify: Callable[[str], Non
 class _Run:
     """One run: jobs cut, created and uploaded in order, processed in parallel, merged in order."""
 
-    def __init__(self, client: Bulk2Client, path: str, splitter: CsvSplitter, options: LoadOptions,
-                 progress: Progress, work: str, ok_part: str, err_part: str, journal: Journal, state: _Resume,
-                 notify: Callable[[str], None], max_job_bytes: int) -> None:
+    def __init__(
+        self,
+        client: Bulk2Client,
+        path: str,
+        splitter: CsvSplitter,
+        options: LoadOptions,
+        progress: Progress,
+        work: str,
+        ok_part: str,
+        err_part: str,
+        journal: Journal,
+        state: _Resume,
+        notify: Callable[[str], None],
+        max_job_bytes: int,
+    ) -> None:
         self.client, self.path, self.splitter, self.options = client, path, splitter, options
-        self.progress, self.work, self.journal, self.state, self.notify = progress, work, journal, state, notify
+        self.progress, self.work, self.journal, self.state, self.notify = (
+            progress,
+            work,
+            journal,
+            state,
+            notify,
+        )
         self.ok_part, self.err_part, self.max_job_bytes = ok_part, err_part, max_job_bytes
         self.jobs: list[_Job] = []
         self.cv = threading.Condition()
@@ -290,7 +397,7 @@ class _Run:
                     out = open(job.file, "wb")
                     out.write(header)
             if out is not None:
-                out.write(memoryview(chunk.data)[len(header):])
+                out.write(memoryview(chunk.data)[len(header) :])
             job.size += body
             job.chunks.append(Batch(chunk.index, chunk.first_row, chunk.rows, chunk.start, chunk.end, b""))
             self.progress.cut(chunk.rows, chunk.end)
@@ -313,12 +420,16 @@ class _Run:
         state = self.state
         known = state.jobs.get(job.n)
         if known is not None and (int(known["start"]), int(known["end"]), int(known["rows"])) != (
-                job.start, job.end, job.rows):
+            job.start,
+            job.end,
+            job.rows,
+        ):
             raise BulkInputError(
                 f"job {known['id']} was sent rows {int(known['first']) + 1:,} to "
                 f"{int(known['first']) + int(known['rows']):,} of the input, which the file no longer has in the "
                 "same place: it changed where rows were already sent, so resuming could send rows twice; "
-                "restore it, or add --restart")
+                "restore it, or add --restart"
+            )
         job.merged = job.n < state.merged
         if job.merged:
             job.id, job.ready = known["id"] if known else None, True
@@ -330,14 +441,28 @@ class _Run:
             if self.halt.is_set():
                 return
         if known is None:
-            info = self.client.create_job(operation=self.options.operation, object=self.options.object,
-                                          external_id=self.options.external_id,
-                                          line_ending="CRLF" if self.splitter.header.endswith(b"\r\n") else "LF")
+            info = self.client.create_job(
+                operation=self.options.operation,
+                object=self.options.object,
+                external_id=self.options.external_id,
+                line_ending="CRLF" if self.splitter.header.endswith(b"\r\n") else "LF",
+            )
             job.id = str(info["id"])
-            self.journal.append({"t": "job2", "n": job.n, "id": job.id, "start": job.start, "end": job.end,
-                                 "rows": job.rows, "first": job.chunks[0].first_row})
-            self.notify(f"job {job.id}: created for rows {job.chunks[0].first_row + 1:,} to "
-                        f"{job.chunks[0].first_row + job.rows:,} (an interrupted run resumes when re-run)")
+            self.journal.append(
+                {
+                    "t": "job2",
+                    "n": job.n,
+                    "id": job.id,
+                    "start": job.start,
+                    "end": job.end,
+                    "rows": job.rows,
+                    "first": job.chunks[0].first_row,
+                }
+            )
+            self.notify(
+                f"job {job.id}: created for rows {job.chunks[0].first_row + 1:,} to "
+                f"{job.chunks[0].first_row + job.rows:,} (an interrupted run resumes when re-run)"
+            )
         else:
             job.id = str(known["id"])
             job.uploaded = job.n in state.uploaded
@@ -385,10 +510,15 @@ class _Run:
 
             with ThreadPoolExecutor(len(RESULT_KINDS), thread_name_prefix="sfbulk-results") as fetchers:
                 files = dict(zip(RESULT_KINDS, fetchers.map(fetch, RESULT_KINDS), strict=True))
-            record = {"t": "fetched2", "n": job.n, "state": info.get("state"), "msg": info.get("errorMessage") or "",
-                      "processed": int(info.get("numberRecordsProcessed") or 0),
-                      "failed": int(info.get("numberRecordsFailed") or 0),
-                      "files": {k: list(v) for k, v in files.items()}}
+            record = {
+                "t": "fetched2",
+                "n": job.n,
+                "state": info.get("state"),
+                "msg": info.get("errorMessage") or "",
+                "processed": int(info.get("numberRecordsProcessed") or 0),
+                "failed": int(info.get("numberRecordsFailed") or 0),
+                "files": {k: list(v) for k, v in files.items()},
+            }
             self.journal.append(record, durable=False)  # lost in a power cut: downloaded again
             self._done(job, record)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the merger, in job order
@@ -412,22 +542,41 @@ class _Run:
 
         # A 2.0 job reports no per-batch progress to reset the backoff on, so the delay is capped at
         # POLL_CAP: one GET per job every 2 s at most, never 10 s of waiting after the job finished.
-        poll_until(check, job_id=job_id, timeout=self.options.timeout, stop=self.halt, what="jobs",
-                   backoff=Backoff(initial=self.options.poll_initial, factor=1.3,
-                                   cap=max(self.options.poll_initial, min(self.options.poll_cap, POLL_CAP))))
+        poll_until(
+            check,
+            job_id=job_id,
+            timeout=self.options.timeout,
+            stop=self.halt,
+            what="jobs",
+            backoff=Backoff(
+                initial=self.options.poll_initial,
+                factor=1.3,
+                cap=max(self.options.poll_initial, min(self.options.poll_cap, POLL_CAP)),
+            ),
+        )
         return found or None
 
     def _fetched_ok(self, record: dict[str, Any]) -> bool:
         try:
-            return all(os.path.getsize(os.path.join(self.work, name)) == int(size)
-                       for name, size in record["files"].values())
+            return all(
+                os.path.getsize(os.path.join(self.work, name)) == int(size)
+                for name, size in record["files"].values()
+            )
         except OSError:
             return False
 
     def _done(self, job: _Job, record: dict[str, Any], resumed: bool = False) -> None:
         job.fetched = record
-        self.progress.batch_done(BatchInfo(job.id or "", job.id or "", "Failed" if record["state"] != "JobComplete"
-                                           else "Completed", record["msg"], record["processed"], record["failed"]))
+        self.progress.batch_done(
+            BatchInfo(
+                job.id or "",
+                job.id or "",
+                "Failed" if record["state"] != "JobComplete" else "Completed",
+                record["msg"],
+                record["processed"],
+                record["failed"],
+            )
+        )
         with self.cv:
             job.ready = True
             self.cv.notify_all()
@@ -441,8 +590,11 @@ class _Run:
             fields = None
             while True:
                 with self.cv:
-                    while not self.halt.is_set() and not (index < len(self.jobs) and self.jobs[index].ready) and \
-                            not (self.fed_done and index >= len(self.jobs)):
+                    while (
+                        not self.halt.is_set()
+                        and not (index < len(self.jobs) and self.jobs[index].ready)
+                        and not (self.fed_done and index >= len(self.jobs))
+                    ):
                         self.cv.wait(0.5)
                     if index >= len(self.jobs) or not self.jobs[index].ready:
                         break
@@ -457,8 +609,16 @@ class _Run:
                 if not job.merged:
                     writer = self._merge(writer, job, len(fields))
                     ok_bytes, err_bytes = writer.sync()
-                    self.journal.append({"t": "merged2", "n": job.n, "ok_bytes": ok_bytes, "err_bytes": err_bytes,
-                                         "ok": writer.succeeded, "failed": writer.failed})
+                    self.journal.append(
+                        {
+                            "t": "merged2",
+                            "n": job.n,
+                            "ok_bytes": ok_bytes,
+                            "err_bytes": err_bytes,
+                            "ok": writer.succeeded,
+                            "failed": writer.failed,
+                        }
+                    )
                     for name, _size in (job.fetched or {}).get("files", {}).values():
                         os.unlink(os.path.join(self.work, name))
                     self.in_flight.release()
@@ -482,7 +642,9 @@ class _Run:
     def _merge(self, writer: ResultWriter, job: _Job, width: int) -> ResultWriter:
         """Write the job's rows in input order; returns the writer (a new one after a fallback)."""
         record = job.fetched or {}
-        paths = {kind: os.path.join(self.work, name) for kind, (name, _size) in record.get("files", {}).items()}
+        paths = {
+            kind: os.path.join(self.work, name) for kind, (name, _size) in record.get("files", {}).items()
+        }
         state, msg = record.get("state"), record.get("msg")
         reason = f"not processed: job {job.id} ended {state}" + (f": {msg}" if msg else "")
         sp = self.splitter
@@ -506,8 +668,9 @@ class _Run:
             for kind, path in paths.items():
                 matcher.add_result_file(kind, path)
             for chunk in job.chunks:
-                matcher.add_inputs(record_digests(input_records(self.path, chunk, sp.encoding, sp.nul,
-                                                                sp.sent_records)))
+                matcher.add_inputs(
+                    record_digests(input_records(self.path, chunk, sp.encoding, sp.nul, sp.sent_records))
+                )
             outcomes = matcher.outcomes(reason)
             for chunk in job.chunks:
                 records = input_records(self.path, chunk, sp.encoding, sp.nul, sp.sent_records)
@@ -554,9 +717,11 @@ class _Run:
     def _interrupted_message(self) -> str:
         ids = [j.id for j in self.jobs if j.id]
         uploaded = sum(1 for j in self.jobs if j.uploaded or j.merged)
-        return (f"jobs {', '.join(ids) or '(none)'}: {uploaded} of {len(ids)} uploaded, {self.merged_upto} "
-                "jobs' results written; re-run the same command to resume (nothing is sent twice), or add "
-                "--restart to abort the jobs and start over")
+        return (
+            f"jobs {', '.join(ids) or '(none)'}: {uploaded} of {len(ids)} uploaded, {self.merged_upto} "
+            "jobs' results written; re-run the same command to resume (nothing is sent twice), or add "
+            "--restart to abort the jobs and start over"
+        )
 
 
 __all__ = ["MAX_JOB_BYTES", "load_csv_v2"]

@@ -128,10 +128,12 @@ class Matcher:
         self.path = path
         self.width = width
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
-                              "PRAGMA temp_store=FILE;"
-                              "CREATE TABLE res (d BLOB, k INTEGER, id TEXT, x TEXT);"
-                              "CREATE TABLE inp (i INTEGER PRIMARY KEY, d BLOB);")
+        self.db.executescript(
+            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-8000;"
+            "PRAGMA temp_store=FILE;"
+            "CREATE TABLE res (d BLOB, k INTEGER, id TEXT, x TEXT);"
+            "CREATE TABLE inp (i INTEGER PRIMARY KEY, d BLOB);"
+        )
         self.inputs = 0
         self.results = 0
         self.db.execute("BEGIN")
@@ -176,19 +178,26 @@ class Matcher:
     def outcomes(self, unprocessed_reason: str) -> Iterator[tuple[str, str, str, str]]:
         """One outcome per input row in input order; rows with no result get ``unprocessed_reason``."""
         if self.results > self.inputs:
-            raise BulkError(f"Salesforce returned {self.results:,} result rows for {self.inputs:,} input rows")
+            raise BulkError(
+                f"Salesforce returned {self.results:,} result rows for {self.inputs:,} input rows"
+            )
         db = self.db
         if db.in_transaction:
             db.execute("COMMIT")
         db.executescript(
             "CREATE TABLE r AS SELECT d, k, id, x, row_number() OVER (PARTITION BY d ORDER BY k, rowid) AS n FROM res;"
             "CREATE INDEX r_dn ON r (d, n);"
-            "CREATE TABLE q AS SELECT i, d, row_number() OVER (PARTITION BY d ORDER BY i) AS n FROM inp;")
+            "CREATE TABLE q AS SELECT i, d, row_number() OVER (PARTITION BY d ORDER BY i) AS n FROM inp;"
+        )
         matched = db.execute("SELECT count(*) FROM q JOIN r ON r.d = q.d AND r.n = q.n").fetchone()[0]
         if matched != self.results:
-            raise BulkError(f"{self.results - matched:,} result rows Salesforce returned match no input row "
-                            "(was the input file changed during the load?)")
-        cursor = db.execute("SELECT r.k, r.id, r.x FROM q LEFT JOIN r ON r.d = q.d AND r.n = q.n ORDER BY q.i")
+            raise BulkError(
+                f"{self.results - matched:,} result rows Salesforce returned match no input row "
+                "(was the input file changed during the load?)"
+            )
+        cursor = db.execute(
+            "SELECT r.k, r.id, r.x FROM q LEFT JOIN r ON r.d = q.d AND r.n = q.n ORDER BY q.i"
+        )
         for k, rid, x in cursor:
             if k == SUCCESS:
                 yield rid, "true", x, ""
@@ -206,5 +215,14 @@ class Matcher:
                 pass
 
 
-__all__ = ["FAILED", "SUCCESS", "UNPROCESSED", "Matcher", "OrderedMatch", "OutOfOrder", "digest", "parse_records",
-           "record_digests"]
+__all__ = [
+    "FAILED",
+    "SUCCESS",
+    "UNPROCESSED",
+    "Matcher",
+    "OrderedMatch",
+    "OutOfOrder",
+    "digest",
+    "parse_records",
+    "record_digests",
+]

@@ -24,8 +24,13 @@ CACHE_ENTRIES = 64
 
 #: the modules whose code computes what is cached, relative to the sfbulk package
 #: (tests/unit/test_startup.py checks they exist)
-CACHED_BY = ("connector/bundle/cache.py", "yamlfile.py", "connector/bundle/templates.py",
-             "connector/bundle/schema.py", "connector/bundle/loader.py")
+CACHED_BY = (
+    "connector/bundle/cache.py",
+    "yamlfile.py",
+    "connector/bundle/templates.py",
+    "connector/bundle/schema.py",
+    "connector/bundle/loader.py",
+)
 #: the libraries whose code computes what is cached, besides Jinja (whose version is read)
 LIBRARIES = ("yaml", "jsonschema")
 
@@ -82,12 +87,21 @@ class ParseCache:
         self.used: dict[str, Any] = {}
         self.changed = False
         here = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))  # the sfbulk package
-        self.salt = "|".join([str(CACHE_FORMAT), jinja2.__version__,
-                              *(_file_signature(os.path.join(here, name)) for name in CACHED_BY),
-                              *(_file_signature(_module_origin(name)) for name in LIBRARIES)])
+        self.salt = "|".join(
+            [
+                str(CACHE_FORMAT),
+                jinja2.__version__,
+                *(_file_signature(os.path.join(here, name)) for name in CACHED_BY),
+                *(_file_signature(_module_origin(name)) for name in LIBRARIES),
+            ]
+        )
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict) and data.get("format") == CACHE_FORMAT and isinstance(data.get("entries"), dict):
+            if (
+                isinstance(data, dict)
+                and data.get("format") == CACHE_FORMAT
+                and isinstance(data.get("entries"), dict)
+            ):
                 self.entries = data["entries"]
         except (OSError, ValueError):
             pass

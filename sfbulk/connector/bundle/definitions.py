@@ -99,7 +99,6 @@ class RenderedRequest:
     body_required: bool
 
 
-
 @dataclass(frozen=True)
 class CompiledRequest:
     """An operation's request templates, ready to render (compiled on first use)."""
@@ -146,13 +145,17 @@ class OperationDef:
         for name, param in known.items():
             raw = values.get(name)
             if raw is not None and not isinstance(raw, (str, int, float, bool)):
-                raise ParameterError(f"{self.name}: parameter {name!r} must be text, got {type(raw).__name__}")
+                raise ParameterError(
+                    f"{self.name}: parameter {name!r} must be text, got {type(raw).__name__}"
+                )
             value = "" if raw is None else java_string(raw)
             if value == "" and param.default is not None:
                 value = param.default
             if value == "" and param.required:
-                raise ParameterError(f"{self.name}: parameter {name!r} is required"
-                                     + (f" ({param.description})" if param.description else ""))
+                raise ParameterError(
+                    f"{self.name}: parameter {name!r} is required"
+                    + (f" ({param.description})" if param.description else "")
+                )
             if value != "" and param.type == "integer":
                 _check_integer(self.name, param, value)
             if value != "" and param.allowed is not None and value not in param.allowed:
@@ -161,7 +164,13 @@ class OperationDef:
                     raise ParameterError(
                         f"{self.name}: parameter {name!r} must be one of {allowed} (case-sensitive), got {value!r}"
                     )
-                log.debug("%s: %s=%r is not a documented value (%s); passed through", self.name, name, value, allowed)
+                log.debug(
+                    "%s: %s=%r is not a documented value (%s); passed through",
+                    self.name,
+                    name,
+                    value,
+                    allowed,
+                )
             bound[name] = value
         return bound
 
@@ -171,7 +180,9 @@ class OperationDef:
             raise ParameterError(f"{self.name} is not an HTTP operation")
         for name in self.compiled.path_variables:
             if bound.get(name, "") == "":
-                raise ParameterError(f"{self.name}: parameter {name!r} is needed in the URL path and is empty")
+                raise ParameterError(
+                    f"{self.name}: parameter {name!r} is needed in the URL path and is empty"
+                )
         path = self.compiled.path.render(bound)
         query = []
         for name, template in self.compiled.query:
@@ -212,7 +223,9 @@ def _check_integer(operation: str, param: ParameterDef, value: str) -> None:
         ok = False
     if not ok:
         least = f" of at least {param.minimum:g}" if param.minimum is not None else ""
-        raise ParameterError(f"{operation}: parameter {param.name!r} must be a whole number{least}, got {value!r}")
+        raise ParameterError(
+            f"{operation}: parameter {param.name!r} must be a whole number{least}, got {value!r}"
+        )
 
 
 def _no_newlines(operation: str, name: str, value: str) -> None:

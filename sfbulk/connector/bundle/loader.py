@@ -40,7 +40,9 @@ from sfbulk.javatext import java_string
 from sfbulk.yamlfile import LineDict, field_path, line_of, parse_cached, read_text
 
 
-def _load_checked(path: Path, display: str, schema: dict[str, Any], kind: str, cache: ParseCache | None) -> Any:
+def _load_checked(
+    path: Path, display: str, schema: dict[str, Any], kind: str, cache: ParseCache | None
+) -> Any:
     """One bundle document, parsed and checked against ``schema``; the check is skipped when the
     start-up cache says this very text passed it before (jsonschema is then not even imported)."""
     text = read_text(path, display)
@@ -55,8 +57,15 @@ def _load_checked(path: Path, display: str, schema: dict[str, Any], kind: str, c
 class _Builder:
     """Turns one validated operation document into an OperationDef, collecting cross-check errors."""
 
-    def __init__(self, doc: LineDict, display: str, templates_dir: Path, templates_display: str,
-                 body_env: jinja2.Environment, cache: ParseCache | None = None) -> None:
+    def __init__(
+        self,
+        doc: LineDict,
+        display: str,
+        templates_dir: Path,
+        templates_display: str,
+        body_env: jinja2.Environment,
+        cache: ParseCache | None = None,
+    ) -> None:
         self.doc = doc
         self.cache = cache
         self.display = display
@@ -65,13 +74,21 @@ class _Builder:
         self.body_env = body_env
         self.errors: list[ConfigError] = []
 
-    def error(self, message: str, path: list[Any], *, file: str | None = None, line: int | None = None) -> None:
-        self.errors.append(ConfigError(message, file=file or self.display,
-                                       line=line if line is not None else line_of(self.doc, path),
-                                       field=field_path(path) or None))
+    def error(
+        self, message: str, path: list[Any], *, file: str | None = None, line: int | None = None
+    ) -> None:
+        self.errors.append(
+            ConfigError(
+                message,
+                file=file or self.display,
+                line=line if line is not None else line_of(self.doc, path),
+                field=field_path(path) or None,
+            )
+        )
 
-    def inline(self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
-               ) -> tuple[Renderable | None, frozenset[str]]:
+    def inline(
+        self, env: jinja2.Environment, source: str, path: list[Any], declared: set[str]
+    ) -> tuple[Renderable | None, frozenset[str]]:
         try:
             template, variables = inline_template(env, source, self.cache)
         except jinja2.TemplateSyntaxError as exc:
@@ -95,13 +112,22 @@ class _Builder:
             allowed = tuple(java_string(v) for v in raw["allowed"]) if "allowed" in raw else None
             default = java_string(raw["default"]) if "default" in raw else None
             if default and allowed and raw.get("strict", True) and default not in allowed:
-                self.error(f"default {default!r} is not one of the allowed values", ["parameters", index, "default"])
-            params.append(ParameterDef(
-                name=pname, required=bool(raw.get("required", False)), default=default,
-                description=str(raw.get("description", "")).strip(), allowed=allowed,
-                strict=bool(raw.get("strict", True)), type=raw.get("type", "string"),
-                minimum=raw.get("minimum"), alias_of=raw.get("aliasOf"),
-            ))
+                self.error(
+                    f"default {default!r} is not one of the allowed values", ["parameters", index, "default"]
+                )
+            params.append(
+                ParameterDef(
+                    name=pname,
+                    required=bool(raw.get("required", False)),
+                    default=default,
+                    description=str(raw.get("description", "")).strip(),
+                    allowed=allowed,
+                    strict=bool(raw.get("strict", True)),
+                    type=raw.get("type", "string"),
+                    minimum=raw.get("minimum"),
+                    alias_of=raw.get("aliasOf"),
+                )
+            )
             if "aliasOf" in raw and kind != "init":
                 self.error("aliasOf is only for init parameters", ["parameters", index, "aliasOf"])
         declared = set(seen)
@@ -111,10 +137,16 @@ class _Builder:
             raw_output = raw_response["output"]
             for key in ("mode", "file", "delimiter"):
                 if key in raw_output and raw_output[key] not in declared:
-                    self.error(f"names {raw_output[key]!r}, which is not a declared parameter",
-                               ["response", "output", key])
-            output = OutputDef(mode=raw_output.get("mode"), file=raw_output.get("file"),
-                               convert=raw_output.get("convert", "none"), delimiter=raw_output.get("delimiter"))
+                    self.error(
+                        f"names {raw_output[key]!r}, which is not a declared parameter",
+                        ["response", "output", key],
+                    )
+            output = OutputDef(
+                mode=raw_output.get("mode"),
+                file=raw_output.get("file"),
+                convert=raw_output.get("convert", "none"),
+                delimiter=raw_output.get("delimiter"),
+            )
         response = ResponseDef(
             stream=bool(raw_response.get("stream", False)),
             extract=tuple((k, v) for k, v in raw_response.get("extract", {}).items()),
@@ -125,13 +157,22 @@ class _Builder:
             for key in ("request", "response"):
                 if key in doc:
                     self.error(f"an init operation has no {key!r}: its behaviour is the auth code", [key])
-            return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), None,
-                                response, self.display)
+            return OperationDef(
+                name,
+                kind,
+                str(doc.get("description", "")).strip(),
+                tuple(params),
+                None,
+                response,
+                self.display,
+            )
         if "request" not in doc:
             self.error("'request' is required (or declare 'kind: init')", [])
             return OperationDef(name, kind, "", tuple(params), None, response, self.display)
         raw_req = doc["request"]
-        path_template, path_vars = self.inline(PATH_ENVIRONMENT, raw_req["path"], ["request", "path"], declared)
+        path_template, path_vars = self.inline(
+            PATH_ENVIRONMENT, raw_req["path"], ["request", "path"], declared
+        )
         query = []
         for qname, source in raw_req.get("query", {}).items():
             template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "query", qname], declared)
@@ -141,19 +182,25 @@ class _Builder:
         lowered = set()
         for hname, source in raw_req.get("headers", {}).items():
             if hname.lower() in ("x-sfdc-session", "content-type", "content-length", "host", "authorization"):
-                self.error(f"header {hname!r} is set by the connector itself"
-                           + (" (use request.contentType)" if hname.lower() == "content-type" else ""),
-                           ["request", "headers", hname])
+                self.error(
+                    f"header {hname!r} is set by the connector itself"
+                    + (" (use request.contentType)" if hname.lower() == "content-type" else ""),
+                    ["request", "headers", hname],
+                )
             if hname.lower() in lowered:
-                self.error(f"header {hname!r} is declared twice (header names are case-insensitive)",
-                           ["request", "headers", hname])
+                self.error(
+                    f"header {hname!r} is declared twice (header names are case-insensitive)",
+                    ["request", "headers", hname],
+                )
             lowered.add(hname.lower())
             template, _ = self.inline(INLINE_ENVIRONMENT, source, ["request", "headers", hname], declared)
             if template is not None:
                 headers.append((hname, template))
         content_type = None
         if "contentType" in raw_req:
-            content_type, _ = self.inline(INLINE_ENVIRONMENT, raw_req["contentType"], ["request", "contentType"], declared)
+            content_type, _ = self.inline(
+                INLINE_ENVIRONMENT, raw_req["contentType"], ["request", "contentType"], declared
+            )
         body_def = BodyDef()
         body_template = None
         raw_body = raw_req.get("body")
@@ -164,26 +211,50 @@ class _Builder:
         elif raw_body is not None and raw_body.get("from") == "input":
             for key in ("mode", "inline", "file"):
                 if key in raw_body and raw_body[key] not in declared:
-                    self.error(f"names {raw_body[key]!r}, which is not a declared parameter", ["request", "body", key])
+                    self.error(
+                        f"names {raw_body[key]!r}, which is not a declared parameter",
+                        ["request", "body", key],
+                    )
             if "inline" not in raw_body and "file" not in raw_body:
                 self.error("a body 'from: input' needs 'inline' or 'file' (or both)", ["request", "body"])
-            body_def = BodyDef("input", mode=raw_body.get("mode"), inline=raw_body.get("inline"),
-                               file=raw_body.get("file"))
+            body_def = BodyDef(
+                "input", mode=raw_body.get("mode"), inline=raw_body.get("inline"), file=raw_body.get("file")
+            )
         elif raw_body is not None:
             relay = raw_body.get("callerContentType")
             if relay is not None and relay not in declared:
-                self.error(f"names {relay!r}, which is not a declared parameter", ["request", "body", "callerContentType"])
+                self.error(
+                    f"names {relay!r}, which is not a declared parameter",
+                    ["request", "body", "callerContentType"],
+                )
             body_def = BodyDef("caller", None, bool(raw_body.get("required", False)), relay)
         request = RequestDef(
-            method=raw_req["method"], path=raw_req["path"],
+            method=raw_req["method"],
+            path=raw_req["path"],
             query=tuple((k, v) for k, v in raw_req.get("query", {}).items()),
             headers=tuple((k, v) for k, v in raw_req.get("headers", {}).items()),
-            content_type=raw_req.get("contentType"), body=body_def, auth=raw_req.get("auth", "session"),
+            content_type=raw_req.get("contentType"),
+            body=body_def,
+            auth=raw_req.get("auth", "session"),
         )
-        compiled = CompiledRequest(path=path_template, query=tuple(query), headers=tuple(headers),
-                             content_type=content_type, body=body_template, path_variables=path_vars)
-        return OperationDef(name, kind, str(doc.get("description", "")).strip(), tuple(params), request,
-                            response, self.display, compiled)
+        compiled = CompiledRequest(
+            path=path_template,
+            query=tuple(query),
+            headers=tuple(headers),
+            content_type=content_type,
+            body=body_template,
+            path_variables=path_vars,
+        )
+        return OperationDef(
+            name,
+            kind,
+            str(doc.get("description", "")).strip(),
+            tuple(params),
+            request,
+            response,
+            self.display,
+            compiled,
+        )
 
     def load_body_template(self, template_name: str, declared: set[str]) -> Renderable | None:
         path = ["request", "body", "template"]
@@ -202,8 +273,12 @@ class _Builder:
             self.error(f"template syntax error: {exc.message}", path, file=display, line=exc.lineno)
             return None
         for name in sorted(set(variables) - declared):
-            self.error(f"uses {name!r}, which is not a declared parameter of the operation", path,
-                       file=display, line=_first_line_mentioning(source, name))
+            self.error(
+                f"uses {name!r}, which is not a declared parameter of the operation",
+                path,
+                file=display,
+                line=_first_line_mentioning(source, name),
+            )
         return template
 
 
@@ -233,7 +308,9 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
         return f"{shown}/{rel}" if shown else rel
 
     manifest_display = show("connector.yaml")
-    manifest = _load_checked(root / "connector.yaml", manifest_display, CONNECTOR_SCHEMA, "valid-connector", cache)
+    manifest = _load_checked(
+        root / "connector.yaml", manifest_display, CONNECTOR_SCHEMA, "valid-connector", cache
+    )
     templates_dir = root / "templates"
     body_env = body_environment(templates_dir)
     operations: dict[str, OperationDef] = {}
@@ -242,8 +319,14 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
         rel_path = Path(rel)
         display = show(rel)
         if rel_path.is_absolute() or ".." in rel_path.parts:
-            errors.append(ConfigError("operation files must be inside the bundle", file=manifest_display,
-                                      line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}"))
+            errors.append(
+                ConfigError(
+                    "operation files must be inside the bundle",
+                    file=manifest_display,
+                    line=manifest["operations"].lines.get(op_name),
+                    field=f"operations.{op_name}",
+                )
+            )
             continue
         try:
             doc = _load_checked(root / rel_path, display, OPERATION_SCHEMA, "valid-operation", cache)
@@ -252,13 +335,23 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
             continue
         except ConfigError as exc:
             if exc.message == "file not found":
-                exc = ConfigError(f"operation file {rel} not found", file=manifest_display,
-                                  line=manifest["operations"].lines.get(op_name), field=f"operations.{op_name}")
+                exc = ConfigError(
+                    f"operation file {rel} not found",
+                    file=manifest_display,
+                    line=manifest["operations"].lines.get(op_name),
+                    field=f"operations.{op_name}",
+                )
             errors.append(exc)
             continue
         if doc["name"] != op_name:
-            errors.append(ConfigError(f"operation is listed as {op_name!r} in connector.yaml but named "
-                                      f"{doc['name']!r} here", file=display, line=doc.lines.get("name"), field="name"))
+            errors.append(
+                ConfigError(
+                    f"operation is listed as {op_name!r} in connector.yaml but named {doc['name']!r} here",
+                    file=display,
+                    line=doc.lines.get("name"),
+                    field="name",
+                )
+            )
             continue
         builder = _Builder(doc, display, templates_dir, show("templates"), body_env, cache)
         operation = builder.build()
@@ -273,12 +366,20 @@ def _load_bundle(root: Path, display_root: str | None, cache: ParseCache | None)
         raise errors[0] if len(errors) == 1 else ConfigErrors(errors)
     base_path = manifest.get("basePath", ConnectorDef.base_path)
     if "{" in base_path.replace("{{ apiVersion }}", "") or "}" in base_path.replace("{{ apiVersion }}", ""):
-        raise ConfigError("basePath may only use {{ apiVersion }}", file=manifest_display,
-                          line=manifest.lines.get("basePath"), field="basePath")
+        raise ConfigError(
+            "basePath may only use {{ apiVersion }}",
+            file=manifest_display,
+            line=manifest.lines.get("basePath"),
+            field="basePath",
+        )
     return ConnectorDef(
-        name=manifest["name"], version=java_string(manifest["version"]),
-        description=str(manifest.get("description", "")).strip(), root=root, operations=operations,
-        aliases=tuple(manifest.get("aliases", ())), base_path=base_path,
+        name=manifest["name"],
+        version=java_string(manifest["version"]),
+        description=str(manifest.get("description", "")).strip(),
+        root=root,
+        operations=operations,
+        aliases=tuple(manifest.get("aliases", ())),
+        base_path=base_path,
         session=manifest.get("session", ConnectorDef.session),
     )
 

@@ -172,7 +172,9 @@ def _validator(schema: Mapping[str, Any]) -> jsonschema.protocols.Validator:
 def validate(document: Any, schema: Mapping[str, Any], display: str) -> None:
     """JSON-Schema validation; every problem becomes a ConfigError with file, line and field."""
     validator = _validator(schema)
-    errors = sorted(validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    errors = sorted(
+        validator.iter_errors(document), key=lambda e: (list(map(str, e.absolute_path)), e.message)
+    )
     if not errors:
         return
     import jsonschema
@@ -182,8 +184,11 @@ def validate(document: Any, schema: Mapping[str, Any], display: str) -> None:
         # For oneOf failures, report the most specific sub-error when there is one.
         best = jsonschema.exceptions.best_match([error]) if error.context else error
         path = list(best.absolute_path)
-        problems.append(ConfigError(best.message, file=display, line=line_of(document, path),
-                                    field=field_path(path) or None))
+        problems.append(
+            ConfigError(
+                best.message, file=display, line=line_of(document, path), field=field_path(path) or None
+            )
+        )
     if len(problems) == 1:
         raise problems[0]
     raise ConfigErrors(problems)

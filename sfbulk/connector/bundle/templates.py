@@ -37,8 +37,9 @@ def _xml_autoescape(name: str | None) -> bool:
 #: query values, header values and the content type
 INLINE_ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 #: the URL path: each value becomes one percent-encoded segment
-PATH_ENVIRONMENT = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False,
-                                                 finalize=_path_segment)
+PATH_ENVIRONMENT = ImmutableSandboxedEnvironment(
+    undefined=jinja2.StrictUndefined, autoescape=False, finalize=_path_segment
+)
 
 
 def body_environment(templates_dir: Path) -> jinja2.Environment:
@@ -90,7 +91,9 @@ class LazyTemplate:
 
         def compile_() -> jinja2.Template:
             code = environment.compile(source, name, filename)
-            return environment.template_class.from_code(environment, code, environment.make_globals(None), uptodate)
+            return environment.template_class.from_code(
+                environment, code, environment.make_globals(None), uptodate
+            )
 
         return cls(compile_, name)
 
@@ -118,8 +121,14 @@ Renderable = jinja2.Template | LazyTemplate
 # --- analysis: the variables a template uses --------------------------------------------------
 
 
-def template_variables(environment: jinja2.Environment, kind: str, source: str, cache: ParseCache | None,
-                       name: str | None = None, filename: str | None = None) -> frozenset[str]:
+def template_variables(
+    environment: jinja2.Environment,
+    kind: str,
+    source: str,
+    cache: ParseCache | None,
+    name: str | None = None,
+    filename: str | None = None,
+) -> frozenset[str]:
     """The variables ``source`` uses, as Jinja finds them; raises ``jinja2.TemplateSyntaxError``.
 
     Jinja's analysis runs the code generation, so it raises what compiling would (unknown
@@ -136,14 +145,16 @@ def template_variables(environment: jinja2.Environment, kind: str, source: str, 
     return variables
 
 
-def inline_template(environment: jinja2.Environment, source: str, cache: ParseCache | None = None
-                    ) -> tuple[LazyTemplate, frozenset[str]]:
+def inline_template(
+    environment: jinja2.Environment, source: str, cache: ParseCache | None = None
+) -> tuple[LazyTemplate, frozenset[str]]:
     """An inline template (compiled when first rendered) and its variables; raises ``jinja2.TemplateSyntaxError``."""
     return LazyTemplate.inline(environment, source), template_variables(environment, "inline", source, cache)
 
 
-def body_template(environment: jinja2.Environment, name: str, filename: str, source: str,
-                  cache: ParseCache | None) -> tuple[LazyTemplate, frozenset[str]]:
+def body_template(
+    environment: jinja2.Environment, name: str, filename: str, source: str, cache: ParseCache | None
+) -> tuple[LazyTemplate, frozenset[str]]:
     """The body template ``name`` (text ``source``) and its variables; raises ``jinja2.TemplateSyntaxError``."""
     variables = template_variables(environment, "body", source, cache, name, filename)
     return LazyTemplate.from_loader(environment, name), variables

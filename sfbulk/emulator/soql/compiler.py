@@ -68,9 +68,7 @@ def to_sql(
             nulls_first = ascending
         order.append(f"{col} IS NULL {'DESC' if nulls_first else 'ASC'}")
         ftype = translator.type_of(name)
-        text_like = (
-            ftype in _TEXT_TYPES if field_type is not None and ftype is not None else ftype != "id"
-        )
+        text_like = ftype in _TEXT_TYPES if field_type is not None and ftype is not None else ftype != "id"
         collate = " COLLATE NOCASE" if text_like else ""
         order.append(f"{col}{collate} {'ASC' if ascending else 'DESC'}")
     if tiebreak:
@@ -146,7 +144,9 @@ class _Sql:
 
     def node(self, node: Node) -> str:
         if isinstance(node, And | Or):
-            return _balanced([self.node(o) for o in node.operands], " AND " if isinstance(node, And) else " OR ")
+            return _balanced(
+                [self.node(o) for o in node.operands], " AND " if isinstance(node, And) else " OR "
+            )
         if isinstance(node, Not):
             return f"(NOT {self.node(node.operand)})"
         if isinstance(node, InList):
@@ -255,5 +255,3 @@ def _balanced(parts: list[str], joiner: str) -> str:
         return "(" + joiner.join(parts) + ")"
     half = len(parts) // 2
     return "(" + _balanced(parts[:half], joiner) + joiner + _balanced(parts[half:], joiner) + ")"
-
-

@@ -129,14 +129,19 @@ def scan_string(text: str, start: int) -> tuple[int, list[tuple[str, bool]]]:
             elif esc == "u" and re.fullmatch(r"[0-9A-Fa-f]{4}", text[pos + 2 : pos + 6]):
                 code = int(text[pos + 2 : pos + 6], 16)
                 pos += 6
-                if 0xD800 <= code <= 0xDBFF and text[pos : pos + 2] == "\\u" and re.fullmatch(
-                        r"[dD][c-fC-F][0-9A-Fa-f]{2}", text[pos + 2 : pos + 6]):
+                if (
+                    0xD800 <= code <= 0xDBFF
+                    and text[pos : pos + 2] == "\\u"
+                    and re.fullmatch(r"[dD][c-fC-F][0-9A-Fa-f]{2}", text[pos + 2 : pos + 6])
+                ):
                     low = int(text[pos + 2 : pos + 6], 16)  # a UTF-16 pair: one character
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                     pos += 6
                 elif 0xD800 <= code <= 0xDFFF:
-                    raise SoqlError("Invalid string literal: unpaired surrogate escape "
-                                    f"'{text[pos - 6 : pos]}'", position=pos - 6)
+                    raise SoqlError(
+                        f"Invalid string literal: unpaired surrogate escape '{text[pos - 6 : pos]}'",
+                        position=pos - 6,
+                    )
                 chars.append((chr(code), True))
             else:
                 raise SoqlError(f"Invalid string literal: illegal escape sequence '\\{esc}'", position=pos)
@@ -164,6 +169,9 @@ def _date_value(m: re.Match[str]) -> str:
         moment = _dt.datetime(
             year, month, day, int(m.group(4)), int(m.group(5)), int(m.group(6)), micros, tzinfo=tz
         ).astimezone(_dt.UTC)
-    except (ValueError, OverflowError) as exc:  # OverflowError: 9999-12-31T23:59:59-10:00 is past year 9999 in UTC
+    except (
+        ValueError,
+        OverflowError,
+    ) as exc:  # OverflowError: 9999-12-31T23:59:59-10:00 is past year 9999 in UTC
         raise SoqlError(f"invalid date/time literal: '{m.group(0)}' ({exc})", position=m.start()) from exc
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"

@@ -135,7 +135,9 @@ class _Parser:
             digits = tok.text.lstrip("0") or "0"
             if len(digits) > len(str(MAX_LIMIT)) or int(digits) > MAX_LIMIT:
                 shown = tok.text if len(tok.text) <= 24 else tok.text[:24] + "..."
-                raise SoqlError(f"LIMIT must be an integer from 0 to {MAX_LIMIT}, not {shown}", position=tok.start)
+                raise SoqlError(
+                    f"LIMIT must be an integer from 0 to {MAX_LIMIT}, not {shown}", position=tok.start
+                )
             limit = int(digits)
         if self.tok.kind != "eof":
             raise self.unexpected()
@@ -213,8 +215,10 @@ class _Parser:
     def simple(self) -> Node:
         if self.at_op("("):
             if self.depth >= MAX_NESTING:
-                raise SoqlError(f"Too many nested parentheses in the WHERE clause (more than {MAX_NESTING})",
-                                position=self.tok.start)
+                raise SoqlError(
+                    f"Too many nested parentheses in the WHERE clause (more than {MAX_NESTING})",
+                    position=self.tok.start,
+                )
             self.advance()
             if self.tok.is_kw("SELECT"):
                 raise self.semi_join_error()
@@ -319,8 +323,6 @@ class _Parser:
             self.advance()
 
 
-
-
 def _number(tok: Token) -> int | float:
     """An integer when it fits SQLite's 64 bits (a larger one cannot be bound), else a float (maybe inf)."""
     text = tok.text
@@ -332,7 +334,6 @@ def _number(tok: Token) -> int | float:
         return float(Decimal(text))
     except (ValueError, InvalidOperation) as exc:  # pragma: no cover - the lexer only admits numbers
         raise SoqlError(f"invalid number: '{text}'", position=tok.start) from exc
-
 
 
 def parse_soql(text: str) -> SoqlQuery:
