@@ -14,7 +14,14 @@ from typing import Any
 
 import click
 
-from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
+from sfbulk.cli.settings import (
+    allow_host_options,
+    build_host_policy,
+    lenient_option,
+    load_settings,
+    registry_option,
+    token_endpoint_option,
+)
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 from sfbulk.httpheaders import header_value
 
@@ -120,31 +127,12 @@ def _readable(body: bytes, content_type: str) -> str:
     help="Content-Type of the body [default: from the file name, application/xml for .xml].",
 )
 @click.option("--method", default=None, help="HTTP method [default: POST with --input, else GET].")
-@click.option(
-    "--registry",
-    "registry_dir",
-    default="registry",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Root of the file registry (tokens are cached under it).",
-)
+@registry_option
 @click.option(
     "--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle to verify HTTPS backends."
 )
-@click.option(
-    "--token-endpoint",
-    default=None,
-    metavar="URL",
-    help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
-    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
-    "or an emulator's URL.",
-)
-@click.option(
-    "--lenient",
-    is_flag=True,
-    help="Report parameters a connector operation does not declare as warnings, not errors "
-    "(for configs that pass extra parameters on purpose; they are ignored).",
-)
+@token_endpoint_option
+@lenient_option
 @click.option(
     "--file-root",
     default=".",
@@ -351,12 +339,7 @@ def _find_api(engine: Any, name: str) -> Any:
 
 @click.command("validate")
 @click.argument("configs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
-@click.option(
-    "--lenient",
-    is_flag=True,
-    help="Report parameters a connector operation does not declare as warnings, not errors "
-    "(for configs that pass extra parameters on purpose; they are ignored).",
-)
+@lenient_option
 def validate_command(configs: tuple[str, ...], lenient: bool) -> None:
     """Check CONFIG... (Synapse XML files or folders, YAML flows, WSO2 deployment folders) without
     running anything.

@@ -15,7 +15,14 @@ from types import FrameType
 
 import click
 
-from sfbulk.cli.settings import allow_host_options, build_host_policy, load_settings
+from sfbulk.cli.settings import (
+    allow_host_options,
+    build_host_policy,
+    lenient_option,
+    load_settings,
+    registry_option,
+    token_endpoint_option,
+)
 from sfbulk.errors import ConfigError, ConfigErrors, SfBulkError
 from sfbulk.server.app import (
     DEFAULT_BODY_TIMEOUT,
@@ -56,14 +63,7 @@ def _report_config_error(error: ConfigError) -> None:
     type=click.IntRange(0, 65535),
     help="TCP port (0 picks a free one).",
 )
-@click.option(
-    "--registry",
-    "registry_dir",
-    default="registry",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Root of the file registry (tokens are cached under it).",
-)
+@registry_option
 @click.option(
     "--threads",
     default=DEFAULT_THREADS,
@@ -135,20 +135,8 @@ def _report_config_error(error: ConfigError) -> None:
     type=click.IntRange(0),
     help="Seconds in-flight requests get to finish on SIGTERM/SIGINT.",
 )
-@click.option(
-    "--token-endpoint",
-    default=None,
-    metavar="URL",
-    help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
-    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
-    "or an emulator's URL.",
-)
-@click.option(
-    "--lenient",
-    is_flag=True,
-    help="Report parameters a connector operation does not declare as warnings, not errors "
-    "(for configs that pass extra parameters on purpose; they are ignored).",
-)
+@token_endpoint_option
+@lenient_option
 @click.option(
     "--file-root",
     default=None,

@@ -141,3 +141,29 @@ def _add_options(fn: FC, always: str) -> FC:
         "a dynamic call uri-template) reach PATTERN: host, *.domain, host:port, host:* or '*' "
         f"(anything). Repeatable. {always}",
     )(fn)
+
+
+#: Options ``sfbulk serve`` and ``sfbulk run`` share (``validate`` takes ``--lenient`` too): one
+#: definition each, so their names, defaults and help cannot drift apart.
+registry_option = click.option(
+    "--registry",
+    "registry_dir",
+    default="registry",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Root of the file registry (tokens are cached under it).",
+)
+token_endpoint_option = click.option(
+    "--token-endpoint",
+    default=None,
+    metavar="URL",
+    help="OAuth token endpoint for flows whose init does not pass tokenEndpointHostname "
+    "(default https://login.salesforce.com): https://test.salesforce.com for a sandbox, "
+    "or an emulator's URL.",
+)
+lenient_option = click.option(
+    "--lenient",
+    is_flag=True,
+    help="Report parameters a connector operation does not declare as warnings, not errors "
+    "(for configs that pass extra parameters on purpose; they are ignored).",
+)
