@@ -14,6 +14,7 @@ the session header, sends it over the transport and, when Salesforce says the se
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -142,9 +143,21 @@ class Connector:
     def operations(self) -> Mapping[str, OperationDef]:
         return self.definition.operations
 
-    @property
+    @functools.cached_property
     def init(self) -> OperationDef | None:
         return next((op for op in self.operations.values() if op.kind == "init"), None)
+
+    @functools.cached_property
+    def _init_names(self) -> tuple[dict[str, str], frozenset[str]]:
+        """The init aliases (name -> the name it stands for) and the declared names nothing uses."""
+        init = self.init
+        if init is None:
+            return {}, frozenset()
+        aliases = {p.name: p.alias_of for p in init.parameters if p.alias_of}
+        unused = frozenset(
+            p.name for p in init.parameters if not p.alias_of and p.name not in INIT_PARAMETERS
+        )
+        return aliases, unused
 
     def operation(self, name: str) -> OperationDef:
         try:
@@ -175,7 +188,7 @@ class Connector:
         current directory; ``None`` refuses every file, as ``sfbulk serve`` does by default).
         """
         params = InitParams.from_params(self._init_aliases(init_params))
-        files = file_root if isinstance(file_root, FileRoot) else FileRoot(file_root)
+        files = file_root if isinstance(file_root, FileRoot) else FileRoot.of(file_root)
         if registry is None:
             registry = FileRegistry("registry")
         policy = (
@@ -210,11 +223,9 @@ class Connector:
         token life cycle appends it; given both, the alias wins. An init parameter the bundle declares but the life cycle does
         not use (WSO2 v2's ``name``) is accepted and ignored; undeclared names stay errors.
         """
-        init = self.init
-        if init is None:
+        aliases, unused = self._init_names
+        if not aliases and not unused:
             return dict(params)
-        aliases = {p.name: p.alias_of for p in init.parameters if p.alias_of}
-        unused = {p.name for p in init.parameters if not p.alias_of and p.name not in INIT_PARAMETERS}
         out = {name: value for name, value in params.items() if name not in aliases and name not in unused}
         for name, target in aliases.items():
             value = params.get(name)

@@ -10,6 +10,7 @@ access is refused. Refusals raise ``FileNotAllowedError`` (ERROR_CODE 700404) be
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -32,6 +33,12 @@ class FileRoot:
 
     def __init__(self, base: str | os.PathLike[str] | None) -> None:
         self.base = Path(os.path.realpath(base)) if base is not None else None
+
+    @classmethod
+    def of(cls, base: str | os.PathLike[str] | None) -> FileRoot:
+        """The FileRoot of ``base``, reused while the working directory stays the same (every message
+        opens its connection through here: resolving the root each time was a tenth of a message)."""
+        return _file_root(os.fspath(base) if base is not None else None, os.getcwd())
 
     def __repr__(self) -> str:
         return f"FileRoot({str(self.base) if self.base else None!r})"
@@ -109,3 +116,8 @@ def _chunks(handle: object) -> Iterator[bytes]:
 
 
 __all__ = ["FILE_NOT_ALLOWED_CODE", "FileNotAllowedError", "FileRoot"]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_root(base: str | None, cwd: str) -> FileRoot:
+    return FileRoot(base)  # cwd is part of the key only: a relative base means another folder elsewhere

@@ -204,7 +204,7 @@ class Engine:
         connector = self.connector(connector_name)
         defaults = self.init_defaults.get(connector_name)
         if defaults is None:  # an alias (salesforce_bulkapi_v2) shares its connector's defaults
-            defaults = self.init_defaults.get(getattr(connector, "name", connector_name), {})
+            defaults = self.init_defaults.get(connector.name, {})
         merged = dict(defaults)
         merged.update((name, value) for name, value in params.items() if value != "" or name not in merged)
         return connector.connection(
