@@ -24,10 +24,16 @@ run: $(VENV)/.installed-base
 
 ## test: install with test extras and run the whole suite (slow tests included, started first: tests/conftest.py)
 # More workers than the 2 cores CI has: most tests wait on loopback servers, subprocesses and
-# sleeps, so 4 workers keep both cores busy (-n 2 left them half idle). Override: make test TEST_WORKERS=2
-TEST_WORKERS ?= 4
+# sleeps, so 6 workers keep both cores busy (on 2 idle cores: -n 3 139 s, -n 4 118-122 s, -n 6 110 s).
+# Override: make test TEST_WORKERS=2
+# --dist worksteal: an idle worker takes tests queued on a busy one (the default hands each worker a
+# fixed share, and one worker used to end the run alone for 2 minutes with the kill tests).
+# PYTHONDONTWRITEBYTECODE is cleared for the suite: the tests start the CLI, the emulator and the
+# server as subprocesses hundreds of times, and without bytecode caches each start compiles sfbulk
+# again (a third of the suite's CPU on a machine that sets it). The caches are in .gitignore.
+TEST_WORKERS ?= 6
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -n $(TEST_WORKERS)
+	PYTHONDONTWRITEBYTECODE= $(PY) -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 ## check: lint, format check, type-check and import rules (the same tools as .pre-commit-config.yaml)
 LINTED := sfbulk tests bench examples
