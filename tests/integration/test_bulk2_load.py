@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from fixtures.emulator import emulator_connection
 
 from sfbulk.bulk.extract import ExtractOptions
 from sfbulk.bulk.load import LoadOptions, Progress
@@ -15,23 +16,12 @@ from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.bulk.v2.extract import extract_v2
 from sfbulk.bulk.v2.load import load_csv_v2
 from sfbulk.cli import cli
-from sfbulk.connector.connection import Connector
-from sfbulk.registry import FileRegistry
 from tests.integration.test_bulk_load import connect, env_for, read_csv, write_contacts
 
 
 def connect2(emu: Any, tmp_path: Path) -> Any:
     """A salesforcebulkv2 connection (the pipeline also takes a 1.0 one and opens its v2 sibling)."""
-    creds = emu.credentials
-    return Connector.load("salesforcebulkv2").connection(
-        registry=FileRegistry(str(tmp_path / "registry")),
-        apiUrl=emu.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url,
-    )
+    return emulator_connection(emu, tmp_path / "registry", "salesforcebulkv2")
 
 
 def stored(emu: Any, tag: str) -> list[str]:

@@ -9,28 +9,17 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fixtures.emulator import emulator_connection
 
 from sfbulk.bulk.extract import ExtractOptions, extract
 from sfbulk.bulk.load import LoadOptions, Progress, load_csv
 from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.cli import cli
-from sfbulk.connector.connection import Connector
 from sfbulk.errors import PollTimeout
-from sfbulk.registry import FileRegistry
 
 
 def connect(emu: Any, tmp_path: Path) -> Any:
-    creds = emu.credentials
-    return Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")),
-        apiUrl=emu.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url,
-        caFile=emu.ca_file or "",
-    )
+    return emulator_connection(emu, tmp_path / "registry")
 
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:

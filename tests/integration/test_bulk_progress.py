@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fixtures.emulator import emulator_connection
 
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.bulk.progress import LoadDisplay
 from sfbulk.cli import cli
-from sfbulk.connector.connection import Connector
 from sfbulk.errors import PollTimeout
-from sfbulk.registry import FileRegistry
 
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
@@ -242,16 +241,7 @@ def test_a_resumed_load_counts_the_batches_an_earlier_run_finished(
 ) -> None:
     """After --timeout stopped a load, the re-run's display still ends at every row processed."""
     emu = emulator_factory(processing_delay_ms=300)
-    creds = emu.credentials
-    conn = Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")),
-        apiUrl=emu.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url,
-    )
+    conn = emulator_connection(emu, tmp_path / "registry")
     src = tmp_path / "resume.csv"
     write_rows(src, 40, "res")
     options = dict(object="Contact", batch_size=10, serial=True, poll_initial=0.05)

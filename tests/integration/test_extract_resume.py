@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.emulator import emulator_connection
 from test_load_resume import SFBULK, count, env_for, kill_when
 
 from sfbulk.bulk.load import LoadOptions, load_csv
-from sfbulk.connector.connection import Connector
-from sfbulk.registry import FileRegistry
 
 ROWS = 1_000
 CHUNK = 100  # PK chunks of 100 ids: 10 chunk batches ...
@@ -20,16 +19,7 @@ FILE_ROWS = 50  # ... each with 2 result files
 
 
 def seed(emu: Any, tmp_path: Path) -> None:
-    creds = emu.credentials
-    conn = Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "seed-registry")),
-        apiUrl=emu.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url,
-    )
+    conn = emulator_connection(emu, tmp_path / "seed-registry")
     src = tmp_path / "seed.csv"
     src.write_text("LastName,Email\n" + "".join(f"L{i},x{i}@example.com\n" for i in range(ROWS)))
     assert load_csv(conn, str(src), LoadOptions(object="Contact")).succeeded == ROWS

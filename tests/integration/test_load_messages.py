@@ -11,27 +11,17 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fixtures.emulator import emulator_connection
 from test_load_resume import SFBULK, count, env_for, journal, stored_emails
 
 from sfbulk.bulk.journal import open_journal
 from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.cli import cli
-from sfbulk.connector.connection import Connector
 from sfbulk.errors import BulkInputError, PollTimeout
-from sfbulk.registry import FileRegistry
 
 
 def connect(emu: Any, tmp_path: Path) -> Any:
-    creds = emu.credentials
-    return Connector.load().connection(
-        registry=FileRegistry(str(tmp_path / "registry")),
-        apiUrl=emu.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        tokenEndpointHostname=emu.base_url,
-    )
+    return emulator_connection(emu, tmp_path / "registry")
 
 
 def rows_file(path: Path, n: int, tag: str, *, bad_row: int | None = None) -> None:
