@@ -341,6 +341,19 @@ def source_path(journal: Journal, source: str) -> str:
     return getattr(journal, "reading", None) or source
 
 
+def record_input_error(journal: Journal, path: str, end: int, error: Exception) -> None:
+    """Journal a stop at a bad row: the rows before byte ``end`` were handled, and their digest lets
+    the re-run (once the file is fixed after them) check they are unchanged (1.0 and 2.0 loads)."""
+    journal.append(
+        {
+            "t": "input_error",
+            "prefix_end": end,
+            "prefix_sha256": _prefix_digest(path, end),
+            "message": str(error),
+        }
+    )
+
+
 def _prefix_digest(path: str, end: int) -> str:
     """SHA-256 of the first ``end`` bytes of ``path``."""
     import hashlib
@@ -478,14 +491,7 @@ def _load(
         # Stop at the bad row but keep the job and the journal: once the file is fixed (after the rows
         # handled, which must stay as they are), the same command sends the rest into the same job.
         end = run.slots[-1].batch.end
-        journal.append(
-            {
-                "t": "input_error",
-                "prefix_end": end,
-                "prefix_sha256": _prefix_digest(path, end),
-                "message": str(run.input_error),
-            }
-        )
+        record_input_error(journal, path, end, run.input_error)
         error = BulkInputError(_input_error_message(run, job_id, success_path, error_path))
         annotate_unfinished(error, job_id, journal)
         raise error from run.input_error

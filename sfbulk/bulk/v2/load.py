@@ -49,10 +49,10 @@ from sfbulk.bulk.load import (
     _at_least,
     _finish,
     _identity,
-    _prefix_digest,
     check_before_job,
     check_resumable,
     default_outputs,
+    record_input_error,
     restart,
 )
 from sfbulk.bulk.poll import Backoff, poll_until
@@ -273,14 +273,7 @@ def _load(
             shutil.rmtree(work, ignore_errors=True)
             raise run.input_error
         end = run.jobs[-1].end
-        journal.append(
-            {
-                "t": "input_error",
-                "prefix_end": end,
-                "prefix_sha256": _prefix_digest(path, end),
-                "message": str(run.input_error),
-            }
-        )
+        record_input_error(journal, path, end, run.input_error)
         error = BulkInputError(
             f"{run.input_error} -- rows 1 to {sum(j.rows for j in run.jobs):,} were loaded in {len(ids)} jobs "
             f"({', '.join(ids)}; results so far in {success_path}.part and {error_path}.part); the rows after "
