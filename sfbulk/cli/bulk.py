@@ -25,7 +25,7 @@ from typing import Any
 import click
 
 from sfbulk.bulk.load import Progress
-from sfbulk.errors import BulkInputError, BulkInterrupted, ParameterError, SfBulkError
+from sfbulk.errors import BulkInputError, BulkInterrupted, ConfigError, ParameterError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
 
@@ -135,14 +135,19 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     config: dict[str, Any] = {}
     path = kwargs.get("config_file")
     if path:
-        import yaml  # only for --config: start-up time
+        from sfbulk.yamlfile import parse_yaml  # only for --config: start-up time
 
         try:
             with open(path, encoding="utf-8") as fh:
-                loaded = yaml.safe_load(fh) or {}
+                text = fh.read()
         except OSError as exc:
             raise click.UsageError(f"cannot read --config {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
+        except UnicodeDecodeError:
+            raise click.UsageError(f"--config {path} is not UTF-8 text") from None
+        try:
+            # the loader flows and settings files use: a duplicate key is an error, not the last one wins
+            loaded = parse_yaml(text, str(path)) or {}
+        except ConfigError as exc:
             raise click.UsageError(f"--config {path} is not valid YAML: {exc}") from None
         if not isinstance(loaded, dict):
             raise click.UsageError(f"--config {path} must be a mapping of settings")

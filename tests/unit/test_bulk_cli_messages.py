@@ -63,6 +63,13 @@ def test_settings_from_the_environment_and_config_name_their_origin(tmp_path) ->
     cfg.write_text("http_timeout: -1\n")
     result = run(cli, ["load", str(src), "--object", "Contact", "--config", str(cfg)], env=ENV)
     assert result.exit_code == 2 and f"http_timeout in --config {cfg} must be" in result.output
+    cfg.write_text("http_timeout: 30\nhttp_timeout: 5\n")  # the last one must not silently win
+    result = run(cli, ["load", str(src), "--object", "Contact", "--config", str(cfg)], env=ENV)
+    assert result.exit_code == 2, result.output
+    assert (
+        f"--config {cfg} is not valid YAML" in result.output
+        and "duplicate key 'http_timeout'" in result.output
+    )
     # a value only the connector checks: still exit 2, named by its flag, not its init parameter
     result = run(cli, ["load", str(src), "--object", "Contact", "--api-version", "abc"], env=ENV)
     assert result.exit_code == 2, result.output
