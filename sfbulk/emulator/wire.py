@@ -11,7 +11,6 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
-from xml.sax.saxutils import escape
 
 NS = "http://www.force.com/2009/06/asyncapi/dataload"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -73,9 +72,14 @@ def json_time(xml_time: str) -> str:
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
 
 
+def _escape(text: str) -> str:
+    """&, < and > as entities (xml.sax.saxutils.escape's rule, without importing urllib.request with it)."""
+    return text.replace("&", "&amp;").replace(">", "&gt;").replace("<", "&lt;")
+
+
 def xml_escape(text: str) -> str:
     """``escape`` plus U+FFFD for the characters XML 1.0 forbids."""
-    return _NOT_XML.sub("\ufffd", escape(text))
+    return _NOT_XML.sub("\ufffd", _escape(text))
 
 
 def _text(value: Any) -> str:

@@ -12,9 +12,11 @@ import io
 import json
 import os
 import signal
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,12 +101,85 @@ def _zip(members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes
     return buf.getvalue()
 
 
+def _deflated_zeros(size: int) -> tuple[bytes, int]:
+    """Raw deflate data of ``size`` zero bytes and its CRC-32, without deflating ``size`` bytes.
+
+    After a full flush a deflate stream starts afresh (no history, byte-aligned), so one 1 MB block
+    compressed once and written again and again inflates to the same zeros each time.
+    """
+    block = 1 << 20
+    assert size % block == 0
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    unit = compressor.compress(bytes(block)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    zeros = bytes(16 * block)
+    for _ in range(size // len(zeros)):
+        crc = zlib.crc32(zeros, crc)
+    return unit * (size // block) + compressor.flush(), crc
+
+
 def _lying_zip() -> bytes:
-    """A 4 KB file whose headers claim it is tiny while it inflates to 1 GB (headers are not trusted)."""
-    data = _zip(
-        {"request.txt": b"Name,ParentId,Body\nx,001000000000001AAA,#a.bin\n", "a.bin": b"\0" * (1 << 30)}
+    """A zip of about 1 MB that inflates to 1 GB: its member's declared size must not be what bounds it."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("request.txt", b"Name,ParentId,Body\nx,001000000000001AAA,#a.bin\n")
+    head = buf.getvalue()
+    # The zip without its central directory, then a.bin appended by hand (zipfile deflates what it
+    # writes, and deflating 1 GB costs seconds), then the central directory of both members.
+    with zipfile.ZipFile(io.BytesIO(head)) as archive:
+        first = archive.infolist()[0]
+    local = head[: head.index(b"PK\x01\x02")]
+    data, crc = _deflated_zeros(1 << 30)
+    name = b"a.bin"
+    offset = len(local)
+    dos_time, dos_date = 0, (1 << 5) | 1  # 1980-01-01
+    local += (
+        struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            0,
+            8,
+            dos_time,
+            dos_date,
+            crc,
+            len(data),
+            1 << 30,
+            len(name),
+            0,
+        )
+        + name
+        + data
     )
-    return data
+    central = head[head.index(b"PK\x01\x02") : head.index(b"PK\x05\x06")]
+    central += (
+        struct.pack(
+            "<4sHHHHHHIIIHHHHHII",
+            b"PK\x01\x02",
+            20,
+            20,
+            0,
+            8,
+            dos_time,
+            dos_date,
+            crc,
+            len(data),
+            1 << 30,
+            len(name),
+            0,
+            0,
+            0,
+            0,
+            0,
+            offset,
+        )
+        + name
+    )
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(central), len(local), 0)
+    body = local + central + end
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:  # a well-formed zip, as the old builder made
+        assert [i.file_size for i in archive.infolist()] == [first.file_size, 1 << 30]
+    return body
 
 
 def _many_files() -> bytes:
