@@ -61,7 +61,9 @@ def test_a_large_response_to_a_prompt_reader_arrives_whole_and_fast(sfbulk_serve
             elapsed = time.monotonic() - started
             assert response.status_code == 200
             assert response.content == BODY
-            assert elapsed < 5.0, elapsed  # no 0.5 s loop stalls per socket buffer
+            # no 0.5 s loop stall per socket buffer of the 5.8 MB; without stalls 5.2 s was seen on
+            # the 2-core machine at load average 14, hence the margin
+            assert elapsed < 15.0, elapsed
 
 
 def test_a_slow_reader_gets_the_whole_response_while_health_keeps_answering(sfbulk_server, tmp_path):
