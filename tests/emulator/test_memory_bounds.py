@@ -119,66 +119,26 @@ def _deflated_zeros(size: int) -> tuple[bytes, int]:
 
 
 def _lying_zip() -> bytes:
-    """A zip of about 1 MB that inflates to 1 GB: its member's declared size must not be what bounds it."""
+    """A zip of about 1 MB that inflates to 1 GB (a zip bomb): the emulator must stop at its bound."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("request.txt", b"Name,ParentId,Body\nx,001000000000001AAA,#a.bin\n")
     head = buf.getvalue()
-    # The zip without its central directory, then a.bin appended by hand (zipfile deflates what it
-    # writes, and deflating 1 GB costs seconds), then the central directory of both members.
-    with zipfile.ZipFile(io.BytesIO(head)) as archive:
-        first = archive.infolist()[0]
-    local = head[: head.index(b"PK\x01\x02")]
+    # request.txt as zipfile wrote it, then a.bin written by hand (zipfile deflates what it writes,
+    # and deflating 1 GB costs seconds), then the central directory of both members.
+    directory = head.index(b"PK\x01\x02")
+    local, central = head[:directory], head[directory : head.index(b"PK\x05\x06")]
     data, crc = _deflated_zeros(1 << 30)
     name = b"a.bin"
+    # method deflate, time 00:00, date 1980-01-01, CRC, compressed and real sizes, name length
+    common = (8, 0, (1 << 5) | 1, crc, len(data), 1 << 30, len(name))
     offset = len(local)
-    dos_time, dos_date = 0, (1 << 5) | 1  # 1980-01-01
-    local += (
-        struct.pack(
-            "<4sHHHHHIIIHH",
-            b"PK\x03\x04",
-            20,
-            0,
-            8,
-            dos_time,
-            dos_date,
-            crc,
-            len(data),
-            1 << 30,
-            len(name),
-            0,
-        )
-        + name
-        + data
-    )
-    central = head[head.index(b"PK\x01\x02") : head.index(b"PK\x05\x06")]
-    central += (
-        struct.pack(
-            "<4sHHHHHHIIIHHHHHII",
-            b"PK\x01\x02",
-            20,
-            20,
-            0,
-            8,
-            dos_time,
-            dos_date,
-            crc,
-            len(data),
-            1 << 30,
-            len(name),
-            0,
-            0,
-            0,
-            0,
-            0,
-            offset,
-        )
-        + name
-    )
-    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(central), len(local), 0)
-    body = local + central + end
-    with zipfile.ZipFile(io.BytesIO(body)) as archive:  # a well-formed zip, as the old builder made
-        assert [i.file_size for i in archive.infolist()] == [first.file_size, 1 << 30]
+    local += struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, *common, 0) + name + data
+    central += struct.pack("<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 20, 20, 0, *common, 0, 0, 0, 0, 0, offset)
+    central += name
+    body = local + central + struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 2, 2, len(central), len(local), 0)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:  # a well-formed zip
+        assert [info.file_size for info in archive.infolist()][1:] == [1 << 30]
     return body
 
 
