@@ -31,6 +31,10 @@ from urllib.parse import parse_qsl, urlsplit
 #: Hosts whose API usage is tracked; answers from more hosts than this are not recorded.
 MAX_HOSTS = 32
 
+#: Answers this close together arrive in any order from parallel threads: a lower count among them
+#: is an older answer, not a drop of Salesforce's rolling 24-hour count.
+RACE_SECONDS = 2.0
+
 #: OAuth grant_type values -> the label they are counted under (anything else: "other").
 GRANT_TYPES = {
     "refresh_token": "refresh_token",
@@ -107,8 +111,11 @@ def limit_info(url: str, header: str | None) -> None:
         return
     usage = ApiUsage(host, parsed[0], parsed[1], time.time())
     with _lock:
-        if host not in _usage and len(_usage) >= MAX_HOSTS:
+        known = _usage.get(host)
+        if known is None and len(_usage) >= MAX_HOSTS:
             return  # bounded: a flow calling many hosts must not grow the metrics without end
+        if known is not None and usage.used < known.used and usage.seen - known.seen < RACE_SECONDS:
+            return  # an answer overtaken by a later one on another thread (the count only grows meanwhile)
         _usage[host] = usage
         _last = usage
     sink = _sink
