@@ -13,7 +13,10 @@ What is reported:
 * ``grant_attempt(body, outcome)``: one try of an OAuth token grant, by grant type and outcome
   (``success``, ``failure``, ``retried``);
 * ``batch_done(pipeline, state, processed, failed)``: a Bulk batch (or 2.0 job) that reached a
-  final state in ``sfbulk load``/``extract`` or the Python API.
+  final state in ``sfbulk load``/``extract`` or the Python API;
+* ``operation_answer(operation, properties, content)``: a connector operation a message flow ran;
+  a getBatchStatus (2.0: getJobInfo) answer showing a final state counts that batch once, under
+  the pipeline ``flow``.
 
 Label values are bounded here: grant types are mapped onto a fixed set and at most
 :data:`MAX_HOSTS` Salesforce hosts are tracked, whatever a backend answers.
@@ -21,9 +24,12 @@ Label values are bounded here: grant types are mapped onto a fixed set and at mo
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
@@ -171,11 +177,60 @@ def batch_done(pipeline: str, state: str, processed: int, failed: int) -> None:
         sink.batch(pipeline, BATCH_OUTCOMES.get(state, "not_processed"), processed, failed)
 
 
+#: connector operations whose answer is the status of one batch (2.0: one job) -> its id property
+STATUS_OPERATIONS = {"getBatchStatus": "batchId", "getJobInfo": "jobId"}
+FINAL_STATES = frozenset({"Completed", "Failed", "Not Processed", "JobComplete", "Aborted"})
+#: batch ids already counted from flows (a flow polls a batch until it is final, then maybe again)
+MAX_SEEN_BATCHES = 10_000
+_seen_batches: OrderedDict[str, None] = OrderedDict()
+
+
+def _count(value: object) -> int:
+    try:
+        return max(0, int(str(value)))
+    except ValueError:
+        return 0
+
+
+def operation_answer(operation: str, properties: Mapping[str, str], content: Callable[[], bytes]) -> None:
+    """A message flow ran connector ``operation``; count the batch its answer shows final, once.
+
+    ``properties`` are the values the operation extracted (state, numberRecordsProcessed, ...);
+    ``content`` reads the answer's body, for the counts a 2.0 job answer carries but does not extract.
+    """
+    id_property = STATUS_OPERATIONS.get(operation)
+    if id_property is None or _sink is None:
+        return
+    state, batch_id = properties.get("state"), properties.get(id_property)
+    if state not in FINAL_STATES or not batch_id:
+        return
+    with _lock:
+        if batch_id in _seen_batches:
+            return
+        _seen_batches[batch_id] = None
+        if len(_seen_batches) > MAX_SEEN_BATCHES:
+            _seen_batches.popitem(last=False)
+    numbers: Mapping[str, object] = properties
+    if "numberRecordsProcessed" not in properties:
+        try:
+            answer = json.loads(content())
+        except Exception:  # noqa: BLE001 - not JSON, or not readable: counting never fails a flow
+            answer = None
+        numbers = answer if isinstance(answer, dict) else {}
+    batch_done(
+        "flow",
+        state,
+        _count(numbers.get("numberRecordsProcessed", 0)),
+        _count(numbers.get("numberRecordsFailed", 0)),
+    )
+
+
 def reset() -> None:
-    """Forget the API usage seen (tests; a long-lived process never needs it)."""
+    """Forget the API usage and the batches seen (a new CLI run; tests)."""
     global _last
     with _lock:
         _usage.clear()
+        _seen_batches.clear()
         _last = None
 
 
@@ -191,6 +246,7 @@ __all__ = [
     "grant_attempt",
     "grant_type_of",
     "install",
+    "operation_answer",
     "last_api_usage",
     "limit_info",
     "parse_limit_info",
