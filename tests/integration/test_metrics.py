@@ -269,6 +269,7 @@ from sfbulk.server import metrics
 metrics.enable()  # built before the supervisor prepares: prepare_multiprocess must start them afresh
 metrics.request_done(metrics.Route("proxy", "before"), 200, 0.1)
 metrics.prepare_multiprocess(sys.argv[1])
+metrics.services_deployed(["p"], {})  # built again in the supervisor, then inherited by the forked workers
 children = []
 for n in (1, 2):
     pid = os.fork()
@@ -334,3 +335,7 @@ def test_forked_workers_after_prepare_multiprocess_count_into_one_total(tmp_path
         "9002",
     }
     assert named(parse(after_exit), "wso2_integration_server_up") == {}
+    # the supervisor's own gauge (it is alive) outlives the workers'
+    assert (
+        value(parse(after_exit), "wso2_integration_service_up", service_name="p", service_type="proxy") == 1
+    )
