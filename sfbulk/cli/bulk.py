@@ -407,6 +407,9 @@ def _job_exits(fn: Any) -> Any:
             previous = signal.signal(signal.SIGTERM, on_term)
         try:
             return fn(*args, **kwargs)
+        except click.UsageError as exc:  # click prints it and exits 2; the summary says so too
+            _watch.write_failure(EXIT_USAGE, exc.format_message())
+            raise
         except BulkInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
             _watch.write_failure(

@@ -4,8 +4,9 @@ waitress (see ``sfbulk.server.serving``).
 The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
 own business lives here and never reaches the engine: the body size limit (413), routing (404),
-allowed methods (405), the health and metrics endpoints (``/metrics``: ``sfbulk.server.metrics``), the access log and the last-resort error handling
-(500 with a generic message; one log line, the traceback only at DEBUG, never to the caller).
+allowed methods (405), the health and metrics endpoints (``/metrics``: ``sfbulk.server.metrics``),
+the access log and the last-resort error handling (500 with a generic message; one log line, the
+traceback only at DEBUG, never to the caller).
 
 ``start_server`` runs the app on waitress in a background thread and returns a handle whose
 ``stop()`` finishes in-flight requests before returning (graceful shutdown); the CLI wires it to

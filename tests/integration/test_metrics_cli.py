@@ -157,3 +157,17 @@ def test_an_unwritable_summary_path_is_refused_before_any_work(emulator: Any, tm
     assert result.exit_code == 2
     assert f"--json-summary {missing}: the folder {missing.parent} does not exist" in result.output
     assert not (tmp_path / "contacts.success.csv").exists()
+
+
+def test_a_usage_error_is_in_the_summary_too(emulator: Any, tmp_path: Path) -> None:
+    summary_path = tmp_path / "s.json"
+    result = CliRunner().invoke(
+        cli,
+        ["load", "--object", "Contact", "--json-summary", str(summary_path)],
+        env=env_for(emulator, tmp_path),
+    )
+    assert result.exit_code == 2
+    doc = json.loads(summary_path.read_text())
+    assert (doc["status"], doc["exit_code"], doc["job_ids"], doc["journal"]) == ("failed", 2, [], None)
+    assert doc["error"] == "give either CSV_FILE or --retry-failed ERROR_FILE (exactly one)"
+    assert doc["error"] in result.output
