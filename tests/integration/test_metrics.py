@@ -215,6 +215,7 @@ def test_openmetrics_is_served_to_a_scraper_asking_for_it(serve: Any, tmp_path: 
     assert post.status_code == 405 and post.headers["Allow"] == "GET, HEAD"
 
 
+@pytest.mark.slow
 def test_workers_sharing_a_folder_are_added_up(
     serve: Any, emulator_factory: Any, tmp_path: Path, monkeypatch
 ):
