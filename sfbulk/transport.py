@@ -18,6 +18,9 @@ Two policies live here because every outbound call passes this layer:
   whether a URL was written by the operator or taken from a message.
 * ``send_with_retry``: capped exponential backoff for requests that are safe to repeat (the OAuth
   token grant), on connection failures and 408/429/5xx, with the Bulk API calls' numbers.
+
+Both report to ``sfbulk.observe``: every answer's ``Sforce-Limit-Info`` (API usage), and each try
+of a token grant sent through ``send_with_retry`` by grant type and outcome.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import requests
 import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 
+from sfbulk import observe
 from sfbulk.errors import (
     ConnectError,
     ConnectionClosedError,
@@ -381,6 +385,7 @@ class RequestsTransport(Transport):
             # (a relayed response would announce gzip for plain bytes).
             del response_headers["Content-Encoding"]
             response_headers.pop("Content-Length", None)
+        observe.limit_info(request.url, response_headers.get("Sforce-Limit-Info"))
         response = HttpResponse(
             resp.status_code,
             resp.reason or "",
@@ -477,9 +482,11 @@ class WSGITransport(Transport):
             code,
             (time.perf_counter() - started) * 1000,
         )
-        return HttpResponse(
+        response = HttpResponse(
             int(code), reason, CaseInsensitiveDict(captured["headers"]), content, url=request.url
         )
+        observe.limit_info(request.url, response.headers.get("Sforce-Limit-Info"))
+        return response
 
 
 def _unquote_path(path: str) -> str:
@@ -700,12 +707,16 @@ def send_with_retry(
             response = transport.send(request)
         except TransportError as exc:
             if attempt >= policy.attempts or isinstance(exc, HostNotAllowedError):
+                observe.grant_attempt(request.body, "failure")
                 raise
+            observe.grant_attempt(request.body, "retried")
             delay = policy.delay(attempt)
             log.info("%s failed (%s); retry %d/%d in %.2f s", what, exc, attempt, policy.attempts - 1, delay)
         else:
             if response.status not in TRANSIENT_STATUSES or attempt >= policy.attempts:
+                observe.grant_attempt(request.body, "success" if response.status == 200 else "failure")
                 return response
+            observe.grant_attempt(request.body, "retried")
             delay = policy.delay(attempt, response.headers.get("Retry-After"))
             log.info(
                 "%s answered HTTP %d; retry %d/%d in %.2f s",

@@ -22,6 +22,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from sfbulk import observe
 from sfbulk.bulk.client import BatchInfo, BulkClient, parse_batch_info
 from sfbulk.bulk.journal import (
     Journal,
@@ -443,6 +444,7 @@ def _run(
             seen[info.id] = info
             if info.final and (old is None or not old.final):
                 progressed = True
+                observe.batch_done("extract", info.state, info.records_processed, info.records_failed)
                 if info.state == "Failed":
                     which = "the query" if info.id == original else f"PK chunk batch {info.id}"
                     raise BulkError(f"job {job_id}: {which} failed: {info.state_message or 'no message'}")

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sfbulk import observe
 from sfbulk.bulk.client import BatchInfo, BulkClient
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.journal import (
@@ -753,6 +754,7 @@ class _Run:
             slot.info = info
             progressed = True
             self.progress.batch_done(info)
+            observe.batch_done("load", info.state, info.records_processed, info.records_failed)
             if (
                 info.state == "Failed"
                 and info.records_processed == 0

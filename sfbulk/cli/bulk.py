@@ -25,6 +25,7 @@ from typing import Any
 import click
 
 from sfbulk.bulk.load import Progress
+from sfbulk.cli import summary as json_summary
 from sfbulk.errors import BulkInputError, BulkInterrupted, ConfigError, ParameterError, SfBulkError
 
 log = logging.getLogger("sfbulk.cli.bulk")
@@ -114,6 +115,13 @@ def connection_options(fn: Any) -> Any:
             "--progress/--no-progress",
             default=None,
             help="Progress bar (default: on a terminal; plain periodic lines otherwise).",
+        ),
+        click.option(
+            "--json-summary",
+            "json_summary",
+            type=click.Path(dir_okay=False),
+            help="Also write the outcome as JSON to this file: counts, job ids, result files, elapsed "
+            "time, API usage (docs/bulk.md, 'JSON summary'); written on failures too.",
         ),
         click.option(
             "--progress-interval",
@@ -346,10 +354,24 @@ def progress_display(kind: str, kwargs: dict[str, Any], source: str | None = Non
 class _JobWatch:
     """What the running command announced (its job id) and how it was stopped, so every exit names the job."""
 
-    def __init__(self) -> None:
+    def __init__(self, command: str = "", summary_path: str | None = None) -> None:
         self.job_id: str | None = None
         self.signum = signal.SIGINT
         self.progress: Any = None
+        self.command = command
+        #: --json-summary PATH, written on every exit (docs/bulk.md, "JSON summary")
+        self.summary_path = summary_path
+        self.started = time.time()
+
+    def write_summary(self, exit_code: int, fields: dict[str, Any]) -> None:
+        if self.summary_path:
+            doc = json_summary.document(self.command, exit_code, self.started, fields)
+            json_summary.write(self.summary_path, doc)
+
+    def write_failure(
+        self, exit_code: int, error: str, job_id: str | None = None, journal: str | None = None
+    ) -> None:
+        self.write_summary(exit_code, json_summary.failure_fields(error, job_id or self.job_id, journal))
 
     def note(self, message: str) -> None:
         """The pipeline's user-facing notes (``LoadOptions.notify``): printed above the progress display."""
@@ -372,7 +394,9 @@ def _job_exits(fn: Any) -> Any:
     @functools.wraps(fn)
     def command(*args: Any, **kwargs: Any) -> Any:
         global _watch
-        _watch = _JobWatch()
+        json_summary.check_path(kwargs.get("json_summary"))
+        json_summary.new_run()
+        _watch = _JobWatch(fn.__name__.removesuffix("_command"), kwargs.get("json_summary"))
         previous = None
         if threading.current_thread() is threading.main_thread():
 
@@ -383,8 +407,14 @@ def _job_exits(fn: Any) -> Any:
             previous = signal.signal(signal.SIGTERM, on_term)
         try:
             return fn(*args, **kwargs)
+        except click.UsageError as exc:  # click prints it and exits 2; the summary says so too
+            _watch.write_failure(EXIT_USAGE, exc.format_message())
+            raise
         except BulkInterrupted as exc:
             click.echo(f"interrupted: {exc}", err=True)
+            _watch.write_failure(
+                128 + int(_watch.signum), f"interrupted: {exc}", getattr(exc, "job_id", None)
+            )
             _exit_now(128 + int(_watch.signum))
         except KeyboardInterrupt:
             # Before the job existed, or a second Ctrl-C while in-flight requests were finishing:
@@ -397,6 +427,7 @@ def _job_exits(fn: Any) -> Any:
                 )
             else:
                 click.echo("interrupted before a job was created: nothing was sent", err=True)
+            _watch.write_failure(128 + int(_watch.signum), "interrupted")
             _exit_now(128 + int(_watch.signum))
         finally:
             if previous is not None:
@@ -415,12 +446,22 @@ def _exit_now(status: int) -> None:
     sys.exit(status)
 
 
+def _echo_api_usage() -> None:
+    """The Salesforce API usage the last answer reported (Sforce-Limit-Info), under the summary line."""
+    line = json_summary.usage_line()
+    if line:
+        click.echo(line, err=True)
+
+
 def _fail(exc: SfBulkError) -> None:
     if isinstance(exc, BulkInterrupted):
         raise exc  # _job_exits reports it and exits 130 (SIGINT) / 143 (SIGTERM)
-    click.echo(f"error: {cli_message(str(exc), _ORIGINS)}", err=True)
+    message = cli_message(str(exc), _ORIGINS)
+    click.echo(f"error: {message}", err=True)
     job_id = getattr(exc, "job_id", None) or _watch.job_id
     journal = getattr(exc, "journal", None)
+    code = EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED
+    _watch.write_failure(code, message, job_id, journal)
     if job_id and journal and os.path.exists(journal):
         click.echo(
             f"job {job_id}: not finished; {journal} keeps its progress: re-run the same command to resume "
@@ -429,11 +470,13 @@ def _fail(exc: SfBulkError) -> None:
         )
     elif job_id and str(job_id) not in str(exc):
         click.echo(f"job {job_id}: stopped", err=True)
-    sys.exit(EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED)
+    sys.exit(code)
 
 
 def _fail_io(exc: OSError) -> None:
-    click.echo(f"error: {exc.strerror or exc}: {user_path(exc.filename)}", err=True)
+    message = f"{exc.strerror or exc}: {user_path(exc.filename)}"
+    click.echo(f"error: {message}", err=True)
+    _watch.write_failure(EXIT_USAGE, message)
     sys.exit(EXIT_USAGE)
 
 
@@ -632,6 +675,7 @@ def load_command(
             f"{summary.succeeded:,} succeeded, {summary.failed:,} failed in {summary.seconds:.1f} s",
             err=True,
         )
+    _echo_api_usage()
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the input", err=True)
     if summary.blank_lines:
@@ -659,11 +703,21 @@ def load_command(
             click.echo(f"  {count:,} \u00d7 {reason}", err=True)
     click.echo(f"success: {summary.success_path}\nerrors:  {summary.error_path}", err=True)
     unaccounted = summary.rows - summary.succeeded - summary.failed
+    exit_code = EXIT_JOB_FAILED if unaccounted else EXIT_ROWS_FAILED if summary.failed else 0
+    _watch.write_summary(
+        exit_code,
+        json_summary.load_fields(
+            summary,
+            bulk_api=str(kwargs.get("bulk_api") or "1"),
+            sobject=sobject,
+            operation=operation,
+            source=retry_failed or csv_file or "",
+        ),
+    )
     if unaccounted:  # never expected: every row is in one of the two files; but never exit 0 if not
         click.echo(f"error: {unaccounted:,} rows of the input are in neither result file", err=True)
-        sys.exit(EXIT_JOB_FAILED)
-    if summary.failed:
-        sys.exit(EXIT_ROWS_FAILED)
+    if exit_code:
+        sys.exit(exit_code)
 
 
 @click.command("extract")
@@ -761,5 +815,9 @@ def extract_command(
             f"({summary.result_files} result files) written to {summary.out_path} in {summary.seconds:.1f} s",
             err=True,
         )
+    _echo_api_usage()
     if summary.nul_stripped:
         click.echo(f"warning: {summary.nul_stripped:,} NUL bytes were stripped from the results", err=True)
+    _watch.write_summary(
+        0, json_summary.extract_fields(summary, bulk_api=str(kwargs.get("bulk_api") or "1"), soql=soql)
+    )

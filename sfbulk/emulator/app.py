@@ -6,6 +6,7 @@ exception becomes a 500 ``UnknownException`` error document, never a traceback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import re
@@ -27,6 +28,8 @@ log = logging.getLogger("sfbulk.emulator")
 StartResponse = Callable[..., Any]
 MAX_BODY = 30_000_000  # bytes; batches are limited to 10,000,000 characters (multi-byte UTF-8 allowed)
 ABORT_KEY = "sfbulk.emulator.abort"  # environ flag: the server cuts the connection without a response
+#: The org's allowance of API requests per 24 hours, sent in Sforce-Limit-Info (a Developer Edition's)
+DAILY_API_REQUESTS = 15_000
 
 _VERSION = r"(?P<ver>\d+\.\d+)"
 _ID = r"(?P<{}>[^/]+)"
@@ -130,6 +133,7 @@ class EmulatorApp:
         self.credentials = credentials
         self.base_url = base_url
         self.bulk2 = Bulk2Api(service, sessions)
+        self._api_requests = itertools.count(1)  # next() is atomic: one count per answer, across threads
 
     # ------------------------------------------------------------------------------ entry point
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -145,6 +149,9 @@ class EmulatorApp:
             environ[ABORT_KEY] = True
             return []
         response = self._handle(environ, path)
+        if not path.startswith("/services/oauth2/"):  # as Salesforce: every REST/Bulk answer, not OAuth's
+            usage = f"api-usage={next(self._api_requests)}/{DAILY_API_REQUESTS}"
+            response.headers.append(("Sforce-Limit-Info", usage))
         if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", "").lower() and response.content_type:
             _gzip(response)  # Salesforce compresses responses for clients that accept gzip (API 27.0+)
         if fault == "reset-after":

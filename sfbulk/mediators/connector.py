@@ -19,6 +19,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from sfbulk import observe
 from sfbulk.errors import ConfigError, MediationFault, ParameterError
 from sfbulk.mediators.base import engine_of, relay_response
 
@@ -141,6 +142,7 @@ class ConnectorOperationMediator:
         else:
             response = connection.invoke(self.operation, **params)
         relay_response(ctx, response.http)
+        observe.operation_answer(self.operation, response.properties, lambda: response.content)
         # Values an operation declares under response.headers (Sforce-Locator -> locator) become
         # properties of the flow, so a loop can pass get-property('locator') to the next call.
         for name, _header in op.response.headers:

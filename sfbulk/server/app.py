@@ -4,8 +4,9 @@ waitress (see ``sfbulk.server.serving``).
 The WSGI application (``make_app``) turns an HTTP request into one ``engine.handle(...)`` call and
 the engine's ``HttpResult`` back into the response (synapse.md §6). Everything that is the server's
 own business lives here and never reaches the engine: the body size limit (413), routing (404),
-allowed methods (405), the health endpoint, the access log and the last-resort error handling
-(500 with a generic message; one log line, the traceback only at DEBUG, never to the caller).
+allowed methods (405), the health and metrics endpoints (``/metrics``: ``sfbulk.server.metrics``),
+the access log and the last-resort error handling (500 with a generic message; one log line, the
+traceback only at DEBUG, never to the caller).
 
 ``start_server`` runs the app on waitress in a background thread and returns a handle whose
 ``stop()`` finishes in-flight requests before returning (graceful shutdown); the CLI wires it to
@@ -31,6 +32,7 @@ from sfbulk.faults import render_fault
 from sfbulk.httpheaders import HOP_BY_HOP, SERVER_COMPUTED, name_from_environ_key, reason_phrase
 from sfbulk.message.jsonxml import check_json_text
 from sfbulk.secrets import install_log_redaction, redact
+from sfbulk.server import metrics
 from sfbulk.server.serving import (
     DEFAULT_BODY_TIMEOUT,
     DEFAULT_HEADER_TIMEOUT,
@@ -59,6 +61,9 @@ DEFAULT_SHUTDOWN_TIMEOUT = 30
 
 SERVICES_PREFIX = "/services/"
 HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
+#: environ key of the route (sfbulk.server.metrics.Route) a request was dispatched to
+ROUTE_KEY = "sfbulk.route"
 
 #: Methods a proxy accepts. Synapse hands every standard method to the inSequence (synapse.md
 #: §6.1); TRACE and CONNECT are proxy/diagnostic methods with no meaning for a mediation flow
@@ -214,6 +219,8 @@ class ServicesApp:
         self.max_body_bytes = max_body_bytes
         self.validate_payloads = validate_payloads
         install_log_redaction()
+        metrics.services_deployed(proxy_names(engine), api_contexts(engine))
+        self._routes: dict[tuple[str, str], metrics.Route] = {}
 
     # --- WSGI entry ----------------------------------------------------------------------------
 
@@ -274,7 +281,8 @@ class ServicesApp:
             chunks = [] if method == "HEAD" else body
         start_response(f"{response.status} {_reason(response.status, response.reason)}", headers)
         client = str(environ.get("REMOTE_ADDR") or "-")
-        return _LoggedBody(chunks, client, method, _log_path(raw_path), response.status, started)
+        route = environ.get(ROUTE_KEY)
+        return _LoggedBody(chunks, client, method, _log_path(raw_path), response.status, started, route)
 
     # --- routing -------------------------------------------------------------------------------
 
@@ -294,6 +302,14 @@ class ServicesApp:
                     )
                 )
             return self._health()
+        if raw_path == METRICS_PATH:
+            if method not in HEALTH_METHODS:
+                raise _FaultResponse(
+                    Fault(
+                        405, "MethodNotAllowed", f"{method} is not allowed on {METRICS_PATH}.", HEALTH_METHODS
+                    )
+                )
+            return self._metrics(environ)
         if _routes_to_api(self.engine, raw_path):
             return self._call_api(environ, method, raw_uri, body)
         if not raw_path.startswith(SERVICES_PREFIX):
@@ -313,8 +329,10 @@ class ServicesApp:
         return self._call_engine(environ, method, proxy, raw_uri, postfix, body)
 
     def _call_engine(
-        self, environ: Mapping[str, Any], method: str, proxy: str, raw_uri: str, postfix: str, body: bytes
+        self, environ: dict[str, Any], method: str, proxy: str, raw_uri: str, postfix: str, body: bytes
     ) -> _Response:
+        if _serves(self.engine, proxy):
+            environ[ROUTE_KEY] = self._route(metrics.PROXY, proxy, "")
         if self.validate_payloads and body and _serves(self.engine, proxy):
             try:
                 check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
@@ -341,7 +359,7 @@ class ServicesApp:
             raise _engine_fault(exc, f"Proxy {clip(proxy, 200)}") from None
         return _engine_response(result)
 
-    def _call_api(self, environ: Mapping[str, Any], method: str, raw_uri: str, body: bytes) -> _Response:
+    def _call_api(self, environ: dict[str, Any], method: str, raw_uri: str, body: bytes) -> _Response:
         """A request for a REST API: the resource MI would pick, or its 404/405 (sfbulk.mediators.api)."""
         from sfbulk.mediators.api import NoApiMatch
 
@@ -356,6 +374,7 @@ class ServicesApp:
             code = "MethodNotAllowed" if exc.status == 405 else "NotFound"
             hint = "" if exc.status == 405 else "; GET /health lists the deployed APIs and their contexts"
             raise _FaultResponse(Fault(exc.status, code, f"{exc}{hint}.", exc.allow)) from None
+        environ[ROUTE_KEY] = self._route(metrics.API, match.api.key, match.api.full_context)
         if self.validate_payloads and body:
             try:
                 check_payload(str(environ.get("CONTENT_TYPE") or ""), body)
@@ -368,6 +387,18 @@ class ServicesApp:
         except SfBulkError as exc:
             raise _engine_fault(exc, f"API {clip(match.api.key, 200)}") from None
         return _engine_response(result)
+
+    def _route(self, service_type: str, name: str, context: str) -> metrics.Route:
+        """The metrics route of a configured proxy or API (one object each, reused)."""
+        key = (service_type, name)
+        route = self._routes.get(key)
+        if route is None:
+            route = self._routes[key] = metrics.Route(service_type, name, context)
+        return route
+
+    def _metrics(self, environ: Mapping[str, Any]) -> _Response:
+        body, content_type = metrics.render(str(environ.get("HTTP_ACCEPT") or ""))
+        return _Response(200, "OK", [("Content-Type", content_type), ("Cache-Control", "no-store")], body)
 
     def _health(self) -> _Response:
         payload: dict[str, Any] = {"status": "ok", "proxies": proxy_names(self.engine)}
@@ -477,8 +508,16 @@ class _LoggedBody:
     """Response iterable that writes the access-log line once the body has gone out."""
 
     def __init__(
-        self, chunks: Iterable[bytes], client: str, method: str, path: str, status: int, started: float
+        self,
+        chunks: Iterable[bytes],
+        client: str,
+        method: str,
+        path: str,
+        status: int,
+        started: float,
+        route: metrics.Route | None = None,
     ) -> None:
+        self._route = route
         self._chunks = chunks
         self._sent = 0
         self._fields = (client, method, path, status)
@@ -498,8 +537,10 @@ class _LoggedBody:
         if callable(close):
             close()
         client, method, path, status = self._fields
-        elapsed_ms = (time.perf_counter() - self._started) * 1000.0
-        access_log.info('%s "%s %s" %d %d %.1fms', client, method, path, status, self._sent, elapsed_ms)
+        elapsed = time.perf_counter() - self._started
+        if self._route is not None:
+            metrics.request_done(self._route, status, elapsed)
+        access_log.info('%s "%s %s" %d %d %.1fms', client, method, path, status, self._sent, elapsed * 1000.0)
 
 
 def make_app(
@@ -557,6 +598,7 @@ class RunningServer:
                 return
             self._stopped = True
         self._serving.stop()
+        metrics.server_stopped(self.port)
 
     def __enter__(self) -> RunningServer:
         return self
@@ -608,7 +650,9 @@ def start_server(
         render_fault=_render_fault,
         log_access=_log_access,
     )
-    return RunningServer(ServingThread(server, float(shutdown_timeout)), app)
+    running = RunningServer(ServingThread(server, float(shutdown_timeout)), app)
+    metrics.server_started(running.port)
+    return running
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from sfbulk import observe
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.extract import (
     COPY_CHUNK,
@@ -205,11 +206,13 @@ def _run(
         ),
     )
     if info.get("state") != "JobComplete":
+        observe.batch_done("extract", str(info.get("state")), int(info.get("numberRecordsProcessed") or 0), 0)
         raise BulkError(
             f"job {job_id}: the query job ended {info.get('state')}"
             + (f": {info['errorMessage']}" if info.get("errorMessage") else "")
         )
     total = int(info.get("numberRecordsProcessed") or 0)
+    observe.batch_done("extract", "JobComplete", total, 0)
     progress.batch_done(BatchInfo(job_id, job_id, "Completed", "", total, 0))
     nul = _Nul()
     have = _pages(journal, work)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
+from sfbulk import observe
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.csvsplit import MAX_CHARS, MAX_RECORDS, Batch, CsvSplitter
 from sfbulk.bulk.journal import (
@@ -560,6 +561,8 @@ class _Run:
 
     def _done(self, job: _Job, record: dict[str, Any], resumed: bool = False) -> None:
         job.fetched = record
+        if not resumed:  # a job finished in an earlier run was counted by that run
+            observe.batch_done("load", record["state"], record["processed"], record["failed"])
         self.progress.batch_done(
             BatchInfo(
                 job.id or "",
