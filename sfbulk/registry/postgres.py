@@ -42,7 +42,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from sfbulk.errors import RegistryError
 from sfbulk.registry.base import Registry
 from sfbulk.registry.crypto import RegistryCipher
-from sfbulk.registry.keys import IDENTITY_KEY_BYTES, IDENTITY_KEY_FILE, canonical_key, split_key
+from sfbulk.registry.keys import IDENTITY_KEY_BYTES, IDENTITY_KEY_FILE, canonical_key
 
 log = logging.getLogger("sfbulk.registry")
 
@@ -117,13 +117,29 @@ def _reason(exc: BaseException) -> str:
 
 class _KeyLock:
     """One advisory lock in this process: re-entrant per thread, exclusive between threads, and
-    between processes and hosts through the advisory lock on ``conn`` while ``depth`` > 0."""
+    between processes and hosts through the advisory lock on ``conn`` while ``depth`` > 0.
+
+    Shared by every PostgresRegistry of the process on the same database and table (as the file
+    store's lock files are), so two registry objects in one thread never wait for each other.
+    """
 
     def __init__(self) -> None:
         self.thread_lock = threading.RLock()
         self.depth = 0
         self.conn: Any = None
+        self.owner: PostgresRegistry | None = None
         self.users = 0
+
+
+#: (database identity, table, lock id) → the process's lock; emptied in a forked child.
+_PROCESS_LOCKS: dict[tuple[object, ...], _KeyLock] = {}
+_PROCESS_GUARD = threading.Lock()
+
+
+def _forget_locks_after_fork() -> None:
+    global _PROCESS_GUARD
+    _PROCESS_LOCKS.clear()  # a child holds no lock: its parent's sessions are not its own
+    _PROCESS_GUARD = threading.Lock()
 
 
 _LIVE: weakref.WeakSet[PostgresRegistry] = weakref.WeakSet()
@@ -174,7 +190,9 @@ class PostgresRegistry(Registry):
             ).format(t=ident, s=sql.Literal(self.table + "_version")),
             "get": sql.SQL("SELECT value FROM {} WHERE key = %s").format(ident),
             "version": sql.SQL("SELECT version FROM {} WHERE key = %s").format(ident),
-            "children": sql.SQL("SELECT 1 FROM {} WHERE key > %s AND key < %s LIMIT 1").format(ident),
+            "conflict": sql.SQL(
+                "SELECT key FROM {} WHERE key = ANY(%s) OR (key > %s AND key < %s) LIMIT 1"
+            ).format(ident),
             "put": sql.SQL(
                 "INSERT INTO {t} (key, value, secret) SELECT %(key)s, %(value)s, %(secret)s"
                 " WHERE NOT EXISTS (SELECT 1 FROM {t} WHERE key = ANY(%(ancestors)s)"
@@ -182,7 +200,6 @@ class PostgresRegistry(Registry):
                 " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, secret = EXCLUDED.secret,"
                 " version = nextval({s}), updated_at = now()"
             ).format(t=ident, s=sql.Literal(self.table + "_version")),
-            "ancestor": sql.SQL("SELECT key FROM {} WHERE key = ANY(%s) LIMIT 1").format(ident),
             "delete": sql.SQL("DELETE FROM {} WHERE key = %s").format(ident),
             "add_once": sql.SQL(
                 "INSERT INTO {} (key, value, secret) VALUES (%s, %s, true) ON CONFLICT (key) DO NOTHING"
@@ -193,7 +210,7 @@ class PostgresRegistry(Registry):
         self._idle: list[Any] = []
         self._lock_idle: list[Any] = []
         self._slots = threading.BoundedSemaphore(pool_size)
-        self._locks: dict[int, _KeyLock] = {}
+        self._scope = tuple(self._params.get(k) for k in ("host", "hostaddr", "port", "dbname", "user"))
         self._identity_key: bytes | None = None
         _LIVE.add(self)
 
@@ -231,7 +248,7 @@ class PostgresRegistry(Registry):
             with self._guard:
                 if os.getpid() != self._pid:
                     self._pid = os.getpid()
-                    self._idle, self._lock_idle, self._locks = [], [], {}
+                    self._idle, self._lock_idle = [], []
                     self._slots = threading.BoundedSemaphore(self.pool_size)
 
     @contextlib.contextmanager
@@ -310,6 +327,20 @@ class PostgresRegistry(Registry):
 
     # -- resources ------------------------------------------------------------------------------
 
+    def _shape_error(self, conn: Any, key: str, canonical: str) -> RegistryError | None:
+        """Why ``key`` cannot be a resource, as with folders: an ancestor is a resource, or it has children."""
+        segments = canonical.split("/")
+        ancestors = ["/".join(segments[:i]) for i in range(1, len(segments))]
+        row = conn.execute(self._sql["conflict"], (ancestors, canonical + "/", canonical + "0")).fetchone()
+        if row is None:
+            return None
+        if str(row[0]) in ancestors:
+            name = str(row[0]).rsplit("/", 1)[-1]
+            return RegistryError(
+                f"registry key {key!r} is illegal: {name!r} in its path is a resource, not a folder"
+            )
+        return RegistryError(f"registry key {key!r} is a collection (directory), not a resource")
+
     def get(self, key: str) -> str | None:
         canonical = canonical_key(key)
 
@@ -317,8 +348,9 @@ class PostgresRegistry(Registry):
             row = conn.execute(self._sql["get"], (canonical,)).fetchone()
             if row is not None:
                 return str(row[0])
-            if conn.execute(self._sql["children"], (canonical + "/", canonical + "0")).fetchone():
-                raise RegistryError(f"registry key {key!r} is a collection (directory), not a resource")
+            error = self._shape_error(conn, key, canonical)  # only on a miss: the hot path is one query
+            if error is not None:
+                raise error
             return None
 
         stored = self._run("read", key, read)
@@ -335,7 +367,6 @@ class PostgresRegistry(Registry):
         return ("missing",) if row is None else int(row[0])
 
     def put(self, key: str, value: str, *, secret: bool = False) -> None:
-        _subdir, parts = split_key(key)
         canonical = canonical_key(key)
         segments = canonical.split("/")
         ancestors = ["/".join(segments[:i]) for i in range(1, len(segments))]
@@ -352,13 +383,9 @@ class PostgresRegistry(Registry):
         def write(conn: Any) -> None:
             if conn.execute(self._sql["put"], args).rowcount == 1:
                 return
-            row = conn.execute(self._sql["ancestor"], (ancestors,)).fetchone()
-            if row is not None:
-                name = str(row[0]).rsplit("/", 1)[-1]
-                raise RegistryError(
-                    f"registry key {key!r} is illegal: {name!r} in its path is a resource, not a folder"
-                )
-            raise RegistryError(f"registry key {key!r} is a collection (directory), not a resource")
+            raise self._shape_error(conn, key, canonical) or RegistryError(
+                f"registry resource {key!r} was not written (a concurrent writer changed its folder)"
+            )
 
         self._run("write", key, write)
         log.debug("registry put %s%s", key, " (secret)" if secret else "")
@@ -424,10 +451,11 @@ class PostgresRegistry(Registry):
         lock_id = self._lock_id(canonical_key(key))
         self._after_fork()
         started = time.monotonic()
-        with self._guard:
-            held = self._locks.get(lock_id)
+        scope = (*self._scope, self.table, lock_id)
+        with _PROCESS_GUARD:
+            held = _PROCESS_LOCKS.get(scope)
             if held is None:
-                held = self._locks[lock_id] = _KeyLock()
+                held = _PROCESS_LOCKS[scope] = _KeyLock()
             held.users += 1
         try:
             if not held.thread_lock.acquire(timeout=max(timeout, 0.0)):
@@ -436,6 +464,7 @@ class PostgresRegistry(Registry):
                 if held.depth == 0:
                     remaining = timeout - (time.monotonic() - started) if timeout > 0 else 0.0
                     held.conn = self._advisory_lock(lock_id, key, timeout, max(remaining, 0.001))
+                    held.owner = self
                 held.depth += 1
             except BaseException:
                 held.thread_lock.release()
@@ -447,14 +476,15 @@ class PostgresRegistry(Registry):
                 try:
                     if held.depth == 0:
                         conn, held.conn = held.conn, None
-                        self._advisory_unlock(conn, lock_id, key)
+                        owner, held.owner = held.owner or self, None
+                        owner._advisory_unlock(conn, lock_id, key)
                 finally:
                     held.thread_lock.release()
         finally:
-            with self._guard:
+            with _PROCESS_GUARD:
                 held.users -= 1
-                if held.users == 0 and self._locks.get(lock_id) is held:
-                    del self._locks[lock_id]
+                if held.users == 0 and _PROCESS_LOCKS.get(scope) is held:
+                    del _PROCESS_LOCKS[scope]
 
     def _advisory_lock(self, lock_id: int, key: str, timeout: float, remaining: float) -> Any:
         with self._guard:
@@ -525,7 +555,7 @@ def _close_before_fork() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_close_before_fork)
+    os.register_at_fork(before=_close_before_fork, after_in_child=_forget_locks_after_fork)
 
 
 __all__ = ["DEFAULT_TABLE", "PostgresRegistry", "mask_url"]
