@@ -111,7 +111,7 @@ class FileRegistry(Registry):
         return str(self.path(key))
 
     def describe(self) -> str:
-        return f"folder {self.root}" + (" (secrets encrypted)" if self.cipher else "")
+        return f"folder {self.root}" + (", secrets encrypted" if self.cipher else "")
 
     # -- paths ----------------------------------------------------------------------------------
 

@@ -218,7 +218,7 @@ class PostgresRegistry(Registry):
         return f"PostgresRegistry({self.url!r}, table={self.table!r})"
 
     def describe(self) -> str:
-        return f"PostgreSQL {self.url} table {self.table}" + (" (secrets encrypted)" if self.cipher else "")
+        return f"PostgreSQL {self.url} table {self.table}" + (", secrets encrypted" if self.cipher else "")
 
     def location(self, key: str) -> str:
         return f"{self.url} table {self.table} key {canonical_key(key)}"
