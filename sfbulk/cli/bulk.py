@@ -26,7 +26,14 @@ import click
 
 from sfbulk.bulk.load import Progress
 from sfbulk.cli.settings import registry_key_option
-from sfbulk.errors import BulkInputError, BulkInterrupted, ConfigError, ParameterError, SfBulkError
+from sfbulk.errors import (
+    BulkInputError,
+    BulkInterrupted,
+    ConfigError,
+    ParameterError,
+    RegistryError,
+    SfBulkError,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.registry import Registry
@@ -324,9 +331,12 @@ def open_connection(kwargs: dict[str, Any]) -> Any:
     from sfbulk.registry import open_registry
 
     params: dict[str, Any] = dict(resolve_settings(kwargs))
-    registry = open_registry(
-        kwargs.get("registry_dir") or "registry", key_file=kwargs.get("registry_key_file")
-    )
+    try:
+        registry = open_registry(
+            kwargs.get("registry_dir") or "registry", key_file=kwargs.get("registry_key_file")
+        )
+    except RegistryError as exc:  # a --registry or key that cannot be used: fix the option (exit 2)
+        raise ParameterError(str(exc)) from None
     note = cached_token_note(params, registry, kwargs.get("setting_origins"))
     if note:
         log.info("%s", note)

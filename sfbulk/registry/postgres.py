@@ -137,9 +137,14 @@ _PROCESS_GUARD = threading.Lock()
 
 
 def _forget_locks_after_fork() -> None:
+    """In a forked child: no lock is held (its parent's sessions are not its own), and no guard is
+    left locked by a parent thread that does not exist here."""
     global _PROCESS_GUARD
-    _PROCESS_LOCKS.clear()  # a child holds no lock: its parent's sessions are not its own
+    _PROCESS_LOCKS.clear()
     _PROCESS_GUARD = threading.Lock()
+    for registry in list(_LIVE):
+        registry._guard = threading.Lock()
+        registry._reset_in_child()
 
 
 _LIVE: weakref.WeakSet[PostgresRegistry] = weakref.WeakSet()
@@ -243,13 +248,16 @@ class PostgresRegistry(Registry):
             ) from None
 
     def _after_fork(self) -> None:
-        """In a forked child: forget the parent's connections and locks (never use or close them)."""
+        """In a forked child: forget the parent's connections (never use or close them)."""
         if os.getpid() != self._pid:
             with self._guard:
                 if os.getpid() != self._pid:
-                    self._pid = os.getpid()
-                    self._idle, self._lock_idle = [], []
-                    self._slots = threading.BoundedSemaphore(self.pool_size)
+                    self._reset_in_child()
+
+    def _reset_in_child(self) -> None:
+        self._pid = os.getpid()
+        self._idle, self._lock_idle = [], []
+        self._slots = threading.BoundedSemaphore(self.pool_size)
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[Any]:
@@ -303,18 +311,19 @@ class PostgresRegistry(Registry):
             found = conn.execute("SELECT to_regclass(%s)", (self.table,)).fetchone()
             if found and found[0] is not None:
                 return
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id(".sfbulk-setup"),))
-                conn.execute(self._sql["create_seq"])
-                conn.execute(self._sql["create"])
+            try:
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._lock_id(".sfbulk-setup"),))
+                    conn.execute(self._sql["create_seq"])
+                    conn.execute(self._sql["create"])
+            except self._pg.errors.InsufficientPrivilege as exc:
+                raise RegistryError(
+                    f"cannot create the registry table {self.table} in {self.url} ({self.option}): "
+                    f"{_reason(exc)}; grant the role CREATE on the schema for the first start, or "
+                    "create the table as docs/registry.md shows"
+                ) from None
 
-        try:
-            self._run("create the table of", self.table, create)
-        except RegistryError as exc:
-            raise RegistryError(
-                f"{exc}; the role needs CREATE on the schema once, or create the table as "
-                "docs/registry.md shows"
-            ) from None
+        self._run("create the table of", self.table, create)
 
     def close(self) -> None:
         with self._guard:
@@ -393,15 +402,6 @@ class PostgresRegistry(Registry):
     def delete(self, key: str) -> None:
         canonical = canonical_key(key)
         self._run("delete", key, lambda conn: conn.execute(self._sql["delete"], (canonical,)))
-
-    def keys(self) -> list[str]:
-        """Every stored key (canonical), for operations such as re-encryption."""
-        from psycopg import sql
-
-        query = sql.SQL("SELECT key FROM {} WHERE key NOT LIKE '.sfbulk-%%' ORDER BY key").format(
-            sql.Identifier(*self.table.split("."))
-        )
-        return self._run("list", self.table, lambda conn: [str(r[0]) for r in conn.execute(query)])
 
     # -- the identity key ------------------------------------------------------------------------
 
@@ -496,9 +496,8 @@ class PostgresRegistry(Registry):
                 row = conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
                 acquired = bool(row and row[0])
             else:
-                conn.execute(
-                    "SELECT set_config('lock_timeout', %s, false)", (f"{int(remaining * 1000) or 1}ms",)
-                )
+                wait_ms = max(int(min(remaining, 2_000_000.0) * 1000), 1)  # within lock_timeout's range
+                conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{wait_ms}ms",))
                 try:
                     conn.execute("SELECT pg_advisory_lock(%s)", (lock_id,))
                     acquired = True

@@ -357,3 +357,34 @@ def test_a_forked_child_uses_connections_of_its_own(pg_registry_url: str) -> Non
     assert registry.get("fork/x") == "child"  # the parent's connections survived the child's exit
     with registry.lock("fork/lock", timeout=5):
         pass
+
+
+def test_load_with_an_unusable_registry_is_a_usage_error(tmp_path: Path) -> None:
+    env = {
+        "SFBULK_API_URL": "http://127.0.0.1:9",
+        "SFBULK_REFRESH_TOKEN": "r",
+        "SFBULK_CLIENT_ID": "c",
+        "SFBULK_CLIENT_SECRET": "s",
+        "SFBULK_REGISTRY": "postgresql://sfbulk:hunter2@127.0.0.1:1/reg?connect_timeout=3",
+    }
+    source = tmp_path / "in.csv"
+    source.write_text("LastName\nX\n")
+    result = CliRunner().invoke(cli, ["load", str(source), "--object", "Contact", "--no-progress"], env=env)
+    assert result.exit_code == 2, result.output
+    assert (
+        "cannot connect to the PostgreSQL registry postgresql://sfbulk:***@127.0.0.1:1/reg" in result.output
+    )
+    assert "hunter2" not in result.output
+
+
+def test_a_role_without_create_is_told_how_to_make_the_table(postgres_server: Any) -> None:
+    admin_url = postgres_server.url()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute("DROP ROLE IF EXISTS sfbulk_reader")
+        admin.execute("CREATE ROLE sfbulk_reader LOGIN")
+    url = admin_url.replace("postgres@", "sfbulk_reader@") + "?table=not_there"
+    with pytest.raises(RegistryError) as caught:
+        open_registry(url, environ={})
+    message = str(caught.value)
+    assert "cannot create the registry table not_there" in message and "(--registry)" in message
+    assert "permission denied" in message and "docs/registry.md" in message
