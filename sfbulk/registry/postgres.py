@@ -56,6 +56,10 @@ STATEMENT_TIMEOUT_MS = 30_000
 #: Server-side TCP keepalive of lock sessions (idle s, interval s, count): the locks of a host that
 #: vanished without closing its connections are freed after about idle + interval x count seconds.
 LOCK_KEEPALIVE = (10, 5, 3)
+#: version() reuses the versions of a token entry read this long ago by the same thread (one check).
+VERSION_SNAPSHOT_SECONDS = 0.005
+#: The resources of a token entry (sfbulk.connector.auth, the WSO2 layout): versions read together.
+TOKEN_ENTRY_NAMES = ("identity", "accessToken", "time", "instanceUrl", "apiUrl", "refreshToken")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _T = TypeVar("_T")
 
@@ -194,7 +198,7 @@ class PostgresRegistry(Registry):
                 " updated_at timestamptz NOT NULL DEFAULT now())"
             ).format(t=ident, s=sql.Literal(self.table + "_version")),
             "get": sql.SQL("SELECT value FROM {} WHERE key = %s").format(ident),
-            "version": sql.SQL("SELECT version FROM {} WHERE key = %s").format(ident),
+            "versions": sql.SQL("SELECT key, version FROM {} WHERE key = ANY(%s)").format(ident),
             "conflict": sql.SQL(
                 "SELECT key FROM {} WHERE key = ANY(%s) OR (key > %s AND key < %s) LIMIT 1"
             ).format(ident),
@@ -217,6 +221,7 @@ class PostgresRegistry(Registry):
         self._slots = threading.BoundedSemaphore(pool_size)
         self._scope = tuple(self._params.get(k) for k in ("host", "hostaddr", "port", "dbname", "user"))
         self._identity_key: bytes | None = None
+        self._local = threading.local()
         _LIVE.add(self)
 
     def __repr__(self) -> str:
@@ -366,14 +371,35 @@ class PostgresRegistry(Registry):
         return None if stored is None else self._unseal(key, canonical, stored)
 
     def version(self, key: str) -> object | None:
+        """The row's version. For a resource of a token entry (``<registryPath>/accessToken``,
+        ``/time``, ...), one query reads the versions of all of that entry's resources, and this
+        thread's next calls for the entry within VERSION_SNAPSHOT_SECONDS use them: the token check
+        before every call asks for four of them in a row (one round trip instead of four). Only a
+        change signal: decisions taken under the lock re-read the values themselves."""
         try:
             canonical = canonical_key(key)
-            row = self._run(
-                "read", key, lambda conn: conn.execute(self._sql["version"], (canonical,)).fetchone()
-            )
         except RegistryError:
             return None
-        return ("missing",) if row is None else int(row[0])
+        folder, _, name = canonical.rpartition("/")
+        batch = (
+            [f"{folder}/{n}" for n in TOKEN_ENTRY_NAMES]
+            if folder and name in TOKEN_ENTRY_NAMES
+            else [canonical]
+        )
+        now = time.monotonic()
+        snapshot = getattr(self._local, "versions", None)
+        if snapshot is None or canonical not in snapshot[1] or now - snapshot[0] > VERSION_SNAPSHOT_SECONDS:
+            try:
+                rows = self._run(
+                    "read", key, lambda conn: conn.execute(self._sql["versions"], (batch,)).fetchall()
+                )
+            except RegistryError:
+                return None
+            found = {k: None for k in batch} | {str(k): int(v) for k, v in rows}
+            snapshot = (now, found)
+            self._local.versions = snapshot
+        version = snapshot[1].get(canonical)
+        return ("missing",) if version is None else version
 
     def put(self, key: str, value: str, *, secret: bool = False) -> None:
         canonical = canonical_key(key)
@@ -396,11 +422,13 @@ class PostgresRegistry(Registry):
                 f"registry resource {key!r} was not written (a concurrent writer changed its folder)"
             )
 
+        self._local.versions = None  # this thread's next version() sees its own write
         self._run("write", key, write)
         log.debug("registry put %s%s", key, " (secret)" if secret else "")
 
     def delete(self, key: str) -> None:
         canonical = canonical_key(key)
+        self._local.versions = None
         self._run("delete", key, lambda conn: conn.execute(self._sql["delete"], (canonical,)))
 
     # -- the identity key ------------------------------------------------------------------------

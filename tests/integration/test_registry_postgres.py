@@ -170,26 +170,19 @@ def test_serve_says_which_registry_and_hides_the_password(postgres_server: Any, 
 # -- errors the user can act on ---------------------------------------------------------------------
 
 
-def _serve_error(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sfbulk",
-            "serve",
-            str(REPO / "tests/data/server/echo_proxy.xml"),
-            "--port",
-            "0",
-            *args,
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
+class _Outcome:
+    """``sfbulk serve``'s exit status and output when it refuses to start (in-process: no server runs)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def _serve_error(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> _Outcome:
+    result = CliRunner().invoke(
+        cli, ["serve", str(REPO / "tests/data/server/echo_proxy.xml"), "--port", "0", *args], env=env
     )
+    assert result.exit_code != 0, "the server started"
+    return _Outcome(result.exit_code, result.stdout, result.stderr)
 
 
 def test_no_server_at_the_url_is_a_start_up_error_naming_the_option(tmp_path: Path) -> None:
@@ -242,7 +235,7 @@ def test_bad_key_files_name_the_file_and_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"line 2 of --registry-key-file {loose} is not a registry key" in result.stderr
     assert "not-a-key" not in result.stderr  # a mistyped key may be most of a real one
-    result = _serve_error(tmp_path, env={"SFBULK_REGISTRY_KEY": "short"})
+    result = _serve_error(tmp_path, "--registry", str(tmp_path / "reg"), env={"SFBULK_REGISTRY_KEY": "short"})
     assert result.returncode == 2 and "SFBULK_REGISTRY_KEY is not a registry key" in result.stderr
 
 

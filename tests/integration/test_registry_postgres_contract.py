@@ -185,6 +185,17 @@ def test_version_changes_with_every_write_only(reg: Registry) -> None:
     assert reg.version("ver/k") == missing
 
 
+def test_another_openers_write_changes_the_version_of_a_token_entry(make: Callable[..., Registry]) -> None:
+    reader, writer = make(), make()
+    writer.put("entry/accessToken", "1", secret=True)
+    writer.put("entry/time", "1")
+    before = (reader.version("entry/accessToken"), reader.version("entry/time"))
+    writer.put("entry/time", "2")
+    time.sleep(0.05)  # past any per-call snapshot of the entry's versions
+    assert (reader.version("entry/accessToken"), reader.version("entry/time")) != before
+    assert reader.version("entry/accessToken") == before[0]
+
+
 def test_the_identity_key_is_created_once_for_every_opener(make: Callable[..., Registry]) -> None:
     first, second = make(), make()
     assert first.identity_key() is None
