@@ -381,3 +381,27 @@ def test_a_role_without_create_is_told_how_to_make_the_table(postgres_server: An
     message = str(caught.value)
     assert "cannot create the registry table not_there" in message and "(--registry)" in message
     assert "permission denied" in message and "docs/registry.md" in message
+
+
+def test_the_python_api_takes_the_url_where_it_takes_a_folder(
+    emulator: Any, pg_registry_url: str, tmp_path: Path
+) -> None:
+    from sfbulk.connector.connection import Connector
+    from sfbulk.engine.engine import Engine
+
+    creds = emulator.credentials
+    params = dict(
+        apiUrl=emulator.base_url,
+        accessToken="",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        tokenEndpointHostname=emulator.base_url,
+    )
+    with Connector.load().connection(registry=pg_registry_url, **params) as conn:
+        assert isinstance(conn.auth.registry, PostgresRegistry)
+        assert conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV").status == 201
+    assert _rows(pg_registry_url)[TOKEN_KEY]
+    with Engine(registry=pg_registry_url) as engine:
+        assert isinstance(engine.registry, PostgresRegistry)
+        assert engine.registry.get(TOKEN_KEY) == _rows(pg_registry_url)[TOKEN_KEY]
