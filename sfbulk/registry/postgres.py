@@ -60,7 +60,8 @@ LOCK_KEEPALIVE = (10, 5, 3)
 VERSION_SNAPSHOT_SECONDS = 0.005
 #: The resources of a token entry (sfbulk.connector.auth, the WSO2 layout): versions read together.
 TOKEN_ENTRY_NAMES = ("identity", "accessToken", "time", "instanceUrl", "apiUrl", "refreshToken")
-_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+#: Lower case only: PostgreSQL folds unquoted names, and the table's sequence is named by a string.
+_TABLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,54}(\.[a-z_][a-z0-9_]{0,54})?$")
 _T = TypeVar("_T")
 
 
@@ -97,7 +98,7 @@ def _split_url(url: str, option: str) -> tuple[str, str]:
     if not _TABLE_NAME.match(table):
         raise RegistryError(
             f"{option} {mask_url(url)}: table={table!r} is not a table name "
-            "(letters, digits and _, optionally schema.table)"
+            "(lower-case letters, digits and _, optionally schema.table)"
         )
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), parts.fragment)), table
 
@@ -174,7 +175,7 @@ class PostgresRegistry(Registry):
         libpq_url, url_table = _split_url(url, option)
         self.table = table or url_table
         if not _TABLE_NAME.match(self.table):
-            raise RegistryError(f"{self.table!r} is not a table name (letters, digits and _)")
+            raise RegistryError(f"{self.table!r} is not a table name (lower-case letters, digits and _)")
         try:
             self._params: dict[str, Any] = dict(self._pg.conninfo.conninfo_to_dict(libpq_url))
         except self._pg.Error as exc:
