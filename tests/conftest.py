@@ -7,6 +7,8 @@ import tempfile
 import pytest
 from fixtures.emulator import *  # noqa: F401,F403
 from fixtures.engine import *  # noqa: F401,F403
+from fixtures.grants import *  # noqa: F401,F403
+from fixtures.postgres import *  # noqa: F401,F403
 from fixtures.server import *  # noqa: F401,F403
 
 _CACHE_DIR: str | None = None

@@ -20,13 +20,24 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from sfbulk.bulk.load import Progress
 from sfbulk.cli import summary as json_summary
-from sfbulk.errors import BulkInputError, BulkInterrupted, ConfigError, ParameterError, SfBulkError
+from sfbulk.cli.settings import registry_key_option
+from sfbulk.errors import (
+    BulkInputError,
+    BulkInterrupted,
+    ConfigError,
+    ParameterError,
+    RegistryError,
+    SfBulkError,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sfbulk.registry import Registry
 
 log = logging.getLogger("sfbulk.cli.bulk")
 
@@ -84,10 +95,12 @@ def connection_options(fn: Any) -> Any:
         click.option(
             "--registry",
             "registry_dir",
-            type=click.Path(file_okay=False),
+            metavar="FOLDER|URL",
             envvar="SFBULK_REGISTRY",
-            help="Registry folder caching the access token (default ./registry) [SFBULK_REGISTRY].",
+            help="Where the access token is cached: a folder (default ./registry) or a "
+            "postgresql:// URL shared with other hosts (docs/registry.md) [SFBULK_REGISTRY].",
         ),
+        registry_key_option,
         click.option(
             "--api",
             "bulk_api",
@@ -268,7 +281,7 @@ def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
 
 
 def cached_token_note(
-    params: dict[str, str], registry_dir: str, origins: dict[str, str] | None = None
+    params: dict[str, str], registry_dir: str | Registry, origins: dict[str, str] | None = None
 ) -> str | None:
     """Why the given credentials may not be sent: a fresh token cached for the same identity is used.
 
@@ -279,11 +292,11 @@ def cached_token_note(
         return None  # without refresh credentials the registry is not used at all
     from sfbulk.connector.auth import InitParams, TokenManager
     from sfbulk.errors import SfBulkError
-    from sfbulk.registry import FileRegistry
+    from sfbulk.registry import open_registry
     from sfbulk.transport import RequestsTransport
 
-    registry = FileRegistry(registry_dir)
     try:
+        registry = open_registry(registry_dir)
         init = InitParams.from_params({k: v for k, v in params.items() if k in _INIT_NAMES()})
         with RequestsTransport() as unused:  # never sends: cached() only reads the registry
             found = TokenManager(init, registry, unused).cached()
@@ -301,7 +314,7 @@ def cached_token_note(
     else:
         ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
     return (
-        f"using the access token cached for these credentials in {registry.path(key)} "
+        f"using the access token cached for these credentials in {registry.location(key)} "
         f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}"
     )
 
@@ -323,14 +336,18 @@ def _age(seconds: float) -> str:
 
 def open_connection(kwargs: dict[str, Any]) -> Any:
     from sfbulk.connector.connection import Connector
-    from sfbulk.registry import FileRegistry
+    from sfbulk.registry import open_registry
 
     params: dict[str, Any] = dict(resolve_settings(kwargs))
-    registry_dir = kwargs.get("registry_dir") or "registry"
-    note = cached_token_note(params, registry_dir, kwargs.get("setting_origins"))
+    try:
+        registry = open_registry(
+            kwargs.get("registry_dir") or "registry", key_file=kwargs.get("registry_key_file")
+        )
+    except RegistryError as exc:  # a --registry or key that cannot be used: fix the option (exit 2)
+        raise ParameterError(str(exc)) from None
+    note = cached_token_note(params, registry, kwargs.get("setting_origins"))
     if note:
         log.info("%s", note)
-    registry = FileRegistry(registry_dir)
     # --api 2: the salesforcebulkv2 bundle (same init, same token life cycle and registry entry)
     bundle = "salesforcebulkv2" if kwargs.get("bulk_api") == "2" else None
     return Connector.load(bundle).connection(registry=registry, **params)

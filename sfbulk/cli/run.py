@@ -19,6 +19,7 @@ from sfbulk.cli.settings import (
     build_host_policy,
     lenient_option,
     load_settings,
+    registry_key_option,
     registry_option,
     token_endpoint_option,
 )
@@ -128,6 +129,7 @@ def _readable(body: bytes, content_type: str) -> str:
 )
 @click.option("--method", default=None, help="HTTP method [default: POST with --input, else GET].")
 @registry_option
+@registry_key_option
 @click.option(
     "--ca-file", type=click.Path(exists=True, dir_okay=False), help="CA bundle to verify HTTPS backends."
 )
@@ -157,6 +159,7 @@ def run_command(
     content_type: str | None,
     method: str | None,
     registry_dir: str,
+    registry_key_file: str | None,
     ca_file: str | None,
     token_endpoint: str | None,
     file_root: str,
@@ -173,6 +176,7 @@ def run_command(
     configuration is invalid.
     """
     from sfbulk.engine.engine import Engine
+    from sfbulk.registry import open_registry
 
     chosen = [
         flag for flag, value in (("--proxy", proxy_name), ("--api", api_name), ("--url", url_path)) if value
@@ -199,7 +203,7 @@ def run_command(
         if allow_hosts or settings_file:  # the input is the operator's own file: checked only on request
             policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
         engine = Engine(
-            registry=registry_dir,
+            registry=open_registry(registry_dir, key_file=registry_key_file),
             init_defaults=token_endpoint_defaults(token_endpoint),
             transport=RequestsTransport(verify=ca_file or True, host_policy=policy),
         )

@@ -20,6 +20,7 @@ from sfbulk.cli.settings import (
     build_host_policy,
     lenient_option,
     load_settings,
+    registry_key_option,
     registry_option,
     token_endpoint_option,
 )
@@ -64,6 +65,7 @@ def _report_config_error(error: ConfigError) -> None:
     help="TCP port (0 picks a free one).",
 )
 @registry_option
+@registry_key_option
 @click.option(
     "--threads",
     default=DEFAULT_THREADS,
@@ -156,6 +158,7 @@ def serve_command(
     host: str,
     port: int,
     registry_dir: str,
+    registry_key_file: str | None,
     threads: int,
     max_body_bytes: int,
     max_header_bytes: int,
@@ -177,12 +180,13 @@ def serve_command(
     folder) at /services/<name>, and their REST APIs at their contexts."""
     from sfbulk.cli.run import token_endpoint_defaults
     from sfbulk.engine.engine import Engine  # imported here so `sfbulk --help` stays fast
+    from sfbulk.registry import open_registry
     from sfbulk.transport import RequestsTransport
 
     try:
         policy = build_host_policy(token_endpoint, load_settings(settings_file), allow_hosts)
         engine = Engine(
-            registry=registry_dir,
+            registry=open_registry(registry_dir, key_file=registry_key_file),
             init_defaults=token_endpoint_defaults(token_endpoint),
             transport=RequestsTransport(host_policy=policy),
         )
@@ -230,7 +234,9 @@ def serve_command(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        click.echo(f"sfbulk serving at {running.url}/services/ ({threads} threads, registry {registry_dir})")
+        click.echo(
+            f"sfbulk serving at {running.url}/services/ ({threads} threads, registry {engine.registry.describe()})"
+        )
         for name in names:
             click.echo(f"  {running.service_url(name)}")
         for key, context in apis.items():

@@ -150,8 +150,18 @@ registry_option = click.option(
     "registry_dir",
     default="registry",
     show_default=True,
-    type=click.Path(file_okay=False),
-    help="Root of the file registry (tokens are cached under it).",
+    metavar="FOLDER|URL",
+    help="Where tokens are cached: a folder (the file registry), or postgresql://user@host:port/db "
+    "for a registry shared by several hosts (docs/registry.md).",
+)
+#: ``--registry-key-file``, shared by serve, run, load and extract (sfbulk.registry.crypto).
+registry_key_option = click.option(
+    "--registry-key-file",
+    type=click.Path(dir_okay=False),
+    envvar="SFBULK_REGISTRY_KEY_FILE",
+    default=None,
+    help="Encrypt tokens at rest in the registry with the key(s) in this file, one per line, the first "
+    "current (docs/registry.md) [SFBULK_REGISTRY_KEY_FILE; or the keys in SFBULK_REGISTRY_KEY].",
 )
 token_endpoint_option = click.option(
     "--token-endpoint",

@@ -31,7 +31,7 @@ from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef
 from sfbulk.connector.bundle.loader import load_bundle
 from sfbulk.connector.files import FileRoot
 from sfbulk.errors import ConfigError, ConnectionClosedError, ParameterError
-from sfbulk.registry import FileRegistry, Registry
+from sfbulk.registry import FileRegistry, Registry, open_registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
 
 log = logging.getLogger("sfbulk.connector.connection")
@@ -170,7 +170,7 @@ class Connector:
     def connection(
         self,
         *,
-        registry: Registry | None = None,
+        registry: Registry | str | os.PathLike[str] | None = None,
         transport: Transport | None = None,
         cache: bool = False,
         allow_hosts: HostPolicy | Iterable[str] | None = None,
@@ -189,8 +189,8 @@ class Connector:
         """
         params = InitParams.from_params(self._init_aliases(init_params))
         files = file_root if isinstance(file_root, FileRoot) else FileRoot.of(file_root)
-        if registry is None:
-            registry = FileRegistry("registry")
+        # a Registry as is; a folder or a postgresql:// URL (None: ./registry) through the one factory
+        registry = open_registry(registry)
         policy = (
             allow_hosts
             if allow_hosts is None or isinstance(allow_hosts, HostPolicy)

@@ -32,7 +32,7 @@ from sfbulk.mediators.builtin import mask_secrets
 from sfbulk.mediators.flow import Proxy, Sequence
 from sfbulk.message.context import MessageContext
 from sfbulk.message.formatters import HttpResult
-from sfbulk.registry import FileRegistry, Registry
+from sfbulk.registry import Registry, open_registry
 from sfbulk.secrets import install_log_redaction, redact
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,10 +89,8 @@ class Engine:
         self.init_defaults: dict[str, dict[str, str]] = {
             name: dict(values) for name, values in (init_defaults or {}).items()
         }
-        if isinstance(registry, Registry):
-            self.registry: Registry = registry
-        else:
-            self.registry = FileRegistry(registry if registry is not None else "registry")
+        # a Registry as is; a folder or a postgresql:// URL through the one factory (sfbulk.registry)
+        self.registry: Registry = open_registry(registry)
         if transport is None:
             from sfbulk.transport import RequestsTransport
 
@@ -424,6 +422,7 @@ class Engine:
         for connector in (self._connectors or {}).values():
             connector.close_cached()
         self.transport.close()
+        self.registry.close()  # idle database connections (a later use opens new ones)
 
     def __enter__(self) -> Engine:
         return self

@@ -33,33 +33,27 @@ import socket
 import stat
 import threading
 import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 
 from sfbulk.errors import RegistryError
+from sfbulk.registry.base import Registry
+from sfbulk.registry.crypto import RegistryCipher
+from sfbulk.registry.keys import (
+    IDENTITY_KEY_BYTES,
+    IDENTITY_KEY_FILE,
+    LOCK_DIR,
+    TEMP_PREFIX,
+    canonical_key,
+    split_key,
+)
 
 log = logging.getLogger("sfbulk.registry")
 
-#: key prefix → sub-directory of the root (synapse.md §7.1, MI layout).
-PREFIXES: dict[str, str] = {"conf:": "config", "gov:": "governance", "local:": "local"}
-
-#: Directory (under the root) holding the lock files, kept apart from the resources.
-LOCK_DIR = ".locks"
-#: Bounds of a key (a caller can choose registryPath): longer or deeper keys are refused, not walked.
-MAX_KEY_LENGTH = 1024
-MAX_KEY_SEGMENTS = 64
-MAX_SEGMENT_BYTES = 255
 #: Lock files: a key's canonical form picks one of this many (never nest two registry locks).
 #: Enough that the few a caller can hold at once (one per worker thread, each waiting on a slow
 #: grant of its own) rarely share a file with another identity's lock: 32 of 4,096 is under 1%.
 LOCK_STRIPES = 4096
-#: Names starting with this are the registry's own (temporary files, the identity key): never keys.
-RESERVED_PREFIX = ".sfbulk-"
-TEMP_PREFIX = RESERVED_PREFIX + "tmp."
-#: The per-registry secret that keys the identity hashes of cached tokens (sfbulk.connector.auth).
-IDENTITY_KEY_FILE = RESERVED_PREFIX + "identity-key"
-IDENTITY_KEY_BYTES = 32
 #: A temporary file older than this is a dead writer's even when its pid is alive again (reused).
 STALE_TEMP_SECONDS = 3600.0
 #: The start-up sweep looks at no more than this many directory entries (a registry is small).
@@ -71,100 +65,6 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 #: ``openat`` and friends: POSIX. Elsewhere (Windows) paths are checked component by component.
 _DIR_FD = os.open in os.supports_dir_fd and os.mkdir in os.supports_dir_fd and os.unlink in os.supports_dir_fd
 _HOST_TAG = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
-
-
-class Registry(ABC):
-    """Key → text resources plus an inter-process lock per key."""
-
-    @abstractmethod
-    def get(self, key: str) -> str | None:
-        """The resource's text, or None when it does not exist."""
-
-    @abstractmethod
-    def put(self, key: str, value: str, *, secret: bool = False) -> None:
-        """Create or replace a resource; ``secret`` resources are readable by the owner only."""
-
-    @abstractmethod
-    def delete(self, key: str) -> None:
-        """Remove a resource (no error when it does not exist)."""
-
-    @abstractmethod
-    def lock(self, key: str, timeout: float = 30) -> contextlib.AbstractContextManager[None]:
-        """A lock for ``key`` held across threads and processes sharing this registry."""
-
-    @abstractmethod
-    def identity_key(self, *, create: bool = False) -> bytes | None:
-        """The registry's secret HMAC key (identity hashes of cached tokens); None if not created yet."""
-
-    def version(self, key: str) -> object | None:
-        """A cheap signature that changes whenever ``key`` is written, or None ("unknown: read it").
-
-        Lets hot paths (the token check before every call) skip re-reading unchanged resources.
-        """
-        return None
-
-
-def split_key(key: str) -> tuple[str, list[str]]:
-    """(sub-directory, path parts) of a registry key; raises RegistryError for unsafe keys.
-
-    Rejected: empty keys, NUL, backslashes, absolute paths (after the optional prefix, a single
-    leading ``/`` is allowed as in Synapse: ``gov:/x`` = ``gov:x``), ``..`` and ``.`` segments,
-    and the registry's own names (``.locks``, ``.sfbulk-*``).
-    """
-    if not isinstance(key, str) or not key.strip():
-        raise RegistryError(
-            "registry key is empty; give a path such as connectors/SalesforceBulk/accessToken"
-        )
-    if len(key) > MAX_KEY_LENGTH:
-        raise RegistryError(f"registry key is {len(key)} characters long; the limit is {MAX_KEY_LENGTH}")
-    if "\x00" in key:
-        raise RegistryError("registry key contains a NUL character; keys are relative paths like a/b/c")
-    if "\\" in key:
-        raise RegistryError(f"registry key {key!r} contains a backslash; use '/' between path segments")
-    subdir = ""
-    rest = key
-    for prefix, directory in PREFIXES.items():
-        if key.startswith(prefix):
-            subdir, rest = directory, key[len(prefix) :]
-            if rest.startswith("/") and not rest.startswith("//"):
-                rest = rest[1:]
-            break
-    if rest.startswith("/") or (len(rest) > 1 and rest[1] == ":"):
-        raise RegistryError(
-            f"registry key {key!r} is an absolute path; keys are relative to the registry root "
-            "(e.g. connectors/SalesforceBulk/accessToken)"
-        )
-    parts = [p for p in rest.split("/") if p != ""]
-    if not parts:
-        raise RegistryError(f"registry key {key!r} names no resource")
-    if len(parts) > MAX_KEY_SEGMENTS:
-        raise RegistryError(
-            f"registry key {key[:60]!r}... has {len(parts)} path segments; the limit is {MAX_KEY_SEGMENTS}"
-        )
-    for part in parts:
-        if part in ("..", "."):
-            raise RegistryError(
-                f"registry key {key!r} is illegal: it points to a location outside the registry "
-                "('.' and '..' segments are not allowed)"
-            )
-        if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
-            raise RegistryError(
-                f"registry key {key[:60]!r}... has a path segment longer than {MAX_SEGMENT_BYTES} bytes"
-            )
-        if part == LOCK_DIR or part.startswith(RESERVED_PREFIX):
-            raise RegistryError(
-                f"registry key {key!r} uses a name reserved for the registry itself ({part!r})"
-            )
-    return subdir, parts
-
-
-def canonical_key(key: str) -> str:
-    """The one spelling of ``key``: its file's path relative to the root (``conf:x`` → ``config/x``).
-
-    Keys with equal canonical forms are the same resource, the same file and the same lock.
-    """
-    subdir, parts = split_key(key)
-    return "/".join([subdir, *parts] if subdir else parts)
 
 
 def _is_stale_temp(name: str, mtime: float, now: float) -> bool:
@@ -189,8 +89,15 @@ def _is_stale_temp(name: str, mtime: float, now: float) -> bool:
 class FileRegistry(Registry):
     """Resources as files under ``root`` (default ``./registry``)."""
 
-    def __init__(self, root: str | os.PathLike[str] = "registry", *, sweep: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike[str] = "registry",
+        *,
+        sweep: bool = True,
+        cipher: RegistryCipher | None = None,
+    ) -> None:
         self.root = Path(root).absolute()
+        self.cipher = cipher
         self._key_lock = threading.Lock()
         self._identity_key: bytes | None = None
         self._joined: dict[str, str] = {}
@@ -199,6 +106,12 @@ class FileRegistry(Registry):
 
     def __repr__(self) -> str:
         return f"FileRegistry({str(self.root)!r})"
+
+    def location(self, key: str) -> str:
+        return str(self.path(key))
+
+    def describe(self) -> str:
+        return f"folder {self.root}" + (", secrets encrypted" if self.cipher else "")
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -311,9 +224,10 @@ class FileRegistry(Registry):
                 raise self._symlink_error(key, parts[-1]) from None
             raise RegistryError(f"cannot read registry resource {key!r}: {exc.strerror}") from None
         try:
-            return data.decode("utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise RegistryError(f"registry resource {key!r} is not UTF-8 text") from None
+        return self._unseal(key, "/".join(parts), text)
 
     def _read(self, key: str, parts: list[str]) -> bytes:
         if not _DIR_FD:
@@ -333,7 +247,8 @@ class FileRegistry(Registry):
 
     def put(self, key: str, value: str, *, secret: bool = False) -> None:
         parts = self._parts(key)
-        data = (value if isinstance(value, str) else str(value)).encode("utf-8")
+        text = value if isinstance(value, str) else str(value)
+        data = self._seal("/".join(parts), text, secret).encode("utf-8")
         try:
             if _DIR_FD:
                 self._write_at(key, parts, data, secret)
@@ -629,40 +544,3 @@ class _StripeLock:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_StripeLock._forget_after_fork)
-
-
-class MemoryRegistry(Registry):
-    """An in-process registry (tests, one-off scripts). Same key rules as the file registry."""
-
-    def __init__(self) -> None:
-        self._data: dict[str, str] = {}
-        self._locks: dict[str, threading.RLock] = {}
-        self._guard = threading.Lock()
-        self._identity_key = secrets.token_bytes(IDENTITY_KEY_BYTES)
-
-    def get(self, key: str) -> str | None:
-        return self._data.get(canonical_key(key))
-
-    def put(self, key: str, value: str, *, secret: bool = False) -> None:
-        self._data[canonical_key(key)] = str(value)
-
-    def delete(self, key: str) -> None:
-        self._data.pop(canonical_key(key), None)
-
-    def identity_key(self, *, create: bool = False) -> bytes | None:
-        return self._identity_key
-
-    @contextlib.contextmanager
-    def lock(self, key: str, timeout: float = 30) -> Iterator[None]:
-        canonical = canonical_key(key)
-        with self._guard:
-            lock = self._locks.setdefault(canonical, threading.RLock())
-        if not lock.acquire(timeout=timeout):
-            raise RegistryError(f"registry lock for {key!r} not acquired within {timeout:g} s")
-        try:
-            yield
-        finally:
-            lock.release()
-
-
-__all__ = ["FileRegistry", "MemoryRegistry", "Registry", "canonical_key", "split_key"]
