@@ -246,7 +246,9 @@ def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: P
     assert result.exit_code == 1 and "10 × REQUIRED_FIELD_MISSING" in result.output, result.output
     errors = tmp_path / "in.error.csv"
     errors.write_text(errors.read_text().replace("\n,r", "\nFixed,r"))
-    emu.service.processing_delay = 0.5
+    # batches take 2 s, the run waits 0.2 s: it times out however slowly the machine sends them
+    # (with 0.5 s, a loaded machine's upload outlasted the batches and the run ended first)
+    emu.service.processing_delay = 2.0
     retry = [
         "load",
         "--retry-failed",
