@@ -19,7 +19,7 @@ from . import wire
 from .apierrors import BulkApiError
 from .bulk2 import Bulk2Api
 from .faults import Faults
-from .oauth import OAuthError, Sessions, token_response
+from .oauth import OAuthError, OAuthServer, Sessions
 from .service import BulkService, parse_job_document
 
 log = logging.getLogger("sfbulk.emulator")
@@ -123,11 +123,13 @@ class EmulatorApp:
         faults: Faults,
         credentials: dict[str, str],
         base_url: Callable[[], str],
+        oauth: OAuthServer | None = None,
     ):
         self.service = service
         self.sessions = sessions
         self.faults = faults
         self.credentials = credentials
+        self.oauth = oauth or OAuthServer(sessions, credentials)
         self.base_url = base_url
         self.bulk2 = Bulk2Api(service, sessions)
 
@@ -209,9 +211,7 @@ class EmulatorApp:
             self.sessions.revoke(params.get("token", ""))
             return Response(200, b"", None)
         try:
-            doc = token_response(
-                params, environ.get("HTTP_AUTHORIZATION"), self.sessions, self.base_url(), self.credentials
-            )
+            doc = self.oauth.token_response(params, environ.get("HTTP_AUTHORIZATION"), self.base_url())
         except OAuthError as exc:
             return Response(
                 exc.status,

@@ -80,6 +80,12 @@ from .schema import SchemaError
     help="Latency added to every request.",
 )
 @click.option("--fault-oauth", is_flag=True, help="Inject faults on the OAuth token endpoint too.")
+@click.option(
+    "--rotate-refresh-tokens",
+    is_flag=True,
+    help="Refresh-token rotation, as Salesforce does it: each refresh answers a new refresh_token and "
+    "the one used stops working.",
+)
 @click.option("--fault-seed", default=None, type=int, help="Seed for reproducible fault injection.")
 @click.option(
     "--workers",
@@ -111,6 +117,7 @@ def emulator_command(
     fault_seed: int | None,
     workers: int,
     worker_processes: bool,
+    rotate_refresh_tokens: bool,
 ) -> None:
     """Run the local Salesforce Bulk API 1.0 / 2.0 + OAuth emulator (demo credentials are printed on purpose)."""
     from .server import Emulator
@@ -127,6 +134,7 @@ def emulator_command(
             rows_per_result_file=result_file_rows,
             workers=workers,
             worker_processes=worker_processes,
+            rotate_refresh_tokens=rotate_refresh_tokens,
         )
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -156,6 +164,10 @@ def emulator_command(
         emu.stop()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     info: dict[str, Any] = {"base_url": emu.base_url, **emu.credentials}
+    info["jwt_private_key_file"] = emu.jwt_private_key_file
+    info["jwt_certificate_file"] = emu.jwt_certificate_file
+    info["jwt_users"] = sorted(emu.oauth.users)
+    info["rotate_refresh_tokens"] = rotate_refresh_tokens
     if emu.ca_file:
         info["ca_file"] = emu.ca_file
     if as_json:
@@ -168,6 +180,12 @@ def emulator_command(
         click.echo("  Demo connected app (public, emulator only):")
         for key in ("client_id", "client_secret", "refresh_token", "username", "password"):
             click.echo(f"    {key}: {emu.credentials[key]}")
+        click.echo(f"    client_credentials_user: {emu.credentials['client_credentials_user']}")
+        click.echo(f"    JWT users: {', '.join(sorted(emu.oauth.users))}")
+        click.echo(f"    JWT private key: {emu.jwt_private_key_file}")
+        click.echo(f"    JWT certificate: {emu.jwt_certificate_file}")
+        if rotate_refresh_tokens:
+            click.echo("    refresh tokens are rotated at each use (--rotate-refresh-tokens)")
         if emu.ca_file:
             click.echo(f"  TLS CA file: {emu.ca_file}")
         click.echo(f"  Database:   {db}")
