@@ -46,6 +46,7 @@ REQUIRED = {
 }
 #: parameters that only one grant uses: given with another grantType, they are a mistake
 ONLY_FOR = {
+    "refreshToken": REFRESH_TOKEN,
     "privateKey": JWT_BEARER,
     "privateKeyFile": JWT_BEARER,
     "privateKeyPassword": JWT_BEARER,
