@@ -337,7 +337,7 @@ def _grant_type(values: Mapping[str, str]) -> str:
             )
     if values["username"] and grant not in (grants.JWT_BEARER, grants.PASSWORD):
         raise ParameterError(
-            f"init: username is used by grantType jwt_bearer or password only, and grantType is {grant}"
+            f"init: username is used by grantType jwt_bearer or grantType password only, and grantType is {grant}"
             f"{'' if given else ' (the default)'}: set grantType, or remove username"
         )
     if grant == grants.REFRESH_TOKEN and not given:

@@ -34,6 +34,10 @@ TEST_AUDIENCE = "https://test.salesforce.com"
 MAX_KEY_FILE = 64 * 1024
 
 
+class PrivateKeyError(AuthError):
+    """The private key given for the JWT bearer grant cannot be used: bad input, found before any request."""
+
+
 class SigningKey:
     """An RSA private key and its public-key fingerprint; printed forms never show the key."""
 
@@ -73,9 +77,9 @@ def _load_cached(digest: str, data: bytes, source: str, password: str) -> Signin
             if b"CERTIFICATE" in data
             else ""
         )
-        raise AuthError(f"{source}: not a PEM private key{hint}")
+        raise PrivateKeyError(f"{source}: not a PEM private key{hint}")
     if b"-----BEGIN CERTIFICATE" in data and b"PRIVATE KEY" not in data:
-        raise AuthError(
+        raise PrivateKeyError(
             f"{source}: this is a certificate, not a private key: the certificate goes to the connected "
             "app in Salesforce, the private key that signed it to sfbulk"
         )
@@ -83,25 +87,27 @@ def _load_cached(digest: str, data: bytes, source: str, password: str) -> Signin
         key = serialization.load_pem_private_key(data, password=password.encode("utf-8") or None)
     except TypeError:  # a passphrase missing, or given for a key that has none
         if password:
-            raise AuthError(
+            raise PrivateKeyError(
                 f"{source}: the private key is not encrypted; leave privateKeyPassword empty"
             ) from None
-        raise AuthError(
+        raise PrivateKeyError(
             f"{source}: the private key is encrypted; give its passphrase in privateKeyPassword"
         ) from None
     except ValueError:
         if password:
-            raise AuthError(f"{source}: privateKeyPassword does not decrypt this private key") from None
-        raise AuthError(f"{source}: not a PEM private key") from None
+            raise PrivateKeyError(f"{source}: privateKeyPassword does not decrypt this private key") from None
+        raise PrivateKeyError(f"{source}: not a PEM private key") from None
     except Exception:  # cryptography's UnsupportedAlgorithm and friends
-        raise AuthError(f"{source}: not a PEM private key this system can read") from None
+        raise PrivateKeyError(f"{source}: not a PEM private key this system can read") from None
     if not isinstance(key, rsa.RSAPrivateKey):
-        raise AuthError(
+        raise PrivateKeyError(
             f"{source}: a {type(key).__name__.removeprefix('_').replace('PrivateKey', '')} key; the JWT "
             "bearer flow signs with RS256, which needs an RSA private key"
         )
     if key.key_size < 2048:
-        raise AuthError(f"{source}: an RSA key of {key.key_size} bits; Salesforce needs 2048 bits or more")
+        raise PrivateKeyError(
+            f"{source}: an RSA key of {key.key_size} bits; Salesforce needs 2048 bits or more"
+        )
     der = key.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -114,13 +120,13 @@ def load_key_file(path: str, source: str = "privateKeyFile", password: Secret | 
     try:
         stat = os.stat(path)
     except FileNotFoundError:
-        raise AuthError(f"{label}: no such file") from None
+        raise PrivateKeyError(f"{label}: no such file") from None
     except OSError as exc:
-        raise AuthError(f"{label}: cannot be read ({exc.strerror})") from None
+        raise PrivateKeyError(f"{label}: cannot be read ({exc.strerror})") from None
     if os.path.isdir(path):
-        raise AuthError(f"{label}: is a folder, not a PEM private key file")
+        raise PrivateKeyError(f"{label}: is a folder, not a PEM private key file")
     if stat.st_size > MAX_KEY_FILE:
-        raise AuthError(f"{label}: {stat.st_size} bytes is too large for a PEM private key")
+        raise PrivateKeyError(f"{label}: {stat.st_size} bytes is too large for a PEM private key")
     return _read_key_file(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, label, password)
 
 
@@ -129,7 +135,7 @@ def _read_key_file(real: str, size: int, mtime_ns: int, label: str, password: Se
         with open(real, "rb") as fh:
             data = fh.read(MAX_KEY_FILE + 1)
     except OSError as exc:
-        raise AuthError(f"{label}: cannot be read ({exc.strerror})") from None
+        raise PrivateKeyError(f"{label}: cannot be read ({exc.strerror})") from None
     return load_key(data, label, password)
 
 
@@ -176,6 +182,7 @@ class JwtBearer:
 
 __all__ = [
     "ASSERTION_LIFETIME",
+    "PrivateKeyError",
     "JWT_BEARER_GRANT",
     "JwtBearer",
     "SigningKey",

@@ -109,7 +109,7 @@ def test_grant_type_spellings(spelling: str, grant: str) -> None:
         ),
         (
             {"grantType": "client_credentials", "clientId": "c", "clientSecret": "s", "username": "u"},
-            "username is used by grantType jwt_bearer or password only",
+            "username is used by grantType jwt_bearer or grantType password only",
         ),
         (
             {"grantType": "client_credentials", "clientId": "c", "clientSecret": "s", "audience": API},
