@@ -86,6 +86,13 @@ from .schema import SchemaError
     help="Refresh-token rotation, as Salesforce does it: each refresh answers a new refresh_token and "
     "the one used stops working.",
 )
+@click.option(
+    "--demo-app-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the demo app's JWT key pair (private_key.pem, certificate.pem) in this folder, made "
+    "there on the first start and reused after; default: a temporary folder deleted on exit.",
+)
 @click.option("--fault-seed", default=None, type=int, help="Seed for reproducible fault injection.")
 @click.option(
     "--workers",
@@ -118,6 +125,7 @@ def emulator_command(
     workers: int,
     worker_processes: bool,
     rotate_refresh_tokens: bool,
+    demo_app_dir: str | None,
 ) -> None:
     """Run the local Salesforce Bulk API 1.0 / 2.0 + OAuth emulator (demo credentials are printed on purpose)."""
     from .server import Emulator
@@ -135,6 +143,7 @@ def emulator_command(
             workers=workers,
             worker_processes=worker_processes,
             rotate_refresh_tokens=rotate_refresh_tokens,
+            demo_app_dir=demo_app_dir,
         )
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -164,7 +173,13 @@ def emulator_command(
         emu.stop()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     info: dict[str, Any] = {"base_url": emu.base_url, **emu.credentials}
-    info["jwt_private_key_file"] = emu.jwt_private_key_file
+    try:
+        info["jwt_private_key_file"] = emu.jwt_private_key_file
+    except (OSError, ValueError) as exc:
+        emu.stop()
+        raise click.ClickException(
+            f"--demo-app-dir {demo_app_dir}: cannot keep the demo app's key pair there: {exc}"
+        ) from exc
     info["jwt_certificate_file"] = emu.jwt_certificate_file
     info["jwt_users"] = sorted(emu.oauth.users)
     info["rotate_refresh_tokens"] = rotate_refresh_tokens

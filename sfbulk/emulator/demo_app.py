@@ -1,8 +1,10 @@
 """The demo connected app's key pair and certificate, for the JWT bearer flow against the emulator.
 
-Made fresh for each emulator (RSA 2048, a self-signed certificate valid for a day) in a private
-temporary folder: ``private_key.pem`` (mode 0600) is what a client signs assertions with, and
-``certificate.pem`` is what a Salesforce admin would upload to the connected app. Like the demo
+Made fresh for each emulator (RSA 2048, a self-signed certificate valid for a year) in a private
+temporary folder, or kept in a folder of the user's choice (``--demo-app-dir``: made there once,
+reused on the next start so scripts and configs can name the files): ``private_key.pem`` (mode
+0600) is what a client signs assertions with, and ``certificate.pem`` is what a Salesforce admin
+would upload to the connected app. Like the demo
 client secret they unlock nothing but this emulator; they are printed on purpose.
 """
 
@@ -21,13 +23,18 @@ CERTIFICATE_NAME = "sfbulk emulator demo connected app"
 class DemoAppKeys:
     """Created on first use (key generation takes a few tens of milliseconds); ``close()`` deletes the files."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self._lock = threading.Lock()
+        self._folder = Path(folder) if folder is not None else None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._public_key: Any = None
 
     def _ensure(self) -> Path:
         with self._lock:
+            if self._folder is not None:
+                if self._public_key is None:
+                    self._public_key = _reuse_or_write(self._folder)
+                return self._folder
             if self._dir is None:
                 self._dir = tempfile.TemporaryDirectory(prefix="sfbulk-emulator-demo-app-")
                 self._public_key = _write_key_pair(Path(self._dir.name))
@@ -54,6 +61,17 @@ class DemoAppKeys:
                 self._dir = None
 
 
+def _reuse_or_write(folder: Path) -> Any:
+    """The public key of the pair kept in ``folder``, made there first if it holds none."""
+    from cryptography import x509
+
+    cert_file = folder / "certificate.pem"
+    if (folder / "private_key.pem").is_file() and cert_file.is_file():
+        return x509.load_pem_x509_certificate(cert_file.read_bytes()).public_key()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return _write_key_pair(folder)
+
+
 def _write_key_pair(folder: Path) -> Any:
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
@@ -70,13 +88,13 @@ def _write_key_pair(folder: Path) -> Any:
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=365))
         .sign(key, hashes.SHA256())
     )
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(folder / "private_key.pem", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(folder / "private_key.pem", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     (folder / "certificate.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))

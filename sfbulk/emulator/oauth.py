@@ -13,6 +13,7 @@ import collections
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import threading
 import time
@@ -88,13 +89,18 @@ class OAuthServer:
     """The demo app's token endpoint: checks a grant, issues a session, counts what it did."""
 
     def __init__(
-        self, sessions: Sessions, credentials: dict[str, str], *, rotate_refresh_tokens: bool = False
+        self,
+        sessions: Sessions,
+        credentials: dict[str, str],
+        *,
+        rotate_refresh_tokens: bool = False,
+        demo_app_dir: str | os.PathLike[str] | None = None,
     ):
         self.sessions = sessions
         self.credentials = credentials
         #: Salesforce's refresh-token rotation: each refresh answers a new refresh token, the used one dies
         self.rotate_refresh_tokens = rotate_refresh_tokens
-        self.keys = DemoAppKeys()
+        self.keys = DemoAppKeys(demo_app_dir)
         self.users = dict(DEMO_USERS)
         self._lock = threading.Lock()
         self._refresh_tokens = {credentials["refresh_token"]}

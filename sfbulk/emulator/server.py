@@ -108,6 +108,7 @@ class Emulator:
         credentials: dict[str, str] | None = None,
         worker_processes: bool = False,
         rotate_refresh_tokens: bool = False,
+        demo_app_dir: str | os.PathLike[str] | None = None,
     ):
         self.host = host
         self.credentials = dict(credentials or DEMO_CREDENTIALS)
@@ -115,7 +116,12 @@ class Emulator:
         self.store = Store(db, self.schema)
         self.sessions = Sessions(token_ttl)
         #: the demo app's token endpoint: its grants, rotation and JWT key pair (oauth.py)
-        self.oauth = OAuthServer(self.sessions, self.credentials, rotate_refresh_tokens=rotate_refresh_tokens)
+        self.oauth = OAuthServer(
+            self.sessions,
+            self.credentials,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+            demo_app_dir=demo_app_dir,
+        )
         self.faults = Faults()
         self.service = BulkService(self.store, self.schema, USER_ID, rows_per_result_file)
         self.service.processing_delay = processing_delay_ms / 1000.0

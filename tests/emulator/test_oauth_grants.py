@@ -208,3 +208,18 @@ def test_json_output_prints_the_demo_app_key_and_certificate_paths() -> None:
         proc.wait(15)
     assert proc.returncode == 0
     assert not key.exists()  # the demo app's files go with the emulator
+
+
+def test_a_demo_app_dir_keeps_the_key_pair_across_restarts(emulator_factory, tmp_path: Path) -> None:
+    folder = tmp_path / "demo-app"
+    first = emulator_factory(demo_app_dir=folder)
+    key_before = Path(first.jwt_private_key_file).read_bytes()
+    assert Path(first.jwt_private_key_file).parent == folder
+    assert os.stat(folder).st_mode & 0o077 == 0 and os.stat(first.jwt_private_key_file).st_mode & 0o077 == 0
+    first.stop()
+    assert Path(folder / "private_key.pem").read_bytes() == key_before  # kept after the emulator stops
+    second = emulator_factory(demo_app_dir=folder)
+    assert Path(second.jwt_private_key_file).read_bytes() == key_before
+    # and the restarted emulator verifies assertions signed with the kept key
+    resp = _token(second, grant_type=JWT_GRANT, assertion=_assertion(second))
+    assert resp.status_code == 200, resp.text
