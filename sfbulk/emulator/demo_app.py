@@ -25,7 +25,7 @@ class DemoAppKeys:
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
         self._lock = threading.Lock()
-        self._folder = Path(folder) if folder is not None else None
+        self._folder = Path(folder).absolute() if folder is not None else None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
         self._public_key: Any = None
 
