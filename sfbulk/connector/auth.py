@@ -633,13 +633,24 @@ class TokenManager:
         Salesforce rotated it, the configured one is void. Nothing is written when the grant fails.
         """
         refresh_token = None
+        entry = None
         if self.params.grant_type == grants.REFRESH_TOKEN:
             assert self.registry is not None
             entry, _stored = self._find()
             rotated = self.registry.get(entry.refresh) if entry is not None else None
             if rotated:
                 refresh_token = Secret(rotated)
-        result = self.grant(refresh_token)
+        try:
+            result = self.grant(refresh_token)
+        except TokenEndpointUnavailable:
+            raise
+        except AuthError as exc:
+            if refresh_token is None or entry is None:
+                raise
+            raise AuthError(
+                f"{exc} (the refresh token sent was the one Salesforce last rotated to, kept in the registry "
+                f"at {entry.refresh}: after authorising the app again, configure its new refreshToken)"
+            ) from None
         self._write_locked(result.access_token, self.clock_ms(), result.instance_url, result.refresh_token)
         return Session(result.access_token, result.instance_url or self.params.api_url)
 

@@ -209,6 +209,7 @@ class EmulatorApp:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if name == "revoke":
             self.sessions.revoke(params.get("token", ""))
+            self.oauth.revoke_refresh_token(params.get("token", ""))
             return Response(200, b"", None)
         try:
             doc = self.oauth.token_response(params, environ.get("HTTP_AUTHORIZATION"), self.base_url())

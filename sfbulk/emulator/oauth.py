@@ -108,6 +108,11 @@ class OAuthServer:
         self.grant_counts: collections.Counter[str] = collections.Counter()
         self.subject_counts: collections.Counter[str] = collections.Counter()
 
+    def revoke_refresh_token(self, token: str) -> None:
+        """``/services/oauth2/revoke`` with a refresh token: it stops working."""
+        with self._lock:
+            self._refresh_tokens.discard(token)
+
     def valid_refresh_tokens(self) -> set[str]:
         with self._lock:
             return set(self._refresh_tokens)

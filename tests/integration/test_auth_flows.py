@@ -5,7 +5,6 @@ rotation shared by processes over one registry."""
 from __future__ import annotations
 
 import multiprocessing
-import time
 from pathlib import Path
 
 import pytest
@@ -382,3 +381,23 @@ def test_the_seed_proxy_answers_a_refused_grant_with_a_fault_naming_the_paramete
     assert result.exit_code != 0
     assert "HTTP 500" in result.stdout and "user hasn't approved this consumer" in result.stdout
     assert "check username" in result.stdout and "PRIVATE KEY" not in result.output
+
+
+def test_a_revoked_rotated_refresh_token_says_where_it_was_kept(emulator_factory, tmp_path: Path) -> None:
+    import requests
+
+    emu = emulator_factory(rotate_refresh_tokens=True)
+    registry = FileRegistry(tmp_path / "r")
+    with Connector.load().connection(registry=registry, **refresh_params(emu)) as conn:
+        assert create_job(conn) == 201 and conn.auth.rotations == 1
+    rotated = registry.get(f"{REG_PATH}/refreshToken")
+    assert rotated
+    # an admin revokes it (Setup, or the revoke endpoint); the session expires
+    requests.post(f"{emu.base_url}/services/oauth2/revoke", data={"token": rotated}, timeout=10)
+    emu.expire_tokens()
+    with Connector.load().connection(registry=registry, **refresh_params(emu)) as conn:
+        with pytest.raises(AuthError) as caught:
+            create_job(conn)
+    text = str(caught.value)
+    assert "expired access/refresh token" in text and f"{REG_PATH}/refreshToken" in text
+    assert "configure its new refreshToken" in text and rotated not in text
