@@ -125,3 +125,29 @@ def test_a_refused_assertion_exits_3_naming_the_setting(emulator, tmp_path: Path
     assert result.exit_code == 3, result.output
     assert "user hasn't approved this consumer" in result.output
     assert "check SFBULK_USERNAME" in result.output
+
+
+def test_the_cached_token_note_speaks_of_the_grant(emulator, tmp_path: Path) -> None:
+    from sfbulk.cli.bulk import cached_token_note
+    from sfbulk.connector.connection import Connector
+    from sfbulk.registry import FileRegistry
+
+    params = {
+        "apiUrl": emulator.base_url,
+        "tokenEndpointHostname": emulator.base_url,
+        "grantType": "jwt_bearer",
+        "clientId": emulator.credentials["client_id"],
+        "username": "demo@sfbulk.local",
+        "privateKeyFile": emulator.jwt_private_key_file,
+    }
+    registry = tmp_path / "registry"
+    assert cached_token_note(params, str(registry)) is None  # nothing cached yet: the grant will run
+    with Connector.load().connection(registry=FileRegistry(registry), **params) as conn:
+        assert conn.invoke("createJob", operation="insert", object="Contact", contentType="CSV").status == 201
+    note = cached_token_note(params, str(registry))
+    assert (
+        note is not None
+        and "the given jwt_bearer credentials are used only when Salesforce rejects it" in note
+    )
+    other_user = {**params, "username": "integration@sfbulk.local"}
+    assert cached_token_note(other_user, str(registry)) is None  # another subject: not its token
