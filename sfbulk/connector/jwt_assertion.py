@@ -30,8 +30,9 @@ ASSERTION_LIFETIME = 180
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 LOGIN_AUDIENCE = "https://login.salesforce.com"
 TEST_AUDIENCE = "https://test.salesforce.com"
-#: a key file larger than this is not a PEM private key (an RSA 16384-bit PEM is about 12 KiB)
-MAX_KEY_FILE = 64 * 1024
+#: a larger PEM is refused before parsing: an RSA 8192-bit key is about 6.3 KiB, and checking a
+#: huge key (which a caller of the seed proxy could send as privateKey) would cost seconds
+MAX_KEY_BYTES = 12 * 1024
 
 
 class PrivateKeyError(AuthError):
@@ -63,6 +64,8 @@ def load_key(data: bytes, source: str, password: Secret | None = None) -> Signin
 
     Raises AuthError saying what is wrong with it, never quoting it.
     """
+    if len(data) > MAX_KEY_BYTES:
+        raise PrivateKeyError(f"{source}: {len(data)} bytes is too large for a PEM private key")
     return _load_cached(hashlib.sha256(data).hexdigest(), data, source, password.reveal() if password else "")
 
 
@@ -125,7 +128,7 @@ def load_key_file(path: str, source: str = "privateKeyFile", password: Secret | 
         raise PrivateKeyError(f"{label}: cannot be read ({exc.strerror})") from None
     if os.path.isdir(path):
         raise PrivateKeyError(f"{label}: is a folder, not a PEM private key file")
-    if stat.st_size > MAX_KEY_FILE:
+    if stat.st_size > MAX_KEY_BYTES:
         raise PrivateKeyError(f"{label}: {stat.st_size} bytes is too large for a PEM private key")
     return _read_key_file(os.path.realpath(path), stat.st_size, stat.st_mtime_ns, label, password)
 
@@ -133,7 +136,7 @@ def load_key_file(path: str, source: str = "privateKeyFile", password: Secret | 
 def _read_key_file(real: str, size: int, mtime_ns: int, label: str, password: Secret | None) -> SigningKey:
     try:
         with open(real, "rb") as fh:
-            data = fh.read(MAX_KEY_FILE + 1)
+            data = fh.read(MAX_KEY_BYTES + 1)
     except OSError as exc:
         raise PrivateKeyError(f"{label}: cannot be read ({exc.strerror})") from None
     return load_key(data, label, password)

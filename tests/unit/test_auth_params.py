@@ -298,3 +298,13 @@ def test_secret_parameters_are_never_printed(key_file: Path) -> None:
 )
 def test_refusals_say_which_parameter_to_check(grant: str, description: str, names: str) -> None:
     assert names in grants.advice(grant, description)
+
+
+def test_an_oversized_key_is_refused_before_parsing(tmp_path: Path) -> None:
+    huge = b"-----BEGIN PRIVATE KEY-----\n" + b"A" * 20_000 + b"\n-----END PRIVATE KEY-----\n"
+    with pytest.raises(AuthError, match=r"^privateKey: 20\d+ bytes is too large for a PEM private key$"):
+        load_key(huge, "privateKey")
+    path = tmp_path / "huge.pem"
+    path.write_bytes(huge)
+    with pytest.raises(AuthError, match="too large"):
+        InitParams.from_params(jwt_params(path))
