@@ -1,19 +1,25 @@
 """The token life cycle of ``salesforcebulk.init``: WSO2 2017 semantics, bound to the caller's identity.
 
-* With refresh credentials (refreshToken + clientId), the token and the time it was obtained live
-  in the registry at ``<registryPath>/accessToken`` (mode 0600) and ``/time`` (epoch ms), the WSO2
-  layout, plus ``/identity``: an HMAC-SHA256, keyed by the registry's own secret
-  (``Registry.identity_key``), of the connected-app identity (client id, refresh token, client
-  secret) and the instance (apiUrl) and token endpoint the token belongs to. A stored token is used
+* With credentials for a grant (refreshToken + clientId, or those of the grantType given), the
+  token and the time it was obtained live in the registry at ``<registryPath>/accessToken`` (mode
+  0600) and ``/time`` (epoch ms), the WSO2 layout, plus ``/identity``: an HMAC-SHA256, keyed by the
+  registry's own secret (``Registry.identity_key``), of the grant's credentials (client id,
+  refresh token, client secret for the default grant) and the instance (apiUrl) and token
+  endpoint the token belongs to. A stored token is used
   only by a caller whose identity hashes the same; nothing secret is on disk in the clear.
 * The first identity to store a token under a registryPath owns ``<registryPath>/``; any other
   identity keeps its own entry in ``<registryPath>/identities/<hash>/``. Nobody can read or
   overwrite another identity's entry (issue 11: session hijack, registry poisoning).
 * The supplied accessToken is used while nothing is stored for the identity, and stored (WSO2's
   "seed") only once Salesforce accepted it; a failed grant writes nothing.
-* The refresh-token grant runs when the stored token is empty or older than ``intervalTime``, and
-  (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or 401: the connection
-  then replays the request once. Token-endpoint 5xx/429/408 and connection failures are retried
+* The grant of ``grantType`` (``sfbulk.connector.grants``: the refresh-token grant by default, JWT
+  bearer, client credentials or password) runs when the stored token is empty or older than
+  ``intervalTime``, and (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or
+  401: the connection then replays the request once. The identity of the JWT grant is its subject
+  and key fingerprint, of the others their credentials (``InitParams.identity_fields``).
+* A refresh answer carrying a new ``refresh_token`` (Salesforce's rotation) is stored first, in
+  ``<entry>/refreshToken`` (0600), and every later refresh of the identity, by any process sharing
+  the registry, sends it instead of the configured one, which Salesforce has retired. Token-endpoint 5xx/429/408 and connection failures are retried
   with capped backoff; only the OAuth errors Salesforce documents for bad credentials say so.
 * Every check-refresh-write runs under a registry lock per identity and ``<registryPath>`` and
   re-reads the registry after taking it, so N processes that find the same stale token make
