@@ -58,7 +58,17 @@ CONNECTION_SETTINGS = {
     "token_endpoint": ("tokenEndpointHostname", "SFBULK_TOKEN_ENDPOINT", "token_endpoint"),
     "ca_file": ("caFile", "SFBULK_CA_FILE", "ca_file"),
     "http_timeout": ("timeout", "SFBULK_HTTP_TIMEOUT", "http_timeout"),
+    # the grant (docs/auth.md)
+    "grant_type": ("grantType", "SFBULK_GRANT_TYPE", "grant_type"),
+    "username": ("username", "SFBULK_USERNAME", "username"),
+    "password": ("password", "SFBULK_PASSWORD", "password"),
+    "private_key_file": ("privateKeyFile", "SFBULK_PRIVATE_KEY_FILE", "private_key_file"),
+    "private_key": ("privateKey", "SFBULK_PRIVATE_KEY", "private_key"),
+    "private_key_password": ("privateKeyPassword", "SFBULK_PRIVATE_KEY_PASSWORD", "private_key_password"),
+    "audience": ("audience", "SFBULK_AUDIENCE", "audience"),
 }
+#: settings without a flag: a PEM or its passphrase never belongs on a command line
+ENV_ONLY = frozenset({"private_key", "private_key_password"})
 
 
 def connection_options(fn: Any) -> Any:
@@ -70,7 +80,8 @@ def connection_options(fn: Any) -> Any:
             type=click.Path(dir_okay=False),
             envvar="SFBULK_CONFIG",
             help="YAML file with connection settings (keys: api_url, api_version, access_token, "
-            "refresh_token, client_id, client_secret, token_endpoint, ca_file, registry).",
+            "refresh_token, client_id, client_secret, token_endpoint, ca_file, http_timeout, registry, "
+            "grant_type, username, password, private_key_file, private_key, private_key_password, audience).",
         ),
         click.option(
             "--api-url", help="Instance URL, e.g. https://example.my.salesforce.com [SFBULK_API_URL]."
@@ -86,6 +97,29 @@ def connection_options(fn: Any) -> Any:
         ),
         click.option(
             "--ca-file", type=click.Path(dir_okay=False), help="CA bundle to verify TLS [SFBULK_CA_FILE]."
+        ),
+        click.option(
+            "--grant-type",
+            type=click.Choice(["refresh_token", "jwt_bearer", "client_credentials", "password"]),
+            help="OAuth grant that obtains tokens (default refresh_token; docs/auth.md) [SFBULK_GRANT_TYPE].",
+        ),
+        click.option(
+            "--username",
+            help="Salesforce username: jwt_bearer's subject, or password's user [SFBULK_USERNAME].",
+        ),
+        click.option(
+            "--password",
+            help="Password + security token, --grant-type password (deprecated by Salesforce) [SFBULK_PASSWORD].",
+        ),
+        click.option(
+            "--private-key-file",
+            type=click.Path(dir_okay=False),
+            help="PEM private key for --grant-type jwt_bearer [SFBULK_PRIVATE_KEY_FILE]; or the PEM text in "
+            "SFBULK_PRIVATE_KEY, its passphrase in SFBULK_PRIVATE_KEY_PASSWORD.",
+        ),
+        click.option(
+            "--audience",
+            help="JWT aud (default: login or test URL from --token-endpoint) [SFBULK_AUDIENCE].",
         ),
         click.option(
             "--http-timeout",
@@ -196,10 +230,10 @@ def resolve_settings(kwargs: dict[str, Any]) -> dict[str, str]:
     _check_values(params, origins)
     if "apiUrl" not in params:
         raise click.UsageError("no Salesforce URL: pass --api-url, set SFBULK_API_URL or api_url in --config")
-    if not params.get("accessToken") and not params.get("refreshToken"):
+    if not params.get("accessToken") and not params.get("refreshToken") and not params.get("grantType"):
         raise click.UsageError(
-            "no credentials: give an access token, or a refresh token with client id/secret "
-            "(flags, SFBULK_* variables or --config)"
+            "no credentials: give an access token, a refresh token with client id/secret, or --grant-type "
+            "with its settings (flags, SFBULK_* variables or --config; docs/auth.md)"
         )
     if params.get("refreshToken") and not params.get("accessToken"):
         params["accessToken"] = "-"  # a seed: the first answer is InvalidSessionId, then refresh-and-replay
@@ -254,9 +288,16 @@ _ORIGINS: dict[str, str] = {}
 
 #: connector init parameter -> how the user sets it, for messages that name the parameter
 _PARAM_LABELS = {
-    param: f"--{option.replace('_', '-')} / {env}"
+    param: env if option in ENV_ONLY else f"--{option.replace('_', '-')} / {env}"
     for option, (param, env, _key) in CONNECTION_SETTINGS.items()
 }
+# One pass over the text, longest names first; a grant's name ("grantType password") and
+# Salesforce's own words ("audience is invalid") are not parameters.
+_PARAM_NAMES = re.compile(
+    r"(?<!grantType )(?<!grantType is )(?<!grantType to )'?\b("
+    + "|".join(sorted((p for p in _PARAM_LABELS if p != "timeout"), key=len, reverse=True))
+    + r")\b'?(?! is invalid)"
+)
 
 
 def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
@@ -274,10 +315,7 @@ def cli_message(text: str, origins: dict[str, str] | None = None) -> str:
                 if head == "timeout"
                 else text
             )
-    for param, label in _PARAM_LABELS.items():
-        if param != "timeout" and param in text:
-            text = re.sub(rf"'?\b{param}\b'?", origins.get(param) or label, text)
-    return text
+    return _PARAM_NAMES.sub(lambda m: origins.get(m[1]) or _PARAM_LABELS[m[1]], text)
 
 
 def cached_token_note(
@@ -288,8 +326,8 @@ def cached_token_note(
     Read-only: asks the token manager the connection will use (``sfbulk.connector.auth``), which serves a
     cached token only to the credentials that obtained it; nothing is written.
     """
-    if not (params.get("refreshToken") and params.get("clientId")):
-        return None  # without refresh credentials the registry is not used at all
+    if not (params.get("refreshToken") and params.get("clientId")) and not params.get("grantType"):
+        return None  # without credentials for a grant the registry is not used at all
     from sfbulk.connector.auth import InitParams, TokenManager
     from sfbulk.errors import SfBulkError
     from sfbulk.registry import open_registry
@@ -302,6 +340,8 @@ def cached_token_note(
             found = TokenManager(init, registry, unused).cached()
     except SfBulkError:
         return None
+    if not init.can_refresh:
+        return None
     if found is None:
         return None  # nothing fresh for these credentials: they are used for a grant
     key, stamp = found
@@ -312,7 +352,11 @@ def cached_token_note(
             f"the access token given with {origins.get('accessToken', 'SFBULK_ACCESS_TOKEN')} is not used"
         )
     else:
-        ignored = "the given refresh token and client id/secret are used only when Salesforce rejects it"
+        ignored = (
+            "the given refresh token and client id/secret are used only when Salesforce rejects it"
+            if init.grant_type == "refresh_token"
+            else f"the given {init.grant_type} credentials are used only when Salesforce rejects it"
+        )
     return (
         f"using the access token cached for these credentials in {registry.location(key)} "
         f"(stored {_age(age)} ago for {params['apiUrl']}); {ignored}"
@@ -477,7 +521,11 @@ def _fail(exc: SfBulkError) -> None:
     click.echo(f"error: {message}", err=True)
     job_id = getattr(exc, "job_id", None) or _watch.job_id
     journal = getattr(exc, "journal", None)
-    code = EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError)) else EXIT_JOB_FAILED
+    from sfbulk.connector.jwt_assertion import PrivateKeyError  # a bad key file is bad input
+
+    code = (
+        EXIT_USAGE if isinstance(exc, (BulkInputError, ParameterError, PrivateKeyError)) else EXIT_JOB_FAILED
+    )
     _watch.write_failure(code, message, job_id, journal)
     if job_id and journal and os.path.exists(journal):
         click.echo(

@@ -1,19 +1,25 @@
 """The token life cycle of ``salesforcebulk.init``: WSO2 2017 semantics, bound to the caller's identity.
 
-* With refresh credentials (refreshToken + clientId), the token and the time it was obtained live
-  in the registry at ``<registryPath>/accessToken`` (mode 0600) and ``/time`` (epoch ms), the WSO2
-  layout, plus ``/identity``: an HMAC-SHA256, keyed by the registry's own secret
-  (``Registry.identity_key``), of the connected-app identity (client id, refresh token, client
-  secret) and the instance (apiUrl) and token endpoint the token belongs to. A stored token is used
+* With credentials for a grant (refreshToken + clientId, or those of the grantType given), the
+  token and the time it was obtained live in the registry at ``<registryPath>/accessToken`` (mode
+  0600) and ``/time`` (epoch ms), the WSO2 layout, plus ``/identity``: an HMAC-SHA256, keyed by the
+  registry's own secret (``Registry.identity_key``), of the grant's credentials (client id,
+  refresh token, client secret for the default grant) and the instance (apiUrl) and token
+  endpoint the token belongs to. A stored token is used
   only by a caller whose identity hashes the same; nothing secret is on disk in the clear.
 * The first identity to store a token under a registryPath owns ``<registryPath>/``; any other
   identity keeps its own entry in ``<registryPath>/identities/<hash>/``. Nobody can read or
   overwrite another identity's entry (issue 11: session hijack, registry poisoning).
 * The supplied accessToken is used while nothing is stored for the identity, and stored (WSO2's
   "seed") only once Salesforce accepted it; a failed grant writes nothing.
-* The refresh-token grant runs when the stored token is empty or older than ``intervalTime``, and
-  (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or 401: the connection
-  then replays the request once. Token-endpoint 5xx/429/408 and connection failures are retried
+* The grant of ``grantType`` (``sfbulk.connector.grants``: the refresh-token grant by default, JWT
+  bearer, client credentials or password) runs when the stored token is empty or older than
+  ``intervalTime``, and (beyond the original) when Salesforce answers 400 ``InvalidSessionId`` or
+  401: the connection then replays the request once. The identity of the JWT grant is its subject
+  and key fingerprint, of the others their credentials (``InitParams.identity_fields``).
+* A refresh answer carrying a new ``refresh_token`` (Salesforce's rotation) is stored first, in
+  ``<entry>/refreshToken`` (0600), and every later refresh of the identity, by any process sharing
+  the registry, sends it instead of the configured one, which Salesforce has retired. Token-endpoint 5xx/429/408 and connection failures are retried
   with capped backoff; only the OAuth errors Salesforce documents for bad credentials say so.
 * Every check-refresh-write runs under a registry lock per identity and ``<registryPath>`` and
   re-reads the registry after taking it, so N processes that find the same stale token make
@@ -37,6 +43,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from sfbulk.connector import grants
+from sfbulk.connector.jwt_assertion import (
+    JwtBearer,
+    SigningKey,
+    default_audience,
+    load_key,
+    load_key_file,
+    pem_text,
+)
 from sfbulk.errors import AuthError, ParameterError, RegistryError
 from sfbulk.javatext import java_string
 from sfbulk.registry import Registry, canonical_key
@@ -73,11 +88,36 @@ INIT_PARAMETERS = (
     "tokenEndpointHostname",
     "timeout",
     "caFile",
+    "grantType",
+    "username",
+    "password",
+    "privateKeyFile",
+    "privateKey",
+    "privateKeyPassword",
+    "audience",
 )
-SECRET_PARAMETERS = ("accessToken", "refreshToken", "clientSecret")
+SECRET_PARAMETERS = (
+    "accessToken",
+    "refreshToken",
+    "clientSecret",
+    "password",
+    "privateKey",
+    "privateKeyPassword",
+)
 #: The registry folder (under registryPath) of every identity but the first one to store a token.
 IDENTITIES_DIR = "identities"
 _IDENTITY_LABEL = b"sfbulk token identity v1 (refresh_token grant)"
+
+
+def _identity_label(grant: str) -> bytes:
+    """The HMAC label of a grant's identities: a JWT identity never hashes like a refresh-token one."""
+    return (
+        _IDENTITY_LABEL
+        if grant == grants.REFRESH_TOKEN
+        else f"sfbulk token identity v1 ({grant} grant)".encode()
+    )
+
+
 #: OAuth errors Salesforce documents for bad or unusable credentials: no retry can cure them.
 CREDENTIAL_ERRORS = frozenset(
     {
@@ -140,6 +180,13 @@ class InitParams:
     token_endpoint: str
     timeout: float
     ca_file: str | None
+    #: the grant that obtains tokens (``sfbulk.connector.grants``): refresh_token unless grantType says
+    grant_type: str = grants.REFRESH_TOKEN
+    username: str = ""
+    password: Secret = Secret("")
+    #: the JWT bearer grant's claims and signing key (grantType jwt_bearer only)
+    jwt: JwtBearer | None = None
+    private_key_file: str | None = None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> InitParams:
@@ -171,8 +218,28 @@ class InitParams:
                 f"init: timeout must be a number of seconds (0 < timeout <= 86400), got {timeout_text!r}"
             ) from None
         registry_path = values["registryPath"].rstrip("/") or DEFAULT_REGISTRY_PATH
+        api_url = _base_url("apiUrl", values["apiUrl"])
+        grant = _grant_type(values)
+        endpoint_text = values["tokenEndpointHostname"]
+        if not endpoint_text:
+            # client credentials are issued by the org's My Domain only: the instance URL is one
+            endpoint_text = api_url if grant == grants.CLIENT_CREDENTIALS else DEFAULT_TOKEN_ENDPOINT
+        token_endpoint = _base_url("tokenEndpointHostname", endpoint_text)
+        if grant == grants.CLIENT_CREDENTIALS and grants.is_shared_login_host(token_endpoint):
+            raise ParameterError(
+                f"init: grantType client_credentials needs the org's My Domain URL as tokenEndpointHostname "
+                f"(https://<domain>.my.salesforce.com); {token_endpoint} does not issue client-credentials tokens"
+            )
+        jwt = None
+        if grant == grants.JWT_BEARER:
+            audience = (
+                _base_url("audience", values["audience"])
+                if values["audience"]
+                else default_audience(token_endpoint)
+            )
+            jwt = JwtBearer(values["clientId"], values["username"], audience, _signing_key(params, values))
         return cls(
-            api_url=_base_url("apiUrl", values["apiUrl"]),
+            api_url=api_url,
             api_version=normalise_api_version(values["apiVersion"] or DEFAULT_API_VERSION),
             access_token=_secret(params.get("accessToken")),
             refresh_token=_secret(params.get("refreshToken")),
@@ -180,27 +247,33 @@ class InitParams:
             client_secret=_secret(params.get("clientSecret")),
             interval_ms=interval,
             registry_path=registry_path,
-            token_endpoint=_base_url(
-                "tokenEndpointHostname", values["tokenEndpointHostname"] or DEFAULT_TOKEN_ENDPOINT
-            ),
+            token_endpoint=token_endpoint,
             timeout=timeout,
             ca_file=values["caFile"] or None,
+            grant_type=grant,
+            username=values["username"],
+            password=_secret(params.get("password")),
+            jwt=jwt,
+            private_key_file=values["privateKeyFile"] or None,
         )
 
     @property
     def can_refresh(self) -> bool:
-        """Registry caching and refresh need a refresh token and a client id.
+        """Registry caching and grants need credentials for one: a refresh token and a client id, or
+        the parameters of the grantType given (checked by ``from_params``).
 
         The 2017 connector demanded all four of accessToken, refreshToken, clientId and
         clientSecret; we also accept an empty accessToken (the first call then refreshes) and an
         empty clientSecret (connected apps that do not require one), as Salesforce allows.
         """
+        if self.grant_type != grants.REFRESH_TOKEN:
+            return True
         return bool(self.refresh_token and self.client_id)
 
     def cache_key(self) -> tuple[Any, ...]:
         """Non-secret parameters plus a SHA-256 of the secrets: equal keys → same connection."""
         digest = hashlib.sha256()
-        for secret in (self.access_token, self.refresh_token, self.client_secret):
+        for secret in (self.access_token, self.refresh_token, self.client_secret, self.password):
             digest.update(secret.reveal().encode("utf-8") + b"\x00")
         return (
             self.api_url,
@@ -212,13 +285,41 @@ class InitParams:
             self.timeout,
             self.ca_file,
             digest.hexdigest(),
+            self.grant_type,
+            self.username,
+            (self.jwt.audience, self.jwt.key.fingerprint) if self.jwt else None,
         )
 
     def identity_fields(self) -> tuple[str, ...]:
-        """What a cached token is bound to: the connected-app identity, the instance, the token endpoint.
+        """What a cached token is bound to: the grant's credentials, the instance, the token endpoint.
 
+        refresh_token: client id, refresh token and secret as given (not a rotated one: every process
+        configured with the same credentials shares the entry and the refresh token stored in it);
+        jwt_bearer: client id, subject, the key's public fingerprint and the audience;
+        client_credentials: client id and secret; password: those plus username and password.
         Secret values: only ever fed to an HMAC (``TokenManager.identity``), never stored or logged.
         """
+        if self.grant_type == grants.JWT_BEARER:
+            assert self.jwt is not None
+            return (
+                self.client_id,
+                self.jwt.username,
+                self.jwt.key.fingerprint,
+                self.jwt.audience,
+                self.api_url,
+                self.token_endpoint,
+            )
+        if self.grant_type == grants.CLIENT_CREDENTIALS:
+            return (self.client_id, self.client_secret.reveal(), self.api_url, self.token_endpoint)
+        if self.grant_type == grants.PASSWORD:
+            return (
+                self.client_id,
+                self.client_secret.reveal(),
+                self.username,
+                self.password.reveal(),
+                self.api_url,
+                self.token_endpoint,
+            )
         return (
             self.client_id,
             self.refresh_token.reveal(),
@@ -226,6 +327,42 @@ class InitParams:
             self.api_url,
             self.token_endpoint,
         )
+
+
+def _grant_type(values: Mapping[str, str]) -> str:
+    """grantType, checked against the parameters given: each grant's required ones, and none of another's."""
+    given = values["grantType"]
+    grant = grants.normalise_grant_type(given) if given else grants.REFRESH_TOKEN
+    if grant is None:
+        raise ParameterError(f"init: grantType {given!r} is not one of {', '.join(grants.GRANT_TYPES)}")
+    for name, owner in grants.ONLY_FOR.items():
+        if values[name] and owner != grant:
+            raise ParameterError(
+                f"init: {name} is used by grantType {owner} only, and grantType is {grant}"
+                f"{'' if given else ' (the default)'}: set grantType to {owner}, or remove {name}"
+            )
+    if values["username"] and grant not in (grants.JWT_BEARER, grants.PASSWORD):
+        raise ParameterError(
+            f"init: username is used by grantType jwt_bearer or grantType password only, and grantType is {grant}"
+            f"{'' if given else ' (the default)'}: set grantType, or remove username"
+        )
+    if grant == grants.REFRESH_TOKEN and not given:
+        return grant  # today's behaviour: without refresh credentials, the access token alone is used
+    missing = [name for name in grants.REQUIRED[grant] if not values[name]]
+    if grant == grants.JWT_BEARER and not (values["privateKeyFile"] or values["privateKey"]):
+        missing.append("privateKeyFile (a PEM file) or privateKey (the PEM text)")
+    if missing:
+        raise ParameterError(f"init: grantType {grant} needs {', '.join(missing)}")
+    if grant == grants.JWT_BEARER and values["privateKeyFile"] and values["privateKey"]:
+        raise ParameterError("init: give privateKeyFile or privateKey, not both")
+    return grant
+
+
+def _signing_key(params: Mapping[str, Any], values: Mapping[str, str]) -> SigningKey:
+    password = _secret(params.get("privateKeyPassword")) if values["privateKeyPassword"] else None
+    if values["privateKeyFile"]:
+        return load_key_file(values["privateKeyFile"], "privateKeyFile", password)
+    return load_key(pem_text(values["privateKey"]), "privateKey", password)
 
 
 def _secret(value: Any) -> Secret:
@@ -277,6 +414,11 @@ class _Entry:
     def identity(self) -> str:
         return f"{self.prefix}/identity"
 
+    @property
+    def refresh(self) -> str:
+        """The refresh token Salesforce rotated to (refresh-token rotation), when it did."""
+        return f"{self.prefix}/refreshToken"
+
     def keys(self) -> tuple[str, str, str, str]:
         return (self.identity, self.token, self.time, self.instance)
 
@@ -305,8 +447,10 @@ class TokenManager:
         self.host_policy = host_policy
         self.retry = retry or RetryPolicy()
         self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
-        #: refresh-token grants this manager made (the multi-process tests sum them)
+        #: token grants this manager made (the multi-process tests sum them)
         self.refresh_count = 0
+        #: refresh tokens Salesforce rotated to that this manager stored
+        self.rotations = 0
         self._lock = threading.Lock()
         self._memory = Session(params.access_token, params.api_url)
         #: the supplied accessToken while nothing is stored for this identity; stored once it worked
@@ -324,7 +468,7 @@ class TokenManager:
         # One lock per identity and registryPath: a caller with other credentials (bogus ones, or a
         # slow token endpoint of its own) never waits for, or holds up, this identity's refresh.
         # The name only picks a lock file (never stored); an unkeyed hash, as no key may exist yet.
-        fields = hashlib.sha256(_IDENTITY_LABEL)
+        fields = hashlib.sha256(_identity_label(params.grant_type))
         for field in params.identity_fields():
             data = field.encode("utf-8")
             fields.update(len(data).to_bytes(4, "big") + data)
@@ -349,7 +493,7 @@ class TokenManager:
             key = self.registry.identity_key(create=create)
             if key is None:
                 return None
-            mac = hmac.new(key, _IDENTITY_LABEL, hashlib.sha256)
+            mac = hmac.new(key, _identity_label(self.params.grant_type), hashlib.sha256)
             for field in self.params.identity_fields():
                 data = field.encode("utf-8")
                 mac.update(len(data).to_bytes(4, "big") + data)
@@ -489,13 +633,32 @@ class TokenManager:
     # -- the grant ------------------------------------------------------------------------------
 
     def _refresh_locked(self) -> Session:
-        """Run the refresh-token grant and store its result. Caller holds the registry lock.
+        """Run the grant and store its result. Caller holds the registry lock.
 
-        Nothing is written when the grant fails.
+        The refresh-token grant uses the refresh token stored by the last rotation, if any: once
+        Salesforce rotated it, the configured one is void. Nothing is written when the grant fails.
         """
-        access_token, instance_url = self.grant()
-        self._write_locked(access_token, self.clock_ms(), instance_url)
-        return Session(access_token, instance_url or self.params.api_url)
+        refresh_token = None
+        entry = None
+        if self.params.grant_type == grants.REFRESH_TOKEN:
+            assert self.registry is not None
+            entry, _stored = self._find()
+            rotated = self.registry.get(entry.refresh) if entry is not None else None
+            if rotated:
+                refresh_token = Secret(rotated)
+        try:
+            result = self.grant(refresh_token)
+        except TokenEndpointUnavailable:
+            raise
+        except AuthError as exc:
+            if refresh_token is None or entry is None:
+                raise
+            raise AuthError(
+                f"{exc} (the refresh token sent was the one Salesforce last rotated to, kept in the registry "
+                f"at {entry.refresh}: after authorising the app again, configure its new refreshToken)"
+            ) from None
+        self._write_locked(result.access_token, self.clock_ms(), result.instance_url, result.refresh_token)
+        return Session(result.access_token, result.instance_url or self.params.api_url)
 
     def store(
         self, token: Secret | str, *, stamp_ms: int | None = None, instance_url: str | None = None
@@ -508,7 +671,9 @@ class TokenManager:
         with self._lock, self.registry.lock(self.lock_key):
             self._write_locked(secret, self.clock_ms() if stamp_ms is None else stamp_ms, instance_url)
 
-    def _write_locked(self, token: Secret, stamp: int, instance_url: str | None) -> None:
+    def _write_locked(
+        self, token: Secret, stamp: int, instance_url: str | None, refresh_token: Secret | None = None
+    ) -> None:
         """Store a token for this identity (caller holds the identity's lock).
 
         Into the identity's existing entry; else into the registryPath's own files if no identity
@@ -518,25 +683,44 @@ class TokenManager:
         digest = self.identity(create=True)
         assert digest is not None
         own = self._own_entry(digest)
+        values = (token, stamp, instance_url, refresh_token)
         if self._is_mine(self.base, digest):
-            self._put_entry(self.base, digest, token, stamp, instance_url)
+            self._put_entry(self.base, digest, *values)
         elif self._is_mine(own, digest) or self.registry.get(self.base.identity) is not None:
-            self._put_entry(own, digest, token, stamp, instance_url)
+            self._put_entry(own, digest, *values)
         else:
             try:
                 # Two identities may claim at once: the claim lock is only tried (timeout 0), so no
                 # lock is ever waited for while the identity lock is held; the loser uses its own entry.
                 with self.registry.lock(self.claim_key, timeout=0):
                     unowned = self.registry.get(self.base.identity) is None
-                    self._put_entry(self.base if unowned else own, digest, token, stamp, instance_url)
+                    self._put_entry(self.base if unowned else own, digest, *values)
             except RegistryError:
-                self._put_entry(own, digest, token, stamp, instance_url)
+                self._put_entry(own, digest, *values)
         self._seen = None
 
     def _put_entry(
-        self, entry: _Entry, digest: str, token: Secret, stamp: int, instance_url: str | None
+        self,
+        entry: _Entry,
+        digest: str,
+        token: Secret,
+        stamp: int,
+        instance_url: str | None,
+        refresh_token: Secret | None = None,
     ) -> None:
         assert self.registry is not None
+        if refresh_token:
+            # First: the old refresh token is void once Salesforce rotated it, so the new one must
+            # not be lost if anything below fails.
+            self.registry.put(entry.refresh, refresh_token.reveal(), secret=True)
+            self.rotations += 1
+            log.info(
+                "Salesforce rotated the refresh token; the new one is stored in the registry (%s)",
+                entry.refresh,
+            )
+        elif (self.registry.get(entry.identity) or "").strip() != digest:
+            # a new entry (or one taken over): no rotated refresh token of another identity is kept
+            self.registry.delete(entry.refresh)
         self.registry.put(entry.token, token.reveal(), secret=True)
         self.registry.put(entry.time, str(stamp))
         self.registry.put(entry.api_url, self.params.api_url)
@@ -547,43 +731,41 @@ class TokenManager:
         # Written last: until it matches, no reader takes the entry's other files for its own.
         self.registry.put(entry.identity, digest)
 
-    def grant(self) -> tuple[Secret, str | None]:
-        """POST the refresh-token grant; returns (access token, instance_url).
+    def grant(self, refresh_token: Secret | None = None) -> GrantResult:
+        """POST the grant of ``grantType``; returns the access token, instance_url and a rotated refresh token.
 
-        Transient failures (no answer, 408/429/5xx) are retried with capped backoff; a refusal of
-        the credentials is an ``AuthError`` at once.
+        ``refresh_token`` (refresh_token grant) replaces the configured one: the one Salesforce
+        rotated to. Transient failures (no answer, 408/429/5xx) are retried with capped backoff;
+        a refusal of the credentials is an ``AuthError`` at once.
         """
         p = self.params
         url = p.token_endpoint + TOKEN_PATH
         host = urlsplit(url).netloc
         check_host(self.host_policy, url, "tokenEndpointHostname")
-        fields = {
-            "grant_type": "refresh_token",
-            "refresh_token": p.refresh_token.reveal(),
-            "client_id": p.client_id,
-        }
-        if p.client_secret:
-            fields["client_secret"] = p.client_secret.reveal()
+        headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        sent_refresh = refresh_token or p.refresh_token
+        if p.grant_type == grants.JWT_BEARER:
+            assert p.jwt is not None
+            fields = grants.jwt_fields(p.jwt)
+        elif p.grant_type == grants.CLIENT_CREDENTIALS:
+            fields = {"grant_type": "client_credentials"}
+            headers["Authorization"] = grants.basic_auth(p.client_id, p.client_secret)
+        elif p.grant_type == grants.PASSWORD:
+            fields = grants.password_fields(p.client_id, p.client_secret, p.username, p.password)
+        else:
+            fields = grants.refresh_fields(p.client_id, p.client_secret, sent_refresh)
         form = urlencode(fields).encode("ascii")
-        request = HttpRequest(
-            "POST",
-            url,
-            {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
-            form,
-            timeout=p.timeout,
-            verify=p.ca_file,
-        )
+        request = HttpRequest("POST", url, headers, form, timeout=p.timeout, verify=p.ca_file)
         self.refresh_count += 1
-        response = send_with_retry(
-            self.transport, request, what=f"token refresh at {host}", policy=self.retry
-        )
+        what = _grant_what(p.grant_type, host)
+        response = send_with_retry(self.transport, request, what=what, policy=self.retry)
         payload: Any = None
         try:
             payload = json.loads(response.content.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
             payload = None
         if response.status != 200 or not isinstance(payload, dict) or not payload.get("access_token"):
-            raise _grant_error(host, response.status, payload, self.retry.attempts)
+            raise _grant_error(p.grant_type, host, response.status, payload, self.retry.attempts)
         token = Secret(str(payload["access_token"]))
         instance = payload.get("instance_url")
         instance_url = None
@@ -596,11 +778,38 @@ class TokenManager:
             check_host(
                 self.host_policy, instance_url, f"the instance_url returned by the token endpoint {host}"
             )
-        log.debug("token refreshed (grant %d of this connection)", self.refresh_count)
-        return token, instance_url
+        rotated = None
+        new_refresh = payload.get("refresh_token")
+        if (
+            p.grant_type == grants.REFRESH_TOKEN
+            and isinstance(new_refresh, str)
+            and new_refresh
+            and new_refresh != sent_refresh.reveal()
+        ):
+            rotated = Secret(new_refresh)
+        log.debug(
+            "token obtained by the %s grant (grant %d of this connection)", p.grant_type, self.refresh_count
+        )
+        return GrantResult(token, instance_url, rotated)
 
 
-def _grant_error(host: str, status: int, payload: Any, attempts: int) -> AuthError:
+@dataclass(frozen=True)
+class GrantResult:
+    """A token answer: the access token, the instance it is for, and a refresh token Salesforce rotated to."""
+
+    access_token: Secret
+    instance_url: str | None
+    refresh_token: Secret | None = None
+
+
+def _grant_what(grant: str, host: str) -> str:
+    """How messages name a grant request: WSO2's "token refresh" for the refresh grant."""
+    if grant == grants.REFRESH_TOKEN:
+        return f"token refresh at {host}"
+    return f"token request (grantType {grant}) at {host}"
+
+
+def _grant_error(grant: str, host: str, status: int, payload: Any, attempts: int) -> AuthError:
     """The error for a token answer without a token: transient, bad credentials, or something else."""
     error = description = None
     if isinstance(payload, dict):
@@ -616,20 +825,19 @@ def _grant_error(host: str, status: int, payload: Any, attempts: int) -> AuthErr
     detail = ": ".join(parts)
     if status in TRANSIENT_STATUSES:
         return TokenEndpointUnavailable(
-            f"token refresh at {host} failed: {detail}, still after {attempts} attempts; the token endpoint "
+            f"{_grant_what(grant, host)} failed: {detail}, still after {attempts} attempts; the token endpoint "
             "is unavailable or rate-limiting (not a credentials problem): try again later"
         )
     if status in (400, 401, 403) and str(error) in CREDENTIAL_ERRORS:
-        return AuthError(
-            f"token refresh at {host} failed: {detail}; check refreshToken, clientId and clientSecret"
-        )
+        return AuthError(f"{_grant_what(grant, host)} failed: {detail}; {grants.advice(grant, description)}")
     return AuthError(
-        f"token refresh at {host} failed: {detail}; "
+        f"{_grant_what(grant, host)} failed: {detail}; "
         "check tokenEndpointHostname (it must be a Salesforce login or My Domain URL)"
     )
 
 
 __all__ = [
+    "GrantResult",
     "INIT_PARAMETERS",
     "InitParams",
     "Session",

@@ -20,7 +20,7 @@ from . import wire
 from .apierrors import BulkApiError
 from .bulk2 import Bulk2Api
 from .faults import Faults
-from .oauth import OAuthError, Sessions, token_response
+from .oauth import OAuthError, OAuthServer, Sessions
 from .service import BulkService, parse_job_document
 
 log = logging.getLogger("sfbulk.emulator")
@@ -126,11 +126,13 @@ class EmulatorApp:
         faults: Faults,
         credentials: dict[str, str],
         base_url: Callable[[], str],
+        oauth: OAuthServer | None = None,
     ):
         self.service = service
         self.sessions = sessions
         self.faults = faults
         self.credentials = credentials
+        self.oauth = oauth or OAuthServer(sessions, credentials)
         self.base_url = base_url
         self.bulk2 = Bulk2Api(service, sessions)
         self._api_requests = itertools.count(1)  # next() is atomic: one count per answer, across threads
@@ -214,11 +216,10 @@ class EmulatorApp:
             params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         if name == "revoke":
             self.sessions.revoke(params.get("token", ""))
+            self.oauth.revoke_refresh_token(params.get("token", ""))
             return Response(200, b"", None)
         try:
-            doc = token_response(
-                params, environ.get("HTTP_AUTHORIZATION"), self.sessions, self.base_url(), self.credentials
-            )
+            doc = self.oauth.token_response(params, environ.get("HTTP_AUTHORIZATION"), self.base_url())
         except OAuthError as exc:
             return Response(
                 exc.status,

@@ -80,6 +80,19 @@ from .schema import SchemaError
     help="Latency added to every request.",
 )
 @click.option("--fault-oauth", is_flag=True, help="Inject faults on the OAuth token endpoint too.")
+@click.option(
+    "--rotate-refresh-tokens",
+    is_flag=True,
+    help="Refresh-token rotation, as Salesforce does it: each refresh answers a new refresh_token and "
+    "the one used stops working.",
+)
+@click.option(
+    "--demo-app-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Keep the demo app's JWT key pair (private_key.pem, certificate.pem) in this folder, made "
+    "there on the first start and reused after; default: a temporary folder deleted on exit.",
+)
 @click.option("--fault-seed", default=None, type=int, help="Seed for reproducible fault injection.")
 @click.option(
     "--workers",
@@ -111,6 +124,8 @@ def emulator_command(
     fault_seed: int | None,
     workers: int,
     worker_processes: bool,
+    rotate_refresh_tokens: bool,
+    demo_app_dir: str | None,
 ) -> None:
     """Run the local Salesforce Bulk API 1.0 / 2.0 + OAuth emulator (demo credentials are printed on purpose)."""
     from .server import Emulator
@@ -127,6 +142,8 @@ def emulator_command(
             rows_per_result_file=result_file_rows,
             workers=workers,
             worker_processes=worker_processes,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+            demo_app_dir=demo_app_dir,
         )
     except SchemaError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -156,6 +173,16 @@ def emulator_command(
         emu.stop()
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     info: dict[str, Any] = {"base_url": emu.base_url, **emu.credentials}
+    try:
+        info["jwt_private_key_file"] = emu.jwt_private_key_file
+    except (OSError, ValueError) as exc:
+        emu.stop()
+        raise click.ClickException(
+            f"--demo-app-dir {demo_app_dir}: cannot keep the demo app's key pair there: {exc}"
+        ) from exc
+    info["jwt_certificate_file"] = emu.jwt_certificate_file
+    info["jwt_users"] = sorted(emu.oauth.users)
+    info["rotate_refresh_tokens"] = rotate_refresh_tokens
     if emu.ca_file:
         info["ca_file"] = emu.ca_file
     if as_json:
@@ -168,6 +195,12 @@ def emulator_command(
         click.echo("  Demo connected app (public, emulator only):")
         for key in ("client_id", "client_secret", "refresh_token", "username", "password"):
             click.echo(f"    {key}: {emu.credentials[key]}")
+        click.echo(f"    client_credentials_user: {emu.credentials['client_credentials_user']}")
+        click.echo(f"    JWT users: {', '.join(sorted(emu.oauth.users))}")
+        click.echo(f"    JWT private key: {emu.jwt_private_key_file}")
+        click.echo(f"    JWT certificate: {emu.jwt_certificate_file}")
+        if rotate_refresh_tokens:
+            click.echo("    refresh tokens are rotated at each use (--rotate-refresh-tokens)")
         if emu.ca_file:
             click.echo(f"  TLS CA file: {emu.ca_file}")
         click.echo(f"  Database:   {db}")

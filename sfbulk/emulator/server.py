@@ -18,7 +18,7 @@ from cheroot.ssl.builtin import BuiltinSSLAdapter
 
 from .app import ABORT_KEY, EmulatorApp
 from .faults import Faults
-from .oauth import DEMO_CREDENTIALS, USER_ID, Sessions
+from .oauth import DEMO_CREDENTIALS, USER_ID, OAuthServer, Sessions
 from .processor import Processor
 from .schema import Schema
 from .service import BulkService
@@ -107,12 +107,21 @@ class Emulator:
         threads: int = 16,
         credentials: dict[str, str] | None = None,
         worker_processes: bool = False,
+        rotate_refresh_tokens: bool = False,
+        demo_app_dir: str | os.PathLike[str] | None = None,
     ):
         self.host = host
         self.credentials = dict(credentials or DEMO_CREDENTIALS)
         self.schema = Schema.load(schema_file)
         self.store = Store(db, self.schema)
         self.sessions = Sessions(token_ttl)
+        #: the demo app's token endpoint: its grants, rotation and JWT key pair (oauth.py)
+        self.oauth = OAuthServer(
+            self.sessions,
+            self.credentials,
+            rotate_refresh_tokens=rotate_refresh_tokens,
+            demo_app_dir=demo_app_dir,
+        )
         self.faults = Faults()
         self.service = BulkService(self.store, self.schema, USER_ID, rows_per_result_file)
         self.service.processing_delay = processing_delay_ms / 1000.0
@@ -133,7 +142,7 @@ class Emulator:
         self._scheme = "https" if tls else "http"
         self._port = port
         self.wsgi_app = EmulatorApp(
-            self.service, self.sessions, self.faults, self.credentials, lambda: self.base_url
+            self.service, self.sessions, self.faults, self.credentials, lambda: self.base_url, self.oauth
         )
         self._server = _Server(
             (host, port),
@@ -200,6 +209,16 @@ class Emulator:
         """Wait until no batch is queued or in progress."""
         return self.processor.wait_idle(timeout)
 
+    @property
+    def jwt_private_key_file(self) -> str:
+        """The demo app's private key (PEM) for JWT bearer assertions; made on first use."""
+        return self.oauth.keys.private_key_file
+
+    @property
+    def jwt_certificate_file(self) -> str:
+        """The demo app's certificate (PEM), the one an admin uploads to a connected app."""
+        return self.oauth.keys.certificate_file
+
     def issue_token(self) -> str:
         """A valid access token without an HTTP round trip (tests)."""
         return self.sessions.issue()
@@ -216,6 +235,7 @@ class Emulator:
             self.store.close()
             if self._tls_dir is not None:
                 self._tls_dir.cleanup()
+            self.oauth.close()
 
     def __enter__(self) -> Emulator:
         return self

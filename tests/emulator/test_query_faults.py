@@ -206,6 +206,11 @@ def test_cli_prints_json_and_stops_on_sigterm(tmp_path):
             "refresh_token",
             "username",
             "password",
+            "client_credentials_user",
+            "jwt_private_key_file",
+            "jwt_certificate_file",
+            "jwt_users",
+            "rotate_refresh_tokens",
         }
         assert info["base_url"].startswith("http://127.0.0.1:")
         resp = requests.post(

@@ -33,8 +33,8 @@ def test_clear_errors_for_missing_or_unknown_settings(tmp_path, monkeypatch) -> 
     with pytest.raises(click.UsageError, match="no credentials"):
         resolve_settings({"api_url": "https://x.example"})
     cfg = tmp_path / "bad.yaml"
-    cfg.write_text("api_url: https://x.example\npassword: nope\n")
-    with pytest.raises(click.UsageError, match="unknown setting.*password"):
+    cfg.write_text("api_url: https://x.example\npasswd: nope\n")
+    with pytest.raises(click.UsageError, match="unknown setting.*passwd"):
         resolve_settings({"config_file": str(cfg)})
 
 
