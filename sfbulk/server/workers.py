@@ -58,14 +58,14 @@ _TICK = 0.5
 METRICS_MODULE = "sfbulk.server.metrics"
 
 
-def backoff_delay(young_deaths: int) -> float:
+def backoff_delay(young_deaths: int, first: float = FIRST_BACKOFF, most: float = MAX_BACKOFF) -> float:
     """Seconds before a worker is replaced, after ``young_deaths`` deaths in a row before ``STABLE_AFTER``.
 
     0 deaths in a row (the worker had served for a while): replaced at once.
     """
     if young_deaths <= 0:
         return 0.0
-    return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (young_deaths - 1)))
+    return float(min(most, first * 2 ** min(young_deaths - 1, 30)))
 
 
 def describe_status(status: int) -> str:
@@ -173,6 +173,11 @@ class Supervisor:
     on_worker_exit: Callable[[int], None] | None = None
     #: Called once, when every first worker listens (the CLI prints its banner there).
     on_ready: Callable[[list[int]], None] | None = None
+    #: the replacement policy (module constants by default; the tests shorten them)
+    first_backoff: float = FIRST_BACKOFF
+    max_backoff: float = MAX_BACKOFF
+    stable_after: float = STABLE_AFTER
+    start_failure_limit: int = START_FAILURE_LIMIT
     _children: dict[int, _Worker] = field(default_factory=dict)
     _slots: list[_Slot] = field(default_factory=list)
     _pid: int = 0
@@ -338,10 +343,10 @@ class Supervisor:
             return
         slot = self._slots[worker.slot]
         lived = time.monotonic() - worker.started
-        slot.young_deaths = slot.young_deaths + 1 if lived < STABLE_AFTER else 0
+        slot.young_deaths = slot.young_deaths + 1 if lived < self.stable_after else 0
         if not worker.ready:
             self._start_failures += 1
-            if self._start_failures >= START_FAILURE_LIMIT:
+            if self._start_failures >= self.start_failure_limit:
                 log.error(
                     "worker %d (pid %d) exited before serving (%s): %d workers in a row died at start-up; "
                     "stopping (see the errors above)",
@@ -353,7 +358,7 @@ class Supervisor:
                 self._gave_up = True
                 self._begin_stop()
                 return
-        delay = backoff_delay(slot.young_deaths)
+        delay = backoff_delay(slot.young_deaths, self.first_backoff, self.max_backoff)
         slot.due = time.monotonic() + delay
         log.warning(
             "worker %d (pid %d) exited unexpectedly (%s) after %.1f s; starting a new one%s",
@@ -484,18 +489,20 @@ def serve_in_workers(
     *,
     shutdown_timeout: float,
     on_ready: Callable[[list[int]], None] | None = None,
-    **hooks: Any,
+    **policy: Any,
 ) -> int:
-    """Run ``Supervisor`` with the metrics hooks of ``sfbulk.server.metrics`` (when present) by default."""
+    """Run a ``Supervisor`` with the metrics hooks of ``sfbulk.server.metrics`` (when that module
+    exists); ``policy``: other ``Supervisor`` fields (hooks, backoff)."""
     prepare, exited = metrics_hooks()
+    policy.setdefault("on_before_fork", prepare)
+    policy.setdefault("on_worker_exit", exited)
     supervisor = Supervisor(
         sock=sock,
         workers=workers,
         serve=serve,
         shutdown_timeout=shutdown_timeout,
-        on_before_fork=hooks.get("on_before_fork", prepare),
-        on_worker_exit=hooks.get("on_worker_exit", exited),
         on_ready=on_ready,
+        **policy,
     )
     return supervisor.run()
 
