@@ -1,8 +1,10 @@
-"""Server throughput and latency: `python bench/server.py [--clients 1,8,32] [--requests 400]` (`make bench-server`).
+"""Server throughput and latency: `python bench/server.py [--workers 1,2,4] [--clients 1,8,32] [--requests 400]`
+(`make bench-server`).
 
-Three processes, as in production: the emulator (`sfbulk emulator`), the server (`sfbulk serve` with
-the seed proxy `examples/synapse/salesforcebulk_createJob.xml`) and this client process. For each
-client count N, N threads with one `requests.Session` each send createJob requests:
+Three kinds of processes, as in production: the emulator (`sfbulk emulator`), the server (`sfbulk
+serve` with the seed proxy `examples/synapse/salesforcebulk_createJob.xml`, restarted with
+`--workers W` for each W given) and this client process. For each worker count W and client count
+N, N threads with one `requests.Session` each send createJob requests:
 
   (a) through the seed proxy over HTTP (the seed's createJob.xml, `Content-Type: text/xml`), and
   (b) straight to the emulator's `POST /services/async/34.0/job` (the plain jobInfo the proxy sends),
@@ -67,8 +69,10 @@ def start_emulator(work: Path) -> tuple[subprocess.Popen[str], str]:
     )
 
 
-def start_seed_server(work: Path, base_url: str, threads: int) -> tuple[subprocess.Popen[str], str]:
-    """``sfbulk serve`` with the seed proxy against the emulator at ``base_url``: (process, server URL).
+def start_seed_server(
+    work: Path, base_url: str, threads: int, workers: int = 1
+) -> tuple[subprocess.Popen[str], str]:
+    """``sfbulk serve --workers W`` with the seed proxy against the emulator at ``base_url``: (process, URL).
 
     ``--token-endpoint`` is the emulator: the seed proxy never passes one, and it is also what the
     outbound allow-list admits.
@@ -84,6 +88,8 @@ def start_seed_server(work: Path, base_url: str, threads: int) -> tuple[subproce
             str(work / "registry"),
             "--threads",
             str(threads),
+            "--workers",
+            str(workers),
             "--no-access-log",
             "--token-endpoint",
             base_url,
@@ -153,24 +159,49 @@ def run_clients(
     return len(latencies) / wall, latencies
 
 
+def _counts(text: str, flag: str) -> list[int]:
+    try:
+        counts = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        raise SystemExit(f"{flag}: expected comma-separated whole numbers, got {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise SystemExit(f"{flag}: expected numbers >= 1, got {text!r}")
+    return counts
+
+
+def _stop(proc: subprocess.Popen[str] | None) -> None:
+    if proc is None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--clients", default="1,8,32", help="comma-separated client counts (default 1,8,32)")
+    parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated `sfbulk serve --workers` values (e.g. 1,2,4; default 1)",
+    )
     parser.add_argument("--requests", type=int, default=400, help="requests per client count and target")
     parser.add_argument(
-        "--threads", type=int, default=32, help="server worker threads (sfbulk serve --threads)"
+        "--threads", type=int, default=32, help="threads per server worker (sfbulk serve --threads)"
     )
     options = parser.parse_args()
-    counts = [int(c) for c in options.clients.split(",") if c.strip()]
+    counts = _counts(options.clients, "--clients")
+    worker_counts = _counts(options.workers, "--workers")
 
     with tempfile.TemporaryDirectory(prefix="sfbulk-bench-server-") as tmp:
         work = Path(tmp)
         emulator, base_url = start_emulator(work)
-        server = None
         try:
-            server, server_url = start_seed_server(work, base_url, options.threads)
             token = demo_token(base_url)
             seed_body = (
                 "<createJob>\n   <apiVersion>34.0</apiVersion>\n"
@@ -181,13 +212,7 @@ def main() -> None:
                 "   <operation>insert</operation>\n   <contentType>CSV</contentType>\n   <object>Contact</object>\n"
                 "</createJob>"
             ).encode()
-            proxy_url = f"{server_url}/services/salesforcebulk_createJob"
             direct_url = f"{base_url}/services/async/{API_VERSION}/job"
-
-            def via_proxy(session: requests.Session) -> int:
-                return session.post(
-                    proxy_url, data=seed_body, headers={"Content-Type": "text/xml"}, timeout=60
-                ).status_code
 
             def direct(session: requests.Session) -> int:
                 return session.post(
@@ -198,36 +223,44 @@ def main() -> None:
                 ).status_code
 
             print(
-                f"sfbulk serve ({options.threads} threads) + seed proxy vs the emulator directly; "
-                f"{options.requests} createJob requests per row; {os.cpu_count()} CPUs"
+                f"sfbulk serve (--workers {options.workers}, {options.threads} threads each) + seed proxy vs "
+                f"the emulator directly; {options.requests} createJob requests per row; {os.cpu_count()} CPUs"
             )
             header = (
-                f"{'clients':>7}  {'proxy req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
+                f"{'workers':>7} {'clients':>7}  {'proxy req/s':>11} {'p50 ms':>7} {'p99 ms':>7}   "
                 f"{'direct req/s':>12} {'p50 ms':>7} {'p99 ms':>7}   {'throughput x':>12} {'p50 x':>6}"
             )
             print(header)
             print("-" * len(header))
-            for clients in counts:
-                direct_rps, direct_lat = run_clients(clients, options.requests, direct)
-                proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
-                d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
-                p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
-                print(
-                    f"{clients:>7}  {proxy_rps:>11.0f} {p50:>7.1f} {p99:>7.1f}   "
-                    f"{direct_rps:>12.0f} {d50:>7.1f} {d99:>7.1f}   "
-                    f"{direct_rps / proxy_rps:>11.2f}x {p50 / d50:>5.2f}x"
-                )
+            for workers in worker_counts:
+                server = None
+                try:
+                    server, server_url = start_seed_server(work, base_url, options.threads, workers)
+                    proxy_url = f"{server_url}/services/salesforcebulk_createJob"
+
+                    def via_proxy(session: requests.Session, proxy_url: str = proxy_url) -> int:
+                        return session.post(
+                            proxy_url, data=seed_body, headers={"Content-Type": "text/xml"}, timeout=60
+                        ).status_code
+
+                    for clients in counts:
+                        direct_rps, direct_lat = run_clients(clients, options.requests, direct)
+                        proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
+                        d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
+                        p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
+                        print(
+                            f"{workers:>7} {clients:>7}  {proxy_rps:>11.0f} {p50:>7.1f} {p99:>7.1f}   "
+                            f"{direct_rps:>12.0f} {d50:>7.1f} {d99:>7.1f}   "
+                            f"{direct_rps / proxy_rps:>11.2f}x {p50 / d50:>5.2f}x",
+                            flush=True,
+                        )
+                finally:
+                    _stop(server)
             print(
                 "throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)"
             )
         finally:
-            for proc in (server, emulator):
-                if proc is not None:
-                    proc.terminate()
-                    try:
-                        proc.wait(timeout=30)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            _stop(emulator)
 
 
 if __name__ == "__main__":
