@@ -34,7 +34,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
@@ -54,6 +54,8 @@ KILL_GRACE = 10.0
 READY_TIMEOUT = 60.0
 #: How often the parent looks at its workers when nothing happens (seconds).
 _TICK = 0.5
+#: The signals that stop the server (the supervisor passes them on as SIGTERM).
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 #: The module that exposes the multiprocess metrics hooks (issue 15 point 4), when installed.
 METRICS_MODULE = "sfbulk.server.metrics"
 
@@ -211,7 +213,7 @@ class Supervisor:
         self._ready_r, self._ready_w = os.pipe()
         for fd in (self._wake_r, self._wake_w, self._ready_r):
             os.set_blocking(fd, False)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in _STOP_SIGNALS}
         previous_chld = signal.signal(signal.SIGCHLD, self._on_sigchld)
         previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         try:
@@ -304,12 +306,37 @@ class Supervisor:
                 self._spawn(slot_number)
 
     def _spawn(self, slot: int) -> None:
+        if threading.active_count() > 1:  # a library started one: the fork may inherit a held lock
+            log.warning(
+                "forking worker %d while %d threads run in the supervisor (%s)",
+                slot + 1,
+                threading.active_count(),
+                ", ".join(sorted(t.name for t in threading.enumerate())),
+            )
         sys.stdout.flush()
         sys.stderr.flush()
-        pid = os.fork()
+        # SIGTERM/SIGINT stay pending in the new worker until it has its own handlers (a stop
+        # sent in between is not lost), and in the parent until the worker is on the books.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            state = self._slots[slot]
+            state.young_deaths += 1
+            delay = backoff_delay(state.young_deaths, self.first_backoff, self.max_backoff)
+            state.due = time.monotonic() + delay
+            log.error(
+                "cannot start worker %d: fork failed: %s; retrying in %g s",
+                slot + 1,
+                exc.strerror or exc,
+                delay,
+            )
+            return
         if pid == 0:  # the worker: never returns into the parent's code
-            self._run_worker(slot)
+            self._run_worker(slot, blocked)
         self._children[pid] = _Worker(slot=slot, pid=pid, started=time.monotonic())
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         log.info("worker %d started (pid %d)", slot + 1, pid)
 
     def _reap(self) -> None:
@@ -417,16 +444,20 @@ class Supervisor:
 
     # --- a worker ------------------------------------------------------------------------------
 
-    def _run_worker(self, slot: int) -> None:
-        """The forked worker: its own signal handling, then ``serve``; exits the process, never returns."""
+    def _run_worker(self, slot: int, mask: Iterable[int]) -> None:
+        """The forked worker: its own signal handling, then ``serve``; exits the process, never returns.
+
+        ``mask``: the signal mask to restore once the worker's handlers are in place.
+        """
         status = 1
         try:
             stop = threading.Event()
             self._child_stop = stop
             signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGTERM, signal.SIGINT):
+            for sig in _STOP_SIGNALS:
                 signal.signal(sig, lambda signum, frame: stop.set())
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in (self._wake_r, self._wake_w, self._ready_r):
                 _close_quietly(fd)
             _tag_worker_logs(slot + 1)

@@ -218,6 +218,7 @@ def test_the_banner_names_the_workers_and_a_busy_port_is_a_clear_error(serve, tm
     assert "(2 workers x 4 threads, registry " in server.banner
     assert len(server.worker_pids()) == 2
     assert requests.get(f"{server.url}/health", timeout=5).json() == {"status": "ok", "proxies": ["echo"]}
+    assert "threads run in the supervisor" not in server.stderr()  # it forks single-threaded
 
 
 # --- one refresh across workers -----------------------------------------------------------------
