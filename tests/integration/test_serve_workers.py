@@ -33,6 +33,7 @@ FAULT_SEQ = REPO / "examples" / "synapse" / "faultHandlerSeq.xml"
 ECHO_PROXY = REPO / "tests" / "data" / "server" / "echo_proxy.xml"
 SEED_CREATE_JOB = REPO / "tests" / "data" / "server" / "createJob.xml"
 REG_PATH = "connectors/SalesforceBulk"
+EXPIRED_TOKEN = "00Dexpired!not-a-live-session"
 STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
 ENDED = re.compile(r"worker (\d+) \(pid (\d+)\) (?:stopped|exited)")
 ACCESS_PID = re.compile(r"sfbulk\.access: \[worker \d+ pid (\d+)\]")
@@ -125,10 +126,17 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
 
 
 class GrantCounter:
-    """A loopback token endpoint that relays to ``target``'s and counts the grants, by grant_type."""
+    """A loopback token endpoint that relays to ``target``'s and counts the grants, by grant_type.
 
-    def __init__(self, target: str) -> None:
+    ``hold_first``: the first grant gets no answer until ``release`` is set (``held`` is set when
+    it arrives): its caller sits in the grant, holding the registry's refresh lock.
+    """
+
+    def __init__(self, target: str, *, hold_first: bool = False) -> None:
         self.grants: dict[str, int] = {}
+        self.held = threading.Event()
+        self.release = threading.Event()
+        self._hold = hold_first
         self._lock = threading.Lock()
         outer = self
 
@@ -141,6 +149,11 @@ class GrantCounter:
                 grant = parse_qs(data.decode()).get("grant_type", ["?"])[0]
                 with outer._lock:
                     outer.grants[grant] = outer.grants.get(grant, 0) + 1
+                    hold, outer._hold = outer._hold, False
+                if hold:
+                    outer.held.set()
+                    outer.release.wait(60)
+                    return  # no answer: the caller was killed meanwhile
                 relayed = requests.post(
                     target + self.path,
                     data=data,
@@ -158,8 +171,56 @@ class GrantCounter:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def _store_expired_token(emulator, registry: FileRegistry, token_endpoint: str) -> None:
+    """Store, for the identity the seed proxy's init computes (the same apiUrl, credentials and
+    token endpoint), an expired token: a bogus value stamped far older than the seed's intervalTime."""
+    creds = emulator.credentials
+    with Connector.load().connection(
+        registry=registry,
+        apiUrl=emulator.base_url,
+        accessToken="-",
+        refreshToken=creds["refresh_token"],
+        clientId=creds["client_id"],
+        clientSecret=creds["client_secret"],
+        registryPath=REG_PATH,
+        tokenEndpointHostname=token_endpoint,
+    ) as conn:
+        conn.auth.store(EXPIRED_TOKEN, stamp_ms=int(time.time() * 1000) - 10_000_000)
+
+
+def _serve_seed(serve, emulator, registry: FileRegistry, token_endpoint: str, workers: int) -> ServeProcess:
+    return serve(
+        str(SEED_PROXY),
+        str(FAULT_SEQ),
+        "--workers",
+        str(workers),
+        "--threads",
+        "16",
+        "--registry",
+        str(registry.root),
+        "--token-endpoint",
+        token_endpoint,
+        "--allow-host",
+        emulator.base_url.split("://", 1)[1],
+    )
+
+
+def _lock_holders(lock_dir: Path) -> set[int]:
+    """Pids holding an flock on a file of ``lock_dir`` (from /proc/locks; waiters left out)."""
+    inodes = {entry.stat().st_ino for entry in lock_dir.iterdir()} if lock_dir.is_dir() else set()
+    holders = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields or len(fields) < 6 or fields[1] != "FLOCK":
+            continue
+        if int(fields[5].rsplit(":", 1)[1]) in inodes:
+            holders.add(int(fields[4]))
+    return holders
 
 
 def _seed_request(emulator, access_token: str) -> bytes:
@@ -231,34 +292,9 @@ def test_four_workers_and_the_file_registry_make_one_refresh_grant_for_300_concu
     relay = GrantCounter(emulator.base_url)
     registry = FileRegistry(tmp_path / "registry")
     creds = emulator.credentials
-    # The identity the seed proxy's init computes (the same apiUrl, credentials and token endpoint),
-    # holding an expired token: a bogus value, stamped far older than the seed's intervalTime.
-    with Connector.load().connection(
-        registry=registry,
-        apiUrl=emulator.base_url,
-        accessToken="-",
-        refreshToken=creds["refresh_token"],
-        clientId=creds["client_id"],
-        clientSecret=creds["client_secret"],
-        registryPath=REG_PATH,
-        tokenEndpointHostname=relay.url,
-    ) as conn:
-        conn.auth.store("00Dexpired!not-a-live-session", stamp_ms=int(time.time() * 1000) - 10_000_000)
+    _store_expired_token(emulator, registry, relay.url)
     try:
-        server = serve(
-            str(SEED_PROXY),
-            str(FAULT_SEQ),
-            "--workers",
-            "4",
-            "--threads",
-            "16",
-            "--registry",
-            str(registry.root),
-            "--token-endpoint",
-            relay.url,
-            "--allow-host",
-            emulator.base_url.split("://", 1)[1],
-        )
+        server = _serve_seed(serve, emulator, registry, relay.url, workers=4)
         # A live token in the request: were the stored (expired) one not found, it would be used
         # as is and no grant made, so the single grant below is the stale stored token's refresh.
         body = _seed_request(emulator, access_token)
@@ -287,7 +323,7 @@ def test_four_workers_and_the_file_registry_make_one_refresh_grant_for_300_concu
         assert statuses == [201] * clients
         assert relay.grants == {"refresh_token": 1}
         stored = registry.get(f"{REG_PATH}/accessToken")
-        assert stored and stored != "00Dexpired!not-a-live-session"
+        assert stored and stored != EXPIRED_TOKEN
         assert int(registry.get(f"{REG_PATH}/time") or 0) > time.time() * 1000 - 120_000
         assert len(server.access_pids()) > 1, "every request was served by one worker"
         assert server.access_pids() <= server.worker_pids()
@@ -298,6 +334,59 @@ def test_four_workers_and_the_file_registry_make_one_refresh_grant_for_300_concu
     log = server.stderr()
     assert creds["client_secret"] not in log and creds["refresh_token"] not in log
     assert stored not in log and access_token not in log
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks to see the lock holder"
+)
+def test_a_worker_killed_while_it_holds_the_refresh_lock_leaves_the_others_to_refresh(
+    serve, emulator, access_token, tmp_path
+):
+    relay = GrantCounter(emulator.base_url, hold_first=True)
+    registry = FileRegistry(tmp_path / "registry")
+    _store_expired_token(emulator, registry, relay.url)
+    try:
+        server = _serve_seed(serve, emulator, registry, relay.url, workers=4)
+        body = _seed_request(emulator, access_token)
+        url = f"{server.url}/services/salesforcebulk_createJob"
+        outcomes: list[tuple[float, object]] = []
+
+        def client() -> None:
+            try:
+                response = requests.post(url, data=body, headers={"Content-Type": "text/xml"}, timeout=60)
+                outcomes.append((time.monotonic(), response.status_code))
+            except requests.ConnectionError as exc:  # the killed worker's own requests
+                outcomes.append((time.monotonic(), exc))
+
+        threads = [threading.Thread(target=client) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+        assert relay.held.wait(30), "no worker asked for a token"
+        lock_dir = registry.root / ".locks"
+        _wait_for(lambda: bool(_lock_holders(lock_dir) & server.worker_pids()), 10, "the refresh lock holder")
+        (holder,) = _lock_holders(lock_dir) & server.worker_pids()
+        os.kill(holder, signal.SIGKILL)
+        killed_at = time.monotonic()
+        for thread in threads:
+            thread.join(90)
+        successes = [at for at, outcome in outcomes if outcome == 201]
+        others = [outcome for _, outcome in outcomes if outcome != 201]
+        assert len(outcomes) == 40
+        assert all(isinstance(outcome, requests.ConnectionError) for outcome in others), others
+        assert successes, "no request succeeded after the lock holder died"
+        assert min(successes) - killed_at < 30  # within the registry's lock timeout
+        # the dead worker's grant (never answered) and ONE grant after it, by whoever took the lock
+        assert relay.grants == {"refresh_token": 2}
+        assert registry.get(f"{REG_PATH}/accessToken") not in (None, EXPIRED_TOKEN)
+        _wait_for(lambda: len(server.worker_pids()) == 4, 15, "the killed worker's replacement")
+        for _ in range(10):
+            again = requests.post(url, data=body, headers={"Content-Type": "text/xml"}, timeout=30)
+            assert again.status_code == 201
+        assert relay.grants == {"refresh_token": 2}  # the stored token serves everyone now
+        assert f"(pid {holder}) exited unexpectedly (killed by SIGKILL)" in server.stderr()
+    finally:
+        relay.close()
 
 
 # --- draining and replacing ---------------------------------------------------------------------
