@@ -10,7 +10,9 @@ N, N threads with one `requests.Session` each send createJob requests:
   (b) straight to the emulator's `POST /services/async/34.0/job` (the plain jobInfo the proxy sends),
 
 in the same run, with the same clients. Printed: requests/s, p50 and p99 latency for both, and the
-ratios (a)/(b): what serving and mediating cost on top of the Salesforce call itself.
+ratios (a)/(b): what serving and mediating cost on top of the Salesforce call itself; then, per
+worker count, the server's CPU time per proxied request (what a host with more free cores can
+divide among more workers).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import itertools
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -169,6 +172,21 @@ def _counts(text: str, flag: str) -> list[int]:
     return counts
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes that ended, their own children included:
+    a stopped ``sfbulk serve``'s supervisor and every worker it reaped."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _startup_cpu(work: Path, base_url: str, threads: int, workers: int) -> float:
+    """CPU seconds ``sfbulk serve --workers W`` takes to start and stop without serving anything."""
+    before = _children_cpu()
+    server, _ = start_seed_server(work, base_url, threads, workers)
+    _stop(server)
+    return _children_cpu() - before
+
+
 def _stop(proc: subprocess.Popen[str] | None) -> None:
     if proc is None:
         return
@@ -232,8 +250,14 @@ def main() -> None:
             )
             print(header)
             print("-" * len(header))
+            cpu_rows: list[str] = []
+            startup = {
+                workers: _startup_cpu(work, base_url, options.threads, workers) for workers in worker_counts
+            }
             for workers in worker_counts:
                 server = None
+                proxied = 0
+                cpu_before = _children_cpu()
                 try:
                     server, server_url = start_seed_server(work, base_url, options.threads, workers)
                     proxy_url = f"{server_url}/services/salesforcebulk_createJob"
@@ -246,6 +270,7 @@ def main() -> None:
                     for clients in counts:
                         direct_rps, direct_lat = run_clients(clients, options.requests, direct)
                         proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
+                        proxied += len(proxy_lat) + clients  # the measured requests and one warm-up each
                         d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
                         p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
                         print(
@@ -256,9 +281,18 @@ def main() -> None:
                         )
                 finally:
                     _stop(server)
+                if proxied:
+                    used = _children_cpu() - cpu_before - startup[workers]
+                    cpu_ms = used * 1000.0 / proxied
+                    cpu_rows.append(f"  --workers {workers}: {cpu_ms:.2f} ms CPU per proxied request")
             print(
                 "throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)"
             )
+            print(
+                "sfbulk serve's own CPU time per proxied request (supervisor and workers; start-up left out):"
+            )
+            for row in cpu_rows:
+                print(row)
         finally:
             _stop(emulator)
 

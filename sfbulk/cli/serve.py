@@ -45,14 +45,13 @@ from sfbulk.server.app import (
     start_server,
 )
 
+if TYPE_CHECKING:
+    from sfbulk.engine.engine import Engine
+
 #: Exit status when the configuration (or the command line) is invalid: nothing was served.
 EXIT_CONFIG = 2
 #: Exit status when the server could not listen (address in use, permission denied).
 EXIT_LISTEN = 1
-
-
-if TYPE_CHECKING:
-    from sfbulk.engine.engine import Engine
 
 log = logging.getLogger("sfbulk.cli.serve")
 
@@ -134,7 +133,7 @@ def _serve_workers(
                 status = EXIT_LISTEN
                 break
         running.stop()
-        _close_engine(engine)
+        engine.close()
         return status
 
     def announce(pids: list[int]) -> None:
@@ -149,15 +148,11 @@ def _serve_workers(
         return EXIT_CONFIG
     finally:
         sock.close()
-    _close_engine(engine)
+    engine.close()
     click.echo(
         "sfbulk serve: stopped." if status == 0 else "sfbulk serve: stopped (see the errors above).", err=True
     )
     return status
-
-
-def _close_engine(engine: Engine) -> None:
-    engine.close()
 
 
 def _report_config_error(error: ConfigError) -> None:
@@ -361,7 +356,7 @@ def serve_command(
                 sys.exit(EXIT_LISTEN)
         click.echo("sfbulk serve: stopping (finishing in-flight requests)...", err=True)
         running.stop()
-        _close_engine(engine)
+        engine.close()
         click.echo("sfbulk serve: stopped.", err=True)
     finally:
         for sig, handler in previous.items():
