@@ -524,3 +524,43 @@ def test_workers_that_die_at_start_up_are_retried_with_backoff_then_the_supervis
     assert "starting a new one in 0.2 s" in result.stderr
     assert "4 workers in a row died at start-up; stopping" in result.stderr
     assert elapsed >= 0.2  # the replacements waited
+
+
+# --- metrics across workers (runs once sfbulk.server.metrics exists: issue 15 point 4) ----------
+
+
+def _proxy_request_total(text: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "wso2_integration_proxy_request_count_total"
+    )
+
+
+def test_metrics_count_the_requests_of_every_worker_whichever_worker_is_scraped(serve, tmp_path):
+    pytest.importorskip("sfbulk.server.metrics", reason="the metrics module (issue 15 point 4) is not merged")
+    server = serve(str(ECHO_PROXY), "--workers", "3", "--registry", str(tmp_path / "reg"))
+    for n in range(30):  # a new connection each: they spread over the workers
+        echoed = requests.post(
+            f"{server.url}/services/echo",
+            data=f"<a>{n}</a>".encode(),
+            headers={"Content-Type": "application/xml"},
+            timeout=10,
+        )
+        assert echoed.status_code == 200
+    assert len(server.access_pids()) > 1
+    scrapes = [requests.get(f"{server.url}/metrics", timeout=10) for _ in range(6)]
+    assert all(scrape.status_code == 200 for scrape in scrapes)
+    assert {_proxy_request_total(scrape.text) for scrape in scrapes} == {30.0}
+    # a worker's counts outlive it: the totals do not drop when one is killed and replaced
+    victim = min(server.worker_pids())
+    os.kill(victim, signal.SIGKILL)
+    _wait_for(
+        lambda: len(server.worker_pids()) == 3 and victim not in server.worker_pids(), 15, "a replacement"
+    )
+    assert _proxy_request_total(requests.get(f"{server.url}/metrics", timeout=10).text) == 30.0
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(timeout=30) == 0
