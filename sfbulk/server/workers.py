@@ -218,7 +218,11 @@ class Supervisor:
         previous_wakeup = signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
         try:
             if self.on_before_fork is not None:
-                self.on_before_fork(state_dir)
+                try:
+                    self.on_before_fork(state_dir)
+                except Exception as exc:  # noqa: BLE001 - reported as a start-up failure, not a traceback
+                    log.error("preparing the workers' shared state failed: %s: %s", type(exc).__name__, exc)
+                    return 1
             self._loop()
         finally:
             signal.set_wakeup_fd(previous_wakeup)

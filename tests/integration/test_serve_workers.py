@@ -564,3 +564,25 @@ def test_metrics_count_the_requests_of_every_worker_whichever_worker_is_scraped(
     assert _proxy_request_total(requests.get(f"{server.url}/metrics", timeout=10).text) == 30.0
     server.proc.send_signal(signal.SIGTERM)
     assert server.proc.wait(timeout=30) == 0
+
+
+def test_a_failing_before_fork_hook_stops_the_supervisor_before_any_fork(tmp_path):
+    script = """
+import logging, sys
+from sfbulk.server.workers import Supervisor, bind_listener
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+def before_fork(directory):
+    raise OSError(28, "No space left on device")
+status = Supervisor(sock=bind_listener("127.0.0.1", 0), workers=2, serve=lambda context: 0,
+                    shutdown_timeout=1, on_before_fork=before_fork).run()
+print(status)
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=30, cwd=tmp_path
+    )
+    assert result.stdout.strip() == "1"
+    assert (
+        "preparing the workers' shared state failed: OSError: [Errno 28] No space left on device"
+        in result.stderr
+    )
+    assert "started (pid" not in result.stderr and "Traceback" not in result.stderr
