@@ -136,8 +136,11 @@ def _serve_workers(
         engine.close()
         return status
 
+    announced: list[bool] = []
+
     def announce(pids: list[int]) -> None:
         banner.print(url, f"{workers} workers x {options.threads} threads, {registry_text}")
+        announced.append(True)
 
     try:
         status = serve_in_workers(
@@ -149,9 +152,12 @@ def _serve_workers(
     finally:
         sock.close()
     engine.close()
-    click.echo(
-        "sfbulk serve: stopped." if status == 0 else "sfbulk serve: stopped (see the errors above).", err=True
-    )
+    if status == 0:
+        click.echo("sfbulk serve: stopped.", err=True)
+    elif not announced:
+        click.echo("sfbulk serve: the workers did not start (see the errors above).", err=True)
+    else:
+        click.echo("sfbulk serve: stopped (see the errors above).", err=True)
     return status
 
 
