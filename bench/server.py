@@ -10,9 +10,10 @@ N, N threads with one `requests.Session` each send createJob requests:
   (b) straight to the emulator's `POST /services/async/34.0/job` (the plain jobInfo the proxy sends),
 
 in the same run, with the same clients. Printed: requests/s, p50 and p99 latency for both, and the
-ratios (a)/(b): what serving and mediating cost on top of the Salesforce call itself; then, per
-worker count, the server's CPU time per proxied request (what a host with more free cores can
-divide among more workers).
+ratios (a)/(b): what serving and mediating cost on top of the Salesforce call itself; then, for
+each proxy row, the CPU time per request of the client, the server (supervisor and workers) and
+the emulator, read from /proc: what the run leaves of the cores, and what a host with more free
+cores can divide among more workers.
 """
 
 from __future__ import annotations
@@ -172,19 +173,28 @@ def _counts(text: str, flag: str) -> list[int]:
     return counts
 
 
-def _children_cpu() -> float:
-    """CPU seconds (user + system) of the child processes that ended, their own children included:
-    a stopped ``sfbulk serve``'s supervisor and every worker it reaped."""
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc (0.0 where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` and its children (a ``sfbulk serve`` supervisor and its workers)."""
+    total = _proc_cpu(pid)
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return total + sum(_proc_cpu(int(child)) for child in children)
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _startup_cpu(work: Path, base_url: str, threads: int, workers: int) -> float:
-    """CPU seconds ``sfbulk serve --workers W`` takes to start and stop without serving anything."""
-    before = _children_cpu()
-    server, _ = start_seed_server(work, base_url, threads, workers)
-    _stop(server)
-    return _children_cpu() - before
 
 
 def _stop(proc: subprocess.Popen[str] | None) -> None:
@@ -251,13 +261,9 @@ def main() -> None:
             print(header)
             print("-" * len(header))
             cpu_rows: list[str] = []
-            startup = {
-                workers: _startup_cpu(work, base_url, options.threads, workers) for workers in worker_counts
-            }
+            measured_cpu = Path(f"/proc/{emulator.pid}/stat").exists()
             for workers in worker_counts:
                 server = None
-                proxied = 0
-                cpu_before = _children_cpu()
                 try:
                     server, server_url = start_seed_server(work, base_url, options.threads, workers)
                     proxy_url = f"{server_url}/services/salesforcebulk_createJob"
@@ -269,8 +275,18 @@ def main() -> None:
 
                     for clients in counts:
                         direct_rps, direct_lat = run_clients(clients, options.requests, direct)
+                        before = (_self_cpu(), _tree_cpu(server.pid), _proc_cpu(emulator.pid))
                         proxy_rps, proxy_lat = run_clients(clients, options.requests, via_proxy)
-                        proxied += len(proxy_lat) + clients  # the measured requests and one warm-up each
+                        after = (_self_cpu(), _tree_cpu(server.pid), _proc_cpu(emulator.pid))
+                        sent = len(proxy_lat) + clients  # the measured requests and one warm-up each
+                        client_ms, server_ms, emulator_ms = (
+                            (b - a) * 1000.0 / sent for a, b in zip(before, after, strict=True)
+                        )
+                        total_ms = client_ms + server_ms + emulator_ms
+                        cpu_rows.append(
+                            f"{workers:>7} {clients:>7}  {client_ms:>7.2f} {server_ms:>7.2f} {emulator_ms:>9.2f} "
+                            f"{total_ms:>7.2f}   {total_ms * proxy_rps / 1000.0:>10.2f}"
+                        )
                         d50, d99 = statistics.median(direct_lat), _percentile(direct_lat, 0.99)
                         p50, p99 = statistics.median(proxy_lat), _percentile(proxy_lat, 0.99)
                         print(
@@ -281,18 +297,24 @@ def main() -> None:
                         )
                 finally:
                     _stop(server)
-                if proxied:
-                    used = _children_cpu() - cpu_before - startup[workers]
-                    cpu_ms = used * 1000.0 / proxied
-                    cpu_rows.append(f"  --workers {workers}: {cpu_ms:.2f} ms CPU per proxied request")
             print(
                 "throughput x = direct req/s / proxy req/s; p50 x = proxy p50 / direct p50 (1.00 = no overhead)"
             )
-            print(
-                "sfbulk serve's own CPU time per proxied request (supervisor and workers; start-up left out):"
-            )
-            for row in cpu_rows:
-                print(row)
+            if measured_cpu:
+                print()
+                print("CPU ms per proxied request (the proxy rows above), from /proc:")
+                cpu_header = (
+                    f"{'workers':>7} {'clients':>7}  {'client':>7} {'server':>7} {'emulator':>9} "
+                    f"{'total':>7}   {'cores busy':>10}"
+                )
+                print(cpu_header)
+                print("-" * len(cpu_header))
+                for row in cpu_rows:
+                    print(row)
+                print(
+                    "server = the supervisor and its workers; cores busy = total CPU ms x req/s "
+                    f"(this machine has {os.cpu_count()})"
+                )
         finally:
             _stop(emulator)
 
