@@ -87,6 +87,12 @@ class ServeProcess:
 
 
 def _kill_quietly(pid: int) -> None:
+    """SIGKILL a leftover worker, if ``pid`` is still an sfbulk process (never a reused pid)."""
+    try:
+        if b"sfbulk" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return
+    except OSError:
+        return  # gone (or no /proc: leave it)
     try:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -94,11 +100,16 @@ def _kill_quietly(pid: int) -> None:
 
 
 def _alive(pid: int) -> bool:
+    """``pid`` runs (a zombie an init without reaping left behind counts as gone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state not in ("Z", "X")
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
