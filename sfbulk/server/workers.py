@@ -18,6 +18,13 @@ The parent serves nothing and starts no thread (forking a threaded process is un
   running after the shutdown timeout plus ``KILL_GRACE`` seconds is killed (exit status 1).
 
 A worker whose parent disappears (``kill -9`` on the parent) drains and exits by itself.
+
+Metrics (the contract with ``sfbulk.server.metrics``, used when that module exists): before the
+first fork the supervisor calls ``prepare_multiprocess(directory)`` with a fresh private
+directory that it removes at exit, and after reaping each worker ``worker_exited(pid)``. The
+first call comes after the configuration was loaded, so ``sfbulk.server.app`` (and whatever it
+imports) is already imported by then: metrics created at import time must still end up backed
+by the multiprocess directory in the workers.
 """
 
 from __future__ import annotations
