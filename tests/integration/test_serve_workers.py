@@ -2,8 +2,10 @@
 
 Issue 15 point 3: N pre-forked workers share the port and the file registry. With the stored token
 expired, 300 concurrent seed-proxy requests make exactly ONE refresh grant (counted by a loopback
-stand-in in front of the emulator's token endpoint) and all succeed; SIGTERM drains every worker
-(a slow request in flight completes with 200, exit 0); a worker killed with SIGKILL is replaced.
+stand-in in front of the emulator's token endpoint) and all succeed; a worker killed while it holds
+the refresh lock leaves the others to refresh; SIGTERM drains every worker (a slow request in
+flight completes with 200, exit 0); a worker killed with SIGKILL is replaced; workers whose
+supervisor died exit; workers that cannot start are retried with a backoff, then given up on.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ class ServeProcess:
     """`sfbulk serve ARGS --port 0` with stderr in a file (the workers' access log can be long)."""
 
     def __init__(self, args: list[str], work: Path) -> None:
-        self.stderr_path = work / "serve-stderr.log"
+        self.stderr_path = work / f"serve-stderr-{len(list(work.glob('serve-stderr-*.log')))}.log"
         self._stderr = self.stderr_path.open("w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "sfbulk", "serve", *args, "--port", "0"],
