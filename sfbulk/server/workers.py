@@ -55,8 +55,10 @@ FIRST_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
 #: Workers dying in a row before they ever served: the supervisor gives up (exit status 1).
 START_FAILURE_LIMIT = 5
-#: Seconds past the shutdown timeout before a worker that has not drained is killed.
-KILL_GRACE = 10.0
+#: Seconds past the shutdown timeout before a worker that has not drained is killed: more than a
+#: worker's own worst case after its drain (``ServingThread.stop`` waits up to 5 s for the I/O
+#: loop, then 5 s for the request threads), so only a wedged worker is killed.
+KILL_GRACE = 15.0
 #: Seconds the parent waits for the first workers to listen before it reports the server as up.
 READY_TIMEOUT = 60.0
 #: How often the parent looks at its workers when nothing happens (seconds).
