@@ -423,6 +423,7 @@ class _SlowBackend(http.server.BaseHTTPRequestHandler):
 
 
 def test_sigterm_drains_every_worker_and_the_request_in_flight_completes(serve, tmp_path):
+    _SlowBackend.received.clear()
     backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SlowBackend)
     threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     config = tmp_path / "slow.xml"
@@ -599,3 +600,65 @@ print(status)
         in result.stderr
     )
     assert "started (pid" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _stuck_backend() -> type[http.server.BaseHTTPRequestHandler]:
+    """A backend handler that never answers until its ``release`` event is set (events per test)."""
+
+    class Stuck(http.server.BaseHTTPRequestHandler):
+        received = threading.Event()
+        release = threading.Event()
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server naming
+            type(self).received.set()
+            type(self).release.wait(60)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Stuck
+
+
+@pytest.mark.slow
+def test_a_request_stuck_past_the_shutdown_timeout_does_not_hold_the_stop(serve, tmp_path):
+    stuck = _stuck_backend()
+    backend = http.server.ThreadingHTTPServer(("127.0.0.1", 0), stuck)
+    threading.Thread(target=backend.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    config = tmp_path / "stuck.xml"
+    config.write_text(
+        '<proxy xmlns="http://ws.apache.org/ns/synapse" name="stuck"><target><inSequence>'
+        f'<call><endpoint><http method="get" uri-template="http://127.0.0.1:{backend.server_port}/"/></endpoint></call>'
+        "<respond/></inSequence></target></proxy>"
+    )
+    try:
+        server = serve(
+            str(config), "--workers", "2", "--shutdown-timeout", "1", "--registry", str(tmp_path / "r")
+        )
+        pids = server.worker_pids()
+        outcome: list[object] = []
+
+        def call() -> None:
+            try:
+                outcome.append(requests.get(f"{server.url}/services/stuck", timeout=60).status_code)
+            except requests.ConnectionError as exc:
+                outcome.append(exc)
+
+        client = threading.Thread(target=call, daemon=True)
+        client.start()
+        assert stuck.received.wait(10)
+        started = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        status = server.proc.wait(timeout=40)
+        took = time.monotonic() - started
+    finally:
+        stuck.release.set()
+        backend.shutdown()
+    # the stuck worker gives up on its request (1 s, then at most 5 + 5 s for its threads) and
+    # exits by itself, before the supervisor's kill at 1 + 15 s
+    assert took < 16, took
+    assert status == 0
+    assert not [pid for pid in pids if _alive(pid)]
+    assert "did not drain in time" not in server.stderr()
+    client.join(10)
+    # past --shutdown-timeout the connection is closed, as for a single process (docs/server.md)
+    assert len(outcome) == 1 and isinstance(outcome[0], requests.ConnectionError), outcome
