@@ -9,10 +9,10 @@ its own interpreter lock: CPU-bound mediation scales with the cores.
 The parent serves nothing and starts no thread (forking a threaded process is unsafe). It
 
 * forks the workers and prints nothing secret (it logs worker starts and exits, with pids);
-* replaces a worker that exits or is killed, at once the first time, then with an exponential
-  backoff while the worker keeps dying young, so a worker that crashes at start-up cannot turn
-  into a fork loop; after ``START_FAILURE_LIMIT`` workers in a row die before serving, it gives up
-  (exit status 1) instead of retrying for ever;
+* replaces a worker that exits or is killed: at once if it had run for ``STABLE_AFTER`` seconds,
+  else after an exponential backoff that grows while its replacements keep dying young, so a
+  worker that crashes at start-up cannot turn into a fork loop; after ``START_FAILURE_LIMIT``
+  workers in a row die before serving, it gives up (exit status 1) instead of retrying for ever;
 * on SIGTERM or SIGINT closes its copy of the socket, sends SIGTERM to every worker (each drains:
   no new connections, in-flight requests finish) and exits 0 once they all have; a worker still
   running after the shutdown timeout plus ``KILL_GRACE`` seconds is killed (exit status 1).
