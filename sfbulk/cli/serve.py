@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 import threading
+from dataclasses import asdict, dataclass
 from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import click
 
@@ -36,15 +40,126 @@ from sfbulk.server.app import (
     DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     DEFAULT_THREADS,
+    SERVICES_PREFIX,
     api_contexts,
     proxy_names,
     start_server,
 )
 
+if TYPE_CHECKING:
+    from sfbulk.engine.engine import Engine
+
 #: Exit status when the configuration (or the command line) is invalid: nothing was served.
 EXIT_CONFIG = 2
 #: Exit status when the server could not listen (address in use, permission denied).
 EXIT_LISTEN = 1
+
+log = logging.getLogger("sfbulk.cli.serve")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The ``start_server`` options a ``sfbulk serve`` worker (or the single process) serves with."""
+
+    threads: int
+    max_body_bytes: int
+    shutdown_timeout: int
+    max_header_bytes: int
+    header_timeout: float
+    body_timeout: float
+    idle_timeout: float
+    max_connections: int
+    max_buffered_bytes: int
+    max_connections_per_client: int
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Banner:
+    """What ``sfbulk serve`` prints once it serves: the URLs, then how to stop it."""
+
+    names: list[str]
+    apis: dict[str, str]
+    allowed_hosts: str
+
+    def print(self, url: str, detail: str) -> None:
+        click.echo(f"sfbulk serving at {url}/services/ ({detail})")
+        for name in self.names:
+            click.echo(f"  {url}{SERVICES_PREFIX}{quote(name, safe='')}")
+        for key, context in self.apis.items():
+            click.echo(f"  {url}{context}  (API {key})")
+        click.echo(f"  health: {url}/health")
+        click.echo(f"  outbound hosts allowed for URLs from messages: {self.allowed_hosts}")
+        click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
+        sys.stdout.flush()
+
+
+def _url_of(sock: socket.socket) -> str:
+    host, port = socket.getnameinfo(sock.getsockname(), socket.NI_NUMERICHOST | socket.NI_NUMERICSERV)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _serve_workers(
+    engine: Engine,
+    host: str,
+    port: int,
+    workers: int,
+    options: ServeOptions,
+    banner: Banner,
+    registry_text: str,
+) -> int:
+    """``--workers N``: bind once, fork N workers serving the socket; returns the exit status."""
+    from sfbulk.server.workers import WorkerContext, bind_listener, serve_in_workers
+
+    logging.getLogger("sfbulk.server.workers").setLevel(logging.INFO)  # worker starts and exits
+    try:
+        sock = bind_listener(host, port)
+    except OSError as exc:
+        click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
+        return EXIT_LISTEN
+    url = _url_of(sock)
+
+    def worker_main(context: WorkerContext) -> int:
+        running = start_server(engine, sock=context.sock, **options.as_kwargs())
+        context.ready()
+        status = 0
+        while not context.stop.wait(0.5):
+            if not context.parent_alive():
+                log.warning("the sfbulk serve supervisor (pid %d) is gone; draining", context.parent_pid)
+                break
+            if not running.running:
+                log.error("the server thread stopped unexpectedly")
+                status = EXIT_LISTEN
+                break
+        running.stop()
+        engine.close()
+        return status
+
+    announced: list[bool] = []
+
+    def announce(pids: list[int]) -> None:
+        banner.print(url, f"{workers} workers x {options.threads} threads, {registry_text}")
+        announced.append(True)
+
+    try:
+        status = serve_in_workers(
+            sock, workers, worker_main, shutdown_timeout=float(options.shutdown_timeout), on_ready=announce
+        )
+    except OSError as exc:  # no fork() on this platform
+        click.echo(f"sfbulk serve: {exc.strerror or exc}", err=True)
+        return EXIT_CONFIG
+    finally:
+        sock.close()
+    engine.close()
+    if status == 0:
+        click.echo("sfbulk serve: stopped.", err=True)
+    elif not announced:
+        click.echo("sfbulk serve: the workers did not start (see the errors above).", err=True)
+    else:
+        click.echo("sfbulk serve: stopped (see the errors above).", err=True)
+    return status
 
 
 def _report_config_error(error: ConfigError) -> None:
@@ -72,6 +187,14 @@ def _report_config_error(error: ConfigError) -> None:
     show_default=True,
     type=click.IntRange(1, 1024),
     help="Worker threads: requests handled at the same time.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 256),
+    help="Processes serving the port, each with --threads threads (pre-fork; docs/deploy.md). "
+    "1 = this process serves.",
 )
 @click.option(
     "--max-body-bytes",
@@ -160,6 +283,7 @@ def serve_command(
     registry_dir: str,
     registry_key_file: str | None,
     threads: int,
+    workers: int,
     max_body_bytes: int,
     max_header_bytes: int,
     header_timeout: float,
@@ -207,22 +331,27 @@ def serve_command(
 
     if access_log:
         logging.getLogger("sfbulk.access").setLevel(logging.INFO)
-    try:
-        running = start_server(
-            engine,
-            host=host,
-            port=port,
-            threads=threads,
-            max_body_bytes=max_body_bytes,
-            shutdown_timeout=shutdown_timeout,
-            max_header_bytes=max_header_bytes,
-            header_timeout=header_timeout,
-            body_timeout=body_timeout,
-            idle_timeout=idle_timeout,
-            max_connections=max_connections,
-            max_buffered_bytes=max_buffered_bytes,
-            max_connections_per_client=max_connections_per_client,
+    options = ServeOptions(
+        threads=threads,
+        max_body_bytes=max_body_bytes,
+        shutdown_timeout=shutdown_timeout,
+        max_header_bytes=max_header_bytes,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        idle_timeout=idle_timeout,
+        max_connections=max_connections,
+        max_buffered_bytes=max_buffered_bytes,
+        max_connections_per_client=max_connections_per_client,
+    )
+    banner = Banner(names, apis, policy.describe())
+    if workers > 1:
+        sys.exit(
+            _serve_workers(
+                engine, host, port, workers, options, banner, f"registry {engine.registry.describe()}"
+            )
         )
+    try:
+        running = start_server(engine, host=host, port=port, **options.as_kwargs())
     except OSError as exc:
         click.echo(f"sfbulk serve: cannot listen on {host}:{port}: {exc.strerror or exc}", err=True)
         sys.exit(EXIT_LISTEN)
@@ -234,26 +363,14 @@ def serve_command(
 
     previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        click.echo(
-            f"sfbulk serving at {running.url}/services/ ({threads} threads, registry {engine.registry.describe()})"
-        )
-        for name in names:
-            click.echo(f"  {running.service_url(name)}")
-        for key, context in apis.items():
-            click.echo(f"  {running.url}{context}  (API {key})")
-        click.echo(f"  health: {running.url}/health")
-        click.echo(f"  outbound hosts allowed for URLs from messages: {policy.describe()}")
-        click.echo("Stop with Ctrl-C or SIGTERM.", nl=True)
-        sys.stdout.flush()
+        banner.print(running.url, f"{threads} threads, registry {engine.registry.describe()}")
         while not stop_requested.wait(0.5):
             if not running.running:
                 click.echo("sfbulk serve: the server thread stopped unexpectedly.", err=True)
                 sys.exit(EXIT_LISTEN)
         click.echo("sfbulk serve: stopping (finishing in-flight requests)...", err=True)
         running.stop()
-        close = getattr(engine, "close", None)
-        if callable(close):
-            close()
+        engine.close()
         click.echo("sfbulk serve: stopped.", err=True)
     finally:
         for sig, handler in previous.items():

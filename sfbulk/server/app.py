@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
@@ -622,8 +623,11 @@ def start_server(
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
     max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
     max_connections_per_client: int = 0,
+    sock: socket.socket | None = None,
 ) -> RunningServer:
     """Bind ``host:port`` (0 = a free port) and serve ``engine`` on waitress from a background thread.
+
+    ``sock``: serve on this already-listening socket instead (a ``--workers`` worker's inherited one).
 
     Returns once the socket listens; raises ``OSError`` when the address cannot be bound and
     ``ValueError`` for an impossible limit. The limits are described in ``sfbulk.server.serving``.
@@ -649,6 +653,7 @@ def start_server(
         limits=limits,
         render_fault=_render_fault,
         log_access=_log_access,
+        sock=sock,
     )
     running = RunningServer(ServingThread(server, float(shutdown_timeout)), app)
     metrics.server_started(running.port)

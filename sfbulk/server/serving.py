@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -591,20 +592,28 @@ def build_server(
     limits: ServerLimits,
     render_fault: FaultRenderer,
     log_access: AccessLogger,
+    sock: socket.socket | None = None,
 ) -> HardenedServer:
-    """Bind ``host:port`` and return the (not yet running) server; ``OSError`` when it cannot bind."""
+    """Bind ``host:port`` and return the (not yet running) server; ``OSError`` when it cannot bind.
+
+    With ``sock`` (a socket already listening, inherited from the ``--workers`` supervisor),
+    ``host`` and ``port`` are ignored and the server accepts from that socket.
+    """
     _bound_waitress_logs()
     connections = raise_fd_limit(limits.max_connections)
     # waitress refuses a body when its *framed* size reaches the limit (chunk headers included);
     # the app checks the exact de-chunked size, so leave waitress a little slack.
     framing_slack = max(64 * 1024, limits.max_body_bytes // 50)
+    where: dict[str, Any] = {"host": host, "port": port}
+    if sock is not None:
+        family, kind, proto = sock.family, sock.type, sock.proto
+        where = {"_sock": sock, "bind_socket": False, "sockinfo": (family, kind, proto, sock.getsockname())}
     return HardenedServer(
         app,
         limits=limits,
         render_fault=render_fault,
         log_access=log_access,
-        host=host,
-        port=port,
+        **where,
         threads=threads,
         # the I/O loop's map also holds the listening socket and the wake-up trigger
         connection_limit=connections + 2,
