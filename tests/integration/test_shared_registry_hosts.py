@@ -3,7 +3,8 @@ one PostgreSQL registry (a real server, tests/fixtures/postgres.py). A Salesforc
 token grants (tests/fixtures/grants.py); the stored token is expired.
 
 * 300 concurrent seed-proxy requests spread over the three make exactly one refresh grant, and every
-  request succeeds.
+  request succeeds; the first instance runs `--workers 2`, so pre-forked workers share the
+  PostgreSQL registry too (each opens its own connections after the fork).
 * An instance SIGKILLed while it holds the refresh lock (its token endpoint is slow, so it is still
   holding it) does not block the others: they refresh within the lock timeout.
 """
@@ -50,7 +51,9 @@ class Instance:
         return f"{self.url}/services/salesforcebulk_createJob"
 
 
-def _start(work: Path, number: int, registry: str, token_endpoint: str, api_host: str) -> Instance:
+def _start(
+    work: Path, number: int, registry: str, token_endpoint: str, api_host: str, workers: int = 1
+) -> Instance:
     out, err = work / f"serve{number}.out", work / f"serve{number}.err"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         proc = subprocess.Popen(
@@ -72,6 +75,8 @@ def _start(work: Path, number: int, registry: str, token_endpoint: str, api_host
                 token_endpoint,
                 "--allow-host",
                 api_host,
+                "--workers",
+                str(workers),
             ],
             cwd=work,
             stdout=stdout,
@@ -95,19 +100,18 @@ def _start(work: Path, number: int, registry: str, token_endpoint: str, api_host
 def hosts(
     tmp_path: Path, pg_registry_url: str, grant_counter: Any, emulator: Any
 ) -> Iterator[Callable[[], list[Instance]]]:
-    """``hosts()``: three `sfbulk serve` instances on one PostgreSQL registry, their token endpoint
-    the grant counter; stopped (SIGKILL if need be) at the end of the test."""
+    """``hosts(first_workers=1)``: three `sfbulk serve` instances on one PostgreSQL registry, their
+    token endpoint the grant counter; stopped (SIGKILL if need be) at the end of the test."""
     started: list[Instance] = []
     api_host = urlsplit(emulator.base_url).netloc
 
-    def start() -> list[Instance]:
+    def start(first_workers: int = 1) -> list[Instance]:
+        def one(n: int) -> Instance:
+            workers = first_workers if n == 0 else 1
+            return _start(tmp_path, n, pg_registry_url, grant_counter.url, api_host, workers)
+
         with ThreadPoolExecutor(INSTANCES) as pool:
-            new = list(
-                pool.map(
-                    lambda n: _start(tmp_path, n, pg_registry_url, grant_counter.url, api_host),
-                    range(INSTANCES),
-                )
-            )
+            new = list(pool.map(one, range(INSTANCES)))
         started.extend(new)
         return new
 
@@ -168,7 +172,7 @@ def _post(url: str, body: bytes) -> tuple[int, str]:
 
 @pytest.mark.slow
 def test_three_hosts_300_concurrent_requests_make_exactly_one_refresh_grant(
-    hosts: Callable[[], list[Instance]],
+    hosts: Callable[..., list[Instance]],
     pg_registry_url: str,
     grant_counter: Any,
     emulator: Any,
@@ -176,7 +180,7 @@ def test_three_hosts_300_concurrent_requests_make_exactly_one_refresh_grant(
 ) -> None:
     params = _init_params(emulator, grant_counter.url)
     registry = _store_expired_token(pg_registry_url, params, access_token)
-    instances = hosts()
+    instances = hosts(first_workers=2)
     assert grant_counter.count() == 0
     body = _seed_body(params, access_token)
     gate = threading.Barrier(REQUESTS)
