@@ -103,7 +103,7 @@ class LoadOptions:
     concurrency: int = 4
     encoding: str = "utf-8"
     nul: str = "strip"
-    timeout: float | None = 7200.0  # overall polling deadline, seconds
+    timeout: float | None = 7200.0  # overall polling deadline, seconds, from the last upload
     poll_initial: float = 0.1
     poll_cap: float = 10.0
     success_path: str | None = None
@@ -786,6 +786,7 @@ class _Run:
                 timeout=self.options.timeout,
                 stop=self.halt,
                 backoff=Backoff(initial=self.options.poll_initial, factor=1.3, cap=self.options.poll_cap),
+                clock_from=self.uploads_done,
             )
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.errors.append(exc)

@@ -67,22 +67,27 @@ def poll_until(
     backoff: Backoff | None = None,
     stop: threading.Event | None = None,
     what: str = "batches",
+    clock_from: threading.Event | None = None,
 ) -> None:
     """Call ``check()`` until it reports done, sleeping with backoff in between.
 
     ``check`` returns ``(done, progressed, pending_batch_ids)``. Progress resets the backoff.
     Raises PollTimeout naming ``job_id`` and the pending batch ids when the deadline passes.
     ``stop`` (optional) ends the wait early, e.g. when another worker failed.
+    ``clock_from`` (optional): the deadline starts when this event is set (a load's last upload),
+    so that a long upload never uses up the time given to Salesforce to process the job.
     """
     backoff = backoff or Backoff()
-    deadline = Deadline(timeout)
+    deadline = Deadline(timeout) if clock_from is None or clock_from.is_set() else None
     while True:
         done, progressed, pending = check()
         if done:
             return
         if progressed:
             backoff.reset()
-        if deadline.expired():
+        if deadline is None and clock_from is not None and clock_from.is_set():
+            deadline = Deadline(timeout)
+        if deadline is not None and deadline.expired():
             shown = ", ".join(pending[:20]) + (f" and {len(pending) - 20} more" if len(pending) > 20 else "")
             raise PollTimeout(
                 f"job {job_id}: {len(pending)} {what} not finished after {timeout:g} s "
@@ -92,7 +97,7 @@ def poll_until(
                 batch_ids=pending,
             )
         delay = backoff.next_delay()
-        remaining = deadline.remaining()
+        remaining = deadline.remaining() if deadline is not None else None
         if remaining is not None:
             delay = min(delay, max(remaining, 0.01))
         if stop is not None:

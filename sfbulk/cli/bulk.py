@@ -156,7 +156,7 @@ def connection_options(fn: Any) -> Any:
             type=click.FloatRange(0, min_open=True),
             default=7200.0,
             show_default=True,
-            help="Overall seconds to wait for Salesforce to process the job (above 0).",
+            help="Overall seconds to wait for Salesforce to process the job (above 0); a load counts them from its last upload.",
         ),
         click.option(
             "--progress/--no-progress",

@@ -200,7 +200,8 @@ def test_200k_rows_through_503s_and_resets(emulator_factory: Any, tmp_path: Path
 
 
 def test_poll_timeout_names_the_job_and_its_batches(emulator_factory: Any, tmp_path: Path) -> None:
-    emu = emulator_factory(processing_delay_ms=1_000)
+    # each batch takes 2 s; the 0.4 s timeout counts from the last upload, so all three are pending
+    emu = emulator_factory(processing_delay_ms=2_000)
     src = tmp_path / "slow.csv"
     write_contacts(src, 30, tag="slow")
     conn = connect(emu, tmp_path)
