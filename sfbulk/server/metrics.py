@@ -102,14 +102,14 @@ class _Metrics:
         )
         self.server_up = Gauge(
             "wso2_integration_server_up",
-            "1 while the server is up (javaHome/javaVersion: the Python executable and version).",
+            "When the server came up, in Unix seconds, as MI sets it (javaHome/javaVersion: the Python executable and version).",
             ["host", "port", "javaHome", "javaVersion"],
             registry=r,
             multiprocess_mode="livemax",
         )
         self.service_up = Gauge(
             "wso2_integration_service_up",
-            "1 for each deployed proxy service and API.",
+            "When each deployed proxy service and API came up, in Unix seconds, as MI sets it.",
             service,
             registry=r,
             multiprocess_mode="livemax",
@@ -255,12 +255,13 @@ def request_done(route: Route, status: int, seconds: float) -> None:
 
 
 def services_deployed(proxies: list[str], apis: dict[str, str]) -> None:
-    """``wso2_integration_service_up`` = 1 for each proxy name and API key deployed."""
+    """``wso2_integration_service_up`` for each proxy name and API key deployed: the time it came up
+    (MI's PrometheusReporter calls setToCurrentTime; dashboards compute uptimes from it)."""
     metrics = _get()
     for name in proxies:
-        metrics.service_up.labels(name, PROXY).set(1)
+        metrics.service_up.labels(name, PROXY).set_to_current_time()
     for key in apis:
-        metrics.service_up.labels(key, API).set(1)
+        metrics.service_up.labels(key, API).set_to_current_time()
 
 
 def _server_labels(port: int) -> tuple[str, str, str, str]:
@@ -268,8 +269,8 @@ def _server_labels(port: int) -> tuple[str, str, str, str]:
 
 
 def server_started(port: int) -> None:
-    """``wso2_integration_server_up`` = 1 for this host and port."""
-    _get().server_up.labels(*_server_labels(port)).set(1)
+    """``wso2_integration_server_up`` for this host and port: the time it came up, as in MI."""
+    _get().server_up.labels(*_server_labels(port)).set_to_current_time()
 
 
 def server_stopped(port: int) -> None:
