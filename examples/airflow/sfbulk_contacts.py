@@ -49,6 +49,7 @@ with DAG(
     catchup=False,
     params={
         "work_dir": Param("/tmp/sfbulk-airflow-example", type="string"),
+        "account_prefix": Param("Airflow", type="string", description="the accounts that get contacts"),
         "rows": Param(50_000, type="integer", minimum=1),
         "domain": Param("example.com", type="string"),
     },
@@ -57,7 +58,7 @@ with DAG(
 ) as dag:
     extract_accounts = SfBulkExtractOperator(
         task_id="extract_accounts",
-        soql="SELECT Id, Name FROM Account WHERE Name LIKE 'Airflow%'",
+        soql="SELECT Id, Name FROM Account WHERE Name LIKE '{{ params.account_prefix }}%'",
         output_path=RUN_DIR + "/accounts.csv",
     )
     contacts = PythonOperator(

@@ -261,8 +261,9 @@ class SfBulkLoadOperator(_SfBulkOperator):
             reasons = "; ".join(f"{count} x {reason}" for reason, count in result["reasons"])
             raise AirflowFailException(
                 f"job {result['job_id']}: {result['failed']:,} of {result['rows']:,} rows failed "
-                f"({reasons}); they are in {result['error_path']}. Set allow_row_errors=True to let the "
-                "task succeed anyway; a retry of this task would not load them again"
+                f"({reasons}); they are in {result['error_path']}. Not retried: the other rows are loaded, and a "
+                "re-run of this task loads nothing again. Fix the rows and load the error file (sfbulk load "
+                "--retry-failed), or set allow_row_errors=True to let the task succeed with row errors"
             )
         return result
 
