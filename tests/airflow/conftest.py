@@ -8,7 +8,7 @@ of examples/airflow/ (the files docs/airflow.md shows) plus the test DAGs of tes
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -23,7 +23,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "airflow"
-HAVE_AIRFLOW = importlib.util.find_spec("airflow") is not None
+
+
+def _have_airflow() -> bool:
+    """Whether Apache Airflow is installed (not find_spec("airflow"): with tests/ on sys.path this
+    very folder would pass for a namespace package of that name)."""
+    try:
+        importlib.metadata.version("apache-airflow-core")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+HAVE_AIRFLOW = _have_airflow()
 SKIP_REASON = (
     "tests/airflow not run: Apache Airflow is not installed in this venv (`make test-airflow` runs them)"
 )
