@@ -129,6 +129,9 @@ def resolve(
             )
         if value not in (None, ""):
             values[key] = value
+    flow = str(values.get("auth_flow") or "")
+    if flow and flow not in AUTH_FLOWS:
+        raise ConfigError(f"{where}: extra.auth_flow {flow!r} is not one of {', '.join(AUTH_FLOWS)}")
     init: dict[str, str] = {}
     labels: dict[str, str] = {}
     standard = {"host": host, "login": login, "password": password}
@@ -157,9 +160,6 @@ def resolve(
             raise ConfigError(f"{where}: extra.init.{name} repeats {labels[name]}: give it once")
         init[name] = _text(value, where, f"extra.init.{name}")
         labels[name] = f"extra.init.{name}"
-    flow = str(values.get("auth_flow") or "")
-    if flow and flow not in AUTH_FLOWS:
-        raise ConfigError(f"{where}: extra.auth_flow {flow!r} is not one of {', '.join(AUTH_FLOWS)}")
     if "apiUrl" in init:
         init["apiUrl"] = _url(init["apiUrl"], port)
     else:
