@@ -94,3 +94,15 @@ def test_the_form_comes_from_the_same_table() -> None:
         "login": "Client id",
         "password": "Client secret",
     }
+
+
+def test_docs_airflow_md_shows_the_table_the_hook_maps_from() -> None:
+    from pathlib import Path
+
+    from sfbulk.airflow.settings import label_of
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "airflow.md").read_text(encoding="utf-8")
+    for f in FIELDS:
+        init = f"`{f.init}`" if f.init else "(the registry)"
+        row = f"| `{label_of(f)}` | {init} | {'yes' if f.secret else ''}".rstrip() + " |"
+        assert row in doc, f
