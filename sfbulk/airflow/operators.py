@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import os
 import re
 import tempfile
@@ -40,7 +39,7 @@ _LOAD_FIELDS = ("job_id", "rows", "batches", "succeeded", "failed", "success_pat
 class _LogStream(io.TextIOBase):
     """The progress display's periodic lines, as lines of the task log."""
 
-    def __init__(self, log: logging.Logger) -> None:
+    def __init__(self, log: Any) -> None:  # a logging.Logger, or the task's structlog logger
         self._log = log
         self._buffer = ""
 
@@ -56,7 +55,7 @@ class _LogStream(io.TextIOBase):
         return False
 
 
-class _SfBulkOperator(BaseOperator):  # type: ignore[misc]
+class _SfBulkOperator(BaseOperator):  # type: ignore[misc,unused-ignore] # Any without Airflow installed
     """What the three operators share: the connection, the Bulk API version, errors as task failures."""
 
     ui_color = "#e3f2fd"

@@ -15,12 +15,13 @@ from conftest import connection_json
 
 def test_airflow_finds_the_provider_its_connection_type_and_form() -> None:
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
     from sfbulk.airflow.settings import FIELDS
 
-    manager = ProvidersManager()
+    manager = ProvidersManager()  # the API server's: the connection form
     assert "sfbulk" in manager.providers
-    hook = manager.hooks["sfbulk"]
+    hook = ProvidersManagerTaskRuntime().hooks["sfbulk"]  # the task runtime's: the hook
     assert hook is not None
     assert hook.hook_class_name == "sfbulk.airflow.hooks.SfBulkHook"
     assert hook.connection_id_attribute_name == "sfbulk_conn_id"
