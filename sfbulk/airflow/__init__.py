@@ -3,7 +3,8 @@
 Installed with ``pip install 'sfbulk[airflow]'`` (Airflow 3.x); Airflow finds it through the
 ``apache_airflow_provider`` entry point, which calls :func:`get_provider_info`. This module
 imports nothing of Airflow (Airflow imports it while it starts); the hook and the operators are
-in :mod:`sfbulk.airflow.hooks` and :mod:`sfbulk.airflow.operators`. No other part of sfbulk
+in :mod:`sfbulk.airflow.hooks`, :mod:`sfbulk.airflow.operators` and
+:mod:`sfbulk.airflow.triggers` (the job sensor and its deferrable trigger). No other part of sfbulk
 imports this package (.importlinter), so the core keeps no Airflow dependency. docs/airflow.md.
 """
 
@@ -29,6 +30,8 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [{"integration-name": INTEGRATION, "tags": ["service"]}],
         "operators": [{"integration-name": INTEGRATION, "python-modules": ["sfbulk.airflow.operators"]}],
         "hooks": [{"integration-name": INTEGRATION, "python-modules": ["sfbulk.airflow.hooks"]}],
+        "sensors": [{"integration-name": INTEGRATION, "python-modules": ["sfbulk.airflow.triggers"]}],
+        "triggers": [{"integration-name": INTEGRATION, "python-modules": ["sfbulk.airflow.triggers"]}],
         "connection-types": [
             {
                 "connection-type": CONN_TYPE,

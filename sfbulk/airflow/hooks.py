@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
 BUNDLES = {1: "salesforcebulk", 2: "salesforcebulkv2"}
 
 
-class SfBulkHook(BaseHook):  # type: ignore[misc,unused-ignore] # Any without Airflow installed
+class SfBulkHook(BaseHook):
     """Opens connections of our connector for an Airflow connection of type ``sfbulk``.
 
     :param sfbulk_conn_id: the Airflow connection id (default ``sfbulk_default``).

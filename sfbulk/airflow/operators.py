@@ -55,7 +55,7 @@ class _LogStream(io.TextIOBase):
         return False
 
 
-class _SfBulkOperator(BaseOperator):  # type: ignore[misc,unused-ignore] # Any without Airflow installed
+class _SfBulkOperator(BaseOperator):
     """What the three operators share: the connection, the Bulk API version, errors as task failures."""
 
     ui_color = "#e3f2fd"
