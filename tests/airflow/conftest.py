@@ -8,9 +8,11 @@ of examples/airflow/ (the files docs/airflow.md shows) plus the test DAGs of tes
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,6 +47,7 @@ if not HAVE_AIRFLOW:
 else:
     # Before anything imports airflow: it reads its configuration once, at import.
     _HOME = tempfile.mkdtemp(prefix="sfbulk-airflow-home-")
+    atexit.register(shutil.rmtree, _HOME, True)
     _DAGS = os.path.join(_HOME, "dags")
     os.makedirs(_DAGS)
     for source in [*EXAMPLES.glob("*.py"), *(Path(__file__).parent / "dags").glob("*.py")]:
