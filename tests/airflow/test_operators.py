@@ -209,3 +209,50 @@ def test_bad_arguments_fail_when_the_dag_is_parsed() -> None:
         )
     with pytest.raises(ValueError, match="exactly one of proxy or sequence"):
         SfBulkFlowOperator(task_id="d", configs="f.yaml")
+
+
+def test_allow_row_errors_lets_the_task_succeed_with_the_error_file(
+    emulator: Any, sfbulk_conn: str, tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sfbulk.airflow.operators import SfBulkLoadOperator
+
+    tag = f"ae{time.monotonic_ns()}-"
+    src = tmp_path / "in.csv"
+    src.write_text(
+        f"FirstName,LastName,Email\nA,,{tag}0@example.com\nB,L,{tag}1@example.com\n", encoding="utf-8"
+    )
+    with pytest.raises(AirflowFailException, match=r"1 of 2 rows failed .*REQUIRED_FIELD_MISSING"):
+        SfBulkLoadOperator(task_id="strict", input_path=str(src), object="Contact").execute(context("run-a"))
+    result = SfBulkLoadOperator(
+        task_id="lenient",
+        input_path=str(src),
+        object="Contact",
+        allow_row_errors=True,
+        success_path=str(tmp_path / "ok.csv"),
+        error_path=str(tmp_path / "err.csv"),
+    ).execute(context("run-b"))
+    assert (result["succeeded"], result["failed"]) == (1, 1)
+    assert result["reasons"][0][1] == 1 and "REQUIRED_FIELD_MISSING" in result["reasons"][0][0]
+    assert "REQUIRED_FIELD_MISSING" in (tmp_path / "err.csv").read_text(encoding="utf-8")
+
+
+def test_an_upsert_by_external_id_and_a_missing_input(
+    emulator: Any, sfbulk_conn: str, tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sfbulk.airflow.operators import SfBulkLoadOperator
+
+    tag = f"up{time.monotonic_ns()}-"
+    src = tmp_path / "in.csv"
+    contacts(src, tag, 10)
+    task = dict(
+        task_id="upsert", input_path=str(src), object="Contact", operation="upsert", external_id="Email"
+    )
+    assert SfBulkLoadOperator(**task).execute(context("run-1"))["succeeded"] == 10
+    assert SfBulkLoadOperator(**task).execute(context("run-2"))["succeeded"] == 10
+    assert len(stored(emulator, tag)) == 10, "the second upsert updated the same records"
+    with pytest.raises(AirflowFailException, match="input_path .*nope.csv does not exist"):
+        SfBulkLoadOperator(**{**task, "input_path": str(tmp_path / "nope.csv")}).execute(context())
