@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.engine.engine import Engine
     from sfbulk.registry import Registry
 
+#: a well-formed job id no org has: what the connection test asks Salesforce for
+PROBE_JOB_ID = "750000000000000AAA"
 #: the bundled connector of each Bulk API version (both share init, the token life cycle and registry)
 BUNDLES = {1: "salesforcebulk", 2: "salesforcebulkv2"}
 
@@ -96,6 +98,26 @@ class SfBulkHook(BaseHook):
         engine = Engine(registry=self.registry(), init_defaults={name: init for name in BUNDLED})
         engine.file_root = file_root
         return engine
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's Test button: one authenticated Bulk API call (reading a job id that does not exist).
+
+        Salesforce answering ``InvalidJob`` proves the instance URL and the credentials (a token was
+        obtained and accepted); anything else is reported with the field it concerns.
+        """
+        from sfbulk.bulk.client import BulkClient
+        from sfbulk.errors import ApiError
+
+        try:
+            with self.get_conn() as conn:
+                BulkClient(conn).get_job(PROBE_JOB_ID)
+        except ApiError as exc:
+            if exc.exception_code == "InvalidJob":
+                return True, "Salesforce accepted the connection's credentials"
+            return False, self.message(str(exc))
+        except (SfBulkError, OSError) as exc:
+            return False, self.message(str(exc))
+        return True, "Salesforce accepted the connection's credentials"
 
     def message(self, text: str) -> str:
         """A connector message with the init parameter names replaced by the connection fields."""

@@ -102,3 +102,17 @@ def test_a_missing_connection_is_airflows_own_not_found_error() -> None:
 
     with pytest.raises(AirflowNotFoundException, match="no_such_connection"):
         SfBulkHook("no_such_connection").get_conn()
+
+
+def test_the_connection_test_button_reports_good_and_bad_credentials(
+    emulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sfbulk.airflow.hooks import SfBulkHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_GOOD", connection_json(emulator, tmp_path / "r1"))
+    assert SfBulkHook("good").test_connection() == (True, "Salesforce accepted the connection's credentials")
+    bad = json.loads(connection_json(emulator, tmp_path / "r2"))
+    bad["extra"]["refresh_token"] = "revoked-token"
+    monkeypatch.setenv("AIRFLOW_CONN_BAD", json.dumps(bad))
+    ok, message = SfBulkHook("bad").test_connection()
+    assert not ok and "invalid_grant" in message and "revoked-token" not in message
