@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.standard.operators.python import PythonOperator
@@ -53,7 +53,7 @@ with DAG(
         "rows": Param(50_000, type="integer", minimum=1),
         "domain": Param("example.com", type="string"),
     },
-    default_args={"retries": 2},
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=30)},  # a retry resumes a load
     tags=["sfbulk"],
 ) as dag:
     extract_accounts = SfBulkExtractOperator(
