@@ -191,7 +191,8 @@ def install_log_redaction() -> None:
 
         def factory(*args: object, **kwargs: object) -> logging.LogRecord:
             record = previous(*args, **kwargs)
-            if record.name == "sfbulk" or record.name.startswith("sfbulk."):
+            name = record.name or ""  # logging.makeLogRecord() starts a record with no name
+            if name == "sfbulk" or name.startswith("sfbulk."):
                 redacting.filter(record)
             return record
 

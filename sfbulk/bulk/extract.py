@@ -62,6 +62,7 @@ class ExtractOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     restart: bool = False  # abandon the job of an unfinished journal and start over
     notify: Callable[[str], None] | None = None  # user-facing notes: job created, resumed
+    journal: str | None = None  # the journal file (default: next to the output, journal_path())
 
 
 @dataclass
@@ -162,7 +163,7 @@ def extract(
     sobject = options.object or object_of(soql)
     client = BulkClient(conn, retry=options.retry)
     tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(out_path))).close()  # writable, before a job
-    journal = open_journal(journal_path(out_path))
+    journal = open_journal(options.journal or journal_path(out_path))
     try:
         return _extract(conn, client, journal, soql, sobject, pk, out_path, options, progress, started)
     finally:

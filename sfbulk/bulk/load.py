@@ -114,6 +114,7 @@ class LoadOptions:
         None  # the file the user named, for messages and the journal (default: the path)
     )
     notify: Callable[[str], None] | None = None  # user-facing notes: job created, resumed, uploads stopped
+    journal: str | None = None  # the journal file (default: next to the success file, journal_path())
 
     def validate(self) -> None:
         if self.operation not in OPERATIONS:
@@ -238,7 +239,7 @@ def load_csv(
     source = options.source_name or path
     client = BulkClient(conn, retry=options.retry)
     plan = check_before_job(path, source, options, success_path, error_path)
-    journal = open_journal(journal_path(success_path))
+    journal = open_journal(options.journal or journal_path(success_path))
     try:
         return _load(
             conn, client, journal, path, source, options, progress, success_path, error_path, started, plan

@@ -92,8 +92,13 @@ class ConnectorOperationMediator:
     def tag(self) -> str:
         return f"{self.connector}.{self.operation}"
 
-    def bind(self, ctx: MessageContext, connector: Connector) -> dict[str, str]:
-        """Evaluate the parameters in the caller's context; apply declared/required rules."""
+    def bind(
+        self, ctx: MessageContext, connector: Connector, defaults: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Evaluate the parameters in the caller's context; apply declared/required rules.
+
+        ``defaults`` (the engine's ``init_defaults`` of an init) count as given: the engine fills them in.
+        """
         declared = operation_parameters(connector, self.operation)
         if declared is None:
             raise MediationFault(
@@ -108,7 +113,10 @@ class ConnectorOperationMediator:
             result = value.evaluate(ctx)
             if result is not None:
                 bound[name] = result
-        missing = [name for name, required in declared if required and not bound.get(name)]
+        defaults = defaults or {}
+        missing = [
+            name for name, required in declared if required and not bound.get(name) and not defaults.get(name)
+        ]
         if missing:
             raise ParameterError(
                 f"{self.tag}: missing required parameter(s) {', '.join(missing)}; "
@@ -119,7 +127,11 @@ class ConnectorOperationMediator:
     def mediate(self, ctx: MessageContext) -> bool:
         engine = engine_of(ctx, f"connector operation {self.tag}")
         connector = engine.connector(self.connector)
-        params = self.bind(ctx, connector)
+        defaults: Mapping[str, str] | None = None
+        if self.operation == INIT_OPERATION:  # an alias (salesforce_bulkapi_v2) shares its connector's
+            all_defaults = getattr(engine, "init_defaults", None) or {}
+            defaults = all_defaults.get(self.connector) or all_defaults.get(connector.name)
+        params = self.bind(ctx, connector, defaults)
         key = connection_key(self.connector)
         if self.operation == INIT_OPERATION:
             ctx.operation[key] = engine.connection(self.connector, params)

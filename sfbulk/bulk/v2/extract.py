@@ -89,7 +89,7 @@ def extract_v2(
         )
     client = Bulk2Client(conn, retry=options.retry)
     tempfile.TemporaryFile(dir=os.path.dirname(os.path.abspath(out_path))).close()  # writable, before a job
-    journal = open_journal(journal_path(out_path))
+    journal = open_journal(options.journal or journal_path(out_path))
     try:
         return _extract(conn, client, journal, soql, out_path, options, progress, started, page_records)
     finally:

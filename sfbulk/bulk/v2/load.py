@@ -156,7 +156,7 @@ def load_csv_v2(
     source = options.source_name or path
     client = Bulk2Client(conn, retry=options.retry)
     plan = check_before_job(path, source, options, success_path, error_path)
-    journal = open_journal(journal_path(success_path))
+    journal = open_journal(options.journal or journal_path(success_path))
     try:
         return _load(
             conn,
