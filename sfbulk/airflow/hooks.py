@@ -75,7 +75,8 @@ class SfBulkHook(BaseHook):
         return self._resolved
 
     def registry(self) -> Registry:
-        return open_registry(self.settings().registry, self.sfbulk_conn_id)
+        settings = self.settings()
+        return open_registry(settings.registry, self.sfbulk_conn_id, settings.registry_key_file)
 
     def get_conn(self, api: int = 1) -> Connection:
         """A Connection of the Bulk API ``api`` (1 or 2) bundle; close it when done."""
@@ -128,16 +129,13 @@ class SfBulkHook(BaseHook):
         return text
 
 
-def open_registry(value: str, conn_id: str) -> Registry:
-    """The token registry named by ``extra.registry``: a folder (or ``file://`` URL) today."""
-    from sfbulk.registry import FileRegistry
+def open_registry(value: str, conn_id: str, key_file: str = "") -> Registry:
+    """The token registry named by ``extra.registry``: a folder, ``file://`` URL or ``postgresql://`` URL."""
+    from sfbulk.registry import open_registry as open_store
 
     parts = urlsplit(value)
     if parts.scheme == "file":
-        return FileRegistry(unquote(parts.path))
-    if "://" in value:
-        raise ConfigError(
-            f"Airflow connection {conn_id!r}: extra.registry {parts.scheme}://... is not a registry "
-            "this sfbulk version can open: give a folder shared by the tasks of this host"
-        )
-    return FileRegistry(value)
+        value = unquote(parts.path)
+    return open_store(
+        value, key_file=key_file or None, option=f"extra.registry of Airflow connection {conn_id!r}"
+    )

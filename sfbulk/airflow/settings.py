@@ -45,10 +45,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "auth_flow",
         "",
-        "authFlow",
+        "grantType",
         "Auth flow",
         description="refresh_token (default with a refresh token), access_token, jwt_bearer, "
-        "client_credentials or password",
+        "client_credentials or password (deprecated by Salesforce)",
     ),
     Field("refresh_token", "", "refreshToken", "Refresh token", True, "for auth_flow refresh_token"),
     Field("access_token", "", "accessToken", "Access token", True, "a session id, used as given"),
@@ -56,6 +56,14 @@ FIELDS: tuple[Field, ...] = (
     Field("user_password", "", "password", "User password", True, "password + security token"),
     Field("private_key", "", "privateKey", "JWT private key", True, "PEM text, for auth_flow jwt_bearer"),
     Field("private_key_file", "", "privateKeyFile", "JWT private key file", description="a PEM file"),
+    Field(
+        "private_key_password",
+        "",
+        "privateKeyPassword",
+        "JWT key passphrase",
+        True,
+        "if the key is encrypted",
+    ),
     Field("audience", "", "audience", "JWT audience", description="login, test or community URL"),
     Field(
         "token_endpoint",
@@ -65,14 +73,28 @@ FIELDS: tuple[Field, ...] = (
         description="default https://login.salesforce.com; https://test.salesforce.com for a sandbox",
     ),
     Field("api_version", "", "apiVersion", "API version", description="default 62.0"),
-    Field("registry", "", "", "Registry", description="token registry folder or URL, shared by workers"),
+    Field(
+        "registry",
+        "",
+        "",
+        "Registry",
+        description="token registry: a folder, or postgresql://... shared by every worker host",
+    ),
+    Field(
+        "registry_key_file",
+        "",
+        "",
+        "Registry key file",
+        description="keys that encrypt the registry's tokens at rest (docs/registry.md)",
+    ),
     Field("registry_path", "", "registryPath", "Registry path", description="key prefix in the registry"),
     Field("interval_time", "", "intervalTime", "Token refresh interval (ms)"),
     Field("timeout", "", "timeout", "HTTP timeout (s)", description="seconds per HTTP call, default 60"),
     Field("ca_file", "", "caFile", "CA bundle", description="PEM file to verify TLS"),
 )
 
-#: auth flows the connector had before it had an ``authFlow`` parameter (it picks them itself)
+#: auth flows the connector picks itself from the credentials it is given (no ``grantType`` sent:
+#: ``access_token`` is not a grant, and ``refresh_token`` is the connector's default grant)
 IMPLICIT_FLOWS = ("refresh_token", "access_token")
 AUTH_FLOWS = ("refresh_token", "access_token", "jwt_bearer", "client_credentials", "password")
 
@@ -88,6 +110,8 @@ class Resolved:
     registry: str
     #: init parameter -> how the user wrote it ("extra.refresh_token", "host"), for messages
     labels: dict[str, str] = field(default_factory=dict)
+    #: the keys that encrypt the registry's tokens at rest ("" for none, or SFBULK_REGISTRY_KEY_FILE)
+    registry_key_file: str = ""
 
 
 def label_of(f: Field) -> str:
@@ -139,9 +163,9 @@ def resolve(
         value = standard.get(f.attribute) if f.attribute else values.get(f.name)
         if value in (None, "") or not f.init:
             continue
+        if f.init == "grantType" and value in IMPLICIT_FLOWS:
+            continue  # the connector chooses these flows from the credentials it is given
         if f.init not in known_init:
-            if f.init == "authFlow" and value in IMPLICIT_FLOWS:
-                continue  # the connector chooses these flows from the credentials it is given
             raise ConfigError(
                 f"{where}: {label_of(f)} needs the init parameter {f.init!r}, which this sfbulk "
                 f"version does not have (its auth flows: {', '.join(IMPLICIT_FLOWS)})"
@@ -175,7 +199,8 @@ def resolve(
         if init.get("refreshToken") and not init.get("accessToken"):
             init["accessToken"] = "-"  # a seed: the first answer is InvalidSessionId, then the grant
     registry = str(values.get("registry") or default_registry())
-    return Resolved(init=init, registry=registry, labels=labels)
+    key_file = str(values.get("registry_key_file") or "")
+    return Resolved(init=init, registry=registry, labels=labels, registry_key_file=key_file)
 
 
 def _text(value: Any, where: str, label: str) -> str:

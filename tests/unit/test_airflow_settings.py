@@ -67,20 +67,28 @@ def test_mistakes_are_named_by_the_field_the_user_wrote(
 
 
 def test_a_flow_needing_an_init_parameter_this_version_lacks_is_refused_not_dropped() -> None:
-    known = tuple(name for name in INIT_PARAMETERS if name != "authFlow")
+    """Against an sfbulk whose init lacks the grant parameters, the setting is refused by name."""
+    known = tuple(name for name in INIT_PARAMETERS if name != "grantType")
     extra = {"auth_flow": "jwt_bearer", "username": "u@example.com", "private_key_file": "/k.pem"}
-    with pytest.raises(ConfigError, match="extra.auth_flow needs the init parameter 'authFlow'"):
+    with pytest.raises(ConfigError, match="extra.auth_flow needs the init parameter 'grantType'"):
         resolve("sf", host=HOST, login="id", password=None, extra=extra, known_init=known)
-    # once init has the parameters (the auth-flow work), the same connection maps by name
-    every = (*known, "authFlow", "username", "privateKeyFile")
-    got = resolve("sf", host=HOST, login="id", password=None, extra=extra, known_init=every)
+
+
+def test_the_grants_map_onto_the_init_parameters_by_name() -> None:
+    extra = {"auth_flow": "jwt_bearer", "username": "u@example.com", "private_key_file": "/k.pem"}
+    got = resolve("sf", host=HOST, login="id", password=None, extra=extra)
     assert got.init == {
         "apiUrl": HOST,
         "clientId": "id",
-        "authFlow": "jwt_bearer",
+        "grantType": "jwt_bearer",
         "username": "u@example.com",
         "privateKeyFile": "/k.pem",
     }
+    # refresh_token and access_token are not sent as grantType: the connector picks them itself
+    got = resolve(
+        "sf", host=HOST, login="id", password="s", extra={"auth_flow": "refresh_token", "refresh_token": "r"}
+    )
+    assert "grantType" not in got.init and got.init["refreshToken"] == "r"
 
 
 def test_the_form_comes_from_the_same_table() -> None:
