@@ -2,7 +2,7 @@
 
 The public face is small; implementation modules stay private to their layer:
 
-    from sfbulk import Engine, Connector, MessageContext, FileRegistry
+    from sfbulk import Engine, Connector, MessageContext, FileRegistry, open_registry
     from sfbulk import load_csv, extract, start_server   # the bulk pipeline and the server
     from sfbulk import errors            # the exception tree
 """
@@ -25,6 +25,7 @@ _LAZY = {
     "Connection": "sfbulk.connector.connection",
     "MessageContext": "sfbulk.message.context",
     "FileRegistry": "sfbulk.registry",
+    "open_registry": "sfbulk.registry",
     "load_csv": "sfbulk.bulk.load",
     "extract": "sfbulk.bulk.extract",
     "start_server": "sfbulk.server.app",
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from sfbulk.connector.connection import Connection, Connector
     from sfbulk.engine.engine import Engine
     from sfbulk.message.context import MessageContext
-    from sfbulk.registry import FileRegistry
+    from sfbulk.registry import FileRegistry, open_registry
     from sfbulk.server.app import start_server
 
 
@@ -58,6 +59,7 @@ __all__ = [
     "MessageContext",
     "SfBulkError",
     "errors",
+    "open_registry",
     "extract",
     "load_csv",
     "start_server",
