@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 import pytest
 import requests
+from fixtures.backends import slow_backend
 
 from sfbulk.connector.connection import Connector
 from sfbulk.registry import FileRegistry
@@ -405,21 +406,7 @@ def test_a_worker_killed_while_it_holds_the_refresh_lock_leaves_the_others_to_re
 # --- draining and replacing ---------------------------------------------------------------------
 
 
-class _SlowBackend(http.server.BaseHTTPRequestHandler):
-    received = threading.Event()
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        type(self).received.set()
-        time.sleep(1.5)
-        body = b"<slow>done</slow>"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+_SlowBackend = slow_backend(1.5)
 
 
 def test_sigterm_drains_every_worker_and_the_request_in_flight_completes(serve, tmp_path):

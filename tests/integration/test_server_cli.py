@@ -8,11 +8,11 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 import requests
+from fixtures.backends import slow_backend
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "server"
 
@@ -63,21 +63,7 @@ def test_a_broken_config_is_reported_with_file_and_line_and_nothing_is_served(tm
     assert "Traceback" not in result.stderr
 
 
-class _SlowBackend(http.server.BaseHTTPRequestHandler):
-    received = threading.Event()
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
-        type(self).received.set()
-        time.sleep(1.0)
-        body = b"<slow>done</slow>"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/xml")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
+_SlowBackend = slow_backend(1.0)
 
 
 def test_serve_answers_logs_access_and_finishes_in_flight_requests_on_sigterm(tmp_path):
