@@ -23,6 +23,7 @@ from sfbulk.config.capp import CarMember, read_car
 from sfbulk.config.document import Document
 from sfbulk.config.synapse import NotSynapseConfig, read_synapse_file
 from sfbulk.config.yaml_config import read_yaml_file, validate
+from sfbulk.connector.bundle.cache import ParseCache, open_cache
 from sfbulk.errors import ConfigError, ConfigErrors
 from sfbulk.mediators import ConnectorOperationMediator, Proxy, Sequence, SequenceReference
 from sfbulk.mediators.api import Api
@@ -187,11 +188,19 @@ def config_files(
     return unique, {p for p in unique if p not in explicit}, errors
 
 
-def read_document(path: FsPath | CarMember) -> tuple[Document, list[ConfigError]]:
+#: the start-up cache kind of "this YAML flows text passed the JSON Schema"
+FLOWS_SCHEMA_PASSED = "flows-schema"
+
+
+def read_document(
+    path: FsPath | CarMember, cache: ParseCache | None = None
+) -> tuple[Document, list[ConfigError]]:
     """Read one file (or one artifact of a .car) into a Document plus the problems found reading it.
 
     YAML schema violations stop the file (the builder needs a valid shape); Synapse XML elements
     that cannot be read are reported and left out, so the rest of the file is still checked.
+    A YAML text that passed the schema before (``cache``, the bundle's start-up cache) is not
+    checked again: the check and the jsonschema import were half of a warm `sfbulk run` start.
     """
     if isinstance(path, CarMember):
         return read_synapse_file(path.read_bytes(), path.label)
@@ -206,9 +215,13 @@ def read_document(path: FsPath | CarMember) -> tuple[Document, list[ConfigError]
     except UnicodeDecodeError as exc:
         raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     doc = read_yaml_file(text, str(path))
+    if cache is not None and cache.get(FLOWS_SCHEMA_PASSED, text) is True:
+        return doc, []
     problems = validate(doc)
     if problems:
         raise ConfigErrors(problems)
+    if cache is not None:
+        cache.put(FLOWS_SCHEMA_PASSED, text, True)
     return doc, []
 
 
@@ -224,7 +237,20 @@ def load_paths(
     (unknown connector, operation or parameter); without it they are checked when they run.
     ``lenient`` turns parameters an operation does not declare into warnings.
     """
-    paths = list(paths)
+    cache = open_cache()
+    try:
+        return _load_paths(list(paths), connectors, lenient, cache)
+    finally:
+        if cache is not None:
+            cache.save()
+
+
+def _load_paths(
+    paths: list[str | os.PathLike[str]],
+    connectors: Mapping[str, Any] | None,
+    lenient: bool,
+    cache: ParseCache | None,
+) -> LoadedConfig:
     files, from_folders, errors = config_files(paths)
     loaded = LoadedConfig()
     skipped: list[str] = _outside_deployments(paths)
@@ -247,7 +273,7 @@ def load_paths(
             origins.setdefault(("import", name), str(path))
     for source in sources:
         try:
-            doc, problems = read_document(source)
+            doc, problems = read_document(source, cache)
         except NotSynapseConfig as exc:
             if source not in from_folders:  # named on the command line, or an artifact of a .car
                 errors.append(exc)

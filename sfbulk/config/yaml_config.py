@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import functools
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from sfbulk.config.document import Document, Path
 from sfbulk.errors import ConfigError
 from sfbulk.yamlfile import field_path
+
+if TYPE_CHECKING:
+    import jsonschema
 
 _MEDIATOR_NAMES = (
     "property, filter, switch, log, payloadFactory, header, enrich, call, send, respond, drop, loopback, "
@@ -27,14 +29,19 @@ _MEDIATOR_NAMES = (
 def schema() -> dict[str, Any]:
     """The JSON Schema of the YAML format (sfbulk/config/schema.yaml)."""
     text = resources.files("sfbulk.config").joinpath("schema.yaml").read_text(encoding="utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
+    # Our own file, so libyaml reads it when present (10x faster than PyYAML's pure-Python
+    # reader; tests/unit/test_config_schema.py checks that both read it the same).
+    data: dict[str, Any] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     return data
 
 
 @functools.cache
 def _validator() -> jsonschema.protocols.Validator:
     # The schema is checked against its metaschema by tests/unit/test_config_schema.py, not here:
-    # check_schema took 0.28 s of every `sfbulk run`/`serve`/`validate` start.
+    # check_schema took 0.28 s of every `sfbulk run`/`serve`/`validate` start. jsonschema itself is
+    # imported here, only when a flows text is not already known to pass (sfbulk.config.loader).
+    import jsonschema
+
     cls = jsonschema.validators.validator_for(schema())
     return cls(schema())
 

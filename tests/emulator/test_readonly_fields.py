@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import csv
 import io
+from importlib import resources
 from pathlib import Path
 
 import pytest
+import yaml
 from helpers import Bulk, parse  # type: ignore[import-not-found]
 from lxml import etree
 
@@ -237,3 +239,10 @@ def test_formulas_in_schema_files_are_checked(tmp_path: Path, formula: str, prob
     else:
         with pytest.raises(SchemaError, match=problem.replace("(", r"\(").replace(")", r"\)")):
             Schema.load(extra)
+
+
+def test_the_built_in_schema_reads_the_same_with_libyaml_and_without() -> None:
+    """The emulator reads its own schema.yaml with libyaml when present (start-up time)."""
+    text = resources.files("sfbulk.emulator").joinpath("schema.yaml").read_text(encoding="utf-8")
+    assert yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) == yaml.safe_load(text)
+    assert Schema.load(None).get("Contact") is not None

@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 
 import sfbulk
 from sfbulk import yamlfile as bundle_yaml
+from sfbulk.config import loader as config_loader
+from sfbulk.config import yaml_config as config_yaml
 from sfbulk.connector.bundle import cache as bundle_cache
 from sfbulk.connector.bundle import loader as bundle_loader
 from sfbulk.connector.bundle import schema as bundle_schema
@@ -416,11 +418,18 @@ def test_the_cache_location(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> 
 
 
 def test_the_cache_key_covers_the_modules_computing_what_is_cached() -> None:
-    modules = (bundle_cache, bundle_yaml, bundle_templates, bundle_schema, bundle_loader)
-    package = Path(sfbulk.__file__ or "").parent
-    assert {Path(module.__file__ or "").relative_to(package).as_posix() for module in modules} == set(
-        bundle_cache.CACHED_BY
+    modules = (
+        bundle_cache,
+        bundle_yaml,
+        bundle_templates,
+        bundle_schema,
+        bundle_loader,
+        config_yaml,
+        config_loader,
     )
+    package = Path(sfbulk.__file__ or "").parent
+    computing = {Path(module.__file__ or "").relative_to(package).as_posix() for module in modules}
+    assert computing | {"config/schema.yaml"} == set(bundle_cache.CACHED_BY)
     for name in bundle_cache.CACHED_BY:
         assert (package / name).is_file()
 
@@ -444,3 +453,68 @@ def test_loading_the_bundle_imports_no_heavy_module(cache_dir: Path) -> None:
     assert first.stdout.strip() == "['jsonschema', 'yaml']"
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert second.stdout.strip() == "[]"  # the documents and their schema checks came from the cache
+
+
+# --- YAML flows files: a text that passed the schema is not checked again ----------------------
+
+FLOWS = """\
+proxies:
+  hello:
+    inSequence:
+      - payloadFactory: {media-type: json, format: '{"hello": "world"}'}
+      - respond: {}
+"""
+
+
+def flows_schema_checks(flows: Path) -> str:
+    """Load ``flows`` in a fresh interpreter; say whether jsonschema was imported, or the error."""
+    code = (
+        "import sys\nfrom sfbulk.config.loader import load_paths\nfrom sfbulk.errors import ConfigErrors\n"
+        f"try:\n    load_paths([{str(flows)!r}])\nexcept ConfigErrors as exc:\n    print(exc)\n"
+        "print('jsonschema' in sys.modules)"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+
+
+def test_a_flows_text_that_passed_is_not_checked_again(cache_dir: Path, tmp_path: Path) -> None:
+    flows = tmp_path / "flows.yaml"
+    flows.write_text(FLOWS)
+    assert flows_schema_checks(flows) == "True\n"  # checked, and remembered
+    assert flows_schema_checks(flows) == "False\n"  # known to pass: jsonschema is not even imported
+    flows.write_text(FLOWS.replace("respond: {}", "respond: {}\n      - lgo: {}"))
+    edited = flows_schema_checks(flows)  # a new text is checked again, and its error reported
+    assert "lgo" in edited and edited.endswith("True\n")
+    assert flows_schema_checks(flows) == edited  # an error is never remembered
+
+
+def test_flows_checks_with_and_without_the_cache_agree(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    files = sorted(examples.rglob("*.yaml"))
+    assert files
+    for path in files:
+        text = path.read_text(encoding="utf-8")
+        cold = config_loader.read_document(path, bundle_cache.open_cache())[0].data if _passes(path) else None
+        monkeypatch.setenv("SFBULK_CACHE_DIR", "")
+        uncached = config_loader.read_document(path)[0].data if _passes(path) else None
+        monkeypatch.setenv("SFBULK_CACHE_DIR", str(cache_dir))
+        assert cold == uncached, path
+        if cold is not None:
+            cache = bundle_cache.open_cache()
+            assert cache is not None
+            cache.put(config_loader.FLOWS_SCHEMA_PASSED, text, True)
+            assert config_loader.read_document(path, cache)[0].data == cold
+
+
+def _passes(path: Path) -> bool:
+    try:
+        config_loader.read_document(path)
+    except ConfigError:
+        return False
+    return True
+
+
+def test_the_flows_schema_reads_the_same_with_libyaml_and_without() -> None:
+    text = (Path(config_yaml.__file__).parent / "schema.yaml").read_text(encoding="utf-8")
+    assert config_yaml.schema() == yaml.load(text, Loader=yaml.SafeLoader)

@@ -2,7 +2,7 @@
 
 What is stored is decided by the callers (parsed YAML documents in ``sfbulk.yamlfile``, template
 variables in ``sfbulk.connector.bundle.templates``, "this document passed its JSON Schema" in
-``sfbulk.connector.bundle.loader``); this module keeps JSON values keyed by a file's text, in one
+``sfbulk.connector.bundle.loader`` and, for YAML flows files, ``sfbulk.config.loader``); this module keeps JSON values keyed by a file's text, in one
 file of the user's cache directory.
 """
 
@@ -33,6 +33,9 @@ CACHED_BY = (
     "connector/bundle/templates.py",
     "connector/bundle/schema.py",
     "connector/bundle/loader.py",
+    "config/yaml_config.py",
+    "config/schema.yaml",
+    "config/loader.py",
 )
 #: the libraries whose code computes what is cached, besides Jinja (whose version is read)
 LIBRARIES = ("yaml", "jsonschema")
