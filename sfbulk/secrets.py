@@ -5,7 +5,7 @@ Two mechanisms, because secrets reach us two ways:
 * ``Secret`` wraps a value we hold (in a connection, in the auth layer). Its ``str``/``repr`` are
   masked; code that must send it calls ``reveal()`` at the last moment.
 * ``Redactor`` masks secrets inside text we did not build (a logged payload, a backend body): it
-  knows every secret value registered so far and the names under which secrets travel
+  knows the values of the secrets alive (and of the ones released last) and the names under which secrets travel
   (``<accessToken>``, ``"refresh_token"``, ``X-SFDC-Session:``, ``client_secret=``...).
   ``install_log_redaction()`` puts it on the sfbulk logger's records, so even DEBUG output is clean.
 """
@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterable
 
 MASK = "***"
@@ -52,12 +54,12 @@ def is_secret_name(name: str) -> bool:
 class Secret:
     """A secret value whose printed forms are masked. Compare and hash by value."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_value", "__weakref__")
 
     def __init__(self, value: str) -> None:
         self._value = value
-        if value:
-            default_redactor.add(value)
+        if default_redactor.hold(value):
+            weakref.finalize(self, default_redactor.release, value)
 
     def reveal(self) -> str:
         return self._value
@@ -103,42 +105,80 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 
 
 class Redactor:
-    """Masks known secret values and values stored under secret names in arbitrary text."""
+    """Masks known secret values and values stored under secret names in arbitrary text.
+
+    Known values are bounded: a ``Secret`` holds its value here while it is alive (``hold``), and
+    when it is gone the value stays masked among the ``recent_limit`` most recently released ones
+    (a message built while the secret lived may be logged just after). It used to keep every value
+    ever seen in one regular expression, compiled again after each new one: a server shown 3,000
+    requests with distinct client secrets spent minutes of CPU compiling, and kept them all.
+    Matching is plain substring search, longest value first, so nothing is compiled.
+    """
 
     #: Values shorter than this are not masked by value (too likely to collide with normal text).
     min_length = 6
+    #: Released values still masked (most recent first out of the window).
+    recent_limit = 256
 
     def __init__(self) -> None:
-        self._values: set[str] = set()
         self._lock = threading.Lock()
-        self._compiled: re.Pattern[str] | None = None
+        self._held: dict[str, int] = {}  # value -> live holders (``add`` holds for ever)
+        self._recent: OrderedDict[str, None] = OrderedDict()  # released values, oldest first
+        self._ordered: tuple[str, ...] | None = ()  # every masked value, longest first; None: stale
 
     def add(self, value: str | None) -> None:
-        if not value or len(value) < self.min_length:
-            return
-        with self._lock:
-            if value not in self._values:
-                self._values.add(value)
-                self._compiled = None
+        """Mask ``value`` for the life of this redactor."""
+        self.hold(value)
 
     def add_all(self, values: Iterable[str | None]) -> None:
         for value in values:
             self.add(value)
 
-    def _value_pattern(self) -> re.Pattern[str] | None:
+    def hold(self, value: str | None) -> bool:
+        """Mask ``value`` until as many ``release`` calls; False when it is too short to mask."""
+        if not value or len(value) < self.min_length:
+            return False
         with self._lock:
-            if self._compiled is None and self._values:
-                alternatives = sorted(self._values, key=len, reverse=True)
-                self._compiled = re.compile("|".join(re.escape(v) for v in alternatives))
-            return self._compiled
+            count = self._held.get(value, 0)
+            self._held[value] = count + 1
+            if count == 0:
+                self._recent.pop(value, None)
+                self._ordered = None
+        return True
+
+    def release(self, value: str) -> None:
+        """One holder of ``value`` is gone; the last one moves it to the recent window."""
+        with self._lock:
+            count = self._held.get(value, 0)
+            if count > 1:
+                self._held[value] = count - 1
+                return
+            if count == 0:
+                return
+            del self._held[value]
+            self._recent[value] = None
+            while len(self._recent) > self.recent_limit:
+                self._recent.popitem(last=False)
+                self._ordered = None
+
+    def __len__(self) -> int:
+        """How many values are masked now (held plus recently released)."""
+        with self._lock:
+            return len(self._held) + len(self._recent)
+
+    def _values(self) -> tuple[str, ...]:
+        with self._lock:
+            if self._ordered is None:
+                self._ordered = tuple(sorted((*self._held, *self._recent), key=len, reverse=True))
+            return self._ordered
 
     def redact(self, text: str) -> str:
         """``text`` with every known secret replaced by ``***``."""
         if not text:
             return text
-        pattern = self._value_pattern()
-        if pattern is not None:
-            text = pattern.sub(MASK, text)
+        for value in self._values():
+            if value in text:
+                text = text.replace(value, MASK)
         for named in _PATTERNS:
             text = named.sub(lambda m: m.group(1) + MASK + m.group(3), text)
         return text

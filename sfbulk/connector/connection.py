@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,14 @@ class OperationResponse:
 class Connector:
     """A loaded bundle: its operations and a cache of connections."""
 
+    #: Cached connections kept (least recently used dropped first): a server's callers choose the
+    #: init parameters, so without a bound every made-up refresh token or client secret kept a
+    #: connection, its token manager and its secrets for the life of the process.
+    cache_limit = 256
+
     def __init__(self, definition: ConnectorDef) -> None:
         self.definition = definition
-        self._cache: dict[tuple[Any, ...], Connection] = {}
+        self._cache: OrderedDict[tuple[Any, ...], Connection] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -213,6 +219,11 @@ class Connector:
             if conn is None or conn.closed:
                 conn = Connection(self, params, registry, transport, host_policy=policy, files=files)
                 self._cache[key] = conn
+                # Dropped, not closed: a request may still be using it (it is freed after that one).
+                while len(self._cache) > self.cache_limit:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(key)
             return conn
 
     def _init_aliases(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -240,7 +251,7 @@ class Connector:
     def close_cached(self) -> None:
         """Close every cached connection (and the sessions they own)."""
         with self._cache_lock:
-            connections, self._cache = list(self._cache.values()), {}
+            connections, self._cache = list(self._cache.values()), OrderedDict()
         for conn in connections:
             conn.close()
 

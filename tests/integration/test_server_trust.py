@@ -8,6 +8,7 @@ HTTP server on loopback that plays a token endpoint and a Bulk API, and records 
 
 from __future__ import annotations
 
+import gc
 import http.server
 import json
 import re
@@ -21,8 +22,10 @@ import requests
 from lxml import etree
 
 from sfbulk.cli.settings import Settings, build_host_policy
+from sfbulk.connector.connection import Connector
 from sfbulk.engine.engine import Engine
 from sfbulk.registry import LOCK_STRIPES
+from sfbulk.secrets import Redactor, default_redactor
 from sfbulk.transport import HOST_NOT_ALLOWED_CODE, RequestsTransport
 
 REPO = Path(__file__).resolve().parents[2]
@@ -240,6 +243,38 @@ def test_200_bogus_requests_leave_the_registry_untouched(sfbulk_server, tmp_path
     assert (
         len(list(locks.iterdir())) <= LOCK_STRIPES
     )  # lock files are striped: bogus keys cannot fill the folder
+
+
+def test_requests_with_distinct_secrets_leave_connections_and_masked_values_bounded(
+    sfbulk_server, tmp_path, emulator, monkeypatch
+):
+    """Callers choose the init parameters: each made-up refresh token and client secret used to
+    keep a cached connection and two masked values for ever, the values in one regular expression
+    compiled again at every new one (minutes of CPU for a few thousand requests)."""
+    monkeypatch.setattr(Connector, "cache_limit", 16)
+    monkeypatch.setattr(Redactor, "recent_limit", 32)
+    server = serve(sfbulk_server, tmp_path, emulator, SEED, FAULT_SEQ)
+    connector = server.engine.connector("salesforcebulk")
+    gc.collect()
+    before = len(default_redactor)
+
+    def attack(i: int) -> int:
+        fields = victim_fields(
+            emulator, refreshToken=f"made-up-refresh-{i:05d}", clientSecret=f"made-up-secret-{i:05d}"
+        )
+        return post(server, "salesforcebulk_createJob", body("createJob", fields)).status_code
+
+    counts = []
+    for wave in range(2):
+        with ThreadPoolExecutor(8) as pool:
+            statuses = list(pool.map(attack, range(wave * 100, (wave + 1) * 100)))
+        assert set(statuses) == {500}  # every made-up identity is refused by the token endpoint
+        assert len(connector._cache) <= Connector.cache_limit
+        gc.collect()
+        counts.append(len(default_redactor) - before)
+    # the cached connections' secrets and the window of released ones, whatever the traffic
+    assert counts[0] <= 2 * Connector.cache_limit + Redactor.recent_limit
+    assert counts[1] <= counts[0]
 
 
 def test_two_real_identities_keep_two_entries_and_never_cross(sfbulk_server, tmp_path, emulator_factory):

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 import pytest
 
 from sfbulk.errors import ApiError, ConfigError, ConfigErrors
-from sfbulk.secrets import MASK, Redactor, Secret, install_log_redaction, is_secret_name, reveal
+from sfbulk.secrets import (
+    MASK,
+    Redactor,
+    Secret,
+    default_redactor,
+    install_log_redaction,
+    is_secret_name,
+    redact,
+    reveal,
+)
 
 
 def test_secret_masks_every_printed_form() -> None:
@@ -45,6 +55,56 @@ def test_redactor_masks_registered_values_anywhere_and_keeps_other_text() -> Non
     redactor.add("abc")  # too short to mask by value: would mangle ordinary text
     cleaned = redactor.redact("calling /job with tok-0123456789 at abc")
     assert cleaned == "calling /job with *** at abc"
+
+
+def test_a_live_secret_is_masked_however_many_others_come_and_go() -> None:
+    redactor = Redactor()
+    redactor.recent_limit = 8
+    assert redactor.hold("long-lived-client-secret")
+    for i in range(100):
+        value = f"per-request-token-{i:04d}"
+        redactor.hold(value)
+        assert redactor.redact(f"sent {value}") == "sent ***"
+        redactor.release(value)
+    assert len(redactor) == 1 + 8  # the live one and the window of released ones: bounded
+    assert redactor.redact("with long-lived-client-secret") == "with ***"
+    assert redactor.redact("per-request-token-0099") == "***"  # released last: still masked
+    assert redactor.redact("per-request-token-0000") == "per-request-token-0000"  # long gone
+
+
+def test_a_value_held_twice_stays_masked_until_both_holders_are_gone() -> None:
+    redactor = Redactor()
+    redactor.recent_limit = 0
+    redactor.hold("shared-token-value")
+    redactor.hold("shared-token-value")
+    redactor.release("shared-token-value")
+    assert redactor.redact("shared-token-value") == "***"
+    redactor.release("shared-token-value")
+    assert redactor.redact("shared-token-value") == "shared-token-value"
+    redactor.release("shared-token-value")  # one release too many is harmless
+    assert len(redactor) == 0
+
+
+def test_the_longest_secret_is_masked_first() -> None:
+    redactor = Redactor()
+    redactor.add("token-abc")
+    redactor.add("token-abc-and-more")
+    assert redactor.redact("x token-abc-and-more y token-abc") == "x *** y ***"
+
+
+def test_secrets_register_for_their_lifetime_and_stay_bounded() -> None:
+    """Every Secret holds its value in the process-wide redactor only while it is alive."""
+    kept = Secret("a-secret-kept-alive-0001")
+    before = len(default_redactor)
+    for i in range(3 * Redactor.recent_limit):
+        transient = Secret(f"transient-secret-{i:05d}")
+        assert redact(f"<x>{transient.reveal()}</x>") == f"<x>{MASK}</x>"
+        del transient
+    gc.collect()
+    assert len(default_redactor) <= before + Redactor.recent_limit
+    assert redact(kept.reveal()) == MASK  # alive all along: still masked
+    assert redact(f"transient-secret-{3 * Redactor.recent_limit - 1:05d}") == MASK  # just released
+    assert redact("transient-secret-00000") == "transient-secret-00000"  # released long ago
 
 
 def test_secret_names_are_case_insensitive() -> None:
