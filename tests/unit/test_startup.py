@@ -10,9 +10,11 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -292,8 +294,12 @@ def test_lazy_templates_compile_once_under_concurrency() -> None:
 
 @pytest.fixture()
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A start-up cache of its own, and no in-process memo of loaded bundles (these tests are
+    about what the disk cache gives)."""
     directory = tmp_path / "cache"
     monkeypatch.setenv("SFBULK_CACHE_DIR", str(directory))
+    monkeypatch.setattr(bundle_loader, "_LOADED", OrderedDict())
+    monkeypatch.setattr(bundle_loader, "_LOADED_LIMIT", 0)
     return directory
 
 
@@ -518,3 +524,67 @@ def _passes(path: Path) -> bool:
 def test_the_flows_schema_reads_the_same_with_libyaml_and_without() -> None:
     text = (Path(config_yaml.__file__).parent / "schema.yaml").read_text(encoding="utf-8")
     assert config_yaml.schema() == yaml.load(text, Loader=yaml.SafeLoader)
+
+
+# --- the in-process memo of loaded bundles ------------------------------------------------------
+
+
+def test_a_bundle_loaded_again_from_the_same_files_is_the_same_definition(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    first = Connector.load(bundle)
+    assert Connector.load(bundle).definition is first.definition
+    assert Connector.load(bundle) is not first  # connections are never shared between connectors
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda b: (b / "operations" / "getNote.yaml").write_text(
+            (b / "operations" / "getNote.yaml").read_text().replace("method: GET", "method: PUT")
+        ),  # the same size: only the bytes tell
+        lambda b: (b / "templates" / "createNote.xml.j2").write_text(
+            (b / "templates" / "createNote.xml.j2").read_text() + "{# changed #}"
+        ),
+        lambda b: (b / "templates" / "new.xml").write_text("<new/>"),
+    ],
+    ids=["operation", "template", "new-template"],
+)
+def test_any_change_of_a_bundle_file_loads_it_again(tmp_path: Path, edit: Any) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    first = Connector.load(bundle).definition
+    edit(bundle)
+    again = Connector.load(bundle).definition
+    assert again is not first
+    assert Connector.load(bundle).definition is again
+
+
+def test_a_broken_bundle_is_reported_at_every_load(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    Connector.load(bundle)
+    operation = bundle / "operations" / "getNote.yaml"
+    operation.write_text(operation.read_text().replace("method: GET", "method: FETCH"))
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="'FETCH' is not one of"):
+            Connector.load(bundle)
+
+
+def test_the_cache_file_is_decoded_once_per_process_until_it_is_replaced(cache_dir: Path) -> None:
+    first = bundle_cache.open_cache()
+    assert first is not None
+    first.put("kind", "text", True)
+    first.save()
+    path = cache_dir / "bundle-cache.json"
+    st = path.stat()
+    # the same file (inode, size, time) holds what this process wrote: not decoded again
+    path.write_bytes(b"x" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = bundle_cache.open_cache()
+    assert again is not None and again.get("kind", "text") is True
+    # another process replaces the file (os.replace: a new inode): its entries are read
+    other = cache_dir / "other.json"
+    other.write_text(json.dumps({"format": bundle_cache.CACHE_FORMAT, "entries": {}}))
+    os.replace(other, path)
+    assert bundle_cache.open_cache().get("kind", "text") is None  # type: ignore[union-attr]

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +102,12 @@ class ParseCache:
                 *(_file_signature(_module_origin(name)) for name in LIBRARIES),
             ]
         )
+        stamp = _stamp(path)
+        with _READ_LOCK:
+            read = _READ.get(str(path))
+        if stamp is not None and read is not None and read[0] == stamp:
+            self.entries = dict(read[1])  # this process read (or wrote) this very file before
+            return
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if (
@@ -111,6 +118,8 @@ class ParseCache:
                 self.entries = data["entries"]
         except (OSError, ValueError):
             pass
+        if stamp is not None:
+            _remember(path, stamp, self.entries)
 
     def _key(self, kind: str, text: str) -> str:
         return hashlib.sha256(f"{self.salt}|{kind}|{text}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -146,12 +155,36 @@ class ParseCache:
                 json.dump({"format": CACHE_FORMAT, "entries": keep}, fh, separators=(",", ":"))
             os.replace(tmp, self.path)
             tmp = None
+            stamp = _stamp(self.path)
+            if stamp is not None:
+                _remember(self.path, stamp, keep)
         except OSError:
             pass
         finally:
             if tmp is not None:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+
+
+#: the entries of cache files this process read or wrote, by path: (stamp, entries). An Engine
+#: loads its flows through the cache, and a test process or a server reloading makes many: each
+#: decoded the whole file again (up to CACHE_ENTRIES parsed documents). A file replaced since,
+#: by this process or another, has another stamp (os.replace gives it a new inode) and is read.
+_READ: dict[str, tuple[tuple[int, int, int], dict[str, Any]]] = {}
+_READ_LOCK = threading.Lock()
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _remember(path: Path, stamp: tuple[int, int, int], entries: dict[str, Any]) -> None:
+    with _READ_LOCK:
+        _READ[str(path)] = (stamp, dict(entries))
 
 
 def open_cache() -> ParseCache | None:
