@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 import tempfile
 
 import pytest
@@ -19,6 +20,11 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest hook
     (inherited by the CLI and server subprocesses the tests start)."""
     global _CACHE_DIR
     _one_garbage_collection_at_the_end(config)
+    # A shell starts a background job (`make test &`, nohup) with SIGINT ignored, and an ignored
+    # signal stays ignored across exec: the Ctrl-C tests' CLI processes then never saw their
+    # SIGINT. A handler is reset at exec, so workers and the processes they start get the default.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     if "SFBULK_CACHE_DIR" not in os.environ:
         _CACHE_DIR = tempfile.mkdtemp(prefix="sfbulk-test-cache-")
         os.environ["SFBULK_CACHE_DIR"] = _CACHE_DIR
