@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 import weakref
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable
 
 MASK = "***"
@@ -125,6 +125,10 @@ class Redactor:
         self._held: dict[str, int] = {}  # value -> live holders (``add`` holds for ever)
         self._recent: OrderedDict[str, None] = OrderedDict()  # released values, oldest first
         self._ordered: tuple[str, ...] | None = ()  # every masked value, longest first; None: stale
+        # Releases come from finalizers, which the garbage collector may run in any thread at any
+        # allocation, also inside this class's locked code: they are queued (deque.append is
+        # atomic) and applied under the lock, never waiting for it.
+        self._released: deque[str] = deque()
 
     def add(self, value: str | None) -> None:
         """Mask ``value`` for the life of this redactor."""
@@ -139,6 +143,7 @@ class Redactor:
         if not value or len(value) < self.min_length:
             return False
         with self._lock:
+            self._apply_releases()
             count = self._held.get(value, 0)
             self._held[value] = count + 1
             if count == 0:
@@ -148,13 +153,23 @@ class Redactor:
 
     def release(self, value: str) -> None:
         """One holder of ``value`` is gone; the last one moves it to the recent window."""
-        with self._lock:
+        self._released.append(value)
+        if self._lock.acquire(blocking=False):  # held (maybe by this very thread): applied later
+            try:
+                self._apply_releases()
+            finally:
+                self._lock.release()
+
+    def _apply_releases(self) -> None:
+        """The queued releases (the lock is held)."""
+        while self._released:
+            value = self._released.popleft()
             count = self._held.get(value, 0)
             if count > 1:
                 self._held[value] = count - 1
-                return
+                continue
             if count == 0:
-                return
+                continue
             del self._held[value]
             self._recent[value] = None
             while len(self._recent) > self.recent_limit:
@@ -164,10 +179,12 @@ class Redactor:
     def __len__(self) -> int:
         """How many values are masked now (held plus recently released)."""
         with self._lock:
+            self._apply_releases()
             return len(self._held) + len(self._recent)
 
     def _values(self) -> tuple[str, ...]:
         with self._lock:
+            self._apply_releases()
             if self._ordered is None:
                 self._ordered = tuple(sorted((*self._held, *self._recent), key=len, reverse=True))
             return self._ordered
