@@ -246,7 +246,8 @@ def copy_repo(dst: Path) -> None:
         here = Path(directory)
         skipped = {n for n in names if n == "__pycache__" or n.endswith(".egg-info")}
         if here == ROOT:
-            skipped |= {n for n in names if n.startswith(".")}
+            # dot folders, and the build output the packaging test leaves (git ignores it)
+            skipped |= {n for n in names if n.startswith(".") or n in ("build", "dist")}
         if here == ROOT / "registry":
             skipped |= {n for n in names if n != ".gitkeep"}
         if here == ROOT / "bench":
