@@ -303,7 +303,8 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
     more with a big start-up cache). The files are read and hashed to know; nothing else is trusted.
     """
     root = Path(root)
-    key = (str(root.absolute()), display_root)
+    # the folder, and the path as written (a definition keeps it: templates are found through it)
+    key = (str(root.absolute()), str(root), display_root)
     with _LOADED_LOCK:
         found = _LOADED.get(key)
     if found is not None and _signature(root, found[0]) == found[1]:
@@ -326,8 +327,9 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
     return definition
 
 
-#: bundles loaded by this process: (root, display root) -> (operation files, signature, definition)
-_LOADED: OrderedDict[tuple[str, str | None], tuple[tuple[str, ...], tuple[Any, ...], ConnectorDef]] = (
+#: bundles loaded by this process: (folder, root as given, display root) ->
+#: (operation files, signature, definition)
+_LOADED: OrderedDict[tuple[str, str, str | None], tuple[tuple[str, ...], tuple[Any, ...], ConnectorDef]] = (
     OrderedDict()
 )
 _LOADED_LIMIT = 32
