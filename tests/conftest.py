@@ -33,7 +33,7 @@ def pytest_configure(config) -> None:  # noqa: ANN001 - pytest hook
 def _one_garbage_collection_at_the_end(config: pytest.Config) -> None:
     """pytest collects garbage 2 x 5 times as each process ends, to report exceptions raised in
     finalizers; over a worker's heap that took about 1.5 s of CPU per worker, all at the same time
-    at the end (py-spy: 4% of the suite). One pass each still finds them. The knob is pytest's
+    at the end (4% of py-spy's samples of the suite). One pass each still finds them. The knob is pytest's
     private stash key: if a pytest release moves it, the default applies."""
     try:
         from _pytest.unraisableexception import gc_collect_iterations_key
