@@ -560,6 +560,20 @@ def test_any_change_of_a_bundle_file_loads_it_again(tmp_path: Path, edit: Any) -
     assert Connector.load(bundle).definition is again
 
 
+def test_an_operation_file_kept_outside_operations_is_signed_too(tmp_path: Path) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(FIXTURE, bundle)
+    (bundle / "extra").mkdir()
+    (bundle / "operations" / "getNote.yaml").rename(bundle / "extra" / "getNote.yaml")
+    manifest = bundle / "connector.yaml"
+    manifest.write_text(manifest.read_text().replace("operations/getNote.yaml", "extra/getNote.yaml"))
+    first = Connector.load(bundle).definition
+    assert Connector.load(bundle).definition is first
+    moved = bundle / "extra" / "getNote.yaml"
+    moved.write_text(moved.read_text().replace("method: GET", "method: PUT"))
+    assert Connector.load(bundle).definition is not first
+
+
 def test_a_broken_bundle_is_reported_at_every_load(tmp_path: Path) -> None:
     bundle = tmp_path / "bundle"
     shutil.copytree(FIXTURE, bundle)

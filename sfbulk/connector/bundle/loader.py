@@ -309,6 +309,11 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
         found = _LOADED.get(key)
     if found is not None and _signature(root, found[0]) == found[1]:
         return found[2]
+    # Signed before loading, so that a file edited while it loads is never taken as loaded: the
+    # operation files are the ones under operations/ (where bundles keep them); one named
+    # elsewhere in connector.yaml is signed after the load.
+    walked = _files_under(root, "operations")
+    before = _signature(root, walked)
     cache = open_cache()
     read: list[str] = []
     try:
@@ -316,8 +321,12 @@ def load_bundle(root: Path, display_root: str | None = None) -> ConnectorDef:
     finally:
         if cache is not None:
             cache.save()
-    operation_files = tuple(read)
-    made_of = _signature(root, operation_files)
+    made_of: tuple[Any, ...] | None
+    if before is not None and {os.path.normpath(rel) for rel in read} <= set(walked):
+        operation_files, made_of = walked, before
+    else:
+        operation_files = tuple(read)
+        made_of = _signature(root, operation_files)
     if made_of is not None:
         with _LOADED_LOCK:
             _LOADED[key] = (operation_files, made_of, definition)
@@ -336,15 +345,20 @@ _LOADED_LIMIT = 32
 _LOADED_LOCK = threading.Lock()
 
 
+def _files_under(root: Path, folder: str) -> tuple[str, ...]:
+    """Every file below ``root/folder``, as normalised paths relative to ``root``, in a fixed order."""
+    found: list[str] = []
+    for directory, subdirectories, files in os.walk(root / folder):
+        subdirectories.sort()
+        found.extend(os.path.relpath(os.path.join(directory, name), root) for name in sorted(files))
+    return tuple(found)
+
+
 def _signature(root: Path, operation_files: tuple[str, ...]) -> tuple[Any, ...] | None:
     """What a bundle is made of: connector.yaml, its operation files and every file under
     templates/, by path and SHA-256 of the bytes (None when one cannot be read)."""
     parts: list[tuple[str, bytes]] = []
-    named = ["connector.yaml", *operation_files]
-    templates = root / "templates"
-    for directory, subdirectories, files in os.walk(templates):
-        subdirectories.sort()
-        named.extend(os.path.relpath(os.path.join(directory, name), root) for name in sorted(files))
+    named = ["connector.yaml", *operation_files, *_files_under(root, "templates")]
     for rel in named:
         try:
             data = (root / rel).read_bytes()
