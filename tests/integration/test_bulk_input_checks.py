@@ -8,20 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from fixtures.emulator import cli_env
 
 from sfbulk.cli import cli
-
-
-def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
-    creds = emu.credentials
-    return {
-        "SFBULK_API_URL": emu.base_url,
-        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-        "SFBULK_CLIENT_ID": creds["client_id"],
-        "SFBULK_CLIENT_SECRET": creds["client_secret"],
-        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-        "SFBULK_REGISTRY": str(tmp_path / "registry"),
-    }
 
 
 def read_csv(path: Path) -> list[list[str]]:
@@ -43,7 +32,7 @@ def contacts(emu: Any) -> list[tuple[str, ...]]:
 
 
 def load(emu: Any, tmp_path: Path, *args: str) -> Any:
-    return CliRunner().invoke(cli, ["load", *args, "--no-progress"], env=env_for(emu, tmp_path))
+    return CliRunner().invoke(cli, ["load", *args, "--no-progress"], env=cli_env(emu, tmp_path))
 
 
 def test_cr_only_file_loads_every_row(emulator_factory: Any, tmp_path: Path) -> None:
@@ -161,7 +150,7 @@ def test_extract_with_no_records_writes_the_header(emulator_factory: Any, tmp_pa
                 "--no-progress",
                 *extra,
             ],
-            env=env_for(emu, tmp_path),
+            env=cli_env(emu, tmp_path),
         )
         assert result.exit_code == 0, result.output
         assert "0 records" in result.output
@@ -178,7 +167,7 @@ def test_verbose_says_when_a_cached_token_made_the_given_one_irrelevant(
     emu = emulator_factory()
     src = tmp_path / "v.csv"
     src.write_text("LastName\nLee\n")
-    env = {**os.environ, **env_for(emu, tmp_path)}
+    env = {**os.environ, **cli_env(emu, tmp_path)}
     assert load(emu, tmp_path, str(src), "--object", "Contact").exit_code == 0  # caches a token
     proc = subprocess.run(
         [

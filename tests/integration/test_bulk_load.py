@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixtures.emulator import emulator_connection
+from fixtures.emulator import cli_env, emulator_connection
 
 from sfbulk.bulk.extract import ExtractOptions, extract
 from sfbulk.bulk.load import LoadOptions, Progress, load_csv
@@ -20,18 +20,6 @@ from sfbulk.errors import PollTimeout
 
 def connect(emu: Any, tmp_path: Path) -> Any:
     return emulator_connection(emu, tmp_path / "registry")
-
-
-def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
-    creds = emu.credentials
-    return {
-        "SFBULK_API_URL": emu.base_url,
-        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-        "SFBULK_CLIENT_ID": creds["client_id"],
-        "SFBULK_CLIENT_SECRET": creds["client_secret"],
-        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-        "SFBULK_REGISTRY": str(tmp_path / "registry"),
-    }
 
 
 def write_contacts(path: Path, n: int, *, tag: str, missing_every: int = 0) -> None:
@@ -53,7 +41,7 @@ def test_cli_load_retry_and_extract(emulator_factory: Any, tmp_path: Path) -> No
     src = tmp_path / "contacts.csv"
     write_contacts(src, 2_500, tag="cli", missing_every=500)
     runner = CliRunner()
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     result = runner.invoke(
         cli,
         [
@@ -127,7 +115,7 @@ def test_cli_reports_bad_input_and_missing_settings(emulator: Any, tmp_path: Pat
     runner = CliRunner()
     bad = tmp_path / "bad.csv"
     bad.write_bytes(b"LastName\ncaf\xe9\n")
-    result = runner.invoke(cli, ["load", str(bad), "--object", "Contact"], env=env_for(emulator, tmp_path))
+    result = runner.invoke(cli, ["load", str(bad), "--object", "Contact"], env=cli_env(emulator, tmp_path))
     assert result.exit_code == 2 and "not valid UTF-8" in result.output and "Traceback" not in result.output
     result = runner.invoke(cli, ["load", str(bad), "--object", "Contact"], env={"SFBULK_API_URL": ""})
     assert result.exit_code == 2 and "no Salesforce URL" in result.output

@@ -18,25 +18,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixtures.emulator import emulator_connection
+from fixtures.emulator import cli_env, emulator_connection
 
 from sfbulk.bulk.client import BatchInfo
 from sfbulk.bulk.load import LoadOptions, load_csv
 from sfbulk.bulk.progress import LoadDisplay
 from sfbulk.cli import cli
 from sfbulk.errors import PollTimeout
-
-
-def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
-    creds = emu.credentials
-    return {
-        "SFBULK_API_URL": emu.base_url,
-        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-        "SFBULK_CLIENT_ID": creds["client_id"],
-        "SFBULK_CLIENT_SECRET": creds["client_secret"],
-        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-        "SFBULK_REGISTRY": str(tmp_path / "registry"),
-    }
 
 
 def write_rows(path: Path, n: int, tag: str) -> None:
@@ -102,7 +90,7 @@ def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tm
     write_rows(src, 2_000, "tty")
     status, screen = run_on_a_terminal(
         ["load", str(src), "--object", "Contact", "--batch-size", "1000", "--concurrency", "1"],
-        env_for(emu, tmp_path),
+        cli_env(emu, tmp_path),
     )
     assert status == 0, screen
     bars = [f for f in frames(screen) if "rows processed" in f]
@@ -125,7 +113,7 @@ def test_load_bar_on_a_terminal_keeps_its_clock_moving(emulator_factory: Any, tm
 def test_narrow_and_sizeless_terminals_still_show_every_count(emulator_factory: Any, tmp_path: Path) -> None:
     """At 80 columns the counts stay on the line (the bar gives way); with no size, plain lines."""
     emu = emulator_factory(processing_delay_ms=300)
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     src = tmp_path / "narrow.csv"
     write_rows(src, 2_000, "narrow")
     status, screen = run_on_a_terminal(
@@ -178,7 +166,7 @@ def test_without_a_terminal_a_plain_line_every_interval(emulator_factory: Any, t
             "--progress-interval",
             "0.3",
         ],
-        env=env_for(emu, tmp_path),
+        env=cli_env(emu, tmp_path),
     )
     assert result.exit_code == 0, result.output
     lines = [line for line in result.output.splitlines() if line.startswith("progress: ")]
@@ -202,7 +190,7 @@ def test_extract_shows_records_and_result_files(emulator_factory: Any, tmp_path:
     emu = emulator_factory(rows_per_result_file=150)
     src = tmp_path / "x.csv"
     write_rows(src, 400, "ext")
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     assert (
         CliRunner().invoke(cli, ["load", str(src), "--object", "Contact", "--no-progress"], env=env).exit_code
         == 0

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.emulator import cli_env
 
 ROWS, BATCH = 1_200, 100  # 12 batches
 BATCHES = ROWS // BATCH
@@ -30,19 +31,8 @@ SFBULK = str(Path(sys.executable).with_name("sfbulk"))
 
 
 def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
-    creds = emu.credentials
-    env = dict(os.environ)
-    env.update(
-        {
-            "SFBULK_API_URL": emu.base_url,
-            "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-            "SFBULK_CLIENT_ID": creds["client_id"],
-            "SFBULK_CLIENT_SECRET": creds["client_secret"],
-            "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-            "SFBULK_REGISTRY": str(tmp_path / "registry"),
-        }
-    )
-    return env
+    """This process's environment plus the emulator's (the CLI runs as a subprocess)."""
+    return {**os.environ, **cli_env(emu, tmp_path)}
 
 
 def write_input(path: Path, tag: str) -> list[str]:

@@ -9,20 +9,9 @@ from typing import Any
 
 import requests
 from click.testing import CliRunner
+from fixtures.emulator import cli_env
 
 from sfbulk.cli import cli
-
-
-def env_for(emu: Any, tmp_path: Path) -> dict[str, str]:
-    creds = emu.credentials
-    return {
-        "SFBULK_API_URL": emu.base_url,
-        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-        "SFBULK_CLIENT_ID": creds["client_id"],
-        "SFBULK_CLIENT_SECRET": creds["client_secret"],
-        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-        "SFBULK_REGISTRY": str(tmp_path / "registry"),
-    }
 
 
 def write_contacts(path: Path, n: int, missing_last_name: set[int] = frozenset()) -> None:  # type: ignore[assignment]
@@ -45,7 +34,7 @@ def test_load_and_extract_print_api_usage_and_write_the_json_summary(emulator_fa
     write_contacts(src, 250, missing_last_name={7, 42})
     summary_path = tmp_path / "load.json"
     runner = CliRunner()
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     result = runner.invoke(
         cli,
         [
@@ -132,7 +121,7 @@ def test_a_failed_run_writes_a_failure_summary(emulator_factory: Any, tmp_path: 
     src = tmp_path / "contacts.csv"
     write_contacts(src, 5)
     summary_path = tmp_path / "s.json"
-    env = {**env_for(emu, tmp_path), "SFBULK_CLIENT_SECRET": "not-the-secret"}
+    env = {**cli_env(emu, tmp_path), "SFBULK_CLIENT_SECRET": "not-the-secret"}
     result = CliRunner().invoke(
         cli,
         ["load", str(src), "--object", "Contact", "--no-progress", "--json-summary", str(summary_path)],
@@ -152,7 +141,7 @@ def test_an_unwritable_summary_path_is_refused_before_any_work(emulator: Any, tm
     result = CliRunner().invoke(
         cli,
         ["load", str(src), "--object", "Contact", "--json-summary", str(missing)],
-        env=env_for(emulator, tmp_path),
+        env=cli_env(emulator, tmp_path),
     )
     assert result.exit_code == 2
     assert f"--json-summary {missing}: the folder {missing.parent} does not exist" in result.output
@@ -164,7 +153,7 @@ def test_a_usage_error_is_in_the_summary_too(emulator: Any, tmp_path: Path) -> N
     result = CliRunner().invoke(
         cli,
         ["load", "--object", "Contact", "--json-summary", str(summary_path)],
-        env=env_for(emulator, tmp_path),
+        env=cli_env(emulator, tmp_path),
     )
     assert result.exit_code == 2
     doc = json.loads(summary_path.read_text())
