@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 import pytest
 import requests
 from fixtures.backends import slow_backend
+from test_server_seed import seed_request
 
 from sfbulk.connector.connection import Connector
 from sfbulk.registry import FileRegistry
@@ -34,7 +35,6 @@ REPO = Path(__file__).resolve().parents[2]
 SEED_PROXY = REPO / "examples" / "synapse" / "salesforcebulk_createJob.xml"
 FAULT_SEQ = REPO / "examples" / "synapse" / "faultHandlerSeq.xml"
 ECHO_PROXY = REPO / "tests" / "data" / "server" / "echo_proxy.xml"
-SEED_CREATE_JOB = REPO / "tests" / "data" / "server" / "createJob.xml"
 REG_PATH = "connectors/SalesforceBulk"
 EXPIRED_TOKEN = "00Dexpired!not-a-live-session"
 STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
@@ -237,21 +237,6 @@ def _lock_holders(lock_dir: Path) -> set[int]:
     return holders
 
 
-def _seed_request(emulator, access_token: str) -> bytes:
-    values = {
-        "apiUrl": emulator.base_url,
-        "accessToken": access_token,
-        "refreshToken": emulator.credentials["refresh_token"],
-        "clientId": emulator.credentials["client_id"],
-        "clientSecret": emulator.credentials["client_secret"],
-    }
-    text = SEED_CREATE_JOB.read_text()
-    for name, value in values.items():
-        text, count = re.subn(rf"<{name}>[^<]*</{name}>", f"<{name}>{value}</{name}>", text)
-        assert count == 1, name
-    return text.encode()
-
-
 # --- the command line ---------------------------------------------------------------------------
 
 
@@ -311,7 +296,7 @@ def test_four_workers_and_the_file_registry_make_one_refresh_grant_for_300_concu
         server = _serve_seed(serve, emulator, registry, relay.url, workers=4)
         # A live token in the request: were the stored (expired) one not found, it would be used
         # as is and no grant made, so the single grant below is the stale stored token's refresh.
-        body = _seed_request(emulator, access_token)
+        body = seed_request(emulator, access_token).encode()
         url = f"{server.url}/services/salesforcebulk_createJob"
         clients = 300
         gate = threading.Barrier(clients)
@@ -362,7 +347,7 @@ def test_a_worker_killed_while_it_holds_the_refresh_lock_leaves_the_others_to_re
     _store_expired_token(emulator, registry, relay.url)
     try:
         server = _serve_seed(serve, emulator, registry, relay.url, workers=4)
-        body = _seed_request(emulator, access_token)
+        body = seed_request(emulator, access_token).encode()
         url = f"{server.url}/services/salesforcebulk_createJob"
         outcomes: list[tuple[float, object]] = []
 
