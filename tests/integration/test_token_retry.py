@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from fixtures.emulator import cli_env
 
 from sfbulk.connector.auth import InitParams, TokenEndpointUnavailable, TokenManager
 from sfbulk.connector.connection import Connector
@@ -216,16 +217,7 @@ def test_load_and_extract_100k_rows_through_token_endpoint_faults(emulator_facto
     with src.open("w", encoding="utf-8", newline="") as fh:
         fh.write("LastName,Email\n")
         fh.writelines(f"L{i},tf{i}@example.com\n" for i in range(ROWS))
-    creds = emu.credentials
-    env = {
-        **os.environ,
-        "SFBULK_API_URL": emu.base_url,
-        "SFBULK_REFRESH_TOKEN": creds["refresh_token"],
-        "SFBULK_CLIENT_ID": creds["client_id"],
-        "SFBULK_CLIENT_SECRET": creds["client_secret"],
-        "SFBULK_TOKEN_ENDPOINT": emu.base_url,
-        "SFBULK_REGISTRY": str(tmp_path / "registry"),
-    }
+    env = {**os.environ, **cli_env(emu, tmp_path)}
     load = subprocess.run(
         [
             sys.executable,
