@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from fixtures.emulator import emulator_connection
+from fixtures.emulator import cli_env, emulator_connection
 
 from sfbulk.bulk.extract import ExtractOptions
 from sfbulk.bulk.load import LoadOptions, Progress
@@ -16,7 +16,7 @@ from sfbulk.bulk.retry import RetryPolicy
 from sfbulk.bulk.v2.extract import extract_v2
 from sfbulk.bulk.v2.load import load_csv_v2
 from sfbulk.cli import cli
-from tests.integration.test_bulk_load import connect, env_for, read_csv, write_contacts
+from tests.integration.test_bulk_load import connect, read_csv, write_contacts
 
 
 def connect2(emu: Any, tmp_path: Path) -> Any:
@@ -50,7 +50,7 @@ def test_cli_load_api2_splits_into_jobs_and_keeps_input_order(emulator_factory: 
             "--progress-interval",
             "0.1",
         ],
-        env=env_for(emu, tmp_path),
+        env=cli_env(emu, tmp_path),
     )
     assert result.exit_code == 1, result.output  # some rows fail by design (no LastName)
     jobs = (
@@ -106,7 +106,7 @@ def test_cli_extract_api2_parallel_pages_and_locator_chain(emulator_factory: Any
     emu = emulator_factory()
     src = tmp_path / "contacts.csv"
     write_contacts(src, 1_500, tag="v2x")
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     runner = CliRunner()
     assert (
         runner.invoke(
@@ -244,7 +244,7 @@ def test_cli_api2_retry_failed_and_flags_of_the_other_api(emulator_factory: Any,
     emu = emulator_factory()
     src = tmp_path / "r.csv"
     write_contacts(src, 300, tag="v2retry", missing_every=100)
-    env = env_for(emu, tmp_path)
+    env = cli_env(emu, tmp_path)
     runner = CliRunner()
     first = runner.invoke(
         cli, ["load", str(src), "--object", "Contact", "--api", "2", "--no-progress"], env=env
