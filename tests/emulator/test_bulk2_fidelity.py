@@ -11,12 +11,15 @@ import csv
 import io
 import os
 import re
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
-from simple_salesforce import Salesforce
 
 from sfbulk.emulator.ids import normalize_id
+
+if TYPE_CHECKING:  # imported by the fixture: every xdist worker collects this module, few run it
+    from simple_salesforce import Salesforce
 
 ID_RE = re.compile(r"^003[0-9A-Za-z]{15}$")
 WAIT = 0.05
@@ -24,6 +27,8 @@ WAIT = 0.05
 
 @pytest.fixture
 def sf(emulator_factory) -> Salesforce:
+    from simple_salesforce import Salesforce
+
     emu = emulator_factory(tls=True)
     assert emu.base_url.startswith("https://")
     session = requests.Session()

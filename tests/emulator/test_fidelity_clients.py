@@ -14,16 +14,19 @@ import time
 
 import pytest
 import requests
-from salesforce_bulk import CsvDictsAdapter, SalesforceBulk
-from simple_salesforce import Salesforce
 
 from sfbulk.emulator.ids import normalize_id
+
+# The clients are imported in the tests that use them: every xdist worker collects this module
+# (0.13 s per client library), and only one runs each test.
 
 ID_RE = re.compile(r"^003[0-9A-Za-z]{15}$")
 
 
 @pytest.mark.slow
 def test_salesforce_bulk_inserts_9000_contacts_in_3_batches_and_queries_them(emulator_factory):
+    from salesforce_bulk import CsvDictsAdapter, SalesforceBulk
+
     emu = emulator_factory()
     bulk = SalesforceBulk(sessionId=emu.issue_token(), host=emu.base_url)
     job = bulk.create_insert_job("Contact", contentType="CSV")
@@ -61,6 +64,8 @@ def test_salesforce_bulk_inserts_9000_contacts_in_3_batches_and_queries_them(emu
 
 
 def test_salesforce_bulk_pk_chunking_and_json_jobs(emulator_factory):
+    from salesforce_bulk import CsvDictsAdapter, SalesforceBulk
+
     emu = emulator_factory()
     bulk = SalesforceBulk(sessionId=emu.issue_token(), host=emu.base_url)
     job = bulk.create_insert_job("Account", contentType="CSV")
@@ -100,6 +105,7 @@ def test_salesforce_bulk_pk_chunking_and_json_jobs(emulator_factory):
 
 def test_simple_salesforce_bulk_round_trips_over_tls(emulator_factory, monkeypatch):
     import simple_salesforce.bulk as ss_bulk
+    from simple_salesforce import Salesforce
 
     monkeypatch.setattr(ss_bulk, "sleep", lambda seconds: time.sleep(0.05))
     emu = emulator_factory(tls=True)

@@ -14,9 +14,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
@@ -25,15 +24,26 @@ from sfbulk.errors import RegistryError
 from sfbulk.registry import PostgresRegistry, RegistryCipher, open_registry
 from sfbulk.registry.crypto import SEALED_PREFIX, generate_key
 
+if TYPE_CHECKING:
+    import psycopg
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 TOKEN_KEY = "connectors/SalesforceBulk/accessToken"
 
 
+def _pg_connect(*args: Any, **kwargs: Any) -> psycopg.Connection[Any]:
+    """psycopg.connect, imported here: every xdist worker collects this module (0.12 s to import
+    psycopg), and one of them runs it."""
+    import psycopg
+
+    return psycopg.connect(*args, **kwargs)
+
+
 def _rows(url: str) -> dict[str, str]:
     registry = open_registry(url, environ={})
     assert isinstance(registry, PostgresRegistry)
-    with psycopg.connect(**registry._params) as conn:
+    with _pg_connect(**registry._params) as conn:
         found = {str(k): str(v) for k, v in conn.execute(f"SELECT key, value FROM {registry.table}")}
     registry.close()
     return found
@@ -294,7 +304,7 @@ def test_connections_dropped_by_the_server_are_replaced(pg_registry_url: str) ->
     registry = open_registry(pg_registry_url, environ={})
     registry.put("a/b", "1")
     assert isinstance(registry, PostgresRegistry)
-    with psycopg.connect(**registry._params, autocommit=True) as admin:
+    with _pg_connect(**registry._params, autocommit=True) as admin:
         killed = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
             "WHERE application_name = 'sfbulk' AND pid <> pg_backend_pid()"
@@ -372,7 +382,7 @@ def test_load_with_an_unusable_registry_is_a_usage_error(tmp_path: Path) -> None
 
 def test_a_role_without_create_is_told_how_to_make_the_table(postgres_server: Any) -> None:
     admin_url = postgres_server.url()
-    with psycopg.connect(admin_url, autocommit=True) as admin:
+    with _pg_connect(admin_url, autocommit=True) as admin:
         admin.execute("DROP ROLE IF EXISTS sfbulk_reader")
         admin.execute("CREATE ROLE sfbulk_reader LOGIN")
     url = admin_url.replace("postgres@", "sfbulk_reader@") + "?table=not_there"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import jsonschema
 import pytest
 
 from sfbulk.config import yaml_config
@@ -20,6 +19,8 @@ from sfbulk.connector.bundle import schema as bundle_schema
     ],
 )
 def test_schema_is_valid_against_its_metaschema(name: str, document: dict[str, Any]) -> None:
+    import jsonschema  # here: sfbulk imports it only for a document its cache has not seen
+
     jsonschema.validators.validator_for(document, default=jsonschema.Draft202012Validator).check_schema(
         document
     )
@@ -27,5 +28,7 @@ def test_schema_is_valid_against_its_metaschema(name: str, document: dict[str, A
 
 def test_a_broken_schema_is_caught() -> None:
     """The check above can fail: a schema with a wrong keyword type is refused."""
+    import jsonschema
+
     with pytest.raises(jsonschema.SchemaError):
         jsonschema.Draft202012Validator.check_schema({"type": "object", "properties": {"x": {"type": 5}}})
