@@ -190,7 +190,10 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     emu = emulator_factory(processing_delay_ms=100)
     emu.faults.configure(latency_ms=100)
     src = tmp_path / "in.csv"
-    rows_file(src, 1_000, "int.")
+    # 30 batches: after the test sees 3 sent, 27 more uploads (100 ms each, two at a time, about
+    # 1.4 s) must still be ahead when the signal lands. With 10, a loaded machine that kept the
+    # test waiting 0.35 s between reading the journal and signalling let the load finish first.
+    rows_file(src, 3_000, "int.")
     env = env_for(emu, tmp_path)
     args = [
         SFBULK,
@@ -217,7 +220,7 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     records = journal(jpath)
     job = next(r["id"] for r in records if r["t"] == "job")
     sent = count(records, "sent")
-    assert 3 <= sent < 10
+    assert 3 <= sent < 30
     assert (
         f"interrupted: job {job} stays open in Salesforce with {sent} batches "
         f"({sent * 100:,} rows) sent so far" in err
@@ -228,10 +231,10 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     emu.faults.configure()
     done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert f"job {job}: 1,000 rows in 10 batches, 1,000 succeeded, 0 failed" in done.stderr
+    assert f"job {job}: 3,000 rows in 30 batches, 3,000 succeeded, 0 failed" in done.stderr
     emu.wait_idle(10)
     emails = stored_emails(emu, "int.")
-    assert len(emails) == len(set(emails)) == 1_000
+    assert len(emails) == len(set(emails)) == 3_000
 
 
 def test_retry_failed_resumes_after_a_timeout(emulator_factory: Any, tmp_path: Path) -> None:
