@@ -441,17 +441,7 @@ class Bulk2Jobs:
         return self.get(job_id, job_type)
 
     def _queue_task(self, conn: Any, job_id: str, kind: str, data: bytes) -> None:
-        now = now_iso()
-        batch_id = self.store.new_id18(conn, "751")
-        seq = conn.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)
-        ).fetchone()[0]
-        conn.execute(
-            "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
-            "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
-            (batch_id, job_id, seq, now, now, kind),
-        )
-        conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, data))
+        self.store.queue_batch(conn, job_id, kind, data, now_iso())
 
     def _submit(self, job_id: str) -> None:
         rows = (

@@ -319,16 +319,7 @@ class BulkService:
             raise BulkApiError("InvalidBatch", "Records not found: the batch is empty")
         now = now_iso()
         with self.store.write() as conn:
-            batch_id = self.store.new_id18(conn, "751")
-            seq = conn.execute(
-                "SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)
-            ).fetchone()[0]
-            conn.execute(
-                "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
-                "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
-                (batch_id, job_id, seq, now, now, media_type),
-            )
-            conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, body))
+            batch_id = self.store.queue_batch(conn, job_id, media_type, body, now)
         # The answer is the batch as received (bulk-api.md §1.5: "only acknowledges that the batch was
         # received"), built before the workers see it: re-reading it afterwards could show a worker's
         # InProgress, Completed or Failed.

@@ -156,6 +156,23 @@ class Store:
     def new_id15(self, conn: sqlite3.Connection, prefix: str) -> str:
         return make_id15(prefix, self.allocate(conn, prefix, 1))
 
+    def queue_batch(
+        self, conn: sqlite3.Connection, job_id: str, request_type: str, data: bytes, now: str
+    ) -> str:
+        """Add a Queued batch (the job's next seq) with its request body, in ``conn``'s transaction:
+        a Bulk 1.0 addBatch, and each task of a Bulk 2.0 job. Returns the batch id."""
+        batch_id = self.new_id18(conn, "751")
+        seq = conn.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM batches WHERE job_id = ?", (job_id,)
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO batches (id, job_id, seq, state, created_date, system_modstamp, request_type) "
+            "VALUES (?, ?, ?, 'Queued', ?, ?, ?)",
+            (batch_id, job_id, seq, now, now, request_type),
+        )
+        conn.execute("INSERT INTO batch_requests (batch_id, data) VALUES (?, ?)", (batch_id, data))
+        return batch_id
+
     def close(self) -> None:
         with self._readers_lock:
             for conn in self._readers:
