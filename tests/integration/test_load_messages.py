@@ -191,8 +191,8 @@ def test_ctrl_c_finishes_in_flight_requests_names_the_job_and_exits_130(
     emu.faults.configure(latency_ms=100)
     src = tmp_path / "in.csv"
     # 30 batches: after the test sees 3 sent, 27 more uploads (100 ms each, two at a time, about
-    # 1.4 s) must still be ahead when the signal lands. With 10, a loaded machine that kept the
-    # test waiting 0.35 s between reading the journal and signalling let the load finish first.
+    # 1.4 s) are still ahead when the signal lands. With 10, a loaded machine that keeps the test
+    # waiting 0.35 s between reading the journal and signalling can let the load finish first.
     rows_file(src, 3_000, "int.")
     env = env_for(emu, tmp_path)
     args = [
