@@ -45,7 +45,8 @@ class Sequence:
         if self.on_error:
             handler = ctx.engine.sequence(self.on_error) if ctx.engine is not None else None
             if handler is None:
-                log.warning("onError sequence %r of sequence %r cannot be found", self.on_error, self.name)
+                owner = f"sequence {self.name!r}" if self.name else "an inline sequence"
+                log.warning("onError sequence %r of %s cannot be found", self.on_error, owner)
             else:
                 ctx.fault_stack.append(handler)
                 pushed = True

@@ -329,6 +329,20 @@ def test_on_error_is_popped_after_success(engine):
     assert runs == ["outer-err"]
 
 
+def test_a_missing_on_error_sequence_is_named_with_its_owner_in_the_warning(engine, caplog):
+    """Synapse logs the miss on every message and goes on; the warning names the sequence that
+    refers to it, or says it is an inline one (never a Python ``None``)."""
+    caplog.set_level(logging.WARNING, logger="sfbulk.mediation")
+    engine.add_sequence(Sequence("named", [PropertyMediator("x", value="1")], on_error="lost-named"))
+    result = run(engine, [SequenceReference("named"), RespondMediator()], on_error="lost-inline")
+    assert result.status == 200
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "onError sequence 'lost-inline' of an inline sequence cannot be found",
+        "onError sequence 'lost-named' of sequence 'named' cannot be found",
+    ]
+
+
 def test_unknown_proxy_and_engine_mediate(engine):
     with pytest.raises(UnknownProxyError) as info:
         engine.handle("nope", method="GET", uri="/services/nope")
