@@ -26,12 +26,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from sfbulk import xmlsafe
 from sfbulk.connector import outputs
 from sfbulk.connector.auth import INIT_PARAMETERS, InitParams, Session, TokenManager, is_auth_failure
 from sfbulk.connector.bundle.definitions import ConnectorDef, OperationDef
 from sfbulk.connector.bundle.loader import load_bundle
 from sfbulk.connector.files import FileRoot
-from sfbulk.errors import ConfigError, ConnectionClosedError, ParameterError
+from sfbulk.errors import ConfigError, ConnectionClosedError, ParameterError, PayloadError
 from sfbulk.registry import FileRegistry, Registry, open_registry
 from sfbulk.transport import HostPolicy, HttpRequest, HttpResponse, RequestsTransport, Transport, check_host
 
@@ -475,10 +476,9 @@ class Connection:
         if stripped.startswith(b"<"):
             from lxml import etree
 
-            parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
             try:
-                root = etree.fromstring(content, parser)
-            except etree.XMLSyntaxError:
+                root = xmlsafe.parse(content, what="the response")
+            except PayloadError:
                 return {}
             for prop, local in op.response.extract:
                 for child in root:
