@@ -19,6 +19,7 @@ everything is under one lock.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import os
@@ -65,7 +66,7 @@ class _Display(Progress):
         self._bar: Any = None
         use_bar = _isatty(self.stream) and _columns(self.stream) != 0 if tty is None else tty
         if use_bar:
-            self._bar = _Bar(
+            self._bar = _bar_class()(
                 self,
                 file=self.stream,
                 dynamic_ncols=True,
@@ -180,29 +181,31 @@ def _isatty(stream: IO[str]) -> bool:
         return False
 
 
-def _tqdm() -> type:
+@functools.cache
+def _bar_class() -> type:
+    """tqdm with our own named fields and an average rate that keeps moving while nothing happens.
+
+    Built on first use: tqdm and the importlib.metadata it reads its version with cost about 40 ms
+    of start-up, and only a terminal shows a bar (logs, pipes and CI get plain lines)."""
     from tqdm import tqdm
 
-    return tqdm  # type: ignore[no-any-return]
+    class _Bar(tqdm):  # type: ignore[misc]
+        def __init__(self, display: _Display, **kwargs: Any) -> None:
+            self._display = display
+            super().__init__(**kwargs)
 
-
-class _Bar(_tqdm()):  # type: ignore[misc]
-    """tqdm with our own named fields and an average rate that keeps moving while nothing happens."""
-
-    def __init__(self, display: _Display, **kwargs: Any) -> None:
-        self._display = display
-        super().__init__(**kwargs)
-
-    @property
-    def format_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = super().format_dict
-        display = getattr(self, "_display", None)
-        if display is None:
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            d: dict[str, Any] = super().format_dict
+            display = getattr(self, "_display", None)
+            if display is None:
+                return d
+            elapsed = d.get("elapsed") or 0.0
+            d["rate"] = (self.n / elapsed) if elapsed > 0 and self.n else None
+            d.update(display.fields(elapsed))
             return d
-        elapsed = d.get("elapsed") or 0.0
-        d["rate"] = (self.n / elapsed) if elapsed > 0 and self.n else None
-        d.update(display.fields(elapsed))
-        return d
+
+    return _Bar
 
 
 class LoadDisplay(_Display):
